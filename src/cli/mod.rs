@@ -1,0 +1,164 @@
+//! The command line: argument parsing, dispatch, output settings and exit codes.
+//!
+//! Exit codes (documented in docs/cli.md): 0 success, 1 any error (invalid input, usage error,
+//! failed command). `scar plan --detailed-exitcode` will add 2 for "changes present", which is
+//! why usage errors are 1 and not clap's customary 2.
+
+mod cmd_completions;
+mod cmd_import;
+mod cmd_schema;
+mod cmd_validate;
+pub mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// scar: containers as serverless pipelines on AWS, declared in YAML and reconciled.
+#[derive(Debug, Parser)]
+#[command(name = "scar", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// When to colour output: auto (terminal and no NO_COLOR), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Log more (-v info, -vv debug, -vvv trace); logs go to stderr. SCAR_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log format: text for people, json for log pipelines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Colour choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when stderr/stdout is a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// Log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Output format of commands that report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable text.
+    Text,
+    /// Machine-readable JSON on stdout.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a stack directory: schema and cross-reference checks, no AWS call.
+    ///
+    /// Reports every problem at once with file:line:column, the field path and a hint.
+    /// Exits 0 when valid (warnings allowed), 1 otherwise.
+    Validate {
+        /// The stack directory (every *.yaml and *.yml below it is read).
+        dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Convert a SCAR 4.x function definition file (FDL) into a stack directory.
+    ///
+    /// Scripts are copied next to the manifests, credentials become secret references, and
+    /// every SCAR field that has no home in scar is reported. The result is validated.
+    Import {
+        /// The SCAR function definition file (YAML).
+        fdl: PathBuf,
+        /// The directory to write the stack into (must be empty or absent).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The stack name (default: derived from the file name).
+        #[arg(long)]
+        stack: Option<String>,
+        /// The stack's region, when the FDL gives none (default us-east-1).
+        #[arg(long)]
+        region: Option<String>,
+        /// Write into a non-empty output directory, replacing files of the same name.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the JSON Schema of the manifests, or write every schema file into a directory.
+    Schema {
+        /// Which schema: manifest (any kind), stack, function or workflow.
+        #[arg(value_enum, default_value_t = SchemaKind::Manifest)]
+        kind: SchemaKind,
+        /// Write all schema files (stack.json, function.json, workflow.json, manifest.json)
+        /// into this directory instead of printing one.
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Which schema `scar schema` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// Any manifest, dispatching on `kind` (for editors).
+    Manifest,
+    /// Stack manifests.
+    Stack,
+    /// Function manifests.
+    Function,
+    /// Workflow manifests.
+    Workflow,
+}
+
+/// Parses arguments, runs the command and returns the process exit code.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    output::init_logging(cli.verbose, cli.log_format);
+    let out = output::Output::new(cli.color);
+    let result = match cli.command {
+        Command::Validate { dir, format } => cmd_validate::run(&dir, format, &out),
+        Command::Import {
+            fdl,
+            output,
+            stack,
+            region,
+            force,
+        } => cmd_import::run(&fdl, &output, stack, region, force, &out),
+        Command::Schema { kind, write } => cmd_schema::run(kind, write.as_deref()),
+        Command::Completions { shell } => cmd_completions::run(shell),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return ExitCode::SUCCESS;
+            }
+            out.error(&e.to_string());
+            ExitCode::from(1)
+        }
+    }
+}

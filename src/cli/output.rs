@@ -1,0 +1,83 @@
+//! Output settings: colour (NO_COLOR, terminals, `--color`), logging through tracing, and the
+//! few plain messages every command prints.
+
+use std::io::{IsTerminal, Write};
+
+use super::{ColorChoice, LogFormat};
+use crate::diag::Diagnostics;
+use crate::manifest::ManifestSet;
+use crate::render::diagnostic::{Style, render_all};
+
+/// Where and how a command writes for people.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    /// Style for stderr.
+    pub err_style: Style,
+}
+
+impl Output {
+    /// Decides colour once, from `--color`, `NO_COLOR` and whether stderr is a terminal.
+    #[must_use]
+    pub fn new(choice: ColorChoice) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        let color = match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => !no_color && !dumb && std::io::stderr().is_terminal(),
+        };
+        Self {
+            err_style: Style { color },
+        }
+    }
+
+    /// Prints diagnostics to stderr with source snippets from `set`.
+    pub fn diagnostics(&self, diags: &Diagnostics, set: &ManifestSet) {
+        let mut err = std::io::stderr().lock();
+        let source = |p: &std::path::Path| set.source(p);
+        let _ = render_all(diags, &source, self.err_style, &mut err);
+        if !diags.is_empty() {
+            let _ = writeln!(err);
+        }
+    }
+
+    /// Prints a one-line error to stderr.
+    pub fn error(&self, msg: &str) {
+        let label = if self.err_style.color {
+            "\x1b[1;31merror\x1b[0m"
+        } else {
+            "error"
+        };
+        eprintln!("{label}: {msg}");
+    }
+}
+
+/// Sets up tracing to stderr: `SCAR_LOG` (an env-filter) wins over `-v`.
+pub fn init_logging(verbose: u8, format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "scar=info",
+        2 => "scar=debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("SCAR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none());
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// "1 error", "2 warnings".
+#[must_use]
+pub fn count(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}

@@ -1,0 +1,11 @@
+//! scar: containers as serverless pipelines on AWS, as a declarative reconciler.
+//!
+//! The pure core (manifest loading and validation, SCAR import) makes no network call.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod diag;
+pub mod import;
+pub mod manifest;
+pub mod render;

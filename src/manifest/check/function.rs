@@ -1,0 +1,460 @@
+//! Function checks: names, scripts, images, limits that span fields, Batch and HTTP settings.
+
+use std::collections::HashMap;
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::manifest::load::{Doc, ManifestSet};
+use crate::manifest::names;
+use crate::manifest::resolve::{self, Effective};
+use crate::manifest::types::{ComputeType, EnvValue, Execution, FunctionManifest};
+
+/// Lambda's limit on the total size of a function's environment variables.
+const ENV_LIMIT_BYTES: usize = 4096;
+
+/// Variables Lambda reserves, and those the supervisor sets for every event.
+const RESERVED_ENV: &[&str] = &[
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+    "INPUT_FILE_PATH",
+    "TMP_OUTPUT_DIR",
+];
+
+/// CloudWatch Logs' accepted retention periods, in days.
+pub(crate) const RETENTION_DAYS: &[u32] = &[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+/// Fargate's vCPU and memory (MiB) pairs: vCPUs, lowest memory, highest memory, step.
+const FARGATE: &[(f64, u32, u32, u32)] = &[
+    (0.25, 512, 2048, 512),
+    (0.5, 1024, 4096, 1024),
+    (1.0, 2048, 8192, 1024),
+    (2.0, 4096, 16384, 1024),
+    (4.0, 8192, 30720, 1024),
+    (8.0, 16384, 61440, 4096),
+    (16.0, 32768, 122_880, 8192),
+];
+
+pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
+    let stack = set.stack();
+    let stack_name = stack.map_or("stack", |s| s.value.metadata.name.as_str());
+    let mut seen: HashMap<String, &Doc<FunctionManifest>> = HashMap::new();
+    for f in &set.functions {
+        let name = &f.value.metadata.name;
+        if let Some(first) = seen.get(&name.to_lowercase()) {
+            let same = first.value.metadata.name == *name;
+            out.push(
+                Diagnostic::error(if same {
+                    format!("duplicate function name `{name}`")
+                } else {
+                    format!(
+                        "function name `{name}` differs from `{}` only in case",
+                        first.value.metadata.name
+                    )
+                })
+                .at(f.at("/metadata/name"))
+                .field("metadata.name")
+                .related(first.at("/metadata/name"), "first defined here")
+                .hint("function names are unique in a stack, ignoring case (ECR names are lowercase)"),
+            );
+        } else {
+            seen.insert(name.to_lowercase(), f);
+        }
+        if let Some(problem) = names::function_name_problem(stack_name, name) {
+            out.push(
+                Diagnostic::error(format!("invalid function name `{name}`: {problem}"))
+                    .at(f.at("/metadata/name"))
+                    .field("metadata.name"),
+            );
+        }
+        let eff = resolve::effective(stack.map(|s| &s.value.spec), &f.value.spec);
+        check_one(set, f, &eff, out);
+    }
+}
+
+fn check_one(set: &ManifestSet, f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics) {
+    let spec = &f.value.spec;
+    if let Some(script) = &spec.script {
+        let path = f.dir().join(script);
+        if !path.is_file() {
+            out.push(
+                Diagnostic::error(format!("script `{script}` not found"))
+                    .at(f.at("/spec/script"))
+                    .field("spec.script")
+                    .hint(format!(
+                        "the path is relative to the manifest's directory ({})",
+                        path.display()
+                    )),
+            );
+        }
+    }
+    check_image(set, f, out);
+    if eff.timeout_threshold >= eff.timeout {
+        out.push(
+            Diagnostic::error(format!(
+                "timeoutThreshold ({} s) leaves no time to run: the timeout is {} s",
+                eff.timeout_threshold, eff.timeout
+            ))
+            .at(f.at("/spec/timeoutThreshold"))
+            .field("spec.timeoutThreshold")
+            .hint("keep the threshold well below the timeout"),
+        );
+    }
+    if !RETENTION_DAYS.contains(&eff.retention_days) {
+        out.push(
+            Diagnostic::error(format!(
+                "log retention of {} days is not one CloudWatch accepts",
+                eff.retention_days
+            ))
+            .at(f.at("/spec/logs/retentionDays"))
+            .field("spec.logs.retentionDays")
+            .hint(format!(
+                "use one of {}",
+                RETENTION_DAYS
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        );
+    }
+    check_env(f, eff, out);
+    check_network(f, eff, out);
+    for (i, input) in spec.input.iter().enumerate() {
+        bucket(f, &input.bucket, &format!("/spec/input/{i}/bucket"), out);
+        if input.prefix.as_deref().is_some_and(|p| p.starts_with('/')) {
+            out.push(
+                Diagnostic::error("a key prefix never starts with `/`")
+                    .at(f.at(&format!("/spec/input/{i}/prefix")))
+                    .field(format!("spec.input[{i}].prefix"))
+                    .hint("write `input/`, not `/input/`"),
+            );
+        }
+        for (j, event) in input.events.iter().flatten().enumerate() {
+            if !super::graph::is_known_event(event) {
+                out.push(
+                    Diagnostic::error(format!("unknown S3 event type `{event}`"))
+                        .at(f.at(&format!("/spec/input/{i}/events/{j}")))
+                        .field(format!("spec.input[{i}].events[{j}]"))
+                        .hint("for example `s3:ObjectCreated:*` or `s3:ObjectRemoved:Delete`"),
+                );
+            }
+        }
+    }
+    let providers = set.stack().map(|s| &s.value.spec.storage_providers);
+    for (i, output) in spec.output.iter().enumerate() {
+        match &output.provider {
+            None => bucket(f, &output.bucket, &format!("/spec/output/{i}/bucket"), out),
+            Some(p) => {
+                let known = p.split_once('.').is_some_and(|(kind, id)| match (kind, providers) {
+                    ("s3", Some(sp)) => sp.s3.contains_key(id),
+                    ("minio", Some(sp)) => sp.minio.contains_key(id),
+                    ("onedata", Some(sp)) => sp.onedata.contains_key(id),
+                    _ => false,
+                });
+                if !known {
+                    out.push(
+                        Diagnostic::error(format!("unknown storage provider `{p}`"))
+                            .at(f.at(&format!("/spec/output/{i}/provider")))
+                            .field(format!("spec.output[{i}].provider"))
+                            .hint("declare it under the Stack's `storageProviders` as `<type>.<id>` (s3, minio, onedata)"),
+                    );
+                }
+            }
+        }
+    }
+    check_batch(f, eff, out);
+    if spec.http.is_some() && eff.execution == Execution::Batch {
+        out.push(
+            Diagnostic::warning("an HTTP function in `batch` mode answers before the work is done")
+                .at(f.key_at("/spec/http"))
+                .field("spec.http")
+                .hint("callers get the Batch job id, not the script's output"),
+        );
+    }
+    super::stack::check_tags(&spec.tags, "/spec/tags", f, out);
+}
+
+fn bucket(f: &Doc<FunctionManifest>, name: &str, pointer: &str, out: &mut Diagnostics) {
+    if let Some(problem) = names::bucket_name_problem(name) {
+        out.push(
+            Diagnostic::error(format!("invalid bucket name `{name}`: {problem}"))
+                .at(f.at(pointer))
+                .field(crate::manifest::load::field_path(pointer)),
+        );
+    }
+}
+
+fn check_image(set: &ManifestSet, f: &Doc<FunctionManifest>, out: &mut Diagnostics) {
+    let image = &f.value.spec.image;
+    if image.chars().any(char::is_whitespace) || image.starts_with(['/', ':', '@']) {
+        out.push(
+            Diagnostic::error(format!("`{image}` is not an image reference"))
+                .at(f.at("/spec/image"))
+                .field("spec.image")
+                .hint("for example `grycap/imagemagick:latest` or `ACCOUNT.dkr.ecr.REGION.amazonaws.com/repo:tag`"),
+        );
+        return;
+    }
+    if f.value.spec.prebuilt == Some(true) {
+        let region = set.stack().map(|s| s.value.spec.region.as_str());
+        let ecr_region = image
+            .split('/')
+            .next()
+            .and_then(|host| host.split_once(".dkr.ecr."))
+            .and_then(|(_, rest)| rest.split('.').next());
+        match (ecr_region, region) {
+            (None, _) => out.push(
+                Diagnostic::error("a prebuilt image must be in ECR: Lambda pulls only from ECR")
+                    .at(f.at("/spec/image"))
+                    .field("spec.image")
+                    .hint("drop `prebuilt: true` to have scar assemble and push the image"),
+            ),
+            (Some(r), Some(stack)) if r != stack => out.push(
+                Diagnostic::error(format!(
+                    "the image is in region {r}, but the stack is in {stack}; Lambda pulls only from its own region"
+                ))
+                .at(f.at("/spec/image"))
+                .field("spec.image"),
+            ),
+            _ => {}
+        }
+    }
+}
+
+fn check_env(f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics) {
+    let mut size = 0;
+    for (k, v) in &eff.environment {
+        let pointer = format!("/spec/environment/{}", crate::manifest::yaml::escape_segment(k));
+        let valid = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            out.push(
+                Diagnostic::error(format!("invalid environment variable name `{k}`"))
+                    .at(f.key_at(&pointer))
+                    .field(format!("spec.environment.{k}"))
+                    .hint("start with a letter; use letters, digits and `_`"),
+            );
+        }
+        if RESERVED_ENV.contains(&k.as_str()) || k.starts_with("SCAR_") {
+            out.push(
+                Diagnostic::error(format!("environment variable `{k}` is reserved"))
+                    .at(f.key_at(&pointer))
+                    .field(format!("spec.environment.{k}"))
+                    .hint("Lambda or the scar supervisor sets it; choose another name"),
+            );
+        }
+        size += k.len()
+            + match v {
+                EnvValue::Literal(s) => s.len(),
+                EnvValue::Secret(s) => {
+                    s.secret_ref.ssm.as_deref().map_or(0, str::len)
+                        + s.secret_ref.secrets_manager.as_deref().map_or(0, str::len)
+                        + s.secret_ref.key.as_deref().map_or(0, str::len)
+                        + 16
+                }
+            };
+    }
+    // The supervisor's own variables: SCAR_STACK and SCAR_FUNCTION.
+    size += "SCAR_STACKSCAR_FUNCTION".len() + 32 + f.value.metadata.name.len();
+    if size > ENV_LIMIT_BYTES {
+        out.push(
+            Diagnostic::error(format!(
+                "the environment takes about {size} bytes; Lambda allows {ENV_LIMIT_BYTES} in all"
+            ))
+            .at(f.key_at("/spec/environment"))
+            .field("spec.environment")
+            .hint("move large values into the script or the image, or into SSM parameters"),
+        );
+    }
+}
+
+fn check_network(f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics) {
+    if let Some(vpc) = &eff.vpc {
+        for (i, s) in vpc.subnets.iter().enumerate() {
+            if !s.starts_with("subnet-") {
+                out.push(
+                    Diagnostic::error(format!("`{s}` is not a subnet id"))
+                        .at(f.at(&format!("/spec/vpc/subnets/{i}")))
+                        .field(format!("spec.vpc.subnets[{i}]"))
+                        .hint("subnet ids look like `subnet-0123456789abcdef0`"),
+                );
+            }
+        }
+        for (i, s) in vpc.security_groups.iter().enumerate() {
+            if !s.starts_with("sg-") {
+                out.push(
+                    Diagnostic::error(format!("`{s}` is not a security group id"))
+                        .at(f.at(&format!("/spec/vpc/securityGroups/{i}")))
+                        .field(format!("spec.vpc.securityGroups[{i}]"))
+                        .hint("security group ids look like `sg-0123456789abcdef0`"),
+                );
+            }
+        }
+    }
+    let fs = &f.value.spec.file_systems;
+    if fs.len() > 1 {
+        out.push(
+            Diagnostic::error("Lambda mounts at most one file system")
+                .at(f.key_at("/spec/fileSystems"))
+                .field("spec.fileSystems"),
+        );
+    }
+    if !fs.is_empty() && eff.vpc.is_none() {
+        out.push(
+            Diagnostic::error("a file system needs the function in a VPC")
+                .at(f.key_at("/spec/fileSystems"))
+                .field("spec.fileSystems")
+                .hint("add `vpc: {subnets: [...], securityGroups: [...]}` that reach the EFS mount targets"),
+        );
+    }
+}
+
+fn check_batch(f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics) {
+    let delegates = matches!(eff.execution, Execution::Batch | Execution::LambdaBatch);
+    let at = |p: &str| f.at(p);
+    if !delegates {
+        if f.value.spec.batch.is_some() {
+            out.push(
+                Diagnostic::warning("`batch` settings are unused: execution is `lambda`")
+                    .at(f.key_at("/spec/batch"))
+                    .field("spec.batch")
+                    .hint("set `execution: batch` or `lambda-batch`, or remove the block"),
+            );
+        }
+        return;
+    }
+    let Some(batch) = &eff.batch else {
+        out.push(
+            Diagnostic::error("execution delegates to AWS Batch but no `batch` settings are given")
+                .at(f.at("/spec/execution"))
+                .field("spec.batch")
+                .hint("add `batch.compute` with `subnets` and `securityGroups` (here or in the Stack's defaults)"),
+        );
+        return;
+    };
+    let Some(compute) = &batch.compute else {
+        out.push(
+            Diagnostic::error("`batch.compute` is missing: scar needs it to create the compute environment")
+                .at(f.key_at("/spec/batch"))
+                .field("spec.batch.compute")
+                .hint("give at least `subnets` and `securityGroups`"),
+        );
+        return;
+    };
+    let kind = compute.kind.unwrap_or(ComputeType::Ec2);
+    let fargate = matches!(kind, ComputeType::Fargate | ComputeType::FargateSpot);
+    for (field, present) in [
+        ("subnets", compute.subnets.as_ref().is_some_and(|v| !v.is_empty())),
+        (
+            "securityGroups",
+            compute.security_groups.as_ref().is_some_and(|v| !v.is_empty()),
+        ),
+    ] {
+        if !present {
+            out.push(
+                Diagnostic::error(format!("`batch.compute.{field}` is required for {kind:?} compute"))
+                    .at(f.key_at("/spec/batch/compute"))
+                    .field(format!("spec.batch.compute.{field}"))
+                    .hint("Batch starts its instances or tasks in these; give at least one"),
+            );
+        }
+    }
+    let min = compute.min_vcpus.unwrap_or(0);
+    let max = compute.max_vcpus.unwrap_or(2);
+    let desired = compute.desired_vcpus.unwrap_or(min);
+    if !(min <= desired && desired <= max) {
+        out.push(
+            Diagnostic::error(format!(
+                "vCPUs must satisfy min <= desired <= max, found {min} <= {desired} <= {max}"
+            ))
+            .at(f.key_at("/spec/batch/compute"))
+            .field("spec.batch.compute"),
+        );
+    }
+    let vcpus = batch.vcpus.unwrap_or(1.0);
+    if vcpus > f64::from(max) {
+        out.push(
+            Diagnostic::error(format!(
+                "a job asks for {vcpus} vCPUs but the compute environment has at most {max}: it would never start"
+            ))
+            .at(at("/spec/batch/vcpus"))
+            .field("spec.batch.vcpus"),
+        );
+    }
+    if compute.bid_percentage.is_some() && kind != ComputeType::Spot {
+        out.push(
+            Diagnostic::error("`bidPercentage` applies only to SPOT compute")
+                .at(at("/spec/batch/compute/bidPercentage"))
+                .field("spec.batch.compute.bidPercentage"),
+        );
+    }
+    if fargate {
+        let memory = batch.memory.unwrap_or(2048);
+        let fits = FARGATE.iter().any(|&(v, lo, hi, step)| {
+            (v - vcpus).abs() < f64::EPSILON && (lo..=hi).contains(&memory) && (memory - lo) % step == 0
+        });
+        if !fits {
+            out.push(
+                Diagnostic::error(format!(
+                    "Fargate has no size with {vcpus} vCPU and {memory} MiB"
+                ))
+                .at(at("/spec/batch/vcpus"))
+                .field("spec.batch.vcpus")
+                .hint("for example 0.25 vCPU with 512-2048 MiB, 1 vCPU with 2048-8192 MiB in 1024 steps"),
+            );
+        }
+        for (field, bad) in [
+            ("gpu", batch.gpu.unwrap_or(0) > 0),
+            ("multiNode", batch.multi_node.is_some()),
+            ("compute.instanceTypes", compute.instance_types.is_some()),
+            ("compute.instanceRole", compute.instance_role.is_some()),
+        ] {
+            if bad {
+                out.push(
+                    Diagnostic::error(format!("`batch.{field}` is not available on Fargate"))
+                        .at(at(&format!("/spec/batch/{}", field.replace('.', "/"))))
+                        .field(format!("spec.batch.{field}"))
+                        .hint("use EC2 or SPOT compute"),
+                );
+            }
+        }
+    } else if vcpus.fract() != 0.0 {
+        out.push(
+            Diagnostic::error(format!("EC2 and SPOT jobs take whole vCPUs, found {vcpus}"))
+                .at(at("/spec/batch/vcpus"))
+                .field("spec.batch.vcpus"),
+        );
+    }
+    if let Some(mn) = &batch.multi_node
+        && mn.main_node.unwrap_or(0) >= mn.nodes
+    {
+        out.push(
+            Diagnostic::error(format!(
+                "mainNode {} is not one of the {} nodes (0-{})",
+                mn.main_node.unwrap_or(0),
+                mn.nodes,
+                mn.nodes - 1
+            ))
+            .at(at("/spec/batch/multiNode/mainNode"))
+            .field("spec.batch.multiNode.mainNode"),
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! Stack checks: exactly one Stack, its name, role, account guard, tags and providers.
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::manifest::load::ManifestSet;
+use crate::manifest::names;
+
+/// Tags AWS allows on a resource.
+const MAX_TAGS: usize = 50;
+/// Tags scar writes itself (`scar:stack`, `scar:managed-by`, `scar:address`).
+const SCAR_TAGS: usize = 3;
+
+pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
+    match set.stacks.as_slice() {
+        [] => {
+            // A Stack that failed its schema has already been reported.
+            let rejected = set.rejected.contains(&crate::manifest::schema::Kind::Stack);
+            if !rejected && !set.files.is_empty() {
+                out.push(
+                    Diagnostic::error(format!("no Stack manifest in {}", set.dir.display()))
+                        .hint("add a file with `kind: Stack` naming the stack, region and role"),
+                );
+            }
+        }
+        [_] => {}
+        [first, rest @ ..] => {
+            for extra in rest {
+                out.push(
+                    Diagnostic::error("more than one Stack in the directory")
+                        .at(extra.at("/kind"))
+                        .field("kind")
+                        .related(first.at("/kind"), "the first Stack is here")
+                        .hint("one directory is one stack: move this one to its own directory"),
+                );
+            }
+        }
+    }
+    for s in &set.stacks {
+        let name = &s.value.metadata.name;
+        if let Some(problem) = names::stack_name_problem(name) {
+            out.push(
+                Diagnostic::error(format!("invalid stack name `{name}`: {problem}"))
+                    .at(s.at("/metadata/name"))
+                    .field("metadata.name")
+                    .hint("the stack name prefixes role, Batch and API names and tags"),
+            );
+        }
+        let spec = &s.value.spec;
+        let role = &spec.role;
+        match (&role.arn, role.managed) {
+            (Some(_), Some(true)) => out.push(
+                Diagnostic::error("role sets both `arn` and `managed: true`")
+                    .at(s.key_at("/spec/role"))
+                    .field("spec.role")
+                    .hint("use an existing role (`arn`) or let scar manage one, not both"),
+            ),
+            (None, None | Some(false)) => out.push(
+                Diagnostic::error("role names neither an `arn` nor `managed: true`")
+                    .at(s.key_at("/spec/role"))
+                    .field("spec.role")
+                    .hint("set `arn: arn:aws:iam::ACCOUNT:role/NAME` or `managed: true`"),
+            ),
+            _ => {}
+        }
+        if role.permissions_boundary.is_some() && role.managed != Some(true) {
+            out.push(
+                Diagnostic::error("permissionsBoundary applies only to a managed role")
+                    .at(s.at("/spec/role/permissionsBoundary"))
+                    .field("spec.role.permissionsBoundary"),
+            );
+        }
+        if let (Some(account), Some(arn)) = (&spec.account_id, &role.arn)
+            && let Some(role_account) = arn.split(':').nth(4)
+            && role_account != account
+        {
+            out.push(
+                Diagnostic::error(format!(
+                    "role belongs to account {role_account}, but the stack is guarded to {account}"
+                ))
+                .at(s.at("/spec/role/arn"))
+                .field("spec.role.arn")
+                .related(s.at("/spec/accountId"), "the account guard is here"),
+            );
+        }
+        check_tags(&spec.tags, "/spec/tags", s, out);
+        let providers = &spec.storage_providers;
+        let ids = providers
+            .s3
+            .keys()
+            .map(|k| ("s3", k))
+            .chain(providers.minio.keys().map(|k| ("minio", k)))
+            .chain(providers.onedata.keys().map(|k| ("onedata", k)));
+        for (kind, id) in ids {
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                out.push(
+                    Diagnostic::error(format!("invalid storage provider id `{id}`"))
+                        .at(s.key_at(&format!("/spec/storageProviders/{kind}/{id}")))
+                        .field(format!("spec.storageProviders.{kind}.{id}"))
+                        .hint("use letters, digits, `-` and `_`"),
+                );
+            }
+        }
+    }
+}
+
+/// Checks user tags: reserved prefixes, lengths, and room for scar's own tags.
+pub(super) fn check_tags<T>(
+    tags: &std::collections::BTreeMap<String, String>,
+    pointer: &str,
+    doc: &crate::manifest::Doc<T>,
+    out: &mut Diagnostics,
+) {
+    let field = crate::manifest::load::field_path(pointer);
+    for (k, v) in tags {
+        let p = format!("{pointer}/{}", crate::manifest::yaml::escape_segment(k));
+        let lower = k.to_lowercase();
+        if lower.starts_with("aws:") || lower.starts_with("scar:") {
+            out.push(
+                Diagnostic::error(format!("tag key `{k}` uses a reserved prefix"))
+                    .at(doc.key_at(&p))
+                    .field(format!("{field}.{k}"))
+                    .hint("`aws:` belongs to AWS and `scar:` to scar's ownership tags"),
+            );
+        }
+        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+            out.push(
+                Diagnostic::error("tag keys are 1-128 characters and values at most 256")
+                    .at(doc.key_at(&p))
+                    .field(format!("{field}.{k}")),
+            );
+        }
+    }
+    if tags.len() + SCAR_TAGS > MAX_TAGS {
+        out.push(
+            Diagnostic::error(format!(
+                "{} tags leave no room for scar's {SCAR_TAGS} ownership tags (AWS allows {MAX_TAGS})",
+                tags.len()
+            ))
+            .at(doc.key_at(pointer))
+            .field(field),
+        );
+    }
+}

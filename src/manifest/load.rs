@@ -1,0 +1,466 @@
+//! Loading a manifest directory: every `*.yaml`/`*.yml` below it, every document in each file,
+//! schema-checked, typed, with the span of every field kept for later checks.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::schema::{self, Kind, Problem};
+use super::types::{API_VERSION, FunctionManifest, StackManifest, WorkflowManifest};
+use super::yaml::{self, SpanIndex};
+use crate::diag::{Diagnostic, Diagnostics, Location, Span};
+
+/// A file that was read, with the path shown to the user.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// The path as shown in messages (the directory the user named, joined with the file).
+    pub path: PathBuf,
+    /// The file's text.
+    pub text: String,
+}
+
+/// A typed document and where its fields stand.
+#[derive(Debug, Clone)]
+pub struct Doc<T> {
+    /// The path shown to the user.
+    pub path: PathBuf,
+    /// Index of the document inside its file (0 for the first).
+    pub index: usize,
+    /// Spans of every field.
+    pub spans: SpanIndex,
+    /// The manifest.
+    pub value: T,
+}
+
+impl<T> Doc<T> {
+    /// The location of the value at `pointer` (or its nearest ancestor).
+    #[must_use]
+    pub fn at(&self, pointer: &str) -> Location {
+        Location {
+            file: self.path.clone(),
+            span: self.spans.value(pointer).or_else(|| self.spans.nearest(pointer)),
+        }
+    }
+
+    /// The location of the key at `pointer`, for "this field" messages.
+    #[must_use]
+    pub fn key_at(&self, pointer: &str) -> Location {
+        Location {
+            file: self.path.clone(),
+            span: self.spans.key(pointer).or_else(|| self.spans.nearest(pointer)),
+        }
+    }
+
+    /// The directory holding the document's file, for resolving relative paths.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+}
+
+/// Every manifest of a directory.
+#[derive(Debug, Clone, Default)]
+pub struct ManifestSet {
+    /// The directory as the user named it.
+    pub dir: PathBuf,
+    /// Files read, sorted by path.
+    pub files: Vec<SourceFile>,
+    /// Stack documents (exactly one is valid).
+    pub stacks: Vec<Doc<StackManifest>>,
+    /// Function documents.
+    pub functions: Vec<Doc<FunctionManifest>>,
+    /// Workflow documents.
+    pub workflows: Vec<Doc<WorkflowManifest>>,
+    /// Kinds of documents that were recognised but rejected (schema or type errors), so that
+    /// later checks do not report them as missing.
+    pub rejected: Vec<Kind>,
+}
+
+impl ManifestSet {
+    /// The text of a file, for rendering snippets.
+    #[must_use]
+    pub fn source(&self, path: &Path) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|f| f.path == path)
+            .map(|f| f.text.as_str())
+    }
+
+    /// The one Stack, if there is exactly one.
+    #[must_use]
+    pub fn stack(&self) -> Option<&Doc<StackManifest>> {
+        match self.stacks.as_slice() {
+            [one] => Some(one),
+            _ => None,
+        }
+    }
+}
+
+/// Converts a JSON pointer to the field path users read: `/spec/input/0/bucket` becomes
+/// `spec.input[0].bucket`.
+#[must_use]
+pub fn field_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for seg in pointer.split('/').skip(1) {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        if !seg.is_empty() && seg.chars().all(|c| c.is_ascii_digit()) {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&seg);
+        }
+    }
+    out
+}
+
+/// Finds every manifest file below `dir`, sorted, skipping hidden folders.
+fn manifest_files(dir: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) => {
+                diags.push(
+                    Diagnostic::error(format!("cannot read directory {}: {e}", d.display()))
+                        .hint("pass the directory that holds the stack's manifests"),
+                );
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                todo.push(path);
+            } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The path shown to the user: `dir` joined with the file's path below it, without a leading
+/// `./`.
+fn shown(path: &Path) -> PathBuf {
+    path.strip_prefix(".").map(Path::to_path_buf).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Loads every manifest below `dir`.
+///
+/// Returns what could be loaded and every problem found while loading (syntax, schema, types).
+/// Cross-document checks are [`super::check::check`]'s job.
+#[must_use]
+pub fn load_dir(dir: &Path) -> (ManifestSet, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let mut set = ManifestSet {
+        dir: dir.to_path_buf(),
+        ..ManifestSet::default()
+    };
+    if !dir.is_dir() {
+        diags.push(
+            Diagnostic::error(format!("{} is not a directory", dir.display()))
+                .hint("pass the directory that holds the stack's manifests"),
+        );
+        return (set, diags);
+    }
+    for path in manifest_files(dir, &mut diags) {
+        let shown = shown(&path);
+        match std::fs::read(&path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => {
+                    load_text(&shown, &text, &mut set, &mut diags);
+                    set.files.push(SourceFile { path: shown, text });
+                }
+                Err(_) => diags.push(
+                    Diagnostic::error("file is not valid UTF-8").at(Location {
+                        file: shown,
+                        span: None,
+                    }),
+                ),
+            },
+            Err(e) => diags.push(Diagnostic::error(format!("cannot read file: {e}")).at(Location {
+                file: shown,
+                span: None,
+            })),
+        }
+    }
+    (set, diags)
+}
+
+/// Loads the documents of one file's text into `set`.
+pub fn load_text(path: &Path, text: &str, set: &mut ManifestSet, diags: &mut Diagnostics) {
+    let docs = match yaml::parse(text) {
+        Ok(d) => d,
+        Err(e) => {
+            diags.push(
+                Diagnostic::error(format!("invalid YAML: {}", e.message)).at(Location {
+                    file: path.to_path_buf(),
+                    span: Some(e.span),
+                }),
+            );
+            return;
+        }
+    };
+    for (index, doc) in docs.iter().enumerate() {
+        if doc.root.value == yaml::NodeValue::Null {
+            continue;
+        }
+        let (value, spans) = yaml::to_json(&doc.root);
+        let raw = Doc {
+            path: path.to_path_buf(),
+            index,
+            spans,
+            value,
+        };
+        load_doc(raw, set, diags);
+    }
+}
+
+fn load_doc(raw: Doc<Value>, set: &mut ManifestSet, diags: &mut Diagnostics) {
+    let Some(map) = raw.value.as_object() else {
+        diags.push(
+            Diagnostic::error("a manifest must be a mapping")
+                .at(raw.at(""))
+                .hint("start with `apiVersion: scar/v1alpha1` and `kind: Stack|Function|Workflow`"),
+        );
+        return;
+    };
+    match map.get("apiVersion") {
+        Some(Value::String(v)) if v == API_VERSION => {}
+        Some(other) => {
+            diags.push(
+                Diagnostic::error(format!("unsupported apiVersion {other}"))
+                    .at(raw.at("/apiVersion"))
+                    .field("apiVersion")
+                    .hint(format!("this release reads `apiVersion: {API_VERSION}`")),
+            );
+            return;
+        }
+        None => {
+            diags.push(
+                Diagnostic::error("missing apiVersion")
+                    .at(raw.at(""))
+                    .field("apiVersion")
+                    .hint(format!("add `apiVersion: {API_VERSION}`")),
+            );
+            return;
+        }
+    }
+    let kind = match map.get("kind") {
+        Some(Value::String(k)) => match Kind::parse(k) {
+            Some(kind) => kind,
+            None => {
+                let hint = suggest(k, Kind::ALL.iter().map(|k| k.as_str()))
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| "kinds are Stack, Function and Workflow".into());
+                diags.push(
+                    Diagnostic::error(format!("unknown kind `{k}`"))
+                        .at(raw.at("/kind"))
+                        .field("kind")
+                        .hint(hint),
+                );
+                return;
+            }
+        },
+        _ => {
+            diags.push(
+                Diagnostic::error("missing or non-string kind")
+                    .at(raw.at(""))
+                    .field("kind")
+                    .hint("add `kind: Stack`, `kind: Function` or `kind: Workflow`"),
+            );
+            return;
+        }
+    };
+    let issues = schema::check(kind, &raw.value);
+    if !issues.is_empty() {
+        for issue in issues {
+            diags.0.extend(issue_diagnostics(&raw, &issue));
+        }
+        set.rejected.push(kind);
+        return;
+    }
+    let Doc {
+        path,
+        index,
+        spans,
+        value,
+    } = raw;
+    let failed = match kind {
+        Kind::Stack => serde_json::from_value(value).map(|v| set.stacks.push(doc(&path, index, &spans, v))),
+        Kind::Function => serde_json::from_value(value).map(|v| set.functions.push(doc(&path, index, &spans, v))),
+        Kind::Workflow => serde_json::from_value(value).map(|v| set.workflows.push(doc(&path, index, &spans, v))),
+    };
+    if let Err(e) = failed {
+        // The schema accepted what serde refused: a gap between the two worth a bug report.
+        tracing::debug!(kind = kind.as_str(), "schema-valid document failed to deserialise");
+        diags.push(
+            Diagnostic::error(format!("cannot read {}: {e}", kind.as_str())).at(Location {
+                file: path.clone(),
+                span: spans.value(""),
+            }),
+        );
+        set.rejected.push(kind);
+    }
+}
+
+fn doc<T>(path: &Path, index: usize, spans: &SpanIndex, value: T) -> Doc<T> {
+    Doc {
+        path: path.to_path_buf(),
+        index,
+        spans: spans.clone(),
+        value,
+    }
+}
+
+fn issue_diagnostics(raw: &Doc<Value>, issue: &schema::SchemaIssue) -> Vec<Diagnostic> {
+    let p = &issue.pointer;
+    let found = raw.value.pointer(p);
+    match &issue.problem {
+        Problem::UnknownFields { unknown, allowed } => unknown
+            .iter()
+            .map(|name| {
+                let child = format!("{p}/{}", yaml::escape_segment(name));
+                let hint = match suggest(name, allowed.iter().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if allowed.is_empty() => "no fields are allowed here".to_owned(),
+                    None => format!("allowed here: {}", allowed.join(", ")),
+                };
+                Diagnostic::error(format!("unknown field `{name}`"))
+                    .at(raw.key_at(&child))
+                    .field(field_path(&child))
+                    .hint(hint)
+            })
+            .collect(),
+        Problem::Missing(name) => {
+            let child = format!("{p}/{}", yaml::escape_segment(name));
+            vec![
+                Diagnostic::error(format!("missing required field `{name}`"))
+                    .at(raw.key_at(p))
+                    .field(field_path(&child)),
+            ]
+        }
+        Problem::Type { expected } => {
+            let mut d = Diagnostic::error(format!(
+                "expected {expected}, found {}",
+                describe(found)
+            ))
+            .at(raw.at(p))
+            .field(field_path(p));
+            if expected == "a string" && matches!(found, Some(Value::Number(_) | Value::Bool(_))) {
+                d = d.hint("quote the value to make it a string");
+            }
+            vec![d]
+        }
+        Problem::Enum(options) => {
+            let shown = found.map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+            let mut d = Diagnostic::error(format!(
+                "`{}` is not one of: {}",
+                shown.clone().unwrap_or_default(),
+                options.join(", ")
+            ))
+            .at(raw.at(p))
+            .field(field_path(p));
+            if let Some(s) = shown
+                .as_deref()
+                .and_then(|s| suggest(s, options.iter().map(String::as_str)))
+            {
+                d = d.hint(format!("did you mean `{s}`?"));
+            }
+            vec![d]
+        }
+        Problem::NoForm => {
+            let hint = if p.contains("/environment/") {
+                "an environment value is a string, or `secretRef: {ssm: NAME}` / `secretRef: {secretsManager: NAME}`"
+            } else {
+                "see the field's documentation in docs/manifests.md"
+            };
+            vec![
+                Diagnostic::error(format!(
+                    "{} does not match any allowed form",
+                    describe(found)
+                ))
+                .at(raw.at(p))
+                .field(field_path(p))
+                .hint(hint),
+            ]
+        }
+        Problem::Other(msg) => vec![
+            Diagnostic::error(msg.clone())
+                .at(raw.at(p))
+                .field(field_path(p)),
+        ],
+    }
+}
+
+fn describe(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => "nothing (null)".into(),
+        Some(Value::Bool(b)) => format!("boolean `{b}`"),
+        Some(Value::Number(n)) => format!("number `{n}`"),
+        Some(Value::String(s)) => format!("string \"{s}\""),
+        Some(Value::Array(_)) => "a list".into(),
+        Some(Value::Object(_)) => "a mapping".into(),
+    }
+}
+
+/// The closest candidate within a small edit distance, for "did you mean" hints.
+#[must_use]
+pub fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The span of a whole document, for diagnostics about it as a whole.
+#[must_use]
+pub fn doc_span<T>(doc: &Doc<T>) -> Option<Span> {
+    doc.spans.value("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_paths_read_like_code() {
+        assert_eq!(field_path("/spec/input/0/bucket"), "spec.input[0].bucket");
+        assert_eq!(field_path(""), "");
+        assert_eq!(field_path("/metadata/labels/a~1b"), "metadata.labels.a/b");
+    }
+
+    #[test]
+    fn suggestions_need_to_be_close() {
+        let c = ["memory", "timeout", "image"];
+        assert_eq!(suggest("memroy", c.iter().copied()), Some("memory"));
+        assert_eq!(suggest("zzz", c.iter().copied()), None);
+    }
+}

@@ -1,0 +1,14 @@
+//! Manifests: the YAML documents a user writes, loaded with positions, checked against the JSON
+//! Schemas generated from [`types`], then checked across documents ([`check`]).
+//!
+//! Nothing here makes a network call: `scar validate` is safe to run anywhere.
+
+pub mod check;
+pub mod load;
+pub mod names;
+pub mod resolve;
+pub mod schema;
+pub mod types;
+pub mod yaml;
+
+pub use load::{Doc, ManifestSet, SourceFile, load_dir};

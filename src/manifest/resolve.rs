@@ -1,0 +1,191 @@
+//! Effective function settings: a Function's own fields over the Stack's `defaults` over the
+//! built-in defaults. Checks and (later) the resource graph read these, never raw `Option`s.
+
+use std::collections::BTreeMap;
+
+use super::types::{
+    Architecture, BatchSpec, ComputeSpec, ComputeType, EnvValue, Execution, FunctionSpec,
+    LogLevel, StackSpec, VpcSpec,
+};
+
+/// Built-in memory in MB (SCAR's default).
+pub const DEFAULT_MEMORY: u32 = 512;
+/// Built-in timeout in seconds (SCAR's default).
+pub const DEFAULT_TIMEOUT: u32 = 300;
+/// Built-in ephemeral storage in MB (Lambda's default).
+pub const DEFAULT_EPHEMERAL_STORAGE: u32 = 512;
+/// Built-in timeout threshold in seconds (SCAR's default).
+pub const DEFAULT_TIMEOUT_THRESHOLD: u32 = 10;
+/// Built-in log retention in days (SCAR's default).
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+/// Built-in S3 trigger events.
+pub const DEFAULT_EVENTS: &[&str] = &["s3:ObjectCreated:*"];
+
+/// A function's settings after defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Effective {
+    /// Memory in MB.
+    pub memory: u32,
+    /// Timeout in seconds.
+    pub timeout: u32,
+    /// Ephemeral storage in MB.
+    pub ephemeral_storage: u32,
+    /// Instruction set.
+    pub architecture: Architecture,
+    /// Seconds kept back before the timeout.
+    pub timeout_threshold: u32,
+    /// Execution mode.
+    pub execution: Execution,
+    /// Log retention in days.
+    pub retention_days: u32,
+    /// Supervisor log level.
+    pub log_level: LogLevel,
+    /// VPC attachment.
+    pub vpc: Option<VpcSpec>,
+    /// Environment: the stack's defaults overlaid by the function's own.
+    pub environment: BTreeMap<String, EnvValue>,
+    /// Batch settings merged field by field, when either side has any.
+    pub batch: Option<BatchSpec>,
+}
+
+/// Resolves a function's effective settings.
+#[must_use]
+pub fn effective(stack: Option<&StackSpec>, f: &FunctionSpec) -> Effective {
+    let d = stack.map(|s| &s.defaults);
+    let pick = |own: Option<u32>, def: Option<u32>, builtin: u32| own.or(def).unwrap_or(builtin);
+    let mut environment = d.map(|d| d.environment.clone()).unwrap_or_default();
+    environment.extend(f.environment.clone());
+    let logs_default = d.and_then(|d| d.logs.as_ref());
+    let logs_own = f.logs.as_ref();
+    Effective {
+        memory: pick(f.memory, d.and_then(|d| d.memory), DEFAULT_MEMORY),
+        timeout: pick(f.timeout, d.and_then(|d| d.timeout), DEFAULT_TIMEOUT),
+        ephemeral_storage: pick(
+            f.ephemeral_storage,
+            d.and_then(|d| d.ephemeral_storage),
+            DEFAULT_EPHEMERAL_STORAGE,
+        ),
+        architecture: f
+            .architecture
+            .or(d.and_then(|d| d.architecture))
+            .unwrap_or(Architecture::X86_64),
+        timeout_threshold: pick(
+            f.timeout_threshold,
+            d.and_then(|d| d.timeout_threshold),
+            DEFAULT_TIMEOUT_THRESHOLD,
+        ),
+        execution: f
+            .execution
+            .or(d.and_then(|d| d.execution))
+            .unwrap_or(Execution::Lambda),
+        retention_days: logs_own
+            .and_then(|l| l.retention_days)
+            .or(logs_default.and_then(|l| l.retention_days))
+            .unwrap_or(DEFAULT_RETENTION_DAYS),
+        log_level: logs_own
+            .and_then(|l| l.level)
+            .or(logs_default.and_then(|l| l.level))
+            .unwrap_or(LogLevel::Info),
+        vpc: f.vpc.clone().or_else(|| d.and_then(|d| d.vpc.clone())),
+        environment,
+        batch: merge_batch(d.and_then(|d| d.batch.as_ref()), f.batch.as_ref()),
+    }
+}
+
+fn merge_batch(base: Option<&BatchSpec>, own: Option<&BatchSpec>) -> Option<BatchSpec> {
+    let (base, own) = match (base, own) {
+        (None, None) => return None,
+        (Some(b), None) => return Some(b.clone()),
+        (None, Some(o)) => return Some(o.clone()),
+        (Some(b), Some(o)) => (b, o),
+    };
+    let mut environment = base.environment.clone();
+    environment.extend(own.environment.clone());
+    Some(BatchSpec {
+        vcpus: own.vcpus.or(base.vcpus),
+        memory: own.memory.or(base.memory),
+        gpu: own.gpu.or(base.gpu),
+        environment,
+        multi_node: own.multi_node.clone().or_else(|| base.multi_node.clone()),
+        compute: match (&base.compute, &own.compute) {
+            (Some(b), Some(o)) => {
+                // Fields that only make sense for one compute type are inherited only when the
+                // function keeps the default's type: a function that switches the stack's SPOT
+                // default to FARGATE must not inherit `bidPercentage` or `instanceTypes`.
+                let same_type = o.kind.is_none() || o.kind.unwrap_or(ComputeType::Ec2) == b.kind.unwrap_or(ComputeType::Ec2);
+                let typed = |own: &Option<Vec<String>>, base: &Option<Vec<String>>| {
+                    own.clone().or_else(|| base.clone().filter(|_| same_type))
+                };
+                Some(ComputeSpec {
+                    kind: o.kind.or(b.kind),
+                    min_vcpus: o.min_vcpus.or(b.min_vcpus),
+                    max_vcpus: o.max_vcpus.or(b.max_vcpus),
+                    desired_vcpus: o.desired_vcpus.or(b.desired_vcpus),
+                    instance_types: typed(&o.instance_types, &b.instance_types),
+                    subnets: o.subnets.clone().or_else(|| b.subnets.clone()),
+                    security_groups: o.security_groups.clone().or_else(|| b.security_groups.clone()),
+                    instance_role: o.instance_role.clone().or_else(|| b.instance_role.clone().filter(|_| same_type)),
+                    service_role: o.service_role.clone().or_else(|| b.service_role.clone()),
+                    bid_percentage: o.bid_percentage.or(b.bid_percentage.filter(|_| same_type)),
+                })
+            }
+            (b, o) => o.clone().or_else(|| b.clone()),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::types::{FunctionDefaults, RoleSpec};
+
+    fn function(yaml: serde_json::Value) -> FunctionSpec {
+        serde_json::from_value(yaml).expect("valid spec")
+    }
+
+    #[test]
+    fn own_beats_stack_beats_builtin() {
+        let stack = StackSpec {
+            region: "us-east-1".into(),
+            account_id: None,
+            role: RoleSpec::default(),
+            defaults: FunctionDefaults {
+                memory: Some(1024),
+                timeout: Some(60),
+                ..FunctionDefaults::default()
+            },
+            tags: BTreeMap::new(),
+            buckets: Default::default(),
+            storage_providers: Default::default(),
+        };
+        let f = function(serde_json::json!({"image": "x", "memory": 2048}));
+        let e = effective(Some(&stack), &f);
+        assert_eq!((e.memory, e.timeout, e.ephemeral_storage), (2048, 60, 512));
+        assert_eq!(e.execution, Execution::Lambda);
+    }
+
+    #[test]
+    fn batch_compute_merges_field_by_field() {
+        let base = BatchSpec {
+            compute: Some(ComputeSpec {
+                subnets: Some(vec!["subnet-1".into()]),
+                security_groups: Some(vec!["sg-1".into()]),
+                ..ComputeSpec::default()
+            }),
+            ..BatchSpec::default()
+        };
+        let own = BatchSpec {
+            vcpus: Some(2.0),
+            compute: Some(ComputeSpec {
+                kind: Some(ComputeType::Spot),
+                ..ComputeSpec::default()
+            }),
+            ..BatchSpec::default()
+        };
+        let m = merge_batch(Some(&base), Some(&own)).expect("merged");
+        let c = m.compute.expect("compute");
+        assert_eq!(c.kind, Some(ComputeType::Spot));
+        assert_eq!(c.subnets, Some(vec!["subnet-1".to_owned()]));
+        assert_eq!(m.vcpus, Some(2.0));
+    }
+}

@@ -1,0 +1,558 @@
+//! The manifest kinds as Rust types: the single source of truth for `schemas/*.json`.
+//!
+//! Field names are camelCase as in Kubernetes. Every struct denies unknown fields. Defaults that
+//! depend on the Stack (`spec.defaults`) are resolved in [`crate::manifest::resolve`], not here,
+//! so these types say exactly what a user wrote.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The only `apiVersion` this release reads.
+pub const API_VERSION: &str = "scar/v1alpha1";
+
+/// `apiVersion` of every scar manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ApiVersion {
+    /// The first, still-alpha version of the manifest format.
+    #[serde(rename = "scar/v1alpha1")]
+    V1Alpha1,
+}
+
+/// Name and labels of a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// The object's name. For a Function it is also the Lambda function name.
+    #[schemars(length(min = 1, max = 64))]
+    pub name: String,
+    /// Free-form labels; scar copies them nowhere and uses them for nothing but selection.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+macro_rules! kind_enum {
+    ($name:ident, $variant:ident) => {
+        #[doc = concat!("The `kind` of a ", stringify!($variant), " manifest.")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+        pub enum $name {
+            #[doc = concat!("`", stringify!($variant), "`")]
+            $variant,
+        }
+    };
+}
+kind_enum!(StackKind, Stack);
+kind_enum!(FunctionKind, Function);
+kind_enum!(WorkflowKind, Workflow);
+
+/// A Stack: the ownership scope, region, account guard, role and defaults of one directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "scar Stack")]
+pub struct StackManifest {
+    /// Always `scar/v1alpha1`.
+    pub api_version: ApiVersion,
+    /// Always `Stack`.
+    pub kind: StackKind,
+    /// `name` is the stack name: the `scar:stack` tag on everything scar creates.
+    pub metadata: Metadata,
+    /// The stack's settings.
+    pub spec: StackSpec,
+}
+
+/// Settings shared by every function of a stack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StackSpec {
+    /// AWS region of every resource, such as `us-east-1`.
+    #[schemars(regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"))]
+    pub region: String,
+    /// The 12-digit AWS account this stack belongs to; scar refuses to touch any other.
+    #[schemars(regex(pattern = r"^[0-9]{12}$"))]
+    pub account_id: Option<String>,
+    /// The Lambda execution role: an existing role ARN, or `managed: true`.
+    pub role: RoleSpec,
+    /// Defaults for every Function of the stack; a Function's own field wins.
+    #[serde(default)]
+    pub defaults: FunctionDefaults,
+    /// Tags added to every resource scar creates (`scar:*` and `aws:*` keys are reserved).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// What happens to buckets scar created when they leave the manifests.
+    #[serde(default)]
+    pub buckets: BucketPolicy,
+    /// Storage providers other than the stack's own S3 account, for function outputs.
+    #[serde(default)]
+    pub storage_providers: StorageProviders,
+}
+
+/// The execution role of the stack's functions. Set exactly one of `arn` and `managed`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RoleSpec {
+    /// An existing IAM role ARN that scar uses as is and never modifies.
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$"))]
+    pub arn: Option<String>,
+    /// `true`: scar creates and owns a least-privilege role derived from the functions.
+    pub managed: Option<bool>,
+    /// A permissions boundary ARN attached to the managed role.
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:policy/.+$"))]
+    pub permissions_boundary: Option<String>,
+}
+
+/// What scar does with the buckets it created.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BucketPolicy {
+    /// `Retain` (default) never deletes a bucket; `DeleteIfEmpty` deletes an owned bucket
+    /// that no manifest uses any more, and only when it holds no object.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// Bucket deletion policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Never delete (default): data loss is worse than an orphan.
+    #[default]
+    Retain,
+    /// Delete an owned, unused, empty bucket.
+    DeleteIfEmpty,
+}
+
+/// Defaults for every Function of a stack.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FunctionDefaults {
+    /// Memory in MB (128-10240). Built-in default 512.
+    #[schemars(range(min = 128, max = 10240))]
+    pub memory: Option<u32>,
+    /// Timeout in seconds (1-900). Built-in default 300.
+    #[schemars(range(min = 1, max = 900))]
+    pub timeout: Option<u32>,
+    /// Ephemeral storage (`/tmp`) in MB (512-10240). Built-in default 512.
+    #[schemars(range(min = 512, max = 10240))]
+    pub ephemeral_storage: Option<u32>,
+    /// Instruction set. Built-in default `x86_64`.
+    pub architecture: Option<Architecture>,
+    /// Seconds kept back before the timeout to upload partial results. Built-in default 10.
+    #[schemars(range(min = 0, max = 899))]
+    pub timeout_threshold: Option<u32>,
+    /// Execution mode. Built-in default `lambda`.
+    pub execution: Option<Execution>,
+    /// Log retention and level.
+    pub logs: Option<LogsSpec>,
+    /// VPC attachment.
+    pub vpc: Option<VpcSpec>,
+    /// Environment variables merged under each function's own.
+    #[serde(default)]
+    pub environment: BTreeMap<String, EnvValue>,
+    /// Batch settings merged under each function's own (useful for shared networking).
+    pub batch: Option<BatchSpec>,
+}
+
+/// Storage providers besides the stack's own S3, referenced by outputs as `<type>.<id>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StorageProviders {
+    /// S3 in another account or with other credentials.
+    #[serde(default)]
+    pub s3: BTreeMap<String, S3Provider>,
+    /// MinIO or any S3-compatible endpoint.
+    #[serde(default)]
+    pub minio: BTreeMap<String, MinioProvider>,
+    /// Onedata spaces.
+    #[serde(default)]
+    pub onedata: BTreeMap<String, OnedataProvider>,
+}
+
+/// An S3 provider with its own credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct S3Provider {
+    /// Region of the provider's buckets.
+    pub region: Option<String>,
+    /// Access key id, as a secret reference.
+    pub access_key: SecretRef,
+    /// Secret access key, as a secret reference.
+    pub secret_key: SecretRef,
+}
+
+/// A MinIO (S3-compatible) provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MinioProvider {
+    /// Endpoint URL, such as `https://minio.example.org:9000`.
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub endpoint: String,
+    /// Verify the endpoint's TLS certificate (default true).
+    pub verify: Option<bool>,
+    /// Region name the endpoint expects.
+    pub region: Option<String>,
+    /// Access key, as a secret reference.
+    pub access_key: SecretRef,
+    /// Secret key, as a secret reference.
+    pub secret_key: SecretRef,
+}
+
+/// A Onedata provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OnedataProvider {
+    /// The Oneprovider host name.
+    pub oneprovider_host: String,
+    /// Access token, as a secret reference.
+    pub token: SecretRef,
+    /// Space name.
+    pub space: String,
+}
+
+/// A reference to a secret kept in AWS; the value itself never appears in a manifest, plan or
+/// log. Set exactly one of `ssm` and `secretsManager`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretRef {
+    /// An SSM Parameter Store parameter name (SecureString), such as `/team/db/password`.
+    #[schemars(regex(pattern = r"^/?[a-zA-Z0-9_.\-/]+$"))]
+    pub ssm: Option<String>,
+    /// A Secrets Manager secret name or ARN.
+    pub secrets_manager: Option<String>,
+    /// With `secretsManager`: the JSON key inside the secret string.
+    pub key: Option<String>,
+}
+
+/// An environment value: a literal string or a secret reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum EnvValue {
+    /// A literal value. Quote numbers and booleans (`"8080"`, `"true"`).
+    Literal(String),
+    /// A secret resolved at run time by the supervisor.
+    Secret(SecretEnv),
+}
+
+/// The secret form of an environment value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretEnv {
+    /// Where the secret lives.
+    pub secret_ref: SecretRef,
+}
+
+/// Instruction set of a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Architecture {
+    /// 64-bit x86.
+    #[serde(rename = "x86_64")]
+    X86_64,
+    /// 64-bit ARM (Graviton).
+    #[serde(rename = "arm64")]
+    Arm64,
+}
+
+/// Where a function's work runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Execution {
+    /// Every event runs in Lambda.
+    Lambda,
+    /// Every event is delegated to AWS Batch.
+    Batch,
+    /// Runs in Lambda; work that does not fit is delegated to AWS Batch.
+    LambdaBatch,
+}
+
+/// A Function: a container image and a script, triggered by S3 or HTTP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "scar Function")]
+pub struct FunctionManifest {
+    /// Always `scar/v1alpha1`.
+    pub api_version: ApiVersion,
+    /// Always `Function`.
+    pub kind: FunctionKind,
+    /// `name` is the Lambda function name (letters, digits, `-` and `_`, at most 64).
+    pub metadata: Metadata,
+    /// The function's settings.
+    pub spec: FunctionSpec,
+}
+
+/// Settings of one function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FunctionSpec {
+    /// Container image, such as `grycap/imagemagick` or an ECR URI.
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+    /// `true`: the image already runs scar-supervisor as its entrypoint and is used as is.
+    /// Default `false`: scar assembles an image from `image` plus the supervisor and script.
+    pub prebuilt: Option<bool>,
+    /// Shell script run for every event, relative to this manifest file.
+    pub script: Option<String>,
+    /// Description of the Lambda function (at most 256 characters).
+    #[schemars(length(max = 256))]
+    pub description: Option<String>,
+    /// Memory in MB (128-10240).
+    #[schemars(range(min = 128, max = 10240))]
+    pub memory: Option<u32>,
+    /// Timeout in seconds (1-900).
+    #[schemars(range(min = 1, max = 900))]
+    pub timeout: Option<u32>,
+    /// Ephemeral storage (`/tmp`) in MB (512-10240).
+    #[schemars(range(min = 512, max = 10240))]
+    pub ephemeral_storage: Option<u32>,
+    /// Instruction set.
+    pub architecture: Option<Architecture>,
+    /// Seconds kept back before the timeout to upload partial results.
+    #[schemars(range(min = 0, max = 899))]
+    pub timeout_threshold: Option<u32>,
+    /// An execution role ARN for this function alone, instead of the stack's role.
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$"))]
+    pub role: Option<String>,
+    /// Environment of the script (and of the Lambda function).
+    #[serde(default)]
+    pub environment: BTreeMap<String, EnvValue>,
+    /// S3 triggers: an object created under `bucket`/`prefix` ending in `suffix` runs the function.
+    #[serde(default)]
+    pub input: Vec<InputSpec>,
+    /// Where the files the script writes to `$TMP_OUTPUT_DIR` are uploaded.
+    #[serde(default)]
+    pub output: Vec<OutputSpec>,
+    /// `lambda` (default), `batch` or `lambda-batch`.
+    pub execution: Option<Execution>,
+    /// AWS Batch settings, required for `batch` and `lambda-batch`.
+    pub batch: Option<BatchSpec>,
+    /// An HTTP endpoint through API Gateway.
+    pub http: Option<HttpSpec>,
+    /// Log retention and supervisor log level.
+    pub logs: Option<LogsSpec>,
+    /// VPC attachment.
+    pub vpc: Option<VpcSpec>,
+    /// EFS file systems (at most 1; needs `vpc`).
+    #[serde(default)]
+    pub file_systems: Vec<FileSystemSpec>,
+    /// Tags for this function's resources, on top of the stack's.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One S3 trigger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct InputSpec {
+    /// Bucket name. Created (and then owned) if it does not exist.
+    pub bucket: String,
+    /// Key prefix, such as `input/`.
+    pub prefix: Option<String>,
+    /// Key suffix, such as `.jpg`.
+    pub suffix: Option<String>,
+    /// S3 event types. Default `[s3:ObjectCreated:*]`.
+    pub events: Option<Vec<String>>,
+}
+
+/// One output destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OutputSpec {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix the files are uploaded under.
+    pub prefix: Option<String>,
+    /// A storage provider `<type>.<id>` from the stack's `storageProviders`; default: the
+    /// stack's own S3 through the function's role.
+    pub provider: Option<String>,
+    /// Which output files go here; default all.
+    pub filter: Option<OutputFilter>,
+}
+
+/// A filter on the names of output files.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OutputFilter {
+    /// Upload only files whose name starts with one of these.
+    #[serde(default)]
+    pub prefix: Vec<String>,
+    /// Upload only files whose name ends with one of these.
+    #[serde(default)]
+    pub suffix: Vec<String>,
+}
+
+/// AWS Batch settings of a function.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BatchSpec {
+    /// vCPUs per job (default 1; Fargate: 0.25, 0.5, 1, 2, 4, 8 or 16).
+    #[schemars(range(min = 0.25, max = 256))]
+    pub vcpus: Option<f64>,
+    /// Memory per job in MiB (default 1024).
+    #[schemars(range(min = 4))]
+    pub memory: Option<u32>,
+    /// GPUs per job (default 0; not on Fargate).
+    #[schemars(range(max = 16))]
+    pub gpu: Option<u32>,
+    /// Extra environment of the Batch job, on top of the function's.
+    #[serde(default)]
+    pub environment: BTreeMap<String, EnvValue>,
+    /// Run each job on several nodes (EC2 only).
+    pub multi_node: Option<MultiNodeSpec>,
+    /// The compute environment scar creates for this function.
+    pub compute: Option<ComputeSpec>,
+}
+
+/// Multi-node parallel jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MultiNodeSpec {
+    /// Number of nodes (2-1000).
+    #[schemars(range(min = 2, max = 1000))]
+    pub nodes: u32,
+    /// Index of the main node (default 0).
+    pub main_node: Option<u32>,
+}
+
+/// A managed Batch compute environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ComputeSpec {
+    /// `EC2` (default), `SPOT`, `FARGATE` or `FARGATE_SPOT`.
+    #[serde(rename = "type")]
+    pub kind: Option<ComputeType>,
+    /// Minimum vCPUs kept running (default 0).
+    pub min_vcpus: Option<u32>,
+    /// Maximum vCPUs (default 2).
+    #[schemars(range(min = 1))]
+    pub max_vcpus: Option<u32>,
+    /// Desired vCPUs (default 0).
+    pub desired_vcpus: Option<u32>,
+    /// EC2 instance types (default `[optimal]`; not for Fargate).
+    pub instance_types: Option<Vec<String>>,
+    /// Subnet ids (required).
+    pub subnets: Option<Vec<String>>,
+    /// Security group ids (required).
+    pub security_groups: Option<Vec<String>>,
+    /// Instance profile ARN or name for EC2/SPOT (default `ecsInstanceRole`).
+    pub instance_role: Option<String>,
+    /// Batch service role ARN (default: the service-linked role).
+    pub service_role: Option<String>,
+    /// SPOT: the highest percentage of the On-Demand price to pay (default 100).
+    #[schemars(range(min = 1, max = 100))]
+    pub bid_percentage: Option<u32>,
+}
+
+/// Batch compute types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ComputeType {
+    /// On-Demand EC2 instances.
+    Ec2,
+    /// Spot EC2 instances.
+    Spot,
+    /// Fargate.
+    Fargate,
+    /// Fargate Spot.
+    FargateSpot,
+}
+
+/// An HTTP endpoint through API Gateway (REST API, `{proxy+}` ANY, Lambda proxy integration).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpSpec {
+    /// API name (default `scar-<stack>-<function>`).
+    #[schemars(length(min = 1, max = 128))]
+    pub name: Option<String>,
+    /// Stage name (default `scar`).
+    #[schemars(regex(pattern = r"^[a-zA-Z0-9_]{1,128}$"))]
+    pub stage: Option<String>,
+    /// Description of the API.
+    pub description: Option<String>,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LogsSpec {
+    /// Days CloudWatch keeps the log group's events (default 30). One of CloudWatch's values.
+    pub retention_days: Option<u32>,
+    /// Supervisor log level (default `INFO`).
+    pub level: Option<LogLevel>,
+}
+
+/// Supervisor log levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LogLevel {
+    /// Only critical failures.
+    Critical,
+    /// Errors.
+    Error,
+    /// Warnings.
+    Warning,
+    /// Informational (default).
+    Info,
+    /// Everything.
+    Debug,
+}
+
+/// A VPC attachment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VpcSpec {
+    /// Subnet ids (`subnet-...`).
+    #[schemars(length(min = 1, max = 16))]
+    pub subnets: Vec<String>,
+    /// Security group ids (`sg-...`).
+    #[schemars(length(min = 1, max = 5))]
+    pub security_groups: Vec<String>,
+}
+
+/// An EFS access point mounted into the function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileSystemSpec {
+    /// EFS access point ARN.
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:elasticfilesystem:[a-z0-9-]+:[0-9]{12}:access-point/fsap-[a-f0-9]{17}$"))]
+    pub arn: String,
+    /// Mount path, under `/mnt/`.
+    #[schemars(regex(pattern = r"^/mnt/[a-zA-Z0-9-_.]+$"))]
+    pub mount_path: String,
+}
+
+/// A Workflow: a named pipeline over functions, checked against their inputs and outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "scar Workflow")]
+pub struct WorkflowManifest {
+    /// Always `scar/v1alpha1`.
+    pub api_version: ApiVersion,
+    /// Always `Workflow`.
+    pub kind: WorkflowKind,
+    /// `name` names the pipeline.
+    pub metadata: Metadata,
+    /// Stages and edges.
+    pub spec: WorkflowSpec,
+}
+
+/// Stages and the edges expected between them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkflowSpec {
+    /// Function names in pipeline order.
+    #[schemars(length(min = 1))]
+    pub stages: Vec<String>,
+    /// Edges `from -> to`, each backed by an output of `from` that triggers an input of `to`.
+    /// Default: each stage feeds the next.
+    pub edges: Option<Vec<EdgeSpec>>,
+}
+
+/// One expected edge of a workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EdgeSpec {
+    /// Upstream function.
+    pub from: String,
+    /// Downstream function.
+    pub to: String,
+    /// The bucket the edge must go through, when it matters.
+    pub bucket: Option<String>,
+}
