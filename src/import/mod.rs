@@ -284,6 +284,18 @@ impl<'a> StackBuilder<'a> {
 
     fn env(&self, r: &mut Reader, function: &str, vars: Vec<(String, String, String)>, into: &mut BTreeMap<String, EnvValue>) {
         for (k, v, at) in vars {
+            if crate::manifest::check::is_reserved_env(&k) {
+                r.warn(
+                    &at,
+                    format!("`{k}` is reserved by Lambda or the supervisor and was dropped (its value was not copied)"),
+                    Some(if k.starts_with("AWS_") {
+                        "grant the function's role the access these credentials gave".to_owned()
+                    } else {
+                        "rename the variable in the script and set it under the new name".to_owned()
+                    }),
+                );
+                continue;
+            }
             let value = if literal_secret(&k, &v).is_some() {
                 let param = format!("/scar/{}/{function}/{k}", self.name);
                 EnvValue::Secret(SecretEnv { secret_ref: self.secret(r, &at, param) })

@@ -380,15 +380,16 @@ fn issue_diagnostics(raw: &Doc<Value>, issue: &schema::SchemaIssue) -> Vec<Diagn
             }
             vec![d]
         }
-        Problem::NoForm => {
-            let hint = if p.contains("/environment/") {
-                "an environment value is a string, or `secretRef: {ssm: NAME}` / `secretRef: {secretsManager: NAME}`"
+        Problem::NoForm if p.contains("/environment/") => {
+            let hint = if matches!(found, Some(Value::Number(_) | Value::Bool(_))) {
+                "quote the value to make it a string".to_owned()
             } else {
-                "see the field's documentation in docs/manifests.md"
+                "write a string, or `secretRef: {ssm: NAME}` / `secretRef: {secretsManager: NAME}`"
+                    .to_owned()
             };
             vec![
                 Diagnostic::error(format!(
-                    "{} does not match any allowed form",
+                    "expected a string or a secretRef, found {}",
                     describe(found)
                 ))
                 .at(raw.at(p))
@@ -396,6 +397,12 @@ fn issue_diagnostics(raw: &Doc<Value>, issue: &schema::SchemaIssue) -> Vec<Diagn
                 .hint(hint),
             ]
         }
+        Problem::NoForm => vec![
+            Diagnostic::error(format!("{} does not match any allowed form", describe(found)))
+                .at(raw.at(p))
+                .field(field_path(p))
+                .hint("see the field's documentation in docs/manifests.md"),
+        ],
         Problem::Other(msg) => vec![
             Diagnostic::error(msg.clone())
                 .at(raw.at(p))

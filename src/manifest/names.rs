@@ -27,7 +27,7 @@ pub fn derive(stack: &str, function: &str) -> DerivedNames {
     DerivedNames {
         log_group: format!("/aws/lambda/{function}"),
         batch: format!("scar-{stack}-{function}"),
-        ecr_repository: format!("scar/{stack}/{}", function.to_lowercase()),
+        ecr_repository: format!("scar/{stack}/{function}").to_lowercase(),
         api: format!("scar-{stack}-{function}"),
         notification_id_prefix: format!("scar-{stack}-{function}-"),
     }

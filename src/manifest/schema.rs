@@ -251,7 +251,12 @@ pub fn check(kind: Kind, doc: &Value) -> Vec<SchemaIssue> {
                     Problem::Enum(vec![value_text(expected_value)])
                 }
                 ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. } => {
-                    Problem::NoForm
+                    let values = allowed_values(schema_cache(kind), &pointer);
+                    if values.is_empty() {
+                        Problem::NoForm
+                    } else {
+                        Problem::Enum(values)
+                    }
                 }
                 _ => Problem::Other(e.to_string()),
             };
@@ -288,6 +293,39 @@ fn type_name(kind: &jsonschema::error::TypeKind) -> String {
 
 /// The property names the schema allows at `pointer`, for "did you mean" hints.
 fn allowed_properties(root: &Value, pointer: &str) -> Vec<String> {
+    let mut names: Vec<String> = nodes_at(root, pointer)
+        .into_iter()
+        .flat_map(|n| expand(root, n))
+        .filter_map(|n| n.get("properties").and_then(Value::as_object))
+        .flat_map(|p| p.keys().cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The constant values the schema allows at `pointer` when it is an enumeration (unit enums
+/// with documented variants become `oneOf` of `const`s), else nothing.
+fn allowed_values(root: &Value, pointer: &str) -> Vec<String> {
+    let nodes: Vec<&Value> = nodes_at(root, pointer)
+        .into_iter()
+        .flat_map(|n| expand(root, n))
+        .collect();
+    let has_other_form = nodes.iter().any(|n| {
+        n.get("type").is_some_and(|t| t != "string") || n.get("properties").is_some()
+    });
+    if has_other_form {
+        return Vec::new();
+    }
+    nodes
+        .iter()
+        .filter_map(|n| n.get("const"))
+        .map(value_text)
+        .collect()
+}
+
+/// The schema nodes that describe the value at `pointer`.
+fn nodes_at<'a>(root: &'a Value, pointer: &str) -> Vec<&'a Value> {
     let mut nodes = vec![root];
     for seg in pointer.split('/').skip(1) {
         let seg = seg.replace("~1", "/").replace("~0", "~");
@@ -303,15 +341,7 @@ fn allowed_properties(root: &Value, pointer: &str) -> Vec<String> {
         }
         nodes = next;
     }
-    let mut names: Vec<String> = nodes
-        .into_iter()
-        .flat_map(|n| expand(root, n))
-        .filter_map(|n| n.get("properties").and_then(Value::as_object))
-        .flat_map(|p| p.keys().cloned())
-        .collect();
-    names.sort();
-    names.dedup();
-    names
+    nodes
 }
 
 /// A schema node with its `$ref` followed and its `anyOf`/`oneOf` branches listed.
@@ -329,7 +359,7 @@ fn expand<'a>(root: &'a Value, node: &'a Value) -> Vec<&'a Value> {
         }
         for key in ["anyOf", "oneOf", "allOf"] {
             if let Some(bs) = n.get(key).and_then(Value::as_array) {
-                todo.extend(bs.iter());
+                todo.extend(bs.iter().rev());
             }
         }
         out.push(n);

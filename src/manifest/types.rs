@@ -440,6 +440,19 @@ pub struct ComputeSpec {
     pub bid_percentage: Option<u32>,
 }
 
+impl ComputeType {
+    /// The name AWS and manifests use.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComputeType::Ec2 => "EC2",
+            ComputeType::Spot => "SPOT",
+            ComputeType::Fargate => "FARGATE",
+            ComputeType::FargateSpot => "FARGATE_SPOT",
+        }
+    }
+}
+
 /// Batch compute types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

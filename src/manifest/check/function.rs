@@ -192,6 +192,12 @@ fn check_one(set: &ManifestSet, f: &Doc<FunctionManifest>, eff: &Effective, out:
     super::stack::check_tags(&spec.tags, "/spec/tags", f, out);
 }
 
+/// True for variable names Lambda or the supervisor reserves.
+#[must_use]
+pub fn is_reserved_env(name: &str) -> bool {
+    RESERVED_ENV.contains(&name) || name.starts_with("SCAR_")
+}
+
 fn bucket(f: &Doc<FunctionManifest>, name: &str, pointer: &str, out: &mut Diagnostics) {
     if let Some(problem) = names::bucket_name_problem(name) {
         out.push(
@@ -253,7 +259,7 @@ fn check_env(f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics) 
                     .hint("start with a letter; use letters, digits and `_`"),
             );
         }
-        if RESERVED_ENV.contains(&k.as_str()) || k.starts_with("SCAR_") {
+        if is_reserved_env(k) {
             out.push(
                 Diagnostic::error(format!("environment variable `{k}` is reserved"))
                     .at(f.key_at(&pointer))
@@ -370,7 +376,7 @@ fn check_batch(f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics
     ] {
         if !present {
             out.push(
-                Diagnostic::error(format!("`batch.compute.{field}` is required for {kind:?} compute"))
+                Diagnostic::error(format!("`batch.compute.{field}` is required for {} compute", kind.as_str()))
                     .at(f.key_at("/spec/batch/compute"))
                     .field(format!("spec.batch.compute.{field}"))
                     .hint("Batch starts its instances or tasks in these; give at least one"),

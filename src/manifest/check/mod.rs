@@ -38,5 +38,6 @@ pub fn validate_dir(dir: &std::path::Path) -> (ManifestSet, Diagnostics) {
     (set, diags)
 }
 
+pub use function::is_reserved_env;
 pub use graph::feeds;
 pub use secrets::literal_secret as secrets_literal;
