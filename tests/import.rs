@@ -26,7 +26,11 @@ fn tree(dir: &Path) -> String {
     files
         .iter()
         .map(|p| {
-            let rel = p.strip_prefix(dir).expect("below dir").display().to_string();
+            let rel = p
+                .strip_prefix(dir)
+                .expect("below dir")
+                .display()
+                .to_string();
             let text = std::fs::read_to_string(p).unwrap_or_else(|_| "<binary>".into());
             format!("=== {rel}\n{text}")
         })
@@ -38,21 +42,45 @@ fn tree(dir: &Path) -> String {
 fn scar_examples_import_into_valid_stacks() {
     insta::glob!("fixtures/import/*/*.yaml", |fdl| {
         let case = fdl.parent().expect("case dir");
-        let name = case.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = case
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         if name == "leftovers" {
             return;
         }
         let tmp = tempfile::tempdir().expect("tempdir");
         let out_dir = tmp.path().join("stack");
-        let fdl_name = fdl.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        let out = scar_in(case, &["import", &fdl_name, "-o", &out_dir.to_string_lossy()]);
+        let fdl_name = fdl
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let out = scar_in(
+            case,
+            &["import", &fdl_name, "-o", &out_dir.to_string_lossy()],
+        );
         let err = stderr(&out).replace(&*tmp.path().to_string_lossy(), "$TMP");
         assert!(out.status.success(), "{name}: import failed:\n{err}");
-        assert!(stdout(&out).starts_with("valid: stack"), "{name}: {}", stdout(&out));
+        assert!(
+            stdout(&out).starts_with("valid: stack"),
+            "{name}: {}",
+            stdout(&out)
+        );
 
         let written = tree(&out_dir);
-        for secret in ["AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI", "minio-very-secret", "minio-user", "MDAxY2xv"] {
-            assert!(!written.contains(secret), "{name}: a credential reached the manifests");
+        for secret in [
+            "AKIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI",
+            "minio-very-secret",
+            "minio-user",
+            "MDAxY2xv",
+        ] {
+            assert!(
+                !written.contains(secret),
+                "{name}: a credential reached the manifests"
+            );
         }
         // What the importer wrote validates on its own, too.
         let v = scar_in(case, &["validate", &out_dir.to_string_lossy()]);
@@ -68,12 +96,32 @@ fn fields_without_a_home_are_reported() {
     let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import/leftovers");
     let tmp = tempfile::tempdir().expect("tempdir");
     let out_dir = tmp.path().join("stack");
-    let out = scar_in(&case, &["import", "scar-leftovers.yaml", "-o", &out_dir.to_string_lossy(), "--stack", "cowsay"]);
+    let out = scar_in(
+        &case,
+        &[
+            "import",
+            "scar-leftovers.yaml",
+            "-o",
+            &out_dir.to_string_lossy(),
+            "--stack",
+            "cowsay",
+        ],
+    );
     let err = stderr(&out).replace(&*tmp.path().to_string_lossy(), "$TMP");
     assert!(out.status.success(), "{err}");
     for field in [
-        "boto_profile", "runtime", "layers", "asynchronous", "preheat", "extra_payload",
-        "deployment", "image_file", "alpine", "memory_size", "colour", "functions.oscar",
+        "boto_profile",
+        "runtime",
+        "layers",
+        "asynchronous",
+        "preheat",
+        "extra_payload",
+        "deployment",
+        "image_file",
+        "alpine",
+        "memory_size",
+        "colour",
+        "functions.oscar",
     ] {
         assert!(err.contains(field), "`{field}` not reported:\n{err}");
     }
@@ -86,19 +134,34 @@ fn import_refuses_a_non_empty_directory_and_bad_input() {
     let tmp = tempfile::tempdir().expect("tempdir");
     std::fs::write(tmp.path().join("keep.txt"), "mine").expect("write");
     let target = tmp.path().to_string_lossy().into_owned();
-    let out = scar_in(&case, &["import", "scar-darknet-api-s3.yaml", "-o", &target]);
+    let out = scar_in(
+        &case,
+        &["import", "scar-darknet-api-s3.yaml", "-o", &target],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not empty"), "{}", stderr(&out));
-    assert_eq!(std::fs::read_dir(tmp.path()).expect("dir").count(), 1, "nothing written");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).expect("dir").count(),
+        1,
+        "nothing written"
+    );
 
     std::fs::write(tmp.path().join("bad.yaml"), "functions: [").expect("write");
     let out = scar_in(tmp.path(), &["import", "bad.yaml", "-o", "out"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("invalid YAML") && stderr(&out).contains("--> bad.yaml:"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid YAML") && stderr(&out).contains("--> bad.yaml:"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!tmp.path().join("out").exists(), "nothing written on error");
 
     std::fs::write(tmp.path().join("nofn.yaml"), "storage_providers: {}\n").expect("write");
     let out = scar_in(tmp.path(), &["import", "nofn.yaml", "-o", "out"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("no `functions` block"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no `functions` block"),
+        "{}",
+        stderr(&out)
+    );
 }

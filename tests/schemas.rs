@@ -33,8 +33,10 @@ fn examples_pass_the_editor_schema_too() {
                 let text = std::fs::read_to_string(&path).expect("read");
                 for doc in scar::manifest::yaml::parse(&text).expect("parses") {
                     let (value, _) = scar::manifest::yaml::to_json(&doc.root);
-                    let errors: Vec<String> =
-                        validator.iter_errors(&value).map(|e| e.to_string()).collect();
+                    let errors: Vec<String> = validator
+                        .iter_errors(&value)
+                        .map(|e| e.to_string())
+                        .collect();
                     assert!(errors.is_empty(), "{}: {errors:?}", path.display());
                     checked += 1;
                 }
@@ -44,5 +46,8 @@ fn examples_pass_the_editor_schema_too() {
     assert!(checked >= 10, "checked only {checked} documents");
     let bad = serde_json::json!({"apiVersion": "scar/v1alpha1", "kind": "Function",
         "metadata": {"name": "f"}, "spec": {"image": "x", "memory": 64}});
-    assert!(!validator.is_valid(&bad), "manifest.json must apply the Function schema");
+    assert!(
+        !validator.is_valid(&bad),
+        "manifest.json must apply the Function schema"
+    );
 }

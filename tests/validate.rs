@@ -16,24 +16,46 @@ fn every_example_validates() {
         if !dir.is_dir() {
             continue;
         }
-        let rel = format!("manifests/{}", dir.file_name().unwrap_or_default().to_string_lossy());
+        let rel = format!(
+            "manifests/{}",
+            dir.file_name().unwrap_or_default().to_string_lossy()
+        );
         let out = scar(&["validate", &rel]);
-        assert!(out.status.success(), "{rel} should validate:\n{}", stderr(&out));
+        assert!(
+            out.status.success(),
+            "{rel} should validate:\n{}",
+            stderr(&out)
+        );
         assert!(stdout(&out).starts_with("valid: stack"), "{}", stdout(&out));
         seen += 1;
     }
-    assert!(seen >= 4, "expected at least four example stacks, found {seen}");
+    assert!(
+        seen >= 4,
+        "expected at least four example stacks, found {seen}"
+    );
 }
 
 #[test]
 fn invalid_cases_fail_with_located_messages() {
     insta::glob!("fixtures/invalid/*/case.txt", |case_file| {
         let dir = case_file.parent().expect("case dir");
-        let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let rel = format!("tests/fixtures/invalid/{name}");
         let out = scar(&["validate", &rel]);
-        assert_eq!(out.status.code(), Some(1), "{rel} must fail:\n{}", stderr(&out));
-        assert!(stdout(&out).is_empty(), "nothing on stdout for an invalid stack");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{rel} must fail:\n{}",
+            stderr(&out)
+        );
+        assert!(
+            stdout(&out).is_empty(),
+            "nothing on stdout for an invalid stack"
+        );
         let text = stderr(&out);
         let why = std::fs::read_to_string(case_file).unwrap_or_default();
         insta::with_settings!({description => why.trim().to_owned(), omit_expression => true}, {
@@ -53,7 +75,10 @@ fn invalid_cases_fail_with_located_messages() {
                 continue;
             }
             let span = &d["location"]["span"];
-            assert!(span["line"].as_u64().unwrap_or(0) > 0, "{rel}: unlocated error {d}");
+            assert!(
+                span["line"].as_u64().unwrap_or(0) > 0,
+                "{rel}: unlocated error {d}"
+            );
         }
     });
 }
@@ -72,7 +97,11 @@ fn validate_json_lists_what_it_read() {
 fn missing_directory_is_an_error_not_a_panic() {
     let out = scar(&["validate", "does/not/exist"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("is not a directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not a directory"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -90,6 +119,9 @@ fn completions_are_printed_for_each_shell() {
     for shell in ["bash", "zsh", "fish"] {
         let out = scar(&["completions", shell]);
         assert!(out.status.success(), "{shell}");
-        assert!(stdout(&out).contains("validate"), "{shell} completion lists commands");
+        assert!(
+            stdout(&out).contains("validate"),
+            "{shell} completion lists commands"
+        );
     }
 }

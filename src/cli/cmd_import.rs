@@ -16,8 +16,9 @@ pub(super) fn run(
     force: bool,
     out: &Output,
 ) -> std::io::Result<ExitCode> {
-    let text = std::fs::read_to_string(fdl)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {}: {e}", fdl.display())))?;
+    let text = std::fs::read_to_string(fdl).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot read {}: {e}", fdl.display()))
+    })?;
     let imported = import::convert(fdl, &text, &Options { stack, region });
     let sources = ManifestSet {
         files: vec![SourceFile {

@@ -13,7 +13,11 @@ pub(super) fn run(kind: SchemaKind, write: Option<&Path>) -> std::io::Result<Exi
         for (name, text) in schema::files() {
             std::fs::write(dir.join(name), text)?;
         }
-        eprintln!("wrote {} schema files to {}", schema::files().len(), dir.display());
+        eprintln!(
+            "wrote {} schema files to {}",
+            schema::files().len(),
+            dir.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let value = match kind {

@@ -22,7 +22,10 @@ impl Reader<'_> {
     pub fn loc(&self, pointer: &str) -> Location {
         Location {
             file: self.path.to_path_buf(),
-            span: self.spans.key(pointer).or_else(|| self.spans.nearest(pointer)),
+            span: self
+                .spans
+                .key(pointer)
+                .or_else(|| self.spans.nearest(pointer)),
         }
     }
 
@@ -48,7 +51,10 @@ impl Reader<'_> {
     pub fn dropped(&mut self, pointer: &str, why: &str) {
         self.warn(
             pointer,
-            format!("`{}` has no home in scar and was dropped", field_path(pointer)),
+            format!(
+                "`{}` has no home in scar and was dropped",
+                field_path(pointer)
+            ),
             Some(why.to_owned()),
         );
     }
@@ -66,13 +72,21 @@ impl Reader<'_> {
             let p = child(base, &k);
             self.warn(
                 &p,
-                format!("`{}` is not a SCAR field scar knows; it was dropped", field_path(&p)),
+                format!(
+                    "`{}` is not a SCAR field scar knows; it was dropped",
+                    field_path(&p)
+                ),
                 Some("check the spelling against SCAR's fdl-example.yaml".into()),
             );
         }
     }
 
-    pub fn string(&mut self, map: &mut Map<String, Value>, base: &str, key: &str) -> Option<String> {
+    pub fn string(
+        &mut self,
+        map: &mut Map<String, Value>,
+        base: &str,
+        key: &str,
+    ) -> Option<String> {
         match map.remove(key)? {
             Value::String(s) => Some(s),
             Value::Number(n) => Some(n.to_string()),
@@ -96,7 +110,10 @@ impl Reader<'_> {
             Some(n) => Some(n),
             None if v.is_null() => None,
             None => {
-                self.error(&child(base, key), format!("`{key}` should be a whole number, found {v}"));
+                self.error(
+                    &child(base, key),
+                    format!("`{key}` should be a whole number, found {v}"),
+                );
                 None
             }
         }
@@ -110,7 +127,10 @@ impl Reader<'_> {
             _ => None,
         };
         if n.is_none() && !v.is_null() {
-            self.error(&child(base, key), format!("`{key}` should be a number, found {v}"));
+            self.error(
+                &child(base, key),
+                format!("`{key}` should be a number, found {v}"),
+            );
         }
         n
     }
@@ -122,7 +142,10 @@ impl Reader<'_> {
             Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
             Value::Null => None,
             other => {
-                self.error(&child(base, key), format!("`{key}` should be true or false, found {other}"));
+                self.error(
+                    &child(base, key),
+                    format!("`{key}` should be true or false, found {other}"),
+                );
                 None
             }
         }
@@ -144,7 +167,12 @@ impl Reader<'_> {
         }
     }
 
-    pub fn list(&mut self, map: &mut Map<String, Value>, base: &str, key: &str) -> Option<Vec<Value>> {
+    pub fn list(
+        &mut self,
+        map: &mut Map<String, Value>,
+        base: &str,
+        key: &str,
+    ) -> Option<Vec<Value>> {
         match map.remove(key)? {
             Value::Array(a) => Some(a),
             Value::Null => None,
@@ -156,7 +184,12 @@ impl Reader<'_> {
         }
     }
 
-    pub fn strings(&mut self, map: &mut Map<String, Value>, base: &str, key: &str) -> Option<Vec<String>> {
+    pub fn strings(
+        &mut self,
+        map: &mut Map<String, Value>,
+        base: &str,
+        key: &str,
+    ) -> Option<Vec<String>> {
         let items = self.list(map, base, key)?;
         Some(
             items
@@ -171,7 +204,12 @@ impl Reader<'_> {
     }
 
     /// A `{Variables: {K: V}}` block as string pairs.
-    pub fn variables(&mut self, map: &mut Map<String, Value>, base: &str, key: &str) -> Vec<(String, String, String)> {
+    pub fn variables(
+        &mut self,
+        map: &mut Map<String, Value>,
+        base: &str,
+        key: &str,
+    ) -> Vec<(String, String, String)> {
         let Some(mut env) = self.object(map, base, key) else {
             return Vec::new();
         };

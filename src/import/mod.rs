@@ -64,7 +64,11 @@ pub fn stack_name_from(path: &Path) -> String {
     }
     let name: String = name.trim_matches('-').chars().take(32).collect();
     let name = name.trim_end_matches('-').to_owned();
-    if name.is_empty() { "imported".into() } else { name }
+    if name.is_empty() {
+        "imported".into()
+    } else {
+        name
+    }
 }
 
 /// Converts FDL text into a stack. `path` locates messages and relative script paths.
@@ -90,10 +94,12 @@ pub fn convert(path: &Path, text: &str, opts: &Options) -> Imported {
     let Some(doc) = docs.first() else {
         imported
             .diagnostics
-            .push(Diagnostic::error("the file holds no YAML document").at(Location {
-                file: path.to_path_buf(),
-                span: None,
-            }));
+            .push(
+                Diagnostic::error("the file holds no YAML document").at(Location {
+                    file: path.to_path_buf(),
+                    span: None,
+                }),
+            );
         return imported;
     };
     let (value, spans) = yaml::to_json(&doc.root);
@@ -111,26 +117,46 @@ pub fn convert(path: &Path, text: &str, opts: &Options) -> Imported {
             }
             match r.object(&mut root, "", "functions") {
                 Some(mut functions) => {
-                    for (i, item) in r.list(&mut functions, "/functions", "aws").unwrap_or_default().into_iter().enumerate() {
+                    for (i, item) in r
+                        .list(&mut functions, "/functions", "aws")
+                        .unwrap_or_default()
+                        .into_iter()
+                        .enumerate()
+                    {
                         let base = format!("/functions/aws/{i}");
                         match item {
                             Value::Object(m) => s.function(&mut r, m, &base),
                             _ => r.error(&base, "a `functions.aws` item should be a mapping"),
                         }
                     }
-                    r.drop_key(&mut functions, "/functions", "oscar", "scar deploys to AWS only; OSCAR services stay with SCAR/OSCAR tooling");
+                    r.drop_key(
+                        &mut functions,
+                        "/functions",
+                        "oscar",
+                        "scar deploys to AWS only; OSCAR services stay with SCAR/OSCAR tooling",
+                    );
                     r.leftovers(functions, "/functions");
                 }
-                None => r.error("", "no `functions` block: this is not a SCAR function definition file"),
+                None => r.error(
+                    "",
+                    "no `functions` block: this is not a SCAR function definition file",
+                ),
             }
             r.leftovers(root, "");
         }
-        _ => r.error("", "a SCAR function definition file is a mapping with `functions`"),
+        _ => r.error(
+            "",
+            "a SCAR function definition file is a mapping with `functions`",
+        ),
     }
     if s.functions.is_empty() && !r.diags.has_errors() {
         r.error("", "no `functions.aws` items to import");
     }
-    let region = s.region.clone().or_else(|| opts.region.clone()).unwrap_or_else(|| "us-east-1".into());
+    let region = s
+        .region
+        .clone()
+        .or_else(|| opts.region.clone())
+        .unwrap_or_else(|| "us-east-1".into());
     imported.files = s.finish(&mut r, region);
     imported.diagnostics = r.diags;
     imported
@@ -144,7 +170,10 @@ pub fn write(imported: &Imported, out: &Path, force: bool) -> std::io::Result<()
     if out.exists() && !force && std::fs::read_dir(out)?.next().is_some() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
-            format!("{} is not empty (pass --force to write into it)", out.display()),
+            format!(
+                "{} is not empty (pass --force to write into it)",
+                out.display()
+            ),
         ));
     }
     for (rel, contents) in &imported.files {
@@ -231,7 +260,14 @@ impl<'a> StackBuilder<'a> {
                         let access_key = cred(r, &mut m, "access_key");
                         let secret_key = cred(r, &mut m, "secret_key");
                         let region = r.string(&mut m, &p, "region");
-                        self.providers.s3.insert(id.clone(), S3Provider { region, access_key, secret_key });
+                        self.providers.s3.insert(
+                            id.clone(),
+                            S3Provider {
+                                region,
+                                access_key,
+                                secret_key,
+                            },
+                        );
                     }
                     "minio" => {
                         let access_key = cred(r, &mut m, "access_key");
@@ -241,21 +277,40 @@ impl<'a> StackBuilder<'a> {
                         let region = r.string(&mut m, &p, "region");
                         self.providers.minio.insert(
                             id.clone(),
-                            MinioProvider { endpoint, verify, region, access_key, secret_key },
+                            MinioProvider {
+                                endpoint,
+                                verify,
+                                region,
+                                access_key,
+                                secret_key,
+                            },
                         );
                     }
                     _ => {
                         let token = cred(r, &mut m, "token");
-                        let oneprovider_host = r.string(&mut m, &p, "oneprovider_host").unwrap_or_default();
+                        let oneprovider_host =
+                            r.string(&mut m, &p, "oneprovider_host").unwrap_or_default();
                         let space = r.string(&mut m, &p, "space").unwrap_or_default();
-                        self.providers.onedata.insert(id.clone(), OnedataProvider { oneprovider_host, token, space });
+                        self.providers.onedata.insert(
+                            id.clone(),
+                            OnedataProvider {
+                                oneprovider_host,
+                                token,
+                                space,
+                            },
+                        );
                     }
                 }
                 r.leftovers(m, &p);
             }
         }
         for kind in ["webdav", "rucio"] {
-            r.drop_key(providers, base, kind, "scar's supervisor speaks S3, MinIO and Onedata only");
+            r.drop_key(
+                providers,
+                base,
+                kind,
+                "scar's supervisor speaks S3, MinIO and Onedata only",
+            );
         }
     }
 
@@ -273,7 +328,13 @@ impl<'a> StackBuilder<'a> {
     }
 
     /// Per-service blocks SCAR carries only for region and profile.
-    fn service_block(&mut self, r: &mut Reader, item: &mut Map<String, Value>, base: &str, key: &str) -> Option<Map<String, Value>> {
+    fn service_block(
+        &mut self,
+        r: &mut Reader,
+        item: &mut Map<String, Value>,
+        base: &str,
+        key: &str,
+    ) -> Option<Map<String, Value>> {
         let mut m = r.object(item, base, key)?;
         let p = child(base, key);
         let region = r.string(&mut m, &p, "region");
@@ -282,7 +343,13 @@ impl<'a> StackBuilder<'a> {
         Some(m)
     }
 
-    fn env(&self, r: &mut Reader, function: &str, vars: Vec<(String, String, String)>, into: &mut BTreeMap<String, EnvValue>) {
+    fn env(
+        &self,
+        r: &mut Reader,
+        function: &str,
+        vars: Vec<(String, String, String)>,
+        into: &mut BTreeMap<String, EnvValue>,
+    ) {
         for (k, v, at) in vars {
             if crate::manifest::check::is_reserved_env(&k) {
                 r.warn(
@@ -298,17 +365,26 @@ impl<'a> StackBuilder<'a> {
             }
             let value = if literal_secret(&k, &v).is_some() {
                 let param = format!("/scar/{}/{function}/{k}", self.name);
-                EnvValue::Secret(SecretEnv { secret_ref: self.secret(r, &at, param) })
+                EnvValue::Secret(SecretEnv {
+                    secret_ref: self.secret(r, &at, param),
+                })
             } else {
                 EnvValue::Literal(v)
             };
             if into.insert(k.clone(), value).is_some() {
-                r.warn(&at, format!("`{k}` is set twice (Lambda and container environment); this one wins"), None);
+                r.warn(
+                    &at,
+                    format!("`{k}` is set twice (Lambda and container environment); this one wins"),
+                    None,
+                );
             }
         }
     }
 
-    #[allow(clippy::too_many_lines, reason = "one SCAR block after another, in FDL order")]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one SCAR block after another, in FDL order"
+    )]
     fn function(&mut self, r: &mut Reader, mut item: Map<String, Value>, base: &str) {
         let lp = child(base, "lambda");
         let Some(mut l) = r.object(&mut item, base, "lambda") else {
@@ -354,7 +430,10 @@ impl<'a> StackBuilder<'a> {
                 Some("arm64") => Some(Architecture::Arm64),
                 Some("x86_64") | None => Some(Architecture::X86_64),
                 Some(other) => {
-                    r.error(&child(&lp, "architectures"), format!("unknown architecture `{other}`"));
+                    r.error(
+                        &child(&lp, "architectures"),
+                        format!("unknown architecture `{other}`"),
+                    );
                     None
                 }
             };
@@ -363,11 +442,18 @@ impl<'a> StackBuilder<'a> {
             let p = child(&lp, "vpc");
             spec.vpc = Some(VpcSpec {
                 subnets: r.strings(&mut vpc, &p, "SubnetIds").unwrap_or_default(),
-                security_groups: r.strings(&mut vpc, &p, "SecurityGroupIds").unwrap_or_default(),
+                security_groups: r
+                    .strings(&mut vpc, &p, "SecurityGroupIds")
+                    .unwrap_or_default(),
             });
             r.leftovers(vpc, &p);
         }
-        for (i, fs) in r.list(&mut l, &lp, "file_system").unwrap_or_default().into_iter().enumerate() {
+        for (i, fs) in r
+            .list(&mut l, &lp, "file_system")
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
             let p = format!("{lp}/file_system/{i}");
             if let Value::Object(mut m) = fs {
                 let arn = r.string(&mut m, &p, "Arn").unwrap_or_default();
@@ -385,7 +471,10 @@ impl<'a> StackBuilder<'a> {
                 "batch" => Some(Execution::Batch),
                 "lambda-batch" => Some(Execution::LambdaBatch),
                 other => {
-                    r.error(&child(&lp, "execution_mode"), format!("unknown execution_mode `{other}`"));
+                    r.error(
+                        &child(&lp, "execution_mode"),
+                        format!("unknown execution_mode `{other}`"),
+                    );
                     None
                 }
             };
@@ -398,25 +487,66 @@ impl<'a> StackBuilder<'a> {
                 "INFO" => Some(LogLevel::Info),
                 "DEBUG" => Some(LogLevel::Debug),
                 _ => {
-                    r.error(&child(&lp, "log_level"), format!("unknown log_level `{level}`"));
+                    r.error(
+                        &child(&lp, "log_level"),
+                        format!("unknown log_level `{level}`"),
+                    );
                     None
                 }
             };
-            spec.logs = Some(LogsSpec { retention_days: None, level });
+            spec.logs = Some(LogsSpec {
+                retention_days: None,
+                level,
+            });
         }
         if let Some(script) = r.string(&mut l, &lp, "init_script") {
             spec.script = self.script(r, &name, &script, &child(&lp, "init_script"));
         }
-        r.drop_key(&mut l, &lp, "run_script", "a run script is sent at invocation time: pass it to `scar invoke`");
-        r.drop_key(&mut l, &lp, "extra_payload", "the zip runtime is gone: copy the files into the image");
+        r.drop_key(
+            &mut l,
+            &lp,
+            "run_script",
+            "a run script is sent at invocation time: pass it to `scar invoke`",
+        );
+        r.drop_key(
+            &mut l,
+            &lp,
+            "extra_payload",
+            "the zip runtime is gone: copy the files into the image",
+        );
         for key in ["asynchronous", "invocation_type", "log_type"] {
-            r.drop_key(&mut l, &lp, key, "an invocation option, not part of the deployment: pass it to `scar invoke`");
+            r.drop_key(
+                &mut l,
+                &lp,
+                key,
+                "an invocation option, not part of the deployment: pass it to `scar invoke`",
+            );
         }
-        r.drop_key(&mut l, &lp, "preheat", "scar does not invoke on deploy; run `scar invoke` after apply if a warm start matters");
-        r.drop_key(&mut l, &lp, "deployment", "the zip runtime and its deployment bucket are gone: scar deploys container images");
-        r.drop_key(&mut l, &lp, "supervisor", "scar ships its own supervisor; its version is scar's and shows in plans");
+        r.drop_key(
+            &mut l,
+            &lp,
+            "preheat",
+            "scar does not invoke on deploy; run `scar invoke` after apply if a warm start matters",
+        );
+        r.drop_key(
+            &mut l,
+            &lp,
+            "deployment",
+            "the zip runtime and its deployment bucket are gone: scar deploys container images",
+        );
+        r.drop_key(
+            &mut l,
+            &lp,
+            "supervisor",
+            "scar ships its own supervisor; its version is scar's and shows in plans",
+        );
         for key in ["handler", "tags", "arn", "config_path", "c_args", "payload"] {
-            r.drop_key(&mut l, &lp, key, "SCAR derives this field itself; scar has its own tags and names");
+            r.drop_key(
+                &mut l,
+                &lp,
+                key,
+                "SCAR derives this field itself; scar has its own tags and names",
+            );
         }
         if let Some(mut c) = r.object(&mut l, &lp, "container") {
             let cp = child(&lp, "container");
@@ -434,32 +564,65 @@ impl<'a> StackBuilder<'a> {
                 }
             }
             r.drop_key(&mut c, &cp, "image_file", "udocker image tarballs are gone: push the image to a registry and name it in `image`");
-            r.drop_key(&mut c, &cp, "alpine", "scar's supervisor is a static binary that runs on any base image");
+            r.drop_key(
+                &mut c,
+                &cp,
+                "alpine",
+                "scar's supervisor is a static binary that runs on any base image",
+            );
             r.leftovers(c, &cp);
         }
         if spec.image.is_empty() {
             r.error(&lp, format!("function `{name}` names no `container.image`"));
         }
-        for (i, input) in r.list(&mut l, &lp, "input").unwrap_or_default().into_iter().enumerate() {
+        for (i, input) in r
+            .list(&mut l, &lp, "input")
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
             let p = format!("{lp}/input/{i}");
-            let Value::Object(mut m) = input else { continue };
-            let provider = r.string(&mut m, &p, "storage_provider").unwrap_or_else(|| "s3".into());
+            let Value::Object(mut m) = input else {
+                continue;
+            };
+            let provider = r
+                .string(&mut m, &p, "storage_provider")
+                .unwrap_or_else(|| "s3".into());
             let path = r.string(&mut m, &p, "path").unwrap_or_default();
             if provider != "s3" {
-                r.dropped(&p, &format!("scar triggers only on the stack's own S3 buckets, not on `{provider}`"));
+                r.dropped(
+                    &p,
+                    &format!(
+                        "scar triggers only on the stack's own S3 buckets, not on `{provider}`"
+                    ),
+                );
             } else {
                 let (bucket, prefix) = split_path(&path);
-                spec.input.push(InputSpec { bucket, prefix, suffix: None, events: None });
+                spec.input.push(InputSpec {
+                    bucket,
+                    prefix,
+                    suffix: None,
+                    events: None,
+                });
             }
             for key in ["suffix", "prefix"] {
                 r.drop_key(&mut m, &p, key, "SCAR's input filters are not S3 notification rules: set `suffix` on the scar input by hand");
             }
             r.leftovers(m, &p);
         }
-        for (i, output) in r.list(&mut l, &lp, "output").unwrap_or_default().into_iter().enumerate() {
+        for (i, output) in r
+            .list(&mut l, &lp, "output")
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
             let p = format!("{lp}/output/{i}");
-            let Value::Object(mut m) = output else { continue };
-            let provider = r.string(&mut m, &p, "storage_provider").unwrap_or_else(|| "s3".into());
+            let Value::Object(mut m) = output else {
+                continue;
+            };
+            let provider = r
+                .string(&mut m, &p, "storage_provider")
+                .unwrap_or_else(|| "s3".into());
             let path = r.string(&mut m, &p, "path").unwrap_or_default();
             let (bucket, prefix) = split_path(&path);
             let filter = OutputFilter {
@@ -468,7 +631,12 @@ impl<'a> StackBuilder<'a> {
             };
             let filter = (!filter.prefix.is_empty() || !filter.suffix.is_empty()).then_some(filter);
             let provider = (provider != "s3").then_some(provider);
-            spec.output.push(OutputSpec { bucket, prefix, provider, filter });
+            spec.output.push(OutputSpec {
+                bucket,
+                prefix,
+                provider,
+                filter,
+            });
             r.leftovers(m, &p);
         }
         r.leftovers(l, &lp);
@@ -491,20 +659,51 @@ impl<'a> StackBuilder<'a> {
             let name = r.string(&mut api, &p, "name");
             let stage = r.string(&mut api, &p, "stage_name");
             if name.is_some() {
-                spec.http = Some(HttpSpec { name, stage, description: None });
+                spec.http = Some(HttpSpec {
+                    name,
+                    stage,
+                    description: None,
+                });
             }
-            for key in ["endpoint", "http_method", "method", "integration", "request_parameters", "path_part", "service_id", "source_arn_testing", "source_arn_invocation", "parameters", "data_binary", "json_data", "id", "resource_id"] {
-                r.drop_key(&mut api, &p, key, "scar builds the REST API itself ({proxy+} ANY, Lambda proxy, async header)");
+            for key in [
+                "endpoint",
+                "http_method",
+                "method",
+                "integration",
+                "request_parameters",
+                "path_part",
+                "service_id",
+                "source_arn_testing",
+                "source_arn_invocation",
+                "parameters",
+                "data_binary",
+                "json_data",
+                "id",
+                "resource_id",
+            ] {
+                r.drop_key(
+                    &mut api,
+                    &p,
+                    key,
+                    "scar builds the REST API itself ({proxy+} ANY, Lambda proxy, async header)",
+                );
             }
             r.leftovers(api, &p);
         }
         if let Some(mut cw) = self.service_block(r, &mut item, base, "cloudwatch") {
             let p = child(base, "cloudwatch");
             if let Some(days) = r.uint(&mut cw, &p, "log_retention_policy_in_days") {
-                spec.logs.get_or_insert_with(LogsSpec::default).retention_days = Some(days);
+                spec.logs
+                    .get_or_insert_with(LogsSpec::default)
+                    .retention_days = Some(days);
             }
             for key in ["log_stream_name", "request_id"] {
-                r.drop_key(&mut cw, &p, key, "a `scar log` option: pass it to `scar logs`");
+                r.drop_key(
+                    &mut cw,
+                    &p,
+                    key,
+                    "a `scar log` option: pass it to `scar logs`",
+                );
             }
             r.leftovers(cw, &p);
         }
@@ -513,7 +712,12 @@ impl<'a> StackBuilder<'a> {
         }
         if let Some(mut ecr) = r.object(&mut item, base, "ecr") {
             let p = child(base, "ecr");
-            r.drop_key(&mut ecr, &p, "delete_image", "scar owns the ECR repository it creates and prunes it with the stack");
+            r.drop_key(
+                &mut ecr,
+                &p,
+                "delete_image",
+                "scar owns the ECR repository it creates and prunes it with the stack",
+            );
             r.leftovers(ecr, &p);
         }
         if let Some(s3) = self.service_block(r, &mut item, base, "s3") {
@@ -524,17 +728,28 @@ impl<'a> StackBuilder<'a> {
             manifest: FunctionManifest {
                 api_version: ApiVersion::V1Alpha1,
                 kind: FunctionKind::Function,
-                metadata: Metadata { name, labels: BTreeMap::new() },
+                metadata: Metadata {
+                    name,
+                    labels: BTreeMap::new(),
+                },
                 spec,
             },
         });
     }
 
-    fn batch(&mut self, r: &mut Reader, function: &str, mut b: Map<String, Value>, p: &str) -> BatchSpec {
+    fn batch(
+        &mut self,
+        r: &mut Reader,
+        function: &str,
+        mut b: Map<String, Value>,
+        p: &str,
+    ) -> BatchSpec {
         let mut spec = BatchSpec {
             vcpus: r.number(&mut b, p, "vcpus"),
             memory: r.uint(&mut b, p, "memory"),
-            gpu: r.boolean(&mut b, p, "enable_gpu").and_then(|g| g.then_some(1)),
+            gpu: r
+                .boolean(&mut b, p, "enable_gpu")
+                .and_then(|g| g.then_some(1)),
             ..BatchSpec::default()
         };
         let vars = r.variables(&mut b, p, "environment");
@@ -545,14 +760,19 @@ impl<'a> StackBuilder<'a> {
             let nodes = r.uint(&mut mn, &mp, "number_nodes");
             let main_node = r.uint(&mut mn, &mp, "main_node_index");
             if enabled {
-                spec.multi_node = Some(MultiNodeSpec { nodes: nodes.unwrap_or(10), main_node });
+                spec.multi_node = Some(MultiNodeSpec {
+                    nodes: nodes.unwrap_or(10),
+                    main_node,
+                });
             }
             r.leftovers(mn, &mp);
         }
         let mut compute = ComputeSpec::default();
         if let Some(mut c) = r.object(&mut b, p, "compute_resources") {
             let cp = child(p, "compute_resources");
-            let kind = r.string(&mut c, &cp, "type").or_else(|| r.string(&mut c, &cp, "comp_type"));
+            let kind = r
+                .string(&mut c, &cp, "type")
+                .or_else(|| r.string(&mut c, &cp, "comp_type"));
             compute.kind = match kind.as_deref() {
                 None => None,
                 Some("EC2") => Some(ComputeType::Ec2),
@@ -560,7 +780,10 @@ impl<'a> StackBuilder<'a> {
                 Some("FARGATE") => Some(ComputeType::Fargate),
                 Some("FARGATE_SPOT") => Some(ComputeType::FargateSpot),
                 Some(other) => {
-                    r.error(&child(&cp, "type"), format!("unknown compute type `{other}`"));
+                    r.error(
+                        &child(&cp, "type"),
+                        format!("unknown compute type `{other}`"),
+                    );
                     None
                 }
             };
@@ -571,12 +794,27 @@ impl<'a> StackBuilder<'a> {
             compute.subnets = r.strings(&mut c, &cp, "subnets");
             compute.security_groups = r.strings(&mut c, &cp, "security_group_ids");
             compute.instance_role = self.templated(r, &mut c, &cp, "instance_role");
-            r.drop_key(&mut c, &cp, "launch_template_name", "the supervisor is inside the image: no launch template is needed");
+            r.drop_key(
+                &mut c,
+                &cp,
+                "launch_template_name",
+                "the supervisor is inside the image: no launch template is needed",
+            );
             r.leftovers(c, &cp);
         }
         compute.service_role = self.templated(r, &mut b, p, "service_role");
-        r.drop_key(&mut b, p, "state", "scar keeps its compute environment and queue ENABLED");
-        r.drop_key(&mut b, p, "type", "scar's compute environments are always MANAGED");
+        r.drop_key(
+            &mut b,
+            p,
+            "state",
+            "scar keeps its compute environment and queue ENABLED",
+        );
+        r.drop_key(
+            &mut b,
+            p,
+            "type",
+            "scar's compute environments are always MANAGED",
+        );
         r.leftovers(b, p);
         if compute != ComputeSpec::default() {
             spec.compute = Some(compute);
@@ -585,22 +823,46 @@ impl<'a> StackBuilder<'a> {
     }
 
     /// A role value; SCAR's `{account_id}` templates are dropped in favour of scar's defaults.
-    fn templated(&mut self, r: &mut Reader, m: &mut Map<String, Value>, base: &str, key: &str) -> Option<String> {
+    fn templated(
+        &mut self,
+        r: &mut Reader,
+        m: &mut Map<String, Value>,
+        base: &str,
+        key: &str,
+    ) -> Option<String> {
         let v = r.string(m, base, key)?;
         if v.contains('{') {
-            r.dropped(&child(base, key), "a SCAR template; scar's default (the same role) applies");
+            r.dropped(
+                &child(base, key),
+                "a SCAR template; scar's default (the same role) applies",
+            );
             return None;
         }
         Some(v)
     }
 
-    fn script(&mut self, r: &mut Reader, function: &str, script: &str, pointer: &str) -> Option<String> {
+    fn script(
+        &mut self,
+        r: &mut Reader,
+        function: &str,
+        script: &str,
+        pointer: &str,
+    ) -> Option<String> {
         let src = self.fdl_dir.join(script);
         if !src.is_file() {
-            r.error(pointer, format!("script `{script}` not found next to the FDL ({})", src.display()));
+            r.error(
+                pointer,
+                format!(
+                    "script `{script}` not found next to the FDL ({})",
+                    src.display()
+                ),
+            );
             return None;
         }
-        let base = Path::new(script).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "script.sh".into());
+        let base = Path::new(script)
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "script.sh".into());
         let mut rel = format!("scripts/{base}");
         if self.scripts.get(&rel).is_some_and(|have| *have != src) {
             rel = format!("scripts/{function}-{base}");
@@ -614,16 +876,25 @@ impl<'a> StackBuilder<'a> {
 
     fn finish(self, r: &mut Reader, region: String) -> Vec<(PathBuf, Contents)> {
         let role = match self.role {
-            Some(arn) => RoleSpec { arn: Some(arn), ..RoleSpec::default() },
+            Some(arn) => RoleSpec {
+                arn: Some(arn),
+                ..RoleSpec::default()
+            },
             None => {
                 r.warn("", "the FDL names no `iam.role`: the stack asks scar to manage a least-privilege role", Some("set `spec.role.arn` in stack.yaml to use an existing role instead".into()));
-                RoleSpec { managed: Some(true), ..RoleSpec::default() }
+                RoleSpec {
+                    managed: Some(true),
+                    ..RoleSpec::default()
+                }
             }
         };
         let stack = StackManifest {
             api_version: ApiVersion::V1Alpha1,
             kind: StackKind::Stack,
-            metadata: Metadata { name: self.name.clone(), labels: BTreeMap::new() },
+            metadata: Metadata {
+                name: self.name.clone(),
+                labels: BTreeMap::new(),
+            },
             spec: StackSpec {
                 region,
                 account_id: None,
@@ -634,7 +905,10 @@ impl<'a> StackBuilder<'a> {
                 storage_providers: self.providers,
             },
         };
-        let mut files = vec![(PathBuf::from("stack.yaml"), Contents::Text(manifest_text(&stack)))];
+        let mut files = vec![(
+            PathBuf::from("stack.yaml"),
+            Contents::Text(manifest_text(&stack)),
+        )];
         for f in &self.functions {
             files.push((
                 PathBuf::from(format!("{}.yaml", f.manifest.metadata.name)),
@@ -642,7 +916,10 @@ impl<'a> StackBuilder<'a> {
             ));
         }
         if let Some(w) = workflow(&self.name, &self.functions) {
-            files.push((PathBuf::from("workflow.yaml"), Contents::Text(manifest_text(&w))));
+            files.push((
+                PathBuf::from("workflow.yaml"),
+                Contents::Text(manifest_text(&w)),
+            ));
         }
         files.extend(self.copies);
         files
@@ -651,14 +928,20 @@ impl<'a> StackBuilder<'a> {
 
 fn manifest_text<T: serde::Serialize>(m: &T) -> String {
     let value = serde_json::to_value(m).expect("invariant: manifest types serialise to JSON");
-    format!("# Imported from a SCAR function definition file by `scar import`.\n{}", crate::render::yaml::to_yaml(&value))
+    format!(
+        "# Imported from a SCAR function definition file by `scar import`.\n{}",
+        crate::render::yaml::to_yaml(&value)
+    )
 }
 
 /// SCAR's `bucket/folder/sub` as bucket and `folder/sub/` prefix.
 fn split_path(path: &str) -> (String, Option<String>) {
     let path = path.trim_matches('/');
     match path.split_once('/') {
-        Some((bucket, rest)) if !rest.is_empty() => (bucket.to_owned(), Some(format!("{}/", rest.trim_end_matches('/')))),
+        Some((bucket, rest)) if !rest.is_empty() => (
+            bucket.to_owned(),
+            Some(format!("{}/", rest.trim_end_matches('/'))),
+        ),
         Some((bucket, _)) => (bucket.to_owned(), None),
         None => (path.to_owned(), None),
     }
@@ -670,7 +953,11 @@ fn workflow(stack: &str, functions: &[Function]) -> Option<WorkflowManifest> {
     let mut edges: Vec<(usize, usize)> = Vec::new();
     for (a, fa) in specs.iter().enumerate() {
         for (b, fb) in specs.iter().enumerate() {
-            let chained = a != b && fa.output.iter().any(|o| fb.input.iter().any(|i| crate::manifest::check::feeds(o, i)));
+            let chained = a != b
+                && fa
+                    .output
+                    .iter()
+                    .any(|o| fb.input.iter().any(|i| crate::manifest::check::feeds(o, i)));
             if chained {
                 edges.push((a, b));
             }
@@ -679,21 +966,37 @@ fn workflow(stack: &str, functions: &[Function]) -> Option<WorkflowManifest> {
     if edges.is_empty() {
         return None;
     }
-    let involved: Vec<usize> = (0..specs.len()).filter(|i| edges.iter().any(|(a, b)| a == i || b == i)).collect();
+    let involved: Vec<usize> = (0..specs.len())
+        .filter(|i| edges.iter().any(|(a, b)| a == i || b == i))
+        .collect();
     let mut order = Vec::new();
     let mut remaining = involved.clone();
     while !remaining.is_empty() {
-        let ready = remaining.iter().position(|&n| !edges.iter().any(|&(a, b)| b == n && remaining.contains(&a)))?;
+        let ready = remaining
+            .iter()
+            .position(|&n| !edges.iter().any(|&(a, b)| b == n && remaining.contains(&a)))?;
         order.push(remaining.remove(ready));
     }
     let name = |i: usize| functions[i].manifest.metadata.name.clone();
     Some(WorkflowManifest {
         api_version: ApiVersion::V1Alpha1,
         kind: WorkflowKind::Workflow,
-        metadata: Metadata { name: stack.to_owned(), labels: BTreeMap::new() },
+        metadata: Metadata {
+            name: stack.to_owned(),
+            labels: BTreeMap::new(),
+        },
         spec: WorkflowSpec {
             stages: order.iter().map(|&i| name(i)).collect(),
-            edges: Some(edges.iter().map(|&(a, b)| EdgeSpec { from: name(a), to: name(b), bucket: None }).collect()),
+            edges: Some(
+                edges
+                    .iter()
+                    .map(|&(a, b)| EdgeSpec {
+                        from: name(a),
+                        to: name(b),
+                        bucket: None,
+                    })
+                    .collect(),
+            ),
         },
     })
 }
@@ -704,14 +1007,20 @@ mod tests {
 
     #[test]
     fn stack_names_from_file_names() {
-        assert_eq!(stack_name_from(Path::new("scar-video-process.yaml")), "scar-video-process");
+        assert_eq!(
+            stack_name_from(Path::new("scar-video-process.yaml")),
+            "scar-video-process"
+        );
         assert_eq!(stack_name_from(Path::new("My_FDL (1).yml")), "my-fdl-1");
         assert_eq!(stack_name_from(Path::new("___.yaml")), "imported");
     }
 
     #[test]
     fn paths_split_into_bucket_and_prefix() {
-        assert_eq!(split_path("scar-video/input"), ("scar-video".into(), Some("input/".into())));
+        assert_eq!(
+            split_path("scar-video/input"),
+            ("scar-video".into(), Some("input/".into()))
+        );
         assert_eq!(split_path("bucket"), ("bucket".into(), None));
         assert_eq!(split_path("b/a/b/"), ("b".into(), Some("a/b/".into())));
     }

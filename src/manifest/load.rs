@@ -38,7 +38,10 @@ impl<T> Doc<T> {
     pub fn at(&self, pointer: &str) -> Location {
         Location {
             file: self.path.clone(),
-            span: self.spans.value(pointer).or_else(|| self.spans.nearest(pointer)),
+            span: self
+                .spans
+                .value(pointer)
+                .or_else(|| self.spans.nearest(pointer)),
         }
     }
 
@@ -47,7 +50,10 @@ impl<T> Doc<T> {
     pub fn key_at(&self, pointer: &str) -> Location {
         Location {
             file: self.path.clone(),
-            span: self.spans.key(pointer).or_else(|| self.spans.nearest(pointer)),
+            span: self
+                .spans
+                .key(pointer)
+                .or_else(|| self.spans.nearest(pointer)),
         }
     }
 
@@ -150,7 +156,9 @@ fn manifest_files(dir: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
 /// The path shown to the user: `dir` joined with the file's path below it, without a leading
 /// `./`.
 fn shown(path: &Path) -> PathBuf {
-    path.strip_prefix(".").map(Path::to_path_buf).unwrap_or_else(|_| path.to_path_buf())
+    path.strip_prefix(".")
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Loads every manifest below `dir`.
@@ -179,17 +187,17 @@ pub fn load_dir(dir: &Path) -> (ManifestSet, Diagnostics) {
                     load_text(&shown, &text, &mut set, &mut diags);
                     set.files.push(SourceFile { path: shown, text });
                 }
-                Err(_) => diags.push(
-                    Diagnostic::error("file is not valid UTF-8").at(Location {
-                        file: shown,
-                        span: None,
-                    }),
-                ),
+                Err(_) => diags.push(Diagnostic::error("file is not valid UTF-8").at(Location {
+                    file: shown,
+                    span: None,
+                })),
             },
-            Err(e) => diags.push(Diagnostic::error(format!("cannot read file: {e}")).at(Location {
-                file: shown,
-                span: None,
-            })),
+            Err(e) => diags.push(Diagnostic::error(format!("cannot read file: {e}")).at(
+                Location {
+                    file: shown,
+                    span: None,
+                },
+            )),
         }
     }
     (set, diags)
@@ -294,14 +302,22 @@ fn load_doc(raw: Doc<Value>, set: &mut ManifestSet, diags: &mut Diagnostics) {
         spans,
         value,
     } = raw;
-    let failed = match kind {
-        Kind::Stack => serde_json::from_value(value).map(|v| set.stacks.push(doc(&path, index, &spans, v))),
-        Kind::Function => serde_json::from_value(value).map(|v| set.functions.push(doc(&path, index, &spans, v))),
-        Kind::Workflow => serde_json::from_value(value).map(|v| set.workflows.push(doc(&path, index, &spans, v))),
-    };
+    let failed =
+        match kind {
+            Kind::Stack => {
+                serde_json::from_value(value).map(|v| set.stacks.push(doc(&path, index, &spans, v)))
+            }
+            Kind::Function => serde_json::from_value(value)
+                .map(|v| set.functions.push(doc(&path, index, &spans, v))),
+            Kind::Workflow => serde_json::from_value(value)
+                .map(|v| set.workflows.push(doc(&path, index, &spans, v))),
+        };
     if let Err(e) = failed {
         // The schema accepted what serde refused: a gap between the two worth a bug report.
-        tracing::debug!(kind = kind.as_str(), "schema-valid document failed to deserialise");
+        tracing::debug!(
+            kind = kind.as_str(),
+            "schema-valid document failed to deserialise"
+        );
         diags.push(
             Diagnostic::error(format!("cannot read {}: {e}", kind.as_str())).at(Location {
                 file: path.clone(),
@@ -349,12 +365,10 @@ fn issue_diagnostics(raw: &Doc<Value>, issue: &schema::SchemaIssue) -> Vec<Diagn
             ]
         }
         Problem::Type { expected } => {
-            let mut d = Diagnostic::error(format!(
-                "expected {expected}, found {}",
-                describe(found)
-            ))
-            .at(raw.at(p))
-            .field(field_path(p));
+            let mut d =
+                Diagnostic::error(format!("expected {expected}, found {}", describe(found)))
+                    .at(raw.at(p))
+                    .field(field_path(p));
             if expected == "a string" && matches!(found, Some(Value::Number(_) | Value::Bool(_))) {
                 d = d.hint("quote the value to make it a string");
             }
@@ -398,10 +412,13 @@ fn issue_diagnostics(raw: &Doc<Value>, issue: &schema::SchemaIssue) -> Vec<Diagn
             ]
         }
         Problem::NoForm => vec![
-            Diagnostic::error(format!("{} does not match any allowed form", describe(found)))
-                .at(raw.at(p))
-                .field(field_path(p))
-                .hint("see the field's documentation in docs/manifests.md"),
+            Diagnostic::error(format!(
+                "{} does not match any allowed form",
+                describe(found)
+            ))
+            .at(raw.at(p))
+            .field(field_path(p))
+            .hint("see the field's documentation in docs/manifests.md"),
         ],
         Problem::Other(msg) => vec![
             Diagnostic::error(msg.clone())

@@ -151,7 +151,10 @@ mod tests {
 
     #[test]
     fn function_names_must_suit_every_derived_name() {
-        assert_eq!(function_name_problem("demo", "scar-batch-ffmpeg-split"), None);
+        assert_eq!(
+            function_name_problem("demo", "scar-batch-ffmpeg-split"),
+            None
+        );
         assert!(function_name_problem("demo", "bad name").is_some());
         assert!(function_name_problem("demo", &"x".repeat(65)).is_some());
         // Valid for Lambda, but `__` cannot be an ECR repository component.

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::types::{
-    Architecture, BatchSpec, ComputeSpec, ComputeType, EnvValue, Execution, FunctionSpec,
-    LogLevel, StackSpec, VpcSpec,
+    Architecture, BatchSpec, ComputeSpec, ComputeType, EnvValue, Execution, FunctionSpec, LogLevel,
+    StackSpec, VpcSpec,
 };
 
 /// Built-in memory in MB (SCAR's default).
@@ -112,7 +112,8 @@ fn merge_batch(base: Option<&BatchSpec>, own: Option<&BatchSpec>) -> Option<Batc
                 // Fields that only make sense for one compute type are inherited only when the
                 // function keeps the default's type: a function that switches the stack's SPOT
                 // default to FARGATE must not inherit `bidPercentage` or `instanceTypes`.
-                let same_type = o.kind.is_none() || o.kind.unwrap_or(ComputeType::Ec2) == b.kind.unwrap_or(ComputeType::Ec2);
+                let same_type = o.kind.is_none()
+                    || o.kind.unwrap_or(ComputeType::Ec2) == b.kind.unwrap_or(ComputeType::Ec2);
                 let typed = |own: &Option<Vec<String>>, base: &Option<Vec<String>>| {
                     own.clone().or_else(|| base.clone().filter(|_| same_type))
                 };
@@ -123,8 +124,14 @@ fn merge_batch(base: Option<&BatchSpec>, own: Option<&BatchSpec>) -> Option<Batc
                     desired_vcpus: o.desired_vcpus.or(b.desired_vcpus),
                     instance_types: typed(&o.instance_types, &b.instance_types),
                     subnets: o.subnets.clone().or_else(|| b.subnets.clone()),
-                    security_groups: o.security_groups.clone().or_else(|| b.security_groups.clone()),
-                    instance_role: o.instance_role.clone().or_else(|| b.instance_role.clone().filter(|_| same_type)),
+                    security_groups: o
+                        .security_groups
+                        .clone()
+                        .or_else(|| b.security_groups.clone()),
+                    instance_role: o
+                        .instance_role
+                        .clone()
+                        .or_else(|| b.instance_role.clone().filter(|_| same_type)),
                     service_role: o.service_role.clone().or_else(|| b.service_role.clone()),
                     bid_percentage: o.bid_percentage.or(b.bid_percentage.filter(|_| same_type)),
                 })

@@ -311,9 +311,9 @@ fn allowed_values(root: &Value, pointer: &str) -> Vec<String> {
         .into_iter()
         .flat_map(|n| expand(root, n))
         .collect();
-    let has_other_form = nodes.iter().any(|n| {
-        n.get("type").is_some_and(|t| t != "string") || n.get("properties").is_some()
-    });
+    let has_other_form = nodes
+        .iter()
+        .any(|n| n.get("type").is_some_and(|t| t != "string") || n.get("properties").is_some());
     if has_other_form {
         return Vec::new();
     }
@@ -398,7 +398,10 @@ mod tests {
     fn ranges_come_from_the_types() {
         let doc = json!({"apiVersion":"scar/v1alpha1","kind":"Function","metadata":{"name":"f"},
             "spec":{"image":"x","memory":64,"timeout":901}});
-        let pointers: Vec<_> = check(Kind::Function, &doc).into_iter().map(|i| i.pointer).collect();
+        let pointers: Vec<_> = check(Kind::Function, &doc)
+            .into_iter()
+            .map(|i| i.pointer)
+            .collect();
         assert_eq!(pointers, ["/spec/memory", "/spec/timeout"]);
     }
 }

@@ -524,7 +524,9 @@ pub struct VpcSpec {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FileSystemSpec {
     /// EFS access point ARN.
-    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:elasticfilesystem:[a-z0-9-]+:[0-9]{12}:access-point/fsap-[a-f0-9]{17}$"))]
+    #[schemars(regex(
+        pattern = r"^arn:aws[a-z-]*:elasticfilesystem:[a-z0-9-]+:[0-9]{12}:access-point/fsap-[a-f0-9]{17}$"
+    ))]
     pub arn: String,
     /// Mount path, under `/mnt/`.
     #[schemars(regex(pattern = r"^/mnt/[a-zA-Z0-9-_.]+$"))]

@@ -447,7 +447,12 @@ pub fn to_json(node: &Node) -> (serde_json::Value, SpanIndex) {
     (value, index)
 }
 
-fn convert(node: &Node, ptr: String, key: Option<Span>, index: &mut SpanIndex) -> serde_json::Value {
+fn convert(
+    node: &Node,
+    ptr: String,
+    key: Option<Span>,
+    index: &mut SpanIndex,
+) -> serde_json::Value {
     use serde_json::Value;
     let v = match &node.value {
         NodeValue::Null => Value::Null,

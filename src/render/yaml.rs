@@ -110,8 +110,8 @@ fn quoted(s: &str) -> String {
 fn needs_quotes(s: &str) -> bool {
     const WORDS: &[&str] = &[
         "null", "Null", "NULL", "~", "true", "True", "TRUE", "false", "False", "FALSE", "yes",
-        "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF", "y", "Y", "n",
-        "N", ".inf", ".nan", "-.inf", "+.inf",
+        "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF", "y", "Y", "n", "N",
+        ".inf", ".nan", "-.inf", "+.inf",
     ];
     let Some(first) = s.chars().next() else {
         return true;

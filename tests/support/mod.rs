@@ -1,6 +1,9 @@
 //! Running the real `scar` binary from tests, colour off, from the package root.
 
-#![allow(dead_code, reason = "each test binary uses a different part of this module")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of this module"
+)]
 
 use std::path::Path;
 use std::process::{Command, Output};

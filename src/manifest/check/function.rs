@@ -72,7 +72,9 @@ pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
                 .at(f.at("/metadata/name"))
                 .field("metadata.name")
                 .related(first.at("/metadata/name"), "first defined here")
-                .hint("function names are unique in a stack, ignoring case (ECR names are lowercase)"),
+                .hint(
+                    "function names are unique in a stack, ignoring case (ECR names are lowercase)",
+                ),
             );
         } else {
             seen.insert(name.to_lowercase(), f);
@@ -163,12 +165,14 @@ fn check_one(set: &ManifestSet, f: &Doc<FunctionManifest>, eff: &Effective, out:
         match &output.provider {
             None => bucket(f, &output.bucket, &format!("/spec/output/{i}/bucket"), out),
             Some(p) => {
-                let known = p.split_once('.').is_some_and(|(kind, id)| match (kind, providers) {
-                    ("s3", Some(sp)) => sp.s3.contains_key(id),
-                    ("minio", Some(sp)) => sp.minio.contains_key(id),
-                    ("onedata", Some(sp)) => sp.onedata.contains_key(id),
-                    _ => false,
-                });
+                let known = p
+                    .split_once('.')
+                    .is_some_and(|(kind, id)| match (kind, providers) {
+                        ("s3", Some(sp)) => sp.s3.contains_key(id),
+                        ("minio", Some(sp)) => sp.minio.contains_key(id),
+                        ("onedata", Some(sp)) => sp.onedata.contains_key(id),
+                        _ => false,
+                    });
                 if !known {
                     out.push(
                         Diagnostic::error(format!("unknown storage provider `{p}`"))
@@ -248,7 +252,10 @@ fn check_image(set: &ManifestSet, f: &Doc<FunctionManifest>, out: &mut Diagnosti
 fn check_env(f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics) {
     let mut size = 0;
     for (k, v) in &eff.environment {
-        let pointer = format!("/spec/environment/{}", crate::manifest::yaml::escape_segment(k));
+        let pointer = format!(
+            "/spec/environment/{}",
+            crate::manifest::yaml::escape_segment(k)
+        );
         let valid = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
             && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
@@ -358,28 +365,39 @@ fn check_batch(f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics
     };
     let Some(compute) = &batch.compute else {
         out.push(
-            Diagnostic::error("`batch.compute` is missing: scar needs it to create the compute environment")
-                .at(f.key_at("/spec/batch"))
-                .field("spec.batch.compute")
-                .hint("give at least `subnets` and `securityGroups`"),
+            Diagnostic::error(
+                "`batch.compute` is missing: scar needs it to create the compute environment",
+            )
+            .at(f.key_at("/spec/batch"))
+            .field("spec.batch.compute")
+            .hint("give at least `subnets` and `securityGroups`"),
         );
         return;
     };
     let kind = compute.kind.unwrap_or(ComputeType::Ec2);
     let fargate = matches!(kind, ComputeType::Fargate | ComputeType::FargateSpot);
     for (field, present) in [
-        ("subnets", compute.subnets.as_ref().is_some_and(|v| !v.is_empty())),
+        (
+            "subnets",
+            compute.subnets.as_ref().is_some_and(|v| !v.is_empty()),
+        ),
         (
             "securityGroups",
-            compute.security_groups.as_ref().is_some_and(|v| !v.is_empty()),
+            compute
+                .security_groups
+                .as_ref()
+                .is_some_and(|v| !v.is_empty()),
         ),
     ] {
         if !present {
             out.push(
-                Diagnostic::error(format!("`batch.compute.{field}` is required for {} compute", kind.as_str()))
-                    .at(f.key_at("/spec/batch/compute"))
-                    .field(format!("spec.batch.compute.{field}"))
-                    .hint("Batch starts its instances or tasks in these; give at least one"),
+                Diagnostic::error(format!(
+                    "`batch.compute.{field}` is required for {} compute",
+                    kind.as_str()
+                ))
+                .at(f.key_at("/spec/batch/compute"))
+                .field(format!("spec.batch.compute.{field}"))
+                .hint("Batch starts its instances or tasks in these; give at least one"),
             );
         }
     }
@@ -415,7 +433,9 @@ fn check_batch(f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics
     if fargate {
         let memory = batch.memory.unwrap_or(2048);
         let fits = FARGATE.iter().any(|&(v, lo, hi, step)| {
-            (v - vcpus).abs() < f64::EPSILON && (lo..=hi).contains(&memory) && (memory - lo) % step == 0
+            (v - vcpus).abs() < f64::EPSILON
+                && (lo..=hi).contains(&memory)
+                && (memory - lo) % step == 0
         });
         if !fits {
             out.push(

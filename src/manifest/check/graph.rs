@@ -5,10 +5,10 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::manifest::Doc;
 use crate::manifest::load::{ManifestSet, suggest};
 use crate::manifest::resolve::DEFAULT_EVENTS;
 use crate::manifest::types::{InputSpec, OutputSpec, WorkflowManifest};
-use crate::manifest::Doc;
 
 /// S3 event types a bucket notification accepts.
 const EVENTS: &[&str] = &[
@@ -86,14 +86,20 @@ pub fn feeds(o: &OutputSpec, i: &InputSpec) -> bool {
         let rest = &i.prefix.as_deref().unwrap_or("")[o.prefix.as_deref().unwrap_or("").len()..];
         if let Some(f) = &o.filter
             && !f.prefix.is_empty()
-            && !f.prefix.iter().any(|p| p.starts_with(rest) || rest.starts_with(p.as_str()))
+            && !f
+                .prefix
+                .iter()
+                .any(|p| p.starts_with(rest) || rest.starts_with(p.as_str()))
         {
             return false;
         }
     }
     if let (Some(suffix), Some(f)) = (&i.suffix, &o.filter)
         && !f.suffix.is_empty()
-        && !f.suffix.iter().any(|s| suffixes_overlap(Some(s), Some(suffix)))
+        && !f
+            .suffix
+            .iter()
+            .any(|s| suffixes_overlap(Some(s), Some(suffix)))
     {
         return false;
     }
@@ -152,7 +158,10 @@ pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
             ))
             .at(f.key_at(&format!("/spec/output/{}", e.output)))
             .field(format!("spec.output[{}]", e.output))
-            .related(f.key_at(&format!("/spec/input/{}", e.input)), "the input it triggers")
+            .related(
+                f.key_at(&format!("/spec/input/{}", e.input)),
+                "the input it triggers",
+            )
             .hint("write outputs under a prefix (or bucket) the input does not watch"),
         );
     }
@@ -161,10 +170,13 @@ pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
     for w in &set.workflows {
         if let Some(first) = names.get(w.value.metadata.name.as_str()) {
             out.push(
-                Diagnostic::error(format!("duplicate workflow name `{}`", w.value.metadata.name))
-                    .at(w.at("/metadata/name"))
-                    .field("metadata.name")
-                    .related(first.at("/metadata/name"), "first defined here"),
+                Diagnostic::error(format!(
+                    "duplicate workflow name `{}`",
+                    w.value.metadata.name
+                ))
+                .at(w.at("/metadata/name"))
+                .field("metadata.name")
+                .related(first.at("/metadata/name"), "first defined here"),
             );
         } else {
             names.insert(&w.value.metadata.name, w);
@@ -291,7 +303,11 @@ fn cycles(set: &ManifestSet, edges: &[Edge], out: &mut Diagnostics) {
 
 fn workflow(set: &ManifestSet, w: &Doc<WorkflowManifest>, edges: &[Edge], out: &mut Diagnostics) {
     let spec = &w.value.spec;
-    let index_of = |name: &str| set.functions.iter().position(|f| f.value.metadata.name == name);
+    let index_of = |name: &str| {
+        set.functions
+            .iter()
+            .position(|f| f.value.metadata.name == name)
+    };
     let mut stage_fns: Vec<Option<usize>> = Vec::new();
     for (i, stage) in spec.stages.iter().enumerate() {
         let pointer = format!("/spec/stages/{i}");
@@ -322,13 +338,27 @@ fn workflow(set: &ManifestSet, w: &Doc<WorkflowManifest>, edges: &[Edge], out: &
         Some(list) => list
             .iter()
             .enumerate()
-            .map(|(i, e)| (e.from.clone(), e.to.clone(), e.bucket.clone(), format!("/spec/edges/{i}")))
+            .map(|(i, e)| {
+                (
+                    e.from.clone(),
+                    e.to.clone(),
+                    e.bucket.clone(),
+                    format!("/spec/edges/{i}"),
+                )
+            })
             .collect(),
         None => spec
             .stages
             .windows(2)
             .enumerate()
-            .map(|(i, p)| (p[0].clone(), p[1].clone(), None, format!("/spec/stages/{}", i + 1)))
+            .map(|(i, p)| {
+                (
+                    p[0].clone(),
+                    p[1].clone(),
+                    None,
+                    format!("/spec/stages/{}", i + 1),
+                )
+            })
             .collect(),
     };
     for (from, to, bucket, pointer) in &declared {
@@ -348,10 +378,12 @@ fn workflow(set: &ManifestSet, w: &Doc<WorkflowManifest>, edges: &[Edge], out: &
         };
         if pf >= pt {
             out.push(
-                Diagnostic::error(format!("edge `{from}` -> `{to}` goes against the stage order"))
-                    .at(w.at(pointer))
-                    .field(field.clone())
-                    .hint("stages are listed upstream first"),
+                Diagnostic::error(format!(
+                    "edge `{from}` -> `{to}` goes against the stage order"
+                ))
+                .at(w.at(pointer))
+                .field(field.clone())
+                .hint("stages are listed upstream first"),
             );
             continue;
         }
@@ -447,10 +479,22 @@ mod tests {
 
     #[test]
     fn outputs_feed_inputs_whose_key_space_they_meet() {
-        assert!(feeds(&output("b", Some("split/")), &input("b", Some("split/"), None)));
-        assert!(feeds(&output("b", Some("split/x/")), &input("b", Some("split/"), None)));
-        assert!(!feeds(&output("b", Some("out/")), &input("b", Some("in/"), None)));
-        assert!(!feeds(&output("c", Some("in/")), &input("b", Some("in/"), None)));
+        assert!(feeds(
+            &output("b", Some("split/")),
+            &input("b", Some("split/"), None)
+        ));
+        assert!(feeds(
+            &output("b", Some("split/x/")),
+            &input("b", Some("split/"), None)
+        ));
+        assert!(!feeds(
+            &output("b", Some("out/")),
+            &input("b", Some("in/"), None)
+        ));
+        assert!(!feeds(
+            &output("c", Some("in/")),
+            &input("b", Some("in/"), None)
+        ));
     }
 
     #[test]
@@ -467,6 +511,9 @@ mod tests {
     #[test]
     fn wildcard_events_overlap_their_family() {
         assert!(events_overlap("s3:ObjectCreated:*", "s3:ObjectCreated:Put"));
-        assert!(!events_overlap("s3:ObjectCreated:*", "s3:ObjectRemoved:Delete"));
+        assert!(!events_overlap(
+            "s3:ObjectCreated:*",
+            "s3:ObjectRemoved:Delete"
+        ));
     }
 }

@@ -23,7 +23,15 @@ const SECRET_WORDS: &[&str] = &[
 
 /// Name endings that say the value is a location or an identifier, not the secret itself.
 const LOCATOR_ENDINGS: &[&str] = &[
-    "_ARN", "_URL", "_URI", "_PATH", "_FILE", "_NAME", "_ENDPOINT", "_ID", "_HEADER",
+    "_ARN",
+    "_URL",
+    "_URI",
+    "_PATH",
+    "_FILE",
+    "_NAME",
+    "_ENDPOINT",
+    "_ID",
+    "_HEADER",
 ];
 
 pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
@@ -63,7 +71,9 @@ fn env<T>(doc: &Doc<T>, vars: &BTreeMap<String, EnvValue>, base: &str, out: &mut
         let pointer = format!("{base}/{}", escape_segment(k));
         let field = crate::manifest::load::field_path(&pointer);
         match v {
-            EnvValue::Secret(s) => reference(doc, &s.secret_ref, &format!("{pointer}/secretRef"), out),
+            EnvValue::Secret(s) => {
+                reference(doc, &s.secret_ref, &format!("{pointer}/secretRef"), out)
+            }
             EnvValue::Literal(value) => {
                 if let Some(why) = literal_secret(k, value) {
                     out.push(
@@ -87,9 +97,13 @@ pub fn literal_secret(name: &str, value: &str) -> Option<&'static str> {
     let is_key_id = |v: &str| {
         v.len() == 20
             && (v.starts_with("AKIA") || v.starts_with("ASIA"))
-            && v.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            && v.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
     };
-    if value.split(|c: char| !c.is_ascii_alphanumeric()).any(is_key_id) {
+    if value
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(is_key_id)
+    {
         return Some("an AWS access key id");
     }
     if value.contains("PRIVATE KEY-----") {
@@ -116,9 +130,11 @@ fn reference<T>(doc: &Doc<T>, r: &SecretRef, pointer: &str, out: &mut Diagnostic
                 .field(field),
         ),
         (Some(_), None) if r.key.is_some() => out.push(
-            Diagnostic::error("`key` selects a JSON field of a Secrets Manager secret; SSM has none")
-                .at(doc.at(&format!("{pointer}/key")))
-                .field(format!("{field}.key")),
+            Diagnostic::error(
+                "`key` selects a JSON field of a Secrets Manager secret; SSM has none",
+            )
+            .at(doc.at(&format!("{pointer}/key")))
+            .field(format!("{field}.key")),
         ),
         _ => {}
     }
