@@ -33,6 +33,16 @@ pub fn derive(stack: &str, function: &str) -> DerivedNames {
     }
 }
 
+/// The environment variables scar sets on every function besides the user's: the supervisor
+/// reads them to find its stack and function.
+#[must_use]
+pub fn supervisor_env(stack: &str, function: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("SCAR_STACK", stack.to_owned()),
+        ("SCAR_FUNCTION", function.to_owned()),
+    ]
+}
+
 /// The name of the role scar manages for a stack.
 #[must_use]
 pub fn managed_role(stack: &str) -> String {

@@ -222,6 +222,20 @@ pub struct SecretRef {
     pub key: Option<String>,
 }
 
+impl SecretRef {
+    /// The reference as the supervisor receives it in its environment: `ssm:NAME` or
+    /// `secretsmanager:NAME[#KEY]`. Never the secret itself.
+    #[must_use]
+    pub fn to_reference(&self) -> String {
+        match (&self.ssm, &self.secrets_manager, &self.key) {
+            (Some(p), _, _) => format!("ssm:{p}"),
+            (None, Some(s), Some(k)) => format!("secretsmanager:{s}#{k}"),
+            (None, Some(s), None) => format!("secretsmanager:{s}"),
+            (None, None, _) => String::new(),
+        }
+    }
+}
+
 /// An environment value: a literal string or a secret reference.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]

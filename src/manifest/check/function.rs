@@ -88,6 +88,7 @@ pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
         }
         let eff = resolve::effective(stack.map(|s| &s.value.spec), &f.value.spec);
         check_one(set, f, &eff, out);
+        check_env(f, &eff, stack_name, out);
     }
 }
 
@@ -137,7 +138,6 @@ fn check_one(set: &ManifestSet, f: &Doc<FunctionManifest>, eff: &Effective, out:
             )),
         );
     }
-    check_env(f, eff, out);
     check_network(f, eff, out);
     for (i, input) in spec.input.iter().enumerate() {
         bucket(f, &input.bucket, &format!("/spec/input/{i}/bucket"), out);
@@ -249,7 +249,7 @@ fn check_image(set: &ManifestSet, f: &Doc<FunctionManifest>, out: &mut Diagnosti
     }
 }
 
-fn check_env(f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics) {
+fn check_env(f: &Doc<FunctionManifest>, eff: &Effective, stack: &str, out: &mut Diagnostics) {
     let mut size = 0;
     for (k, v) in &eff.environment {
         let pointer = format!(
@@ -277,16 +277,13 @@ fn check_env(f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics) 
         size += k.len()
             + match v {
                 EnvValue::Literal(s) => s.len(),
-                EnvValue::Secret(s) => {
-                    s.secret_ref.ssm.as_deref().map_or(0, str::len)
-                        + s.secret_ref.secrets_manager.as_deref().map_or(0, str::len)
-                        + s.secret_ref.key.as_deref().map_or(0, str::len)
-                        + 16
-                }
+                EnvValue::Secret(s) => s.secret_ref.to_reference().len(),
             };
     }
-    // The supervisor's own variables: SCAR_STACK and SCAR_FUNCTION.
-    size += "SCAR_STACKSCAR_FUNCTION".len() + 32 + f.value.metadata.name.len();
+    size += names::supervisor_env(stack, &f.value.metadata.name)
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum::<usize>();
     if size > ENV_LIMIT_BYTES {
         out.push(
             Diagnostic::error(format!(
