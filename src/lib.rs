@@ -8,4 +8,6 @@ pub mod cli;
 pub mod diag;
 pub mod import;
 pub mod manifest;
+pub mod model;
+pub mod plan;
 pub mod render;

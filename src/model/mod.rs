@@ -1,0 +1,501 @@
+//! The desired resource graph: what a validated manifest set asks to exist in AWS.
+//!
+//! [`build`] expands each manifest into typed resources with addresses, attributes and
+//! dependency edges. It is pure: no AWS call, no clock. Attributes are JSON values so that the
+//! diff, the plan file and every renderer treat all kinds alike; the kind decides only which
+//! fields force a replacement ([`replace_fields`]).
+
+mod address;
+pub mod live;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+pub use address::{Address, BadAddress, ResourceKind};
+
+use crate::manifest::load::ManifestSet;
+use crate::manifest::names;
+use crate::manifest::resolve::{self, DEFAULT_EVENTS};
+use crate::manifest::types::{EnvValue, FunctionManifest, InputSpec};
+
+/// Tag keys scar writes on everything it creates.
+pub mod tags {
+    /// The stack that owns the resource.
+    pub const STACK: &str = "scar:stack";
+    /// Always `scar`.
+    pub const MANAGED_BY: &str = "scar:managed-by";
+    /// The resource's address in its stack.
+    pub const ADDRESS: &str = "scar:address";
+}
+
+/// A value in an attribute that is only known once another resource exists, such as the ARN of
+/// a role scar is about to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reference {
+    /// The resource referred to.
+    pub address: Address,
+    /// Its attribute (`arn`).
+    pub attribute: String,
+}
+
+impl Reference {
+    /// The JSON form kept inside attributes until the plan resolves it.
+    #[must_use]
+    pub fn to_value(&self) -> Value {
+        json!({"$ref": self.address.to_string(), "attribute": self.attribute})
+    }
+
+    /// Reads the JSON form back.
+    #[must_use]
+    pub fn from_value(v: &Value) -> Option<Reference> {
+        let address = v.get("$ref")?.as_str()?.parse().ok()?;
+        let attribute = v.get("attribute")?.as_str()?.to_owned();
+        Some(Reference { address, attribute })
+    }
+}
+
+/// One resource the manifests ask for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredResource {
+    /// Its address.
+    pub address: Address,
+    /// Attributes as scar compares them with the live resource.
+    pub attrs: Map<String, Value>,
+    /// Top-level attribute keys (or `key.subkey` paths) whose values are never shown.
+    pub sensitive: Vec<String>,
+    /// Resources that must exist before this one.
+    pub depends_on: Vec<Address>,
+}
+
+/// Everything one stack asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredGraph {
+    /// The stack name (the ownership scope).
+    pub stack: String,
+    /// The region.
+    pub region: String,
+    /// The account guard, if set.
+    pub account_id: Option<String>,
+    /// True when owned buckets that no manifest uses may be deleted once empty.
+    pub delete_empty_buckets: bool,
+    /// Resources, sorted by address.
+    pub resources: Vec<DesiredResource>,
+}
+
+impl DesiredGraph {
+    /// The resource at `address`.
+    #[must_use]
+    pub fn get(&self, address: &Address) -> Option<&DesiredResource> {
+        self.resources
+            .binary_search_by(|r| r.address.cmp(address))
+            .ok()
+            .map(|i| &self.resources[i])
+    }
+}
+
+/// Attribute keys whose change AWS cannot apply in place.
+#[must_use]
+pub fn replace_fields(kind: ResourceKind) -> &'static [&'static str] {
+    match kind {
+        // A resource-policy statement cannot be edited: remove it and add the new one.
+        ResourceKind::LambdaPermission => &["function", "principal", "source_arn", "source_account"],
+        _ => &[],
+    }
+}
+
+/// The tags scar writes on a resource of `stack` at `address`, user tags first.
+#[must_use]
+pub fn ownership_tags(
+    stack: &str,
+    address: &Address,
+    user: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut t = user.clone();
+    t.insert(tags::STACK.into(), stack.into());
+    t.insert(tags::MANAGED_BY.into(), "scar".into());
+    t.insert(tags::ADDRESS.into(), address.to_string());
+    t
+}
+
+/// A short, stable hash (FNV-1a, 32 bits, hex) used to name notification entries after their
+/// rule, so reordering inputs in a manifest changes nothing in AWS.
+#[must_use]
+pub fn short_hash(s: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in s.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("{h:08x}")
+}
+
+/// The notification entry Id of one input of one function.
+#[must_use]
+pub fn trigger_id(stack: &str, function: &str, input: &InputSpec) -> String {
+    let rule = format!(
+        "{}|{}|{}|{}",
+        input.bucket,
+        input.prefix.as_deref().unwrap_or(""),
+        input.suffix.as_deref().unwrap_or(""),
+        events(input).join(",")
+    );
+    format!(
+        "{}{}",
+        names::derive(stack, function).notification_id_prefix,
+        short_hash(&rule)
+    )
+}
+
+fn events(input: &InputSpec) -> Vec<String> {
+    input.events.clone().unwrap_or_else(|| {
+        DEFAULT_EVENTS.iter().map(|s| (*s).to_owned()).collect()
+    })
+}
+
+/// Builds the desired graph of a validated set.
+///
+/// # Caveats
+/// Call it only on a set that validated without errors: it assumes one Stack and resolvable
+/// references, and skips what it cannot expand rather than reporting it again.
+#[must_use]
+pub fn build(set: &ManifestSet) -> Option<DesiredGraph> {
+    let stack_doc = set.stack()?;
+    let stack = &stack_doc.value;
+    let name = stack.metadata.name.clone();
+    let spec = &stack.spec;
+    let mut out: Vec<DesiredResource> = Vec::new();
+    let role_ref = if spec.role.managed == Some(true) {
+        let address = Address::new(ResourceKind::IamRole, names::managed_role(&name));
+        out.push(managed_role(&name, set, &address, spec));
+        Some(address)
+    } else {
+        None
+    };
+    let mut buckets: BTreeMap<String, ()> = BTreeMap::new();
+    for f in &set.functions {
+        let fm = &f.value;
+        for i in &fm.spec.input {
+            buckets.insert(i.bucket.clone(), ());
+        }
+        for o in fm.spec.output.iter().filter(|o| o.provider.is_none()) {
+            buckets.insert(o.bucket.clone(), ());
+        }
+        out.extend(function_resources(&name, spec, fm, role_ref.as_ref()));
+    }
+    for bucket in buckets.keys() {
+        let address = Address::new(ResourceKind::Bucket, bucket.clone());
+        let mut attrs = Map::new();
+        attrs.insert("name".into(), json!(bucket));
+        attrs.insert("region".into(), json!(spec.region));
+        attrs.insert(
+            "tags".into(),
+            json!(ownership_tags(&name, &address, &spec.tags)),
+        );
+        out.push(DesiredResource {
+            address,
+            attrs,
+            sensitive: Vec::new(),
+            depends_on: Vec::new(),
+        });
+    }
+    out.sort_by(|a, b| a.address.cmp(&b.address));
+    Some(DesiredGraph {
+        stack: name,
+        region: spec.region.clone(),
+        account_id: spec.account_id.clone(),
+        delete_empty_buckets: spec.buckets.deletion_policy
+            == crate::manifest::types::DeletionPolicy::DeleteIfEmpty,
+        resources: out,
+    })
+}
+
+fn merged_tags(
+    stack: &crate::manifest::types::StackSpec,
+    own: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut t = stack.tags.clone();
+    t.extend(own.clone());
+    t
+}
+
+fn function_resources(
+    stack_name: &str,
+    stack: &crate::manifest::types::StackSpec,
+    fm: &FunctionManifest,
+    role_ref: Option<&Address>,
+) -> Vec<DesiredResource> {
+    let fname = &fm.metadata.name;
+    let spec = &fm.spec;
+    let eff = resolve::effective(Some(stack), spec);
+    let user_tags = merged_tags(stack, &spec.tags);
+    let function = Address::new(ResourceKind::Function, fname.clone());
+    let log_group = Address::new(ResourceKind::LogGroup, fname.clone());
+    let mut out = Vec::new();
+
+    let mut env = Map::new();
+    let mut sensitive = Vec::new();
+    for (k, v) in &eff.environment {
+        match v {
+            EnvValue::Literal(s) => {
+                env.insert(k.clone(), json!(s));
+            }
+            EnvValue::Secret(s) => {
+                env.insert(k.clone(), json!(s.secret_ref.to_reference()));
+                sensitive.push(format!("environment.{k}"));
+            }
+        }
+    }
+    for (k, v) in names::supervisor_env(stack_name, fname) {
+        env.insert(k.to_owned(), json!(v));
+    }
+    let role = match (&spec.role, &stack.role.arn, role_ref) {
+        (Some(arn), _, _) | (None, Some(arn), _) => json!(arn),
+        (None, None, Some(r)) => Reference {
+            address: r.clone(),
+            attribute: "arn".into(),
+        }
+        .to_value(),
+        (None, None, None) => Value::Null,
+    };
+    let mut attrs = Map::new();
+    attrs.insert("image".into(), json!(spec.image));
+    attrs.insert("memory".into(), json!(eff.memory));
+    attrs.insert("timeout".into(), json!(eff.timeout));
+    attrs.insert("ephemeral_storage".into(), json!(eff.ephemeral_storage));
+    attrs.insert(
+        "architecture".into(),
+        serde_json::to_value(eff.architecture).unwrap_or(Value::Null),
+    );
+    attrs.insert("role".into(), role);
+    attrs.insert(
+        "description".into(),
+        json!(spec.description.clone().unwrap_or_default()),
+    );
+    attrs.insert("environment".into(), Value::Object(env));
+    attrs.insert(
+        "vpc".into(),
+        match &eff.vpc {
+            Some(v) => json!({"subnets": v.subnets, "security_groups": v.security_groups}),
+            None => Value::Null,
+        },
+    );
+    attrs.insert(
+        "file_systems".into(),
+        json!(
+            spec.file_systems
+                .iter()
+                .map(|f| json!({"arn": f.arn, "mount_path": f.mount_path}))
+                .collect::<Vec<_>>()
+        ),
+    );
+    attrs.insert(
+        "tags".into(),
+        json!(ownership_tags(stack_name, &function, &user_tags)),
+    );
+    let mut depends_on = vec![log_group.clone()];
+    if let Some(r) = role_ref.filter(|_| spec.role.is_none()) {
+        depends_on.push(r.clone());
+    }
+    out.push(DesiredResource {
+        address: function.clone(),
+        attrs,
+        sensitive,
+        depends_on,
+    });
+
+    let mut lg = Map::new();
+    lg.insert("name".into(), json!(names::derive(stack_name, fname).log_group));
+    lg.insert("retention_days".into(), json!(eff.retention_days));
+    lg.insert(
+        "tags".into(),
+        json!(ownership_tags(stack_name, &log_group, &user_tags)),
+    );
+    out.push(DesiredResource {
+        address: log_group,
+        attrs: lg,
+        sensitive: Vec::new(),
+        depends_on: Vec::new(),
+    });
+
+    let mut permitted: BTreeMap<&str, Address> = BTreeMap::new();
+    for input in &spec.input {
+        let bucket = Address::new(ResourceKind::Bucket, input.bucket.clone());
+        let permission = permitted
+            .entry(input.bucket.as_str())
+            .or_insert_with(|| {
+                let address = Address::new(
+                    ResourceKind::LambdaPermission,
+                    format!("{fname}/s3:{}", input.bucket),
+                );
+                let mut attrs = Map::new();
+                attrs.insert("function".into(), json!(fname));
+                attrs.insert(
+                    "statement_id".into(),
+                    json!(format!("scar-{stack_name}-s3-{}", input.bucket)),
+                );
+                attrs.insert("principal".into(), json!("s3.amazonaws.com"));
+                attrs.insert(
+                    "source_arn".into(),
+                    json!(format!("arn:aws:s3:::{}", input.bucket)),
+                );
+                attrs.insert(
+                    "source_account".into(),
+                    stack.account_id.as_ref().map_or_else(
+                        || {
+                            Reference {
+                                address: function.clone(),
+                                attribute: "account_id".into(),
+                            }
+                            .to_value()
+                        },
+                        |a| json!(a),
+                    ),
+                );
+                out.push(DesiredResource {
+                    address: address.clone(),
+                    attrs,
+                    sensitive: Vec::new(),
+                    depends_on: vec![function.clone(), bucket.clone()],
+                });
+                address
+            })
+            .clone();
+        let id = trigger_id(stack_name, fname, input);
+        let address = Address::new(ResourceKind::S3Trigger, format!("{}:{id}", input.bucket));
+        let mut attrs = Map::new();
+        attrs.insert("bucket".into(), json!(input.bucket));
+        attrs.insert("id".into(), json!(id));
+        attrs.insert(
+            "function_arn".into(),
+            Reference {
+                address: function.clone(),
+                attribute: "arn".into(),
+            }
+            .to_value(),
+        );
+        attrs.insert("events".into(), json!(events(input)));
+        attrs.insert(
+            "prefix".into(),
+            json!(input.prefix.clone().unwrap_or_default()),
+        );
+        attrs.insert(
+            "suffix".into(),
+            json!(input.suffix.clone().unwrap_or_default()),
+        );
+        out.push(DesiredResource {
+            address,
+            attrs,
+            sensitive: Vec::new(),
+            depends_on: vec![bucket, permission, function.clone()],
+        });
+    }
+    out
+}
+
+/// The managed role: Lambda's trust policy and an inline policy derived from what the
+/// functions read, write and log.
+fn managed_role(
+    stack: &str,
+    set: &ManifestSet,
+    address: &Address,
+    spec: &crate::manifest::types::StackSpec,
+) -> DesiredResource {
+    let mut read: Vec<String> = Vec::new();
+    let mut write: Vec<String> = Vec::new();
+    let mut logs: Vec<String> = Vec::new();
+    let mut ssm: Vec<String> = Vec::new();
+    let mut secrets: Vec<String> = Vec::new();
+    let mut vpc = false;
+    for f in &set.functions {
+        let fs = &f.value.spec;
+        let eff = resolve::effective(Some(spec), fs);
+        for i in &fs.input {
+            read.push(format!(
+                "arn:aws:s3:::{}/{}*",
+                i.bucket,
+                i.prefix.as_deref().unwrap_or("")
+            ));
+        }
+        for o in fs.output.iter().filter(|o| o.provider.is_none()) {
+            write.push(format!(
+                "arn:aws:s3:::{}/{}*",
+                o.bucket,
+                o.prefix.as_deref().unwrap_or("")
+            ));
+        }
+        logs.push(format!(
+            "arn:aws:logs:{}:*:log-group:{}:*",
+            spec.region,
+            names::derive(stack, &f.value.metadata.name).log_group
+        ));
+        for v in eff.environment.values() {
+            if let EnvValue::Secret(s) = v {
+                if let Some(p) = &s.secret_ref.ssm {
+                    ssm.push(format!(
+                        "arn:aws:ssm:{}:*:parameter/{}",
+                        spec.region,
+                        p.trim_start_matches('/')
+                    ));
+                }
+                if let Some(n) = &s.secret_ref.secrets_manager {
+                    secrets.push(if n.starts_with("arn:") {
+                        n.clone()
+                    } else {
+                        format!("arn:aws:secretsmanager:{}:*:secret:{n}-*", spec.region)
+                    });
+                }
+            }
+        }
+        vpc |= eff.vpc.is_some();
+    }
+    for v in [&mut read, &mut write, &mut logs, &mut ssm, &mut secrets] {
+        v.sort();
+        v.dedup();
+    }
+    let mut statements = vec![json!({
+        "Sid": "Logs", "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": logs,
+    })];
+    if !read.is_empty() {
+        statements.push(json!({"Sid": "ReadInputs", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": read}));
+    }
+    if !write.is_empty() {
+        statements.push(json!({"Sid": "WriteOutputs", "Effect": "Allow", "Action": ["s3:PutObject"], "Resource": write}));
+    }
+    if !ssm.is_empty() {
+        statements.push(json!({"Sid": "ReadParameters", "Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": ssm}));
+    }
+    if !secrets.is_empty() {
+        statements.push(json!({"Sid": "ReadSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": secrets}));
+    }
+    if vpc {
+        statements.push(json!({"Sid": "VpcNetworking", "Effect": "Allow", "Action": [
+            "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
+            "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"], "Resource": "*"}));
+    }
+    let mut attrs = Map::new();
+    attrs.insert("name".into(), json!(address.name));
+    attrs.insert(
+        "assume_role_policy".into(),
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+    );
+    attrs.insert(
+        "policy".into(),
+        json!({"Version": "2012-10-17", "Statement": statements}),
+    );
+    attrs.insert(
+        "permissions_boundary".into(),
+        json!(spec.role.permissions_boundary.clone().unwrap_or_default()),
+    );
+    attrs.insert("tags".into(), json!(ownership_tags(stack, address, &spec.tags)));
+    DesiredResource {
+        address: address.clone(),
+        attrs,
+        sensitive: Vec::new(),
+        depends_on: Vec::new(),
+    }
+}

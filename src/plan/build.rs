@@ -1,0 +1,362 @@
+//! desired + live -> plan. Pure: no AWS, no clock, deterministic order.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value};
+
+use super::{Action, Cause, FieldChange, Plan, PlanError, Reason, Step};
+use crate::model::live::{LiveResource, LiveState, Owner};
+use crate::model::{
+    Address, DesiredGraph, DesiredResource, Reference, ResourceKind, replace_fields, short_hash,
+};
+
+/// Tag holding the hash of the attributes last applied: a live difference while this still
+/// matches the manifests is drift, not an edit.
+pub const APPLIED_TAG: &str = "scar:applied";
+
+/// The hash apply writes into [`APPLIED_TAG`] for a desired resource.
+#[must_use]
+pub fn applied_hash(d: &DesiredResource) -> String {
+    let mut attrs = d.attrs.clone();
+    if let Some(Value::Object(t)) = attrs.get_mut("tags") {
+        t.remove(APPLIED_TAG);
+    }
+    short_hash(&Value::Object(attrs).to_string())
+}
+
+/// Builds the plan for `desired` against `live`. With `destroy`, every resource the stack owns
+/// is deleted, except buckets (data is never destroyed by `scar destroy`).
+///
+/// # Guarantees
+/// Never plans a write to a resource whose owner is not this stack, except taking over a log
+/// group Lambda created for one of the stack's functions. Ownership that could not be read is
+/// an error, never "unowned".
+#[must_use]
+pub fn build(desired: &DesiredGraph, live: &LiveState, destroy: bool) -> Plan {
+    let mut steps = Vec::new();
+    let mut errors = Vec::new();
+    let mut notes = Vec::new();
+    if !destroy {
+        for d in &desired.resources {
+            if let Some(step) = desired_step(desired, d, live, &mut errors, &mut notes) {
+                steps.push(step);
+            }
+        }
+    }
+    for (address, l) in &live.resources {
+        let wanted = !destroy && desired.get(address).is_some();
+        if wanted || l.owner != Owner::ThisStack {
+            continue;
+        }
+        if address.kind == ResourceKind::Bucket {
+            let empty = l.attrs.get("empty").and_then(Value::as_bool) == Some(true);
+            if destroy || !desired.delete_empty_buckets {
+                notes.push(format!("{address} is kept: scar never deletes bucket data unless the stack's deletionPolicy is DeleteIfEmpty"));
+                continue;
+            }
+            if !empty {
+                notes.push(format!("{address} is kept: it still holds objects"));
+                continue;
+            }
+        }
+        steps.push(Step {
+            address: address.clone(),
+            action: Action::Delete,
+            reason: Some(if destroy {
+                Reason::DeleteBecauseDestroy
+            } else {
+                Reason::DeleteBecauseNoManifest
+            }),
+            cause: Cause::Manifest,
+            changes: Vec::new(),
+            before: Some(l.attrs.clone()),
+            after: None,
+            sensitive: Vec::new(),
+            depends_on: Vec::new(),
+            expected_fingerprint: l.fingerprint.clone(),
+        });
+    }
+    super::order::order(&mut steps);
+    Plan {
+        format_version: super::FORMAT_VERSION.to_owned(),
+        stack: desired.stack.clone(),
+        region: desired.region.clone(),
+        destroy,
+        steps,
+        notes,
+        errors,
+    }
+}
+
+fn desired_step(
+    graph: &DesiredGraph,
+    d: &DesiredResource,
+    live: &LiveState,
+    errors: &mut Vec<PlanError>,
+    notes: &mut Vec<String>,
+) -> Option<Step> {
+    let address = &d.address;
+    let (after, unknown) = resolve(&d.attrs, graph, live);
+    let step = |action, reason, cause, changes, before: Option<&LiveResource>| Step {
+        address: address.clone(),
+        action,
+        reason,
+        cause,
+        changes,
+        before: before.map(|l| l.attrs.clone()),
+        after: Some(after.clone()),
+        sensitive: d.sensitive.clone(),
+        depends_on: d.depends_on.clone(),
+        expected_fingerprint: before.and_then(|l| l.fingerprint.clone()),
+    };
+    let Some(l) = live.get(address) else {
+        let changes = after
+            .iter()
+            .map(|(k, v)| FieldChange {
+                field: k.clone(),
+                before: None,
+                after: (!unknown.contains(k)).then(|| v.clone()),
+                forces_replacement: false,
+            })
+            .collect();
+        return Some(step(Action::Create, None, Cause::Manifest, changes, None));
+    };
+    let mut reason = None;
+    match (&l.owner, address.kind) {
+        (Owner::ThisStack, _) => {}
+        (Owner::Unknown(why), _) => {
+            errors.push(PlanError {
+                address: address.clone(),
+                message: format!("cannot tell who owns it: {why}"),
+                hint: Some("scar does not touch what it cannot prove it owns; grant read access to the resource's tags".into()),
+            });
+            return None;
+        }
+        (Owner::Unowned, ResourceKind::Bucket) => {
+            notes.push(format!("{address} exists and is used as is (scar adds only its own notification entries)"));
+            return region_check(address, &after, l, errors).then(|| step(Action::NoOp, None, Cause::Manifest, Vec::new(), Some(l)));
+        }
+        (Owner::Unowned, ResourceKind::LogGroup) => reason = Some(Reason::AdoptCreatedByAws),
+        (owner, _) => {
+            let whose = match owner {
+                Owner::OtherStack(s) => format!("scar stack `{s}`"),
+                _ => "nobody scar knows (no scar:stack tag)".to_owned(),
+            };
+            errors.push(PlanError {
+                address: address.clone(),
+                message: format!("already exists and belongs to {whose}"),
+                hint: Some(format!(
+                    "rename it in the manifests, or take it over with `scar adopt DIR {address}` after checking what would change"
+                )),
+            });
+            return None;
+        }
+    }
+    if address.kind == ResourceKind::Bucket && !region_check(address, &after, l, errors) {
+        return None;
+    }
+    let changes = diff(address.kind, &after, &unknown, &l.attrs);
+    if changes.is_empty() && reason.is_none() {
+        return Some(step(Action::NoOp, None, Cause::Manifest, changes, Some(l)));
+    }
+    let replace = changes.iter().any(|c| c.forces_replacement);
+    let applied = l
+        .attrs
+        .get("tags")
+        .and_then(|t| t.get(APPLIED_TAG))
+        .and_then(Value::as_str);
+    let cause = if applied == Some(applied_hash(d).as_str()) {
+        Cause::Drift
+    } else {
+        Cause::Manifest
+    };
+    let (action, reason) = if replace {
+        (Action::Replace, Some(Reason::ReplaceBecauseCannotUpdate))
+    } else {
+        (Action::Update, reason)
+    };
+    Some(step(action, reason, cause, changes, Some(l)))
+}
+
+fn region_check(address: &Address, after: &Map<String, Value>, l: &LiveResource, errors: &mut Vec<PlanError>) -> bool {
+    match (after.get("region"), l.attrs.get("region")) {
+        (Some(want), Some(have)) if want != have => {
+            errors.push(PlanError {
+                address: address.clone(),
+                message: format!("exists in region {have}, but the stack is in {want}"),
+                hint: Some("use a bucket in the stack's region; scar never moves or recreates a bucket".into()),
+            });
+            false
+        }
+        _ => true,
+    }
+}
+
+/// Replaces references with the live values they point to; returns the paths still unknown.
+fn resolve(attrs: &Map<String, Value>, graph: &DesiredGraph, live: &LiveState) -> (Map<String, Value>, BTreeSet<String>) {
+    let mut unknown = BTreeSet::new();
+    let mut out = Map::new();
+    for (k, v) in attrs {
+        match Reference::from_value(v) {
+            Some(r) => {
+                let known = live
+                    .get(&r.address)
+                    .filter(|l| l.owner == Owner::ThisStack || graph.get(&r.address).is_none())
+                    .and_then(|l| l.outputs.get(&r.attribute));
+                match known {
+                    Some(value) => {
+                        out.insert(k.clone(), value.clone());
+                    }
+                    None => {
+                        unknown.insert(k.clone());
+                        out.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            None => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    (out, unknown)
+}
+
+/// The fields whose desired value differs from the live one. Tags ignore AWS's own `aws:`
+/// keys and scar's bookkeeping tag; a field absent on the live side counts as changed.
+fn diff(kind: ResourceKind, after: &Map<String, Value>, unknown: &BTreeSet<String>, before: &Map<String, Value>) -> Vec<FieldChange> {
+    let forcing = replace_fields(kind);
+    after
+        .iter()
+        .filter_map(|(k, want)| {
+            let have = before.get(k);
+            let same = if unknown.contains(k) {
+                false
+            } else if k == "tags" {
+                comparable_tags(have) == comparable_tags(Some(want))
+            } else {
+                have == Some(want)
+            };
+            (!same).then(|| FieldChange {
+                field: k.clone(),
+                before: have.cloned(),
+                after: (!unknown.contains(k)).then(|| want.clone()),
+                forces_replacement: forcing.contains(&k.as_str()),
+            })
+        })
+        .collect()
+}
+
+fn comparable_tags(v: Option<&Value>) -> BTreeMap<String, Value> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !k.starts_with("aws:") && k.as_str() != APPLIED_TAG)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::live::LiveResource;
+    use crate::model::tags;
+    use serde_json::json;
+
+    fn graph(resources: Vec<DesiredResource>) -> DesiredGraph {
+        let mut resources = resources;
+        resources.sort_by(|a, b| a.address.cmp(&b.address));
+        DesiredGraph {
+            stack: "demo".into(),
+            region: "us-east-1".into(),
+            account_id: None,
+            delete_empty_buckets: false,
+            resources,
+        }
+    }
+
+    fn function(memory: u32) -> DesiredResource {
+        let address = Address::new(ResourceKind::Function, "f");
+        let mut attrs = Map::new();
+        attrs.insert("memory".into(), json!(memory));
+        attrs.insert("tags".into(), json!({tags::STACK: "demo"}));
+        DesiredResource {
+            address,
+            attrs,
+            sensitive: Vec::new(),
+            depends_on: Vec::new(),
+        }
+    }
+
+    fn live_of(d: &DesiredResource, owner: Owner, applied: bool) -> LiveState {
+        let mut attrs = d.attrs.clone();
+        if applied && let Some(Value::Object(t)) = attrs.get_mut("tags") {
+            t.insert(APPLIED_TAG.into(), json!(applied_hash(d)));
+        }
+        let mut live = LiveState::default();
+        live.resources.insert(
+            d.address.clone(),
+            LiveResource {
+                attrs,
+                owner,
+                fingerprint: Some("rev-1".into()),
+                outputs: BTreeMap::new(),
+            },
+        );
+        live
+    }
+
+    #[test]
+    fn unchanged_resource_is_a_no_op() {
+        let d = function(512);
+        let plan = build(&graph(vec![d.clone()]), &live_of(&d, Owner::ThisStack, true), false);
+        assert!(!plan.has_changes(), "{plan:?}");
+    }
+
+    #[test]
+    fn memory_edit_is_an_in_place_manifest_change() {
+        let old = function(512);
+        let new = function(1024);
+        let plan = build(&graph(vec![new]), &live_of(&old, Owner::ThisStack, true), false);
+        let step = plan.changes().next().expect("one change");
+        assert_eq!(step.action, Action::Update);
+        assert_eq!(step.cause, Cause::Manifest);
+        assert_eq!(step.changes.len(), 1);
+        assert_eq!(step.changes[0].field, "memory");
+        assert_eq!(step.expected_fingerprint.as_deref(), Some("rev-1"));
+    }
+
+    #[test]
+    fn out_of_band_change_is_drift() {
+        let d = function(512);
+        let mut live = live_of(&d, Owner::ThisStack, true);
+        if let Some(l) = live.resources.values_mut().next() {
+            l.attrs.insert("memory".into(), json!(256));
+        }
+        let plan = build(&graph(vec![d]), &live, false);
+        let step = plan.changes().next().expect("one change");
+        assert_eq!(step.cause, Cause::Drift);
+    }
+
+    #[test]
+    fn foreign_and_unreadable_owners_are_errors_not_writes() {
+        let d = function(512);
+        for owner in [Owner::Unowned, Owner::OtherStack("x".into()), Owner::Unknown("AccessDenied".into())] {
+            let plan = build(&graph(vec![d.clone()]), &live_of(&d, owner, false), false);
+            assert_eq!(plan.errors.len(), 1);
+            assert!(!plan.has_changes());
+        }
+    }
+
+    #[test]
+    fn owned_resource_without_manifest_is_deleted_foreign_is_not() {
+        let d = function(512);
+        let plan = build(&graph(vec![]), &live_of(&d, Owner::ThisStack, true), false);
+        assert_eq!(plan.steps[0].action, Action::Delete);
+        let plan = build(&graph(vec![]), &live_of(&d, Owner::Unowned, false), false);
+        assert!(plan.steps.is_empty());
+        let plan = build(&graph(vec![]), &live_of(&d, Owner::OtherStack("x".into()), false), false);
+        assert!(plan.steps.is_empty());
+    }
+}

@@ -1,0 +1,196 @@
+//! The plan: a value computed from the desired graph and the live state, rendered many ways
+//! and executed by apply. [`build`] is pure.
+//!
+//! A step's `reason` and `cause` explain the plan to people; apply must not branch on them
+//! (Terraform's rule for `ActionReason`).
+
+mod build;
+mod order;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub use build::{applied_hash, build};
+
+use crate::model::Address;
+
+/// Version of the plan file and JSON format; a major change means older files are refused.
+pub const FORMAT_VERSION: &str = "1.0";
+
+/// What a step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Nothing to do.
+    NoOp,
+    /// Create the resource.
+    Create,
+    /// Change it in place.
+    Update,
+    /// Delete it and create it again (AWS cannot change a field in place).
+    Replace,
+    /// Delete it.
+    Delete,
+}
+
+impl Action {
+    /// Terraform's symbol.
+    #[must_use]
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::NoOp => " ",
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+        }
+    }
+
+    /// Terraform's JSON action list.
+    #[must_use]
+    pub fn json_actions(self) -> &'static [&'static str] {
+        match self {
+            Action::NoOp => &["no-op"],
+            Action::Create => &["create"],
+            Action::Update => &["update"],
+            Action::Replace => &["delete", "create"],
+            Action::Delete => &["delete"],
+        }
+    }
+}
+
+/// Why a step exists (display only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Replaced because these fields cannot change in place.
+    ReplaceBecauseCannotUpdate,
+    /// Deleted because no manifest asks for it any more.
+    DeleteBecauseNoManifest,
+    /// Deleted because the whole stack is being destroyed.
+    DeleteBecauseDestroy,
+    /// An untagged resource that AWS made for one of the stack's own (a log group Lambda
+    /// created on first invocation) is taken over.
+    AdoptCreatedByAws,
+}
+
+/// Whether a change comes from the manifests or from outside scar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The manifests changed (or the resource is new or gone).
+    Manifest,
+    /// The live resource changed outside scar since the last apply.
+    Drift,
+}
+
+/// One field that changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// Top-level attribute key.
+    pub field: String,
+    /// Live value (absent for a create).
+    pub before: Option<Value>,
+    /// Desired value; `None` when only known after apply.
+    pub after: Option<Value>,
+    /// True when this field forces the replacement.
+    pub forces_replacement: bool,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// The resource.
+    pub address: Address,
+    /// What happens to it.
+    pub action: Action,
+    /// Why (display only).
+    pub reason: Option<Reason>,
+    /// Manifest edit or drift (display only).
+    pub cause: Cause,
+    /// The fields that change (empty for no-ops and deletes).
+    pub changes: Vec<FieldChange>,
+    /// Live attributes, when the resource exists.
+    pub before: Option<Map<String, Value>>,
+    /// Desired attributes, references still unresolved where the target does not exist yet.
+    pub after: Option<Map<String, Value>>,
+    /// Sensitive attribute paths, never shown.
+    pub sensitive: Vec<String>,
+    /// Steps that must finish first.
+    pub depends_on: Vec<Address>,
+    /// The live fingerprint read while planning; apply refuses the step if it moved.
+    pub expected_fingerprint: Option<String>,
+}
+
+/// A problem that makes the plan impossible to apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanError {
+    /// The resource concerned.
+    pub address: Address,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+/// Counts for the summary line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Resources created (replacements count here and in `destroy`).
+    pub add: usize,
+    /// Resources changed in place.
+    pub change: usize,
+    /// Resources deleted.
+    pub destroy: usize,
+}
+
+/// A plan: ordered steps, notes and errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// [`FORMAT_VERSION`].
+    pub format_version: String,
+    /// The stack planned.
+    pub stack: String,
+    /// Its region.
+    pub region: String,
+    /// True for `scar destroy` plans.
+    pub destroy: bool,
+    /// Steps in execution order (no-ops included, so renderers can count unchanged resources).
+    pub steps: Vec<Step>,
+    /// Things worth saying that change nothing (a retained bucket, an external bucket used as is).
+    pub notes: Vec<String>,
+    /// Problems that forbid applying.
+    pub errors: Vec<PlanError>,
+}
+
+impl Plan {
+    /// Add/change/destroy counts.
+    #[must_use]
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for step in &self.steps {
+            match step.action {
+                Action::NoOp => {}
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Replace => {
+                    s.add += 1;
+                    s.destroy += 1;
+                }
+                Action::Delete => s.destroy += 1,
+            }
+        }
+        s
+    }
+
+    /// True when any step does something.
+    #[must_use]
+    pub fn has_changes(&self) -> bool {
+        self.steps.iter().any(|s| s.action != Action::NoOp)
+    }
+
+    /// Steps that do something.
+    pub fn changes(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|s| s.action != Action::NoOp)
+    }
+}
