@@ -100,7 +100,9 @@ impl DesiredGraph {
 pub fn replace_fields(kind: ResourceKind) -> &'static [&'static str] {
     match kind {
         // A resource-policy statement cannot be edited: remove it and add the new one.
-        ResourceKind::LambdaPermission => &["function", "principal", "source_arn", "source_account"],
+        ResourceKind::LambdaPermission => {
+            &["function", "principal", "source_arn", "source_account"]
+        }
         _ => &[],
     }
 }
@@ -149,9 +151,10 @@ pub fn trigger_id(stack: &str, function: &str, input: &InputSpec) -> String {
 }
 
 fn events(input: &InputSpec) -> Vec<String> {
-    input.events.clone().unwrap_or_else(|| {
-        DEFAULT_EVENTS.iter().map(|s| (*s).to_owned()).collect()
-    })
+    input
+        .events
+        .clone()
+        .unwrap_or_else(|| DEFAULT_EVENTS.iter().map(|s| (*s).to_owned()).collect())
 }
 
 /// Builds the desired graph of a validated set.
@@ -306,7 +309,10 @@ fn function_resources(
     });
 
     let mut lg = Map::new();
-    lg.insert("name".into(), json!(names::derive(stack_name, fname).log_group));
+    lg.insert(
+        "name".into(),
+        json!(names::derive(stack_name, fname).log_group),
+    );
     lg.insert("retention_days".into(), json!(eff.retention_days));
     lg.insert(
         "tags".into(),
@@ -491,7 +497,10 @@ fn managed_role(
         "permissions_boundary".into(),
         json!(spec.role.permissions_boundary.clone().unwrap_or_default()),
     );
-    attrs.insert("tags".into(), json!(ownership_tags(stack, address, &spec.tags)));
+    attrs.insert(
+        "tags".into(),
+        json!(ownership_tags(stack, address, &spec.tags)),
+    );
     DesiredResource {
         address: address.clone(),
         attrs,

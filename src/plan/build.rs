@@ -133,8 +133,11 @@ fn desired_step(
             return None;
         }
         (Owner::Unowned, ResourceKind::Bucket) => {
-            notes.push(format!("{address} exists and is used as is (scar adds only its own notification entries)"));
-            return region_check(address, &after, l, errors).then(|| step(Action::NoOp, None, Cause::Manifest, Vec::new(), Some(l)));
+            notes.push(format!(
+                "{address} exists and is used as is (scar adds only its own notification entries)"
+            ));
+            return region_check(address, &after, l, errors)
+                .then(|| step(Action::NoOp, None, Cause::Manifest, Vec::new(), Some(l)));
         }
         (Owner::Unowned, ResourceKind::LogGroup) => reason = Some(Reason::AdoptCreatedByAws),
         (owner, _) => {
@@ -178,13 +181,21 @@ fn desired_step(
     Some(step(action, reason, cause, changes, Some(l)))
 }
 
-fn region_check(address: &Address, after: &Map<String, Value>, l: &LiveResource, errors: &mut Vec<PlanError>) -> bool {
+fn region_check(
+    address: &Address,
+    after: &Map<String, Value>,
+    l: &LiveResource,
+    errors: &mut Vec<PlanError>,
+) -> bool {
     match (after.get("region"), l.attrs.get("region")) {
         (Some(want), Some(have)) if want != have => {
             errors.push(PlanError {
                 address: address.clone(),
                 message: format!("exists in region {have}, but the stack is in {want}"),
-                hint: Some("use a bucket in the stack's region; scar never moves or recreates a bucket".into()),
+                hint: Some(
+                    "use a bucket in the stack's region; scar never moves or recreates a bucket"
+                        .into(),
+                ),
             });
             false
         }
@@ -193,7 +204,11 @@ fn region_check(address: &Address, after: &Map<String, Value>, l: &LiveResource,
 }
 
 /// Replaces references with the live values they point to; returns the paths still unknown.
-fn resolve(attrs: &Map<String, Value>, graph: &DesiredGraph, live: &LiveState) -> (Map<String, Value>, BTreeSet<String>) {
+fn resolve(
+    attrs: &Map<String, Value>,
+    graph: &DesiredGraph,
+    live: &LiveState,
+) -> (Map<String, Value>, BTreeSet<String>) {
     let mut unknown = BTreeSet::new();
     let mut out = Map::new();
     for (k, v) in attrs {
@@ -223,7 +238,12 @@ fn resolve(attrs: &Map<String, Value>, graph: &DesiredGraph, live: &LiveState) -
 
 /// The fields whose desired value differs from the live one. Tags ignore AWS's own `aws:`
 /// keys and scar's bookkeeping tag; a field absent on the live side counts as changed.
-fn diff(kind: ResourceKind, after: &Map<String, Value>, unknown: &BTreeSet<String>, before: &Map<String, Value>) -> Vec<FieldChange> {
+fn diff(
+    kind: ResourceKind,
+    after: &Map<String, Value>,
+    unknown: &BTreeSet<String>,
+    before: &Map<String, Value>,
+) -> Vec<FieldChange> {
     let forcing = replace_fields(kind);
     after
         .iter()
@@ -310,7 +330,11 @@ mod tests {
     #[test]
     fn unchanged_resource_is_a_no_op() {
         let d = function(512);
-        let plan = build(&graph(vec![d.clone()]), &live_of(&d, Owner::ThisStack, true), false);
+        let plan = build(
+            &graph(vec![d.clone()]),
+            &live_of(&d, Owner::ThisStack, true),
+            false,
+        );
         assert!(!plan.has_changes(), "{plan:?}");
     }
 
@@ -318,7 +342,11 @@ mod tests {
     fn memory_edit_is_an_in_place_manifest_change() {
         let old = function(512);
         let new = function(1024);
-        let plan = build(&graph(vec![new]), &live_of(&old, Owner::ThisStack, true), false);
+        let plan = build(
+            &graph(vec![new]),
+            &live_of(&old, Owner::ThisStack, true),
+            false,
+        );
         let step = plan.changes().next().expect("one change");
         assert_eq!(step.action, Action::Update);
         assert_eq!(step.cause, Cause::Manifest);
@@ -342,7 +370,11 @@ mod tests {
     #[test]
     fn foreign_and_unreadable_owners_are_errors_not_writes() {
         let d = function(512);
-        for owner in [Owner::Unowned, Owner::OtherStack("x".into()), Owner::Unknown("AccessDenied".into())] {
+        for owner in [
+            Owner::Unowned,
+            Owner::OtherStack("x".into()),
+            Owner::Unknown("AccessDenied".into()),
+        ] {
             let plan = build(&graph(vec![d.clone()]), &live_of(&d, owner, false), false);
             assert_eq!(plan.errors.len(), 1);
             assert!(!plan.has_changes());
@@ -356,7 +388,11 @@ mod tests {
         assert_eq!(plan.steps[0].action, Action::Delete);
         let plan = build(&graph(vec![]), &live_of(&d, Owner::Unowned, false), false);
         assert!(plan.steps.is_empty());
-        let plan = build(&graph(vec![]), &live_of(&d, Owner::OtherStack("x".into()), false), false);
+        let plan = build(
+            &graph(vec![]),
+            &live_of(&d, Owner::OtherStack("x".into()), false),
+            false,
+        );
         assert!(plan.steps.is_empty());
     }
 }

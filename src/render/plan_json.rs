@@ -49,7 +49,11 @@ fn resource_change(s: &Step) -> Value {
         }
         None => (Value::Null, json!({})),
     };
-    let after = if s.action == Action::Delete { Value::Null } else { after };
+    let after = if s.action == Action::Delete {
+        Value::Null
+    } else {
+        after
+    };
     let replace_paths: Vec<Value> = s
         .changes
         .iter()
@@ -91,11 +95,15 @@ fn unknowns(attrs: &Map<String, Value>) -> (Map<String, Value>, Map<String, Valu
 }
 
 fn masked(attrs: Option<&Map<String, Value>>, sensitive: &[String]) -> Value {
-    let Some(attrs) = attrs else { return Value::Null };
+    let Some(attrs) = attrs else {
+        return Value::Null;
+    };
     let mut out = attrs.clone();
     for path in sensitive {
         let mut parts = path.splitn(2, '.');
-        let (Some(top), rest) = (parts.next(), parts.next()) else { continue };
+        let (Some(top), rest) = (parts.next(), parts.next()) else {
+            continue;
+        };
         match (rest, out.get_mut(top)) {
             (None, Some(v)) => *v = Value::Null,
             (Some(key), Some(Value::Object(m))) => {

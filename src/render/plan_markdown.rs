@@ -21,12 +21,24 @@ pub fn render(plan: &Plan) -> String {
     if !plan.errors.is_empty() {
         let _ = writeln!(out, "**The plan has errors and cannot be applied.**\n");
         for e in &plan.errors {
-            let _ = writeln!(out, "- `{}`: {}{}", e.address, e.message, e.hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "- `{}`: {}{}",
+                e.address,
+                e.message,
+                e.hint
+                    .as_ref()
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default()
+            );
         }
         return out;
     }
     if !plan.has_changes() {
-        let _ = writeln!(out, "**No changes.** The live AWS resources match the manifests.");
+        let _ = writeln!(
+            out,
+            "**No changes.** The live AWS resources match the manifests."
+        );
         return out;
     }
     let _ = writeln!(
@@ -60,7 +72,10 @@ pub fn render(plan: &Plan) -> String {
         out.push_str(&row);
     }
     if table_cut > 0 {
-        let _ = writeln!(out, "\n_{table_cut} more rows left out to fit GitHub's comment limit._");
+        let _ = writeln!(
+            out,
+            "\n_{table_cut} more rows left out to fit GitHub's comment limit._"
+        );
     }
     let _ = writeln!(out, "\n<details><summary>Details</summary>\n\n```diff");
     let mut cut = 0;

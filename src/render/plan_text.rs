@@ -53,12 +53,19 @@ pub fn render(plan: &Plan, p: Palette) -> String {
         }
     }
     if !plan.errors.is_empty() {
-        let _ = writeln!(out, "\nThe plan cannot be applied until the errors above are fixed.");
+        let _ = writeln!(
+            out,
+            "\nThe plan cannot be applied until the errors above are fixed."
+        );
         return out;
     }
     let drifted: Vec<&Step> = plan.changes().filter(|s| s.cause == Cause::Drift).collect();
     if !drifted.is_empty() {
-        let _ = writeln!(out, "{}\n", p.bold("Note: Objects have changed outside of scar"));
+        let _ = writeln!(
+            out,
+            "{}\n",
+            p.bold("Note: Objects have changed outside of scar")
+        );
         let _ = writeln!(
             out,
             "scar detected the following changes made outside of scar since the last \"scar apply\":\n"
@@ -66,8 +73,10 @@ pub fn render(plan: &Plan, p: Palette) -> String {
         for s in &drifted {
             let _ = writeln!(out, "  # {} has changed", s.address);
             for c in &s.changes {
-                let sensitive = is_sensitive(s, &c.field);
-                let now = c.before.as_ref().map_or_else(|| "null".to_owned(), |v| scalar(v, sensitive));
+                let now = c
+                    .before
+                    .as_ref()
+                    .map_or_else(|| "null".to_owned(), |v| masked(s, &c.field, v));
                 let _ = writeln!(out, "      {} = {now}", c.field);
             }
         }
@@ -125,7 +134,11 @@ fn legend(plan: &Plan, p: Palette, out: &mut String) {
         (Action::Delete, "destroy"),
     ] {
         if plan.steps.iter().any(|s| s.action == action) {
-            let _ = writeln!(out, "{} {text}", p.paint(action, &format!("{:>3}", action.symbol())));
+            let _ = writeln!(
+                out,
+                "{} {text}",
+                p.paint(action, &format!("{:>3}", action.symbol()))
+            );
         }
     }
 }
@@ -139,8 +152,12 @@ fn header(s: &Step) -> String {
         Action::NoOp => "is unchanged",
     };
     let why = match (&s.reason, s.cause) {
-        (Some(crate::plan::Reason::DeleteBecauseNoManifest), _) => " (no manifest asks for it any more)",
-        (Some(crate::plan::Reason::AdoptCreatedByAws), _) => " (created by AWS for a function of this stack; taken over)",
+        (Some(crate::plan::Reason::DeleteBecauseNoManifest), _) => {
+            " (no manifest asks for it any more)"
+        }
+        (Some(crate::plan::Reason::AdoptCreatedByAws), _) => {
+            " (created by AWS for a function of this stack; taken over)"
+        }
         (_, Cause::Drift) => " (restores a change made outside scar)",
         _ => "",
     };
@@ -158,24 +175,36 @@ pub fn step(s: &Step, p: Palette, out: &mut String) {
     let _ = writeln!(out, "{sym} {} \"{}\" {{", s.address.kind, s.address.name);
     match s.action {
         Action::Create => {
-            if let Some(after) = &s.after {
-                for c in &s.changes {
-                    let value = match &c.after {
-                        Some(v) => value(v, &c.field, s, 3),
-                        None => "(known after apply)".into(),
-                    };
-                    let _ = writeln!(out, "{INDENT}  {} {} = {value}", p.paint(Action::Create, "+"), c.field);
-                }
-                let hidden = after.len().saturating_sub(s.changes.len());
-                if hidden > 0 {
-                    let _ = writeln!(out, "{INDENT}    # ({hidden} attributes hidden)");
-                }
+            let mut hidden = 0;
+            for c in &s.changes {
+                let value = match &c.after {
+                    Some(v) if is_blank(v) => {
+                        hidden += 1;
+                        continue;
+                    }
+                    Some(v) => value(v, &c.field, s),
+                    None => "(known after apply)".into(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{INDENT}  {} {} = {value}",
+                    p.paint(Action::Create, "+"),
+                    c.field
+                );
+            }
+            if hidden > 0 {
+                let _ = writeln!(out, "{INDENT}    # ({hidden} empty attributes hidden)");
             }
         }
         Action::Delete => {
             if let Some(before) = &s.before {
                 for (k, v) in before.iter().filter(|(k, _)| is_identity(k)) {
-                    let _ = writeln!(out, "{INDENT}  {} {k} = {} -> null", p.paint(Action::Delete, "-"), scalar(v, false));
+                    let _ = writeln!(
+                        out,
+                        "{INDENT}  {} {k} = {} -> null",
+                        p.paint(Action::Delete, "-"),
+                        scalar(v, false)
+                    );
                 }
                 let hidden = before.keys().filter(|k| !is_identity(k)).count();
                 if hidden > 0 {
@@ -202,7 +231,11 @@ pub fn step(s: &Step, p: Palette, out: &mut String) {
                         .count()
                 });
             if total > shown {
-                let _ = writeln!(out, "{INDENT}    # ({} unchanged attributes hidden)", total - shown);
+                let _ = writeln!(
+                    out,
+                    "{INDENT}    # ({} unchanged attributes hidden)",
+                    total - shown
+                );
             }
         }
         Action::NoOp => {}
@@ -216,26 +249,54 @@ fn is_identity(k: &str) -> bool {
 }
 
 fn change(s: &Step, c: &crate::plan::FieldChange, p: Palette, out: &mut String) {
-    let forces = if c.forces_replacement { " # forces replacement" } else { "" };
+    let forces = if c.forces_replacement {
+        " # forces replacement"
+    } else {
+        ""
+    };
     let sensitive = is_sensitive(s, &c.field);
     match (&c.before, &c.after) {
         (Some(Value::Object(b)), Some(Value::Object(a))) if is_flat(b) && is_flat(a) => {
-            let _ = writeln!(out, "{INDENT}  {} {} = {{{forces}", p.paint(Action::Update, "~"), c.field);
+            let _ = writeln!(
+                out,
+                "{INDENT}  {} {} = {{{forces}",
+                p.paint(Action::Update, "~"),
+                c.field
+            );
             map_diff(s, &c.field, b, a, p, out);
             let _ = writeln!(out, "{INDENT}    }}");
         }
         (Some(b), Some(a)) if is_multiline(b) || is_multiline(a) => {
-            let _ = writeln!(out, "{INDENT}  {} {} = <<-DIFF{forces}", p.paint(Action::Update, "~"), c.field);
+            let _ = writeln!(
+                out,
+                "{INDENT}  {} {} = <<-DIFF{forces}",
+                p.paint(Action::Update, "~"),
+                c.field
+            );
             for line in unified(b, a).lines() {
                 let _ = writeln!(out, "{INDENT}{INDENT}{line}");
             }
             let _ = writeln!(out, "{INDENT}    DIFF");
         }
         (before, after) => {
-            let old = before.as_ref().map_or_else(|| "null".to_owned(), |v| scalar(v, sensitive));
-            let new = after.as_ref().map_or_else(|| "(known after apply)".to_owned(), |v| scalar(v, sensitive));
-            let sym = if before.is_none() { Action::Create } else { Action::Update };
-            let _ = writeln!(out, "{INDENT}  {} {} = {old} -> {new}{forces}", p.paint(sym, sym.symbol()), c.field);
+            let old = before
+                .as_ref()
+                .map_or_else(|| "null".to_owned(), |v| scalar(v, sensitive));
+            let new = after.as_ref().map_or_else(
+                || "(known after apply)".to_owned(),
+                |v| scalar(v, sensitive),
+            );
+            let sym = if before.is_none() {
+                Action::Create
+            } else {
+                Action::Update
+            };
+            let _ = writeln!(
+                out,
+                "{INDENT}  {} {} = {old} -> {new}{forces}",
+                p.paint(sym, sym.symbol()),
+                c.field
+            );
         }
     }
 }
@@ -244,7 +305,14 @@ fn is_flat(m: &Map<String, Value>) -> bool {
     m.values().all(|v| !v.is_object() && !v.is_array())
 }
 
-fn map_diff(s: &Step, field: &str, b: &Map<String, Value>, a: &Map<String, Value>, p: Palette, out: &mut String) {
+fn map_diff(
+    s: &Step,
+    field: &str,
+    b: &Map<String, Value>,
+    a: &Map<String, Value>,
+    p: Palette,
+    out: &mut String,
+) {
     let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
     keys.sort();
     keys.dedup();
@@ -255,19 +323,38 @@ fn map_diff(s: &Step, field: &str, b: &Map<String, Value>, a: &Map<String, Value
         match (b.get(k), a.get(k)) {
             (Some(x), Some(y)) if x == y => unchanged += 1,
             (Some(x), Some(y)) => {
-                let _ = writeln!(out, "{INDENT}      {} {key} = {} -> {}", p.paint(Action::Update, "~"), scalar(x, sensitive), scalar(y, sensitive));
+                let _ = writeln!(
+                    out,
+                    "{INDENT}      {} {key} = {} -> {}",
+                    p.paint(Action::Update, "~"),
+                    scalar(x, sensitive),
+                    scalar(y, sensitive)
+                );
             }
             (None, Some(y)) => {
-                let _ = writeln!(out, "{INDENT}      {} {key} = {}", p.paint(Action::Create, "+"), scalar(y, sensitive));
+                let _ = writeln!(
+                    out,
+                    "{INDENT}      {} {key} = {}",
+                    p.paint(Action::Create, "+"),
+                    scalar(y, sensitive)
+                );
             }
             (Some(x), None) => {
-                let _ = writeln!(out, "{INDENT}      {} {key} = {} -> null", p.paint(Action::Delete, "-"), scalar(x, sensitive));
+                let _ = writeln!(
+                    out,
+                    "{INDENT}      {} {key} = {} -> null",
+                    p.paint(Action::Delete, "-"),
+                    scalar(x, sensitive)
+                );
             }
             (None, None) => {}
         }
     }
     if unchanged > 0 {
-        let _ = writeln!(out, "{INDENT}        # ({unchanged} unchanged elements hidden)");
+        let _ = writeln!(
+            out,
+            "{INDENT}        # ({unchanged} unchanged elements hidden)"
+        );
     }
 }
 
@@ -298,25 +385,57 @@ pub fn unified(before: &Value, after: &Value) -> String {
         .to_string()
 }
 
-fn value(v: &Value, field: &str, s: &Step, depth: usize) -> String {
+fn value(v: &Value, field: &str, s: &Step) -> String {
     match v {
         Value::Object(m) if !m.is_empty() && is_flat(m) => {
-            let pad = INDENT.repeat(depth - 1);
             let mut out = String::from("{\n");
             for (k, x) in m {
                 let sensitive = is_sensitive(s, &format!("{field}.{k}"));
-                let _ = writeln!(out, "{pad}      {} = {}", serde_json::to_string(k).unwrap_or_default(), scalar(x, sensitive));
+                let key = serde_json::to_string(k).unwrap_or_default();
+                let _ = writeln!(out, "{INDENT}      + {key} = {}", scalar(x, sensitive));
             }
-            let _ = write!(out, "{pad}    }}");
+            let _ = write!(out, "{INDENT}    }}");
             out
         }
         Value::Object(m) if !m.is_empty() => {
-            let pad = INDENT.repeat(depth - 1);
             let text = serde_json::to_string_pretty(v).unwrap_or_default();
-            let body: Vec<String> = text.lines().map(|l| format!("{pad}    {l}")).collect();
-            format!("jsonencode(\n{}\n{pad}    )", body.join("\n"))
+            let body: Vec<String> = text
+                .lines()
+                .map(|l| format!("{INDENT}{INDENT}  {l}"))
+                .collect();
+            format!("jsonencode(\n{}\n{INDENT}    )", body.join("\n"))
         }
         other => scalar(other, is_sensitive(s, field)),
+    }
+}
+
+/// A value for the drift note, with sensitive map entries masked.
+fn masked(s: &Step, field: &str, v: &Value) -> String {
+    if is_sensitive(s, field) {
+        return "(sensitive value)".into();
+    }
+    match v {
+        Value::Object(m) => {
+            let mut copy = m.clone();
+            for (k, x) in copy.iter_mut() {
+                if is_sensitive(s, &format!("{field}.{k}")) {
+                    *x = Value::String("(sensitive value)".into());
+                }
+            }
+            serde_json::to_string(&Value::Object(copy)).unwrap_or_default()
+        }
+        other => scalar(other, false),
+    }
+}
+
+/// True for values a create leaves out of the listing: nothing, or empty.
+fn is_blank(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        _ => false,
     }
 }
 
