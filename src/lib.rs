@@ -4,7 +4,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod apply;
 pub mod cli;
+pub mod cloud;
 pub mod diag;
 pub mod import;
 pub mod manifest;

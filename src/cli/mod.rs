@@ -4,11 +4,17 @@
 //! failed command). `scar plan --detailed-exitcode` will add 2 for "changes present", which is
 //! why usage errors are 1 and not clap's customary 2.
 
+mod cmd_adopt;
+mod cmd_apply;
 mod cmd_completions;
 mod cmd_import;
+mod cmd_plan;
 mod cmd_schema;
+mod cmd_show;
 mod cmd_validate;
 pub mod output;
+mod progress;
+mod session;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +34,9 @@ pub struct Cli {
     /// Log format: text for people, json for log pipelines.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// AWS connection settings.
+    #[command(flatten)]
+    pub aws: AwsArgs,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -62,6 +71,42 @@ pub enum Format {
     Json,
 }
 
+/// Output format of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// Terraform-style text.
+    Text,
+    /// Terraform-shaped plan JSON.
+    Json,
+    /// A pull-request comment.
+    Markdown,
+}
+
+/// How to reach AWS. The standard chain applies: environment, shared config and credentials,
+/// SSO, instance roles.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AwsArgs {
+    /// Named profile from the shared AWS config.
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// Region; default: the Stack's.
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Endpoint for every AWS service, such as a local emulator (also AWS_ENDPOINT_URL).
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+}
+
+impl AwsArgs {
+    fn settings(&self) -> crate::cloud::Settings {
+        crate::cloud::Settings {
+            profile: self.profile.clone(),
+            region: self.region.clone(),
+            endpoint: self.endpoint_url.clone(),
+        }
+    }
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -75,6 +120,76 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Compare the manifests with live AWS state and print the actions that would converge them.
+    ///
+    /// Validates first (invalid manifests: exit 1, no AWS call). Never writes to AWS.
+    Plan {
+        /// The stack directory.
+        dir: PathBuf,
+        /// Save the plan to this file, for `scar apply FILE` and `scar show FILE`.
+        #[arg(short, long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Exit 0 for no changes, 2 for changes, 1 for errors (Terraform's meaning).
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+        /// Plan the deletion of everything the stack owns (buckets kept).
+        #[arg(long)]
+        destroy: bool,
+        /// Allow a plan that deletes every function of the stack (a Stack with no Functions).
+        #[arg(long)]
+        allow_empty: bool,
+    },
+    /// Print a saved plan.
+    Show {
+        /// A plan file written by `scar plan -o`.
+        plan: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+    },
+    /// Make live AWS state match the manifests (or carry out a saved plan).
+    ///
+    /// With a directory: plans, shows the plan, asks for confirmation (or --auto-approve), then
+    /// applies. With a plan file: refuses the plan if anything it read changed since, then
+    /// applies exactly that plan.
+    Apply {
+        /// A stack directory or a plan file.
+        target: PathBuf,
+        /// Apply without asking.
+        #[arg(long)]
+        auto_approve: bool,
+        /// Steps run at once.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+        parallelism: u16,
+        /// Allow deleting every function of the stack (a Stack with no Functions).
+        #[arg(long)]
+        allow_empty: bool,
+    },
+    /// Delete everything the stack owns (buckets and their objects are kept).
+    Destroy {
+        /// The stack directory.
+        dir: PathBuf,
+        /// Destroy without asking.
+        #[arg(long)]
+        auto_approve: bool,
+        /// Steps run at once.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+        parallelism: u16,
+    },
+    /// Take an existing resource that no scar stack owns into this stack, after showing what
+    /// the next apply would change on it.
+    Adopt {
+        /// The stack directory.
+        dir: PathBuf,
+        /// The resource, such as `function/thumbs` (function, log_group, bucket or iam_role).
+        address: String,
+        /// Adopt without asking.
+        #[arg(long)]
+        auto_approve: bool,
     },
     /// Convert a SCAR 4.x function definition file (FDL) into a stack directory.
     ///
@@ -149,6 +264,62 @@ pub fn main() -> ExitCode {
             force,
         } => cmd_import::run(&fdl, &output, stack, region, force, &out),
         Command::Schema { kind, write } => cmd_schema::run(kind, write.as_deref()),
+        Command::Plan {
+            dir,
+            out: file,
+            detailed_exitcode,
+            format,
+            destroy,
+            allow_empty,
+        } => cmd_plan::run(
+            &cmd_plan::Args {
+                dir: &dir,
+                out: file.as_deref(),
+                detailed_exitcode,
+                format,
+                destroy,
+                allow_empty,
+            },
+            &cli.aws,
+            &out,
+        ),
+        Command::Show { plan, format } => cmd_show::run(&plan, format, &out),
+        Command::Apply {
+            target,
+            auto_approve,
+            parallelism,
+            allow_empty,
+        } => cmd_apply::run(
+            &cmd_apply::Args {
+                target: &target,
+                auto_approve,
+                parallelism: usize::from(parallelism),
+                allow_empty,
+                destroy: false,
+            },
+            &cli.aws,
+            &out,
+        ),
+        Command::Destroy {
+            dir,
+            auto_approve,
+            parallelism,
+        } => cmd_apply::run(
+            &cmd_apply::Args {
+                target: &dir,
+                auto_approve,
+                parallelism: usize::from(parallelism),
+                allow_empty: true,
+                destroy: true,
+            },
+            &cli.aws,
+            &out,
+        ),
+        Command::Adopt {
+            dir,
+            address,
+            auto_approve,
+        } => cmd_adopt::run(&dir, &address, auto_approve, &cli.aws, &out),
         Command::Completions { shell } => cmd_completions::run(shell),
     };
     match result {

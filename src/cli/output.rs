@@ -13,6 +13,8 @@ use crate::render::diagnostic::{Style, render_all};
 pub struct Output {
     /// Style for stderr.
     pub err_style: Style,
+    /// Whether stdout gets colour.
+    stdout_color: bool,
 }
 
 impl Output {
@@ -21,14 +23,23 @@ impl Output {
     pub fn new(choice: ColorChoice) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
-        let color = match choice {
+        let decide = |tty: bool| match choice {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => !no_color && !dumb && std::io::stderr().is_terminal(),
+            ColorChoice::Auto => !no_color && !dumb && tty,
         };
         Self {
-            err_style: Style { color },
+            err_style: Style {
+                color: decide(std::io::stderr().is_terminal()),
+            },
+            stdout_color: decide(std::io::stdout().is_terminal()),
         }
+    }
+
+    /// Whether to colour what goes to stdout.
+    #[must_use]
+    pub fn out_color(&self) -> bool {
+        self.stdout_color
     }
 
     /// Prints diagnostics to stderr with source snippets from `set`.

@@ -95,6 +95,16 @@ impl DesiredGraph {
     }
 }
 
+/// Attribute keys that scar writes but does not read back on every plan (to stay within two
+/// calls per function); a live resource without them is not a change.
+#[must_use]
+pub fn unread_fields(kind: ResourceKind) -> &'static [&'static str] {
+    match kind {
+        ResourceKind::LogGroup => &["tags"],
+        _ => &[],
+    }
+}
+
 /// Attribute keys whose change AWS cannot apply in place.
 #[must_use]
 pub fn replace_fields(kind: ResourceKind) -> &'static [&'static str] {
@@ -280,7 +290,14 @@ fn function_resources(
     attrs.insert(
         "vpc".into(),
         match &eff.vpc {
-            Some(v) => json!({"subnets": v.subnets, "security_groups": v.security_groups}),
+            Some(v) => {
+                // AWS answers with its own order; compare sets.
+                let mut subnets = v.subnets.clone();
+                let mut groups = v.security_groups.clone();
+                subnets.sort();
+                groups.sort();
+                json!({"subnets": subnets, "security_groups": groups})
+            }
             None => Value::Null,
         },
     );

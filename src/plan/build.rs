@@ -74,6 +74,7 @@ pub fn build(desired: &DesiredGraph, live: &LiveState, destroy: bool) -> Plan {
             sensitive: Vec::new(),
             depends_on: Vec::new(),
             expected_fingerprint: l.fingerprint.clone(),
+            applied: None,
         });
     }
     super::order::order(&mut steps);
@@ -108,6 +109,7 @@ fn desired_step(
         sensitive: d.sensitive.clone(),
         depends_on: d.depends_on.clone(),
         expected_fingerprint: before.and_then(|l| l.fingerprint.clone()),
+        applied: d.attrs.contains_key("tags").then(|| applied_hash(d)),
     };
     let Some(l) = live.get(address) else {
         let changes = after
@@ -245,8 +247,10 @@ fn diff(
     before: &Map<String, Value>,
 ) -> Vec<FieldChange> {
     let forcing = replace_fields(kind);
+    let unread = crate::model::unread_fields(kind);
     after
         .iter()
+        .filter(|(k, _)| before.contains_key(*k) || !unread.contains(&k.as_str()))
         .filter_map(|(k, want)| {
             let have = before.get(k);
             let same = if unknown.contains(k) {

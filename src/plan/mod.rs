@@ -5,12 +5,13 @@
 //! (Terraform's rule for `ActionReason`).
 
 mod build;
+pub mod file;
 mod order;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use build::{applied_hash, build};
+pub use build::{APPLIED_TAG, applied_hash, build};
 
 use crate::model::Address;
 
@@ -120,6 +121,9 @@ pub struct Step {
     pub depends_on: Vec<Address>,
     /// The live fingerprint read while planning; apply refuses the step if it moved.
     pub expected_fingerprint: Option<String>,
+    /// The hash apply records in the `scar:applied` tag, for drift detection next time.
+    #[serde(default)]
+    pub applied: Option<String>,
 }
 
 /// A problem that makes the plan impossible to apply.

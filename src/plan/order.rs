@@ -9,12 +9,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Action, Step};
 use crate::model::{Address, ResourceKind};
 
-/// Kinds in the order their deletes run.
+/// Kinds in the order their deletes run. The log group goes before its function: reads find
+/// log groups through the functions the stack owns, so a run killed between the two deletes
+/// must leave the function (found again next time), never an orphaned log group.
 const DELETE_ORDER: [ResourceKind; 6] = [
     ResourceKind::S3Trigger,
     ResourceKind::LambdaPermission,
-    ResourceKind::Function,
     ResourceKind::LogGroup,
+    ResourceKind::Function,
     ResourceKind::Bucket,
     ResourceKind::IamRole,
 ];

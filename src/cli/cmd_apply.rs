@@ -1,0 +1,140 @@
+//! `scar apply DIR|plan.json` and `scar destroy DIR`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::cmd_plan::{error_chain, print};
+use super::output::Output;
+use super::progress::Lines;
+use super::{AwsArgs, PlanFormat, session};
+use crate::apply::{self, Report};
+use crate::cloud::aws::{AccountSession, AwsCloud};
+use crate::plan::Plan;
+
+pub(super) struct Args<'a> {
+    pub target: &'a Path,
+    pub auto_approve: bool,
+    pub parallelism: usize,
+    pub allow_empty: bool,
+    pub destroy: bool,
+}
+
+pub(super) fn run(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<ExitCode> {
+    if args.target.is_file() && !args.destroy {
+        return run_saved(args, aws, out);
+    }
+    let desired = match session::load(args.target, out) {
+        Ok(d) => d,
+        Err(code) => return Ok(code),
+    };
+    let rt = session::runtime()?;
+    rt.block_on(async {
+        let cloud = session::connect(aws, &desired).await;
+        let live = match cloud.refresh(&desired).await {
+            Ok(l) => l,
+            Err(e) => return Ok(session::cloud_failed(out, "reading live state failed", &e)),
+        };
+        if let Err(code) = session::check_empty(&desired, &live, args.allow_empty, out) {
+            return Ok(code);
+        }
+        let plan = crate::plan::build(&desired, &live, args.destroy);
+        print(&plan, PlanFormat::Text, out)?;
+        if !plan.errors.is_empty() {
+            return Ok(ExitCode::from(1));
+        }
+        if !plan.has_changes() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if let Err(code) = session::confirm(&plan, args.auto_approve, out) {
+            return Ok(code);
+        }
+        execute(&cloud, &plan, args.parallelism, out).await
+    })
+}
+
+/// Applies a saved plan, after proving nothing it read has changed.
+fn run_saved(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<ExitCode> {
+    let file = match crate::plan::file::load(args.target) {
+        Ok(f) => f,
+        Err(e) => {
+            out.error(&error_chain(&e));
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if !file.plan.errors.is_empty() {
+        out.error("the saved plan has errors and cannot be applied");
+        return Ok(ExitCode::from(1));
+    }
+    if !file.plan.has_changes() {
+        println!("No changes. The saved plan has nothing to do.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rt = session::runtime()?;
+    rt.block_on(async {
+        let cloud = session::connect(aws, &file.desired).await;
+        let live = match cloud.refresh(&file.desired).await {
+            Ok(l) => l,
+            Err(e) => return Ok(session::cloud_failed(out, "reading live state failed", &e)),
+        };
+        let stale = apply::stale::stale_reasons(&file.plan, &live);
+        if !stale.is_empty() {
+            for r in &stale {
+                eprintln!("  - {r}");
+            }
+            out.error(&format!(
+                "the saved plan is stale: AWS changed since it was made ({} differences above); nothing was written. Run `scar plan` again.",
+                stale.len()
+            ));
+            return Ok(ExitCode::from(1));
+        }
+        execute(&cloud, &file.plan, args.parallelism, out).await
+    })
+}
+
+async fn execute(
+    cloud: &AwsCloud,
+    plan: &Plan,
+    parallelism: usize,
+    out: &Output,
+) -> std::io::Result<ExitCode> {
+    let account = match cloud.account_id().await {
+        Ok(a) => a,
+        Err(e) => return Ok(session::cloud_failed(out, "cannot tell the account", &e)),
+    };
+    eprintln!();
+    let session = AccountSession { cloud, account };
+    let report = apply::run(&session, plan, parallelism, &Lines).await;
+    Ok(summarise(&report, plan, out))
+}
+
+fn summarise(report: &Report, plan: &Plan, out: &Output) -> ExitCode {
+    let (added, changed, destroyed) = report.counts();
+    if report.ok() {
+        let what = if plan.destroy { "Destroy" } else { "Apply" };
+        println!(
+            "\n{what} complete! Resources: {added} added, {changed} changed, {destroyed} destroyed."
+        );
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("\nApply stopped after a failure.");
+    eprintln!(
+        "  done:    {} ({added} added, {changed} changed, {destroyed} destroyed)",
+        report.done.len()
+    );
+    for (a, e) in &report.failed {
+        eprintln!("  failed:  {a}: {e}");
+    }
+    if !report.skipped.is_empty() {
+        eprintln!(
+            "  skipped: {}",
+            report
+                .skipped
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    out.error("apply failed; run `scar apply` again once the cause is fixed: it continues from where this run stopped");
+    ExitCode::from(1)
+}

@@ -1,0 +1,110 @@
+//! What plan, apply, destroy and adopt share: validate before anything touches AWS, connect,
+//! read live state, and build the plan.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::AwsArgs;
+use super::output::{Output, count};
+use crate::cloud::CloudError;
+use crate::cloud::aws::AwsCloud;
+use crate::manifest::check::validate_dir;
+use crate::model::live::{LiveState, Owner};
+use crate::model::{DesiredGraph, ResourceKind};
+use crate::plan::Plan;
+
+/// A command's early end: the exit code, everything already printed.
+pub(super) type Exit = ExitCode;
+
+/// Validates `dir` and builds its desired graph. Invalid manifests print their diagnostics and
+/// end the command with exit 1 before any AWS call.
+pub(super) fn load(dir: &Path, out: &Output) -> Result<DesiredGraph, Exit> {
+    let (set, diags) = validate_dir(dir);
+    if diags.has_errors() {
+        out.diagnostics(&diags, &set);
+        out.error(&format!(
+            "{} is invalid ({}); nothing was read from or written to AWS",
+            dir.display(),
+            count(diags.error_count(), "error")
+        ));
+        return Err(ExitCode::from(1));
+    }
+    if diags.warning_count() > 0 {
+        out.diagnostics(&diags, &set);
+    }
+    crate::model::build(&set).ok_or_else(|| {
+        out.error("no stack to plan");
+        ExitCode::from(1)
+    })
+}
+
+/// A Tokio runtime for one command.
+pub(super) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+}
+
+/// Connects to AWS for `desired`'s region.
+pub(super) async fn connect(aws: &AwsArgs, desired: &DesiredGraph) -> AwsCloud {
+    AwsCloud::connect(&aws.settings(), &desired.region).await
+}
+
+/// Reports a failed AWS read or write.
+pub(super) fn cloud_failed(out: &Output, what: &str, e: &CloudError) -> Exit {
+    out.error(&format!("{what}: {e}"));
+    ExitCode::from(1)
+}
+
+/// Refuses a plan that would delete every function of a stack that has some, unless allowed:
+/// an emptied directory is more often a mistake than an intent.
+pub(super) fn check_empty(
+    desired: &DesiredGraph,
+    live: &LiveState,
+    allow: bool,
+    out: &Output,
+) -> Result<(), Exit> {
+    let wants = desired
+        .resources
+        .iter()
+        .any(|r| r.address.kind == ResourceKind::Function);
+    let owns = live
+        .resources
+        .iter()
+        .any(|(a, r)| a.kind == ResourceKind::Function && r.owner == Owner::ThisStack);
+    if !wants && owns && !allow {
+        out.error(&format!(
+            "the manifests of stack `{}` name no function, and applying would delete all of the stack's functions; pass --allow-empty if that is what you want (or use `scar destroy`)",
+            desired.stack
+        ));
+        return Err(ExitCode::from(1));
+    }
+    Ok(())
+}
+
+/// Asks for confirmation on a terminal; refuses without one.
+pub(super) fn confirm(plan: &Plan, auto_approve: bool, out: &Output) -> Result<(), Exit> {
+    if auto_approve {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        out.error("no terminal to confirm on: pass --auto-approve to apply without asking (nothing was changed)");
+        return Err(ExitCode::from(1));
+    }
+    let verb = if plan.destroy { "destroy" } else { "perform" };
+    print!(
+        "\nDo you want to {verb} these actions in stack `{}`?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ",
+        plan.stack
+    );
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        out.error("apply cancelled; nothing was changed");
+        Err(ExitCode::from(1))
+    }
+}
