@@ -1,9 +1,11 @@
-//! Running the real `scar` binary from tests, colour off, from the package root.
+//! Running the real `scar` binary from tests, colour off, from the package root; and moto.
 
 #![allow(
     dead_code,
     reason = "each test binary uses a different part of this module"
 )]
+
+pub mod moto;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -21,6 +21,9 @@ use crate::model::{Address, DesiredGraph, ResourceKind, short_hash, tags};
 /// A function, if it exists, and the permission statements scar wrote on it.
 type FunctionRead = (String, Option<LiveResource>, Vec<(Address, LiveResource)>);
 
+/// Marks a function fingerprint that is a Lambda RevisionId, usable as a write precondition.
+pub(super) const REVISION_PREFIX: &str = "rev:";
+
 /// Reads in flight at once.
 const READ_CONCURRENCY: usize = 32;
 
@@ -212,11 +215,13 @@ impl AwsCloud {
             Some(e) => Owner::Unknown(format!("{}: {}", e.error_code(), e.message())),
             None => owner_of(stack, &t),
         };
-        let env: Map<String, Value> = c
+        // Sorted, so the fingerprint hash is the same for the same content.
+        let env: BTreeMap<String, Value> = c
             .environment()
             .and_then(|e| e.variables())
             .map(|m| m.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
             .unwrap_or_default();
+        let env: Map<String, Value> = env.into_iter().collect();
         let vpc = c.vpc_config().and_then(|v| {
             let mut subnets: Vec<String> = v.subnet_ids().to_vec();
             let mut groups: Vec<String> = v.security_group_ids().to_vec();
@@ -260,10 +265,19 @@ impl AwsCloud {
             "account_id".into(),
             json!(arn.split(':').nth(4).unwrap_or(account)),
         );
+        // Lambda's RevisionId when the server gives one (moto 5.2.5 does not), else a hash of
+        // everything read: either way, a change between plan and apply shows.
+        let fingerprint = match c.revision_id() {
+            Some(r) => format!("{REVISION_PREFIX}{r}"),
+            None => format!(
+                "sha:{}",
+                short_hash(&Value::Object(attrs.clone()).to_string())
+            ),
+        };
         Ok(Some(LiveResource {
             attrs,
             owner,
-            fingerprint: c.revision_id().map(str::to_owned),
+            fingerprint: Some(fingerprint),
             outputs,
         }))
     }

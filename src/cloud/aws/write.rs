@@ -331,7 +331,13 @@ impl AwsCloud {
             "vpc",
             "file_systems",
         ];
-        let mut revision = step.expected_fingerprint.clone();
+        // The RevisionId read at plan time makes the first write conditional: if the function
+        // changed since, Lambda refuses instead of overwriting.
+        let mut revision = step
+            .expected_fingerprint
+            .as_deref()
+            .and_then(|f| f.strip_prefix(super::read::REVISION_PREFIX))
+            .map(str::to_owned);
         if config_fields.iter().any(|f| changed(f)) {
             let out = self
                 .lambda_call(name, || async {

@@ -1,0 +1,563 @@
+//! Plan and apply against a real AWS-compatible server (moto on loopback, one per test),
+//! through the real binary and the real AWS SDK. Scenarios from the plan/apply issue:
+//! apply then an empty plan, a one-field edit, drift, prune, foreign resources, stale saved
+//! plans, and invalid manifests making no request at all.
+
+mod support;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use support::moto::{Moto, copy_dir, s3, sdk_config};
+use support::{stderr, stdout};
+
+const STACK: &str = "apiVersion: scar/v1alpha1
+kind: Stack
+metadata:
+  name: demo
+spec:
+  region: us-east-1
+  role:
+    managed: true
+";
+
+fn function(name: &str, bucket: &str, prefix: &str, memory: u32) -> String {
+    format!(
+        "apiVersion: scar/v1alpha1
+kind: Function
+metadata:
+  name: {name}
+spec:
+  image: grycap/imagemagick
+  memory: {memory}
+  input:
+    - bucket: {bucket}
+      prefix: {prefix}
+  output:
+    - bucket: {bucket}
+      prefix: {name}-out/
+"
+    )
+}
+
+fn stack_dir(files: &[(&str, String)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("stack.yaml"), STACK).expect("write");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("write");
+    }
+    dir
+}
+
+fn ok(o: &std::process::Output) {
+    assert!(
+        o.status.success(),
+        "scar failed:\n{}\n{}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+fn example(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("manifests")
+            .join(name),
+        dir.path(),
+    );
+    dir
+}
+
+async fn memory_of(moto: &Moto, name: &str) -> i32 {
+    let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
+    let c = lambda
+        .get_function_configuration()
+        .function_name(name)
+        .send()
+        .await
+        .expect("function exists");
+    c.memory_size().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_an_example_then_the_plan_is_empty() {
+    let moto = Moto::start();
+    let dir = example("imagemagick");
+    let out = moto.scar(dir.path(), &["apply", ".", "--auto-approve"]);
+    ok(&out);
+    assert!(
+        stdout(&out).contains("Apply complete! Resources: 6 added, 0 changed, 0 destroyed."),
+        "{}",
+        stdout(&out)
+    );
+    let plan = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&plan),
+        stderr(&plan)
+    );
+    assert!(stdout(&plan).contains("No changes."));
+    assert_eq!(memory_of(&moto, "scar-imagemagick").await, 1024);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_edited_field_is_exactly_one_change() {
+    let moto = Moto::start();
+    let dir = example("imagemagick");
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    let file = dir.path().join("grayify.yaml");
+    let text = std::fs::read_to_string(&file)
+        .expect("read")
+        .replace("memory: 1024", "memory: 2048");
+    std::fs::write(&file, text).expect("write");
+
+    let plan = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", stderr(&plan));
+    let text = stdout(&plan);
+    assert!(text.contains("~ memory = 1024 -> 2048"), "{text}");
+    assert!(
+        text.contains("Plan: 0 to add, 1 to change, 0 to destroy."),
+        "{text}"
+    );
+    let changed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("~ ") && l.contains(" = "))
+        .collect();
+    assert_eq!(changed, ["      ~ memory = 1024 -> 2048"], "{text}");
+
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    assert_eq!(memory_of(&moto, "scar-imagemagick").await, 2048);
+    let again = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_out_of_band_change_is_drift_and_apply_restores_it() {
+    let moto = Moto::start();
+    let dir = example("imagemagick");
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
+    lambda
+        .update_function_configuration()
+        .function_name("scar-imagemagick")
+        .memory_size(256)
+        .send()
+        .await
+        .expect("out-of-band update");
+
+    let plan = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", stderr(&plan));
+    let text = stdout(&plan);
+    assert!(
+        text.contains("Note: Objects have changed outside of scar"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# function/scar-imagemagick has changed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(restores a change made outside scar)"),
+        "{text}"
+    );
+    let json = moto.scar(dir.path(), &["plan", ".", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json plan");
+    assert_eq!(
+        doc["resource_drift"][0]["address"],
+        "function/scar-imagemagick"
+    );
+
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    assert_eq!(memory_of(&moto, "scar-imagemagick").await, 1024);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removed_manifest_prunes_the_function_and_keeps_the_data() {
+    let moto = Moto::start();
+    let dir = stack_dir(&[
+        (
+            "thumbs.yaml",
+            function("thumbs", "demo-media", "input/", 512),
+        ),
+        ("exif.yaml", function("exif", "demo-photos", "photos/", 512)),
+    ]);
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    let config = moto.sdk().await;
+    let s3c = s3(&config);
+    s3c.put_object()
+        .bucket("demo-photos")
+        .key("photos/cat.jpg")
+        .body(b"meow".to_vec().into())
+        .send()
+        .await
+        .expect("put");
+
+    std::fs::remove_file(dir.path().join("exif.yaml")).expect("rm");
+    let out = moto.scar(dir.path(), &["apply", ".", "--auto-approve"]);
+    ok(&out);
+    let text = stdout(&out);
+    for addr in [
+        "function/exif",
+        "log_group/exif",
+        "lambda_permission/exif/s3:demo-photos",
+    ] {
+        assert!(
+            text.contains(&format!("# {addr} will be destroyed")),
+            "{addr} not pruned:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("s3_trigger/demo-photos:scar-demo-exif-"),
+        "{text}"
+    );
+
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    assert!(
+        lambda
+            .get_function()
+            .function_name("exif")
+            .send()
+            .await
+            .is_err(),
+        "exif still exists"
+    );
+    assert!(
+        lambda
+            .get_function()
+            .function_name("thumbs")
+            .send()
+            .await
+            .is_ok(),
+        "thumbs was touched"
+    );
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    let groups = logs
+        .describe_log_groups()
+        .log_group_name_prefix("/aws/lambda/exif")
+        .send()
+        .await
+        .expect("logs");
+    assert!(groups.log_groups().is_empty(), "log group left behind");
+    let obj = s3c
+        .get_object()
+        .bucket("demo-photos")
+        .key("photos/cat.jpg")
+        .send()
+        .await;
+    assert!(obj.is_ok(), "the bucket's data must survive a prune");
+    let n = s3c
+        .get_bucket_notification_configuration()
+        .bucket("demo-photos")
+        .send()
+        .await;
+    if let Ok(n) = n {
+        assert!(
+            n.lambda_function_configurations().is_empty(),
+            "trigger entry left behind"
+        );
+    }
+    let again = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+}
+
+async fn foreign_function(
+    lambda: &aws_sdk_lambda::Client,
+    role: &str,
+    name: &str,
+    tags: &[(&str, &str)],
+) {
+    let mut req = lambda
+        .create_function()
+        .function_name(name)
+        .package_type(aws_sdk_lambda::types::PackageType::Image)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .image_uri("someone/else:1")
+                .build(),
+        )
+        .role(role)
+        .memory_size(128);
+    for (k, v) in tags {
+        req = req.tags(*k, *v);
+    }
+    req.send().await.expect("create a foreign function");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn foreign_resources_survive_apply_prune_and_destroy() {
+    let moto = Moto::start();
+    let config = moto.sdk().await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let role = iam
+        .create_role()
+        .role_name("someone-elses")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .send()
+        .await
+        .expect("role");
+    let role_arn = role.role().map(|r| r.arn().to_owned()).unwrap_or_default();
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    foreign_function(&lambda, &role_arn, "untagged", &[]).await;
+    foreign_function(
+        &lambda,
+        &role_arn,
+        "other-stack-fn",
+        &[("scar:stack", "other"), ("scar:managed-by", "scar")],
+    )
+    .await;
+    let s3c = s3(&config);
+    s3c.create_bucket()
+        .bucket("demo-media")
+        .send()
+        .await
+        .expect("bucket");
+    let queue = aws_sdk_s3::types::QueueConfiguration::builder()
+        .id("someone-elses-queue")
+        .queue_arn("arn:aws:sqs:us-east-1:123456789012:uploads")
+        .events(aws_sdk_s3::types::Event::S3ObjectCreated)
+        .filter(
+            aws_sdk_s3::types::NotificationConfigurationFilter::builder()
+                .key(
+                    aws_sdk_s3::types::S3KeyFilter::builder()
+                        .filter_rules(
+                            aws_sdk_s3::types::FilterRule::builder()
+                                .name(aws_sdk_s3::types::FilterRuleName::Prefix)
+                                .value("queue/")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+        .expect("queue configuration");
+    s3c.put_bucket_notification_configuration()
+        .bucket("demo-media")
+        .notification_configuration(
+            aws_sdk_s3::types::NotificationConfiguration::builder()
+                .queue_configurations(queue)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("a foreign SQS entry");
+
+    let survivors = || async {
+        for name in ["untagged", "other-stack-fn"] {
+            let f = lambda
+                .get_function_configuration()
+                .function_name(name)
+                .send()
+                .await
+                .expect("foreign function survives");
+            assert_eq!(f.memory_size(), Some(128), "{name} was modified");
+        }
+        let n = s3c
+            .get_bucket_notification_configuration()
+            .bucket("demo-media")
+            .send()
+            .await
+            .expect("config");
+        assert_eq!(
+            n.queue_configurations().len(),
+            1,
+            "the SQS entry was dropped"
+        );
+        assert_eq!(
+            n.queue_configurations()[0].id(),
+            Some("someone-elses-queue")
+        );
+        s3c.head_bucket()
+            .bucket("demo-media")
+            .send()
+            .await
+            .expect("the bucket survives");
+    };
+
+    let dir = stack_dir(&[
+        (
+            "thumbs.yaml",
+            function("thumbs", "demo-media", "input/", 512),
+        ),
+        ("exif.yaml", function("exif", "demo-photos", "photos/", 512)),
+    ]);
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    survivors().await;
+    let n = s3c
+        .get_bucket_notification_configuration()
+        .bucket("demo-media")
+        .send()
+        .await
+        .expect("config");
+    assert_eq!(
+        n.lambda_function_configurations().len(),
+        1,
+        "scar's entry sits beside the SQS one"
+    );
+
+    std::fs::remove_file(dir.path().join("thumbs.yaml")).expect("rm");
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    survivors().await;
+
+    ok(&moto.scar(dir.path(), &["destroy", ".", "--auto-approve"]));
+    survivors().await;
+    assert!(
+        lambda
+            .get_function()
+            .function_name("exif")
+            .send()
+            .await
+            .is_err(),
+        "destroy left exif"
+    );
+
+    // A manifest that names an unowned function is a plan error, then adoptable.
+    let clash = stack_dir(&[(
+        "untagged.yaml",
+        function("untagged", "demo-media", "input/", 512),
+    )]);
+    let plan = moto.scar(clash.path(), &["plan", "."]);
+    assert_eq!(plan.status.code(), Some(1));
+    assert!(
+        stdout(&plan).contains("scar adopt DIR function/untagged"),
+        "{}",
+        stdout(&plan)
+    );
+    ok(&moto.scar(
+        clash.path(),
+        &["adopt", ".", "function/untagged", "--auto-approve"],
+    ));
+    let plan = moto.scar(clash.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(2),
+        "{}\n{}",
+        stdout(&plan),
+        stderr(&plan)
+    );
+    assert!(
+        stdout(&plan).contains("~ memory = 128 -> 512"),
+        "{}",
+        stdout(&plan)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_saved_plan_is_refused_and_writes_nothing() {
+    let moto = Moto::start();
+    let dir = example("imagemagick");
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    let file = dir.path().join("grayify.yaml");
+    let text = std::fs::read_to_string(&file)
+        .expect("read")
+        .replace("memory: 1024", "memory: 2048");
+    std::fs::write(&file, text).expect("write");
+    let plan = moto.scar(dir.path(), &["plan", ".", "-o", "plan.json"]);
+    ok(&plan);
+    let show = moto.scar(dir.path(), &["show", "plan.json"]);
+    ok(&show);
+    assert!(stdout(&show).contains("~ memory = 1024 -> 2048"));
+
+    let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
+    lambda
+        .update_function_configuration()
+        .function_name("scar-imagemagick")
+        .timeout(30)
+        .send()
+        .await
+        .expect("out-of-band");
+    let apply = moto.scar(dir.path(), &["apply", "plan.json"]);
+    assert_eq!(apply.status.code(), Some(1), "{}", stderr(&apply));
+    assert!(stderr(&apply).contains("stale"), "{}", stderr(&apply));
+    assert_eq!(
+        memory_of(&moto, "scar-imagemagick").await,
+        1024,
+        "a stale plan wrote something"
+    );
+
+    // A fresh saved plan applies.
+    ok(&moto.scar(dir.path(), &["plan", ".", "-o", "plan.json"]));
+    ok(&moto.scar(dir.path(), &["apply", "plan.json"]));
+    assert_eq!(memory_of(&moto, "scar-imagemagick").await, 2048);
+}
+
+#[test]
+fn invalid_manifests_make_no_aws_request() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("addr").port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    listener.set_nonblocking(true).expect("nonblocking");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let watcher = std::thread::spawn(move || {
+        while !stop2.load(Ordering::SeqCst) {
+            if let Ok((mut s, _)) = listener.accept() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    });
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid/memory-too-low");
+    for args in [
+        &["plan", "."][..],
+        &["apply", ".", "--auto-approve"],
+        &["destroy", ".", "--auto-approve"],
+    ] {
+        let out = support::moto::scar_command(&endpoint, &case, args)
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&out).contains("nothing was read from or written to AWS"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
+    let _ = watcher.join();
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        0,
+        "an invalid stack reached the network"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_account_guard_stops_everything() {
+    let moto = Moto::start();
+    let dir = example("darknet-http");
+    // moto's account is 123456789012 and the example is guarded to it: plan works.
+    ok(&moto.scar(dir.path(), &["plan", "."]));
+    let file = dir.path().join("stack.yaml");
+    let text = std::fs::read_to_string(&file)
+        .expect("read")
+        .replace("123456789012", "999999999999");
+    std::fs::write(&file, text).expect("write");
+    let out = moto.scar(dir.path(), &["apply", ".", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("guarded to 999999999999"),
+        "{}",
+        stderr(&out)
+    );
+    let config = sdk_config(&moto.endpoint).await;
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    assert!(
+        lambda
+            .get_function()
+            .function_name("scar-darknet-api-s3")
+            .send()
+            .await
+            .is_err()
+    );
+}
