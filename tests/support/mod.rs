@@ -6,6 +6,7 @@
 )]
 
 pub mod moto;
+pub mod proxy;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,0 +1,163 @@
+//! A small fault-injecting HTTP proxy between scar and moto, for the failure tests: it
+//! forwards each request to the emulator, except that it can answer some requests with
+//! throttling or server errors, or hang at the Nth request (before or after forwarding it) so
+//! the test can kill scar at a known point.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// What the proxy does to requests.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// Forward every request.
+    None,
+    /// Answer every `n`th request with 429 (odd faults) or 503 (even faults) instead.
+    Every(usize),
+    /// Hold request `n` without forwarding it.
+    HangBefore(usize),
+    /// Forward request `n`, then hold the answer.
+    HangAfter(usize),
+}
+
+/// A running proxy.
+pub struct Proxy {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// Requests seen.
+    pub requests: Arc<AtomicUsize>,
+    /// Faults injected.
+    pub injected: Arc<AtomicUsize>,
+    /// Set once the proxy holds the request it was told to hang on.
+    pub hanging: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    /// Starts a proxy to the server on `upstream` (a loopback port).
+    pub fn start(upstream: u16, fault: Fault) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy listener");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let p = Proxy {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            requests: Arc::new(AtomicUsize::new(0)),
+            injected: Arc::new(AtomicUsize::new(0)),
+            hanging: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let (requests, injected, hanging, stop) = (
+            p.requests.clone(),
+            p.injected.clone(),
+            p.hanging.clone(),
+            p.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let (requests, injected, hanging, stop) = (
+                            requests.clone(),
+                            injected.clone(),
+                            hanging.clone(),
+                            stop.clone(),
+                        );
+                        std::thread::spawn(move || {
+                            let _ = serve(
+                                client, upstream, fault, &requests, &injected, &hanging, &stop,
+                            );
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        p
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+        if lower.starts_with("connection:") {
+            continue;
+        }
+        if line == "\r\n" {
+            head.extend_from_slice(b"Connection: close\r\n\r\n");
+            break;
+        }
+        head.extend_from_slice(line.as_bytes());
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body)?;
+    head.extend_from_slice(&body);
+    Ok(head)
+}
+
+fn hold(stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn serve(
+    client: TcpStream,
+    upstream: u16,
+    fault: Fault,
+    requests: &AtomicUsize,
+    injected: &AtomicUsize,
+    hanging: &AtomicBool,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
+    client.set_nonblocking(false)?;
+    let mut writer = client.try_clone()?;
+    let mut reader = BufReader::new(client);
+    let request = read_request(&mut reader)?;
+    let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
+    match fault {
+        Fault::Every(k) if k > 0 && n % k == 0 => {
+            let i = injected.fetch_add(1, Ordering::SeqCst);
+            let answer = if i % 2 == 0 {
+                "HTTP/1.1 429 Too Many Requests\r\nx-amzn-ErrorType: TooManyRequestsException\r\nContent-Type: application/json\r\nContent-Length: 27\r\nConnection: close\r\n\r\n{\"message\":\"Rate exceeded\"}"
+            } else {
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            };
+            writer.write_all(answer.as_bytes())?;
+            return Ok(());
+        }
+        Fault::HangBefore(k) if n == k => {
+            hanging.store(true, Ordering::SeqCst);
+            hold(stop);
+            return Ok(());
+        }
+        _ => {}
+    }
+    let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
+    up.write_all(&request)?;
+    let mut response = Vec::new();
+    up.read_to_end(&mut response)?;
+    if matches!(fault, Fault::HangAfter(k) if n == k) {
+        hanging.store(true, Ordering::SeqCst);
+        hold(stop);
+        return Ok(());
+    }
+    writer.write_all(&response)?;
+    Ok(())
+}
