@@ -132,9 +132,9 @@ fn serve(
     let request = read_request(&mut reader)?;
     let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
     match fault {
-        Fault::Every(k) if k > 0 && n % k == 0 => {
+        Fault::Every(k) if k > 0 && n.is_multiple_of(k) => {
             let i = injected.fetch_add(1, Ordering::SeqCst);
-            let answer = if i % 2 == 0 {
+            let answer = if i.is_multiple_of(2) {
                 "HTTP/1.1 429 Too Many Requests\r\nx-amzn-ErrorType: TooManyRequestsException\r\nContent-Type: application/json\r\nContent-Length: 27\r\nConnection: close\r\n\r\n{\"message\":\"Rate exceeded\"}"
             } else {
                 "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
