@@ -32,6 +32,8 @@ pub struct Proxy {
     pub injected: Arc<AtomicUsize>,
     /// Set once the proxy holds the request it was told to hang on.
     pub hanging: Arc<AtomicBool>,
+    /// One line per request: method, path, `X-Amz-Target` and the query-protocol `Action`.
+    pub log: Arc<std::sync::Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -46,8 +48,10 @@ impl Proxy {
             requests: Arc::new(AtomicUsize::new(0)),
             injected: Arc::new(AtomicUsize::new(0)),
             hanging: Arc::new(AtomicBool::new(false)),
+            log: Arc::new(std::sync::Mutex::new(Vec::new())),
             stop: Arc::new(AtomicBool::new(false)),
         };
+        let log = p.log.clone();
         let (requests, injected, hanging, stop) = (
             p.requests.clone(),
             p.injected.clone(),
@@ -64,9 +68,11 @@ impl Proxy {
                             hanging.clone(),
                             stop.clone(),
                         );
+                        let log = log.clone();
                         std::thread::spawn(move || {
                             let _ = serve(
                                 client, upstream, fault, &requests, &injected, &hanging, &stop,
+                                &log,
                             );
                         });
                     }
@@ -117,6 +123,31 @@ fn hold(stop: &AtomicBool) {
     }
 }
 
+/// The summary line of a request for the log.
+fn describe(request: &[u8]) -> String {
+    let text = String::from_utf8_lossy(request);
+    let first = text.lines().next().unwrap_or_default();
+    let mut parts = first.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let target = text
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("x-amz-target:")
+                .then(|| l[13..].trim().to_owned())
+        })
+        .unwrap_or_default();
+    let action = text
+        .split(['&', '?', '\n'])
+        .find_map(|p| p.trim().strip_prefix("Action=").map(str::to_owned))
+        .unwrap_or_default();
+    format!("{method} {path} {target} {action}")
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the shared counters of one proxy"
+)]
 fn serve(
     client: TcpStream,
     upstream: u16,
@@ -125,11 +156,15 @@ fn serve(
     injected: &AtomicUsize,
     hanging: &AtomicBool,
     stop: &AtomicBool,
+    log: &std::sync::Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     client.set_nonblocking(false)?;
     let mut writer = client.try_clone()?;
     let mut reader = BufReader::new(client);
     let request = read_request(&mut reader)?;
+    if let Ok(mut l) = log.lock() {
+        l.push(describe(&request));
+    }
     let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
     match fault {
         Fault::Every(k) if k > 0 && n.is_multiple_of(k) => {
