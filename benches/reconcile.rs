@@ -6,6 +6,10 @@
 //! function (counted by a proxy); peak RSS. For N = 100: `scar apply` creating everything and
 //! `scar destroy` removing it, against SCAR 4.3.1's measured cost on moto.
 //!
+//! moto serves requests one at a time, so against moto itself concurrency cannot beat
+//! sequential reads; the run therefore also times the three read paths through a proxy that
+//! adds 20 ms to every request, a model of a real AWS endpoint's latency.
+//!
 //! Run: `./scripts/bench.sh` (or `cargo bench --bench reconcile` with moto installed).
 //! Client-side rate limits are off for the timed plan and for the floor (`SCAR_RATE_LIMIT=off`):
 //! moto has no quotas, and the floor has no limiter. Apply and destroy are timed with the
@@ -25,6 +29,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt};
 
 const CONCURRENCY: usize = 32;
+const LATENCY_MS: u64 = 20;
 
 fn write_stack(dir: &Path, n: usize) {
     let _ = std::fs::remove_dir_all(dir);
@@ -259,6 +264,11 @@ async fn main() {
         let log = proxy.log.lock().expect("log").clone();
         let writes = log.iter().filter(|l| is_write(l)).count();
         let (plan, fl, seq) = (median(plans), median(floors), median(seqs));
+        let slow = proxy::Proxy::start(moto.port(), proxy::Fault::Delay(LATENCY_MS));
+        let slow_config = moto::sdk_config(&slow.endpoint).await;
+        let (slow_plan, _) = timed_scar(&slow.endpoint, &dir, &["plan", ".", "--detailed-exitcode"], false);
+        let slow_floor = floor(&slow_config, n, CONCURRENCY).await;
+        let slow_seq = floor(&slow_config, n, 1).await;
         println!("N = {n} functions ({} with S3 triggers)", n.div_ceil(2));
         println!(
             "  no-op scar plan        {:>8.2} s   (process, incl. start-up and validation)",

@@ -187,6 +187,7 @@ mod tests {
             depends_on: deps.to_vec(),
             expected_fingerprint: None,
             applied: None,
+            covered_by: None,
         }
     }
 

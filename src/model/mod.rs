@@ -28,6 +28,10 @@ pub mod tags {
     pub const MANAGED_BY: &str = "scar:managed-by";
     /// The resource's address in its stack.
     pub const ADDRESS: &str = "scar:address";
+    /// On a function: `true` when it has S3 triggers (so its resource policy holds scar
+    /// statements). A plan reads the policy (`GetPolicy`, 15 req/s) only of functions that
+    /// have triggers now or had them at the last apply.
+    pub const S3_INVOKE: &str = "scar:s3-invoke";
 }
 
 /// A value in an attribute that is only known once another resource exists, such as the ARN of
@@ -310,10 +314,9 @@ fn function_resources(
                 .collect::<Vec<_>>()
         ),
     );
-    attrs.insert(
-        "tags".into(),
-        json!(ownership_tags(stack_name, &function, &user_tags)),
-    );
+    let mut function_tags = ownership_tags(stack_name, &function, &user_tags);
+    function_tags.insert(tags::S3_INVOKE.into(), (!spec.input.is_empty()).to_string());
+    attrs.insert("tags".into(), json!(function_tags));
     let mut depends_on = vec![log_group.clone()];
     if let Some(r) = role_ref.filter(|_| spec.role.is_none()) {
         depends_on.push(r.clone());

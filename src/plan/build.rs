@@ -75,8 +75,10 @@ pub fn build(desired: &DesiredGraph, live: &LiveState, destroy: bool) -> Plan {
             depends_on: Vec::new(),
             expected_fingerprint: l.fingerprint.clone(),
             applied: None,
+            covered_by: None,
         });
     }
+    cover_permissions(&mut steps);
     super::order::order(&mut steps);
     Plan {
         format_version: super::FORMAT_VERSION.to_owned(),
@@ -110,6 +112,7 @@ fn desired_step(
         depends_on: d.depends_on.clone(),
         expected_fingerprint: before.and_then(|l| l.fingerprint.clone()),
         applied: d.attrs.contains_key("tags").then(|| applied_hash(d)),
+        covered_by: None,
     };
     let Some(l) = live.get(address) else {
         let changes = after
@@ -181,6 +184,26 @@ fn desired_step(
         (Action::Update, reason)
     };
     Some(step(action, reason, cause, changes, Some(l)))
+}
+
+/// Lambda deletes a function's resource policy with the function: a permission statement of a
+/// function deleted in the same plan needs no call of its own (one less call under Lambda's
+/// 15 req/s control-plane quota per statement).
+fn cover_permissions(steps: &mut [Step]) {
+    let deleted: BTreeSet<String> = steps
+        .iter()
+        .filter(|s| s.action == Action::Delete && s.address.kind == ResourceKind::Function)
+        .map(|s| s.address.name.clone())
+        .collect();
+    for s in steps.iter_mut() {
+        if s.action != Action::Delete || s.address.kind != ResourceKind::LambdaPermission {
+            continue;
+        }
+        let function = s.before.as_ref().and_then(|b| b.get("function")).and_then(Value::as_str);
+        if let Some(f) = function.filter(|f| deleted.contains(*f)) {
+            s.covered_by = Some(Address::new(ResourceKind::Function, f));
+        }
+    }
 }
 
 fn region_check(

@@ -124,6 +124,10 @@ pub struct Step {
     /// The hash apply records in the `scar:applied` tag, for drift detection next time.
     #[serde(default)]
     pub applied: Option<String>,
+    /// A delete that another delete in the plan performs by itself (a function's permission
+    /// statements go with the function): shown, but no call is made for it.
+    #[serde(default)]
+    pub covered_by: Option<Address>,
 }
 
 /// A problem that makes the plan impossible to apply.

@@ -151,6 +151,9 @@ fn header(s: &Step) -> String {
         Action::Delete => "will be destroyed",
         Action::NoOp => "is unchanged",
     };
+    if let Some(with) = &s.covered_by {
+        return format!("  # {} {what} (with {with})", s.address);
+    }
     let why = match (&s.reason, s.cause) {
         (Some(crate::plan::Reason::DeleteBecauseNoManifest), _) => {
             " (no manifest asks for it any more)"

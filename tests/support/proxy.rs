@@ -20,6 +20,9 @@ pub enum Fault {
     HangBefore(usize),
     /// Forward request `n`, then hold the answer.
     HangAfter(usize),
+    /// Forward every request after this many milliseconds: a model of the network latency of
+    /// a real AWS endpoint, for benchmarks.
+    Delay(u64),
 }
 
 /// A running proxy.
@@ -183,6 +186,9 @@ fn serve(
             return Ok(());
         }
         _ => {}
+    }
+    if let Fault::Delay(ms) = fault {
+        std::thread::sleep(Duration::from_millis(ms));
     }
     let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
     up.write_all(&request)?;

@@ -42,6 +42,17 @@ pub(super) fn owner_of(stack: &str, t: &BTreeMap<String, String>) -> Owner {
     }
 }
 
+/// False only for a function the stack owns whose last apply recorded no S3 triggers: its
+/// resource policy holds no scar statement, so `GetPolicy` is skipped.
+fn may_hold_statements(f: &LiveResource) -> bool {
+    let recorded = f
+        .attrs
+        .get("tags")
+        .and_then(|t| t.get(tags::S3_INVOKE))
+        .and_then(Value::as_str);
+    !(f.owner == Owner::ThisStack && recorded == Some("false"))
+}
+
 fn tag_value(t: &BTreeMap<String, String>) -> Value {
     json!(t)
 }
@@ -81,14 +92,22 @@ impl AwsCloud {
                 _ => {}
             }
         }
+        let with_triggers: BTreeSet<&str> = desired
+            .resources
+            .iter()
+            .filter(|r| r.address.kind == ResourceKind::LambdaPermission)
+            .filter_map(|r| r.attrs.get("function").and_then(Value::as_str))
+            .collect();
+        let with_triggers = &with_triggers;
         let mut live = LiveState::default();
         let reads: Vec<Result<FunctionRead, CloudError>> = stream::iter(functions.iter().cloned())
             .map(|name| async move {
                 let f = self.read_function(stack, account, &name).await?;
-                let perms = if f.is_some() {
-                    self.read_permissions(stack, &name).await?
-                } else {
-                    Vec::new()
+                let perms = match &f {
+                    Some(f) if with_triggers.contains(name.as_str()) || may_hold_statements(f) => {
+                        self.read_permissions(stack, &name).await?
+                    }
+                    _ => Vec::new(),
                 };
                 Ok((name, f, perms))
             })

@@ -89,7 +89,7 @@ impl AwsCloud {
     /// # Errors
     /// The first AWS error that retries and waits did not cure.
     pub async fn execute(&self, step: &Step, account: &str) -> Result<ExecOutcome, CloudError> {
-        if step.action == Action::NoOp {
+        if step.action == Action::NoOp || step.covered_by.is_some() {
             return Ok(ExecOutcome::Unchanged);
         }
         let name = step.address.name.as_str();

@@ -6,8 +6,9 @@ use crate::manifest::names;
 
 /// Tags AWS allows on a resource.
 const MAX_TAGS: usize = 50;
-/// Tags scar writes itself (`scar:stack`, `scar:managed-by`, `scar:address`).
-const SCAR_TAGS: usize = 3;
+/// Tags scar writes itself (`scar:stack`, `scar:managed-by`, `scar:address`, `scar:applied`,
+/// and on functions `scar:s3-invoke`).
+const SCAR_TAGS: usize = 5;
 
 pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
     match set.stacks.as_slice() {
