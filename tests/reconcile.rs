@@ -565,27 +565,44 @@ async fn the_account_guard_stops_everything() {
 #[tokio::test(flavor = "multi_thread")]
 async fn removing_an_input_removes_its_permission_and_trigger() {
     let moto = Moto::start();
-    let dir = stack_dir(&[("thumbs.yaml", function("thumbs", "demo-media", "input/", 512))]);
+    let dir = stack_dir(&[(
+        "thumbs.yaml",
+        function("thumbs", "demo-media", "input/", 512),
+    )]);
     ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
     let no_input = "apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: thumbs\nspec:\n  image: grycap/imagemagick\n  memory: 512\n  output:\n    - bucket: demo-media\n      prefix: thumbs-out/\n";
     std::fs::write(dir.path().join("thumbs.yaml"), no_input).expect("write");
     let out = moto.scar(dir.path(), &["apply", ".", "--auto-approve"]);
     ok(&out);
     let text = stdout(&out);
-    assert!(text.contains("# lambda_permission/thumbs/s3:demo-media will be destroyed"), "{text}");
-    assert!(text.contains("~ \"scar:s3-invoke\" = \"true\" -> \"false\""), "{text}");
+    assert!(
+        text.contains("# lambda_permission/thumbs/s3:demo-media will be destroyed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("~ \"scar:s3-invoke\" = \"true\" -> \"false\""),
+        "{text}"
+    );
     let config = moto.sdk().await;
     let lambda = aws_sdk_lambda::Client::new(&config);
     let statements = match lambda.get_policy().function_name("thumbs").send().await {
-        Ok(p) => serde_json::from_str::<serde_json::Value>(p.policy().unwrap_or("{}")).unwrap_or_default()["Statement"]
+        Ok(p) => serde_json::from_str::<serde_json::Value>(p.policy().unwrap_or("{}"))
+            .unwrap_or_default()["Statement"]
             .as_array()
             .map_or(0, Vec::len),
         Err(_) => 0,
     };
     assert_eq!(statements, 0, "the S3 permission stayed");
-    let n = s3(&config).get_bucket_notification_configuration().bucket("demo-media").send().await;
+    let n = s3(&config)
+        .get_bucket_notification_configuration()
+        .bucket("demo-media")
+        .send()
+        .await;
     if let Ok(n) = n {
-        assert!(n.lambda_function_configurations().is_empty(), "the trigger stayed");
+        assert!(
+            n.lambda_function_configurations().is_empty(),
+            "the trigger stayed"
+        );
     }
     let again = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
     assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));

@@ -199,7 +199,11 @@ fn cover_permissions(steps: &mut [Step]) {
         if s.action != Action::Delete || s.address.kind != ResourceKind::LambdaPermission {
             continue;
         }
-        let function = s.before.as_ref().and_then(|b| b.get("function")).and_then(Value::as_str);
+        let function = s
+            .before
+            .as_ref()
+            .and_then(|b| b.get("function"))
+            .and_then(Value::as_str);
         if let Some(f) = function.filter(|f| deleted.contains(*f)) {
             s.covered_by = Some(Address::new(ResourceKind::Function, f));
         }
