@@ -607,3 +607,28 @@ async fn removing_an_input_removes_its_permission_and_trigger() {
     let again = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
     assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_script_edit_shows_as_a_diff_and_round_trips() {
+    let moto = Moto::start();
+    let dir = example("imagemagick");
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    let script = dir.path().join("scripts/grayify-image.sh");
+    let text = std::fs::read_to_string(&script).expect("read");
+    std::fs::write(
+        &script,
+        text.replace("-type Grayscale", "-type Grayscale -strip"),
+    )
+    .expect("write");
+    let plan = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", stderr(&plan));
+    let out = stdout(&plan);
+    assert!(out.contains("~ script = <<-DIFF"), "{out}");
+    assert!(
+        out.contains("+convert \"$INPUT_FILE_PATH\" -type Grayscale -strip"),
+        "{out}"
+    );
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    let again = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+}

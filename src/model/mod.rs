@@ -171,7 +171,12 @@ fn events(input: &InputSpec) -> Vec<String> {
         .unwrap_or_else(|| DEFAULT_EVENTS.iter().map(|s| (*s).to_owned()).collect())
 }
 
-/// Builds the desired graph of a validated set.
+/// The environment variable that carries a function's script to the supervisor (base64), until
+/// scripts travel inside the assembled image.
+pub const SCRIPT_ENV: &str = "SCAR_SCRIPT";
+
+/// Builds the desired graph of a validated set. Reads the functions' script files (local files
+/// only, no network).
 ///
 /// # Caveats
 /// Call it only on a set that validated without errors: it assumes one Stack and resolvable
@@ -199,7 +204,19 @@ pub fn build(set: &ManifestSet) -> Option<DesiredGraph> {
         for o in fm.spec.output.iter().filter(|o| o.provider.is_none()) {
             buckets.insert(o.bucket.clone(), ());
         }
-        out.extend(function_resources(&name, spec, fm, role_ref.as_ref()));
+        let script = fm
+            .spec
+            .script
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(f.dir().join(p)).ok())
+            .unwrap_or_default();
+        out.extend(function_resources(
+            &name,
+            spec,
+            fm,
+            &script,
+            role_ref.as_ref(),
+        ));
     }
     for bucket in buckets.keys() {
         let address = Address::new(ResourceKind::Bucket, bucket.clone());
@@ -241,6 +258,7 @@ fn function_resources(
     stack_name: &str,
     stack: &crate::manifest::types::StackSpec,
     fm: &FunctionManifest,
+    script: &str,
     role_ref: Option<&Address>,
 ) -> Vec<DesiredResource> {
     let fname = &fm.metadata.name;
@@ -278,6 +296,7 @@ fn function_resources(
     };
     let mut attrs = Map::new();
     attrs.insert("image".into(), json!(spec.image));
+    attrs.insert("script".into(), json!(script));
     attrs.insert("memory".into(), json!(eff.memory));
     attrs.insert("timeout".into(), json!(eff.timeout));
     attrs.insert("ephemeral_storage".into(), json!(eff.ephemeral_storage));

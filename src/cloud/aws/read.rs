@@ -240,7 +240,18 @@ impl AwsCloud {
             .and_then(|e| e.variables())
             .map(|m| m.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
             .unwrap_or_default();
-        let env: Map<String, Value> = env.into_iter().collect();
+        let mut env: Map<String, Value> = env.into_iter().collect();
+        let script = env
+            .remove(crate::model::SCRIPT_ENV)
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .map(|b| {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.as_bytes())
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                    .unwrap_or(b)
+            })
+            .unwrap_or_default();
         let vpc = c.vpc_config().and_then(|v| {
             let mut subnets: Vec<String> = v.subnet_ids().to_vec();
             let mut groups: Vec<String> = v.security_group_ids().to_vec();
@@ -258,6 +269,7 @@ impl AwsCloud {
             "image".into(),
             json!(out.code().and_then(|c| c.image_uri()).unwrap_or_default()),
         );
+        attrs.insert("script".into(), json!(script));
         attrs.insert("memory".into(), json!(c.memory_size().unwrap_or_default()));
         attrs.insert("timeout".into(), json!(c.timeout().unwrap_or_default()));
         attrs.insert(

@@ -328,6 +328,7 @@ impl AwsCloud {
             "role",
             "description",
             "environment",
+            "script",
             "vpc",
             "file_systems",
         ];
@@ -852,9 +853,20 @@ fn gone_is_fine<T>(r: Result<T, CloudError>) -> Result<ExecOutcome, CloudError> 
     }
 }
 
+/// The function's environment as sent to Lambda: the manifest's variables, and the script,
+/// base64-encoded, in `SCAR_SCRIPT`.
 fn environment(a: &Map<String, Value>) -> lt::Environment {
+    use base64::Engine as _;
+    let mut vars = map(a.get("environment"));
+    let script = s(a.get("script"));
+    if !script.is_empty() {
+        vars.insert(
+            crate::model::SCRIPT_ENV.to_owned(),
+            base64::engine::general_purpose::STANDARD.encode(script),
+        );
+    }
     lt::Environment::builder()
-        .set_variables(Some(map(a.get("environment")).into_iter().collect()))
+        .set_variables(Some(vars.into_iter().collect()))
         .build()
 }
 

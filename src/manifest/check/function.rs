@@ -284,6 +284,13 @@ fn check_env(f: &Doc<FunctionManifest>, eff: &Effective, stack: &str, out: &mut 
         .iter()
         .map(|(k, v)| k.len() + v.len())
         .sum::<usize>();
+    // The script travels base64-encoded in SCAR_SCRIPT.
+    if let Some(script) = &f.value.spec.script
+        && let Ok(meta) = std::fs::metadata(f.dir().join(script))
+    {
+        let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+        size = size.saturating_add(crate::model::SCRIPT_ENV.len() + len.div_ceil(3) * 4);
+    }
     if size > ENV_LIMIT_BYTES {
         out.push(
             Diagnostic::error(format!(
@@ -291,7 +298,7 @@ fn check_env(f: &Doc<FunctionManifest>, eff: &Effective, stack: &str, out: &mut 
             ))
             .at(f.key_at("/spec/environment"))
             .field("spec.environment")
-            .hint("move large values into the script or the image, or into SSM parameters"),
+            .hint("the script counts too (base64, in SCAR_SCRIPT): move large values or code into the image, or values into SSM parameters"),
         );
     }
 }
