@@ -108,6 +108,25 @@ impl AwsCloud {
         })
     }
 
+    /// One AWS call, retried on throttling and transient failures, its error classified as
+    /// `op`. `what` names the resource in retry logs.
+    async fn call<T, E, F, Fut>(&self, what: &str, op: &str, send: F) -> Result<T, CloudError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<
+                Output = Result<
+                    T,
+                    aws_sdk_lambda::error::SdkError<E, aws_sdk_lambda::config::http::HttpResponse>,
+                >,
+            >,
+        E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        super::retry::with_retry(self.backoff, what, || async {
+            send().await.map_err(|e| classify(op, &e))
+        })
+        .await
+    }
+
     /// A bucket's notification configuration; `None` when it has none at all.
     ///
     /// moto 5.2.5 answers an empty configuration with a `<GetBucketNotificationResponse/>` root

@@ -460,15 +460,11 @@ impl AwsCloud {
             return Owner::Unknown("the log group has no ARN".into());
         };
         let arn = arn.trim_end_matches(":*");
-        let out = with_retry(self.backoff, arn, || async {
-            self.logs
-                .list_tags_for_resource()
-                .resource_arn(arn)
-                .send()
-                .await
-                .map_err(|e| classify("logs:ListTagsForResource", &e))
-        })
-        .await;
+        let out = self
+            .call(arn, "logs:ListTagsForResource", || {
+                self.logs.list_tags_for_resource().resource_arn(arn).send()
+            })
+            .await;
         match out {
             Ok(o) => {
                 let t: BTreeMap<String, String> = o
@@ -489,15 +485,11 @@ impl AwsCloud {
         bucket: &str,
         desired: &DesiredGraph,
     ) -> Result<Vec<(Address, LiveResource)>, CloudError> {
-        let location = with_retry(self.backoff, bucket, || async {
-            self.s3
-                .get_bucket_location()
-                .bucket(bucket)
-                .send()
-                .await
-                .map_err(|e| classify("s3:GetBucketLocation", &e))
-        })
-        .await;
+        let location = self
+            .call(bucket, "s3:GetBucketLocation", || {
+                self.s3.get_bucket_location().bucket(bucket).send()
+            })
+            .await;
         let region = match location {
             Ok(o) => match o.location_constraint().map(|l| l.as_str().to_owned()) {
                 Some(r) if !r.is_empty() => r,
@@ -506,15 +498,11 @@ impl AwsCloud {
             Err(e) if e.kind == ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        let tagging = with_retry(self.backoff, bucket, || async {
-            self.s3
-                .get_bucket_tagging()
-                .bucket(bucket)
-                .send()
-                .await
-                .map_err(|e| classify("s3:GetBucketTagging", &e))
-        })
-        .await;
+        let tagging = self
+            .call(bucket, "s3:GetBucketTagging", || {
+                self.s3.get_bucket_tagging().bucket(bucket).send()
+            })
+            .await;
         let (t, owner) = match tagging {
             Ok(o) => {
                 let t: BTreeMap<String, String> = o
@@ -551,16 +539,11 @@ impl AwsCloud {
     }
 
     async fn is_empty(&self, bucket: &str) -> Result<bool, CloudError> {
-        let o = with_retry(self.backoff, bucket, || async {
-            self.s3
-                .list_objects_v2()
-                .bucket(bucket)
-                .max_keys(1)
-                .send()
-                .await
-                .map_err(|e| classify("s3:ListObjectsV2", &e))
-        })
-        .await?;
+        let o = self
+            .call(bucket, "s3:ListObjectsV2", || {
+                self.s3.list_objects_v2().bucket(bucket).max_keys(1).send()
+            })
+            .await?;
         Ok(o.key_count().unwrap_or(0) == 0 && o.contents().is_empty())
     }
 
@@ -628,15 +611,11 @@ impl AwsCloud {
     /// The stack's managed role, `scar-<stack>-exec`, with its inline policy.
     async fn read_role(&self, stack: &str) -> Result<Option<(Address, LiveResource)>, CloudError> {
         let name = crate::manifest::names::managed_role(stack);
-        let role = with_retry(self.backoff, &name, || async {
-            self.iam
-                .get_role()
-                .role_name(&name)
-                .send()
-                .await
-                .map_err(|e| classify("iam:GetRole", &e))
-        })
-        .await;
+        let role = self
+            .call(&name, "iam:GetRole", || {
+                self.iam.get_role().role_name(&name).send()
+            })
+            .await;
         let role = match role {
             Ok(o) => o,
             Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
@@ -650,16 +629,15 @@ impl AwsCloud {
             .iter()
             .map(|t| (t.key().to_owned(), t.value().to_owned()))
             .collect();
-        let policy = with_retry(self.backoff, &name, || async {
-            self.iam
-                .get_role_policy()
-                .role_name(&name)
-                .policy_name(ROLE_POLICY)
-                .send()
-                .await
-                .map_err(|e| classify("iam:GetRolePolicy", &e))
-        })
-        .await;
+        let policy = self
+            .call(&name, "iam:GetRolePolicy", || {
+                self.iam
+                    .get_role_policy()
+                    .role_name(&name)
+                    .policy_name(ROLE_POLICY)
+                    .send()
+            })
+            .await;
         let policy = match policy {
             Ok(p) => decode_policy(p.policy_document()),
             Err(e) if e.kind == ErrorKind::NotFound => Value::Null,

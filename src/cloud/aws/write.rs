@@ -168,15 +168,14 @@ impl AwsCloud {
         let mut n = 1;
         loop {
             self.limits.get_function.acquire().await;
-            let out = with_retry(self.backoff, name, || async {
-                self.lambda
-                    .get_function_configuration()
-                    .function_name(name)
-                    .send()
-                    .await
-                    .map_err(|e| classify("lambda:GetFunctionConfiguration", &e))
-            })
-            .await?;
+            let out = self
+                .call(name, "lambda:GetFunctionConfiguration", || {
+                    self.lambda
+                        .get_function_configuration()
+                        .function_name(name)
+                        .send()
+                })
+                .await?;
             let readiness = function_readiness(
                 out.state().map(|s| s.as_str()),
                 out.last_update_status().map(|s| s.as_str()),
@@ -447,16 +446,15 @@ impl AwsCloud {
         let name = s(a.get("name"));
         let mut tag_after = !create;
         if create {
-            let r = with_retry(self.backoff, &name, || async {
-                self.logs
-                    .create_log_group()
-                    .log_group_name(&name)
-                    .set_tags(Some(tags.clone().into_iter().collect()))
-                    .send()
-                    .await
-                    .map_err(|e| classify("logs:CreateLogGroup", &e))
-            })
-            .await;
+            let r = self
+                .call(&name, "logs:CreateLogGroup", || {
+                    self.logs
+                        .create_log_group()
+                        .log_group_name(&name)
+                        .set_tags(Some(tags.clone().into_iter().collect()))
+                        .send()
+                })
+                .await;
             match r {
                 Ok(_) => {}
                 // Lambda creates the group on first invocation: it belongs to our function.
@@ -466,41 +464,33 @@ impl AwsCloud {
         }
         if tag_after {
             let arn = format!("arn:aws:logs:{}:{account}:log-group:{name}", self.region);
-            with_retry(self.backoff, &name, || async {
+            self.call(&name, "logs:TagResource", || {
                 self.logs
                     .tag_resource()
                     .resource_arn(&arn)
                     .set_tags(Some(tags.clone().into_iter().collect()))
                     .send()
-                    .await
-                    .map_err(|e| classify("logs:TagResource", &e))
             })
             .await?;
         }
         let days = n(a.get("retention_days"));
-        with_retry(self.backoff, &name, || async {
+        self.call(&name, "logs:PutRetentionPolicy", || {
             self.logs
                 .put_retention_policy()
                 .log_group_name(&name)
                 .retention_in_days(days)
                 .send()
-                .await
-                .map_err(|e| classify("logs:PutRetentionPolicy", &e))
         })
         .await?;
         Ok(ExecOutcome::Done)
     }
 
     async fn delete_log_group(&self, name: &str) -> Result<ExecOutcome, CloudError> {
-        let r = with_retry(self.backoff, name, || async {
-            self.logs
-                .delete_log_group()
-                .log_group_name(name)
-                .send()
-                .await
-                .map_err(|e| classify("logs:DeleteLogGroup", &e))
-        })
-        .await;
+        let r = self
+            .call(name, "logs:DeleteLogGroup", || {
+                self.logs.delete_log_group().log_group_name(name).send()
+            })
+            .await;
         gone_is_fine(r)
     }
 
@@ -574,15 +564,11 @@ impl AwsCloud {
     }
 
     async fn delete_bucket(&self, name: &str) -> Result<ExecOutcome, CloudError> {
-        let r = with_retry(self.backoff, name, || async {
-            self.s3
-                .delete_bucket()
-                .bucket(name)
-                .send()
-                .await
-                .map_err(|e| classify("s3:DeleteBucket", &e))
-        })
-        .await;
+        let r = self
+            .call(name, "s3:DeleteBucket", || {
+                self.s3.delete_bucket().bucket(name).send()
+            })
+            .await;
         gone_is_fine(r)
     }
 
@@ -610,7 +596,7 @@ impl AwsCloud {
             })
             .collect();
         if create {
-            with_retry(self.backoff, name, || async {
+            self.call(name, "iam:CreateRole", || {
                 self.iam
                     .create_role()
                     .role_name(name)
@@ -618,90 +604,74 @@ impl AwsCloud {
                     .set_permissions_boundary((!boundary.is_empty()).then(|| boundary.clone()))
                     .set_tags(Some(iam_tags.clone()))
                     .send()
-                    .await
-                    .map_err(|e| classify("iam:CreateRole", &e))
             })
             .await?;
         } else {
-            with_retry(self.backoff, name, || async {
+            self.call(name, "iam:UpdateAssumeRolePolicy", || {
                 self.iam
                     .update_assume_role_policy()
                     .role_name(name)
                     .policy_document(&trust)
                     .send()
-                    .await
-                    .map_err(|e| classify("iam:UpdateAssumeRolePolicy", &e))
             })
             .await?;
-            with_retry(self.backoff, name, || async {
+            self.call(name, "iam:TagRole", || {
                 self.iam
                     .tag_role()
                     .role_name(name)
                     .set_tags(Some(iam_tags.clone()))
                     .send()
-                    .await
-                    .map_err(|e| classify("iam:TagRole", &e))
             })
             .await?;
             if boundary.is_empty() {
-                let r = with_retry(self.backoff, name, || async {
-                    self.iam
-                        .delete_role_permissions_boundary()
-                        .role_name(name)
-                        .send()
-                        .await
-                        .map_err(|e| classify("iam:DeleteRolePermissionsBoundary", &e))
-                })
-                .await;
+                let r = self
+                    .call(name, "iam:DeleteRolePermissionsBoundary", || {
+                        self.iam
+                            .delete_role_permissions_boundary()
+                            .role_name(name)
+                            .send()
+                    })
+                    .await;
                 gone_is_fine(r)?;
             } else {
-                with_retry(self.backoff, name, || async {
+                self.call(name, "iam:PutRolePermissionsBoundary", || {
                     self.iam
                         .put_role_permissions_boundary()
                         .role_name(name)
                         .permissions_boundary(&boundary)
                         .send()
-                        .await
-                        .map_err(|e| classify("iam:PutRolePermissionsBoundary", &e))
                 })
                 .await?;
             }
         }
-        with_retry(self.backoff, name, || async {
+        self.call(name, "iam:PutRolePolicy", || {
             self.iam
                 .put_role_policy()
                 .role_name(name)
                 .policy_name(ROLE_POLICY)
                 .policy_document(&policy)
                 .send()
-                .await
-                .map_err(|e| classify("iam:PutRolePolicy", &e))
         })
         .await?;
         Ok(ExecOutcome::Done)
     }
 
     async fn delete_role(&self, name: &str) -> Result<ExecOutcome, CloudError> {
-        let r = with_retry(self.backoff, name, || async {
-            self.iam
-                .delete_role_policy()
-                .role_name(name)
-                .policy_name(ROLE_POLICY)
-                .send()
-                .await
-                .map_err(|e| classify("iam:DeleteRolePolicy", &e))
-        })
-        .await;
+        let r = self
+            .call(name, "iam:DeleteRolePolicy", || {
+                self.iam
+                    .delete_role_policy()
+                    .role_name(name)
+                    .policy_name(ROLE_POLICY)
+                    .send()
+            })
+            .await;
         gone_is_fine(r)?;
-        let r = with_retry(self.backoff, name, || async {
-            self.iam
-                .delete_role()
-                .role_name(name)
-                .send()
-                .await
-                .map_err(|e| classify("iam:DeleteRole", &e))
-        })
-        .await;
+        let r = self
+            .call(name, "iam:DeleteRole", || {
+                self.iam.delete_role().role_name(name).send()
+            })
+            .await;
         gone_is_fine(r)
     }
 
@@ -831,14 +801,12 @@ impl AwsCloud {
                     .and_then(|c| c.event_bridge_configuration().cloned()),
             )
             .build();
-        with_retry(self.backoff, bucket, || async {
+        self.call(bucket, "s3:PutBucketNotificationConfiguration", || {
             self.s3
                 .put_bucket_notification_configuration()
                 .bucket(bucket)
                 .notification_configuration(config.clone())
                 .send()
-                .await
-                .map_err(|e| classify("s3:PutBucketNotificationConfiguration", &e))
         })
         .await?;
         Ok(ExecOutcome::Done)
@@ -931,14 +899,12 @@ impl AwsCloud {
                     self.region,
                     s(wanted.attrs.get("name"))
                 );
-                with_retry(self.backoff, name, || async {
+                self.call(name, "logs:TagResource", || {
                     self.logs
                         .tag_resource()
                         .resource_arn(&arn)
                         .set_tags(Some(ours.clone().into_iter().collect()))
                         .send()
-                        .await
-                        .map_err(|e| classify("logs:TagResource", &e))
                 })
                 .await?;
             }
@@ -953,27 +919,21 @@ impl AwsCloud {
                             .ok()
                     })
                     .collect();
-                with_retry(self.backoff, name, || async {
+                self.call(name, "iam:TagRole", || {
                     self.iam
                         .tag_role()
                         .role_name(name)
                         .set_tags(Some(t.clone()))
                         .send()
-                        .await
-                        .map_err(|e| classify("iam:TagRole", &e))
                 })
                 .await?;
             }
             ResourceKind::Bucket => {
-                let existing = with_retry(self.backoff, name, || async {
-                    self.s3
-                        .get_bucket_tagging()
-                        .bucket(name)
-                        .send()
-                        .await
-                        .map_err(|e| classify("s3:GetBucketTagging", &e))
-                })
-                .await;
+                let existing = self
+                    .call(name, "s3:GetBucketTagging", || {
+                        self.s3.get_bucket_tagging().bucket(name).send()
+                    })
+                    .await;
                 let mut all: BTreeMap<String, String> = match existing {
                     Ok(o) => o
                         .tag_set()
