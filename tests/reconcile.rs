@@ -632,3 +632,37 @@ async fn a_script_edit_shows_as_a_diff_and_round_trips() {
     let again = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
     assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_terminal_apply_asks_for_auto_approve_and_changes_nothing() {
+    let moto = Moto::start();
+    let dir = example("imagemagick");
+    let out = moto.scar(dir.path(), &["apply", "."]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("pass --auto-approve"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("Plan: 6 to add"),
+        "the plan is shown first"
+    );
+    let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
+    assert!(
+        lambda
+            .get_function()
+            .function_name("scar-imagemagick")
+            .send()
+            .await
+            .is_err(),
+        "something was created"
+    );
+    let destroy = moto.scar(dir.path(), &["destroy", "."]);
+    assert_eq!(
+        destroy.status.code(),
+        Some(0),
+        "nothing to destroy is no error: {}",
+        stderr(&destroy)
+    );
+}
