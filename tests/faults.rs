@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use support::moto::{Moto, s3, scar_command};
 use support::proxy::{Fault, Proxy};
-use support::{stderr, stdout};
+use support::{ok, stderr, stdout};
 
 const STACK: &str = "apiVersion: scar/v1alpha1
 kind: Stack
@@ -33,15 +33,6 @@ fn stack() -> tempfile::TempDir {
     std::fs::write(dir.path().join("a.yaml"), function("alpha", "crash-a")).expect("write");
     std::fs::write(dir.path().join("b.yaml"), function("beta", "crash-b")).expect("write");
     dir
-}
-
-fn ok(o: &std::process::Output) {
-    assert!(
-        o.status.success(),
-        "scar failed:\n{}\n{}",
-        stdout(o),
-        stderr(o)
-    );
 }
 
 /// Everything the stack may have left in AWS, as counts.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use support::moto::{Moto, copy_dir, s3, sdk_config};
-use support::{stderr, stdout};
+use support::{ok, stderr, stdout};
 
 const STACK: &str = "apiVersion: scar/v1alpha1
 kind: Stack
@@ -52,15 +52,6 @@ fn stack_dir(files: &[(&str, String)]) -> tempfile::TempDir {
     dir
 }
 
-fn ok(o: &std::process::Output) {
-    assert!(
-        o.status.success(),
-        "scar failed:\n{}\n{}",
-        stdout(o),
-        stderr(o)
-    );
-}
-
 fn example(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     copy_dir(
@@ -70,6 +61,18 @@ fn example(name: &str) -> tempfile::TempDir {
         dir.path(),
     );
     dir
+}
+
+/// Asserts that a bucket's notification configuration holds no Lambda entry (or none at all).
+async fn assert_no_triggers(s3c: &aws_sdk_s3::Client, bucket: &str, why: &str) {
+    let n = s3c
+        .get_bucket_notification_configuration()
+        .bucket(bucket)
+        .send()
+        .await;
+    if let Ok(n) = n {
+        assert!(n.lambda_function_configurations().is_empty(), "{why}");
+    }
 }
 
 async fn memory_of(moto: &Moto, name: &str) -> i32 {
@@ -251,17 +254,7 @@ async fn a_removed_manifest_prunes_the_function_and_keeps_the_data() {
         .send()
         .await;
     assert!(obj.is_ok(), "the bucket's data must survive a prune");
-    let n = s3c
-        .get_bucket_notification_configuration()
-        .bucket("demo-photos")
-        .send()
-        .await;
-    if let Ok(n) = n {
-        assert!(
-            n.lambda_function_configurations().is_empty(),
-            "trigger entry left behind"
-        );
-    }
+    assert_no_triggers(&s3c, "demo-photos", "trigger entry left behind").await;
     let again = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
     assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
 }
@@ -593,17 +586,7 @@ async fn removing_an_input_removes_its_permission_and_trigger() {
         Err(_) => 0,
     };
     assert_eq!(statements, 0, "the S3 permission stayed");
-    let n = s3(&config)
-        .get_bucket_notification_configuration()
-        .bucket("demo-media")
-        .send()
-        .await;
-    if let Ok(n) = n {
-        assert!(
-            n.lambda_function_configurations().is_empty(),
-            "the trigger stayed"
-        );
-    }
+    assert_no_triggers(&s3(&config), "demo-media", "the trigger stayed").await;
     let again = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
     assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
 }

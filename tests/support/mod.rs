@@ -36,3 +36,13 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Asserts that scar succeeded, showing its output otherwise.
+pub fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "scar failed:\n{}\n{}",
+        stdout(o),
+        stderr(o)
+    );
+}

@@ -34,6 +34,8 @@ pub struct AwsCloud {
     region: String,
     /// Notification configurations are read-merge-written whole: one writer per bucket.
     bucket_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The credentials' account, read once.
+    account: tokio::sync::OnceCell<String>,
     /// How long a Lambda function may take to become ready after a change.
     pub ready_timeout: Duration,
 }
@@ -82,6 +84,7 @@ impl AwsCloud {
             backoff: Backoff::default(),
             region,
             bucket_locks: Mutex::new(HashMap::new()),
+            account: tokio::sync::OnceCell::new(),
             ready_timeout: Duration::from_secs(600),
         }
     }
@@ -91,21 +94,24 @@ impl AwsCloud {
     /// # Errors
     /// When STS cannot be reached or refuses.
     pub async fn account_id(&self) -> Result<String, CloudError> {
-        let out = super::retry::with_retry(self.backoff, "account", || async {
-            self.sts
-                .get_caller_identity()
-                .send()
-                .await
-                .map_err(|e| classify("sts:GetCallerIdentity", &e))
-        })
-        .await?;
-        out.account().map(str::to_owned).ok_or_else(|| {
-            CloudError::new(
-                ErrorKind::Other,
-                "sts:GetCallerIdentity",
-                "no account in the answer",
-            )
-        })
+        // Asked once per run: refresh, apply and adopt all need it.
+        self.account
+            .get_or_try_init(|| async {
+                let out = self
+                    .call("account", "sts:GetCallerIdentity", || {
+                        self.sts.get_caller_identity().send()
+                    })
+                    .await?;
+                out.account().map(str::to_owned).ok_or_else(|| {
+                    CloudError::new(
+                        ErrorKind::Other,
+                        "sts:GetCallerIdentity",
+                        "no account in the answer",
+                    )
+                })
+            })
+            .await
+            .cloned()
     }
 
     /// One AWS call, retried on throttling and transient failures, its error classified as

@@ -539,25 +539,18 @@ impl AwsCloud {
             .iter()
             .filter_map(|(k, v)| st::Tag::builder().key(k).value(v).build().ok())
             .collect();
-        with_retry(self.backoff, name, || async {
+        let tagging = st::Tagging::builder()
+            .set_tag_set(Some(tag_set))
+            .build()
+            .map_err(|e| {
+                CloudError::new(ErrorKind::Invalid, "s3:PutBucketTagging", e.to_string())
+            })?;
+        self.call(name, "s3:PutBucketTagging", || {
             self.s3
                 .put_bucket_tagging()
                 .bucket(name)
-                .tagging(
-                    st::Tagging::builder()
-                        .set_tag_set(Some(tag_set.clone()))
-                        .build()
-                        .map_err(|e| {
-                            CloudError::new(
-                                ErrorKind::Invalid,
-                                "s3:PutBucketTagging",
-                                e.to_string(),
-                            )
-                        })?,
-                )
+                .tagging(tagging.clone())
                 .send()
-                .await
-                .map_err(|e| classify("s3:PutBucketTagging", &e))
         })
         .await?;
         Ok(ExecOutcome::Done)
