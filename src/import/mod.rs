@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::diag::{Diagnostic, Diagnostics, Location};
-use crate::manifest::check::secrets_literal as literal_secret;
+use crate::manifest::check::literal_secret;
 use crate::manifest::types::*;
 use crate::manifest::yaml;
 use fdl::{Reader, child};

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::schema::{self, Kind, Problem};
 use super::types::{API_VERSION, FunctionManifest, StackManifest, WorkflowManifest};
 use super::yaml::{self, SpanIndex};
-use crate::diag::{Diagnostic, Diagnostics, Location, Span};
+use crate::diag::{Diagnostic, Diagnostics, Location};
 
 /// A file that was read, with the path shown to the user.
 #[derive(Debug, Clone)]
@@ -462,12 +462,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
-}
-
-/// The span of a whole document, for diagnostics about it as a whole.
-#[must_use]
-pub fn doc_span<T>(doc: &Doc<T>) -> Option<Span> {
-    doc.spans.value("")
 }
 
 #[cfg(test)]
