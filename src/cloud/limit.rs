@@ -1,6 +1,7 @@
 //! Client-side rate limits, so scar stays inside AWS's per-account API quotas instead of
 //! leaning on throttling errors: Lambda `GetFunction` 100 req/s, `GetPolicy` 15 req/s and every
-//! other Lambda control-plane call 15 req/s together (reference/peers.md §5.1).
+//! other Lambda control-plane call 15 req/s together (reference/peers.md §5.1); Batch 50 req/s;
+//! API Gateway 10 req/s, `CreateRestApi` one every 3 s and `DeleteRestApi` one every 30 s.
 //!
 //! `SCAR_RATE_LIMIT=off` turns them off, for local emulators that have no quotas.
 
@@ -70,6 +71,14 @@ pub struct Limits {
     pub get_policy: Limiter,
     /// Every other Lambda control-plane call.
     pub lambda_control: Limiter,
+    /// AWS Batch API calls (50 req/s).
+    pub batch: Limiter,
+    /// API Gateway control-plane calls (10 req/s, burst 40).
+    pub apigateway: Limiter,
+    /// API Gateway `CreateRestApi` (one every 3 s).
+    pub apigateway_create: Limiter,
+    /// API Gateway `DeleteRestApi` (one every 30 s).
+    pub apigateway_delete: Limiter,
 }
 
 impl Default for Limits {
@@ -78,6 +87,10 @@ impl Default for Limits {
             get_function: Limiter::new(100.0, 100.0),
             get_policy: Limiter::new(15.0, 15.0),
             lambda_control: Limiter::new(15.0, 15.0),
+            batch: Limiter::new(50.0, 50.0),
+            apigateway: Limiter::new(10.0, 40.0),
+            apigateway_create: Limiter::new(1.0 / 3.0, 1.0),
+            apigateway_delete: Limiter::new(1.0 / 30.0, 1.0),
         }
     }
 }

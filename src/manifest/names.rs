@@ -43,6 +43,22 @@ pub fn supervisor_env(stack: &str, function: &str) -> Vec<(&'static str, String)
     ]
 }
 
+/// The Batch compute environment of `function`. Fargate and EC2 environments cannot turn into
+/// each other, so they have different names: switching types creates the new environment,
+/// moves the queue to it, then deletes the old one.
+#[must_use]
+pub fn batch_compute_environment(stack: &str, function: &str, fargate: bool) -> String {
+    let base = derive(stack, function).batch;
+    if fargate {
+        format!("fargate-{base}")
+    } else {
+        base
+    }
+}
+
+/// The stage name of a function's API when the manifest gives none (SCAR's).
+pub const DEFAULT_STAGE: &str = "scar";
+
 /// The name of the role scar manages for a stack.
 #[must_use]
 pub fn managed_role(stack: &str) -> String {

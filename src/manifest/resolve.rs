@@ -18,6 +18,14 @@ pub const DEFAULT_EPHEMERAL_STORAGE: u32 = 512;
 pub const DEFAULT_TIMEOUT_THRESHOLD: u32 = 10;
 /// Built-in log retention in days (SCAR's default).
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+/// Built-in vCPUs of a Batch job.
+pub const DEFAULT_BATCH_VCPUS: f64 = 1.0;
+/// Built-in memory of a Batch job in MiB (fits 1 vCPU on Fargate as well as on EC2).
+pub const DEFAULT_BATCH_MEMORY: u32 = 2048;
+/// Built-in most vCPUs of a compute environment.
+pub const DEFAULT_MAX_VCPUS: u32 = 2;
+/// Built-in instance profile of EC2 and SPOT compute environments.
+pub const DEFAULT_INSTANCE_ROLE: &str = "ecsInstanceRole";
 /// Built-in S3 trigger events.
 pub const DEFAULT_EVENTS: &[&str] = &["s3:ObjectCreated:*"];
 

@@ -399,7 +399,7 @@ pub struct BatchSpec {
     /// vCPUs per job (default 1; Fargate: 0.25, 0.5, 1, 2, 4, 8 or 16).
     #[schemars(range(min = 0.25, max = 256))]
     pub vcpus: Option<f64>,
-    /// Memory per job in MiB (default 1024).
+    /// Memory per job in MiB (default 2048).
     #[schemars(range(min = 4))]
     pub memory: Option<u32>,
     /// GPUs per job (default 0; not on Fargate).

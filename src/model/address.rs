@@ -22,15 +22,27 @@ pub enum ResourceKind {
     LambdaPermission,
     /// One entry of a bucket's notification configuration.
     S3Trigger,
+    /// A managed AWS Batch compute environment of a delegating function.
+    BatchComputeEnvironment,
+    /// The Batch job queue a delegating function submits to.
+    BatchJobQueue,
+    /// The Batch job definition a delegating function submits (its latest active revision).
+    BatchJobDefinition,
+    /// A REST API in API Gateway in front of a function.
+    HttpApi,
 }
 
 impl ResourceKind {
     /// Every kind, in the order creates happen when nothing else decides.
-    pub const ALL: [ResourceKind; 6] = [
+    pub const ALL: [ResourceKind; 10] = [
         ResourceKind::IamRole,
         ResourceKind::Bucket,
         ResourceKind::LogGroup,
+        ResourceKind::BatchComputeEnvironment,
+        ResourceKind::BatchJobQueue,
+        ResourceKind::BatchJobDefinition,
         ResourceKind::Function,
+        ResourceKind::HttpApi,
         ResourceKind::LambdaPermission,
         ResourceKind::S3Trigger,
     ];
@@ -45,6 +57,10 @@ impl ResourceKind {
             ResourceKind::LogGroup => "log_group",
             ResourceKind::LambdaPermission => "lambda_permission",
             ResourceKind::S3Trigger => "s3_trigger",
+            ResourceKind::BatchComputeEnvironment => "batch_compute_environment",
+            ResourceKind::BatchJobQueue => "batch_job_queue",
+            ResourceKind::BatchJobDefinition => "batch_job_definition",
+            ResourceKind::HttpApi => "http_api",
         }
     }
 }

@@ -6,6 +6,8 @@
 //! fields force a replacement ([`replace_fields`]).
 
 mod address;
+pub mod batch;
+pub mod http;
 pub mod live;
 
 use std::collections::BTreeMap;
@@ -28,9 +30,9 @@ pub mod tags {
     pub const MANAGED_BY: &str = "scar:managed-by";
     /// The resource's address in its stack.
     pub const ADDRESS: &str = "scar:address";
-    /// On a function: `true` when it has S3 triggers (so its resource policy holds scar
-    /// statements). A plan reads the policy (`GetPolicy`, 15 req/s) only of functions that
-    /// have triggers now or had them at the last apply.
+    /// On a function: `true` when it has S3 triggers or an HTTP endpoint (so its resource
+    /// policy holds scar statements). A plan reads the policy (`GetPolicy`, 15 req/s) only of
+    /// functions that have such statements now or had them at the last apply.
     pub const S3_INVOKE: &str = "scar:s3-invoke";
 }
 
@@ -105,6 +107,8 @@ impl DesiredGraph {
 pub fn unread_fields(kind: ResourceKind) -> &'static [&'static str] {
     match kind {
         ResourceKind::LogGroup => &["tags"],
+        // Batch scales it; set on create only.
+        ResourceKind::BatchComputeEnvironment => &["desired_vcpus"],
         _ => &[],
     }
 }
@@ -117,6 +121,21 @@ pub fn replace_fields(kind: ResourceKind) -> &'static [&'static str] {
         ResourceKind::LambdaPermission => {
             &["function", "principal", "source_arn", "source_account"]
         }
+        // Job definitions are immutable: any change but tags registers a new revision.
+        ResourceKind::BatchJobDefinition => &[
+            "platform",
+            "type",
+            "image",
+            "script",
+            "vcpus",
+            "memory",
+            "gpu",
+            "command",
+            "environment",
+            "job_role",
+            "execution_role",
+            "multi_node",
+        ],
         _ => &[],
     }
 }
@@ -294,6 +313,31 @@ fn function_resources(
         .to_value(),
         (None, None, None) => Value::Null,
     };
+    let delegation = batch::delegation(&batch::BatchInput {
+        stack: stack_name,
+        function: fname,
+        eff: &eff,
+        image: &spec.image,
+        script,
+        role: &role,
+        user_tags: &user_tags,
+        function_env: &env,
+    });
+    if let Some(d) = &delegation {
+        for (k, v) in &d.function_env {
+            env.insert((*k).to_owned(), json!(v));
+        }
+    }
+    let source_account = stack.account_id.as_ref().map_or_else(
+        || {
+            Reference {
+                address: function.clone(),
+                attribute: "account_id".into(),
+            }
+            .to_value()
+        },
+        |a| json!(a),
+    );
     let mut attrs = Map::new();
     attrs.insert("image".into(), json!(spec.image));
     attrs.insert("script".into(), json!(script));
@@ -334,11 +378,23 @@ fn function_resources(
         ),
     );
     let mut function_tags = ownership_tags(stack_name, &function, &user_tags);
-    function_tags.insert(tags::S3_INVOKE.into(), (!spec.input.is_empty()).to_string());
+    function_tags.insert(
+        tags::S3_INVOKE.into(),
+        (!spec.input.is_empty() || spec.http.is_some()).to_string(),
+    );
     attrs.insert("tags".into(), json!(function_tags));
     let mut depends_on = vec![log_group.clone()];
     if let Some(r) = role_ref.filter(|_| spec.role.is_none()) {
         depends_on.push(r.clone());
+    }
+    if let Some(d) = delegation {
+        depends_on.extend(d.function_depends_on);
+        out.extend(d.resources.into_iter().map(|mut r| {
+            if let Some(role) = role_ref.filter(|_| spec.role.is_none()) {
+                r.depends_on.push(role.clone());
+            }
+            r
+        }));
     }
     out.push(DesiredResource {
         address: function.clone(),
@@ -346,6 +402,15 @@ fn function_resources(
         sensitive,
         depends_on,
     });
+    if let Some(h) = &spec.http {
+        out.extend(http::resources(
+            stack_name,
+            fname,
+            h,
+            source_account.clone(),
+            &user_tags,
+        ));
+    }
 
     let mut lg = Map::new();
     lg.insert(
@@ -385,19 +450,7 @@ fn function_resources(
                     "source_arn".into(),
                     json!(format!("arn:aws:s3:::{}", input.bucket)),
                 );
-                attrs.insert(
-                    "source_account".into(),
-                    stack.account_id.as_ref().map_or_else(
-                        || {
-                            Reference {
-                                address: function.clone(),
-                                attribute: "account_id".into(),
-                            }
-                            .to_value()
-                        },
-                        |a| json!(a),
-                    ),
-                );
+                attrs.insert("source_account".into(), source_account.clone());
                 out.push(DesiredResource {
                     address: address.clone(),
                     attrs,
@@ -453,9 +506,25 @@ fn managed_role(
     let mut ssm: Vec<String> = Vec::new();
     let mut secrets: Vec<String> = Vec::new();
     let mut vpc = false;
+    let mut submit: Vec<String> = Vec::new();
+    let mut fargate = false;
     for f in &set.functions {
         let fs = &f.value.spec;
         let eff = resolve::effective(Some(spec), fs);
+        if batch::delegates(eff.execution) && fs.role.is_none() {
+            let base = names::derive(stack, &f.value.metadata.name).batch;
+            submit.push(format!("arn:aws:batch:{}:*:job-queue/{base}", spec.region));
+            submit.push(format!(
+                "arn:aws:batch:{}:*:job-definition/{base}:*",
+                spec.region
+            ));
+            fargate |= eff
+                .batch
+                .as_ref()
+                .and_then(|b| b.compute.as_ref())
+                .and_then(|c| c.kind)
+                .is_some_and(batch::is_fargate);
+        }
         for i in &fs.input {
             read.push(format!(
                 "arn:aws:s3:::{}/{}*",
@@ -495,7 +564,21 @@ fn managed_role(
         }
         vpc |= eff.vpc.is_some();
     }
-    for v in [&mut read, &mut write, &mut logs, &mut ssm, &mut secrets] {
+    if !submit.is_empty() {
+        // Batch jobs run with the same role and log to Batch's own group.
+        logs.push(format!(
+            "arn:aws:logs:{}:*:log-group:/aws/batch/job:*",
+            spec.region
+        ));
+    }
+    for v in [
+        &mut read,
+        &mut write,
+        &mut logs,
+        &mut ssm,
+        &mut secrets,
+        &mut submit,
+    ] {
         v.sort();
         v.dedup();
     }
@@ -516,6 +599,15 @@ fn managed_role(
     if !secrets.is_empty() {
         statements.push(json!({"Sid": "ReadSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": secrets}));
     }
+    if !submit.is_empty() {
+        statements.push(json!({"Sid": "SubmitBatchJobs", "Effect": "Allow", "Action": ["batch:SubmitJob"], "Resource": submit}));
+    }
+    if fargate {
+        // Fargate pulls the image and ships logs with the job's execution role.
+        statements.push(json!({"Sid": "PullImages", "Effect": "Allow", "Action": [
+            "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability",
+            "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"], "Resource": "*"}));
+    }
     if vpc {
         statements.push(json!({"Sid": "VpcNetworking", "Effect": "Allow", "Action": [
             "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
@@ -523,10 +615,15 @@ fn managed_role(
     }
     let mut attrs = Map::new();
     attrs.insert("name".into(), json!(address.name));
+    let principals = if submit.is_empty() {
+        json!("lambda.amazonaws.com")
+    } else {
+        json!(["ecs-tasks.amazonaws.com", "lambda.amazonaws.com"])
+    };
     attrs.insert(
         "assume_role_policy".into(),
         json!({"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+            "Effect": "Allow", "Principal": {"Service": principals}, "Action": "sts:AssumeRole"}]}),
     );
     attrs.insert(
         "policy".into(),

@@ -179,7 +179,12 @@ fn desired_step(
         Cause::Manifest
     };
     let (action, reason) = if replace {
-        (Action::Replace, Some(Reason::ReplaceBecauseCannotUpdate))
+        let why = if address.kind == ResourceKind::BatchJobDefinition {
+            Reason::NewRevision
+        } else {
+            Reason::ReplaceBecauseCannotUpdate
+        };
+        (Action::Replace, Some(why))
     } else {
         (Action::Update, reason)
     };

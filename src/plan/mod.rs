@@ -66,6 +66,9 @@ impl Action {
 pub enum Reason {
     /// Replaced because these fields cannot change in place.
     ReplaceBecauseCannotUpdate,
+    /// A Batch job definition changed: a new revision is registered, then the old one is
+    /// deregistered (job definitions are immutable).
+    NewRevision,
     /// Deleted because no manifest asks for it any more.
     DeleteBecauseNoManifest,
     /// Deleted because the whole stack is being destroyed.

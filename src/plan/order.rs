@@ -12,11 +12,18 @@ use crate::model::{Address, ResourceKind};
 /// Kinds in the order their deletes run. The log group goes before its function: reads find
 /// log groups through the functions the stack owns, so a run killed between the two deletes
 /// must leave the function (found again next time), never an orphaned log group.
-const DELETE_ORDER: [ResourceKind; 6] = [
+///
+/// Batch goes after the function that submits to it: definition, then queue, then compute
+/// environment (a queue must let go of an environment before it can be deleted).
+const DELETE_ORDER: [ResourceKind; 10] = [
     ResourceKind::S3Trigger,
     ResourceKind::LambdaPermission,
+    ResourceKind::HttpApi,
     ResourceKind::LogGroup,
     ResourceKind::Function,
+    ResourceKind::BatchJobDefinition,
+    ResourceKind::BatchJobQueue,
+    ResourceKind::BatchComputeEnvironment,
     ResourceKind::Bucket,
     ResourceKind::IamRole,
 ];
@@ -40,11 +47,10 @@ pub(super) fn order(steps: &mut Vec<Step>) {
         let rank = delete_rank(d.address.kind);
         d.depends_on = delete_addresses
             .iter()
-            .filter(|(r, _)| *r < rank)
+            .filter(|(r, a)| *r < rank && !LATE_DELETES.contains(&a.kind))
             .map(|(_, a)| a.clone())
             .collect();
     }
-    let all_deletes: Vec<Address> = delete_addresses.into_iter().map(|(_, a)| a).collect();
     let present: BTreeSet<Address> = rest.iter().map(|s| s.address.clone()).collect();
     for s in &mut rest {
         s.depends_on.retain(|a| present.contains(a));
@@ -52,15 +58,31 @@ pub(super) fn order(steps: &mut Vec<Step>) {
         s.depends_on.dedup();
     }
     let rest = topological(rest);
+    let (late, deletes): (Vec<Step>, Vec<Step>) = deletes
+        .into_iter()
+        .partition(|s| LATE_DELETES.contains(&s.address.kind));
+    let early: Vec<Address> = deletes.iter().map(|s| s.address.clone()).collect();
     let mut ordered = deletes;
+    let mut changed = early.clone();
     for mut s in rest {
         if s.action != Action::NoOp {
-            s.depends_on.extend(all_deletes.iter().cloned());
+            s.depends_on.extend(early.iter().cloned());
+            changed.push(s.address.clone());
         }
+        ordered.push(s);
+    }
+    for mut s in late {
+        s.depends_on.extend(changed.iter().cloned());
+        s.depends_on.sort();
+        s.depends_on.dedup();
         ordered.push(s);
     }
     *steps = ordered;
 }
+
+/// Kinds whose deletes run after every create and update: a compute environment replaced by
+/// one of another type goes only once its queue has moved to the new one.
+const LATE_DELETES: [ResourceKind; 1] = [ResourceKind::BatchComputeEnvironment];
 
 /// Kahn's algorithm; among ready steps the lowest (kind, address) goes first. Steps caught in
 /// a cycle (which validation rules out) keep their relative order at the end.

@@ -38,6 +38,7 @@ pub fn render(plan: &Plan) -> Value {
 fn resource_change(s: &Step) -> Value {
     let reason = s.reason.as_ref().map(|r| match r {
         Reason::ReplaceBecauseCannotUpdate => "replace_because_cannot_update",
+        Reason::NewRevision => "new_revision",
         Reason::DeleteBecauseNoManifest => "delete_because_no_manifest",
         Reason::DeleteBecauseDestroy => "delete_because_destroy",
         Reason::AdoptCreatedByAws => "adopt_because_created_by_aws",
@@ -66,7 +67,12 @@ fn resource_change(s: &Step) -> Value {
         "name": s.address.name,
         "mode": "managed",
         "change": {
-            "actions": s.action.json_actions(),
+            // A new revision is registered before the old one goes: create_before_destroy.
+            "actions": if s.reason == Some(Reason::NewRevision) {
+                &["create", "delete"][..]
+            } else {
+                s.action.json_actions()
+            },
             "before": masked(s.before.as_ref(), &s.sensitive),
             "after": masked(after.as_object(), &s.sensitive),
             "after_unknown": after_unknown,

@@ -147,6 +147,9 @@ fn header(s: &Step) -> String {
     let what = match s.action {
         Action::Create => "will be created",
         Action::Update => "will be updated in-place",
+        Action::Replace if s.reason == Some(crate::plan::Reason::NewRevision) => {
+            "gets a new revision"
+        }
         Action::Replace => "must be replaced",
         Action::Delete => "will be destroyed",
         Action::NoOp => "is unchanged",
@@ -157,6 +160,9 @@ fn header(s: &Step) -> String {
     let why = match (&s.reason, s.cause) {
         (Some(crate::plan::Reason::DeleteBecauseNoManifest), _) => {
             " (no manifest asks for it any more)"
+        }
+        (Some(crate::plan::Reason::NewRevision), _) => {
+            " (job definitions cannot change; the old revision is deregistered after)"
         }
         (Some(crate::plan::Reason::AdoptCreatedByAws), _) => {
             " (created by AWS for a function of this stack; taken over)"
@@ -252,7 +258,9 @@ fn is_identity(k: &str) -> bool {
 }
 
 fn change(s: &Step, c: &crate::plan::FieldChange, p: Palette, out: &mut String) {
-    let forces = if c.forces_replacement {
+    let forces = if c.forces_replacement && s.reason == Some(crate::plan::Reason::NewRevision) {
+        " # forces a new revision"
+    } else if c.forces_replacement {
         " # forces replacement"
     } else {
         ""

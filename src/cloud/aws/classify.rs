@@ -49,6 +49,7 @@ fn kind_of<E>(
         | "NoSuchKey"
         | "NoSuchTagSet"
         | "NoSuchTagSetError"
+        | "NotFoundException"
         | "ResourceNotFound" => return ErrorKind::NotFound,
         "ResourceAlreadyExistsException" | "EntityAlreadyExists" | "BucketAlreadyOwnedByYou" => {
             return ErrorKind::AlreadyExists;
@@ -58,6 +59,7 @@ fn kind_of<E>(
         }
         "ResourceConflictException"
         | "OperationAbortedException"
+        | "ConflictException"
         | "ConcurrentModificationException" => {
             return ErrorKind::Conflict;
         }
@@ -82,6 +84,7 @@ fn kind_of<E>(
         | "ValidationException"
         | "InvalidArgument"
         | "MalformedPolicyDocument"
+        | "BadRequestException"
         | "InvalidRequest" => return ErrorKind::Invalid,
         _ => {}
     }

@@ -2,7 +2,9 @@
 //! ([`write`]). Every call is rate limited where AWS sets a quota, retried with backoff on
 //! throttling and transient failures, and classified into a [`CloudError`].
 
+mod batch;
 mod classify;
+mod http;
 mod read;
 mod write;
 
@@ -24,6 +26,8 @@ pub use write::ExecOutcome;
 /// Clients for every service a stack touches, and the run's limits.
 pub struct AwsCloud {
     lambda: aws_sdk_lambda::Client,
+    batch: aws_sdk_batch::Client,
+    apigateway: aws_sdk_apigateway::Client,
     s3: aws_sdk_s3::Client,
     iam: aws_sdk_iam::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
@@ -38,6 +42,10 @@ pub struct AwsCloud {
     account: tokio::sync::OnceCell<String>,
     /// How long a Lambda function may take to become ready after a change.
     pub ready_timeout: Duration,
+    /// How long a Batch compute environment or job queue may take to settle.
+    pub batch_timeout: Duration,
+    /// Outputs of resources created during this run (an API's id), for the steps after.
+    created: Mutex<HashMap<crate::model::Address, serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl std::fmt::Debug for AwsCloud {
@@ -75,6 +83,8 @@ impl AwsCloud {
             .build();
         Self {
             lambda: aws_sdk_lambda::Client::new(&shared),
+            batch: aws_sdk_batch::Client::new(&shared),
+            apigateway: aws_sdk_apigateway::Client::new(&shared),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             iam: aws_sdk_iam::Client::new(&shared),
             logs: aws_sdk_cloudwatchlogs::Client::new(&shared),
@@ -86,6 +96,8 @@ impl AwsCloud {
             bucket_locks: Mutex::new(HashMap::new()),
             account: tokio::sync::OnceCell::new(),
             ready_timeout: Duration::from_secs(600),
+            batch_timeout: Duration::from_secs(1200),
+            created: Mutex::new(HashMap::new()),
         }
     }
 

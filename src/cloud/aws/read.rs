@@ -53,7 +53,7 @@ fn may_hold_statements(f: &LiveResource) -> bool {
     !(f.owner == Owner::ThisStack && recorded == Some("false"))
 }
 
-fn tag_value(t: &BTreeMap<String, String>) -> Value {
+pub(super) fn tag_value(t: &BTreeMap<String, String>) -> Value {
     json!(t)
 }
 
@@ -148,6 +148,10 @@ impl AwsCloud {
         if let Some(role) = self.read_role(stack).await? {
             live.resources.insert(role.0, role.1);
         }
+        live.resources
+            .extend(self.read_batch(stack, desired).await?);
+        live.resources
+            .extend(self.read_apis(stack, account, desired).await?);
         Ok(live)
     }
 
@@ -241,17 +245,7 @@ impl AwsCloud {
             .map(|m| m.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
             .unwrap_or_default();
         let mut env: Map<String, Value> = env.into_iter().collect();
-        let script = env
-            .remove(crate::model::SCRIPT_ENV)
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .map(|b| {
-                use base64::Engine as _;
-                base64::engine::general_purpose::STANDARD
-                    .decode(b.as_bytes())
-                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-                    .unwrap_or(b)
-            })
-            .unwrap_or_default();
+        let script = take_script(&mut env);
         let vpc = c.vpc_config().and_then(|v| {
             let mut subnets: Vec<String> = v.subnet_ids().to_vec();
             let mut groups: Vec<String> = v.security_group_ids().to_vec();
@@ -339,6 +333,7 @@ impl AwsCloud {
             .and_then(|p| serde_json::from_str(p).ok())
             .unwrap_or(Value::Null);
         let prefix = format!("scar-{stack}-s3-");
+        let api_sid = crate::model::http::statement_id(stack);
         let mut found = Vec::new();
         for st in policy
             .get("Statement")
@@ -349,7 +344,11 @@ impl AwsCloud {
             let Some(sid) = st.get("Sid").and_then(Value::as_str) else {
                 continue;
             };
-            let Some(bucket) = sid.strip_prefix(&prefix) else {
+            let name = if sid == api_sid {
+                format!("{function}/apigateway")
+            } else if let Some(bucket) = sid.strip_prefix(&prefix) {
+                format!("{function}/s3:{bucket}")
+            } else {
                 continue;
             };
             let principal = st
@@ -373,10 +372,7 @@ impl AwsCloud {
             attrs.insert("source_arn".into(), json!(source_arn));
             attrs.insert("source_account".into(), json!(source_account));
             found.push((
-                Address::new(
-                    ResourceKind::LambdaPermission,
-                    format!("{function}/s3:{bucket}"),
-                ),
+                Address::new(ResourceKind::LambdaPermission, name),
                 LiveResource {
                     attrs,
                     owner: Owner::ThisStack,
@@ -671,6 +667,20 @@ impl AwsCloud {
             },
         )))
     }
+}
+
+/// Removes `SCAR_SCRIPT` from a read environment and decodes it.
+pub(super) fn take_script(env: &mut Map<String, Value>) -> String {
+    env.remove(crate::model::SCRIPT_ENV)
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .map(|b| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(b.as_bytes())
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .unwrap_or(b)
+        })
+        .unwrap_or_default()
 }
 
 /// The name of the inline policy scar writes on its managed role.

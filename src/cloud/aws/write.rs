@@ -27,17 +27,17 @@ pub enum ExecOutcome {
     Unchanged,
 }
 
-fn s(v: Option<&Value>) -> String {
+pub(super) fn s(v: Option<&Value>) -> String {
     v.and_then(Value::as_str).unwrap_or_default().to_owned()
 }
 
-fn n(v: Option<&Value>) -> i32 {
+pub(super) fn n(v: Option<&Value>) -> i32 {
     v.and_then(Value::as_i64)
         .and_then(|x| i32::try_from(x).ok())
         .unwrap_or_default()
 }
 
-fn map(v: Option<&Value>) -> BTreeMap<String, String> {
+pub(super) fn map(v: Option<&Value>) -> BTreeMap<String, String> {
     v.and_then(Value::as_object)
         .map(|m| {
             m.iter()
@@ -47,7 +47,7 @@ fn map(v: Option<&Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-fn strings(v: Option<&Value>) -> Vec<String> {
+pub(super) fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| {
             a.iter()
@@ -75,6 +75,10 @@ impl AwsCloud {
                             "arn:aws:lambda:{}:{account}:function:{}",
                             self.region, r.address.name
                         )),
+                        // An API's id is AWS's choice: known once its step ran.
+                        (ResourceKind::HttpApi, attribute) => self
+                            .created_output(&r.address, attribute)
+                            .unwrap_or_else(|| v.clone()),
                         _ => v.clone(),
                     },
                     None => v.clone(),
@@ -152,6 +156,18 @@ impl AwsCloud {
             (ResourceKind::S3Trigger, _) => {
                 self.write_trigger(&s(after.get("bucket")), &s(after.get("id")), Some(&after))
                     .await
+            }
+            (
+                ResourceKind::BatchComputeEnvironment
+                | ResourceKind::BatchJobQueue
+                | ResourceKind::BatchJobDefinition,
+                _,
+            ) => {
+                self.execute_batch(step, account, &after, before, &tags)
+                    .await
+            }
+            (ResourceKind::HttpApi, _) => {
+                self.execute_api(step, account, &after, before, &tags).await
             }
             (_, Action::NoOp) => Ok(ExecOutcome::Unchanged),
         }
@@ -806,7 +822,7 @@ impl AwsCloud {
     }
 }
 
-fn gone_is_fine<T>(r: Result<T, CloudError>) -> Result<ExecOutcome, CloudError> {
+pub(super) fn gone_is_fine<T>(r: Result<T, CloudError>) -> Result<ExecOutcome, CloudError> {
     match r {
         Ok(_) => Ok(ExecOutcome::Done),
         Err(e) if e.kind == ErrorKind::NotFound => Ok(ExecOutcome::Unchanged),
@@ -817,6 +833,13 @@ fn gone_is_fine<T>(r: Result<T, CloudError>) -> Result<ExecOutcome, CloudError> 
 /// The function's environment as sent to Lambda: the manifest's variables, and the script,
 /// base64-encoded, in `SCAR_SCRIPT`.
 fn environment(a: &Map<String, Value>) -> lt::Environment {
+    lt::Environment::builder()
+        .set_variables(Some(env_with_script(a).into_iter().collect()))
+        .build()
+}
+
+/// The `environment` attribute plus the script, base64-encoded, in `SCAR_SCRIPT`.
+pub(super) fn env_with_script(a: &Map<String, Value>) -> BTreeMap<String, String> {
     use base64::Engine as _;
     let mut vars = map(a.get("environment"));
     let script = s(a.get("script"));
@@ -826,9 +849,7 @@ fn environment(a: &Map<String, Value>) -> lt::Environment {
             base64::engine::general_purpose::STANDARD.encode(script),
         );
     }
-    lt::Environment::builder()
-        .set_variables(Some(vars.into_iter().collect()))
-        .build()
+    vars
 }
 
 fn vpc(a: &Map<String, Value>) -> Option<lt::VpcConfig> {
@@ -944,6 +965,18 @@ impl AwsCloud {
                     ErrorKind::Invalid,
                     "adopt",
                     format!("{address} carries no tags; scar owns it by its Id prefix"),
+                ));
+            }
+            ResourceKind::BatchComputeEnvironment
+            | ResourceKind::BatchJobQueue
+            | ResourceKind::BatchJobDefinition
+            | ResourceKind::HttpApi => {
+                return Err(CloudError::new(
+                    ErrorKind::Invalid,
+                    "adopt",
+                    format!(
+                        "{address} cannot be adopted: delete it or rename the function; scar creates its own"
+                    ),
                 ));
             }
         }

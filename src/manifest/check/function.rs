@@ -406,7 +406,9 @@ fn check_batch(f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics
         }
     }
     let min = compute.min_vcpus.unwrap_or(0);
-    let max = compute.max_vcpus.unwrap_or(2);
+    let max = compute
+        .max_vcpus
+        .unwrap_or(crate::manifest::resolve::DEFAULT_MAX_VCPUS);
     let desired = compute.desired_vcpus.unwrap_or(min);
     if !(min <= desired && desired <= max) {
         out.push(
@@ -417,7 +419,9 @@ fn check_batch(f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics
             .field("spec.batch.compute"),
         );
     }
-    let vcpus = batch.vcpus.unwrap_or(1.0);
+    let vcpus = batch
+        .vcpus
+        .unwrap_or(crate::manifest::resolve::DEFAULT_BATCH_VCPUS);
     if vcpus > f64::from(max) {
         out.push(
             Diagnostic::error(format!(
@@ -435,7 +439,9 @@ fn check_batch(f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics
         );
     }
     if fargate {
-        let memory = batch.memory.unwrap_or(2048);
+        let memory = batch
+            .memory
+            .unwrap_or(crate::manifest::resolve::DEFAULT_BATCH_MEMORY);
         let fits = FARGATE.iter().any(|&(v, lo, hi, step)| {
             (v - vcpus).abs() < f64::EPSILON
                 && (lo..=hi).contains(&memory)

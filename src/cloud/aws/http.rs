@@ -1,0 +1,440 @@
+//! API Gateway REST APIs in front of functions: live reads (one paged `GetRestApis` for the
+//! stack, then stages and the proxy integration of each owned API), and create, in-place
+//! update and delete. An API is never recreated by an update, so its id and URL stay.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_apigateway::types as gt;
+use serde_json::{Map, Value, json};
+
+use super::read::{owner_of, tag_value};
+use super::write::{ExecOutcome, gone_is_fine, map, s};
+use super::{AwsCloud, classify};
+use crate::cloud::{CloudError, ErrorKind};
+use crate::model::http::invoke_url;
+use crate::model::live::{LiveResource, Owner};
+use crate::model::{Address, DesiredGraph, ResourceKind, short_hash, tags};
+use crate::plan::{Action, Step};
+
+/// The header a client sets to `Event` for an asynchronous call; passed to Lambda as is.
+const INVOCATION_TYPE: &str = "X-Amz-Invocation-Type";
+const PROXY_PATH: &str = "/{proxy+}";
+
+impl AwsCloud {
+    /// One API Gateway call: rate limited, retried, classified.
+    async fn api_call<T, E, F, Fut>(&self, what: &str, op: &str, send: F) -> Result<T, CloudError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<
+                Output = Result<
+                    T,
+                    aws_sdk_apigateway::error::SdkError<
+                        E,
+                        aws_sdk_apigateway::config::http::HttpResponse,
+                    >,
+                >,
+            >,
+        E: aws_sdk_apigateway::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        crate::cloud::retry::with_retry(self.backoff, what, || async {
+            self.limits.apigateway.acquire().await;
+            send().await.map_err(|e| classify(op, &e))
+        })
+        .await
+    }
+
+    /// The REST APIs the stack owns. APIs of anyone else are never read further: API names
+    /// are not unique, so a foreign API with the same name is no collision.
+    pub(super) async fn read_apis(
+        &self,
+        stack: &str,
+        account: &str,
+        desired: &DesiredGraph,
+    ) -> Result<Vec<(Address, LiveResource)>, CloudError> {
+        let mut owned = Vec::new();
+        let mut position: Option<String> = None;
+        loop {
+            let page = self
+                .api_call("REST APIs", "apigateway:GetRestApis", || {
+                    self.apigateway
+                        .get_rest_apis()
+                        .limit(500)
+                        .set_position(position.clone())
+                        .send()
+                })
+                .await?;
+            for api in page.items() {
+                let t: BTreeMap<String, String> = api
+                    .tags()
+                    .map(|m| m.clone().into_iter().collect())
+                    .unwrap_or_default();
+                if owner_of(stack, &t) != Owner::ThisStack {
+                    continue;
+                }
+                let address = t
+                    .get(tags::ADDRESS)
+                    .and_then(|a| a.parse::<Address>().ok())
+                    .filter(|a| a.kind == ResourceKind::HttpApi);
+                if let (Some(address), Some(id)) = (address, api.id()) {
+                    owned.push((address, id.to_owned(), api.clone(), t));
+                }
+            }
+            position = page.position().map(str::to_owned);
+            if position.is_none() || page.items().is_empty() {
+                break;
+            }
+        }
+        let mut out = Vec::new();
+        for (address, id, api, t) in owned {
+            let want_stage = desired
+                .get(&address)
+                .map(|d| s(d.attrs.get("stage")))
+                .unwrap_or_default();
+            let stages = self
+                .api_call(&id, "apigateway:GetStages", || {
+                    self.apigateway.get_stages().rest_api_id(&id).send()
+                })
+                .await?;
+            let names: Vec<String> = stages
+                .item()
+                .iter()
+                .filter_map(|s| s.stage_name().map(str::to_owned))
+                .collect();
+            let stage = if names.contains(&want_stage) {
+                want_stage
+            } else {
+                names.first().cloned().unwrap_or_default()
+            };
+            let function = self.integrated_function(&id).await?;
+            let url = invoke_url(&id, &self.region, &stage);
+            let mut a = Map::new();
+            a.insert("name".into(), json!(api.name()));
+            a.insert(
+                "description".into(),
+                json!(api.description().unwrap_or_default()),
+            );
+            a.insert(
+                "endpoint_type".into(),
+                json!(
+                    api.endpoint_configuration()
+                        .and_then(|e| e.types().first())
+                        .map(|t| t.as_str())
+                        .unwrap_or_default()
+                ),
+            );
+            a.insert("stage".into(), json!(stage));
+            a.insert("function".into(), json!(function));
+            a.insert("url".into(), json!(url));
+            a.insert("tags".into(), tag_value(&t));
+            let fingerprint = short_hash(&Value::Object(a.clone()).to_string());
+            a.insert("id".into(), json!(id));
+            let mut outputs = BTreeMap::new();
+            outputs.insert("id".into(), json!(id));
+            outputs.insert("url".into(), json!(url));
+            outputs.insert(
+                "source_arn".into(),
+                json!(format!(
+                    "arn:aws:execute-api:{}:{account}:{id}/*",
+                    self.region
+                )),
+            );
+            out.push((
+                address,
+                LiveResource {
+                    attrs: a,
+                    owner: Owner::ThisStack,
+                    fingerprint: Some(fingerprint),
+                    outputs,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The function the `{proxy+}` route invokes, or "" when the route or its integration is
+    /// missing (an interrupted create): the plan then puts it back.
+    async fn integrated_function(&self, id: &str) -> Result<String, CloudError> {
+        let resources = self
+            .api_call(id, "apigateway:GetResources", || {
+                self.apigateway
+                    .get_resources()
+                    .rest_api_id(id)
+                    .limit(500)
+                    .send()
+            })
+            .await?;
+        let Some(proxy) = resources
+            .items()
+            .iter()
+            .find(|r| r.path() == Some(PROXY_PATH))
+            .and_then(|r| r.id())
+        else {
+            return Ok(String::new());
+        };
+        let integration = self
+            .api_call(id, "apigateway:GetIntegration", || {
+                self.apigateway
+                    .get_integration()
+                    .rest_api_id(id)
+                    .resource_id(proxy)
+                    .http_method("ANY")
+                    .send()
+            })
+            .await;
+        match integration {
+            Ok(i) => Ok(i
+                .uri()
+                .and_then(|u| u.split(":function:").nth(1))
+                .map(|f| f.trim_end_matches("/invocations").to_owned())
+                .unwrap_or_default()),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(String::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Outputs recorded for `address` by a step of this run.
+    pub(super) fn created_output(&self, address: &Address, attribute: &str) -> Option<Value> {
+        let created = match self.created.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        created.get(address).and_then(|o| o.get(attribute)).cloned()
+    }
+
+    fn record_api(&self, address: &Address, id: &str, account: &str, stage: &str) {
+        let mut o = Map::new();
+        o.insert("id".into(), json!(id));
+        o.insert("url".into(), json!(invoke_url(id, &self.region, stage)));
+        o.insert(
+            "source_arn".into(),
+            json!(format!(
+                "arn:aws:execute-api:{}:{account}:{id}/*",
+                self.region
+            )),
+        );
+        let mut created = match self.created.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        created.insert(address.clone(), o);
+    }
+
+    /// Executes a step on an HTTP API.
+    pub(super) async fn execute_api(
+        &self,
+        step: &Step,
+        account: &str,
+        after: &Map<String, Value>,
+        before: &Map<String, Value>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<ExecOutcome, CloudError> {
+        let id = s(before.get("id"));
+        if step.action == Action::Delete {
+            let r = crate::cloud::retry::with_retry(self.backoff, &id, || async {
+                self.limits.apigateway_delete.acquire().await;
+                self.apigateway
+                    .delete_rest_api()
+                    .rest_api_id(&id)
+                    .send()
+                    .await
+                    .map_err(|e| classify("apigateway:DeleteRestApi", &e))
+            })
+            .await;
+            return gone_is_fine(r);
+        }
+        let name = s(after.get("name"));
+        let description = s(after.get("description"));
+        let stage = s(after.get("stage"));
+        let function = s(after.get("function"));
+        let changed =
+            |f: &str| step.action == Action::Create || step.changes.iter().any(|c| c.field == f);
+        let id = if step.action == Action::Create {
+            let out = crate::cloud::retry::with_retry(self.backoff, &name, || async {
+                self.limits.apigateway_create.acquire().await;
+                self.apigateway
+                    .create_rest_api()
+                    .name(&name)
+                    .description(&description)
+                    .endpoint_configuration(
+                        gt::EndpointConfiguration::builder()
+                            .types(gt::EndpointType::Regional)
+                            .build(),
+                    )
+                    .set_tags(Some(tags.clone().into_iter().collect()))
+                    .send()
+                    .await
+                    .map_err(|e| classify("apigateway:CreateRestApi", &e))
+            })
+            .await?;
+            out.id().unwrap_or_default().to_owned()
+        } else {
+            id
+        };
+        // The permission step after this one needs the id, whatever happens next.
+        self.record_api(&step.address, &id, account, &stage);
+        if step.action != Action::Create && (changed("name") || changed("description")) {
+            let ops = vec![
+                gt::PatchOperation::builder()
+                    .op(gt::Op::Replace)
+                    .path("/name")
+                    .value(&name)
+                    .build(),
+                gt::PatchOperation::builder()
+                    .op(gt::Op::Replace)
+                    .path("/description")
+                    .value(&description)
+                    .build(),
+            ];
+            self.api_call(&id, "apigateway:UpdateRestApi", || {
+                self.apigateway
+                    .update_rest_api()
+                    .rest_api_id(&id)
+                    .set_patch_operations(Some(ops.clone()))
+                    .send()
+            })
+            .await?;
+        }
+        if changed("function") {
+            self.put_routes(&id, &function, account).await?;
+        }
+        if changed("function") || changed("stage") {
+            self.api_call(&id, "apigateway:CreateDeployment", || {
+                self.apigateway
+                    .create_deployment()
+                    .rest_api_id(&id)
+                    .stage_name(&stage)
+                    .description("deployed by scar")
+                    .send()
+            })
+            .await?;
+            let old = s(before.get("stage"));
+            if !old.is_empty() && old != stage {
+                let r = self
+                    .api_call(&id, "apigateway:DeleteStage", || {
+                        self.apigateway
+                            .delete_stage()
+                            .rest_api_id(&id)
+                            .stage_name(&old)
+                            .send()
+                    })
+                    .await;
+                gone_is_fine(r)?;
+            }
+        }
+        if step.action != Action::Create && changed("tags") {
+            let arn = format!("arn:aws:apigateway:{}::/restapis/{id}", self.region);
+            let stale: Vec<String> = map(before.get("tags"))
+                .into_keys()
+                .filter(|k| !tags.contains_key(k) && !k.starts_with("aws:"))
+                .collect();
+            if !stale.is_empty() {
+                self.api_call(&id, "apigateway:UntagResource", || {
+                    self.apigateway
+                        .untag_resource()
+                        .resource_arn(&arn)
+                        .set_tag_keys(Some(stale.clone()))
+                        .send()
+                })
+                .await?;
+            }
+            self.api_call(&id, "apigateway:TagResource", || {
+                self.apigateway
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(tags.clone().into_iter().collect()))
+                    .send()
+            })
+            .await?;
+        }
+        Ok(ExecOutcome::Done)
+    }
+
+    /// `ANY /` and `ANY /{proxy+}`, each a Lambda proxy integration of `function` that passes
+    /// `X-Amz-Invocation-Type` through. Safe to repeat.
+    async fn put_routes(&self, id: &str, function: &str, account: &str) -> Result<(), CloudError> {
+        let resources = self
+            .api_call(id, "apigateway:GetResources", || {
+                self.apigateway
+                    .get_resources()
+                    .rest_api_id(id)
+                    .limit(500)
+                    .send()
+            })
+            .await?;
+        let find = |path: &str| {
+            resources
+                .items()
+                .iter()
+                .find(|r| r.path() == Some(path))
+                .and_then(|r| r.id())
+                .map(str::to_owned)
+        };
+        let root = find("/").ok_or_else(|| {
+            CloudError::new(
+                ErrorKind::Other,
+                "apigateway:GetResources",
+                format!("API {id} has no root resource"),
+            )
+        })?;
+        let proxy = match find(PROXY_PATH) {
+            Some(p) => p,
+            None => self
+                .api_call(id, "apigateway:CreateResource", || {
+                    self.apigateway
+                        .create_resource()
+                        .rest_api_id(id)
+                        .parent_id(&root)
+                        .path_part("{proxy+}")
+                        .send()
+                })
+                .await?
+                .id()
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        let uri = format!(
+            "arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/arn:aws:lambda:{region}:{account}:function:{function}/invocations",
+            region = self.region
+        );
+        for resource in [&root, &proxy] {
+            let r = self
+                .api_call(id, "apigateway:PutMethod", || {
+                    self.apigateway
+                        .put_method()
+                        .rest_api_id(id)
+                        .resource_id(resource)
+                        .http_method("ANY")
+                        .authorization_type("NONE")
+                        .request_parameters(
+                            format!("method.request.header.{INVOCATION_TYPE}"),
+                            false,
+                        )
+                        .send()
+                })
+                .await;
+            match r {
+                Ok(_) => {}
+                // Left by an interrupted run: the integration below is what matters.
+                Err(e) if e.kind == ErrorKind::Conflict => {}
+                Err(e) => return Err(e),
+            }
+            self.api_call(id, "apigateway:PutIntegration", || {
+                self.apigateway
+                    .put_integration()
+                    .rest_api_id(id)
+                    .resource_id(resource)
+                    .http_method("ANY")
+                    .r#type(gt::IntegrationType::AwsProxy)
+                    .integration_http_method("POST")
+                    .uri(&uri)
+                    .request_parameters(
+                        format!("integration.request.header.{INVOCATION_TYPE}"),
+                        format!("method.request.header.{INVOCATION_TYPE}"),
+                    )
+                    .send()
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,281 @@
+//! The AWS Batch resources of a function that delegates (`execution: batch | lambda-batch`):
+//! a managed compute environment, a job queue on it, and a job definition whose command runs
+//! the supervisor with the event the function hands over.
+
+use serde_json::{Map, Value, json};
+
+use super::{Address, DesiredResource, ResourceKind, ownership_tags};
+use crate::manifest::names;
+use crate::manifest::resolve::{
+    DEFAULT_BATCH_MEMORY, DEFAULT_BATCH_VCPUS, DEFAULT_INSTANCE_ROLE, DEFAULT_MAX_VCPUS, Effective,
+};
+use crate::manifest::types::{ComputeSpec, ComputeType, EnvValue, Execution};
+
+/// The command of every job definition: the supervisor in Batch mode. It reads the event from
+/// `SCAR_EVENT`, which the delegating function sets when it submits the job.
+pub const BATCH_COMMAND: [&str; 2] = ["/opt/scar/bin/scar-supervisor", "batch"];
+
+/// Environment variables that tell the function's supervisor where to delegate.
+pub const EXECUTION_ENV: &str = "SCAR_EXECUTION";
+/// The job queue the supervisor submits to.
+pub const JOB_QUEUE_ENV: &str = "SCAR_BATCH_JOB_QUEUE";
+/// The job definition the supervisor submits (by name: its latest active revision).
+pub const JOB_DEFINITION_ENV: &str = "SCAR_BATCH_JOB_DEFINITION";
+
+/// What a delegating function adds to the graph and to its own settings.
+pub(super) struct Delegation {
+    /// Compute environment, job queue and job definition.
+    pub resources: Vec<DesiredResource>,
+    /// What the function must wait for (queue and definition).
+    pub function_depends_on: Vec<Address>,
+    /// Variables added to the function's environment.
+    pub function_env: Vec<(&'static str, String)>,
+}
+
+/// True when the function hands work to Batch.
+#[must_use]
+pub fn delegates(execution: Execution) -> bool {
+    matches!(execution, Execution::Batch | Execution::LambdaBatch)
+}
+
+/// True for Fargate compute types.
+#[must_use]
+pub fn is_fargate(kind: ComputeType) -> bool {
+    matches!(kind, ComputeType::Fargate | ComputeType::FargateSpot)
+}
+
+fn sorted(v: Option<&Vec<String>>) -> Vec<String> {
+    let mut v = v.cloned().unwrap_or_default();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The inputs a function's Batch resources are built from.
+pub(super) struct BatchInput<'a> {
+    pub stack: &'a str,
+    pub function: &'a str,
+    pub eff: &'a Effective,
+    pub image: &'a str,
+    pub script: &'a str,
+    /// The execution role (an ARN, or a reference to the managed role).
+    pub role: &'a Value,
+    pub user_tags: &'a std::collections::BTreeMap<String, String>,
+    /// The function's environment as sent to Lambda (literals and secret references).
+    pub function_env: &'a Map<String, Value>,
+}
+
+/// The Batch resources of one delegating function; `None` for `execution: lambda` or when
+/// validation would have refused the settings.
+pub(super) fn delegation(i: &BatchInput<'_>) -> Option<Delegation> {
+    if !delegates(i.eff.execution) {
+        return None;
+    }
+    let batch = i.eff.batch.as_ref()?;
+    let compute = batch.compute.clone().unwrap_or_default();
+    let kind = compute.kind.unwrap_or(ComputeType::Ec2);
+    let fargate = is_fargate(kind);
+    let base = names::derive(i.stack, i.function).batch;
+    let ce_name = names::batch_compute_environment(i.stack, i.function, fargate);
+    let ce = Address::new(
+        ResourceKind::BatchComputeEnvironment,
+        if fargate {
+            format!("{}:fargate", i.function)
+        } else {
+            i.function.to_owned()
+        },
+    );
+    let queue = Address::new(ResourceKind::BatchJobQueue, i.function);
+    let definition = Address::new(ResourceKind::BatchJobDefinition, i.function);
+    let mut out = vec![
+        compute_environment(i, &ce, &ce_name, kind, &compute),
+        DesiredResource {
+            address: queue.clone(),
+            attrs: attrs([
+                ("name", json!(base)),
+                ("priority", json!(1)),
+                ("state", json!("ENABLED")),
+                ("compute_environments", json!([ce_name])),
+                ("tags", json!(ownership_tags(i.stack, &queue, i.user_tags))),
+            ]),
+            sensitive: Vec::new(),
+            depends_on: vec![ce],
+        },
+    ];
+    let mut env = i.function_env.clone();
+    let mut sensitive = Vec::new();
+    for (k, v) in &batch.environment {
+        match v {
+            EnvValue::Literal(s) => {
+                env.insert(k.clone(), json!(s));
+            }
+            EnvValue::Secret(s) => {
+                env.insert(k.clone(), json!(s.secret_ref.to_reference()));
+            }
+        }
+    }
+    for (k, v) in i.eff.environment.iter().chain(&batch.environment) {
+        if matches!(v, EnvValue::Secret(_)) {
+            sensitive.push(format!("environment.{k}"));
+        }
+    }
+    sensitive.sort();
+    sensitive.dedup();
+    let multi_node = batch.multi_node.as_ref().map_or(
+        Value::Null,
+        |m| json!({"nodes": m.nodes, "main_node": m.main_node.unwrap_or(0)}),
+    );
+    out.push(DesiredResource {
+        address: definition.clone(),
+        attrs: attrs([
+            ("name", json!(base)),
+            ("platform", json!(if fargate { "FARGATE" } else { "EC2" })),
+            (
+                "type",
+                json!(if batch.multi_node.is_some() {
+                    "multinode"
+                } else {
+                    "container"
+                }),
+            ),
+            ("image", json!(i.image)),
+            ("script", json!(i.script)),
+            ("vcpus", json!(batch.vcpus.unwrap_or(DEFAULT_BATCH_VCPUS))),
+            (
+                "memory",
+                json!(batch.memory.unwrap_or(DEFAULT_BATCH_MEMORY)),
+            ),
+            ("gpu", json!(batch.gpu.unwrap_or(0))),
+            ("command", json!(BATCH_COMMAND)),
+            ("environment", Value::Object(env)),
+            ("job_role", i.role.clone()),
+            (
+                "execution_role",
+                if fargate { i.role.clone() } else { json!("") },
+            ),
+            ("multi_node", multi_node),
+            (
+                "tags",
+                json!(ownership_tags(i.stack, &definition, i.user_tags)),
+            ),
+        ]),
+        sensitive,
+        depends_on: Vec::new(),
+    });
+    Some(Delegation {
+        resources: out,
+        function_depends_on: vec![queue, definition],
+        function_env: vec![
+            (
+                EXECUTION_ENV,
+                match i.eff.execution {
+                    Execution::Batch => "batch",
+                    _ => "lambda-batch",
+                }
+                .to_owned(),
+            ),
+            (JOB_QUEUE_ENV, base.clone()),
+            (JOB_DEFINITION_ENV, base),
+        ],
+    })
+}
+
+fn compute_environment(
+    i: &BatchInput<'_>,
+    address: &Address,
+    name: &str,
+    kind: ComputeType,
+    c: &ComputeSpec,
+) -> DesiredResource {
+    let mut a = attrs([
+        ("name", json!(name)),
+        ("type", json!(kind.as_str())),
+        ("max_vcpus", json!(c.max_vcpus.unwrap_or(DEFAULT_MAX_VCPUS))),
+        ("subnets", json!(sorted(c.subnets.as_ref()))),
+        ("security_groups", json!(sorted(c.security_groups.as_ref()))),
+        (
+            "service_role",
+            json!(c.service_role.clone().unwrap_or_default()),
+        ),
+        ("state", json!("ENABLED")),
+    ]);
+    if !is_fargate(kind) {
+        let min = c.min_vcpus.unwrap_or(0);
+        a.insert("min_vcpus".into(), json!(min));
+        // Batch scales `desiredvCpus` itself: it is set on create and never compared.
+        a.insert(
+            "desired_vcpus".into(),
+            json!(c.desired_vcpus.unwrap_or(min)),
+        );
+        // The progressive strategies are the ones that let AWS update instance types,
+        // subnets, security groups and the instance role in place.
+        a.insert(
+            "allocation_strategy".into(),
+            json!(if kind == ComputeType::Spot {
+                "SPOT_CAPACITY_OPTIMIZED"
+            } else {
+                "BEST_FIT_PROGRESSIVE"
+            }),
+        );
+        let mut types = sorted(c.instance_types.as_ref());
+        if types.is_empty() {
+            types.push("optimal".into());
+        }
+        a.insert("instance_types".into(), json!(types));
+        a.insert(
+            "instance_role".into(),
+            json!(instance_profile_name(
+                c.instance_role.as_deref().unwrap_or(DEFAULT_INSTANCE_ROLE)
+            )),
+        );
+    }
+    if kind == ComputeType::Spot {
+        a.insert(
+            "bid_percentage".into(),
+            json!(c.bid_percentage.unwrap_or(100)),
+        );
+    }
+    a.insert(
+        "tags".into(),
+        json!(ownership_tags(i.stack, address, i.user_tags)),
+    );
+    DesiredResource {
+        address: address.clone(),
+        attrs: a,
+        sensitive: Vec::new(),
+        depends_on: Vec::new(),
+    }
+}
+
+/// An instance profile given as an ARN or a name, as a name (AWS answers with either).
+#[must_use]
+pub fn instance_profile_name(s: &str) -> String {
+    s.rsplit_once(":instance-profile/")
+        .map_or(s, |(_, n)| n)
+        .rsplit('/')
+        .next()
+        .unwrap_or(s)
+        .to_owned()
+}
+
+fn attrs<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_profiles_compare_by_name() {
+        assert_eq!(instance_profile_name("ecsInstanceRole"), "ecsInstanceRole");
+        assert_eq!(
+            instance_profile_name("arn:aws:iam::123456789012:instance-profile/ecsInstanceRole"),
+            "ecsInstanceRole"
+        );
+        assert_eq!(
+            instance_profile_name("arn:aws:iam::123456789012:instance-profile/path/x"),
+            "x"
+        );
+    }
+}

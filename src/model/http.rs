@@ -1,0 +1,91 @@
+//! The HTTP endpoint of a function: a regional REST API with `{proxy+}` ANY and a Lambda proxy
+//! integration, deployed to a stage, and the permission that lets API Gateway invoke the
+//! function. The API is updated in place, so its id (and URL) survives every function update.
+
+use serde_json::{Map, Value, json};
+
+use super::{Address, DesiredResource, Reference, ResourceKind, ownership_tags};
+use crate::manifest::names;
+use crate::manifest::types::HttpSpec;
+
+/// The statement Id of the API Gateway permission of a function of `stack`.
+#[must_use]
+pub fn statement_id(stack: &str) -> String {
+    format!("scar-{stack}-apigw")
+}
+
+/// The invoke URL of a deployed API.
+#[must_use]
+pub fn invoke_url(api_id: &str, region: &str, stage: &str) -> String {
+    format!("https://{api_id}.execute-api.{region}.amazonaws.com/{stage}")
+}
+
+/// The API and its permission.
+pub(super) fn resources(
+    stack: &str,
+    function: &str,
+    http: &HttpSpec,
+    source_account: Value,
+    user_tags: &std::collections::BTreeMap<String, String>,
+) -> Vec<DesiredResource> {
+    let api = Address::new(ResourceKind::HttpApi, function);
+    let fn_address = Address::new(ResourceKind::Function, function);
+    let own = |attribute: &str| {
+        Reference {
+            address: api.clone(),
+            attribute: attribute.into(),
+        }
+        .to_value()
+    };
+    let mut a = Map::new();
+    a.insert(
+        "name".into(),
+        json!(
+            http.name
+                .clone()
+                .unwrap_or_else(|| names::derive(stack, function).api)
+        ),
+    );
+    a.insert(
+        "description".into(),
+        json!(http.description.clone().unwrap_or_else(|| format!(
+            "HTTP endpoint of function {function} (scar stack {stack})"
+        ))),
+    );
+    a.insert("endpoint_type".into(), json!("REGIONAL"));
+    a.insert(
+        "stage".into(),
+        json!(
+            http.stage
+                .clone()
+                .unwrap_or_else(|| names::DEFAULT_STAGE.to_owned())
+        ),
+    );
+    a.insert("function".into(), json!(function));
+    a.insert("url".into(), own("url"));
+    a.insert("tags".into(), json!(ownership_tags(stack, &api, user_tags)));
+    let permission = Address::new(
+        ResourceKind::LambdaPermission,
+        format!("{function}/apigateway"),
+    );
+    let mut p = Map::new();
+    p.insert("function".into(), json!(function));
+    p.insert("statement_id".into(), json!(statement_id(stack)));
+    p.insert("principal".into(), json!("apigateway.amazonaws.com"));
+    p.insert("source_arn".into(), own("source_arn"));
+    p.insert("source_account".into(), source_account);
+    vec![
+        DesiredResource {
+            address: api.clone(),
+            attrs: a,
+            sensitive: Vec::new(),
+            depends_on: vec![fn_address.clone()],
+        },
+        DesiredResource {
+            address: permission,
+            attrs: p,
+            sensitive: Vec::new(),
+            depends_on: vec![fn_address, api],
+        },
+    ]
+}
