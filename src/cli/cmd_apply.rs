@@ -104,7 +104,36 @@ async fn execute(
     eprintln!();
     let session = AccountSession { cloud, account };
     let report = apply::run(&session, plan, parallelism, &Lines).await;
-    Ok(summarise(&report, plan, out))
+    let code = summarise(&report, plan, out);
+    if report.ok() && !plan.destroy {
+        print_outputs(cloud, plan);
+    }
+    Ok(code)
+}
+
+/// Terraform's `Outputs:`: the invoke URL of every HTTP endpoint of the stack.
+fn print_outputs(cloud: &AwsCloud, plan: &Plan) {
+    let urls: Vec<(String, String)> = plan
+        .steps
+        .iter()
+        .filter(|s| {
+            s.address.kind == crate::model::ResourceKind::HttpApi
+                && s.action != crate::plan::Action::Delete
+        })
+        .filter_map(|s| {
+            let url = cloud
+                .created_output(&s.address, "url")
+                .or_else(|| s.after.as_ref().and_then(|a| a.get("url").cloned()))?;
+            Some((s.address.to_string(), url.as_str()?.to_owned()))
+        })
+        .collect();
+    if urls.is_empty() {
+        return;
+    }
+    println!("\nOutputs:\n");
+    for (address, url) in urls {
+        println!("  {address} url = {url}");
+    }
 }
 
 fn summarise(report: &Report, plan: &Plan, out: &Output) -> ExitCode {

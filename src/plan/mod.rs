@@ -174,6 +174,19 @@ pub struct Plan {
     pub errors: Vec<PlanError>,
 }
 
+impl Step {
+    /// The symbol shown for this step: Terraform's `+/-` (create, then destroy) for a new
+    /// job definition revision, else the action's.
+    #[must_use]
+    pub fn symbol(&self) -> &'static str {
+        if self.reason == Some(Reason::NewRevision) {
+            "+/-"
+        } else {
+            self.action.symbol()
+        }
+    }
+}
+
 impl Plan {
     /// Add/change/destroy counts.
     #[must_use]

@@ -51,7 +51,7 @@ pub fn render(plan: &Plan) -> String {
     for s in plan.changes() {
         let row = format!(
             "| `{}` | `{}` | {} | {} |\n",
-            s.action.symbol(),
+            s.symbol(),
             s.address,
             match s.action {
                 Action::Create => "create",

@@ -127,18 +127,19 @@ fn legend(plan: &Plan, p: Palette, out: &mut String) {
         out,
         "scar compared the manifests with live AWS state and made this plan.\nResource actions are indicated with the following symbols:"
     );
-    for (action, text) in [
-        (Action::Create, "create"),
-        (Action::Update, "update in-place"),
-        (Action::Replace, "destroy and then create replacement"),
-        (Action::Delete, "destroy"),
+    for (action, symbol, text) in [
+        (Action::Create, "+", "create"),
+        (Action::Update, "~", "update in-place"),
+        (Action::Replace, "-/+", "destroy and then create replacement"),
+        (Action::Replace, "+/-", "create replacement and then destroy"),
+        (Action::Delete, "-", "destroy"),
     ] {
-        if plan.steps.iter().any(|s| s.action == action) {
-            let _ = writeln!(
-                out,
-                "{} {text}",
-                p.paint(action, &format!("{:>3}", action.symbol()))
-            );
+        if plan
+            .steps
+            .iter()
+            .any(|s| s.action == action && s.symbol() == symbol)
+        {
+            let _ = writeln!(out, "{} {text}", p.paint(action, &format!("{symbol:>3}")));
         }
     }
 }
@@ -180,7 +181,7 @@ fn is_sensitive(s: &Step, path: &str) -> bool {
 /// Renders one step.
 pub fn step(s: &Step, p: Palette, out: &mut String) {
     let _ = writeln!(out, "{}", header(s));
-    let sym = p.paint(s.action, &format!("{:>3}", s.action.symbol()));
+    let sym = p.paint(s.action, &format!("{:>3}", s.symbol()));
     let _ = writeln!(out, "{sym} {} \"{}\" {{", s.address.kind, s.address.name);
     match s.action {
         Action::Create => {

@@ -192,8 +192,8 @@ impl AwsCloud {
         }
     }
 
-    /// Outputs recorded for `address` by a step of this run.
-    pub(super) fn created_output(&self, address: &Address, attribute: &str) -> Option<Value> {
+    /// Outputs recorded for `address` by a step of this run (an API's `id`, `url`).
+    pub fn created_output(&self, address: &Address, attribute: &str) -> Option<Value> {
         let created = match self.created.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
