@@ -38,16 +38,13 @@ fn graph(dir: &Path) -> DesiredGraph {
 fn applied(g: &DesiredGraph) -> LiveState {
     let mut live = LiveState::default();
     for d in &g.resources {
-        let outputs: std::collections::BTreeMap<String, Value> = [
-            ("arn".to_owned(), json!(arn(&d.address, &g.region))),
-            ("account_id".to_owned(), json!(ACCOUNT)),
-        ]
-        .into();
+        let outputs = outputs_of(&d.address, &g.region);
         let mut attrs = Map::new();
         for (k, v) in &d.attrs {
             let v = match Reference::from_value(v) {
-                Some(r) if r.attribute == "arn" => json!(arn(&r.address, &g.region)),
-                Some(_) => json!(ACCOUNT),
+                Some(r) => outputs_of(&r.address, &g.region)
+                    .remove(&r.attribute)
+                    .unwrap_or(Value::Null),
                 None => v.clone(),
             };
             attrs.insert(k.clone(), v);
@@ -69,6 +66,31 @@ fn applied(g: &DesiredGraph) -> LiveState {
         );
     }
     live
+}
+
+/// What AWS answers for a resource once it exists: its ARN and account, and for an API the id
+/// AWS picked, its URL and the source ARN of its permission.
+fn outputs_of(a: &Address, region: &str) -> std::collections::BTreeMap<String, Value> {
+    let mut o: std::collections::BTreeMap<String, Value> = [
+        ("arn".to_owned(), json!(arn(a, region))),
+        ("account_id".to_owned(), json!(ACCOUNT)),
+    ]
+    .into();
+    if a.kind == scar::model::ResourceKind::HttpApi {
+        let id = "a1b2c3d4e5";
+        o.insert("id".into(), json!(id));
+        o.insert(
+            "url".into(),
+            json!(format!(
+                "https://{id}.execute-api.{region}.amazonaws.com/scar"
+            )),
+        );
+        o.insert(
+            "source_arn".into(),
+            json!(format!("arn:aws:execute-api:{region}:{ACCOUNT}:{id}/*")),
+        );
+    }
+    o
 }
 
 fn arn(a: &Address, region: &str) -> String {

@@ -64,6 +64,8 @@ pub fn build(desired: &DesiredGraph, live: &LiveState, destroy: bool) -> Plan {
             action: Action::Delete,
             reason: Some(if destroy {
                 Reason::DeleteBecauseDestroy
+            } else if replaced_environment(desired, address) {
+                Reason::DeleteBecauseReplaced
             } else {
                 Reason::DeleteBecauseNoManifest
             }),
@@ -189,6 +191,17 @@ fn desired_step(
         (Action::Update, reason)
     };
     Some(step(action, reason, cause, changes, Some(l)))
+}
+
+/// True for a compute environment whose function now asks for one of the other family.
+fn replaced_environment(desired: &DesiredGraph, address: &Address) -> bool {
+    if address.kind != ResourceKind::BatchComputeEnvironment {
+        return false;
+    }
+    let base = address.name.trim_end_matches(":fargate");
+    [base.to_owned(), format!("{base}:fargate")]
+        .into_iter()
+        .any(|n| desired.get(&Address::new(address.kind, n)).is_some())
 }
 
 /// Lambda deletes a function's resource policy with the function: a permission statement of a

@@ -73,6 +73,9 @@ pub enum Reason {
     DeleteBecauseNoManifest,
     /// Deleted because the whole stack is being destroyed.
     DeleteBecauseDestroy,
+    /// A compute environment replaced by one of the other family (EC2 and Fargate cannot
+    /// change into each other): deleted once its queue has moved.
+    DeleteBecauseReplaced,
     /// An untagged resource that AWS made for one of the stack's own (a log group Lambda
     /// created on first invocation) is taken over.
     AdoptCreatedByAws,

@@ -113,3 +113,92 @@ fn topological(steps: Vec<Step>) -> Vec<Step> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Cause;
+
+    fn step(kind: ResourceKind, name: &str, action: Action, deps: &[Address]) -> Step {
+        Step {
+            address: Address::new(kind, name),
+            action,
+            reason: None,
+            cause: Cause::Manifest,
+            changes: Vec::new(),
+            before: None,
+            after: None,
+            sensitive: Vec::new(),
+            depends_on: deps.to_vec(),
+            expected_fingerprint: None,
+            applied: None,
+            covered_by: None,
+        }
+    }
+
+    #[test]
+    fn a_replaced_compute_environment_goes_after_its_queue_moved() {
+        let new_ce = Address::new(ResourceKind::BatchComputeEnvironment, "f:fargate");
+        let mut steps = vec![
+            step(
+                ResourceKind::BatchComputeEnvironment,
+                "f",
+                Action::Delete,
+                &[],
+            ),
+            step(ResourceKind::BatchJobQueue, "f", Action::Update, &[new_ce]),
+            step(
+                ResourceKind::BatchComputeEnvironment,
+                "f:fargate",
+                Action::Create,
+                &[],
+            ),
+            step(ResourceKind::IamRole, "r", Action::Delete, &[]),
+        ];
+        order(&mut steps);
+        let names: Vec<String> = steps.iter().map(|s| s.address.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "iam_role/r",
+                "batch_compute_environment/f:fargate",
+                "batch_job_queue/f",
+                "batch_compute_environment/f",
+            ]
+        );
+        let last = &steps[3];
+        assert!(
+            last.depends_on
+                .contains(&Address::new(ResourceKind::BatchJobQueue, "f"))
+        );
+        // No early delete waits for a late one (that would deadlock).
+        assert!(steps[0].depends_on.is_empty());
+    }
+
+    #[test]
+    fn destroy_removes_queues_before_their_environments() {
+        let mut steps = vec![
+            step(
+                ResourceKind::BatchComputeEnvironment,
+                "f",
+                Action::Delete,
+                &[],
+            ),
+            step(ResourceKind::BatchJobQueue, "f", Action::Delete, &[]),
+            step(ResourceKind::BatchJobDefinition, "f", Action::Delete, &[]),
+            step(ResourceKind::Function, "f", Action::Delete, &[]),
+        ];
+        order(&mut steps);
+        let kinds: Vec<ResourceKind> = steps.iter().map(|s| s.address.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                ResourceKind::Function,
+                ResourceKind::BatchJobDefinition,
+                ResourceKind::BatchJobQueue,
+                ResourceKind::BatchComputeEnvironment,
+            ]
+        );
+        assert!(steps[3].depends_on.contains(&steps[2].address));
+    }
+}

@@ -41,6 +41,7 @@ fn resource_change(s: &Step) -> Value {
         Reason::NewRevision => "new_revision",
         Reason::DeleteBecauseNoManifest => "delete_because_no_manifest",
         Reason::DeleteBecauseDestroy => "delete_because_destroy",
+        Reason::DeleteBecauseReplaced => "delete_because_replaced",
         Reason::AdoptCreatedByAws => "adopt_because_created_by_aws",
     });
     let (after, after_unknown) = match &s.after {

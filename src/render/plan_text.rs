@@ -130,8 +130,16 @@ fn legend(plan: &Plan, p: Palette, out: &mut String) {
     for (action, symbol, text) in [
         (Action::Create, "+", "create"),
         (Action::Update, "~", "update in-place"),
-        (Action::Replace, "-/+", "destroy and then create replacement"),
-        (Action::Replace, "+/-", "create replacement and then destroy"),
+        (
+            Action::Replace,
+            "-/+",
+            "destroy and then create replacement",
+        ),
+        (
+            Action::Replace,
+            "+/-",
+            "create replacement and then destroy",
+        ),
         (Action::Delete, "-", "destroy"),
     ] {
         if plan
@@ -161,6 +169,9 @@ fn header(s: &Step) -> String {
     let why = match (&s.reason, s.cause) {
         (Some(crate::plan::Reason::DeleteBecauseNoManifest), _) => {
             " (no manifest asks for it any more)"
+        }
+        (Some(crate::plan::Reason::DeleteBecauseReplaced), _) => {
+            " (replaced by the new environment: EC2 and Fargate cannot change into each other)"
         }
         (Some(crate::plan::Reason::NewRevision), _) => {
             " (job definitions cannot change; the old revision is deregistered after)"

@@ -83,6 +83,31 @@ impl Moto {
         self.scar_via(&self.endpoint, dir, args)
     }
 
+    /// The default VPC's first default subnet and its `default` security group: moto checks
+    /// that a Batch compute environment's subnets and groups exist in its EC2. Read through
+    /// EC2's Query API (moto ignores the signature), so the tests need no EC2 SDK crate.
+    pub fn default_network(&self) -> (String, String) {
+        let query = |q: &str, tag: &str| {
+            let auth = "Authorization: AWS4-HMAC-SHA256 Credential=test/20250101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0";
+            let body = http_request(self.port(), &format!("/?{q}&Version=2016-11-15"), auth)
+                .expect("moto answers EC2 queries");
+            let open = format!("<{tag}>");
+            let start = body.find(&open).expect("an id in the answer") + open.len();
+            let end = body[start..].find('<').expect("closing tag") + start;
+            body[start..end].to_owned()
+        };
+        (
+            query(
+                "Action=DescribeSubnets&Filter.1.Name=default-for-az&Filter.1.Value.1=true",
+                "subnetId",
+            ),
+            query(
+                "Action=DescribeSecurityGroups&Filter.1.Name=group-name&Filter.1.Value.1=default",
+                "groupId",
+            ),
+        )
+    }
+
     /// An SDK configuration pointed at this server, for arranging and checking from tests.
     pub async fn sdk(&self) -> aws_config::SdkConfig {
         sdk_config(&self.endpoint).await
@@ -127,13 +152,17 @@ pub fn s3(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
 }
 
 fn http_get(port: u16, path: &str) -> Option<String> {
+    http_request(port, path, "X-Scar-Test: 1")
+}
+
+fn http_request(port: u16, path: &str, header: &str) -> Option<String> {
     let mut s =
         TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
             .ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{header}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut out = String::new();
