@@ -35,7 +35,8 @@ pub struct Proxy {
     pub injected: Arc<AtomicUsize>,
     /// Set once the proxy holds the request it was told to hang on.
     pub hanging: Arc<AtomicBool>,
-    /// One line per request: method, path, `X-Amz-Target` and the query-protocol `Action`.
+    /// One line per request: method, path, `X-Amz-Target`, the query-protocol `Action` and a
+    /// JSON body.
     pub log: Arc<std::sync::Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
 }
@@ -144,7 +145,14 @@ fn describe(request: &[u8]) -> String {
         .split(['&', '?', '\n'])
         .find_map(|p| p.trim().strip_prefix("Action=").map(str::to_owned))
         .unwrap_or_default();
-    format!("{method} {path} {target} {action}")
+    // A JSON body (REST-JSON services such as Batch) ends the line, so a test can check what
+    // was asked for.
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.trim())
+        .filter(|b| b.starts_with('{'))
+        .unwrap_or_default();
+    format!("{method} {path} {target} {action} {body}")
 }
 
 #[allow(
