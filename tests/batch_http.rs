@@ -691,6 +691,29 @@ async fn an_http_function_keeps_its_api_through_updates() {
     );
     assert_eq!(plan_exit(&moto, dir.path()).0, Some(0));
 
+    // A second API carrying the same address (a create retried after AWS made the first but
+    // lost the answer) is pruned; the older one, and its URL, stay.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let twin = gw
+        .create_rest_api()
+        .name("scar-web-cowsay")
+        .tags("scar:stack", "web")
+        .tags("scar:managed-by", "scar")
+        .tags("scar:address", "http_api/cowsay")
+        .send()
+        .await
+        .expect("twin api");
+    let twin_id = twin.id().unwrap_or_default().to_owned();
+    let out = moto.scar(dir.path(), &["apply", ".", "--auto-approve"]);
+    ok(&out);
+    assert!(
+        stdout(&out).contains(&format!("# http_api/cowsay#{twin_id} will be destroyed")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!apis(&moto).await.iter().any(|(a, _)| *a == twin_id));
+    assert_eq!(url_line(&out), first);
+
     std::fs::write(dir.path().join("cowsay.yaml"), http_function(1024)).expect("write");
     let out = moto.scar(dir.path(), &["apply", ".", "--auto-approve"]);
     ok(&out);

@@ -11,9 +11,9 @@ use std::time::Duration;
 use aws_sdk_batch::types as bt;
 use serde_json::{Map, Value, json};
 
+use super::AwsCloud;
 use super::read::{owner_of, tag_value, take_script};
 use super::write::{ExecOutcome, env_with_script, map, n, s, strings};
-use super::{AwsCloud, classify};
 use crate::cloud::retry::Backoff;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::model::batch::instance_profile_name;
@@ -44,11 +44,25 @@ fn place(
     by_name.get(&(kind, name.to_owned())).cloned()
 }
 
-fn hashed(attrs: &Map<String, Value>) -> Option<String> {
-    Some(format!(
+/// A described compute environment or queue as a live resource: its tags added, a hash of
+/// everything read as its fingerprint, its ARN as output.
+fn described(
+    mut attrs: Map<String, Value>,
+    tags: &BTreeMap<String, String>,
+    owner: Owner,
+    arn: Option<&str>,
+) -> LiveResource {
+    attrs.insert("tags".into(), tag_value(tags));
+    let fingerprint = Some(format!(
         "sha:{}",
         short_hash(&Value::Object(attrs.clone()).to_string())
-    ))
+    ));
+    LiveResource {
+        fingerprint,
+        attrs,
+        owner,
+        outputs: [("arn".to_owned(), json!(arn))].into(),
+    }
 }
 
 fn last_segment(arn: &str) -> String {
@@ -188,17 +202,9 @@ impl AwsCloud {
                         );
                     }
                 }
-                a.insert("tags".into(), tag_value(&t));
-                let mut outputs = BTreeMap::new();
-                outputs.insert("arn".into(), json!(ce.compute_environment_arn()));
                 out.push((
                     address,
-                    LiveResource {
-                        fingerprint: hashed(&a),
-                        attrs: a,
-                        owner,
-                        outputs,
-                    },
+                    described(a, &t, owner, ce.compute_environment_arn()),
                 ));
             }
             token = page.next_token().map(str::to_owned);
@@ -262,18 +268,7 @@ impl AwsCloud {
                     "compute_environments".into(),
                     json!(order.into_iter().map(|(_, n)| n).collect::<Vec<_>>()),
                 );
-                a.insert("tags".into(), tag_value(&t));
-                let mut outputs = BTreeMap::new();
-                outputs.insert("arn".into(), json!(q.job_queue_arn()));
-                out.push((
-                    address,
-                    LiveResource {
-                        fingerprint: hashed(&a),
-                        attrs: a,
-                        owner,
-                        outputs,
-                    },
-                ));
+                out.push((address, described(a, &t, owner, q.job_queue_arn())));
             }
             token = page.next_token().map(str::to_owned);
             if token.is_none() {
@@ -355,7 +350,7 @@ impl AwsCloud {
         Ok(())
     }
 
-    /// One Batch call: rate limited, retried, classified.
+    /// One Batch call: rate limited (50 req/s), retried, classified.
     async fn batch_call<T, E, F, Fut>(&self, what: &str, op: &str, send: F) -> Result<T, CloudError>
     where
         F: Fn() -> Fut,
@@ -367,11 +362,8 @@ impl AwsCloud {
             >,
         E: aws_sdk_batch::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
-        crate::cloud::retry::with_retry(self.backoff, what, || async {
-            self.limits.batch.acquire().await;
-            send().await.map_err(|e| classify(op, &e))
-        })
-        .await
+        self.call_limited(Some(&self.limits.batch), what, op, send)
+            .await
     }
 
     /// Executes a step on a Batch resource.

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use aws_sdk_apigateway::types as gt;
 use serde_json::{Map, Value, json};
 
+use super::AwsCloud;
 use super::read::{owner_of, tag_value};
 use super::write::{ExecOutcome, gone_is_fine, map, s};
-use super::{AwsCloud, classify};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::model::http::invoke_url;
 use crate::model::live::{LiveResource, Owner};
@@ -21,7 +21,7 @@ const INVOCATION_TYPE: &str = "X-Amz-Invocation-Type";
 const PROXY_PATH: &str = "/{proxy+}";
 
 impl AwsCloud {
-    /// One API Gateway call: rate limited, retried, classified.
+    /// One API Gateway call: rate limited (10 req/s), retried, classified.
     async fn api_call<T, E, F, Fut>(&self, what: &str, op: &str, send: F) -> Result<T, CloudError>
     where
         F: Fn() -> Fut,
@@ -36,11 +36,26 @@ impl AwsCloud {
             >,
         E: aws_sdk_apigateway::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
-        crate::cloud::retry::with_retry(self.backoff, what, || async {
-            self.limits.apigateway.acquire().await;
-            send().await.map_err(|e| classify(op, &e))
-        })
-        .await
+        self.call_limited(Some(&self.limits.apigateway), what, op, send)
+            .await
+    }
+
+    /// The API's resources, path to id.
+    async fn resource_ids(&self, id: &str) -> Result<BTreeMap<String, String>, CloudError> {
+        let resources = self
+            .api_call(id, "apigateway:GetResources", || {
+                self.apigateway
+                    .get_resources()
+                    .rest_api_id(id)
+                    .limit(500)
+                    .send()
+            })
+            .await?;
+        Ok(resources
+            .items()
+            .iter()
+            .filter_map(|r| Some((r.path()?.to_owned(), r.id()?.to_owned())))
+            .collect())
     }
 
     /// The REST APIs the stack owns. APIs of anyone else are never read further: API names
@@ -82,6 +97,22 @@ impl AwsCloud {
             position = page.position().map(str::to_owned);
             if position.is_none() || page.items().is_empty() {
                 break;
+            }
+        }
+        // A create retried after AWS made the API but lost the answer leaves two APIs with one
+        // address: the oldest keeps it, any other becomes `http_api/<function>#<id>`, which no
+        // manifest asks for, so the plan deletes it.
+        owned.sort_by(|a, b| {
+            (&a.0, a.2.created_date().map(|d| d.secs()), &a.1).cmp(&(
+                &b.0,
+                b.2.created_date().map(|d| d.secs()),
+                &b.1,
+            ))
+        });
+        let mut seen = std::collections::BTreeSet::new();
+        for (address, id, _, _) in &mut owned {
+            if !seen.insert(address.clone()) {
+                *address = Address::new(ResourceKind::HttpApi, format!("{}#{id}", address.name));
             }
         }
         let mut out = Vec::new();
@@ -154,21 +185,7 @@ impl AwsCloud {
     /// The function the `{proxy+}` route invokes, or "" when the route or its integration is
     /// missing (an interrupted create): the plan then puts it back.
     async fn integrated_function(&self, id: &str) -> Result<String, CloudError> {
-        let resources = self
-            .api_call(id, "apigateway:GetResources", || {
-                self.apigateway
-                    .get_resources()
-                    .rest_api_id(id)
-                    .limit(500)
-                    .send()
-            })
-            .await?;
-        let Some(proxy) = resources
-            .items()
-            .iter()
-            .find(|r| r.path() == Some(PROXY_PATH))
-            .and_then(|r| r.id())
-        else {
+        let Some(proxy) = self.resource_ids(id).await?.remove(PROXY_PATH) else {
             return Ok(String::new());
         };
         let integration = self
@@ -176,7 +193,7 @@ impl AwsCloud {
                 self.apigateway
                     .get_integration()
                     .rest_api_id(id)
-                    .resource_id(proxy)
+                    .resource_id(&proxy)
                     .http_method("ANY")
                     .send()
             })
@@ -230,16 +247,14 @@ impl AwsCloud {
     ) -> Result<ExecOutcome, CloudError> {
         let id = s(before.get("id"));
         if step.action == Action::Delete {
-            let r = crate::cloud::retry::with_retry(self.backoff, &id, || async {
-                self.limits.apigateway_delete.acquire().await;
-                self.apigateway
-                    .delete_rest_api()
-                    .rest_api_id(&id)
-                    .send()
-                    .await
-                    .map_err(|e| classify("apigateway:DeleteRestApi", &e))
-            })
-            .await;
+            let r = self
+                .call_limited(
+                    Some(&self.limits.apigateway_delete),
+                    &id,
+                    "apigateway:DeleteRestApi",
+                    || self.apigateway.delete_rest_api().rest_api_id(&id).send(),
+                )
+                .await;
             return gone_is_fine(r);
         }
         let name = s(after.get("name"));
@@ -249,23 +264,26 @@ impl AwsCloud {
         let changed =
             |f: &str| step.action == Action::Create || step.changes.iter().any(|c| c.field == f);
         let id = if step.action == Action::Create {
-            let out = crate::cloud::retry::with_retry(self.backoff, &name, || async {
-                self.limits.apigateway_create.acquire().await;
-                self.apigateway
-                    .create_rest_api()
-                    .name(&name)
-                    .description(&description)
-                    .endpoint_configuration(
-                        gt::EndpointConfiguration::builder()
-                            .types(gt::EndpointType::Regional)
-                            .build(),
-                    )
-                    .set_tags(Some(tags.clone().into_iter().collect()))
-                    .send()
-                    .await
-                    .map_err(|e| classify("apigateway:CreateRestApi", &e))
-            })
-            .await?;
+            let out = self
+                .call_limited(
+                    Some(&self.limits.apigateway_create),
+                    &name,
+                    "apigateway:CreateRestApi",
+                    || {
+                        self.apigateway
+                            .create_rest_api()
+                            .name(&name)
+                            .description(&description)
+                            .endpoint_configuration(
+                                gt::EndpointConfiguration::builder()
+                                    .types(gt::EndpointType::Regional)
+                                    .build(),
+                            )
+                            .set_tags(Some(tags.clone().into_iter().collect()))
+                            .send()
+                    },
+                )
+                .await?;
             out.id().unwrap_or_default().to_owned()
         } else {
             id
@@ -352,23 +370,8 @@ impl AwsCloud {
     /// `ANY /` and `ANY /{proxy+}`, each a Lambda proxy integration of `function` that passes
     /// `X-Amz-Invocation-Type` through. Safe to repeat.
     async fn put_routes(&self, id: &str, function: &str, account: &str) -> Result<(), CloudError> {
-        let resources = self
-            .api_call(id, "apigateway:GetResources", || {
-                self.apigateway
-                    .get_resources()
-                    .rest_api_id(id)
-                    .limit(500)
-                    .send()
-            })
-            .await?;
-        let find = |path: &str| {
-            resources
-                .items()
-                .iter()
-                .find(|r| r.path() == Some(path))
-                .and_then(|r| r.id())
-                .map(str::to_owned)
-        };
+        let resources = self.resource_ids(id).await?;
+        let find = |path: &str| resources.get(path).cloned();
         let root = find("/").ok_or_else(|| {
             CloudError::new(
                 ErrorKind::Other,

@@ -139,7 +139,32 @@ impl AwsCloud {
             >,
         E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
+        self.call_limited(None, what, op, send).await
+    }
+
+    /// [`Self::call`], each attempt first taking a token from `limiter` (every SDK crate
+    /// shares the smithy error and response types, so this serves Batch and API Gateway too).
+    async fn call_limited<T, E, F, Fut>(
+        &self,
+        limiter: Option<&super::limit::Limiter>,
+        what: &str,
+        op: &str,
+        send: F,
+    ) -> Result<T, CloudError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<
+                Output = Result<
+                    T,
+                    aws_sdk_lambda::error::SdkError<E, aws_sdk_lambda::config::http::HttpResponse>,
+                >,
+            >,
+        E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
         super::retry::with_retry(self.backoff, what, || async {
+            if let Some(l) = limiter {
+                l.acquire().await;
+            }
             send().await.map_err(|e| classify(op, &e))
         })
         .await
