@@ -210,7 +210,11 @@ fn is_write(line: &str) -> bool {
             .iter()
             .any(|r| op.starts_with(r));
     }
-    // REST APIs (Lambda, S3): reads are GET and HEAD.
+    // Batch reads are POSTs to /v1/describe...; other REST APIs (Lambda, S3, API Gateway)
+    // read with GET and HEAD.
+    if path.starts_with("/v1/describe") {
+        return false;
+    }
     !(method == "GET" || method == "HEAD") || path.contains("/invocations")
 }
 

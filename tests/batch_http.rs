@@ -10,6 +10,7 @@
 //! - `UpdateComputeEnvironment` ignores `computeResources`: scar's request is checked on the
 //!   wire instead, and the next plan still shows the change;
 //! - a new job definition revision keeps the first revision's `platformCapabilities`;
+//! - `DescribeJobDefinitions` leaves out `nodeProperties` (multi-node definitions);
 //! - environments and queues are VALID at once, so waits return on the first look;
 //! - it keeps a deleted compute environment's tags under its ARN, so tests never reuse a name.
 
@@ -733,4 +734,76 @@ async fn an_http_function_keeps_its_api_through_updates() {
         [(foreign_id, "scar-web-cowsay".to_owned())],
         "destroy removes our API and only ours"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_multi_node_gpu_job_on_spot_is_registered_as_asked() {
+    let moto = Moto::start();
+    let compute = batch_prerequisites(&moto).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("stack.yaml"), stack("mn", &compute)).expect("write");
+    std::fs::write(
+        dir.path().join("render.yaml"),
+        "apiVersion: scar/v1alpha1
+kind: Function
+metadata:
+  name: render
+spec:
+  image: nvidia/cuda:12.4.1-runtime-ubuntu22.04
+  execution: batch
+  batch:
+    vcpus: 4
+    memory: 16384
+    gpu: 1
+    multiNode:
+      nodes: 3
+      mainNode: 1
+    compute:
+      type: SPOT
+      maxVcpus: 16
+      bidPercentage: 60
+      instanceTypes: [g4dn.xlarge]
+",
+    )
+    .expect("write");
+    let proxy = Proxy::start(moto.port(), Fault::None);
+    ok(&moto.scar_via(
+        &proxy.endpoint,
+        dir.path(),
+        &["apply", ".", "--auto-approve"],
+    ));
+    let log = proxy.log.lock().expect("log").clone();
+    let register = log
+        .iter()
+        .find(|l| l.contains("/v1/registerjobdefinition"))
+        .expect("a RegisterJobDefinition request");
+    for part in [
+        "\"type\":\"multinode\"",
+        "\"numNodes\":3",
+        "\"mainNode\":1",
+        "\"targetNodes\":\"0:\"",
+        "\"type\":\"GPU\"",
+    ] {
+        assert!(register.contains(part), "{part} missing from {register}");
+    }
+    let batch = aws_sdk_batch::Client::new(&moto.sdk().await);
+    let defs = batch
+        .describe_job_definitions()
+        .job_definition_name("scar-mn-render")
+        .send()
+        .await
+        .expect("definition");
+    assert_eq!(defs.job_definitions()[0].r#type(), Some("multinode"));
+    // moto 5.2.5 does not return `nodeProperties` from DescribeJobDefinitions, so the
+    // definition reads back without its container and the next plan registers it again.
+    // Everything else, the SPOT environment with its bid percentage included, round-trips.
+    let (code, text) = plan_exit(&moto, dir.path());
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("# batch_job_definition/render gets a new revision")
+            && text.contains("Plan: 1 to add, 0 to change, 1 to destroy."),
+        "only the definition moto cannot describe may change: {text}"
+    );
+    ok(&moto.scar(dir.path(), &["destroy", ".", "--auto-approve"]));
+    assert!(batch_state(&moto).await.definitions.is_empty());
 }

@@ -154,6 +154,9 @@ pub(super) fn delegation(i: &BatchInput<'_>) -> Option<Delegation> {
                 if fargate { i.role.clone() } else { json!("") },
             ),
             ("multi_node", multi_node),
+            // Older revisions left active (by a run stopped between registering and
+            // deregistering) are deregistered in place.
+            ("active_revisions", json!(1)),
             (
                 "tags",
                 json!(ownership_tags(i.stack, &definition, i.user_tags)),

@@ -323,6 +323,7 @@ impl AwsCloud {
             };
             let mut a = job_definition_attrs(latest);
             a.insert("tags".into(), tag_value(&t));
+            a.insert("active_revisions".into(), json!(revisions.len()));
             a.insert(
                 "revisions".into(),
                 json!(
@@ -399,13 +400,34 @@ impl AwsCloud {
                     .await
             }
             (ResourceKind::BatchJobDefinition, Action::Update) => {
-                let arn = format!(
-                    "arn:aws:batch:{}:{account}:job-definition/{}:{}",
-                    self.region,
-                    s(before.get("name")),
-                    latest_revision(before)
-                );
-                self.retag(&arn, before, tags).await
+                let name = s(before.get("name"));
+                let latest = latest_revision(before);
+                if step.changes.iter().any(|c| c.field == "active_revisions") {
+                    let mut older = before.clone();
+                    older.insert(
+                        "revisions".into(),
+                        json!(
+                            before
+                                .get("revisions")
+                                .and_then(Value::as_array)
+                                .map(|a| a
+                                    .iter()
+                                    .filter(|r| r.as_i64() != Some(latest))
+                                    .cloned()
+                                    .collect::<Vec<_>>())
+                                .unwrap_or_default()
+                        ),
+                    );
+                    self.deregister_revisions(&name, &older).await?;
+                }
+                if step.changes.iter().any(|c| c.field == "tags") {
+                    let arn = format!(
+                        "arn:aws:batch:{}:{account}:job-definition/{name}:{latest}",
+                        self.region
+                    );
+                    self.retag(&arn, before, tags).await?;
+                }
+                Ok(ExecOutcome::Done)
             }
             (ResourceKind::BatchJobDefinition, _) => {
                 self.register_job_definition(after, tags).await?;
