@@ -807,3 +807,154 @@ spec:
     ok(&moto.scar(dir.path(), &["destroy", ".", "--auto-approve"]));
     assert!(batch_state(&moto).await.definitions.is_empty());
 }
+
+/// A Batch function and an HTTP function in stack `kill`.
+fn kill_stack(compute: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("stack.yaml"), stack("kill", compute)).expect("write");
+    std::fs::write(
+        dir.path().join("heavy.yaml"),
+        "apiVersion: scar/v1alpha1
+kind: Function
+metadata:
+  name: heavy
+spec:
+  image: grycap/ffmpeg
+  execution: batch
+  batch:
+    compute:
+      type: EC2
+",
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("web.yaml"), http_function(512)).expect("write");
+    dir
+}
+
+/// What the `kill` stack left: environments, queues, active revisions, owned APIs, functions,
+/// and the HTTP function's policy statements.
+async fn kill_census(moto: &Moto) -> (usize, usize, usize, usize, usize, usize) {
+    let s = batch_state(moto).await;
+    let config = moto.sdk().await;
+    let gw = aws_sdk_apigateway::Client::new(&config);
+    let apis = gw.get_rest_apis().send().await.expect("apis");
+    let owned = apis
+        .items()
+        .iter()
+        .filter(|a| {
+            a.tags()
+                .and_then(|t| t.get("scar:stack"))
+                .map(String::as_str)
+                == Some("kill")
+        })
+        .count();
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    let mut functions = 0;
+    for f in ["heavy", "cowsay"] {
+        if lambda.get_function().function_name(f).send().await.is_ok() {
+            functions += 1;
+        }
+    }
+    let statements = match lambda.get_policy().function_name("cowsay").send().await {
+        Ok(p) => serde_json::from_str::<serde_json::Value>(p.policy().unwrap_or("{}"))
+            .unwrap_or_default()["Statement"]
+            .as_array()
+            .map_or(0, Vec::len),
+        Err(_) => 0,
+    };
+    (
+        s.environments.len(),
+        s.queues.len(),
+        s.definitions.values().map(Vec::len).sum(),
+        owned,
+        functions,
+        statements,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_applies_of_batch_and_http_converge() {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    let (total, log) = {
+        let moto = Moto::start();
+        let compute = batch_prerequisites(&moto).await;
+        let proxy = Proxy::start(moto.port(), Fault::None);
+        let dir = kill_stack(&compute);
+        ok(&moto.scar_via(
+            &proxy.endpoint,
+            dir.path(),
+            &["apply", ".", "--auto-approve", "--parallelism", "2"],
+        ));
+        let log = proxy.log.lock().expect("log").clone();
+        (proxy.requests.load(Ordering::SeqCst), log)
+    };
+    // Also right after AWS made the API and the compute environment, their answers lost.
+    let after = |what: &str| {
+        let i = log
+            .iter()
+            .position(|l| l.starts_with(what))
+            .unwrap_or_else(|| panic!("no `{what}` in {log:#?}"));
+        Fault::HangAfter(i + 1)
+    };
+    let targeted = [
+        after("POST /restapis "),
+        after("POST /v1/createcomputeenvironment "),
+    ];
+    // The first requests are reads (STS, tagging, functions, buckets, Batch, API Gateway).
+    let reads = 10;
+    let points: Vec<Fault> = (1..=6)
+        .map(|i| {
+            let k = reads + i * (total - reads) / 7;
+            if i % 2 == 0 {
+                Fault::HangAfter(k)
+            } else {
+                Fault::HangBefore(k)
+            }
+        })
+        .chain(targeted)
+        .collect();
+    eprintln!("apply makes {total} requests; killing at {points:?}");
+    for fault in points {
+        let moto = Moto::start();
+        let compute = batch_prerequisites(&moto).await;
+        let dir = kill_stack(&compute);
+        let proxy = Proxy::start(moto.port(), fault);
+        let mut child = support::moto::scar_command(
+            &proxy.endpoint,
+            dir.path(),
+            &["apply", ".", "--auto-approve", "--parallelism", "2"],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("scar starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !proxy.hanging.load(Ordering::SeqCst) && Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let reached = proxy.hanging.load(Ordering::SeqCst);
+        let _ = child.kill();
+        let _ = child.wait();
+        drop(proxy);
+        assert!(reached, "{fault:?}: apply finished before the kill point");
+
+        ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+        let (code, text) = plan_exit(&moto, dir.path());
+        assert_eq!(code, Some(0), "{fault:?}: not converged: {text}");
+        assert_eq!(
+            kill_census(&moto).await,
+            (1, 1, 1, 1, 2, 1),
+            "{fault:?}: duplicates or gaps after the rerun"
+        );
+        ok(&moto.scar(dir.path(), &["destroy", ".", "--auto-approve"]));
+        assert_eq!(
+            kill_census(&moto).await,
+            (0, 0, 0, 0, 0, 0),
+            "{fault:?}: orphans after destroy"
+        );
+    }
+}
