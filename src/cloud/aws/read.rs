@@ -148,10 +148,30 @@ impl AwsCloud {
         if let Some(role) = self.read_role(stack).await? {
             live.resources.insert(role.0, role.1);
         }
-        live.resources
-            .extend(self.read_batch(stack, desired).await?);
-        live.resources
-            .extend(self.read_apis(stack, account, desired).await?);
+        let wants = |kinds: &[ResourceKind]| {
+            desired
+                .resources
+                .iter()
+                .any(|r| kinds.contains(&r.address.kind))
+        };
+        let batch = self.read_batch(stack, desired).await;
+        live.resources.extend(optional_read(
+            "Batch",
+            "batch:DescribeComputeEnvironments, batch:DescribeJobQueues and batch:DescribeJobDefinitions",
+            wants(&[
+                ResourceKind::BatchComputeEnvironment,
+                ResourceKind::BatchJobQueue,
+                ResourceKind::BatchJobDefinition,
+            ]),
+            batch,
+        )?);
+        let apis = self.read_apis(stack, account, desired).await;
+        live.resources.extend(optional_read(
+            "API Gateway",
+            "apigateway:GET on /restapis",
+            wants(&[ResourceKind::HttpApi]),
+            apis,
+        )?);
         Ok(live)
     }
 
@@ -669,6 +689,28 @@ impl AwsCloud {
     }
 }
 
+/// A service the manifests may not use at all: when they do not, and the credentials may not
+/// list it, the plan goes on without it (a warning says what it cannot see: resources a
+/// former version of the stack made there are then neither seen nor pruned, never harmed).
+fn optional_read<T: Default>(
+    service: &str,
+    permissions: &str,
+    wanted: bool,
+    read: Result<T, CloudError>,
+) -> Result<T, CloudError> {
+    match read {
+        Err(e) if !wanted && e.kind == ErrorKind::AccessDenied => {
+            tracing::warn!(
+                service,
+                error = %e,
+                "cannot list {service} resources; the manifests use none, so the plan goes on without them. Grant {permissions} so scar can prune what an earlier version of the stack made there"
+            );
+            Ok(T::default())
+        }
+        other => other,
+    }
+}
+
 /// Removes `SCAR_SCRIPT` from a read environment and decodes it.
 pub(super) fn take_script(env: &mut Map<String, Value>) -> String {
     env.remove(crate::model::SCRIPT_ENV)
@@ -735,6 +777,17 @@ mod tests {
         assert_eq!(decode_policy("%7B%22a%22%3A1%7D"), json!({"a": 1}));
         assert_eq!(decode_policy("{\"a\":1}"), json!({"a": 1}));
         assert_eq!(percent_decode("100%"), "100%");
+    }
+
+    #[test]
+    fn an_unused_service_may_be_unreadable_a_used_one_may_not() {
+        let denied = || -> Result<Vec<u8>, CloudError> {
+            Err(CloudError::new(ErrorKind::AccessDenied, "batch:Describe", "no"))
+        };
+        assert_eq!(optional_read("Batch", "x", false, denied()), Ok(Vec::new()));
+        assert!(optional_read("Batch", "x", true, denied()).is_err());
+        let broken = Err(CloudError::new(ErrorKind::Transient, "batch:Describe", "503"));
+        assert!(optional_read::<Vec<u8>>("Batch", "x", false, broken).is_err());
     }
 
     #[test]
