@@ -782,11 +782,19 @@ mod tests {
     #[test]
     fn an_unused_service_may_be_unreadable_a_used_one_may_not() {
         let denied = || -> Result<Vec<u8>, CloudError> {
-            Err(CloudError::new(ErrorKind::AccessDenied, "batch:Describe", "no"))
+            Err(CloudError::new(
+                ErrorKind::AccessDenied,
+                "batch:Describe",
+                "no",
+            ))
         };
         assert_eq!(optional_read("Batch", "x", false, denied()), Ok(Vec::new()));
         assert!(optional_read("Batch", "x", true, denied()).is_err());
-        let broken = Err(CloudError::new(ErrorKind::Transient, "batch:Describe", "503"));
+        let broken = Err(CloudError::new(
+            ErrorKind::Transient,
+            "batch:Describe",
+            "503",
+        ));
         assert!(optional_read::<Vec<u8>>("Batch", "x", false, broken).is_err());
     }
 
