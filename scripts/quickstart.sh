@@ -14,7 +14,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "building scar"
 cargo build --locked --quiet
-SCAR=$PWD/target/debug/scar
+SCAR=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/scar
 "$SCAR" --version
 
 step "validating the example stacks in manifests/ (no AWS call)"
