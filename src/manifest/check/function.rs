@@ -284,6 +284,15 @@ fn check_env(f: &Doc<FunctionManifest>, eff: &Effective, stack: &str, out: &mut 
         .iter()
         .map(|(k, v)| k.len() + v.len())
         .sum::<usize>();
+    if crate::model::batch::delegates(eff.execution) {
+        // Where to submit: the mode, and the queue and definition names.
+        let batch_name = names::derive(stack, &f.value.metadata.name).batch;
+        size += crate::model::batch::EXECUTION_ENV.len()
+            + "lambda-batch".len()
+            + crate::model::batch::JOB_QUEUE_ENV.len()
+            + crate::model::batch::JOB_DEFINITION_ENV.len()
+            + 2 * batch_name.len();
+    }
     // The script travels base64-encoded in SCAR_SCRIPT.
     if let Some(script) = &f.value.spec.script
         && let Ok(meta) = std::fs::metadata(f.dir().join(script))
