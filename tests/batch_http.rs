@@ -875,7 +875,6 @@ async fn kill_census(moto: &Moto) -> (usize, usize, usize, usize, usize, usize) 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_applies_of_batch_and_http_converge() {
     use std::sync::atomic::Ordering;
-    use std::time::{Duration, Instant};
     let (total, log) = {
         let moto = Moto::start();
         let compute = batch_prerequisites(&moto).await;
@@ -920,25 +919,10 @@ async fn killed_applies_of_batch_and_http_converge() {
         let compute = batch_prerequisites(&moto).await;
         let dir = kill_stack(&compute);
         let proxy = Proxy::start(moto.port(), fault);
-        let mut child = support::moto::scar_command(
-            &proxy.endpoint,
+        let reached = proxy.kill_at_hang(
             dir.path(),
             &["apply", ".", "--auto-approve", "--parallelism", "2"],
-        )
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("scar starts");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !proxy.hanging.load(Ordering::SeqCst) && Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let reached = proxy.hanging.load(Ordering::SeqCst);
-        let _ = child.kill();
-        let _ = child.wait();
+        );
         drop(proxy);
         assert!(reached, "{fault:?}: apply finished before the kill point");
 

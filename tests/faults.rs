@@ -5,9 +5,8 @@
 mod support;
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
-use support::moto::{Moto, s3, scar_command};
+use support::moto::{Moto, s3};
 use support::proxy::{Fault, Proxy};
 use support::{ok, stderr, stdout};
 
@@ -119,25 +118,10 @@ async fn killed_applies_converge_without_duplicates_or_orphans() {
         let moto = Moto::start();
         let dir = stack();
         let proxy = Proxy::start(moto.port(), fault);
-        let mut child = scar_command(
-            &proxy.endpoint,
+        let reached = proxy.kill_at_hang(
             dir.path(),
             &["apply", ".", "--auto-approve", "--parallelism", "3"],
-        )
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("scar starts");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !proxy.hanging.load(Ordering::SeqCst) && Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let reached = proxy.hanging.load(Ordering::SeqCst);
-        let _ = child.kill();
-        let _ = child.wait();
+        );
         drop(proxy);
         assert!(
             reached,

@@ -88,6 +88,29 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// Runs `scar ARGS` in `dir` through this proxy and kills it as soon as the proxy holds
+    /// the request it was told to hang on (or after 30 s). True if that point was reached.
+    pub fn kill_at_hang(&self, dir: &std::path::Path, args: &[&str]) -> bool {
+        let mut child = super::moto::scar_command(&self.endpoint, dir, args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("scar starts");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !self.hanging.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let reached = self.hanging.load(Ordering::SeqCst);
+        let _ = child.kill();
+        let _ = child.wait();
+        reached
+    }
+}
+
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
