@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cloud;
 pub mod diag;
 pub mod import;
+pub mod lock;
 pub mod manifest;
 pub mod model;
 pub mod plan;

@@ -88,6 +88,18 @@ pub async fn run<E: Executor, P: Progress>(
     parallelism: usize,
     progress: &P,
 ) -> Report {
+    run_until(executor, plan, parallelism, progress, &|| false).await
+}
+
+/// [`run`], except that once `stop()` says so (a signal, a lost lock) no new step starts:
+/// steps in flight finish and the rest are reported skipped, as after a failure.
+pub async fn run_until<E: Executor, P: Progress>(
+    executor: &E,
+    plan: &Plan,
+    parallelism: usize,
+    progress: &P,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Report {
     let steps: Vec<&Step> = plan.changes().collect();
     let index: BTreeMap<&Address, usize> = steps
         .iter()
@@ -100,7 +112,7 @@ pub async fn run<E: Executor, P: Progress>(
     let mut failed = false;
     let mut in_flight = FuturesUnordered::new();
     loop {
-        if !failed {
+        if !failed && !stop() {
             for (i, step) in steps.iter().enumerate() {
                 if in_flight.len() >= parallelism.max(1) {
                     break;
@@ -248,5 +260,18 @@ mod tests {
         assert_eq!(report.failed[0].0.to_string(), "function/f");
         let skipped: Vec<String> = report.skipped.iter().map(ToString::to_string).collect();
         assert_eq!(skipped, ["lambda_permission/f/s3:b", "s3_trigger/b:t"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_lets_steps_in_flight_finish_and_starts_no_more() {
+        let fake = Fake {
+            log: Mutex::new(Vec::new()),
+            fail: None,
+        };
+        let stop = || fake.log.lock().map(|l| l.len() >= 2).unwrap_or(true);
+        let report = run_until(&fake, &chain(), 1, &Silent, &stop).await;
+        assert!(report.ok(), "a stop is not a failure");
+        assert_eq!(report.done.len(), 2);
+        assert_eq!(report.skipped.len(), 3);
     }
 }

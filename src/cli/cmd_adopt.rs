@@ -38,11 +38,13 @@ pub(super) fn run(
     let rt = session::runtime()?;
     rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
-        let mut live = match cloud.refresh(&desired).await {
+        let (cloud, desired, wanted, address) = (&cloud, &desired, &wanted, &address);
+        session::locked(cloud, &desired.stack, dir, "adopt", out, |_| async move {
+        let mut live = match cloud.refresh(desired).await {
             Ok(l) => l,
             Err(e) => return Ok(session::cloud_failed(out, "reading live state failed", &e)),
         };
-        let Some(current) = live.resources.get_mut(&address) else {
+        let Some(current) = live.resources.get_mut(address) else {
             out.error(&format!(
                 "{address} does not exist; `scar apply` would create it"
             ));
@@ -67,8 +69,8 @@ pub(super) fn run(
         }
         // Preview: the plan as it will look once the resource is ours.
         current.owner = Owner::ThisStack;
-        let mut plan = crate::plan::build(&desired, &live, false);
-        plan.steps.retain(|s| s.address == address);
+        let mut plan = crate::plan::build(desired, &live, false);
+        plan.steps.retain(|s| s.address == *address);
         println!("Once adopted, the next `scar apply` will do this to {address}:\n");
         print(&plan, PlanFormat::Text, out)?;
         if let Err(code) = session::confirm(&plan, auto_approve, out) {
@@ -78,7 +80,7 @@ pub(super) fn run(
             Ok(a) => a,
             Err(e) => return Ok(session::cloud_failed(out, "cannot tell the account", &e)),
         };
-        match cloud.adopt(&address, &wanted, &account).await {
+        match cloud.adopt(address, wanted, &account).await {
             Ok(()) => {
                 println!(
                     "\n{address} now belongs to stack `{}`. Run `scar apply` to bring it in line.",
@@ -88,5 +90,7 @@ pub(super) fn run(
             }
             Err(e) => Ok(session::cloud_failed(out, "adopting failed", &e)),
         }
+        })
+        .await
     })
 }

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::cmd_plan::{error_chain, print};
 use super::output::Output;
@@ -28,27 +29,41 @@ pub(super) fn run(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Resu
         Err(code) => return Ok(code),
     };
     let rt = session::runtime()?;
+    let operation = if args.destroy { "destroy" } else { "apply" };
     rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
-        let live = match cloud.refresh(&desired).await {
-            Ok(l) => l,
-            Err(e) => return Ok(session::cloud_failed(out, "reading live state failed", &e)),
-        };
-        if let Err(code) = session::check_empty(&desired, &live, args.allow_empty, out) {
-            return Ok(code);
-        }
-        let plan = crate::plan::build(&desired, &live, args.destroy);
-        print(&plan, PlanFormat::Text, out)?;
-        if !plan.errors.is_empty() {
-            return Ok(ExitCode::from(1));
-        }
-        if !plan.has_changes() {
-            return Ok(ExitCode::SUCCESS);
-        }
-        if let Err(code) = session::confirm(&plan, args.auto_approve, out) {
-            return Ok(code);
-        }
-        execute(&cloud, &plan, args.parallelism, out).await
+        let (cloud, desired) = (&cloud, &desired);
+        session::locked(
+            cloud,
+            &desired.stack,
+            args.target,
+            operation,
+            out,
+            |lost| async move {
+                let live = match cloud.refresh(desired).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        return Ok(session::cloud_failed(out, "reading live state failed", &e));
+                    }
+                };
+                if let Err(code) = session::check_empty(desired, &live, args.allow_empty, out) {
+                    return Ok(code);
+                }
+                let plan = crate::plan::build(desired, &live, args.destroy);
+                print(&plan, PlanFormat::Text, out)?;
+                if !plan.errors.is_empty() {
+                    return Ok(ExitCode::from(1));
+                }
+                if !plan.has_changes() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                if let Err(code) = session::confirm(&plan, args.auto_approve, out) {
+                    return Ok(code);
+                }
+                execute(cloud, &plan, args.parallelism, &lost, out).await
+            },
+        )
+        .await
     })
 }
 
@@ -70,24 +85,33 @@ fn run_saved(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<Ex
         return Ok(ExitCode::SUCCESS);
     }
     let rt = session::runtime()?;
+    let operation = if file.plan.destroy {
+        "destroy"
+    } else {
+        "apply"
+    };
     rt.block_on(async {
         let cloud = session::connect(aws, &file.desired).await;
-        let live = match cloud.refresh(&file.desired).await {
-            Ok(l) => l,
-            Err(e) => return Ok(session::cloud_failed(out, "reading live state failed", &e)),
-        };
-        let stale = apply::stale::stale_reasons(&file.plan, &live);
-        if !stale.is_empty() {
-            for r in &stale {
-                eprintln!("  - {r}");
+        let (cloud, file) = (&cloud, &file);
+        session::locked(cloud, &file.desired.stack, args.target, operation, out, |lost| async move {
+            let live = match cloud.refresh(&file.desired).await {
+                Ok(l) => l,
+                Err(e) => return Ok(session::cloud_failed(out, "reading live state failed", &e)),
+            };
+            let stale = apply::stale::stale_reasons(&file.plan, &live);
+            if !stale.is_empty() {
+                for r in &stale {
+                    eprintln!("  - {r}");
+                }
+                out.error(&format!(
+                    "the saved plan is stale: AWS changed since it was made ({} differences above); nothing was written. Run `scar plan` again.",
+                    stale.len()
+                ));
+                return Ok(ExitCode::from(1));
             }
-            out.error(&format!(
-                "the saved plan is stale: AWS changed since it was made ({} differences above); nothing was written. Run `scar plan` again.",
-                stale.len()
-            ));
-            return Ok(ExitCode::from(1));
-        }
-        execute(&cloud, &file.plan, args.parallelism, out).await
+            execute(cloud, &file.plan, args.parallelism, &lost, out).await
+        })
+        .await
     })
 }
 
@@ -95,6 +119,7 @@ async fn execute(
     cloud: &AwsCloud,
     plan: &Plan,
     parallelism: usize,
+    lost: &AtomicBool,
     out: &Output,
 ) -> std::io::Result<ExitCode> {
     let account = match cloud.account_id().await {
@@ -103,7 +128,12 @@ async fn execute(
     };
     eprintln!();
     let session = AccountSession { cloud, account };
-    let report = apply::run(&session, plan, parallelism, &Lines).await;
+    let stop = || lost.load(Ordering::SeqCst);
+    let report = apply::run_until(&session, plan, parallelism, &Lines, &stop).await;
+    if lost.load(Ordering::SeqCst) {
+        out.error("the stack's lock was lost mid-apply (broken or taken over): no step started after that; run `scar apply` again");
+        return Ok(ExitCode::from(1));
+    }
     let code = summarise(&report, plan, out);
     if report.ok() && !plan.destroy {
         print_outputs(cloud, plan);

@@ -11,6 +11,7 @@ mod cmd_import;
 mod cmd_plan;
 mod cmd_schema;
 mod cmd_show;
+mod cmd_unlock;
 mod cmd_validate;
 pub mod output;
 mod progress;
@@ -191,6 +192,16 @@ pub enum Command {
         #[arg(long)]
         auto_approve: bool,
     },
+    /// Break the stack's lock, held by a run that is gone (its id is in the conflict message).
+    ///
+    /// `apply`, `destroy`, `adopt` and `watch` hold the lock while they write; a crashed
+    /// holder's lease runs out by itself (2 minutes), after which the next writer takes it.
+    Unlock {
+        /// The stack directory.
+        dir: PathBuf,
+        /// The lock id shown by the run that found the stack locked.
+        lock_id: String,
+    },
     /// Convert a SCAR 4.x function definition file (FDL) into a stack directory.
     ///
     /// Scripts are copied next to the manifests, credentials become secret references, and
@@ -320,6 +331,7 @@ pub fn main() -> ExitCode {
             address,
             auto_approve,
         } => cmd_adopt::run(&dir, &address, auto_approve, &cli.aws, &out),
+        Command::Unlock { dir, lock_id } => cmd_unlock::run(&dir, &lock_id, &cli.aws, &out),
         Command::Completions { shell } => cmd_completions::run(shell),
     };
     match result {

@@ -1,14 +1,18 @@
 //! What plan, apply, destroy and adopt share: validate before anything touches AWS, connect,
 //! read live state, and build the plan.
 
+use std::future::Future;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use super::AwsArgs;
 use super::output::{Output, count};
 use crate::cloud::CloudError;
-use crate::cloud::aws::AwsCloud;
+use crate::cloud::aws::{AwsCloud, LockError};
 use crate::manifest::check::validate_dir;
 use crate::model::live::{LiveState, Owner};
 use crate::model::{DesiredGraph, ResourceKind};
@@ -48,8 +52,48 @@ pub(super) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// Connects to AWS for `desired`'s region.
-pub(super) async fn connect(aws: &AwsArgs, desired: &DesiredGraph) -> AwsCloud {
-    AwsCloud::connect(&aws.settings(), &desired.region).await
+pub(super) async fn connect(aws: &AwsArgs, desired: &DesiredGraph) -> Arc<AwsCloud> {
+    Arc::new(AwsCloud::connect(&aws.settings(), &desired.region).await)
+}
+
+/// The lock's lease: `SCAR_LOCK_LEASE` seconds, else [`crate::lock::DEFAULT_LEASE`].
+pub(super) fn lease() -> Duration {
+    std::env::var("SCAR_LOCK_LEASE")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(crate::lock::DEFAULT_LEASE, Duration::from_secs)
+}
+
+/// Runs `body` holding the stack's lock for `operation`; `body` gets the flag a lost lease
+/// sets (stop starting steps). When someone else holds the lock: says who, what, since when
+/// and how to break it, and exits 1 having written nothing.
+pub(super) async fn locked<F, Fut>(
+    cloud: &Arc<AwsCloud>,
+    stack: &str,
+    dir: &Path,
+    operation: &str,
+    out: &Output,
+    body: F,
+) -> std::io::Result<Exit>
+where
+    F: FnOnce(Arc<AtomicBool>) -> Fut,
+    Fut: Future<Output = std::io::Result<Exit>>,
+{
+    let held = match cloud.lock(stack, operation, lease()).await {
+        Ok(h) => h,
+        Err(LockError::Held(r)) => {
+            out.error(&r.conflict_message(&dir.display().to_string(), crate::lock::now()));
+            return Ok(ExitCode::from(1));
+        }
+        Err(LockError::Cloud(e)) => {
+            return Ok(cloud_failed(out, "taking the stack's lock failed", &e));
+        }
+    };
+    tracing::info!(lock = held.record.id, operation, "took the stack's lock");
+    let result = body(held.lost.clone()).await;
+    cloud.release(held).await;
+    result
 }
 
 /// Reports a failed AWS read or write.

@@ -91,8 +91,12 @@ impl Proxy {
 impl Proxy {
     /// Runs `scar ARGS` in `dir` through this proxy and kills it as soon as the proxy holds
     /// the request it was told to hang on (or after 30 s). True if that point was reached.
+    ///
+    /// The killed run holds the stack's lock with a 1 s lease, as a crashed holder would; this
+    /// returns once that lease has run out, so the next run takes the lock over.
     pub fn kill_at_hang(&self, dir: &std::path::Path, args: &[&str]) -> bool {
         let mut child = super::moto::scar_command(&self.endpoint, dir, args)
+            .env("SCAR_LOCK_LEASE", "1")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -107,6 +111,7 @@ impl Proxy {
         let reached = self.hanging.load(Ordering::SeqCst);
         let _ = child.kill();
         let _ = child.wait();
+        std::thread::sleep(Duration::from_millis(1100));
         reached
     }
 }

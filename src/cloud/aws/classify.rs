@@ -60,6 +60,7 @@ fn kind_of<E>(
         "ResourceConflictException"
         | "OperationAbortedException"
         | "ConflictException"
+        | "ConditionalRequestConflict"
         | "ConcurrentModificationException" => {
             return ErrorKind::Conflict;
         }

@@ -5,6 +5,7 @@
 mod batch;
 mod classify;
 mod http;
+mod lock;
 mod read;
 mod write;
 
@@ -21,6 +22,7 @@ use super::retry::Backoff;
 use super::{CloudError, ErrorKind, Settings};
 
 pub use classify::classify;
+pub use lock::{HeldLock, LockError};
 pub use write::ExecOutcome;
 
 /// Clients for every service a stack touches, and the run's limits.

@@ -1,0 +1,171 @@
+//! The stack lock: one writer per stack across machines. The lock is an S3 object written
+//! with a conditional put (`If-None-Match: *`) and kept alive by a lease that its holder
+//! renews; a holder that crashed stops renewing, and once the lease has run out the next
+//! writer takes the lock over (a conditional put on the expired record's ETag, so two
+//! writers cannot both win). This module is the pure part: the record, expiry, messages.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// Default lease: how long a lock outlives its last renewal. The holder renews it every
+/// third of that.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
+
+/// What the lock object holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRecord {
+    /// The lock's id, for `scar unlock`.
+    pub id: String,
+    /// The stack locked.
+    pub stack: String,
+    /// `user@host`.
+    pub holder: String,
+    /// The holder's process id.
+    pub pid: u32,
+    /// `apply`, `destroy`, `adopt` or `watch`.
+    pub operation: String,
+    /// When the lock was taken (seconds since the Unix epoch).
+    pub started: u64,
+    /// When the lease runs out unless renewed (seconds since the Unix epoch).
+    pub expires: u64,
+    /// The scar version of the holder.
+    pub version: String,
+}
+
+/// Seconds since the Unix epoch, now.
+#[must_use]
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl LockRecord {
+    /// A new record for this process.
+    #[must_use]
+    pub fn new(stack: &str, operation: &str, lease: Duration, at: u64) -> Self {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("USERNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "unknown-host".into());
+        Self {
+            id: new_id(),
+            stack: stack.to_owned(),
+            holder: format!("{user}@{host}"),
+            pid: std::process::id(),
+            operation: operation.to_owned(),
+            started: at,
+            expires: at + lease.as_secs(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+
+    /// True once the lease has run out at `at`.
+    #[must_use]
+    pub fn expired(&self, at: u64) -> bool {
+        at >= self.expires
+    }
+
+    /// What a writer that found this lock is told: who, what, since when, and how to break it.
+    #[must_use]
+    pub fn conflict_message(&self, dir: &str, at: u64) -> String {
+        format!(
+            "stack `{}` is locked: {} (pid {}) is running `scar {}` since {} ({} ago); its lease runs until {}. \
+             If that run is gone, wait for the lease to run out (scar then takes the lock over) or break it now with `scar unlock {dir} {}`",
+            self.stack,
+            self.holder,
+            self.pid,
+            self.operation,
+            rfc3339(self.started),
+            human(at.saturating_sub(self.started)),
+            rfc3339(self.expires),
+            self.id
+        )
+    }
+}
+
+/// A random-enough lock id: 16 hex digits from the clock, the process and a counter, mixed by
+/// the standard library's randomly keyed hasher.
+#[must_use]
+pub fn new_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    format!("{:016x}", h.finish())
+}
+
+/// `1h 2m`, `3m 4s`, `5s`.
+#[must_use]
+pub fn human(secs: u64) -> String {
+    match (secs / 3600, (secs % 3600) / 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, m, _) => format!("{h}h {m}m"),
+    }
+}
+
+/// Seconds since the epoch as `2026-11-27T14:05:00Z` (UTC; Howard Hinnant's civil calendar).
+#[must_use]
+pub fn rfc3339(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_in_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_795_500), "2026-11-27T16:05:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(human(59), "59s");
+        assert_eq!(human(125), "2m 5s");
+        assert_eq!(human(7_500), "2h 5m");
+    }
+
+    #[test]
+    fn a_lease_runs_out_and_the_message_says_how_to_break_it() {
+        let r = LockRecord::new("demo", "apply", Duration::from_secs(120), 1000);
+        assert!(!r.expired(1119));
+        assert!(r.expired(1120));
+        let m = r.conflict_message("manifests/demo", 1060);
+        assert!(m.contains("`scar apply`"), "{m}");
+        assert!(m.contains("1m 0s ago"), "{m}");
+        assert!(
+            m.contains(&format!("scar unlock manifests/demo {}", r.id)),
+            "{m}"
+        );
+        assert_ne!(new_id(), new_id());
+    }
+}
