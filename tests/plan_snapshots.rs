@@ -198,7 +198,12 @@ fn plans_render_as_reviewed() {
         let desired = graph(&case.join("manifests"));
         let live = live_state(case);
         let destroy = case.join("destroy").exists();
-        let plan = scar::plan::build(&desired, &live, destroy);
+        let mut plan = scar::plan::build(&desired, &live, destroy);
+        // As `scar plan` does: the Markdown embeds the workflow when the plan reshapes it.
+        if plan.reshapes_workflow() && !destroy {
+            let (set, _) = scar::manifest::check::validate_dir(&case.join("manifests"));
+            plan.workflow_graph = Some(scar::render::graph::build(&set).mermaid());
+        }
         let text = scar::render::plan_text::render(
             &plan,
             scar::render::plan_text::Palette { color: false },
@@ -237,4 +242,60 @@ fn plans_render_as_reviewed() {
             );
         }
     });
+}
+
+#[test]
+fn a_plan_of_two_thousand_resources_fits_a_github_comment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("stack.yaml"),
+        "apiVersion: scar/v1alpha1\nkind: Stack\nmetadata:\n  name: big\nspec:\n  region: us-east-1\n  role:\n    managed: true\n",
+    )
+    .expect("write");
+    // 500 functions with one trigger each: function, log group, permission and trigger, plus
+    // the role and the buckets: over 2,000 resources.
+    for i in 0..500 {
+        std::fs::write(
+            dir.path().join(format!("f{i}.yaml")),
+            format!(
+                "apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: f{i}\nspec:\n  image: grycap/cowsay\n  input:\n    - bucket: big-{}\n      prefix: in/{i}/\n",
+                i % 10
+            ),
+        )
+        .expect("write");
+    }
+    let (set, _) = scar::manifest::check::validate_dir(dir.path());
+    let desired = scar::model::build(&set).expect("graph");
+    assert!(
+        desired.resources.len() >= 2000,
+        "{}",
+        desired.resources.len()
+    );
+    let mut plan = scar::plan::build(&desired, &LiveState::default(), false);
+    plan.workflow_graph = Some(scar::render::graph::build(&set).mermaid());
+    let markdown = scar::render::plan_markdown::render(&plan);
+    assert!(
+        markdown.len() <= scar::render::plan_markdown::GITHUB_COMMENT_LIMIT,
+        "{} characters",
+        markdown.len()
+    );
+    assert!(markdown.starts_with("### scar plan: `big`"));
+    assert!(markdown.contains(&format!(
+        "**Plan: {} to add, 0 to change, 0 to destroy.**",
+        desired.resources.len()
+    )));
+    assert!(
+        markdown.contains("> **Truncated:**"),
+        "a clear note when cut"
+    );
+    assert!(
+        markdown.contains("more rows left out"),
+        "the table says so too"
+    );
+    // Every opened fence and fold is closed.
+    assert_eq!(
+        markdown.matches("<details>").count(),
+        markdown.matches("</details>").count()
+    );
+    assert_eq!(markdown.matches("```").count() % 2, 0);
 }

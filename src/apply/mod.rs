@@ -212,6 +212,7 @@ mod tests {
             steps,
             notes: Vec::new(),
             errors: Vec::new(),
+            workflow_graph: None,
         }
     }
 

@@ -20,7 +20,7 @@ pub(super) struct Args<'a> {
 }
 
 pub(super) fn run(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<ExitCode> {
-    let desired = match session::load(args.dir, out) {
+    let (set, desired) = match session::load_set(args.dir, out) {
         Ok(d) => d,
         Err(code) => return Ok(code),
     };
@@ -38,7 +38,10 @@ pub(super) fn run(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Resu
     {
         return Ok(code);
     }
-    let plan = crate::plan::build(&desired, &live, args.destroy);
+    let mut plan = crate::plan::build(&desired, &live, args.destroy);
+    if plan.reshapes_workflow() && !args.destroy {
+        plan.workflow_graph = Some(crate::render::graph::build(&set).mermaid());
+    }
     print(&plan, args.format, out)?;
     if let Some(path) = args.out {
         let file = PlanFile {

@@ -7,6 +7,7 @@
 mod cmd_adopt;
 mod cmd_apply;
 mod cmd_completions;
+mod cmd_graph;
 mod cmd_import;
 mod cmd_plan;
 mod cmd_schema;
@@ -70,6 +71,15 @@ pub enum Format {
     Text,
     /// Machine-readable JSON on stdout.
     Json,
+}
+
+/// Output format of `scar graph`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// Mermaid (GitHub and GitLab render it in Markdown).
+    Mermaid,
+    /// Graphviz DOT (`dot -Tsvg`).
+    Dot,
 }
 
 /// Output format of a plan.
@@ -191,6 +201,15 @@ pub enum Command {
         /// Adopt without asking.
         #[arg(long)]
         auto_approve: bool,
+    },
+    /// Draw the stack's workflow: functions, the S3 locations that trigger them and that they
+    /// write to, HTTP entry points and Batch delegation. No AWS call.
+    Graph {
+        /// The stack directory.
+        dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
     },
     /// Break the stack's lock, held by a run that is gone (its id is in the conflict message).
     ///
@@ -331,6 +350,7 @@ pub fn main() -> ExitCode {
             address,
             auto_approve,
         } => cmd_adopt::run(&dir, &address, auto_approve, &cli.aws, &out),
+        Command::Graph { dir, format } => cmd_graph::run(&dir, format, &out),
         Command::Unlock { dir, lock_id } => cmd_unlock::run(&dir, &lock_id, &cli.aws, &out),
         Command::Completions { shell } => cmd_completions::run(shell),
     };

@@ -24,6 +24,14 @@ pub(super) type Exit = ExitCode;
 /// Validates `dir` and builds its desired graph. Invalid manifests print their diagnostics and
 /// end the command with exit 1 before any AWS call.
 pub(super) fn load(dir: &Path, out: &Output) -> Result<DesiredGraph, Exit> {
+    load_set(dir, out).map(|(_, d)| d)
+}
+
+/// [`load`], also returning the validated manifest set.
+pub(super) fn load_set(
+    dir: &Path,
+    out: &Output,
+) -> Result<(crate::manifest::load::ManifestSet, DesiredGraph), Exit> {
     let (set, diags) = validate_dir(dir);
     if diags.has_errors() {
         out.diagnostics(&diags, &set);
@@ -37,10 +45,13 @@ pub(super) fn load(dir: &Path, out: &Output) -> Result<DesiredGraph, Exit> {
     if diags.warning_count() > 0 {
         out.diagnostics(&diags, &set);
     }
-    crate::model::build(&set).ok_or_else(|| {
-        out.error("no stack to plan");
-        ExitCode::from(1)
-    })
+    match crate::model::build(&set) {
+        Some(d) => Ok((set, d)),
+        None => {
+            out.error("no stack to plan");
+            Err(ExitCode::from(1))
+        }
+    }
 }
 
 /// A Tokio runtime for one command.

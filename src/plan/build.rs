@@ -90,6 +90,7 @@ pub fn build(desired: &DesiredGraph, live: &LiveState, destroy: bool) -> Plan {
         steps,
         notes,
         errors,
+        workflow_graph: None,
     }
 }
 

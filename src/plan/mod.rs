@@ -175,6 +175,10 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// Problems that forbid applying.
     pub errors: Vec<PlanError>,
+    /// The stack's workflow as a Mermaid flowchart, when the plan changes its shape (display
+    /// only: the Markdown comment embeds it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_graph: Option<String>,
 }
 
 impl Step {
@@ -219,5 +223,21 @@ impl Plan {
     /// Steps that do something.
     pub fn changes(&self) -> impl Iterator<Item = &Step> {
         self.steps.iter().filter(|s| s.action != Action::NoOp)
+    }
+
+    /// True when the plan changes the workflow's shape: a function, trigger, HTTP endpoint or
+    /// Batch resource comes or goes, or a trigger's rule changes.
+    #[must_use]
+    pub fn reshapes_workflow(&self) -> bool {
+        use crate::model::ResourceKind as K;
+        self.changes().any(|s| match s.address.kind {
+            K::S3Trigger => true,
+            K::Function
+            | K::HttpApi
+            | K::BatchComputeEnvironment
+            | K::BatchJobQueue
+            | K::BatchJobDefinition => matches!(s.action, Action::Create | Action::Delete),
+            K::IamRole | K::Bucket | K::LogGroup | K::LambdaPermission => false,
+        })
     }
 }

@@ -77,6 +77,14 @@ pub fn render(plan: &Plan) -> String {
             "\n_{table_cut} more rows left out to fit GitHub's comment limit._"
         );
     }
+    if let Some(g) = &plan.workflow_graph
+        && out.len() + g.len() + GITHUB_COMMENT_LIMIT / 4 < GITHUB_COMMENT_LIMIT / 2
+    {
+        let _ = writeln!(
+            out,
+            "\n<details><summary>Workflow after this plan</summary>\n\n```mermaid\n{g}```\n</details>"
+        );
+    }
     let _ = writeln!(out, "\n<details><summary>Details</summary>\n\n```diff");
     let mut cut = 0;
     for s in plan.changes() {
