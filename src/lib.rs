@@ -14,3 +14,4 @@ pub mod manifest;
 pub mod model;
 pub mod plan;
 pub mod render;
+pub mod watch;

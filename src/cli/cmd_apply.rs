@@ -122,14 +122,11 @@ async fn execute(
     lost: &AtomicBool,
     out: &Output,
 ) -> std::io::Result<ExitCode> {
-    let account = match cloud.account_id().await {
-        Ok(a) => a,
-        Err(e) => return Ok(session::cloud_failed(out, "cannot tell the account", &e)),
-    };
-    eprintln!();
-    let session = AccountSession { cloud, account };
     let stop = || lost.load(Ordering::SeqCst);
-    let report = apply::run_until(&session, plan, parallelism, &Lines, &stop).await;
+    let report = match run_steps(cloud, plan, parallelism, &stop, out).await {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
     if lost.load(Ordering::SeqCst) {
         out.error("the stack's lock was lost mid-apply (broken or taken over): no step started after that; run `scar apply` again");
         return Ok(ExitCode::from(1));
@@ -141,8 +138,25 @@ async fn execute(
     Ok(code)
 }
 
+/// Executes `plan`'s steps with progress lines, starting no new step once `stop()` says so.
+pub(super) async fn run_steps(
+    cloud: &AwsCloud,
+    plan: &Plan,
+    parallelism: usize,
+    stop: &(dyn Fn() -> bool + Sync),
+    out: &Output,
+) -> Result<Report, ExitCode> {
+    let account = match cloud.account_id().await {
+        Ok(a) => a,
+        Err(e) => return Err(session::cloud_failed(out, "cannot tell the account", &e)),
+    };
+    eprintln!();
+    let session = AccountSession { cloud, account };
+    Ok(apply::run_until(&session, plan, parallelism, &Lines, stop).await)
+}
+
 /// Terraform's `Outputs:`: the invoke URL of every HTTP endpoint of the stack.
-fn print_outputs(cloud: &AwsCloud, plan: &Plan) {
+pub(super) fn print_outputs(cloud: &AwsCloud, plan: &Plan) {
     let urls: Vec<(String, String)> = plan
         .steps
         .iter()
@@ -166,7 +180,7 @@ fn print_outputs(cloud: &AwsCloud, plan: &Plan) {
     }
 }
 
-fn summarise(report: &Report, plan: &Plan, out: &Output) -> ExitCode {
+pub(super) fn summarise(report: &Report, plan: &Plan, out: &Output) -> ExitCode {
     let (added, changed, destroyed) = report.counts();
     if report.ok() {
         let what = if plan.destroy { "Destroy" } else { "Apply" };

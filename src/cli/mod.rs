@@ -14,6 +14,7 @@ mod cmd_schema;
 mod cmd_show;
 mod cmd_unlock;
 mod cmd_validate;
+mod cmd_watch;
 pub mod output;
 mod progress;
 mod session;
@@ -202,6 +203,34 @@ pub enum Command {
         #[arg(long)]
         auto_approve: bool,
     },
+    /// Apply on every change of the manifest directory, and every --interval (drift self-heal).
+    ///
+    /// One save is one run (file events are debounced); changes during a run make one more
+    /// run; one run at a time, each holding the stack's lock. Invalid manifests change nothing
+    /// and watching goes on. SIGINT/SIGTERM: the step in flight finishes, the lock is released,
+    /// exit 0.
+    Watch {
+        /// The stack directory.
+        dir: PathBuf,
+        /// Time between drift-healing runs (such as 30s, 5m, 1h); 0 turns them off.
+        #[arg(long, default_value = "5m", value_parser = crate::watch::parse_duration)]
+        interval: std::time::Duration,
+        /// Quiet time after the last file change before a run starts.
+        #[arg(long, default_value = "300ms", value_parser = crate::watch::parse_duration)]
+        debounce: std::time::Duration,
+        /// Plan on every run but never apply.
+        #[arg(long)]
+        dry_run: bool,
+        /// Allow a run that deletes every function of the stack.
+        #[arg(long)]
+        allow_empty: bool,
+        /// Refuse (and leave for a person) any plan that deletes more resources than this.
+        #[arg(long, default_value_t = 10)]
+        max_deletes: usize,
+        /// Steps run at once.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+        parallelism: u16,
+    },
     /// Draw the stack's workflow: functions, the S3 locations that trigger them and that they
     /// write to, HTTP entry points and Batch delegation. No AWS call.
     Graph {
@@ -350,6 +379,27 @@ pub fn main() -> ExitCode {
             address,
             auto_approve,
         } => cmd_adopt::run(&dir, &address, auto_approve, &cli.aws, &out),
+        Command::Watch {
+            dir,
+            interval,
+            debounce,
+            dry_run,
+            allow_empty,
+            max_deletes,
+            parallelism,
+        } => cmd_watch::run(
+            &cmd_watch::Args {
+                dir: &dir,
+                interval: (!interval.is_zero()).then_some(interval),
+                debounce,
+                dry_run,
+                allow_empty,
+                max_deletes,
+                parallelism: usize::from(parallelism),
+            },
+            &cli.aws,
+            &out,
+        ),
         Command::Graph { dir, format } => cmd_graph::run(&dir, format, &out),
         Command::Unlock { dir, lock_id } => cmd_unlock::run(&dir, &lock_id, &cli.aws, &out),
         Command::Completions { shell } => cmd_completions::run(shell),

@@ -1,0 +1,254 @@
+//! Watch mode's scheduling: when to run, never how. File events are debounced (one save is one
+//! run, even when an editor writes twice), events that arrive during a run are coalesced into
+//! a single next run, only one run is ever in flight, and a periodic tick re-runs to heal
+//! drift. The runner decides what a run does; tests drive this loop with tokio's paused clock.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// What arrives on the watch loop's channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A file under the watched directory changed.
+    FileChanged,
+    /// Stop: finish the run in flight, then return.
+    Stop,
+}
+
+/// Why a run starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The first run, at start-up.
+    Startup,
+    /// Files changed (after the quiet period).
+    Change,
+    /// The interval passed with no change (drift self-heal).
+    Interval,
+}
+
+impl Reason {
+    /// As printed.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Startup => "start-up",
+            Reason::Change => "files changed",
+            Reason::Interval => "interval",
+        }
+    }
+}
+
+/// What carries out one run.
+pub trait Runner {
+    /// Runs once. Returns when the run is over.
+    fn run(&mut self, reason: Reason) -> impl Future<Output = ()>;
+}
+
+/// Timing of the loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Quiet time after the last file event before a run starts.
+    pub debounce: Duration,
+    /// Time between drift-healing runs; `None` for never.
+    pub interval: Option<Duration>,
+}
+
+/// Runs until [`Event::Stop`] arrives or the channel closes. Returns how many runs it made.
+pub async fn watch<R: Runner>(
+    events: &mut mpsc::Receiver<Event>,
+    timing: Timing,
+    runner: &mut R,
+) -> usize {
+    let mut runs = 0;
+    runner.run(Reason::Startup).await;
+    runs += 1;
+    let mut pending: Option<Instant> = None;
+    let mut next_tick = timing.interval.map(|i| Instant::now() + i);
+    loop {
+        let wake = match (pending, next_tick) {
+            (Some(p), Some(t)) => Some(p.min(t)),
+            (p, t) => p.or(t),
+        };
+        let event = match wake {
+            Some(at) => tokio::select! {
+                e = events.recv() => Some(e),
+                () = tokio::time::sleep_until(at) => None,
+            },
+            None => Some(events.recv().await),
+        };
+        let reason = match event {
+            Some(Some(Event::FileChanged)) => {
+                pending = Some(Instant::now() + timing.debounce);
+                continue;
+            }
+            Some(Some(Event::Stop) | None) => return runs,
+            None => {
+                let now = Instant::now();
+                if pending.is_some_and(|p| p <= now) {
+                    Reason::Change
+                } else if next_tick.is_some_and(|t| t <= now) {
+                    Reason::Interval
+                } else {
+                    continue;
+                }
+            }
+        };
+        pending = None;
+        runner.run(reason).await;
+        runs += 1;
+        next_tick = timing.interval.map(|i| Instant::now() + i);
+        // Whatever arrived during the run becomes one next run, after the quiet period.
+        loop {
+            match events.try_recv() {
+                Ok(Event::FileChanged) => pending = Some(Instant::now() + timing.debounce),
+                Ok(Event::Stop) => return runs,
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => return runs,
+            }
+        }
+    }
+}
+
+/// Parses `300ms`, `30s`, `5m`, `1h`, or plain seconds.
+///
+/// # Errors
+/// A message for anything else.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (such as 300ms, 30s, 5m, 1h)"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!(
+            "`{s}` has an unknown unit `{unit}` (use ms, s, m or h)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records when each run started (paused-clock time since the test began).
+    struct Recorder {
+        start: Instant,
+        runs: Vec<(Reason, Duration)>,
+        took: Duration,
+    }
+
+    impl Runner for Recorder {
+        async fn run(&mut self, reason: Reason) {
+            self.runs.push((reason, self.start.elapsed()));
+            tokio::time::sleep(self.took).await;
+        }
+    }
+
+    fn timing(interval: Option<u64>) -> Timing {
+        Timing {
+            debounce: Duration::from_millis(300),
+            interval: interval.map(Duration::from_secs),
+        }
+    }
+
+    fn recorder(took_ms: u64) -> Recorder {
+        Recorder {
+            start: Instant::now(),
+            runs: Vec::new(),
+            took: Duration::from_millis(took_ms),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_twenty_writes_is_one_run_after_the_quiet_period() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut r = recorder(0);
+        let sender = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            for _ in 0..20 {
+                tx.send(Event::FileChanged).await.expect("send");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            tx.send(Event::Stop).await.expect("send");
+        });
+        let runs = watch(&mut rx, timing(None), &mut r).await;
+        sender.await.expect("sender");
+        assert_eq!(runs, 2, "{:?}", r.runs);
+        assert_eq!(r.runs[1].0, Reason::Change);
+        // The last write at 1.19 s, then 300 ms of quiet.
+        assert_eq!(r.runs[1].1, Duration::from_millis(1490));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_during_a_run_make_exactly_one_more_run() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut r = recorder(2000);
+        let sender = tokio::spawn(async move {
+            // The start-up run lasts until 2 s; five writes arrive during it.
+            for _ in 0..5 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                tx.send(Event::FileChanged).await.expect("send");
+            }
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            tx.send(Event::Stop).await.expect("send");
+        });
+        let runs = watch(&mut rx, timing(None), &mut r).await;
+        sender.await.expect("sender");
+        assert_eq!(runs, 2, "{:?}", r.runs);
+        assert_eq!(r.runs[1], (Reason::Change, Duration::from_millis(2300)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_interval_heals_drift_and_a_change_resets_it() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut r = recorder(0);
+        let sender = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(125)).await;
+            tx.send(Event::FileChanged).await.expect("send");
+            tokio::time::sleep(Duration::from_secs(100)).await;
+            tx.send(Event::Stop).await.expect("send");
+        });
+        watch(&mut rx, timing(Some(60)), &mut r).await;
+        sender.await.expect("sender");
+        let got: Vec<(Reason, u64)> = r.runs.iter().map(|(w, t)| (*w, t.as_secs())).collect();
+        assert_eq!(
+            got,
+            [
+                (Reason::Startup, 0),
+                (Reason::Interval, 60),
+                (Reason::Interval, 120),
+                (Reason::Change, 125),
+                (Reason::Interval, 185),
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stop_ends_the_loop_without_another_run() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let mut r = recorder(0);
+        tx.send(Event::FileChanged).await.expect("send");
+        tx.send(Event::Stop).await.expect("send");
+        assert_eq!(watch(&mut rx, timing(Some(1)), &mut r).await, 1);
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("300ms"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+}
