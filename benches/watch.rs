@@ -104,7 +104,9 @@ fn main() {
         "scar watch benchmark (moto 5.2.5 on loopback; {} cores; {EDITS} edits per row)",
         std::thread::available_parallelism().map_or(1, usize::from)
     );
-    println!("  debounce   write -> run start (no AWS)   write -> apply start (incl. reads on moto)");
+    println!(
+        "  debounce   write -> run start (no AWS)   write -> apply start (incl. reads on moto)"
+    );
     for debounce in ["300ms", "100ms"] {
         let moto = moto::Moto::start();
         let (to_run, to_apply) = run(&moto, debounce);
