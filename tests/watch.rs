@@ -44,6 +44,20 @@ fn stack_dir(functions: &[&str]) -> tempfile::TempDir {
 struct Watching {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+fn collect(from: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            if let Ok(mut l) = sink.lock() {
+                l.push(line);
+            }
+        }
+    });
+    lines
 }
 
 impl Watching {
@@ -52,20 +66,16 @@ impl Watching {
         args.extend_from_slice(extra);
         let mut child = scar_command(endpoint, dir, &args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("scar watch starts");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let out = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Ok(mut l) = sink.lock() {
-                    l.push(line);
-                }
-            }
-        });
-        Watching { child, lines }
+        let lines = collect(child.stdout.take().expect("stdout"));
+        let errors = collect(child.stderr.take().expect("stderr"));
+        Watching {
+            child,
+            lines,
+            errors,
+        }
     }
 
     fn watch_lines(&self) -> Vec<String> {
@@ -225,4 +235,34 @@ async fn sigterm_mid_apply_exits_cleanly_and_the_next_run_converges() {
     for f in ["alpha", "beta", "gamma"] {
         assert_eq!(memory_of(&moto, f).await, Some(512));
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_json_logs_every_run_is_a_structured_log_line() {
+    let moto = Moto::start();
+    let dir = stack_dir(&["alpha"]);
+    let mut w = Watching::start(&moto.endpoint, dir.path(), &["--log-format", "json"]);
+    w.wait_for("run 1 applied:", 30);
+    assert_eq!(w.terminate(), Some(0));
+    let errors = w.errors.lock().expect("stderr").clone();
+    let events: Vec<serde_json::Value> = errors
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let finished = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "run finished")
+        .unwrap_or_else(|| panic!("no run-finished event in {errors:#?}"));
+    assert_eq!(finished["fields"]["run"], 1);
+    assert!(
+        finished["fields"]["outcome"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("applied:")),
+        "{finished}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["fields"]["message"] == "took the stack's lock")
+    );
 }

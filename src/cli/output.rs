@@ -63,13 +63,15 @@ impl Output {
     }
 }
 
-/// Sets up tracing to stderr: `SCAR_LOG` (an env-filter) wins over `-v`.
+/// Sets up tracing to stderr: `SCAR_LOG` (an env-filter) wins over `-v`. JSON logs are for
+/// log pipelines, so they start at scar's `info` events (a watcher's runs, the lock).
 pub fn init_logging(verbose: u8, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "warn",
-        1 => "scar=info",
-        2 => "scar=debug",
+    let default = match (verbose, format) {
+        (0, LogFormat::Json) => "warn,scar=info",
+        (0, LogFormat::Text) => "warn",
+        (1, _) => "scar=info",
+        (2, _) => "scar=debug",
         _ => "trace",
     };
     let filter = EnvFilter::try_from_env("SCAR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
