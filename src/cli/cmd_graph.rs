@@ -4,21 +4,13 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::GraphFormat;
-use super::output::{Output, count};
-use crate::manifest::check::validate_dir;
+use super::output::Output;
+use super::{GraphFormat, session};
 
 pub(super) fn run(dir: &Path, format: GraphFormat, out: &Output) -> std::io::Result<ExitCode> {
-    let (set, diags) = validate_dir(dir);
-    if diags.has_errors() {
-        out.diagnostics(&diags, &set);
-        out.error(&format!(
-            "{} is invalid ({})",
-            dir.display(),
-            count(diags.error_count(), "error")
-        ));
+    let Ok((set, _)) = session::load_set(dir, out) else {
         return Ok(ExitCode::from(1));
-    }
+    };
     let graph = crate::render::graph::build(&set);
     let text = match format {
         GraphFormat::Mermaid => graph.mermaid(),

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types as st;
 
 use super::AwsCloud;
 use crate::cloud::{CloudError, ErrorKind};
@@ -78,49 +77,12 @@ impl AwsCloud {
             Err(e) if e.kind == ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
+        let tags = [(crate::model::tags::MANAGED_BY.to_owned(), "scar".to_owned())].into();
         let region = self.region.clone();
-        let created = self
-            .call(bucket, "s3:CreateBucket", || {
-                let mut req = self.s3.create_bucket().bucket(bucket);
-                if region != "us-east-1" {
-                    req = req.create_bucket_configuration(
-                        st::CreateBucketConfiguration::builder()
-                            .location_constraint(st::BucketLocationConstraint::from(
-                                region.as_str(),
-                            ))
-                            .build(),
-                    );
-                }
-                req.send()
-            })
-            .await;
-        match created {
-            Ok(_) => {
-                tracing::info!(bucket, "created the lock bucket");
-                let tag = st::Tag::builder()
-                    .key(crate::model::tags::MANAGED_BY)
-                    .value("scar")
-                    .build()
-                    .map_err(|e| {
-                        CloudError::new(ErrorKind::Invalid, "s3:PutBucketTagging", e.to_string())
-                    })?;
-                let tagging = st::Tagging::builder().tag_set(tag).build().map_err(|e| {
-                    CloudError::new(ErrorKind::Invalid, "s3:PutBucketTagging", e.to_string())
-                })?;
-                self.call(bucket, "s3:PutBucketTagging", || {
-                    self.s3
-                        .put_bucket_tagging()
-                        .bucket(bucket)
-                        .tagging(tagging.clone())
-                        .send()
-                })
-                .await?;
-                Ok(())
-            }
-            // Another writer made it a moment ago.
-            Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(e),
-        }
+        // A bucket another writer made a moment ago is used as it is.
+        self.create_bucket(bucket, &region, &tags).await?;
+        tracing::info!(bucket, "the lock bucket is ready");
+        Ok(())
     }
 
     /// The current lock record of `stack` and its ETag, if any.

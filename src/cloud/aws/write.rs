@@ -510,7 +510,7 @@ impl AwsCloud {
         gone_is_fine(r)
     }
 
-    async fn create_bucket(
+    pub(super) async fn create_bucket(
         &self,
         name: &str,
         region: &str,
@@ -546,7 +546,7 @@ impl AwsCloud {
         }
     }
 
-    async fn tag_bucket(
+    pub(super) async fn tag_bucket(
         &self,
         name: &str,
         tags: &BTreeMap<String, String>,
