@@ -1,0 +1,127 @@
+//! `scar-supervisor`: the runtime inside a function's image and the Batch job command.
+//!
+//! - `scar-supervisor --event EVENT.json --function FUNCTION.yaml`: handles one event locally
+//!   with the same code path as in Lambda and prints the response (how developers and tests
+//!   drive it). Exit 0 when the script succeeded, 1 otherwise.
+//! - `scar-supervisor batch`: the Batch job command; the event is in `SCAR_EVENT`, the
+//!   function's configuration in `SCAR_CONFIG` or `/opt/scar/function.json`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+use scar::supervisor::{Config, Supervisor, succeeded};
+
+/// scar-supervisor: runs a function's script for each event.
+#[derive(Debug, Parser)]
+#[command(name = "scar-supervisor", version, about)]
+struct Args {
+    /// Local mode: the event to handle (a JSON file; `-` for standard input).
+    #[arg(long, requires = "function")]
+    event: Option<PathBuf>,
+    /// Local mode: the Function manifest (its script is read relative to it).
+    #[arg(long, requires = "event")]
+    function: Option<PathBuf>,
+    /// Local mode: the stack name (names the Batch queue and definition).
+    #[arg(long, default_value = "local", env = "SCAR_STACK")]
+    stack: String,
+    /// Local mode: the request id given to the script.
+    #[arg(long, default_value = "local")]
+    request_id: String,
+    /// What to run, when not in local mode.
+    #[command(subcommand)]
+    mode: Option<Mode>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// The Batch job command: handle the event in `SCAR_EVENT`.
+    Batch,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCAR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+fn read_event(path: &std::path::Path) -> Result<Value, String> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("standard input: {e}"))?
+    } else {
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?
+    };
+    serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let prepared = match (&args.mode, &args.event, &args.function) {
+        (Some(Mode::Batch), _, _) => Config::deployed()
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                let event = std::env::var("SCAR_EVENT")
+                    .map_err(|_| "SCAR_EVENT is not set: a Batch job gets its event there".to_owned())?;
+                let event: Value = serde_json::from_str(&event)
+                    .map_err(|e| format!("SCAR_EVENT is not JSON: {e}"))?;
+                let id = std::env::var("SCAR_REQUEST_ID")
+                    .or_else(|_| std::env::var("AWS_BATCH_JOB_ID"))
+                    .unwrap_or_else(|_| "batch".into());
+                // A Batch job has no Lambda deadline: the job definition's own limits apply.
+                Ok((c, event, id, Duration::from_secs(365 * 24 * 3600)))
+            }),
+        (None, Some(event), Some(function)) => Config::from_manifest(function, &args.stack)
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                let timeout = Duration::from_secs(u64::from(c.timeout));
+                Ok((c, read_event(event)?, args.request_id.clone(), timeout))
+            }),
+        _ => Err("give --event EVENT.json --function FUNCTION.yaml (local mode), or `batch` (the Batch job command); see --help".to_owned()),
+    };
+    let (config, event, request_id, remaining) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        let supervisor = Supervisor::connect(config).await;
+        match supervisor.handle(&event, &request_id, remaining).await {
+            Ok(result) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&result).unwrap_or_else(|_| result.to_string())
+                );
+                if succeeded(&result) {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}

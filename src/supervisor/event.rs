@@ -1,0 +1,230 @@
+//! What an invocation asks for, from the event's shape: S3 event notifications (every record),
+//! API Gateway proxy requests, direct invocations (as `scar run` and `scar invoke` send them)
+//! and Batch jobs (the event the delegating function handed over, in `SCAR_EVENT`).
+
+use serde_json::Value;
+
+/// One S3 object to process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    /// Bucket.
+    pub bucket: String,
+    /// Key (decoded).
+    pub key: String,
+}
+
+/// The work of one invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Work {
+    /// S3 objects, each processed on its own.
+    Objects(Vec<Object>),
+    /// An HTTP request: its body is the input file; the script's output is the response.
+    Http {
+        /// The request body, decoded.
+        body: Vec<u8>,
+        /// `GET`, `POST`...
+        method: String,
+        /// The path after the stage.
+        path: String,
+    },
+    /// Bytes given directly: the input file.
+    Data(Vec<u8>),
+    /// Nothing to stage: the script runs with no input file.
+    Nothing,
+}
+
+/// An invocation, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// What to process.
+    pub work: Work,
+    /// A script given in the event instead of the function's.
+    pub script: Option<String>,
+    /// Arguments for the script.
+    pub args: Vec<String>,
+}
+
+/// An event that is none of the known shapes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown event shape: {0}")]
+pub struct UnknownEvent(pub String);
+
+/// S3 event keys are URL-encoded, with `+` for a space.
+#[must_use]
+pub fn decode_key(key: &str) -> String {
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn base64(s: &str) -> Result<Vec<u8>, UnknownEvent> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map_err(|e| UnknownEvent(format!("a body marked base64 is not: {e}")))
+}
+
+/// Parses an event.
+///
+/// # Errors
+/// When the event has none of the known shapes.
+pub fn parse(event: &Value) -> Result<Invocation, UnknownEvent> {
+    let script = event
+        .get("script")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let args: Vec<String> = event
+        .get("args")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let work = if let Some(records) = event.get("Records").and_then(Value::as_array) {
+        let objects = records
+            .iter()
+            .filter_map(|r| {
+                let s3 = r.get("s3")?;
+                Some(Object {
+                    bucket: s3.pointer("/bucket/name")?.as_str()?.to_owned(),
+                    key: decode_key(s3.pointer("/object/key")?.as_str()?),
+                })
+            })
+            .collect::<Vec<_>>();
+        if objects.is_empty() {
+            return Err(UnknownEvent("Records with no S3 object".into()));
+        }
+        Work::Objects(objects)
+    } else if event.get("httpMethod").is_some() && event.get("requestContext").is_some() {
+        let body = match event.get("body").and_then(Value::as_str) {
+            None => Vec::new(),
+            Some(b) if event.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) => {
+                base64(b)?
+            }
+            Some(b) => b.as_bytes().to_vec(),
+        };
+        Work::Http {
+            body,
+            method: event["httpMethod"].as_str().unwrap_or("GET").to_owned(),
+            path: event
+                .get("path")
+                .and_then(Value::as_str)
+                .unwrap_or("/")
+                .to_owned(),
+        }
+    } else if let Some(input) = event.get("input") {
+        let one = |v: &Value| {
+            Some(Object {
+                bucket: v.get("bucket")?.as_str()?.to_owned(),
+                key: v.get("key")?.as_str()?.to_owned(),
+            })
+        };
+        let objects: Vec<Object> = match input {
+            Value::Array(a) => a.iter().filter_map(one).collect(),
+            v => one(v).into_iter().collect(),
+        };
+        if objects.is_empty() {
+            return Err(UnknownEvent("`input` names no bucket and key".into()));
+        }
+        Work::Objects(objects)
+    } else if let Some(d) = event.get("data").and_then(Value::as_str) {
+        Work::Data(base64(d)?)
+    } else if script.is_some()
+        || !args.is_empty()
+        || event.as_object().is_some_and(|o| o.is_empty())
+    {
+        Work::Nothing
+    } else {
+        let mut shown = event.to_string();
+        shown.truncate(200);
+        return Err(UnknownEvent(shown));
+    };
+    Ok(Invocation { work, script, args })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn s3_records_all_count_and_keys_decode() {
+        let e = json!({"Records": [
+            {"s3": {"bucket": {"name": "b"}, "object": {"key": "in/my+photo%281%29.jpg"}}},
+            {"s3": {"bucket": {"name": "b"}, "object": {"key": "in/b.jpg"}}}
+        ]});
+        let i = parse(&e).expect("parses");
+        assert_eq!(
+            i.work,
+            Work::Objects(vec![
+                Object {
+                    bucket: "b".into(),
+                    key: "in/my photo(1).jpg".into()
+                },
+                Object {
+                    bucket: "b".into(),
+                    key: "in/b.jpg".into()
+                },
+            ])
+        );
+    }
+
+    #[test]
+    fn api_gateway_bodies_decode_when_marked_base64() {
+        let e = json!({"httpMethod": "POST", "path": "/x", "requestContext": {},
+            "body": "AAEC/w==", "isBase64Encoded": true});
+        match parse(&e).expect("parses").work {
+            Work::Http { body, method, path } => {
+                assert_eq!(body, [0, 1, 2, 255]);
+                assert_eq!((method.as_str(), path.as_str()), ("POST", "/x"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn direct_invocations_and_unknown_shapes() {
+        assert_eq!(
+            parse(&json!({"data": "aGk="})).expect("data").work,
+            Work::Data(b"hi".to_vec())
+        );
+        let i = parse(&json!({"script": "echo hi", "args": ["a", 1]})).expect("script");
+        assert_eq!(
+            (i.work, i.args),
+            (Work::Nothing, vec!["a".to_owned(), "1".to_owned()])
+        );
+        assert!(parse(&json!({"what": 1})).is_err());
+        assert_eq!(decode_key("100%"), "100%");
+        assert_eq!(decode_key("a%2"), "a%2");
+    }
+}
