@@ -1,7 +1,9 @@
 //! scar-supervisor in local mode (`--event --function`), against moto's S3 and Batch, with
 //! real shell scripts: inputs staged, SCAR's environment contract, outputs uploaded to every
 //! matching destination and only those, a failing script's status and stderr tail, an API
-//! Gateway request with a binary body, the timeout threshold, and Batch delegation.
+//! Gateway request with a binary body, the timeout threshold, Batch delegation, and the
+//! Lambda Runtime API loop against a stand-in for the Runtime API (the real one exists only
+//! inside Lambda).
 
 mod support;
 
@@ -367,5 +369,188 @@ async fn the_timeout_threshold_stops_the_script_uploads_partial_results_and_lamb
     assert_eq!(
         response["ok"], true,
         "work handed to Batch is not a failure"
+    );
+}
+
+/// A stand-in for Lambda's Runtime API on loopback: hands out one event as invocation
+/// `req-9`, records what the runtime posts back, and holds every later poll.
+struct FakeRuntimeApi {
+    port: u16,
+    posted: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+fn read_http(reader: &mut std::io::BufReader<std::net::TcpStream>) -> Option<(String, String)> {
+    use std::io::{BufRead, Read};
+    let mut line = String::new();
+    reader.read_line(&mut line).ok().filter(|n| *n > 0)?;
+    let target = line
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (mut length, mut chunked) = (0usize, false);
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        let lower = h.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+            chunked = true;
+        }
+        if h == "\r\n" || h.is_empty() {
+            break;
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).ok()?;
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            let mut chunk = vec![0u8; n + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else {
+        body.resize(length, 0);
+        reader.read_exact(&mut body).ok()?;
+    }
+    Some((target, String::from_utf8_lossy(&body).into_owned()))
+}
+
+impl FakeRuntimeApi {
+    fn start(event: Value) -> FakeRuntimeApi {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        let port = listener.local_addr().expect("addr").port();
+        let posted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let handed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sink = posted.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (sink, handed, event) = (sink.clone(), handed.clone(), event.clone());
+                std::thread::spawn(move || {
+                    let Ok(mut writer) = conn.try_clone() else {
+                        return;
+                    };
+                    let mut reader = std::io::BufReader::new(conn);
+                    while let Some((target, body)) = read_http(&mut reader) {
+                        if target.ends_with("/runtime/invocation/next") {
+                            if handed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                                std::thread::sleep(std::time::Duration::from_secs(600));
+                                return;
+                            }
+                            let deadline = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_millis())
+                                + 60_000;
+                            let payload = event.to_string();
+                            let _ = write!(
+                                writer,
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: req-9\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:thumbs\r\nLambda-Runtime-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793\r\nContent-Length: {}\r\n\r\n{payload}",
+                                payload.len()
+                            );
+                        } else {
+                            if let Ok(mut p) = sink.lock() {
+                                p.push((target, body));
+                            }
+                            let _ = write!(
+                                writer,
+                                "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+                            );
+                        }
+                    }
+                });
+            }
+        });
+        FakeRuntimeApi { port, posted }
+    }
+
+    /// Runs `scar-supervisor` as Lambda would, until it posted a result (or 30 s).
+    fn invoke(&self, moto: &Moto, config: &scar::supervisor::Config) -> (String, Value) {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scar-supervisor"))
+            .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{}", self.port))
+            .env("AWS_LAMBDA_FUNCTION_NAME", "thumbs")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env(
+                "SCAR_CONFIG",
+                b64.encode(serde_json::to_vec(config).expect("config json")),
+            )
+            .env("AWS_ENDPOINT_URL", &moto.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("scar-supervisor starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let posted = loop {
+            if let Some(p) = self.posted.lock().ok().and_then(|p| p.first().cloned()) {
+                break p;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing posted within 30 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        (
+            posted.0,
+            serde_json::from_str(&posted.1).unwrap_or(Value::String(posted.1)),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lambda_runtime_api_loop_answers_an_invocation_and_reports_a_failed_one() {
+    let moto = Moto::start();
+    let client = buckets(&moto, &["sup-in", "sup-out"]).await;
+    client
+        .put_object()
+        .bucket("sup-in")
+        .key("in/a.txt")
+        .body(b"lambda".to_vec().into())
+        .send()
+        .await
+        .expect("put");
+    let dir = tempfile::tempdir().expect("tempdir");
+    function(
+        dir.path(),
+        OUTPUTS,
+        "tr a-z A-Z < \"$INPUT_FILE_PATH\" > \"$TMP_OUTPUT_DIR/out.txt\"\n",
+    );
+    let config = scar::supervisor::Config::from_manifest(&dir.path().join("function.yaml"), "demo")
+        .expect("config");
+    let api = FakeRuntimeApi::start(s3_event(&[("sup-in", "in/a.txt")]));
+    let (path, body) = api.invoke(&moto, &config);
+    assert_eq!(path, "POST /2018-06-01/runtime/invocation/req-9/response");
+    assert_eq!(body["ok"], true, "{body:#}");
+    assert_eq!(
+        body["results"][0]["uploaded"][0],
+        "s3://sup-out/all/out.txt"
+    );
+    assert_eq!(body(&client, "sup-out", "all/out.txt").await, "LAMBDA");
+
+    function(dir.path(), OUTPUTS, "echo no such model >&2\nexit 4\n");
+    let config = scar::supervisor::Config::from_manifest(&dir.path().join("function.yaml"), "demo")
+        .expect("config");
+    let api = FakeRuntimeApi::start(s3_event(&[("sup-in", "in/a.txt")]));
+    let (path, body) = api.invoke(&moto, &config);
+    assert_eq!(path, "POST /2018-06-01/runtime/invocation/req-9/error");
+    let message = body["errorMessage"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("no such model") && message.contains("\"exit_status\":4"),
+        "{body:#}"
     );
 }

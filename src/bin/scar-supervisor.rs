@@ -5,6 +5,8 @@
 //!   drive it). Exit 0 when the script succeeded, 1 otherwise.
 //! - `scar-supervisor batch`: the Batch job command; the event is in `SCAR_EVENT`, the
 //!   function's configuration in `SCAR_CONFIG` or `/opt/scar/function.json`.
+//! - `scar-supervisor` with no arguments inside Lambda (`AWS_LAMBDA_RUNTIME_API` set): the
+//!   Lambda Runtime API loop, one invocation after another.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +77,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if args.mode.is_none()
+        && args.event.is_none()
+        && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
+    {
+        return runtime.block_on(lambda_loop());
+    }
     let prepared = match (&args.mode, &args.event, &args.function) {
         (Some(Mode::Batch), _, _) => Config::deployed()
             .map_err(|e| e.to_string())
@@ -95,7 +103,7 @@ fn main() -> ExitCode {
                 let timeout = Duration::from_secs(u64::from(c.timeout));
                 Ok((c, read_event(event)?, args.request_id.clone(), timeout))
             }),
-        _ => Err("give --event EVENT.json --function FUNCTION.yaml (local mode), or `batch` (the Batch job command); see --help".to_owned()),
+        _ => Err("give --event EVENT.json --function FUNCTION.yaml (local mode), or `batch` (the Batch job command); inside Lambda (AWS_LAMBDA_RUNTIME_API set) it needs no argument. See --help".to_owned()),
     };
     let (config, event, request_id, remaining) = match prepared {
         Ok(p) => p,
@@ -124,4 +132,61 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// The Lambda Runtime API loop: each invocation is handled with the time left before its
+/// deadline. A script that fails fails the invocation (so Lambda's retries, metrics and
+/// destinations see it), except for HTTP requests, whose response carries the failure.
+async fn lambda_loop() -> ExitCode {
+    for var in [
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+    ] {
+        if std::env::var_os(var).is_none() {
+            eprintln!("error: {var} is not set: this is not a Lambda environment");
+            return ExitCode::from(1);
+        }
+    }
+    let config = match Config::deployed() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(
+        function = config.function,
+        version = scar::supervisor::VERSION,
+        "scar-supervisor starting"
+    );
+    let supervisor = std::sync::Arc::new(Supervisor::connect(config).await);
+    let handler = lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| {
+        let supervisor = supervisor.clone();
+        async move {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            let remaining = Duration::from_millis(
+                u64::try_from(u128::from(event.context.deadline).saturating_sub(now)).unwrap_or(0),
+            );
+            let result = supervisor
+                .handle(&event.payload, &event.context.request_id, remaining)
+                .await
+                .map_err(|e| lambda_runtime::Error::from(e.to_string()))?;
+            if result.get("statusCode").is_none() && !succeeded(&result) {
+                return Err(lambda_runtime::Error::from(format!(
+                    "the script failed: {result}"
+                )));
+            }
+            Ok::<Value, lambda_runtime::Error>(result)
+        }
+    });
+    match lambda_runtime::run(handler).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: the Lambda Runtime API loop ended: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
