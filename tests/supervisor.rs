@@ -533,11 +533,11 @@ async fn the_lambda_runtime_api_loop_answers_an_invocation_and_reports_a_failed_
     let config = scar::supervisor::Config::from_manifest(&dir.path().join("function.yaml"), "demo")
         .expect("config");
     let api = FakeRuntimeApi::start(s3_event(&[("sup-in", "in/a.txt")]));
-    let (path, body) = api.invoke(&moto, &config);
+    let (path, answer) = api.invoke(&moto, &config);
     assert_eq!(path, "POST /2018-06-01/runtime/invocation/req-9/response");
-    assert_eq!(body["ok"], true, "{body:#}");
+    assert_eq!(answer["ok"], true, "{answer:#}");
     assert_eq!(
-        body["results"][0]["uploaded"][0],
+        answer["results"][0]["uploaded"][0],
         "s3://sup-out/all/out.txt"
     );
     assert_eq!(body(&client, "sup-out", "all/out.txt").await, "LAMBDA");
@@ -546,11 +546,11 @@ async fn the_lambda_runtime_api_loop_answers_an_invocation_and_reports_a_failed_
     let config = scar::supervisor::Config::from_manifest(&dir.path().join("function.yaml"), "demo")
         .expect("config");
     let api = FakeRuntimeApi::start(s3_event(&[("sup-in", "in/a.txt")]));
-    let (path, body) = api.invoke(&moto, &config);
+    let (path, answer) = api.invoke(&moto, &config);
     assert_eq!(path, "POST /2018-06-01/runtime/invocation/req-9/error");
-    let message = body["errorMessage"].as_str().unwrap_or_default();
+    let message = answer["errorMessage"].as_str().unwrap_or_default();
     assert!(
         message.contains("no such model") && message.contains("\"exit_status\":4"),
-        "{body:#}"
+        "{answer:#}"
     );
 }
