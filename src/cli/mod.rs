@@ -9,6 +9,7 @@ mod cmd_apply;
 mod cmd_completions;
 mod cmd_graph;
 mod cmd_import;
+mod cmd_ops;
 mod cmd_plan;
 mod cmd_schema;
 mod cmd_show;
@@ -231,6 +232,67 @@ pub enum Command {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
         parallelism: u16,
     },
+    /// List the stack's functions with their live state: state, last update, memory, timeout,
+    /// execution mode, image digest, supervisor version and HTTP URL.
+    Ls {
+        /// The stack directory.
+        dir: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Upload files and folders to a function's S3 input (relative paths kept): each file
+    /// starts the function, as a drop into the bucket would.
+    Put {
+        /// The stack directory.
+        dir: PathBuf,
+        /// The function.
+        function: String,
+        /// Files or folders to upload.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Which of the function's inputs (0 is the first).
+        #[arg(long, default_value_t = 0)]
+        input: usize,
+        /// Print JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download what a function wrote to its S3 output, relative paths kept.
+    Get {
+        /// The stack directory.
+        dir: PathBuf,
+        /// The function.
+        function: String,
+        /// Which of the function's outputs (0 is the first).
+        #[arg(long, default_value_t = 0)]
+        output: usize,
+        /// The folder to download into.
+        #[arg(long, default_value = ".")]
+        to: PathBuf,
+        /// Print JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a function's logs (CloudWatch Logs), optionally only one request's, or follow them.
+    Logs {
+        /// The stack directory.
+        dir: PathBuf,
+        /// The function.
+        function: String,
+        /// Only lines that mention this request id.
+        #[arg(long)]
+        request_id: Option<String>,
+        /// How far back to start (such as 30m, 2h).
+        #[arg(long, default_value = "1h", value_parser = crate::watch::parse_duration)]
+        since: std::time::Duration,
+        /// Keep printing new lines until Ctrl-C.
+        #[arg(long, short)]
+        follow: bool,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Draw the stack's workflow: functions, the S3 locations that trigger them and that they
     /// write to, HTTP entry points and Batch delegation. No AWS call.
     Graph {
@@ -397,6 +459,38 @@ pub fn main() -> ExitCode {
                 max_deletes,
                 parallelism: usize::from(parallelism),
             },
+            &cli.aws,
+            &out,
+        ),
+        Command::Ls { dir, json } => cmd_ops::ls(&dir, json, &cli.aws, &out),
+        Command::Put {
+            dir,
+            function,
+            paths,
+            input,
+            json,
+        } => cmd_ops::put(&dir, &function, &paths, input, json, &cli.aws, &out),
+        Command::Get {
+            dir,
+            function,
+            output,
+            to,
+            json,
+        } => cmd_ops::get(&dir, &function, output, &to, json, &cli.aws, &out),
+        Command::Logs {
+            dir,
+            function,
+            request_id,
+            since,
+            follow,
+            json,
+        } => cmd_ops::logs(
+            &dir,
+            &function,
+            request_id.as_deref(),
+            since,
+            follow,
+            json,
             &cli.aws,
             &out,
         ),

@@ -6,6 +6,7 @@ mod batch;
 mod classify;
 mod http;
 mod lock;
+mod ops;
 mod read;
 mod write;
 
@@ -23,6 +24,7 @@ use super::{CloudError, ErrorKind, Settings};
 
 pub use classify::classify;
 pub use lock::{HeldLock, LockError};
+pub use ops::{FunctionStatus, LogEvent};
 pub use write::ExecOutcome;
 
 /// Clients for every service a stack touches, and the run's limits.

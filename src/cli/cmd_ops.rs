@@ -1,0 +1,411 @@
+//! The operating commands: `scar ls`, `scar put`, `scar get`, `scar logs`. No prompts; `--json`
+//! for scripts; progress lines on stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::output::Output;
+use super::{AwsArgs, session};
+use crate::manifest::load::{Doc, ManifestSet};
+use crate::manifest::types::FunctionManifest;
+use crate::model::{DesiredGraph, ResourceKind};
+
+/// The stack and the named function's manifest, or the exit code after saying why not.
+fn function<'a>(
+    set: &'a ManifestSet,
+    name: &str,
+    out: &Output,
+) -> Result<&'a Doc<FunctionManifest>, ExitCode> {
+    set.functions
+        .iter()
+        .find(|f| f.value.metadata.name == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = set
+                .functions
+                .iter()
+                .map(|f| f.value.metadata.name.as_str())
+                .collect();
+            out.error(&format!(
+                "the stack has no function `{name}`; its functions: {}",
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ));
+            ExitCode::from(1)
+        })
+}
+
+fn load(dir: &Path, out: &Output) -> Result<(ManifestSet, DesiredGraph), ExitCode> {
+    session::load_set(dir, out)
+}
+
+/// `scar ls DIR [--json]`.
+pub(super) fn ls(
+    dir: &Path,
+    as_json: bool,
+    aws: &AwsArgs,
+    out: &Output,
+) -> std::io::Result<ExitCode> {
+    let (set, desired) = match load(dir, out) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let rt = session::runtime()?;
+    rt.block_on(async {
+        let cloud = session::connect(aws, &desired).await;
+        let live = match cloud.refresh(&desired).await {
+            Ok(l) => l,
+            Err(e) => return Ok(session::cloud_failed(out, "reading live state failed", &e)),
+        };
+        let mut rows = Vec::new();
+        for f in &set.functions {
+            let name = &f.value.metadata.name;
+            let status = match cloud.function_status(name).await {
+                Ok(s) => s,
+                Err(e) => return Ok(session::cloud_failed(out, "reading a function failed", &e)),
+            };
+            let url = live
+                .get(&crate::model::Address::new(
+                    ResourceKind::HttpApi,
+                    name.clone(),
+                ))
+                .and_then(|a| a.outputs.get("url"))
+                .and_then(|u| u.as_str())
+                .map(str::to_owned);
+            let execution = crate::manifest::resolve::effective(
+                set.stack().map(|s| &s.value.spec),
+                &f.value.spec,
+            )
+            .execution;
+            rows.push(json!({
+                "name": name,
+                "deployed": status.is_some(),
+                "state": status.as_ref().map(|s| s.state.clone()),
+                "last_update_status": status.as_ref().map(|s| s.last_update_status.clone()),
+                "memory": status.as_ref().map(|s| s.memory),
+                "timeout": status.as_ref().map(|s| s.timeout),
+                "execution": serde_json::to_value(execution).unwrap_or_default(),
+                "image": status.as_ref().map(|s| s.image.clone()),
+                "digest": status.as_ref().and_then(|s| s.digest.clone()),
+                "supervisor": status.as_ref().and_then(|s| s.supervisor.clone()),
+                "last_modified": status.as_ref().map(|s| s.last_modified.clone()),
+                "url": url,
+            }));
+        }
+        if as_json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({"stack": desired.stack, "functions": rows}))
+                    .map_err(std::io::Error::other)?
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        let cell = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => "-".to_owned(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let header = [
+            "NAME",
+            "STATE",
+            "UPDATE",
+            "MEMORY",
+            "TIMEOUT",
+            "EXECUTION",
+            "DIGEST",
+            "SUPERVISOR",
+            "URL",
+        ];
+        let keys = [
+            "name",
+            "state",
+            "last_update_status",
+            "memory",
+            "timeout",
+            "execution",
+            "digest",
+            "supervisor",
+            "url",
+        ];
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                keys.iter()
+                    .map(|k| {
+                        let c = cell(&r[*k]);
+                        if *k == "state" && r["deployed"] == false {
+                            "not deployed".to_owned()
+                        } else if *k == "digest" && c.len() > 19 {
+                            c[..19].to_owned()
+                        } else {
+                            c
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let widths: Vec<usize> = (0..header.len())
+            .map(|i| {
+                table
+                    .iter()
+                    .map(|r| r[i].len())
+                    .chain([header[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: Vec<&str>| {
+            cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_owned()
+        };
+        println!("{}", line(header.to_vec()));
+        for r in &table {
+            println!("{}", line(r.iter().map(String::as_str).collect()));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Every file under `path` (or `path` itself), with the key suffix it gets: the path
+/// relative to the folder given, or the file's name.
+fn files_to_put(path: &Path) -> std::io::Result<Vec<(PathBuf, String)>> {
+    if path.is_file() {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return Ok(vec![(path.to_path_buf(), name)]);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            let p = e.path();
+            if e.file_type()?.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(path)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.push((p, rel));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Progress on stderr: one line per file.
+fn progress(i: usize, n: usize, what: &str) {
+    eprintln!("[{i}/{n}] {what}");
+}
+
+/// `scar put DIR FUNCTION PATH... [--input N] [--json]`: upload to the function's input.
+pub(super) fn put(
+    dir: &Path,
+    name: &str,
+    paths: &[PathBuf],
+    input: usize,
+    as_json: bool,
+    aws: &AwsArgs,
+    out: &Output,
+) -> std::io::Result<ExitCode> {
+    let (set, desired) = match load(dir, out) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let f = match function(&set, name, out) {
+        Ok(f) => f,
+        Err(code) => return Ok(code),
+    };
+    let Some(target) = f.value.spec.input.get(input) else {
+        out.error(&format!(
+            "function `{name}` has {} S3 inputs; there is no input {input} to put files into",
+            f.value.spec.input.len()
+        ));
+        return Ok(ExitCode::from(1));
+    };
+    let mut files = Vec::new();
+    for p in paths {
+        match files_to_put(p) {
+            Ok(f) => files.extend(f),
+            Err(e) => {
+                out.error(&format!("{}: {e}", p.display()));
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    let prefix = target.prefix.clone().unwrap_or_default();
+    let rt = session::runtime()?;
+    rt.block_on(async {
+        let cloud = session::connect(aws, &desired).await;
+        let mut done = Vec::new();
+        for (i, (path, rel)) in files.iter().enumerate() {
+            let key = format!("{prefix}{rel}");
+            if let Err(e) = cloud.upload_file(&target.bucket, &key, path).await {
+                return Ok(session::cloud_failed(
+                    out,
+                    &format!("uploading {}", path.display()),
+                    &e,
+                ));
+            }
+            let uri = format!("s3://{}/{key}", target.bucket);
+            progress(i + 1, files.len(), &uri);
+            done.push(uri);
+        }
+        if as_json {
+            println!("{}", json!({"uploaded": done}));
+        } else {
+            println!(
+                "Uploaded {} files to s3://{}/{prefix}",
+                done.len(),
+                target.bucket
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `scar get DIR FUNCTION [--output N] [--to DIR] [--json]`: download the function's outputs.
+pub(super) fn get(
+    dir: &Path,
+    name: &str,
+    output: usize,
+    to: &Path,
+    as_json: bool,
+    aws: &AwsArgs,
+    out: &Output,
+) -> std::io::Result<ExitCode> {
+    let (set, desired) = match load(dir, out) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let f = match function(&set, name, out) {
+        Ok(f) => f,
+        Err(code) => return Ok(code),
+    };
+    let Some(source) = f
+        .value
+        .spec
+        .output
+        .get(output)
+        .filter(|o| o.provider.is_none())
+    else {
+        out.error(&format!(
+            "function `{name}` has no S3 output {output} in the stack's account to get files from"
+        ));
+        return Ok(ExitCode::from(1));
+    };
+    let prefix = source.prefix.clone().unwrap_or_default();
+    let rt = session::runtime()?;
+    rt.block_on(async {
+        let cloud = session::connect(aws, &desired).await;
+        let keys = match cloud.list_keys(&source.bucket, &prefix).await {
+            Ok(k) => k,
+            Err(e) => return Ok(session::cloud_failed(out, "listing the output failed", &e)),
+        };
+        let keys: Vec<(String, i64)> = keys
+            .into_iter()
+            .filter(|(k, _)| !k.ends_with('/'))
+            .collect();
+        let mut done = Vec::new();
+        for (i, (key, _)) in keys.iter().enumerate() {
+            let rel = key.strip_prefix(&prefix).unwrap_or(key);
+            // Never write outside the target folder, whatever the key says.
+            if rel.split('/').any(|part| part == ".." || part.is_empty()) {
+                tracing::warn!(key, "skipped: the key does not make a safe relative path");
+                continue;
+            }
+            let path = to.join(rel);
+            if let Err(e) = cloud.download_file(&source.bucket, key, &path).await {
+                return Ok(session::cloud_failed(
+                    out,
+                    &format!("downloading {key}"),
+                    &e,
+                ));
+            }
+            progress(i + 1, keys.len(), &path.display().to_string());
+            done.push(path.display().to_string());
+        }
+        if as_json {
+            println!("{}", json!({"downloaded": done}));
+        } else {
+            println!(
+                "Downloaded {} files from s3://{}/{prefix} to {}",
+                done.len(),
+                source.bucket,
+                to.display()
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `scar logs DIR FUNCTION [--request-id ID] [--since DURATION] [--follow] [--json]`.
+#[allow(clippy::too_many_arguments, reason = "one per flag of the command")]
+pub(super) fn logs(
+    dir: &Path,
+    name: &str,
+    request_id: Option<&str>,
+    since: Duration,
+    follow: bool,
+    as_json: bool,
+    aws: &AwsArgs,
+    out: &Output,
+) -> std::io::Result<ExitCode> {
+    let (set, desired) = match load(dir, out) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    if let Err(code) = function(&set, name, out) {
+        return Ok(code);
+    }
+    let group = crate::manifest::names::derive(&desired.stack, name).log_group;
+    let pattern = request_id.map(|id| format!("\"{id}\""));
+    let rt = session::runtime()?;
+    rt.block_on(async {
+        let cloud = session::connect(aws, &desired).await;
+        let now = i64::try_from(crate::lock::now()).unwrap_or(0) * 1000;
+        let mut start = now - i64::try_from(since.as_millis()).unwrap_or(i64::MAX / 2);
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let events = match cloud.log_events(&group, start, pattern.as_deref()).await {
+                Ok(e) => e,
+                Err(e) => return Ok(session::cloud_failed(out, "reading the logs failed", &e)),
+            };
+            for e in events {
+                if !seen.insert((e.timestamp, e.stream.clone(), e.message.clone())) {
+                    continue;
+                }
+                start = start.max(e.timestamp);
+                if as_json {
+                    println!("{}", json!(e));
+                } else {
+                    let secs = u64::try_from(e.timestamp / 1000).unwrap_or(0);
+                    println!("{} {} {}", crate::lock::rfc3339(secs), e.stream, e.message);
+                }
+            }
+            if !follow {
+                return Ok(ExitCode::SUCCESS);
+            }
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        }
+    })
+}

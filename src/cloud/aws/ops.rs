@@ -1,0 +1,231 @@
+//! What the operating commands (`ls`, `put`, `get`, `logs`) ask of AWS: a function's live
+//! status, S3 transfers, and log events. Retried and classified like every other call.
+
+use std::path::Path;
+
+use super::AwsCloud;
+use crate::cloud::{CloudError, ErrorKind};
+
+/// A function's live status, as `scar ls` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FunctionStatus {
+    /// `Active`, `Pending`, `Inactive`, `Failed`.
+    pub state: String,
+    /// `Successful`, `InProgress`, `Failed`.
+    pub last_update_status: String,
+    /// MB.
+    pub memory: i32,
+    /// Seconds.
+    pub timeout: i32,
+    /// The image URI the function was given.
+    pub image: String,
+    /// The image digest Lambda resolved (`sha256:...`), if known.
+    pub digest: Option<String>,
+    /// The supervisor version recorded on the function, if any.
+    pub supervisor: Option<String>,
+    /// When it last changed (ISO 8601, as Lambda says).
+    pub last_modified: String,
+}
+
+/// One log event.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LogEvent {
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+    /// The log stream.
+    pub stream: String,
+    /// The message.
+    pub message: String,
+}
+
+impl AwsCloud {
+    /// The live status of function `name`; `None` when it does not exist.
+    ///
+    /// # Errors
+    /// When Lambda fails.
+    pub async fn function_status(&self, name: &str) -> Result<Option<FunctionStatus>, CloudError> {
+        self.limits.get_function.acquire().await;
+        let out = self
+            .call(name, "lambda:GetFunction", || {
+                self.lambda.get_function().function_name(name).send()
+            })
+            .await;
+        let out = match out {
+            Ok(o) => o,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(c) = out.configuration() else {
+            return Ok(None);
+        };
+        let code = out.code();
+        let resolved = code
+            .and_then(|c| c.resolved_image_uri())
+            .unwrap_or_default();
+        Ok(Some(FunctionStatus {
+            state: c.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            last_update_status: c
+                .last_update_status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            memory: c.memory_size().unwrap_or_default(),
+            timeout: c.timeout().unwrap_or_default(),
+            image: code
+                .and_then(|c| c.image_uri())
+                .unwrap_or_default()
+                .to_owned(),
+            digest: resolved.split_once('@').map(|(_, d)| d.to_owned()),
+            supervisor: c
+                .environment()
+                .and_then(|e| e.variables())
+                .and_then(|v| v.get("SCAR_SUPERVISOR_VERSION").cloned())
+                .or_else(|| out.tags().and_then(|t| t.get("scar:supervisor").cloned())),
+            last_modified: c.last_modified().unwrap_or_default().to_owned(),
+        }))
+    }
+
+    /// Uploads the file at `path` to `s3://bucket/key`.
+    ///
+    /// # Errors
+    /// When the file cannot be read or S3 refuses.
+    pub async fn upload_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &Path,
+    ) -> Result<(), CloudError> {
+        // Read whole, so a retry can send it again; files here are what a person uploads.
+        let bytes = tokio::fs::read(path).await.map_err(|e| {
+            CloudError::new(
+                ErrorKind::Invalid,
+                "read",
+                format!("{}: {e}", path.display()),
+            )
+        })?;
+        self.call(key, "s3:PutObject", || {
+            self.s3
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(bytes.clone().into())
+                .send()
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The keys (and sizes) under `s3://bucket/prefix`, every page.
+    ///
+    /// # Errors
+    /// When S3 fails.
+    pub async fn list_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, i64)>, CloudError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .call(bucket, "s3:ListObjectsV2", || {
+                    self.s3
+                        .list_objects_v2()
+                        .bucket(bucket)
+                        .prefix(prefix)
+                        .set_continuation_token(token.clone())
+                        .send()
+                })
+                .await?;
+            out.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| Some((o.key()?.to_owned(), o.size().unwrap_or(0)))),
+            );
+            token = page.next_continuation_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Downloads `s3://bucket/key` to `path` (its folders made as needed).
+    ///
+    /// # Errors
+    /// When S3 fails or the file cannot be written.
+    pub async fn download_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &Path,
+    ) -> Result<(), CloudError> {
+        let got = self
+            .call(key, "s3:GetObject", || {
+                self.s3.get_object().bucket(bucket).key(key).send()
+            })
+            .await?;
+        let bytes = got
+            .body
+            .collect()
+            .await
+            .map_err(|e| CloudError::new(ErrorKind::Transient, "s3:GetObject", e.to_string()))?
+            .into_bytes();
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                CloudError::new(
+                    ErrorKind::Invalid,
+                    "write",
+                    format!("{}: {e}", dir.display()),
+                )
+            })?;
+        }
+        tokio::fs::write(path, &bytes).await.map_err(|e| {
+            CloudError::new(
+                ErrorKind::Invalid,
+                "write",
+                format!("{}: {e}", path.display()),
+            )
+        })
+    }
+
+    /// Log events of `group` from `start` (ms since the epoch), matching `pattern`, every page.
+    /// A group that does not exist yet has no events.
+    ///
+    /// # Errors
+    /// When CloudWatch Logs fails.
+    pub async fn log_events(
+        &self,
+        group: &str,
+        start: i64,
+        pattern: Option<&str>,
+    ) -> Result<Vec<LogEvent>, CloudError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .call(group, "logs:FilterLogEvents", || {
+                    self.logs
+                        .filter_log_events()
+                        .log_group_name(group)
+                        .start_time(start)
+                        .set_filter_pattern(pattern.map(str::to_owned))
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await;
+            let page = match page {
+                Ok(p) => p,
+                Err(e) if e.kind == ErrorKind::NotFound => return Ok(out),
+                Err(e) => return Err(e),
+            };
+            out.extend(page.events().iter().map(|e| LogEvent {
+                timestamp: e.timestamp().unwrap_or_default(),
+                stream: e.log_stream_name().unwrap_or_default().to_owned(),
+                message: e.message().unwrap_or_default().trim_end().to_owned(),
+            }));
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}

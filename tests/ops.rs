@@ -1,0 +1,216 @@
+//! The operating commands against moto: `scar ls` (table and JSON), `scar put` and `scar get`
+//! (folders, relative paths kept), `scar logs` (a request's lines only), and their errors.
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use support::moto::{Moto, s3};
+use support::{ok, stderr, stdout};
+
+const STACK: &str = "apiVersion: scar/v1alpha1
+kind: Stack
+metadata:
+  name: ops
+spec:
+  region: us-east-1
+  role:
+    managed: true
+";
+
+const THUMBS: &str = "apiVersion: scar/v1alpha1
+kind: Function
+metadata:
+  name: thumbs
+spec:
+  image: grycap/imagemagick
+  input:
+    - bucket: ops-data
+      prefix: in/
+  output:
+    - bucket: ops-data
+      prefix: out/
+";
+
+const WEB: &str = "apiVersion: scar/v1alpha1
+kind: Function
+metadata:
+  name: web
+spec:
+  image: grycap/cowsay
+  memory: 1024
+  http: {}
+";
+
+fn stack() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in [
+        ("stack.yaml", STACK),
+        ("thumbs.yaml", THUMBS),
+        ("web.yaml", WEB),
+    ] {
+        std::fs::write(dir.path().join(name), text).expect("write");
+    }
+    dir
+}
+
+fn json_of(out: &std::process::Output) -> Value {
+    ok(out);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+}
+
+fn write(path: &Path, text: &str) {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    std::fs::write(path, text).expect("write");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ls_put_get_and_logs_work_on_a_deployed_stack() {
+    let moto = Moto::start();
+    let dir = stack();
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+
+    // ls: live state, and the HTTP URL of the function that has one.
+    let listed = json_of(&moto.scar(dir.path(), &["ls", ".", "--json"]));
+    assert_eq!(listed["stack"], "ops");
+    let fns = listed["functions"].as_array().expect("functions");
+    let by = |n: &str| {
+        fns.iter()
+            .find(|f| f["name"] == n)
+            .cloned()
+            .expect("listed")
+    };
+    assert_eq!(by("thumbs")["state"], "Active");
+    assert_eq!(by("thumbs")["memory"], 512);
+    assert_eq!(by("thumbs")["url"], Value::Null);
+    assert_eq!(by("web")["memory"], 1024);
+    assert!(
+        by("web")["url"]
+            .as_str()
+            .is_some_and(|u| u.contains(".execute-api.us-east-1.amazonaws.com/scar")),
+        "{listed:#}"
+    );
+    let table = stdout(&moto.scar(dir.path(), &["ls", "."]));
+    let header = table.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with("NAME") && header.contains("URL"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("thumbs") && l.contains("Active")),
+        "{table}"
+    );
+
+    // put: a folder (paths relative to it) and a file, to the function's input.
+    let local = tempfile::tempdir().expect("tempdir");
+    write(&local.path().join("photos/a.jpg"), "a");
+    write(&local.path().join("photos/sub/b.jpg"), "b");
+    write(&local.path().join("c.txt"), "c");
+    let photos = local.path().join("photos").display().to_string();
+    let c = local.path().join("c.txt").display().to_string();
+    let put = moto.scar(dir.path(), &["put", ".", "thumbs", &photos, &c, "--json"]);
+    let uploaded = json_of(&put);
+    assert_eq!(uploaded["uploaded"].as_array().map(Vec::len), Some(3));
+    assert!(
+        stderr(&put).contains("[3/3] s3://ops-data/"),
+        "progress: {}",
+        stderr(&put)
+    );
+    let client = s3(&moto.sdk().await);
+    let listed = client
+        .list_objects_v2()
+        .bucket("ops-data")
+        .prefix("in/")
+        .send()
+        .await
+        .expect("list");
+    let mut keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["in/a.jpg", "in/c.txt", "in/sub/b.jpg"]);
+
+    // get: everything under the output prefix, relative paths kept.
+    for (k, v) in [("out/x.txt", "x"), ("out/deep/y.txt", "y")] {
+        client
+            .put_object()
+            .bucket("ops-data")
+            .key(k)
+            .body(v.as_bytes().to_vec().into())
+            .send()
+            .await
+            .expect("put");
+    }
+    let to = tempfile::tempdir().expect("tempdir");
+    let got = json_of(&moto.scar(
+        dir.path(),
+        &[
+            "get",
+            ".",
+            "thumbs",
+            "--to",
+            &to.path().display().to_string(),
+            "--json",
+        ],
+    ));
+    assert_eq!(got["downloaded"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        std::fs::read_to_string(to.path().join("deep/y.txt")).expect("y"),
+        "y"
+    );
+    assert_eq!(
+        std::fs::read_to_string(to.path().join("x.txt")).expect("x"),
+        "x"
+    );
+
+    // logs: a request's lines only.
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&moto.sdk().await);
+    logs.create_log_stream()
+        .log_group_name("/aws/lambda/thumbs")
+        .log_stream_name("2026/11/27/[$LATEST]abc")
+        .send()
+        .await
+        .expect("stream");
+    let now = i64::try_from(scar::lock::now()).expect("time") * 1000;
+    let event = |i: i64, m: &str| {
+        aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+            .timestamp(now - 1000 + i)
+            .message(m)
+            .build()
+            .expect("event")
+    };
+    logs.put_log_events()
+        .log_group_name("/aws/lambda/thumbs")
+        .log_stream_name("2026/11/27/[$LATEST]abc")
+        .log_events(event(0, "START RequestId: req-1 Version: $LATEST"))
+        .log_events(event(1, "running the script req-1"))
+        .log_events(event(2, "START RequestId: req-2 Version: $LATEST"))
+        .log_events(event(3, "uploaded s3://ops-data/out/x.txt req-2"))
+        .send()
+        .await
+        .expect("events");
+    let all = stdout(&moto.scar(dir.path(), &["logs", ".", "thumbs"]));
+    assert_eq!(all.lines().count(), 4, "{all}");
+    let one = stdout(&moto.scar(
+        dir.path(),
+        &["logs", ".", "thumbs", "--request-id", "req-2"],
+    ));
+    assert_eq!(one.lines().count(), 2, "{one}");
+    assert!(one.lines().all(|l| l.contains("req-2")), "{one}");
+}
+
+#[test]
+fn an_unknown_function_is_named_with_the_stacks_functions() {
+    let dir = stack();
+    let out = support::scar_in(dir.path(), &["put", ".", "nosuch", "file.txt"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the stack has no function `nosuch`; its functions: thumbs, web"),
+        "{}",
+        stderr(&out)
+    );
+}
