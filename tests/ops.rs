@@ -214,3 +214,95 @@ fn an_unknown_function_is_named_with_the_stacks_functions() {
         stderr(&out)
     );
 }
+
+/// moto 5.2.5 runs Lambda functions in Docker, which this machine does not have: every
+/// invocation fails on its side (HTTP 500). These tests therefore check what scar sends, on
+/// the wire, and that it reports the failure; a function answering is proved only on AWS.
+#[tokio::test(flavor = "multi_thread")]
+async fn invoke_and_run_send_what_the_supervisor_expects_and_report_failures() {
+    use support::proxy::{Fault, Proxy};
+    let moto = Moto::start();
+    let dir = stack();
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    let file = dir.path().join("hello.txt");
+    std::fs::write(&file, "hello\n").expect("write");
+    let proxy = Proxy::start(moto.port(), Fault::None);
+
+    // A function without an endpoint: Lambda Invoke with the bytes as `data`; not retried.
+    let out = moto.scar_via(
+        &proxy.endpoint,
+        dir.path(),
+        &["invoke", ".", "thumbs", "--data", "hello.txt"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("invoking failed"), "{}", stderr(&out));
+    let log = proxy.log.lock().expect("log").clone();
+    let invokes: Vec<&String> = log
+        .iter()
+        .filter(|l| l.starts_with("POST /2015-03-31/functions/thumbs/invocations"))
+        .collect();
+    assert_eq!(
+        invokes.len(),
+        1,
+        "an invocation is never retried after a 5xx: {log:#?}"
+    );
+    assert!(
+        invokes[0].ends_with("{\"data\":\"aGVsbG8K\"}"),
+        "{}",
+        invokes[0]
+    );
+
+    // A function with an endpoint: an HTTP POST to it (moto serves APIs under its endpoint).
+    let out = moto.scar(dir.path(), &["invoke", ".", "web", "--data", "hello.txt"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("POST {}/restapis/", moto.endpoint))
+            && err.contains("/scar/_user_request_/"),
+        "{err}"
+    );
+    assert!(
+        err.contains("HTTP 500"),
+        "moto cannot run the function: {err}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    // run: one direct invocation per object under the input, then a summary.
+    let client = s3(&moto.sdk().await);
+    for k in ["in/1.jpg", "in/2.jpg", "in/3.jpg"] {
+        client
+            .put_object()
+            .bucket("ops-data")
+            .key(k)
+            .body(b"x".to_vec().into())
+            .send()
+            .await
+            .expect("put");
+    }
+    let proxy = Proxy::start(moto.port(), Fault::None);
+    let out = moto.scar_via(
+        &proxy.endpoint,
+        dir.path(),
+        &["run", ".", "thumbs", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("summary JSON");
+    assert_eq!(summary["succeeded"], 0);
+    assert_eq!(summary["failed"].as_array().map(Vec::len), Some(3));
+    assert!(stderr(&out).contains("[3/3] failed"), "{}", stderr(&out));
+    let log = proxy.log.lock().expect("log").clone();
+    let mut sent: Vec<String> = log
+        .iter()
+        .filter(|l| l.starts_with("POST /2015-03-31/functions/thumbs/invocations"))
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(_, rest)| rest.rsplit(' ').next().unwrap_or_default().to_owned())
+        })
+        .collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        [1, 2, 3]
+            .map(|i| format!("{{\"input\":{{\"bucket\":\"ops-data\",\"key\":\"in/{i}.jpg\"}}}}"))
+            .to_vec()
+    );
+}

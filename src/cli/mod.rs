@@ -9,6 +9,7 @@ mod cmd_apply;
 mod cmd_completions;
 mod cmd_graph;
 mod cmd_import;
+mod cmd_invoke;
 mod cmd_ops;
 mod cmd_plan;
 mod cmd_schema;
@@ -231,6 +232,43 @@ pub enum Command {
         /// Steps run at once.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
         parallelism: u16,
+    },
+    /// Call a function once: through its HTTP endpoint when it has one, else Lambda Invoke.
+    ///
+    /// Prints the answer (the HTTP body as is, or the supervisor's JSON). Exit 1 when the
+    /// function failed.
+    Invoke {
+        /// The stack directory.
+        dir: PathBuf,
+        /// The function.
+        function: String,
+        /// A file to send as the input.
+        #[arg(long, conflicts_with = "json")]
+        data: Option<PathBuf>,
+        /// An event to send as it is (JSON), such as '{"input": {"bucket": "b", "key": "k"}}'.
+        #[arg(long)]
+        json: Option<String>,
+        /// Do not wait for the result (Lambda's Event invocation; `X-Amz-Invocation-Type: Event`
+        /// over HTTP).
+        #[arg(long = "async")]
+        asynchronous: bool,
+    },
+    /// Invoke the function once for every object already in its S3 input, a few at once, and
+    /// summarise the successes and failures.
+    Run {
+        /// The stack directory.
+        dir: PathBuf,
+        /// The function.
+        function: String,
+        /// Which of the function's inputs (0 is the first).
+        #[arg(long, default_value_t = 0)]
+        input: usize,
+        /// Invocations at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Print JSON instead of a summary.
+        #[arg(long = "json")]
+        as_json: bool,
     },
     /// List the stack's functions with their live state: state, last update, memory, timeout,
     /// execution mode, image digest, supervisor version and HTTP URL.
@@ -462,6 +500,39 @@ pub fn main() -> ExitCode {
             &cli.aws,
             &out,
         ),
+        Command::Invoke {
+            dir,
+            function,
+            data,
+            json,
+            asynchronous,
+        } => {
+            let payload = match (data, json) {
+                (Some(p), _) => match std::fs::read(&p) {
+                    Ok(b) => cmd_invoke::Payload::Data(b),
+                    Err(e) => {
+                        out.error(&format!("{}: {e}", p.display()));
+                        return ExitCode::from(1);
+                    }
+                },
+                (None, Some(j)) => match serde_json::from_str(&j) {
+                    Ok(v) => cmd_invoke::Payload::Json(v),
+                    Err(e) => {
+                        out.error(&format!("--json is not JSON: {e}"));
+                        return ExitCode::from(1);
+                    }
+                },
+                (None, None) => cmd_invoke::Payload::Empty,
+            };
+            cmd_invoke::invoke(&dir, &function, &payload, asynchronous, &cli.aws, &out)
+        }
+        Command::Run {
+            dir,
+            function,
+            input,
+            concurrency,
+            as_json,
+        } => cmd_invoke::run(&dir, &function, input, concurrency, as_json, &cli.aws, &out),
         Command::Ls { dir, json } => cmd_ops::ls(&dir, json, &cli.aws, &out),
         Command::Put {
             dir,

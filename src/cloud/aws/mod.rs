@@ -24,7 +24,7 @@ use super::{CloudError, ErrorKind, Settings};
 
 pub use classify::classify;
 pub use lock::{HeldLock, LockError};
-pub use ops::{FunctionStatus, LogEvent};
+pub use ops::{FunctionStatus, Invoked, LogEvent};
 pub use write::ExecOutcome;
 
 /// Clients for every service a stack touches, and the run's limits.

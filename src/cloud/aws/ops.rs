@@ -229,3 +229,68 @@ impl AwsCloud {
         }
     }
 }
+
+/// What a Lambda invocation answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoked {
+    /// HTTP status of the invocation (200 sync, 202 async).
+    pub status: i32,
+    /// `Handled`/`Unhandled` when the function failed.
+    pub function_error: Option<String>,
+    /// The response payload.
+    pub payload: Vec<u8>,
+}
+
+impl AwsCloud {
+    /// Invokes function `name` with `payload`, synchronously or (`asynchronous`) as an event.
+    ///
+    /// # Errors
+    /// When Lambda refuses the invocation (a failing function is not an error: see
+    /// [`Invoked::function_error`]).
+    pub async fn invoke(
+        &self,
+        name: &str,
+        payload: &[u8],
+        asynchronous: bool,
+    ) -> Result<Invoked, CloudError> {
+        let kind = if asynchronous {
+            aws_sdk_lambda::types::InvocationType::Event
+        } else {
+            aws_sdk_lambda::types::InvocationType::RequestResponse
+        };
+        // An invocation is not idempotent: after a 5xx or a lost answer the function may
+        // have run, so only throttling (which means it did not) is retried.
+        let mut attempt = 1;
+        let out = loop {
+            let r = self
+                .lambda
+                .invoke()
+                .function_name(name)
+                .invocation_type(kind.clone())
+                .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_vec()))
+                .send()
+                .await
+                .map_err(|e| super::classify("lambda:Invoke", &e));
+            match r {
+                Err(e) if e.kind == ErrorKind::Throttled && attempt < self.backoff.attempts => {
+                    tracing::warn!(
+                        function = name,
+                        attempt,
+                        "throttled; retrying the invocation"
+                    );
+                    tokio::time::sleep(self.backoff.delay(attempt)).await;
+                    attempt += 1;
+                }
+                other => break other?,
+            }
+        };
+        Ok(Invoked {
+            status: out.status_code(),
+            function_error: out.function_error().map(str::to_owned),
+            payload: out
+                .payload()
+                .map(|p| p.as_ref().to_vec())
+                .unwrap_or_default(),
+        })
+    }
+}

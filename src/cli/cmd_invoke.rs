@@ -1,0 +1,289 @@
+//! `scar invoke` (one call, through the function's HTTP endpoint when it has one, else Lambda
+//! Invoke) and `scar run` (one invocation per object already in the function's input).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use futures::stream::{self, StreamExt};
+use serde_json::{Value, json};
+
+use super::output::Output;
+use super::{AwsArgs, session};
+use crate::cloud::aws::AwsCloud;
+use crate::model::{Address, ResourceKind};
+
+/// What to send.
+pub(super) enum Payload {
+    /// A file's bytes: the input file.
+    Data(Vec<u8>),
+    /// An event, as given.
+    Json(Value),
+    /// Nothing: the script runs with no input.
+    Empty,
+}
+
+impl Payload {
+    /// The Lambda event: `{"data": base64}` for bytes (the supervisor's direct invocation).
+    fn event(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        match self {
+            Payload::Data(b) => {
+                json!({"data": base64::engine::general_purpose::STANDARD.encode(b)})
+                    .to_string()
+                    .into_bytes()
+            }
+            Payload::Json(v) => v.to_string().into_bytes(),
+            Payload::Empty => b"{}".to_vec(),
+        }
+    }
+
+    /// The HTTP request body.
+    fn body(&self) -> Vec<u8> {
+        match self {
+            Payload::Data(b) => b.clone(),
+            Payload::Json(v) => v.to_string().into_bytes(),
+            Payload::Empty => Vec::new(),
+        }
+    }
+}
+
+/// Where a function's HTTP endpoint answers. Against an emulator (`--endpoint-url` or
+/// `AWS_ENDPOINT_URL`), APIs are served under `<endpoint>/restapis/<id>/<stage>/_user_request_`,
+/// as moto and LocalStack do.
+fn http_target(url: &str, endpoint: Option<&str>) -> String {
+    match endpoint {
+        Some(e) => {
+            // https://<id>.execute-api.<region>.amazonaws.com/<stage>
+            let rest = url.trim_start_matches("https://");
+            let id = rest.split('.').next().unwrap_or_default();
+            let stage = rest.split('/').nth(1).unwrap_or_default();
+            format!(
+                "{}/restapis/{id}/{stage}/_user_request_/",
+                e.trim_end_matches('/')
+            )
+        }
+        None => format!("{url}/"),
+    }
+}
+
+async fn post(url: &str, body: Vec<u8>, asynchronous: bool) -> Result<(u16, Vec<u8>), String> {
+    use http_body_util::BodyExt as _;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
+        .map_err(|e| format!("TLS roots: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, http_body_util::Full<hyper::body::Bytes>>(connector);
+    let mut req = hyper::Request::post(url).header("content-type", "application/octet-stream");
+    if asynchronous {
+        req = req.header("X-Amz-Invocation-Type", "Event");
+    }
+    let req = req
+        .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| format!("POST {url}: {e}"))?;
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("reading the answer of {url}: {e}"))?
+        .to_bytes();
+    Ok((status, bytes.to_vec()))
+}
+
+/// `scar invoke DIR FUNCTION [--data FILE | --json JSON] [--async]`.
+pub(super) fn invoke(
+    dir: &Path,
+    name: &str,
+    payload: &Payload,
+    asynchronous: bool,
+    aws: &AwsArgs,
+    out: &Output,
+) -> std::io::Result<ExitCode> {
+    let (set, desired) = match session::load_set(dir, out) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let Some(f) = set.functions.iter().find(|f| f.value.metadata.name == name) else {
+        out.error(&format!("the stack has no function `{name}`"));
+        return Ok(ExitCode::from(1));
+    };
+    let endpoint = aws
+        .settings()
+        .endpoint
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+    let rt = session::runtime()?;
+    rt.block_on(async {
+        let cloud = session::connect(aws, &desired).await;
+        if f.value.spec.http.is_some() {
+            let live = match cloud.refresh(&desired).await {
+                Ok(l) => l,
+                Err(e) => return Ok(session::cloud_failed(out, "reading live state failed", &e)),
+            };
+            let url = live
+                .get(&Address::new(ResourceKind::HttpApi, name))
+                .and_then(|a| a.outputs.get("url"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let Some(url) = url else {
+                out.error(&format!(
+                    "function `{name}` has no HTTP endpoint yet: run `scar apply` first"
+                ));
+                return Ok(ExitCode::from(1));
+            };
+            let target = http_target(&url, endpoint.as_deref());
+            eprintln!("POST {target}");
+            return match post(&target, payload.body(), asynchronous).await {
+                Ok((status, body)) => {
+                    eprintln!("HTTP {status}");
+                    std::io::stdout().lock().write_all(&body)?;
+                    Ok(if (200..300).contains(&status) {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    })
+                }
+                Err(e) => {
+                    out.error(&e);
+                    Ok(ExitCode::from(1))
+                }
+            };
+        }
+        Ok(lambda_invoke(&cloud, name, &payload.event(), asynchronous, out).await)
+    })
+}
+
+async fn lambda_invoke(
+    cloud: &AwsCloud,
+    name: &str,
+    event: &[u8],
+    asynchronous: bool,
+    out: &Output,
+) -> ExitCode {
+    match cloud.invoke(name, event, asynchronous).await {
+        Ok(r) if asynchronous => {
+            println!(
+                "accepted: {name} runs asynchronously (HTTP {}); `scar logs` shows how it went",
+                r.status
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            let text = String::from_utf8_lossy(&r.payload);
+            let pretty = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                .unwrap_or_else(|| text.into_owned());
+            println!("{pretty}");
+            match r.function_error {
+                Some(kind) => {
+                    out.error(&format!("the function failed ({kind})"));
+                    ExitCode::from(1)
+                }
+                None if pretty.contains("\"ok\": false") => ExitCode::from(1),
+                None => ExitCode::SUCCESS,
+            }
+        }
+        Err(e) => session::cloud_failed(out, "invoking failed", &e),
+    }
+}
+
+/// `scar run DIR FUNCTION [--input N] [--concurrency N] [--json]`: one invocation per object
+/// already under the function's input, `concurrency` at once, then a summary.
+pub(super) fn run(
+    dir: &Path,
+    name: &str,
+    input: usize,
+    concurrency: usize,
+    as_json: bool,
+    aws: &AwsArgs,
+    out: &Output,
+) -> std::io::Result<ExitCode> {
+    let (set, desired) = match session::load_set(dir, out) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let Some(f) = set.functions.iter().find(|f| f.value.metadata.name == name) else {
+        out.error(&format!("the stack has no function `{name}`"));
+        return Ok(ExitCode::from(1));
+    };
+    let Some(source) = f.value.spec.input.get(input).cloned() else {
+        out.error(&format!("function `{name}` has no S3 input {input}"));
+        return Ok(ExitCode::from(1));
+    };
+    let rt = session::runtime()?;
+    rt.block_on(async {
+        let cloud = session::connect(aws, &desired).await;
+        let prefix = source.prefix.clone().unwrap_or_default();
+        let suffix = source.suffix.clone().unwrap_or_default();
+        let keys: Vec<String> = match cloud.list_keys(&source.bucket, &prefix).await {
+            Ok(k) => k
+                .into_iter()
+                .map(|(k, _)| k)
+                .filter(|k| !k.ends_with('/') && k.ends_with(suffix.as_str()))
+                .collect(),
+            Err(e) => return Ok(session::cloud_failed(out, "listing the input failed", &e)),
+        };
+        let total = keys.len();
+        eprintln!("running {name} on {total} objects of s3://{}/{prefix}, {concurrency} at once", source.bucket);
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<(String, Result<(), String>)> = stream::iter(keys)
+            .map(|key| {
+                let (cloud, done, bucket) = (&cloud, &done, &source.bucket);
+                async move {
+                    let event = json!({"input": {"bucket": bucket, "key": key}}).to_string();
+                    let r = match cloud.invoke(name, event.as_bytes(), false).await {
+                        Ok(r) if r.function_error.is_none() => Ok(()),
+                        Ok(r) => Err(String::from_utf8_lossy(&r.payload).chars().take(300).collect()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    eprintln!("[{n}/{total}] {} s3://{bucket}/{key}", if r.is_ok() { "ok    " } else { "failed" });
+                    (key, r)
+                }
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        let failed: Vec<&(String, Result<(), String>)> = results.iter().filter(|(_, r)| r.is_err()).collect();
+        if as_json {
+            println!(
+                "{}",
+                json!({
+                    "succeeded": total - failed.len(),
+                    "failed": failed.iter().map(|(k, r)| json!({"key": k, "error": r.as_ref().err()})).collect::<Vec<_>>(),
+                })
+            );
+        } else {
+            println!("{} succeeded, {} failed", total - failed.len(), failed.len());
+            for (k, r) in &failed {
+                if let Err(e) = r {
+                    println!("  failed: {k}: {e}");
+                }
+            }
+        }
+        Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_emulator_serves_apis_under_its_endpoint() {
+        let url = "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/scar";
+        assert_eq!(http_target(url, None), format!("{url}/"));
+        assert_eq!(
+            http_target(url, Some("http://127.0.0.1:5000/")),
+            "http://127.0.0.1:5000/restapis/a1b2c3d4e5/scar/_user_request_/"
+        );
+    }
+}
