@@ -84,6 +84,18 @@ async fn body(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
     String::from_utf8_lossy(&o.body.collect().await.expect("body").into_bytes()).into_owned()
 }
 
+/// Puts an input object in `sup-in`.
+async fn put(client: &aws_sdk_s3::Client, key: &str, body: &[u8]) {
+    client
+        .put_object()
+        .bucket("sup-in")
+        .key(key)
+        .body(body.to_vec().into())
+        .send()
+        .await
+        .expect("put");
+}
+
 async fn buckets(moto: &Moto, names: &[&str]) -> aws_sdk_s3::Client {
     let client = s3(&moto.sdk().await);
     for b in names {
@@ -110,16 +122,8 @@ const OUTPUTS: &str = "  output:
 async fn every_record_is_staged_run_and_uploaded_to_each_matching_destination() {
     let moto = Moto::start();
     let client = buckets(&moto, &["sup-in", "sup-out"]).await;
-    for (k, v) in [("in/a.txt", "hello"), ("in/b c.txt", "world")] {
-        client
-            .put_object()
-            .bucket("sup-in")
-            .key(k)
-            .body(v.as_bytes().to_vec().into())
-            .send()
-            .await
-            .expect("put");
-    }
+    put(&client, "in/a.txt", b"hello").await;
+    put(&client, "in/b c.txt", b"world").await;
     let dir = tempfile::tempdir().expect("tempdir");
     function(
         dir.path(),
@@ -173,14 +177,7 @@ echo "processed $name"
 async fn a_failing_script_reports_its_status_and_stderr_tail_and_keeps_its_outputs() {
     let moto = Moto::start();
     let client = buckets(&moto, &["sup-in", "sup-out"]).await;
-    client
-        .put_object()
-        .bucket("sup-in")
-        .key("in/a.txt")
-        .body(b"x".to_vec().into())
-        .send()
-        .await
-        .expect("put");
+    put(&client, "in/a.txt", b"x").await;
     let dir = tempfile::tempdir().expect("tempdir");
     function(
         dir.path(),
@@ -341,14 +338,7 @@ async fn the_timeout_threshold_stops_the_script_uploads_partial_results_and_lamb
 {
     let moto = Moto::start();
     let client = buckets(&moto, &["sup-in", "sup-out"]).await;
-    client
-        .put_object()
-        .bucket("sup-in")
-        .key("in/a.txt")
-        .body(b"x".to_vec().into())
-        .send()
-        .await
-        .expect("put");
+    put(&client, "in/a.txt", b"x").await;
     let batch = batch_target(&moto).await;
     let dir = tempfile::tempdir().expect("tempdir");
     // 3 s timeout, 1 s kept back: the script is stopped after 2 s.
@@ -516,14 +506,7 @@ impl FakeRuntimeApi {
 async fn the_lambda_runtime_api_loop_answers_an_invocation_and_reports_a_failed_one() {
     let moto = Moto::start();
     let client = buckets(&moto, &["sup-in", "sup-out"]).await;
-    client
-        .put_object()
-        .bucket("sup-in")
-        .key("in/a.txt")
-        .body(b"lambda".to_vec().into())
-        .send()
-        .await
-        .expect("put");
+    put(&client, "in/a.txt", b"lambda").await;
     let dir = tempfile::tempdir().expect("tempdir");
     function(
         dir.path(),

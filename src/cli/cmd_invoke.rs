@@ -107,13 +107,9 @@ pub(super) fn invoke(
     aws: &AwsArgs,
     out: &Output,
 ) -> std::io::Result<ExitCode> {
-    let (set, desired) = match session::load_set(dir, out) {
+    let (_, desired, f) = match super::cmd_ops::load_function(dir, name, out) {
         Ok(x) => x,
         Err(code) => return Ok(code),
-    };
-    let Some(f) = set.functions.iter().find(|f| f.value.metadata.name == name) else {
-        out.error(&format!("the stack has no function `{name}`"));
-        return Ok(ExitCode::from(1));
     };
     let endpoint = aws
         .settings()
@@ -122,7 +118,7 @@ pub(super) fn invoke(
     let rt = session::runtime()?;
     rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
-        if f.value.spec.http.is_some() {
+        if f.spec.http.is_some() {
             let live = match cloud.refresh(&desired).await {
                 Ok(l) => l,
                 Err(e) => return Ok(session::cloud_failed(out, "reading live state failed", &e)),
@@ -206,15 +202,11 @@ pub(super) fn run(
     aws: &AwsArgs,
     out: &Output,
 ) -> std::io::Result<ExitCode> {
-    let (set, desired) = match session::load_set(dir, out) {
+    let (_, desired, f) = match super::cmd_ops::load_function(dir, name, out) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    let Some(f) = set.functions.iter().find(|f| f.value.metadata.name == name) else {
-        out.error(&format!("the stack has no function `{name}`"));
-        return Ok(ExitCode::from(1));
-    };
-    let Some(source) = f.value.spec.input.get(input).cloned() else {
+    let Some(source) = f.spec.input.get(input).cloned() else {
         out.error(&format!("function `{name}` has no S3 input {input}"));
         return Ok(ExitCode::from(1));
     };

@@ -9,20 +9,26 @@ use serde_json::json;
 
 use super::output::Output;
 use super::{AwsArgs, session};
-use crate::manifest::load::{Doc, ManifestSet};
+use crate::manifest::load::ManifestSet;
 use crate::manifest::types::FunctionManifest;
 use crate::model::{DesiredGraph, ResourceKind};
 
-/// The stack and the named function's manifest, or the exit code after saying why not.
-fn function<'a>(
-    set: &'a ManifestSet,
+/// The stack's manifests, its desired graph and the named function's manifest, or the exit
+/// code after saying why not.
+pub(super) fn load_function(
+    dir: &Path,
     name: &str,
     out: &Output,
-) -> Result<&'a Doc<FunctionManifest>, ExitCode> {
-    set.functions
+) -> Result<(ManifestSet, DesiredGraph, FunctionManifest), ExitCode> {
+    let (set, desired) = session::load_set(dir, out)?;
+    let found = set
+        .functions
         .iter()
         .find(|f| f.value.metadata.name == name)
-        .ok_or_else(|| {
+        .map(|f| f.value.clone());
+    match found {
+        Some(f) => Ok((set, desired, f)),
+        None => {
             let known: Vec<&str> = set
                 .functions
                 .iter()
@@ -36,12 +42,9 @@ fn function<'a>(
                     known.join(", ")
                 }
             ));
-            ExitCode::from(1)
-        })
-}
-
-fn load(dir: &Path, out: &Output) -> Result<(ManifestSet, DesiredGraph), ExitCode> {
-    session::load_set(dir, out)
+            Err(ExitCode::from(1))
+        }
+    }
 }
 
 /// `scar ls DIR [--json]`.
@@ -51,7 +54,7 @@ pub(super) fn ls(
     aws: &AwsArgs,
     out: &Output,
 ) -> std::io::Result<ExitCode> {
-    let (set, desired) = match load(dir, out) {
+    let (set, desired) = match session::load_set(dir, out) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
@@ -224,18 +227,14 @@ pub(super) fn put(
     aws: &AwsArgs,
     out: &Output,
 ) -> std::io::Result<ExitCode> {
-    let (set, desired) = match load(dir, out) {
+    let (_, desired, f) = match load_function(dir, name, out) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    let f = match function(&set, name, out) {
-        Ok(f) => f,
-        Err(code) => return Ok(code),
-    };
-    let Some(target) = f.value.spec.input.get(input) else {
+    let Some(target) = f.spec.input.get(input) else {
         out.error(&format!(
             "function `{name}` has {} S3 inputs; there is no input {input} to put files into",
-            f.value.spec.input.len()
+            f.spec.input.len()
         ));
         return Ok(ExitCode::from(1));
     };
@@ -290,21 +289,11 @@ pub(super) fn get(
     aws: &AwsArgs,
     out: &Output,
 ) -> std::io::Result<ExitCode> {
-    let (set, desired) = match load(dir, out) {
+    let (_, desired, f) = match load_function(dir, name, out) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    let f = match function(&set, name, out) {
-        Ok(f) => f,
-        Err(code) => return Ok(code),
-    };
-    let Some(source) = f
-        .value
-        .spec
-        .output
-        .get(output)
-        .filter(|o| o.provider.is_none())
-    else {
+    let Some(source) = f.spec.output.get(output).filter(|o| o.provider.is_none()) else {
         out.error(&format!(
             "function `{name}` has no S3 output {output} in the stack's account to get files from"
         ));
@@ -367,13 +356,10 @@ pub(super) fn logs(
     aws: &AwsArgs,
     out: &Output,
 ) -> std::io::Result<ExitCode> {
-    let (set, desired) = match load(dir, out) {
+    let (_, desired, _) = match load_function(dir, name, out) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    if let Err(code) = function(&set, name, out) {
-        return Ok(code);
-    }
     let group = crate::manifest::names::derive(&desired.stack, name).log_group;
     let pattern = request_id.map(|id| format!("\"{id}\""));
     let rt = session::runtime()?;

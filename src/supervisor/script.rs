@@ -63,6 +63,19 @@ async fn keep_tail(r: impl AsyncRead + Unpin) -> Vec<String> {
     tail.into_iter().collect()
 }
 
+/// What a reader task collected. A process the script left running may hold the pipes, so
+/// the wait is brief.
+async fn joined<T: Default>(task: Option<tokio::task::JoinHandle<T>>) -> T {
+    match task {
+        Some(h) => tokio::time::timeout(Duration::from_secs(2), h)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default(),
+        None => T::default(),
+    }
+}
+
 /// Runs `script` with `args` in `workdir`, with `env` added, for at most `limit`.
 ///
 /// # Errors
@@ -109,24 +122,8 @@ pub async fn run(
             (None, true)
         }
     };
-    // A process the script left running may hold the pipes: wait for them only briefly.
-    let grace = Duration::from_secs(2);
-    let stdout = match stdout {
-        Some(h) => tokio::time::timeout(grace, h)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
-    let stderr_tail = match stderr {
-        Some(h) => tokio::time::timeout(grace, h)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let stdout = joined(stdout).await;
+    let stderr_tail = joined(stderr).await;
     Ok(ScriptResult {
         status,
         timed_out,

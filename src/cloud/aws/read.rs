@@ -730,42 +730,8 @@ pub(super) const ROLE_POLICY: &str = "scar";
 
 /// IAM returns policy documents URL-encoded.
 fn decode_policy(doc: &str) -> Value {
-    let decoded = percent_decode(doc);
+    let decoded = crate::text::percent_decode(doc);
     serde_json::from_str(&decoded).unwrap_or(Value::String(decoded))
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -776,7 +742,7 @@ mod tests {
     fn policies_decode_from_url_encoding_or_plain_json() {
         assert_eq!(decode_policy("%7B%22a%22%3A1%7D"), json!({"a": 1}));
         assert_eq!(decode_policy("{\"a\":1}"), json!({"a": 1}));
-        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(crate::text::percent_decode("100%"), "100%");
     }
 
     #[test]
