@@ -8,6 +8,7 @@ pub mod apply;
 pub mod cli;
 pub mod cloud;
 pub mod diag;
+pub mod image;
 pub mod import;
 pub mod lock;
 pub mod manifest;
