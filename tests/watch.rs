@@ -205,8 +205,8 @@ async fn broken_yaml_deletes_nothing_fixing_it_applies_and_mass_deletes_wait_for
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_mid_apply_exits_cleanly_and_the_next_run_converges() {
     let moto = Moto::start();
-    // 150 ms per request and one step at a time: the first apply takes seconds.
-    let slow = Proxy::start(moto.port(), Fault::Delay(150));
+    // 250 ms per request and one step at a time: the first apply takes over ten seconds.
+    let slow = Proxy::start(moto.port(), Fault::Delay(250));
     let dir = stack_dir(&["alpha", "beta", "gamma"]);
     let mut w = Watching::start(&slow.endpoint, dir.path(), &["--parallelism", "1"]);
     w.wait_for("run 1 started", 30);
