@@ -98,7 +98,10 @@ where
             return Ok(ExitCode::from(1));
         }
         Err(LockError::Cloud(e)) => {
-            return Ok(cloud_failed(out, "taking the stack's lock failed", &e));
+            out.error(&format!(
+                "taking the stack's lock failed: {e}; nothing was written. The lock lives in an S3 bucket of this account (scar-locks-<account>-<region>); if that name is taken or not yours, set SCAR_LOCK_BUCKET to a bucket you own"
+            ));
+            return Ok(ExitCode::from(1));
         }
     };
     tracing::info!(lock = held.record.id, operation, "took the stack's lock");

@@ -67,9 +67,16 @@ impl AwsCloud {
     }
 
     async fn ensure_lock_bucket(&self, bucket: &str) -> Result<(), CloudError> {
+        // The bucket must be the account's own: a bucket of the same name in another
+        // account (its name chosen first by someone else) is refused, never written to.
+        let owner = self.account_id().await?;
         let head = self
             .call(bucket, "s3:HeadBucket", || {
-                self.s3.head_bucket().bucket(bucket).send()
+                self.s3
+                    .head_bucket()
+                    .bucket(bucket)
+                    .expected_bucket_owner(&owner)
+                    .send()
             })
             .await;
         match head {
@@ -99,9 +106,15 @@ impl AwsCloud {
         bucket: &str,
         key: &str,
     ) -> Result<Option<(LockRecord, String)>, CloudError> {
+        let owner = self.account_id().await?;
         let got = self
             .call(key, "s3:GetObject", || {
-                self.s3.get_object().bucket(bucket).key(key).send()
+                self.s3
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .expected_bucket_owner(&owner)
+                    .send()
             })
             .await;
         let out = match got {
@@ -135,6 +148,7 @@ impl AwsCloud {
         record: &LockRecord,
         if_match: Option<&str>,
     ) -> Result<Option<String>, CloudError> {
+        let owner = self.account_id().await?;
         let body = serde_json::to_vec_pretty(record)
             .map_err(|e| CloudError::new(ErrorKind::Invalid, "lock", e.to_string()))?;
         let put = self
@@ -144,6 +158,7 @@ impl AwsCloud {
                     .put_object()
                     .bucket(bucket)
                     .key(key)
+                    .expected_bucket_owner(&owner)
                     .content_type("application/json")
                     .body(ByteStream::from(body.clone()));
                 match if_match {
@@ -257,12 +272,14 @@ impl AwsCloud {
     pub async fn release(&self, held: HeldLock) {
         held.heartbeat.abort();
         let etag = held.etag.lock().await.clone();
+        let owner = self.account_id().await.ok();
         let r = self
             .call(&held.key, "s3:DeleteObject", || {
                 self.s3
                     .delete_object()
                     .bucket(&held.bucket)
                     .key(&held.key)
+                    .set_expected_bucket_owner(owner.clone())
                     .if_match(&etag)
                     .send()
             })
@@ -280,6 +297,7 @@ impl AwsCloud {
     /// # Errors
     /// When no lock is held, the id does not match, or S3 fails.
     pub async fn unlock(&self, stack: &str, id: &str) -> Result<LockRecord, CloudError> {
+        let owner = self.account_id().await?;
         let bucket = self.lock_bucket().await?;
         let key = key_of(stack);
         let Some((record, etag)) = self.read_lock_in(&bucket, &key).await? else {
@@ -304,6 +322,7 @@ impl AwsCloud {
                 .delete_object()
                 .bucket(&bucket)
                 .key(&key)
+                .expected_bucket_owner(&owner)
                 .if_match(&etag)
                 .send()
         })
