@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
 use super::read::{owner_of, tag_value, take_script};
-use super::write::{ExecOutcome, env_with_script, map, n, s, strings};
+use super::write::{ExecOutcome, env_with_script, n, s, stale_tag_keys, strings};
 use crate::cloud::retry::Backoff;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::model::batch::instance_profile_name;
@@ -792,10 +792,7 @@ impl AwsCloud {
         before: &Map<String, Value>,
         tags: &BTreeMap<String, String>,
     ) -> Result<ExecOutcome, CloudError> {
-        let stale: Vec<String> = map(before.get("tags"))
-            .into_keys()
-            .filter(|k| !tags.contains_key(k) && !k.starts_with("aws:"))
-            .collect();
+        let stale = stale_tag_keys(before, tags);
         if !stale.is_empty() {
             self.batch_call(arn, "batch:UntagResource", || {
                 self.batch

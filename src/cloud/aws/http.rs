@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
 use super::read::{owner_of, tag_value};
-use super::write::{ExecOutcome, gone_is_fine, map, s};
+use super::write::{ExecOutcome, gone_is_fine, s, stale_tag_keys};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::model::http::invoke_url;
 use crate::model::live::{LiveResource, Owner};
@@ -341,10 +341,7 @@ impl AwsCloud {
         }
         if step.action != Action::Create && changed("tags") {
             let arn = format!("arn:aws:apigateway:{}::/restapis/{id}", self.region);
-            let stale: Vec<String> = map(before.get("tags"))
-                .into_keys()
-                .filter(|k| !tags.contains_key(k) && !k.starts_with("aws:"))
-                .collect();
+            let stale = stale_tag_keys(before, tags);
             if !stale.is_empty() {
                 self.api_call(&id, "apigateway:UntagResource", || {
                     self.apigateway

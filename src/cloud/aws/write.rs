@@ -409,10 +409,7 @@ impl AwsCloud {
             self.wait_ready(name).await?;
         }
         let arn = format!("arn:aws:lambda:{}:{account}:function:{name}", self.region);
-        let stale: Vec<String> = map(before.get("tags"))
-            .into_keys()
-            .filter(|k| !tags.contains_key(k) && !k.starts_with("aws:"))
-            .collect();
+        let stale = stale_tag_keys(before, tags);
         if !stale.is_empty() {
             self.lambda_call(name, || async {
                 self.lambda
@@ -828,6 +825,18 @@ pub(super) fn gone_is_fine<T>(r: Result<T, CloudError>) -> Result<ExecOutcome, C
         Err(e) if e.kind == ErrorKind::NotFound => Ok(ExecOutcome::Unchanged),
         Err(e) => Err(e),
     }
+}
+
+/// Tag keys on the live resource that the wanted tags no longer have (AWS's own `aws:` keys
+/// aside): what an update must remove before it writes the rest.
+pub(super) fn stale_tag_keys(
+    before: &Map<String, Value>,
+    tags: &BTreeMap<String, String>,
+) -> Vec<String> {
+    map(before.get("tags"))
+        .into_keys()
+        .filter(|k| !tags.contains_key(k) && !k.starts_with("aws:"))
+        .collect()
 }
 
 /// The function's environment as sent to Lambda: the manifest's variables, and the script,
