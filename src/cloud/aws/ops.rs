@@ -44,16 +44,8 @@ impl AwsCloud {
     /// # Errors
     /// When Lambda fails.
     pub async fn function_status(&self, name: &str) -> Result<Option<FunctionStatus>, CloudError> {
-        self.limits.get_function.acquire().await;
-        let out = self
-            .call(name, "lambda:GetFunction", || {
-                self.lambda.get_function().function_name(name).send()
-            })
-            .await;
-        let out = match out {
-            Ok(o) => o,
-            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(out) = self.get_function(name).await? else {
+            return Ok(None);
         };
         let Some(c) = out.configuration() else {
             return Ok(None);

@@ -232,20 +232,8 @@ impl AwsCloud {
         account: &str,
         name: &str,
     ) -> Result<Option<LiveResource>, CloudError> {
-        let out = with_retry(self.backoff, name, || async {
-            self.limits.get_function.acquire().await;
-            self.lambda
-                .get_function()
-                .function_name(name)
-                .send()
-                .await
-                .map_err(|e| classify("lambda:GetFunction", &e))
-        })
-        .await;
-        let out = match out {
-            Ok(o) => o,
-            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(out) = self.get_function(name).await? else {
+            return Ok(None);
         };
         let Some(c) = out.configuration() else {
             return Ok(None);
@@ -325,6 +313,28 @@ impl AwsCloud {
             fingerprint: Some(fingerprint),
             outputs,
         }))
+    }
+
+    /// `GetFunction` (configuration, image and tags in one call) within its quota; `None` when
+    /// the function does not exist.
+    pub(super) async fn get_function(
+        &self,
+        name: &str,
+    ) -> Result<Option<aws_sdk_lambda::operation::get_function::GetFunctionOutput>, CloudError>
+    {
+        let out = self
+            .call_limited(
+                Some(&self.limits.get_function),
+                name,
+                "lambda:GetFunction",
+                || self.lambda.get_function().function_name(name).send(),
+            )
+            .await;
+        match out {
+            Ok(o) => Ok(Some(o)),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The function's resource-policy statements that scar wrote (Sid `scar-<stack>-s3-...`).
