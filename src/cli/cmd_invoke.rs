@@ -119,15 +119,16 @@ pub(super) fn invoke(
     rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
         if f.spec.http.is_some() {
-            let live = match cloud.refresh(&desired).await {
-                Ok(l) => l,
-                Err(e) => return Ok(session::cloud_failed(out, "reading live state failed", &e)),
+            let url = match cloud.http_urls(&desired).await {
+                Ok(mut u) => u.remove(&Address::new(ResourceKind::HttpApi, name)),
+                Err(e) => {
+                    return Ok(session::cloud_failed(
+                        out,
+                        "reading the HTTP endpoint failed",
+                        &e,
+                    ));
+                }
             };
-            let url = live
-                .get(&Address::new(ResourceKind::HttpApi, name))
-                .and_then(|a| a.outputs.get("url"))
-                .and_then(Value::as_str)
-                .map(str::to_owned);
             let Some(url) = url else {
                 out.error(&format!(
                     "function `{name}` has no HTTP endpoint yet: run `scar apply` first"

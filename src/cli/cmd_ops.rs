@@ -61,9 +61,15 @@ pub(super) fn ls(
     let rt = session::runtime()?;
     rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
-        let live = match cloud.refresh(&desired).await {
-            Ok(l) => l,
-            Err(e) => return Ok(session::cloud_failed(out, "reading live state failed", &e)),
+        let urls = match cloud.http_urls(&desired).await {
+            Ok(u) => u,
+            Err(e) => {
+                return Ok(session::cloud_failed(
+                    out,
+                    "reading the HTTP endpoints failed",
+                    &e,
+                ));
+            }
         };
         let mut rows = Vec::new();
         for f in &set.functions {
@@ -72,14 +78,12 @@ pub(super) fn ls(
                 Ok(s) => s,
                 Err(e) => return Ok(session::cloud_failed(out, "reading a function failed", &e)),
             };
-            let url = live
+            let url = urls
                 .get(&crate::model::Address::new(
                     ResourceKind::HttpApi,
                     name.clone(),
                 ))
-                .and_then(|a| a.outputs.get("url"))
-                .and_then(|u| u.as_str())
-                .map(str::to_owned);
+                .cloned();
             let execution = crate::manifest::resolve::effective(
                 set.stack().map(|s| &s.value.spec),
                 &f.value.spec,

@@ -182,6 +182,24 @@ impl AwsCloud {
         Ok(out)
     }
 
+    /// The invoke URL of every HTTP endpoint the stack owns, by address: what `scar ls` and
+    /// `scar invoke` need, without reading the rest of the stack.
+    ///
+    /// # Errors
+    /// When API Gateway or STS fails.
+    pub async fn http_urls(
+        &self,
+        desired: &DesiredGraph,
+    ) -> Result<BTreeMap<Address, String>, CloudError> {
+        let account = self.account_id().await?;
+        Ok(self
+            .read_apis(&desired.stack, &account, desired)
+            .await?
+            .into_iter()
+            .filter_map(|(a, l)| Some((a, l.outputs.get("url")?.as_str()?.to_owned())))
+            .collect())
+    }
+
     /// The function the `{proxy+}` route invokes, or "" when the route or its integration is
     /// missing (an interrupted create): the plan then puts it back.
     async fn integrated_function(&self, id: &str) -> Result<String, CloudError> {
