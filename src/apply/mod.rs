@@ -165,7 +165,7 @@ mod tests {
     use super::*;
     use crate::cloud::ErrorKind;
     use crate::model::ResourceKind;
-    use crate::plan::{Cause, FORMAT_VERSION};
+    use crate::plan::FORMAT_VERSION;
     use std::sync::Mutex;
 
     struct Fake {
@@ -187,20 +187,7 @@ mod tests {
     }
 
     fn step(kind: ResourceKind, name: &str, deps: &[Address]) -> Step {
-        Step {
-            address: Address::new(kind, name),
-            action: Action::Create,
-            reason: None,
-            cause: Cause::Manifest,
-            changes: Vec::new(),
-            before: None,
-            after: None,
-            sensitive: Vec::new(),
-            depends_on: deps.to_vec(),
-            expected_fingerprint: None,
-            applied: None,
-            covered_by: None,
-        }
+        Step::bare(kind, name, Action::Create, deps)
     }
 
     fn plan(steps: Vec<Step>) -> Plan {

@@ -182,6 +182,30 @@ pub struct Plan {
 }
 
 impl Step {
+    /// A bare step for tests: no changes, no attributes, manifest cause.
+    #[cfg(test)]
+    pub(crate) fn bare(
+        kind: crate::model::ResourceKind,
+        name: &str,
+        action: Action,
+        depends_on: &[Address],
+    ) -> Step {
+        Step {
+            address: Address::new(kind, name),
+            action,
+            reason: None,
+            cause: Cause::Manifest,
+            changes: Vec::new(),
+            before: None,
+            after: None,
+            sensitive: Vec::new(),
+            depends_on: depends_on.to_vec(),
+            expected_fingerprint: None,
+            applied: None,
+            covered_by: None,
+        }
+    }
+
     /// The symbol shown for this step: Terraform's `+/-` (create, then destroy) for a new
     /// job definition revision, else the action's.
     #[must_use]

@@ -117,23 +117,9 @@ fn topological(steps: Vec<Step>) -> Vec<Step> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Cause;
 
     fn step(kind: ResourceKind, name: &str, action: Action, deps: &[Address]) -> Step {
-        Step {
-            address: Address::new(kind, name),
-            action,
-            reason: None,
-            cause: Cause::Manifest,
-            changes: Vec::new(),
-            before: None,
-            after: None,
-            sensitive: Vec::new(),
-            depends_on: deps.to_vec(),
-            expected_fingerprint: None,
-            applied: None,
-            covered_by: None,
-        }
+        Step::bare(kind, name, action, deps)
     }
 
     #[test]
