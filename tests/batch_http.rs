@@ -902,15 +902,8 @@ async fn killed_applies_of_batch_and_http_converge() {
     ];
     // The first requests are reads (STS, tagging, functions, buckets, Batch, API Gateway).
     let reads = 10;
-    let points: Vec<Fault> = (1..=6)
-        .map(|i| {
-            let k = reads + i * (total - reads) / 7;
-            if i % 2 == 0 {
-                Fault::HangAfter(k)
-            } else {
-                Fault::HangBefore(k)
-            }
-        })
+    let points: Vec<Fault> = Fault::spread(total, reads)
+        .into_iter()
         .chain(targeted)
         .collect();
     eprintln!("apply makes {total} requests; killing at {points:?}");

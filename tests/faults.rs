@@ -103,16 +103,7 @@ async fn killed_applies_converge_without_duplicates_or_orphans() {
         "an apply of two functions made only {total} requests"
     );
     let reads = 12;
-    let points: Vec<Fault> = (1..=6)
-        .map(|i| {
-            let k = reads + i * (total - reads) / 7;
-            if i % 2 == 0 {
-                Fault::HangAfter(k)
-            } else {
-                Fault::HangBefore(k)
-            }
-        })
-        .collect();
+    let points = Fault::spread(total, reads);
     eprintln!("apply makes {total} requests; killing at {points:?}");
     for fault in points {
         let moto = Moto::start();

@@ -25,6 +25,23 @@ pub enum Fault {
     Delay(u64),
 }
 
+impl Fault {
+    /// Six kill points spread over the writes of an apply of `total` requests whose first
+    /// `reads` are reads, alternately holding the request before and after the emulator saw it.
+    pub fn spread(total: usize, reads: usize) -> Vec<Fault> {
+        (1..=6)
+            .map(|i| {
+                let k = reads + i * (total - reads) / 7;
+                if i % 2 == 0 {
+                    Fault::HangAfter(k)
+                } else {
+                    Fault::HangBefore(k)
+                }
+            })
+            .collect()
+    }
+}
+
 /// A running proxy.
 pub struct Proxy {
     /// `http://127.0.0.1:PORT`.
