@@ -238,7 +238,8 @@ pub(super) fn run(
                         Err(e) => Err(e.to_string()),
                     };
                     let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                    eprintln!("[{n}/{total}] {} s3://{bucket}/{key}", if r.is_ok() { "ok    " } else { "failed" });
+                    let verdict = if r.is_ok() { "ok    " } else { "failed" };
+                    super::cmd_ops::progress(n, total, &format!("{verdict} s3://{bucket}/{key}"));
                     (key, r)
                 }
             })

@@ -217,7 +217,7 @@ fn files_to_put(path: &Path) -> std::io::Result<Vec<(PathBuf, String)>> {
 }
 
 /// Progress on stderr: one line per file.
-fn progress(i: usize, n: usize, what: &str) {
+pub(super) fn progress(i: usize, n: usize, what: &str) {
     eprintln!("[{i}/{n}] {what}");
 }
 
