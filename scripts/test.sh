@@ -3,8 +3,9 @@
 #
 # Needs: a Rust toolchain (rustup; MSRV 1.94.1) and python3. Installs moto, the local AWS
 # emulator the integration tests run against, into .venv-moto (from PyPI, once); each test
-# starts and stops its own moto server on loopback. Snapshots are never rewritten here: a
-# changed message fails the run; review it with `cargo insta review`.
+# starts and stops its own moto server on loopback. Installs Debian's docker-registry and skopeo
+# (apt-get, as root) for the image tests, which start their own registry. Snapshots are never
+# rewritten here: a changed message fails the run; review it with `cargo insta review`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,8 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 # shellcheck source=scripts/moto-env.sh
 . scripts/moto-env.sh
+# shellcheck source=scripts/registry-env.sh
+. scripts/registry-env.sh
 
 export INSTA_UPDATE=no
 export NO_COLOR=1

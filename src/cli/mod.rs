@@ -8,6 +8,7 @@ mod cmd_adopt;
 mod cmd_apply;
 mod cmd_completions;
 mod cmd_graph;
+mod cmd_image;
 mod cmd_import;
 mod cmd_invoke;
 mod cmd_ops;
@@ -119,6 +120,28 @@ impl AwsArgs {
             endpoint: self.endpoint_url.clone(),
         }
     }
+}
+
+/// `scar image` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Assemble FUNCTION's image (its base image, the supervisor, its script and configuration)
+    /// and push it to REGISTRY/REPO[:TAG] through the registry API; print its digest.
+    ///
+    /// No Docker daemon is needed. Only missing blobs are sent: building the same inputs again
+    /// pushes nothing. A registry on loopback is spoken to in plain HTTP.
+    Build {
+        /// The stack directory.
+        dir: PathBuf,
+        /// The function.
+        function: String,
+        /// Where to push, such as `123456789012.dkr.ecr.us-east-1.amazonaws.com/tools:v1`.
+        #[arg(long, value_name = "REGISTRY/REPO[:TAG]")]
+        to: String,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The commands.
@@ -339,6 +362,12 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
         format: GraphFormat,
+    },
+    /// Container images: assemble a function's image without a Docker daemon.
+    Image {
+        /// What to do.
+        #[command(subcommand)]
+        command: ImageCommand,
     },
     /// Break the stack's lock, held by a run that is gone (its id is in the conflict message).
     ///
@@ -566,6 +595,15 @@ pub fn main() -> ExitCode {
             &out,
         ),
         Command::Graph { dir, format } => cmd_graph::run(&dir, format, &out),
+        Command::Image {
+            command:
+                ImageCommand::Build {
+                    dir,
+                    function,
+                    to,
+                    json,
+                },
+        } => cmd_image::run(&dir, &function, &to, json, &cli.aws, &out),
         Command::Unlock { dir, lock_id } => cmd_unlock::run(&dir, &lock_id, &cli.aws, &out),
         Command::Completions { shell } => cmd_completions::run(shell),
     };

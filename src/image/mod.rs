@@ -3,10 +3,13 @@
 //! (entrypoint, diff ids, history) and manifest, all byte-for-byte deterministic, so the same
 //! inputs always give the same digests and nothing is pushed twice.
 //!
-//! The registry client that pulls the base and pushes the result, and the `function_image`
-//! plan resource, build on this.
+//! [`registry`] is the registry API client, [`build`] assembles and pushes an image with it.
 
 use std::io::Write;
+
+pub mod build;
+pub mod reference;
+pub mod registry;
 
 use flate2::Compression;
 use serde_json::{Value, json};
@@ -30,6 +33,10 @@ pub mod media {
     pub const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
     /// Docker's manifest (schema 2), which registries also serve.
     pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    /// Docker's image config.
+    pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+    /// Docker's gzip-compressed layer.
+    pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 }
 
 /// `sha256:<hex>` of `bytes`.
@@ -60,6 +67,8 @@ pub struct Layer {
     pub digest: String,
     /// Digest of the uncompressed tar (the config's diff id).
     pub diff_id: String,
+    /// What it holds, for the image's history.
+    pub comment: String,
 }
 
 /// Builds a layer holding `files` (and their parent folders), deterministically: sorted,
@@ -67,7 +76,11 @@ pub struct Layer {
 ///
 /// # Errors
 /// When a path cannot go into a tar header.
-pub fn layer(files: &[File]) -> std::io::Result<Layer> {
+pub fn layer(files: &[File], comment: &str) -> std::io::Result<Layer> {
+    layer_at(files, comment, Compression::default())
+}
+
+fn layer_at(files: &[File], comment: &str, level: Compression) -> std::io::Result<Layer> {
     let mut files = files.to_vec();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let mut dirs: Vec<String> = Vec::new();
@@ -109,33 +122,33 @@ pub fn layer(files: &[File]) -> std::io::Result<Layer> {
     let mut gz = flate2::GzBuilder::new()
         .mtime(0)
         .operating_system(255)
-        .write(Vec::new(), Compression::default());
+        .write(Vec::new(), level);
     gz.write_all(&raw)?;
     let blob = gz.finish()?;
     Ok(Layer {
         digest: digest(&blob),
         diff_id: digest(&raw),
         blob,
+        comment: comment.to_owned(),
     })
 }
 
-/// The base image's config with scar's layer on top: the diff id appended, the entrypoint set
-/// to the supervisor (the base's `Cmd` cleared, as SCAR's Dockerfile did), a history entry,
-/// and the supervisor version as a label.
+/// The base image's config with scar's layers on top: their diff ids appended, the entrypoint
+/// set to the supervisor (the base's `Cmd` cleared, as SCAR's Dockerfile did), a history entry
+/// per layer, and `labels` (the supervisor version and the build's inputs).
 #[must_use]
-pub fn config(base: &Value, layer: &Layer, supervisor_version: &str) -> Value {
+pub fn config(base: &Value, layers: &[&Layer], labels: &[(&str, &str)]) -> Value {
     let mut c = base.clone();
     if !c.is_object() {
         c = json!({});
     }
-    let diff_ids = c
-        .pointer_mut("/rootfs/diff_ids")
-        .and_then(Value::as_array_mut)
-        .map(|a| {
-            a.push(json!(layer.diff_id));
-            a.clone()
-        });
-    c["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids.unwrap_or_else(|| vec![json!(layer.diff_id)])});
+    let mut diff_ids = c
+        .pointer("/rootfs/diff_ids")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    diff_ids.extend(layers.iter().map(|l| json!(l.diff_id)));
+    c["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
     if !c["config"].is_object() {
         c["config"] = json!({});
     }
@@ -144,11 +157,16 @@ pub fn config(base: &Value, layer: &Layer, supervisor_version: &str) -> Value {
     if !c["config"]["Labels"].is_object() {
         c["config"]["Labels"] = json!({});
     }
-    c["config"]["Labels"]["scar.supervisor.version"] = json!(supervisor_version);
-    let entry = json!({"created_by": format!("scar: scar-supervisor {supervisor_version}, script and function configuration")});
-    match c.get_mut("history").and_then(Value::as_array_mut) {
-        Some(h) => h.push(entry),
-        None => c["history"] = json!([entry]),
+    for (k, v) in labels {
+        c["config"]["Labels"][*k] = json!(v);
+    }
+    if !c["history"].is_array() {
+        c["history"] = json!([]);
+    }
+    if let Some(h) = c["history"].as_array_mut() {
+        for l in layers {
+            h.push(json!({"created_by": format!("scar: {}", l.comment)}));
+        }
     }
     // No clock in the image: the same inputs give the same digest.
     if let Some(o) = c.as_object_mut() {
@@ -157,24 +175,37 @@ pub fn config(base: &Value, layer: &Layer, supervisor_version: &str) -> Value {
     c
 }
 
-/// The manifest of the assembled image: the base's layers, then scar's, and the new config.
+/// The manifest of the assembled image: the base's layers, then scar's, and the new config, in
+/// the base manifest's family (OCI, or Docker's schema 2), which Lambda runs either way.
 #[must_use]
-pub fn manifest(base: &Value, config_bytes: &[u8], layer: &Layer) -> Value {
-    let mut layers = base
+pub fn manifest(base: &Value, config_bytes: &[u8], layers: &[&Layer]) -> Value {
+    let docker = base.get("mediaType").and_then(Value::as_str) == Some(media::DOCKER_MANIFEST);
+    let (manifest_type, config_type, layer_type) = if docker {
+        (
+            media::DOCKER_MANIFEST,
+            media::DOCKER_CONFIG,
+            media::DOCKER_LAYER_GZIP,
+        )
+    } else {
+        (media::MANIFEST, media::CONFIG, media::LAYER_GZIP)
+    };
+    let mut all = base
         .get("layers")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    layers.push(json!({
-        "mediaType": media::LAYER_GZIP,
-        "digest": layer.digest,
-        "size": layer.blob.len(),
+    all.extend(layers.iter().map(|l| {
+        json!({
+            "mediaType": layer_type,
+            "digest": l.digest,
+            "size": l.blob.len(),
+        })
     }));
     json!({
         "schemaVersion": 2,
-        "mediaType": media::MANIFEST,
-        "config": {"mediaType": media::CONFIG, "digest": digest(config_bytes), "size": config_bytes.len()},
-        "layers": layers,
+        "mediaType": manifest_type,
+        "config": {"mediaType": config_type, "digest": digest(config_bytes), "size": config_bytes.len()},
+        "layers": all,
     })
 }
 
@@ -217,10 +248,10 @@ mod tests {
 
     #[test]
     fn layers_are_deterministic_and_hold_the_files() {
-        let a = layer(&files()).expect("layer");
+        let a = layer(&files(), "t").expect("layer");
         let mut reversed = files();
         reversed.reverse();
-        let b = layer(&reversed).expect("layer");
+        let b = layer(&reversed, "t").expect("layer");
         assert_eq!(a, b, "the order given does not matter");
         assert!(a.digest.starts_with("sha256:") && a.digest.len() == 71);
         assert_ne!(a.digest, a.diff_id);
@@ -273,8 +304,8 @@ mod tests {
             "rootfs": {"type": "layers", "diff_ids": ["sha256:base"]},
             "history": [{"created_by": "base"}]
         });
-        let l = layer(&files()).expect("layer");
-        let c = config(&base, &l, "0.1.0");
+        let l = layer(&files(), "t").expect("layer");
+        let c = config(&base, &[&l], &[("scar.supervisor.version", "0.1.0")]);
         assert_eq!(c["rootfs"]["diff_ids"], json!(["sha256:base", l.diff_id]));
         assert_eq!(
             c["config"]["Entrypoint"],
@@ -294,7 +325,7 @@ mod tests {
         let m = manifest(
             &json!({"layers": [{"digest": "sha256:b1", "size": 3, "mediaType": media::LAYER_GZIP}]}),
             &bytes,
-            &l,
+            &[&l],
         );
         assert_eq!(m["layers"].as_array().map(Vec::len), Some(2));
         assert_eq!(m["layers"][1]["digest"], json!(l.digest));

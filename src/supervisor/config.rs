@@ -123,9 +123,21 @@ impl Config {
             }
             None => String::new(),
         };
-        let eff = resolve::effective(None, &f.spec);
+        Ok(Config::of(stack, None, &f, script))
+    }
+
+    /// The configuration of function `f` of stack `stack` (whose spec gives defaults), with its
+    /// script's text.
+    #[must_use]
+    pub fn of(
+        stack: &str,
+        stack_spec: Option<&crate::manifest::types::StackSpec>,
+        f: &FunctionManifest,
+        script: String,
+    ) -> Config {
+        let eff = resolve::effective(stack_spec, &f.spec);
         let batch = names::derive(stack, &f.metadata.name).batch;
-        Ok(Config {
+        Config {
             stack: stack.to_owned(),
             function: f.metadata.name.clone(),
             script,
@@ -145,7 +157,7 @@ impl Config {
             timeout: eff.timeout,
             batch_job_queue: batch.clone(),
             batch_job_definition: batch,
-        })
+        }
     }
 
     /// The deployed configuration: `SCAR_CONFIG` (base64 JSON), else [`CONFIG_PATH`].

@@ -7,6 +7,7 @@
 
 pub mod moto;
 pub mod proxy;
+pub mod registry;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -32,6 +32,7 @@ pub struct AwsCloud {
     lambda: aws_sdk_lambda::Client,
     batch: aws_sdk_batch::Client,
     apigateway: aws_sdk_apigateway::Client,
+    ecr: aws_sdk_ecr::Client,
     s3: aws_sdk_s3::Client,
     iam: aws_sdk_iam::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
@@ -89,6 +90,7 @@ impl AwsCloud {
             lambda: aws_sdk_lambda::Client::new(&shared),
             batch: aws_sdk_batch::Client::new(&shared),
             apigateway: aws_sdk_apigateway::Client::new(&shared),
+            ecr: aws_sdk_ecr::Client::new(&shared),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             iam: aws_sdk_iam::Client::new(&shared),
             logs: aws_sdk_cloudwatchlogs::Client::new(&shared),
@@ -103,6 +105,22 @@ impl AwsCloud {
             batch_timeout: Duration::from_secs(1200),
             created: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A registry client whose ECR credentials come from this connection.
+    ///
+    /// # Errors
+    /// When `SCAR_REGISTRY_ENDPOINTS` is malformed or TLS roots cannot be loaded.
+    pub fn registry(&self) -> Result<crate::image::registry::Registry, String> {
+        let endpoints = crate::image::reference::Endpoints::from_env()?;
+        crate::image::registry::Registry::new(endpoints, Some(self.ecr.clone()))
+            .map_err(|e| e.to_string())
+    }
+
+    /// The region.
+    #[must_use]
+    pub fn region(&self) -> &str {
+        &self.region
     }
 
     /// The account the credentials belong to.

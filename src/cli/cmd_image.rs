@@ -1,0 +1,146 @@
+//! `scar image build DIR FUNCTION --to REGISTRY/REPO[:TAG]`: the image assembly of a function,
+//! on its own. Progress on stderr; the digest (or `--json`) on stdout.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::output::Output;
+use super::{AwsArgs, session};
+use crate::image::build::{self, Spec};
+use crate::image::reference::ImageRef;
+use crate::supervisor::config::Config;
+
+/// The function's image inputs: its base, the target, its architecture, its configuration
+/// (JSON) and its script.
+pub(super) struct Inputs {
+    pub base: ImageRef,
+    pub architecture: String,
+    pub config_json: Vec<u8>,
+    pub script: String,
+}
+
+/// Reads what assembling `f`'s image needs from the validated set.
+pub(super) fn inputs(
+    set: &crate::manifest::load::ManifestSet,
+    name: &str,
+) -> Result<Inputs, String> {
+    let stack = set.stack().ok_or("no Stack manifest")?;
+    let doc = set
+        .functions
+        .iter()
+        .find(|f| f.value.metadata.name == name)
+        .ok_or_else(|| format!("the stack has no function `{name}`"))?;
+    let f = &doc.value;
+    let script = match &f.spec.script {
+        Some(p) => std::fs::read_to_string(doc.dir().join(p))
+            .map_err(|e| format!("{}: {e}", doc.dir().join(p).display()))?,
+        None => String::new(),
+    };
+    let base = ImageRef::parse(&f.spec.image).map_err(|e| format!("spec.image: {e}"))?;
+    let eff = crate::manifest::resolve::effective(Some(&stack.value.spec), &f.spec);
+    let arch = serde_json::to_value(eff.architecture)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let config = Config::of(
+        &stack.value.metadata.name,
+        Some(&stack.value.spec),
+        f,
+        script.clone(),
+    );
+    let config_json =
+        serde_json::to_vec(&config).map_err(|e| format!("encoding the configuration: {e}"))?;
+    Ok(Inputs {
+        base,
+        architecture: build::oci_architecture(&arch).to_owned(),
+        config_json,
+        script,
+    })
+}
+
+/// `scar image build`.
+pub(super) fn run(
+    dir: &Path,
+    name: &str,
+    to: &str,
+    as_json: bool,
+    aws: &AwsArgs,
+    out: &Output,
+) -> std::io::Result<ExitCode> {
+    let (set, desired, _) = match super::cmd_ops::load_function(dir, name, out) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let fail = |msg: &str| {
+        out.error(msg);
+        Ok(ExitCode::from(1))
+    };
+    let target = match ImageRef::parse(to) {
+        Ok(t) if t.digest.is_none() => t,
+        Ok(_) => return fail("--to names a repository and optionally a tag, not a digest"),
+        Err(e) => return fail(&format!("--to: {e}")),
+    };
+    let inputs = match inputs(&set, name) {
+        Ok(i) => i,
+        Err(e) => return fail(&e),
+    };
+    let supervisor = match build::supervisor_binary(&inputs.architecture) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let spec = Spec {
+        base: inputs.base,
+        target,
+        architecture: inputs.architecture,
+        supervisor,
+        config_json: inputs.config_json,
+        script: inputs.script,
+    };
+    let rt = session::runtime()?;
+    let result = rt.block_on(async {
+        let cloud = session::connect(aws, &desired).await;
+        let registry = cloud.registry()?;
+        eprintln!(
+            "building {} on {} for linux/{}",
+            spec.target, spec.base, spec.architecture
+        );
+        build::build(&registry, &spec, &|line| eprintln!("  {line}"))
+            .await
+            .map_err(|e| e.to_string())
+    });
+    let built = match result {
+        Ok(b) => b,
+        Err(e) => return fail(&format!("building the image of `{name}`: {e}")),
+    };
+    if built.uploaded_blobs == 0 && !built.pushed_manifest {
+        eprintln!(
+            "nothing to push: {} already has this image",
+            spec.target.name()
+        );
+    } else {
+        eprintln!(
+            "pushed {} blob(s), {} bytes{}{}",
+            built.uploaded_blobs,
+            built.uploaded_bytes,
+            if built.mounted_blobs > 0 {
+                format!(", mounted {}", built.mounted_blobs)
+            } else {
+                String::new()
+            },
+            if built.pushed_manifest {
+                ", and the manifest"
+            } else {
+                ""
+            }
+        );
+    }
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&built).unwrap_or_default()
+        );
+    } else {
+        println!("{}", built.digest);
+    }
+    Ok(ExitCode::SUCCESS)
+}

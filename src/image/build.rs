@@ -1,0 +1,456 @@
+//! Assembles a function's image through the registry API alone and pushes it: the base image's
+//! layers, one layer with the supervisor (the same for every function, so a registry stores it
+//! once per repository), one layer with the script and the function's configuration, and a
+//! config whose entrypoint is the supervisor. Every blob and the manifest are checked first and
+//! sent only when missing, so building the same inputs again pushes nothing.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use flate2::Compression;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::reference::ImageRef;
+use super::registry::{Registry, RegistryError};
+use super::{CONFIG_PATH, File, Layer, SCRIPT_PATH, SUPERVISOR_PATH, digest};
+
+/// The supervisor version scar assembles into images (this package's version).
+pub const SUPERVISOR_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Overrides the supervisor binary put into x86_64 images.
+pub const SUPERVISOR_ENV: &str = "SCAR_SUPERVISOR";
+/// Overrides the supervisor binary put into arm64 images.
+pub const SUPERVISOR_ARM64_ENV: &str = "SCAR_SUPERVISOR_ARM64";
+
+/// Image labels scar sets.
+pub mod labels {
+    /// The supervisor version.
+    pub const SUPERVISOR: &str = "scar.supervisor.version";
+    /// The base image's digest.
+    pub const BASE: &str = "scar.base.digest";
+    /// The inputs key ([`super::super::inputs_key`]).
+    pub const INPUTS: &str = "scar.inputs";
+}
+
+/// A failed build.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A registry call failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Anything else, said in full.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The base image.
+    pub base: ImageRef,
+    /// Where to push: a tag, or just the repository (pushed by digest).
+    pub target: ImageRef,
+    /// `amd64` or `arm64` (OCI's names).
+    pub architecture: String,
+    /// The supervisor binary for that architecture.
+    pub supervisor: PathBuf,
+    /// The function's configuration (`/opt/scar/function.json`).
+    pub config_json: Vec<u8>,
+    /// The script (`/opt/scar/script.sh`).
+    pub script: String,
+}
+
+/// A pushed image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Built {
+    /// `registry/repository@sha256:...`.
+    pub image: String,
+    /// The manifest digest.
+    pub digest: String,
+    /// The digest the base reference resolved to.
+    pub base_digest: String,
+    /// The inputs key recorded in the image's labels.
+    pub inputs: String,
+    /// Blobs uploaded (0 when everything was there).
+    pub uploaded_blobs: usize,
+    /// Bytes uploaded.
+    pub uploaded_bytes: u64,
+    /// Blobs mounted from the base's repository.
+    pub mounted_blobs: usize,
+    /// True when the manifest was put (false when the registry had it).
+    pub pushed_manifest: bool,
+}
+
+/// OCI's name for a function's architecture (`x86_64` → `amd64`).
+#[must_use]
+pub fn oci_architecture(lambda: &str) -> &'static str {
+    if lambda == "arm64" { "arm64" } else { "amd64" }
+}
+
+/// The supervisor binary for `architecture` (OCI name): the override variable, else
+/// `scar-supervisor` (`scar-supervisor-aarch64` for arm64) next to the running `scar`.
+///
+/// # Errors
+/// When there is none, or it is not a Linux program for that architecture.
+pub fn supervisor_binary(architecture: &str) -> Result<PathBuf, String> {
+    let (var, name) = if architecture == "arm64" {
+        (SUPERVISOR_ARM64_ENV, "scar-supervisor-aarch64")
+    } else {
+        (SUPERVISOR_ENV, "scar-supervisor")
+    };
+    let path = match std::env::var(var) {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => std::env::current_exe()
+            .map_err(|e| format!("finding scar's own folder: {e}"))?
+            .with_file_name(name),
+    };
+    let mut head = [0u8; 20];
+    std::fs::File::open(&path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .map_err(|e| {
+            format!(
+                "no supervisor for {architecture} images at {}: {e} (set {var} to a scar-supervisor built for linux/{architecture})",
+                path.display()
+            )
+        })?;
+    let machine = elf_machine(&head);
+    let want = if architecture == "arm64" {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    if machine != Some(want) {
+        return Err(format!(
+            "{} is not a Linux {want} program (found {}); set {var} to a scar-supervisor built for linux/{architecture}",
+            path.display(),
+            machine.unwrap_or("something else")
+        ));
+    }
+    Ok(path)
+}
+
+/// The architecture of a 64-bit little-endian ELF header.
+fn elf_machine(head: &[u8; 20]) -> Option<&'static str> {
+    if &head[..4] != b"\x7fELF" || head[4] != 2 || head[5] != 1 {
+        return None;
+    }
+    match u16::from_le_bytes([head[18], head[19]]) {
+        0x3e => Some("amd64"),
+        0xb7 => Some("arm64"),
+        _ => None,
+    }
+}
+
+/// The supervisor's layer, made once per binary and kept in scar's cache folder (compressing
+/// tens of megabytes takes seconds; reading the cache takes milliseconds).
+///
+/// # Errors
+/// When the binary cannot be read.
+pub fn supervisor_layer(path: &Path) -> Result<Layer, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let key = digest(&bytes);
+    let cache = cache_dir().map(|d| d.join("layers"));
+    let hex = key.trim_start_matches("sha256:");
+    if let Some(dir) = &cache
+        && let (Ok(blob), Ok(meta)) = (
+            std::fs::read(dir.join(format!("{hex}.tar.gz"))),
+            std::fs::read(dir.join(format!("{hex}.json"))),
+        )
+        && let Ok(meta) = serde_json::from_slice::<Value>(&meta)
+        && meta["digest"] == json!(digest(&blob))
+        && let Some(diff_id) = meta["diff_id"].as_str()
+    {
+        return Ok(Layer {
+            digest: digest(&blob),
+            diff_id: diff_id.to_owned(),
+            blob,
+            comment: format!("scar-supervisor {SUPERVISOR_VERSION}"),
+        });
+    }
+    let layer = super::layer_at(
+        &[File {
+            path: SUPERVISOR_PATH.into(),
+            mode: 0o755,
+            bytes,
+        }],
+        &format!("scar-supervisor {SUPERVISOR_VERSION}"),
+        Compression::fast(),
+    )
+    .map_err(|e| format!("building the supervisor layer: {e}"))?;
+    if let Some(dir) = &cache {
+        // The cache is an optimisation: failing to write it changes nothing.
+        let _ = std::fs::create_dir_all(dir).and_then(|()| {
+            let tmp = dir.join(format!("{hex}.tar.gz.tmp"));
+            std::fs::write(&tmp, &layer.blob)?;
+            std::fs::rename(&tmp, dir.join(format!("{hex}.tar.gz")))?;
+            std::fs::write(
+                dir.join(format!("{hex}.json")),
+                json!({"digest": layer.digest, "diff_id": layer.diff_id}).to_string(),
+            )
+        });
+    }
+    Ok(layer)
+}
+
+fn cache_dir() -> Option<PathBuf> {
+    if let Ok(d) = std::env::var("SCAR_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Ok(d) = std::env::var("XDG_CACHE_HOME") {
+        return Some(Path::new(&d).join("scar"));
+    }
+    std::env::var("HOME")
+        .ok()
+        .map(|h| Path::new(&h).join(".cache/scar"))
+}
+
+/// The function's own layer: its configuration and script.
+///
+/// # Errors
+/// Never in practice (an in-memory tar).
+pub fn function_layer(config_json: &[u8], script: &str) -> std::io::Result<Layer> {
+    super::layer(
+        &[
+            File {
+                path: CONFIG_PATH.into(),
+                mode: 0o644,
+                bytes: config_json.to_vec(),
+            },
+            File {
+                path: SCRIPT_PATH.into(),
+                mode: 0o755,
+                bytes: script.as_bytes().to_vec(),
+            },
+        ],
+        "the function's script and configuration",
+    )
+}
+
+/// The base's single-platform manifest for `architecture`: the manifest itself, or the
+/// matching entry of an index.
+async fn platform_manifest(
+    reg: &Registry,
+    base: &ImageRef,
+    architecture: &str,
+) -> Result<(super::registry::Manifest, String), BuildError> {
+    let top = reg.manifest(base, base.reference()).await?;
+    let base_digest = top.digest.clone();
+    if !top.is_index() {
+        return Ok((top, base_digest));
+    }
+    let index = top.json()?;
+    let entry = index
+        .get("manifests")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|m| {
+            m.pointer("/platform/os").and_then(Value::as_str) == Some("linux")
+                && m.pointer("/platform/architecture").and_then(Value::as_str) == Some(architecture)
+        })
+        .and_then(|m| m.get("digest").and_then(Value::as_str))
+        .ok_or_else(|| {
+            BuildError::Other(format!(
+                "the base image {base} has no linux/{architecture} image"
+            ))
+        })?;
+    Ok((reg.manifest(base, entry).await?, base_digest))
+}
+
+/// Assembles and pushes `spec`. `progress` hears one line per step that takes time.
+///
+/// # Errors
+/// When the base cannot be read, does not match the architecture, or a push fails.
+pub async fn build(
+    reg: &Registry,
+    spec: &Spec,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Built, BuildError> {
+    let (base_manifest, base_digest) =
+        platform_manifest(reg, &spec.base, &spec.architecture).await?;
+    let base_json = base_manifest.json()?;
+    let config_digest = base_json
+        .pointer("/config/digest")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            BuildError::Other(format!(
+                "the base image {} has a manifest without a config ({}); scar reads OCI and Docker schema 2 images",
+                spec.base, base_manifest.media_type
+            ))
+        })?;
+    let base_config: Value = serde_json::from_slice(&reg.blob(&spec.base, config_digest).await?)
+        .map_err(|e| BuildError::Other(format!("the base image's config is not JSON: {e}")))?;
+    let arch = base_config
+        .get("architecture")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if arch != spec.architecture {
+        return Err(BuildError::Other(format!(
+            "the base image {} is for {arch}, the function for {}",
+            spec.base, spec.architecture
+        )));
+    }
+    progress("preparing the supervisor layer");
+    let supervisor = supervisor_layer(&spec.supervisor).map_err(BuildError::Other)?;
+    let own = function_layer(&spec.config_json, &spec.script)
+        .map_err(|e| BuildError::Other(format!("building the function layer: {e}")))?;
+    let inputs = super::inputs_key(
+        &base_digest,
+        &spec.script,
+        SUPERVISOR_VERSION,
+        &String::from_utf8_lossy(&spec.config_json),
+    );
+    let config = super::config(
+        &base_config,
+        &[&supervisor, &own],
+        &[
+            (labels::SUPERVISOR, SUPERVISOR_VERSION),
+            (labels::BASE, &base_digest),
+            (labels::INPUTS, &inputs),
+        ],
+    );
+    let config_bytes = serde_json::to_vec(&config)
+        .map_err(|e| BuildError::Other(format!("encoding the image config: {e}")))?;
+    let manifest = super::manifest(&base_json, &config_bytes, &[&supervisor, &own]);
+    let manifest_bytes = serde_json::to_vec(&manifest)
+        .map_err(|e| BuildError::Other(format!("encoding the manifest: {e}")))?;
+    let manifest_type = manifest["mediaType"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let digest_now = digest(&manifest_bytes);
+
+    let before = reg.pushed();
+    let target = &spec.target;
+    let layers = base_json
+        .get("layers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (i, l) in layers.iter().enumerate() {
+        let d = l.get("digest").and_then(Value::as_str).unwrap_or_default();
+        let size = l.get("size").and_then(Value::as_u64).unwrap_or(0);
+        if reg.has_blob(target, d).await? {
+            continue;
+        }
+        if target.registry == spec.base.registry
+            && reg.mount(target, d, &spec.base.repository).await?
+        {
+            continue;
+        }
+        progress(&format!(
+            "copying base layer {}/{} {} ({})",
+            i + 1,
+            layers.len(),
+            short(d),
+            human(size)
+        ));
+        copy_blob(reg, &spec.base, target, d, size).await?;
+    }
+    for (what, layer) in [("supervisor", &supervisor), ("function", &own)] {
+        if !reg.has_blob(target, &layer.digest).await? {
+            progress(&format!(
+                "pushing the {what} layer {} ({})",
+                short(&layer.digest),
+                human(layer.blob.len() as u64)
+            ));
+            reg.upload(
+                target,
+                &layer.digest,
+                layer.blob.len() as u64,
+                &mut layer.blob.as_slice(),
+            )
+            .await?;
+        }
+    }
+    let config_digest = digest(&config_bytes);
+    if !reg.has_blob(target, &config_digest).await? {
+        reg.upload(
+            target,
+            &config_digest,
+            config_bytes.len() as u64,
+            &mut config_bytes.as_slice(),
+        )
+        .await?;
+    }
+    let reference = target.tag.clone().unwrap_or_else(|| digest_now.clone());
+    let pushed_manifest = if reg.has_manifest(target, &reference, &digest_now).await? {
+        false
+    } else {
+        reg.put_manifest(target, &reference, &manifest_bytes, &manifest_type)
+            .await?;
+        true
+    };
+    let after = reg.pushed();
+    Ok(Built {
+        image: target.at_digest(&digest_now).to_string(),
+        digest: digest_now,
+        base_digest,
+        inputs,
+        uploaded_blobs: after.blobs - before.blobs,
+        uploaded_bytes: after.bytes - before.bytes,
+        mounted_blobs: after.mounted - before.mounted,
+        pushed_manifest,
+    })
+}
+
+/// Copies a blob between registries through a temporary file, so a large layer never sits in
+/// memory.
+async fn copy_blob(
+    reg: &Registry,
+    from: &ImageRef,
+    to: &ImageRef,
+    digest: &str,
+    size: u64,
+) -> Result<(), BuildError> {
+    let mut file = tempfile::tempfile()
+        .map_err(|e| BuildError::Other(format!("a temporary file for {digest}: {e}")))?;
+    let got = reg.blob_into(from, digest, &mut file).await?;
+    if size != 0 && got != size {
+        return Err(BuildError::Other(format!(
+            "{digest}: the registry sent {got} bytes, the manifest says {size}"
+        )));
+    }
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| BuildError::Other(format!("{digest}: {e}")))?;
+    reg.upload(to, digest, got, &mut file).await?;
+    Ok(())
+}
+
+/// `sha256:0123456789ab`, for progress lines.
+#[must_use]
+pub fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}
+
+fn human(bytes: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let b = bytes as f64;
+    if b >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", b / 1024.0 / 1024.0)
+    } else if b >= 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elf_headers_name_their_architecture() {
+        let mut h = [0u8; 20];
+        h[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        h[18] = 0x3e;
+        assert_eq!(elf_machine(&h), Some("amd64"));
+        h[18] = 0xb7;
+        assert_eq!(elf_machine(&h), Some("arm64"));
+        h[0] = b'#';
+        assert_eq!(elf_machine(&h), None);
+        assert_eq!(oci_architecture("x86_64"), "amd64");
+        assert_eq!(oci_architecture("arm64"), "arm64");
+    }
+}

@@ -1,0 +1,256 @@
+//! Image assembly against a real registry (Debian's `docker-registry`), on base images the
+//! tests build themselves and push with skopeo; skopeo, an independent client, then confirms
+//! what scar pushed: the extra layers, the entrypoint, the labels and the architecture.
+
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+
+use support::registry::{Registry, inspect, layers_files, push_base};
+use support::{ok, stderr, stdout};
+
+const STACK: &str = "apiVersion: scar/v1alpha1
+kind: Stack
+metadata:
+  name: imgs
+spec:
+  region: us-east-1
+  role:
+    managed: true
+";
+
+fn stack(image: &str, arch: &str, script: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("stack.yaml"), STACK).expect("write");
+    std::fs::write(
+        dir.path().join("resize.yaml"),
+        format!(
+            "apiVersion: scar/v1alpha1
+kind: Function
+metadata:
+  name: resize
+spec:
+  image: {image}
+  architecture: {arch}
+  script: resize.sh
+  input:
+    - bucket: imgs-data
+      prefix: in/
+  output:
+    - bucket: imgs-data
+      prefix: out/
+"
+        ),
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("resize.sh"), script).expect("write");
+    dir
+}
+
+fn build(dir: &Path, to: &str, env: &[(&str, &str)]) -> Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_scar"));
+    c.args(["image", "build", ".", "resize", "--to", to])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("SCAR_CACHE_DIR", dir.join(".cache"))
+        .env_remove("SCAR_LOG");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("scar runs")
+}
+
+fn supervisor_bytes() -> Vec<u8> {
+    let exe = Path::new(env!("CARGO_BIN_EXE_scar")).with_file_name("scar-supervisor");
+    std::fs::read(exe).expect("the scar-supervisor binary is built next to scar")
+}
+
+#[test]
+fn assembles_on_a_base_pushes_once_and_skopeo_sees_it() {
+    let reg = Registry::start();
+    let base = push_base(&reg, "base/tiny", "1", &["amd64"]);
+    let base_layer = inspect(&base, false)["Layers"][0].clone();
+    let dir = stack(
+        &base,
+        "x86_64",
+        "#!/bin/sh\nconvert \"$INPUT_FILE_PATH\" \"$TMP_OUTPUT_DIR/out.png\"\n",
+    );
+    let target = format!("{}/scar/imgs/resize:v1", reg.host());
+
+    let o = build(dir.path(), &target, &[]);
+    ok(&o);
+    let digest = stdout(&o).trim().to_owned();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+
+    // What skopeo reads back.
+    let m = inspect(&target, false);
+    assert_eq!(m["Digest"], Value::from(digest.clone()));
+    assert_eq!(m["Architecture"], "amd64");
+    assert_eq!(m["Os"], "linux");
+    let layers = m["Layers"].as_array().expect("layers");
+    assert_eq!(
+        layers.len(),
+        3,
+        "the base's layer, the supervisor's, the function's: {m}"
+    );
+    assert_eq!(layers[0], base_layer, "the base's layer is kept as it is");
+    assert_eq!(
+        m["Labels"]["scar.supervisor.version"],
+        env!("CARGO_PKG_VERSION")
+    );
+    let c = inspect(&target, true);
+    assert_eq!(
+        c["config"]["Entrypoint"],
+        serde_json::json!(["/opt/scar/bin/scar-supervisor"])
+    );
+    assert!(c["config"]["Cmd"].is_null(), "{c}");
+    assert_eq!(
+        c["config"]["Env"][0], "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "the base's environment is kept"
+    );
+    assert_eq!(c["rootfs"]["diff_ids"].as_array().map(Vec::len), Some(3));
+    assert!(c.get("created").is_none(), "no clock in the image");
+
+    // The layers' content, read by skopeo.
+    let files = layers_files(&target);
+    let supervisor = &files[1];
+    assert_eq!(supervisor.len(), 1);
+    assert_eq!(supervisor[0].0, "opt/scar/bin/scar-supervisor");
+    assert_eq!(supervisor[0].2, 0o755);
+    assert!(
+        supervisor[0].1 == supervisor_bytes(),
+        "the supervisor is the built binary"
+    );
+    let own = &files[2];
+    let names: Vec<&str> = own.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(names, ["opt/scar/function.json", "opt/scar/script.sh"]);
+    let config: Value = serde_json::from_slice(&own[0].1).expect("function.json is JSON");
+    assert_eq!(config["stack"], "imgs");
+    assert_eq!(config["function"], "resize");
+    assert_eq!(config["outputs"][0]["prefix"], "out/");
+    assert!(
+        config["script"]
+            .as_str()
+            .is_some_and(|s| s.contains("convert"))
+    );
+    assert_eq!(own[1].2, 0o755);
+
+    // The same inputs again: nothing is written to the registry.
+    let writes = reg.writes().len();
+    let o = build(dir.path(), &target, &[]);
+    ok(&o);
+    assert_eq!(stdout(&o).trim(), digest, "same inputs, same digest");
+    assert!(stderr(&o).contains("nothing to push"), "{}", stderr(&o));
+    assert_eq!(reg.writes().len(), writes, "{:?}", reg.writes());
+
+    // A new script: a new image; the supervisor layer is not sent again.
+    std::fs::write(dir.path().join("resize.sh"), "#!/bin/sh\necho v2\n").expect("write");
+    let o = build(dir.path(), &target, &[]);
+    ok(&o);
+    assert_ne!(stdout(&o).trim(), digest);
+    let supervisor_digest = layers[1].as_str().expect("digest");
+    let uploads_of_supervisor = reg
+        .writes()
+        .iter()
+        .filter(|w| w.starts_with("PUT ") && w.contains(supervisor_digest))
+        .count();
+    assert_eq!(uploads_of_supervisor, 1, "{:?}", reg.writes());
+
+    // Another repository of the same registry: the base's layer is mounted, not copied.
+    let other = format!("{}/scar/imgs/other", reg.host());
+    let o = build(dir.path(), &other, &[]);
+    ok(&o);
+    assert!(
+        reg.writes()
+            .iter()
+            .any(|w| w.contains("mount=") && w.contains("from=base/tiny") && w.contains(" 201 ")),
+        "{:?}",
+        reg.writes()
+    );
+    let by_digest = format!("{other}@{}", stdout(&o).trim());
+    assert_eq!(
+        inspect(&by_digest, false)["Layers"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+}
+
+#[test]
+fn an_index_gives_each_architecture_its_own_base() {
+    let reg = Registry::start();
+    let base = push_base(&reg, "base/multi", "2", &["amd64", "arm64"]);
+    let dir = stack(&base, "arm64", "echo hi\n");
+    let target = format!("{}/scar/imgs/resize-arm", reg.host());
+
+    // No arm64 supervisor next to scar: said plainly, nothing pushed.
+    let o = build(dir.path(), &target, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("SCAR_SUPERVISOR_ARM64"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(reg.writes().iter().all(|w| !w.contains("resize-arm")));
+
+    // An aarch64 program (a header is enough: nothing runs it here).
+    let mut elf = vec![0u8; 64];
+    elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+    elf[18] = 0xb7;
+    let fake = dir.path().join("scar-supervisor-aarch64");
+    std::fs::write(&fake, &elf).expect("write");
+    let o = build(
+        dir.path(),
+        &target,
+        &[("SCAR_SUPERVISOR_ARM64", fake.to_str().expect("utf-8"))],
+    );
+    ok(&o);
+    let image = format!("{target}@{}", stdout(&o).trim());
+    assert_eq!(inspect(&image, false)["Architecture"], "arm64");
+    let files = layers_files(&image);
+    let release = &files[0][0];
+    assert_eq!(release.0, "etc/os-release");
+    assert!(
+        String::from_utf8_lossy(&release.1).contains("ARCH=arm64"),
+        "the arm64 image of the index is the base"
+    );
+    assert_eq!(files[1][0].1, elf);
+
+    // An amd64-only base for an arm64 function: refused.
+    let only = push_base(&reg, "base/only-amd64", "1", &["amd64"]);
+    let dir = stack(&only, "arm64", "echo hi\n");
+    let o = build(
+        dir.path(),
+        &target,
+        &[("SCAR_SUPERVISOR_ARM64", fake.to_str().expect("utf-8"))],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("is for amd64, the function for arm64"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_missing_base_is_an_error_naming_it() {
+    let reg = Registry::start();
+    let missing = format!("{}/base/nothing:1", reg.host());
+    let dir = stack(&missing, "x86_64", "echo\n");
+    let o = build(dir.path(), &format!("{}/scar/imgs/x", reg.host()), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("base/nothing@1") && err.contains("404"),
+        "{err}"
+    );
+    assert!(reg.writes().is_empty(), "{:?}", reg.writes());
+}
