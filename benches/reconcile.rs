@@ -21,6 +21,9 @@ mod moto;
 #[allow(dead_code, reason = "shared with the tests, which use the rest")]
 #[path = "../tests/support/proxy.rs"]
 mod proxy;
+#[path = "../tests/support/registry.rs"]
+#[allow(dead_code, reason = "the benches use part of it")]
+mod registry;
 
 use std::path::Path;
 use std::process::Command;

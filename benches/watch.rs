@@ -12,6 +12,9 @@
 #[allow(dead_code, reason = "shared with the tests, which use the rest")]
 #[path = "../tests/support/moto.rs"]
 mod moto;
+#[path = "../tests/support/registry.rs"]
+#[allow(dead_code, reason = "the benches use part of it")]
+mod registry;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

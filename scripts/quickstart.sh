@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # scar quickstart, end to end on a local AWS emulator: builds scar, installs and starts moto on
-# loopback, validates the examples, applies one (an S3-triggered container function), shows
-# that a second plan has no changes, edits a field and plans again, destroys, stops moto.
-# Nothing leaves this machine.
+# loopback, and a local container registry (Debian's docker-registry) standing in for Docker Hub
+# and for ECR's registry API (moto has ECR's API, not its registry); validates the examples,
+# applies one (an S3-triggered container function: its image is assembled on the base image
+# without Docker and pushed), checks the image with skopeo, shows that a second plan has no
+# changes, edits a field and plans again, destroys, stops both. Nothing leaves this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null 2>&1 || { echo "error: cargo not found; install Rust with rustup" >&2; exit 1; }
 # shellcheck source=scripts/moto-env.sh
 . scripts/moto-env.sh
+# shellcheck source=scripts/registry-env.sh
+. scripts/registry-env.sh
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -27,8 +31,16 @@ start_moto
 trap stop_moto EXIT
 echo "moto is answering at $AWS_ENDPOINT_URL"
 
+step "starting a local registry with a small grycap/imagemagick base image"
+start_registry
+trap 'stop_moto; stop_registry' EXIT
+seed_base grycap/imagemagick:latest
+ECR_HOST=123456789012.dkr.ecr.us-east-1.amazonaws.com
+export SCAR_REGISTRY_ENDPOINTS="docker.io=http://$REGISTRY_HOST,$ECR_HOST=http://$REGISTRY_HOST"
+echo "Docker Hub and moto's ECR are served at $REGISTRY_HOST (SCAR_REGISTRY_ENDPOINTS)"
+
 work=$(mktemp -d)
-trap 'stop_moto; rm -rf "$work"' EXIT
+trap 'stop_moto; stop_registry; rm -rf "$work"' EXIT
 cp -r manifests/imagemagick "$work/imagemagick"
 cd "$work"
 
@@ -37,6 +49,12 @@ step "scar plan imagemagick"
 
 step "scar apply imagemagick --auto-approve"
 "$SCAR" apply imagemagick --auto-approve
+
+step "the assembled image, as an independent client (skopeo) sees it"
+echo '{"default":[{"type":"insecureAcceptAnything"}]}' > "$work/policy.json"
+skopeo --policy "$work/policy.json" inspect --tls-verify=false --config \
+  "docker://$REGISTRY_HOST/scar/imagemagick:scar-imagemagick" |
+  python3 -c 'import json,sys; c=json.load(sys.stdin); print("entrypoint:", c["config"]["Entrypoint"], "| layers:", len(c["rootfs"]["diff_ids"]), "| supervisor:", c["config"]["Labels"]["scar.supervisor.version"])'
 
 step "a second plan has nothing to do (exit code 0 with --detailed-exitcode)"
 "$SCAR" plan imagemagick --detailed-exitcode

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sourced by the other scripts: makes sure Debian's docker-registry (a real container registry,
-# the CNCF distribution server) and skopeo (an independent registry client) are installed. The
-# image tests start their own registry on loopback and check scar's pushes with skopeo.
+# the CNCF distribution server) and skopeo (an independent registry client) are installed, and
+# defines start_registry, stop_registry and seed_base for the quickstart. The image tests start
+# their own registry on loopback and check scar's pushes with skopeo.
 # Installs them with apt-get when run as root on Debian or Ubuntu; says what to install
 # otherwise.
 need=()
@@ -19,3 +20,79 @@ if [ "${#need[@]}" -gt 0 ]; then
     exit 1
   fi
 fi
+
+# start_registry: starts docker-registry on a free loopback port with its own storage, waits
+# until it answers, and sets REGISTRY_PID, REGISTRY_DIR and REGISTRY_HOST (127.0.0.1:PORT).
+start_registry() {
+  local port
+  port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  REGISTRY_DIR=$(mktemp -d)
+  cat > "$REGISTRY_DIR/config.yml" <<YAML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY_DIR/data
+http:
+  addr: 127.0.0.1:$port
+  secret: scar-local
+YAML
+  docker-registry serve "$REGISTRY_DIR/config.yml" > "$REGISTRY_DIR/log" 2>&1 &
+  REGISTRY_PID=$!
+  REGISTRY_HOST="127.0.0.1:$port"
+  for _ in $(seq 1 100); do
+    if python3 -c "import urllib.request; urllib.request.urlopen('http://$REGISTRY_HOST/v2/', timeout=1)" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  cat "$REGISTRY_DIR/log" >&2
+  return 1
+}
+
+stop_registry() {
+  if [ -n "${REGISTRY_PID:-}" ]; then
+    kill "$REGISTRY_PID" 2>/dev/null || true
+    wait "$REGISTRY_PID" 2>/dev/null || true
+    rm -rf "$REGISTRY_DIR"
+  fi
+}
+
+# seed_base NAME:TAG: builds a tiny linux/amd64 base image (one layer holding etc/os-release)
+# as an OCI layout and pushes it to the local registry as NAME:TAG with skopeo, so image
+# assembly has a base without reaching Docker Hub.
+seed_base() {
+  local layout
+  layout=$(mktemp -d)
+  python3 - "$layout" <<'PY'
+import gzip, hashlib, io, json, os, sys, tarfile
+root = sys.argv[1]
+os.makedirs(f"{root}/blobs/sha256")
+def blob(data):
+    h = hashlib.sha256(data).hexdigest()
+    open(f"{root}/blobs/sha256/{h}", "wb").write(data)
+    return {"digest": f"sha256:{h}", "size": len(data)}
+raw = io.BytesIO()
+with tarfile.open(fileobj=raw, mode="w") as t:
+    text = b'NAME="scar quickstart base"\n'
+    info = tarfile.TarInfo("etc/os-release"); info.size = len(text); info.mtime = 0
+    t.addfile(info, io.BytesIO(text))
+raw = raw.getvalue()
+layer = blob(gzip.compress(raw, mtime=0))
+config = blob(json.dumps({"architecture": "amd64", "os": "linux",
+    "config": {"Env": ["PATH=/usr/bin:/bin"]},
+    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]}}).encode())
+manifest = blob(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": dict(config, mediaType="application/vnd.oci.image.config.v1+json"),
+    "layers": [dict(layer, mediaType="application/vnd.oci.image.layer.v1.tar+gzip")]}).encode())
+open(f"{root}/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
+open(f"{root}/index.json", "w").write(json.dumps({"schemaVersion": 2, "manifests": [dict(manifest,
+    mediaType="application/vnd.oci.image.manifest.v1+json",
+    annotations={"org.opencontainers.image.ref.name": "base"})]}))
+PY
+  echo '{"default":[{"type":"insecureAcceptAnything"}]}' > "$layout/policy.json"
+  skopeo --policy "$layout/policy.json" copy --quiet --dest-tls-verify=false \
+    "oci:$layout:base" "docker://$REGISTRY_HOST/$1"
+  rm -rf "$layout"
+}

@@ -9,7 +9,8 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use support::registry::{Registry, inspect, layers_files, push_base};
+use support::moto::Moto;
+use support::registry::{Registry, inspect, layers_files, push_base, shared};
 use support::{ok, stderr, stdout};
 
 const STACK: &str = "apiVersion: scar/v1alpha1
@@ -253,4 +254,237 @@ fn a_missing_base_is_an_error_naming_it() {
         "{err}"
     );
     assert!(reg.writes().is_empty(), "{:?}", reg.writes());
+}
+
+const PLANNED_STACK: &str = "apiVersion: scar/v1alpha1
+kind: Stack
+metadata:
+  name: imgplan
+spec:
+  region: us-east-1
+  role:
+    managed: true
+";
+
+/// Writes the stack `imgplan` with one function on `base`.
+fn planned(base: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("stack.yaml"), PLANNED_STACK).expect("write");
+    std::fs::write(
+        dir.path().join("resize.yaml"),
+        format!(
+            "apiVersion: scar/v1alpha1
+kind: Function
+metadata:
+  name: resize
+spec:
+  image: {base}
+  script: resize.sh
+  input:
+    - bucket: imgplan-data
+      prefix: in/
+"
+        ),
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("resize.sh"), "echo resize\n").expect("write");
+    dir
+}
+
+/// The registry's writes into `repository` so far.
+fn writes_into(reg: &Registry, repository: &str) -> Vec<String> {
+    reg.writes()
+        .into_iter()
+        .filter(|w| w.contains(&format!("/v2/{repository}/")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_assembles_the_image_records_it_and_upgrades_it_declaratively() {
+    let moto = Moto::start();
+    let reg = shared();
+    // A base of the test's own, so moving its tag touches no other test.
+    let base = push_base(reg, "base/moving", "1", &["amd64"]);
+    let dir = planned(&base);
+    let out = moto.scar(dir.path(), &["apply", ".", "--auto-approve"]);
+    ok(&out);
+    assert!(
+        stderr(&out).contains("function_image/resize: Creation complete"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Lambda runs the image by digest, from the stack's repository.
+    let sdk = moto.sdk().await;
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let f = lambda
+        .get_function()
+        .function_name("resize")
+        .send()
+        .await
+        .expect("the function exists");
+    let uri = f
+        .code()
+        .and_then(|c| c.image_uri())
+        .expect("an image URI")
+        .to_owned();
+    let prefix = "123456789012.dkr.ecr.us-east-1.amazonaws.com/scar/imgplan@sha256:";
+    assert!(uri.starts_with(prefix), "{uri}");
+    let tags = f.tags().cloned().unwrap_or_default();
+    assert_eq!(
+        tags.get("scar:supervisor").map(String::as_str),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(
+        tags.get("scar:image-base").map(String::as_str),
+        Some(base.as_str())
+    );
+
+    // The repository is the stack's, in ECR; the image is where ECR's registry would hold it.
+    let ecr = aws_sdk_ecr::Client::new(&sdk);
+    let repo = ecr
+        .describe_repositories()
+        .repository_names("scar/imgplan")
+        .send()
+        .await
+        .expect("the repository exists");
+    let arn = repo.repositories()[0]
+        .repository_arn()
+        .expect("arn")
+        .to_owned();
+    let repo_tags = ecr
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .expect("tags");
+    assert!(
+        repo_tags
+            .tags()
+            .iter()
+            .any(|t| t.key() == "scar:stack" && t.value() == "imgplan")
+    );
+    let digest = uri
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_owned())
+        .expect("digest");
+    let pushed = format!("{}/scar/imgplan@{digest}", reg.host());
+    assert_eq!(
+        inspect(&pushed, false)["Layers"].as_array().map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(
+        inspect(&pushed, true)["config"]["Entrypoint"],
+        serde_json::json!(["/opt/scar/bin/scar-supervisor"])
+    );
+
+    // `scar ls` reports the digest and the supervisor.
+    let ls = moto.scar(dir.path(), &["ls", ".", "--json"]);
+    ok(&ls);
+    assert!(
+        stdout(&ls).contains(env!("CARGO_PKG_VERSION")),
+        "{}",
+        stdout(&ls)
+    );
+    let plan = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
+
+    // An image holding an older supervisor: the plan says so, apply rebuilds it. The image is
+    // the same bytes, so nothing is sent to the registry.
+    lambda
+        .tag_resource()
+        .resource(
+            f.configuration()
+                .and_then(|c| c.function_arn())
+                .expect("arn"),
+        )
+        .tags("scar:supervisor", "0.0.9")
+        .send()
+        .await
+        .expect("tag");
+    let plan = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", stdout(&plan));
+    assert!(
+        stdout(&plan).contains(&format!(
+            "~ supervisor = \"0.0.9\" -> \"{}\"",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{}",
+        stdout(&plan)
+    );
+    let before = writes_into(reg, "scar/imgplan").len();
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    assert_eq!(
+        writes_into(reg, "scar/imgplan").len(),
+        before,
+        "same inputs, nothing pushed: {:?}",
+        writes_into(reg, "scar/imgplan")
+    );
+    let plan = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
+
+    // The base's tag moves: a new base digest, a new image, the function moves to it.
+    push_base(reg, "base/moving", "1", &["amd64", "arm64"]);
+    let plan = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", stdout(&plan));
+    assert!(
+        stdout(&plan).contains("~ base_digest = \"sha256:"),
+        "{}",
+        stdout(&plan)
+    );
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    let moved = lambda
+        .get_function()
+        .function_name("resize")
+        .send()
+        .await
+        .expect("function");
+    let new_uri = moved.code().and_then(|c| c.image_uri()).unwrap_or_default();
+    assert!(new_uri.starts_with(prefix) && new_uri != uri, "{new_uri}");
+    let plan = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
+
+    // Destroy removes the repository with the function.
+    ok(&moto.scar(dir.path(), &["destroy", ".", "--auto-approve"]));
+    let gone = ecr
+        .describe_repositories()
+        .repository_names("scar/imgplan")
+        .send()
+        .await;
+    assert!(gone.is_err(), "the repository is deleted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_foreign_repository_of_that_name_stops_the_plan() {
+    let moto = Moto::start();
+    let ecr = aws_sdk_ecr::Client::new(&moto.sdk().await);
+    ecr.create_repository()
+        .repository_name("scar/imgplan")
+        .send()
+        .await
+        .expect("create a foreign repository");
+    let dir = planned("grycap/imagemagick");
+    let out = moto.scar(dir.path(), &["apply", ".", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        all.contains("image_repository/scar/imgplan") && all.contains("already exists"),
+        "{all}"
+    );
+    let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
+    assert!(
+        lambda
+            .get_function()
+            .function_name("resize")
+            .send()
+            .await
+            .is_err(),
+        "nothing was created"
+    );
+    let still = ecr
+        .describe_repositories()
+        .repository_names("scar/imgplan")
+        .send()
+        .await;
+    assert!(still.is_ok(), "the foreign repository is untouched");
 }

@@ -52,6 +52,12 @@ fn applied(g: &DesiredGraph) -> LiveState {
         if let Some(Value::Object(t)) = attrs.get_mut("tags") {
             t.insert("scar:applied".into(), json!(applied_hash(d)));
         }
+        if d.address.kind == scar::model::ResourceKind::FunctionImage {
+            // AWS holds an image's script and configuration only inside the image.
+            for f in scar::model::unread_fields(d.address.kind) {
+                attrs.remove(*f);
+            }
+        }
         live.resources.insert(
             d.address.clone(),
             LiveResource {
@@ -76,6 +82,22 @@ fn outputs_of(a: &Address, region: &str) -> std::collections::BTreeMap<String, V
         ("account_id".to_owned(), json!(ACCOUNT)),
     ]
     .into();
+    if a.kind == scar::model::ResourceKind::FunctionImage {
+        // An image built from a base whose digest stands for the address.
+        let digest = scar::image::digest(a.name.as_bytes());
+        o.insert(
+            "uri".into(),
+            json!(format!(
+                "{ACCOUNT}.dkr.ecr.{region}.amazonaws.com/scar/stack@{digest}"
+            )),
+        );
+        o.insert(
+            "base_digest".into(),
+            json!(scar::image::digest(
+                format!("base of {}", a.name).as_bytes()
+            )),
+        );
+    }
     if a.kind == scar::model::ResourceKind::HttpApi {
         let id = "a1b2c3d4e5";
         o.insert("id".into(), json!(id));

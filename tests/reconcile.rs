@@ -93,7 +93,7 @@ async fn apply_an_example_then_the_plan_is_empty() {
     let out = moto.scar(dir.path(), &["apply", ".", "--auto-approve"]);
     ok(&out);
     assert!(
-        stdout(&out).contains("Apply complete! Resources: 6 added, 0 changed, 0 destroyed."),
+        stdout(&out).contains("Apply complete! Resources: 8 added, 0 changed, 0 destroyed."),
         "{}",
         stdout(&out)
     );
@@ -592,7 +592,7 @@ async fn removing_an_input_removes_its_permission_and_trigger() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_script_edit_shows_as_a_diff_and_round_trips() {
+async fn a_script_edit_rebuilds_the_image_and_round_trips() {
     let moto = Moto::start();
     let dir = example("imagemagick");
     ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
@@ -606,11 +606,15 @@ async fn a_script_edit_shows_as_a_diff_and_round_trips() {
     let plan = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
     assert_eq!(plan.status.code(), Some(2), "{}", stderr(&plan));
     let out = stdout(&plan);
-    assert!(out.contains("~ script = <<-DIFF"), "{out}");
+    // The script is inside the assembled image: the plan rebuilds it and moves the function
+    // to the new image.
+    assert!(out.contains("~ script_sha256 = \"sha256:"), "{out}");
     assert!(
-        out.contains("+convert \"$INPUT_FILE_PATH\" -type Grayscale -strip"),
+        out.contains("# function_image/scar-imagemagick will be updated in-place"),
         "{out}"
     );
+    assert!(out.contains("-> (known after apply)"), "{out}");
+    assert!(!out.contains("changed outside of scar"), "{out}");
     ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
     let again = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
     assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
@@ -628,7 +632,7 @@ async fn without_a_terminal_apply_asks_for_auto_approve_and_changes_nothing() {
         stderr(&out)
     );
     assert!(
-        stdout(&out).contains("Plan: 6 to add"),
+        stdout(&out).contains("Plan: 8 to add"),
         "the plan is shown first"
     );
     let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);

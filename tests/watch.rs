@@ -198,7 +198,7 @@ async fn broken_yaml_deletes_nothing_fixing_it_applies_and_mass_deletes_wait_for
 
     // Removing a function deletes its trigger, permission, log group and function: 4 > 2.
     std::fs::remove_file(dir.path().join("beta.yaml")).expect("remove");
-    w.wait_for("run 4 refused 4 deletes: nothing changed", 10);
+    w.wait_for("run 4 refused 5 deletes: nothing changed", 10);
     assert!(memory_of(&moto, "beta").await.is_some(), "beta survives");
 }
 

@@ -40,7 +40,7 @@ pub(super) fn run(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Resu
             operation,
             out,
             |lost| async move {
-                let live = match cloud.refresh(desired).await {
+                let live = match cloud.refresh(&desired.to_read(args.destroy)).await {
                     Ok(l) => l,
                     Err(e) => {
                         return Ok(session::cloud_failed(out, "reading live state failed", &e));
@@ -94,7 +94,7 @@ fn run_saved(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<Ex
         let cloud = session::connect(aws, &file.desired).await;
         let (cloud, file) = (&cloud, &file);
         session::locked(cloud, &file.desired.stack, args.target, operation, out, |lost| async move {
-            let live = match cloud.refresh(&file.desired).await {
+            let live = match cloud.refresh(&file.desired.to_read(file.plan.destroy)).await {
                 Ok(l) => l,
                 Err(e) => return Ok(session::cloud_failed(out, "reading live state failed", &e)),
             };

@@ -27,7 +27,7 @@ pub(super) fn run(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Resu
     let rt = session::runtime()?;
     let result = rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
-        cloud.refresh(&desired).await
+        cloud.refresh(&desired.to_read(args.destroy)).await
     });
     let live = match result {
         Ok(l) => l,

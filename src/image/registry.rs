@@ -257,7 +257,7 @@ impl Registry {
         &self,
         image: &ImageRef,
         digest: &str,
-        sink: &mut dyn Write,
+        sink: &mut (dyn Write + Send),
     ) -> Result<u64, RegistryError> {
         let what = format!("reading the blob {}@{digest}", image.name());
         let url = self.url(image, &format!("blobs/{digest}"));
@@ -406,7 +406,7 @@ impl Registry {
         image: &ImageRef,
         digest: &str,
         size: u64,
-        source: &mut dyn Read,
+        source: &mut (dyn Read + Send),
     ) -> Result<(), RegistryError> {
         let what = format!("uploading {digest} to {}", image.name());
         let start = self.url(image, "blobs/uploads/");
@@ -422,7 +422,7 @@ impl Registry {
             .await?;
         let mut location = header(&resp, "location")
             .ok_or_else(|| RegistryError::Invalid(format!("{what}: no upload location")))?;
-        let read_chunk = |source: &mut dyn Read| -> Result<Vec<u8>, RegistryError> {
+        let read_chunk = |source: &mut (dyn Read + Send)| -> Result<Vec<u8>, RegistryError> {
             let mut buf = Vec::with_capacity(CHUNK);
             source
                 .take(CHUNK as u64)

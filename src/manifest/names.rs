@@ -13,7 +13,8 @@ pub struct DerivedNames {
     pub log_group: String,
     /// Batch compute environment, job queue and job definition name.
     pub batch: String,
-    /// ECR repository of the assembled image.
+    /// The stack's ECR repository, holding the images scar assembles for its functions (one
+    /// repository per stack, so the supervisor's layer is stored and uploaded once).
     pub ecr_repository: String,
     /// Default API Gateway REST API name.
     pub api: String,
@@ -27,7 +28,7 @@ pub fn derive(stack: &str, function: &str) -> DerivedNames {
     DerivedNames {
         log_group: format!("/aws/lambda/{function}"),
         batch: format!("scar-{stack}-{function}"),
-        ecr_repository: format!("scar/{stack}/{function}").to_lowercase(),
+        ecr_repository: format!("scar/{stack}").to_lowercase(),
         api: format!("scar-{stack}-{function}"),
         notification_id_prefix: format!("scar-{stack}-{function}-"),
     }
@@ -77,6 +78,8 @@ pub fn stack_name_problem(name: &str) -> Option<String> {
         Some("may hold only lowercase letters, digits and `-`".into())
     } else if name.starts_with('-') || name.ends_with('-') {
         Some("must start and end with a letter or digit".into())
+    } else if !is_ecr_repository_name(&derive(name, "x").ecr_repository) {
+        Some("must not hold `--`: it names the stack's ECR repository, whose names cannot".into())
     } else {
         None
     }
@@ -101,13 +104,6 @@ pub fn function_name_problem(stack: &str, name: &str) -> Option<String> {
         return Some(format!(
             "the derived Batch name `{}` is longer than 128 characters",
             derived.batch
-        ));
-    }
-    if !is_ecr_repository_name(&derived.ecr_repository) {
-        return Some(format!(
-            "the derived ECR repository `{}` is invalid: start and end with a letter or digit, \
-             and never put two of `-`, `_` together",
-            derived.ecr_repository
         ));
     }
     None
@@ -183,15 +179,16 @@ mod tests {
         );
         assert!(function_name_problem("demo", "bad name").is_some());
         assert!(function_name_problem("demo", &"x".repeat(65)).is_some());
-        // Valid for Lambda, but `__` cannot be an ECR repository component.
-        assert!(function_name_problem("demo", "a__b").is_some());
-        assert!(function_name_problem("demo", "trailing-").is_some());
+        // The function's name tags its image in the stack's repository: any Lambda name does.
+        assert_eq!(function_name_problem("demo", "a__b"), None);
+        assert_eq!(function_name_problem("demo", "trailing-"), None);
     }
 
     #[test]
     fn stack_names() {
         assert_eq!(stack_name_problem("video-process"), None);
         assert!(stack_name_problem("Video").is_some());
+        assert!(stack_name_problem("video--process").is_some());
         assert!(stack_name_problem(&"a".repeat(33)).is_some());
         assert!(stack_name_problem("-a").is_some());
     }

@@ -30,14 +30,20 @@ pub enum ResourceKind {
     BatchJobDefinition,
     /// A REST API in API Gateway in front of a function.
     HttpApi,
+    /// The stack's ECR repository, holding the images scar assembles for its functions.
+    ImageRepository,
+    /// A function's assembled image (its base, the supervisor, its script and configuration).
+    FunctionImage,
 }
 
 impl ResourceKind {
     /// Every kind, in the order creates happen when nothing else decides.
-    pub const ALL: [ResourceKind; 10] = [
+    pub const ALL: [ResourceKind; 12] = [
         ResourceKind::IamRole,
         ResourceKind::Bucket,
         ResourceKind::LogGroup,
+        ResourceKind::ImageRepository,
+        ResourceKind::FunctionImage,
         ResourceKind::BatchComputeEnvironment,
         ResourceKind::BatchJobQueue,
         ResourceKind::BatchJobDefinition,
@@ -61,6 +67,8 @@ impl ResourceKind {
             ResourceKind::BatchJobQueue => "batch_job_queue",
             ResourceKind::BatchJobDefinition => "batch_job_definition",
             ResourceKind::HttpApi => "http_api",
+            ResourceKind::ImageRepository => "image_repository",
+            ResourceKind::FunctionImage => "function_image",
         }
     }
 }

@@ -56,7 +56,7 @@ pub(super) struct BatchInput<'a> {
     pub stack: &'a str,
     pub function: &'a str,
     pub eff: &'a Effective,
-    pub image: &'a str,
+    pub image: &'a Value,
     pub script: &'a str,
     /// The execution role (an ARN, or a reference to the managed role).
     pub role: &'a Value,
@@ -138,7 +138,7 @@ pub(super) fn delegation(i: &BatchInput<'_>) -> Option<Delegation> {
                     "container"
                 }),
             ),
-            ("image", json!(i.image)),
+            ("image", i.image.clone()),
             ("script", json!(i.script)),
             ("vcpus", json!(batch.vcpus.unwrap_or(DEFAULT_BATCH_VCPUS))),
             (

@@ -54,3 +54,45 @@ impl LiveState {
         self.resources.get(address)
     }
 }
+
+impl LiveState {
+    /// Moves the record of each function's assembled image out of its tags into a live
+    /// `function_image/<name>` (its inputs as attributes, the function's image as the `uri`
+    /// output): the record is the image's state, written with the function, read with the
+    /// function's one `GetFunction`.
+    pub fn split_image_records(&mut self) {
+        use super::tags::IMAGE_RECORD;
+        let mut images = Vec::new();
+        for (address, f) in &mut self.resources {
+            if address.kind != super::ResourceKind::Function {
+                continue;
+            }
+            let Some(Value::Object(t)) = f.attrs.get_mut("tags") else {
+                continue;
+            };
+            let mut attrs = Map::new();
+            for (tag, attribute) in IMAGE_RECORD {
+                if let Some(v) = t.remove(tag) {
+                    attrs.insert(attribute.to_owned(), v);
+                }
+            }
+            if attrs.len() < IMAGE_RECORD.len() {
+                continue;
+            }
+            let uri = f.attrs.get("image").cloned().unwrap_or(Value::Null);
+            attrs.insert("image".into(), uri.clone());
+            let mut outputs = BTreeMap::new();
+            outputs.insert("uri".to_owned(), uri);
+            images.push((
+                super::Address::new(super::ResourceKind::FunctionImage, address.name.clone()),
+                LiveResource {
+                    attrs,
+                    owner: f.owner.clone(),
+                    fingerprint: None,
+                    outputs,
+                },
+            ));
+        }
+        self.resources.extend(images);
+    }
+}

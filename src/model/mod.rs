@@ -34,6 +34,32 @@ pub mod tags {
     /// policy holds scar statements). A plan reads the policy (`GetPolicy`, 15 req/s) only of
     /// functions that have such statements now or had them at the last apply.
     pub const S3_INVOKE: &str = "scar:s3-invoke";
+    /// On a function with an assembled image: the supervisor version inside it.
+    pub const SUPERVISOR: &str = "scar:supervisor";
+    /// On such a function: the base image as the manifest names it.
+    pub const IMAGE_BASE: &str = "scar:image-base";
+    /// The digest that base resolved to when the image was built.
+    pub const IMAGE_BASE_DIGEST: &str = "scar:image-base-digest";
+    /// The image's architecture (`amd64`, `arm64`).
+    pub const IMAGE_ARCHITECTURE: &str = "scar:image-architecture";
+    /// The digest of the script inside.
+    pub const IMAGE_SCRIPT: &str = "scar:image-script";
+    /// The digest of the configuration inside.
+    pub const IMAGE_CONFIG: &str = "scar:image-config";
+    /// The repository the image is in.
+    pub const IMAGE_REPOSITORY: &str = "scar:image-repository";
+
+    /// The tags that record a function's assembled image, with the `function_image`
+    /// attribute each one holds.
+    pub const IMAGE_RECORD: [(&str, &str); 7] = [
+        (IMAGE_REPOSITORY, "repository"),
+        (IMAGE_BASE, "base"),
+        (IMAGE_BASE_DIGEST, "base_digest"),
+        (IMAGE_ARCHITECTURE, "architecture"),
+        (SUPERVISOR, "supervisor"),
+        (IMAGE_SCRIPT, "script_sha256"),
+        (IMAGE_CONFIG, "config_sha256"),
+    ];
 }
 
 /// A value in an attribute that is only known once another resource exists, such as the ARN of
@@ -91,6 +117,19 @@ pub struct DesiredGraph {
 }
 
 impl DesiredGraph {
+    /// What to read live state for: the graph itself, or for a destroy, the graph without its
+    /// images (a destroy deletes what it finds; it needs no base image resolved).
+    #[must_use]
+    pub fn to_read(&self, destroy: bool) -> std::borrow::Cow<'_, DesiredGraph> {
+        if !destroy {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut g = self.clone();
+        g.resources
+            .retain(|r| r.address.kind != ResourceKind::FunctionImage);
+        std::borrow::Cow::Owned(g)
+    }
+
     /// The resource at `address`.
     #[must_use]
     pub fn get(&self, address: &Address) -> Option<&DesiredResource> {
@@ -109,6 +148,9 @@ pub fn unread_fields(kind: ResourceKind) -> &'static [&'static str] {
         ResourceKind::LogGroup => &["tags"],
         // Batch scales it; set on create only.
         ResourceKind::BatchComputeEnvironment => &["desired_vcpus"],
+        // Compared through their digests (`script_sha256`, `config_sha256`); carried in the
+        // plan so that apply builds exactly what was planned.
+        ResourceKind::FunctionImage => &["script", "config"],
         _ => &[],
     }
 }
@@ -237,6 +279,13 @@ pub fn build(set: &ManifestSet) -> Option<DesiredGraph> {
             role_ref.as_ref(),
         ));
     }
+    if set
+        .functions
+        .iter()
+        .any(|f| f.value.spec.prebuilt != Some(true))
+    {
+        out.push(image_repository(&name, spec));
+    }
     for bucket in buckets.keys() {
         let address = Address::new(ResourceKind::Bucket, bucket.clone());
         let mut attrs = Map::new();
@@ -271,6 +320,86 @@ fn merged_tags(
     let mut t = stack.tags.clone();
     t.extend(own.clone());
     t
+}
+
+/// The image scar assembles for function `fm`: what decides its content (the base and its
+/// digest, the architecture, the supervisor version, the script, the configuration) is compared;
+/// the script and configuration themselves travel in the plan for apply to build from.
+fn function_image(
+    stack_name: &str,
+    stack: &crate::manifest::types::StackSpec,
+    fm: &FunctionManifest,
+    script: &str,
+    address: &Address,
+) -> DesiredResource {
+    let config =
+        crate::supervisor::config::Config::of(stack_name, Some(stack), fm, script.to_owned());
+    let config = serde_json::to_value(&config).unwrap_or(Value::Null);
+    let eff = resolve::effective(Some(stack), &fm.spec);
+    let arch = serde_json::to_value(eff.architecture)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let repository = Address::new(
+        ResourceKind::ImageRepository,
+        names::derive(stack_name, &fm.metadata.name).ecr_repository,
+    );
+    let mut attrs = Map::new();
+    attrs.insert("repository".into(), json!(repository.name));
+    attrs.insert("base".into(), json!(fm.spec.image));
+    attrs.insert(
+        "base_digest".into(),
+        Reference {
+            address: address.clone(),
+            attribute: "base_digest".into(),
+        }
+        .to_value(),
+    );
+    attrs.insert(
+        "architecture".into(),
+        json!(crate::image::build::oci_architecture(&arch)),
+    );
+    attrs.insert(
+        "supervisor".into(),
+        json!(crate::image::build::SUPERVISOR_VERSION),
+    );
+    attrs.insert(
+        "script_sha256".into(),
+        json!(crate::image::digest(script.as_bytes())),
+    );
+    attrs.insert(
+        "config_sha256".into(),
+        json!(crate::image::digest(config.to_string().as_bytes())),
+    );
+    attrs.insert("script".into(), json!(script));
+    attrs.insert("config".into(), config);
+    DesiredResource {
+        address: address.clone(),
+        attrs,
+        sensitive: Vec::new(),
+        depends_on: vec![repository],
+    }
+}
+
+/// The stack's image repository, when any function has an assembled image.
+fn image_repository(
+    stack_name: &str,
+    stack: &crate::manifest::types::StackSpec,
+) -> DesiredResource {
+    let name = names::derive(stack_name, "x").ecr_repository;
+    let address = Address::new(ResourceKind::ImageRepository, name.clone());
+    let mut attrs = Map::new();
+    attrs.insert("name".into(), json!(name));
+    attrs.insert(
+        "tags".into(),
+        json!(ownership_tags(stack_name, &address, &stack.tags)),
+    );
+    DesiredResource {
+        address,
+        attrs,
+        sensitive: Vec::new(),
+        depends_on: Vec::new(),
+    }
 }
 
 fn function_resources(
@@ -313,11 +442,22 @@ fn function_resources(
         .to_value(),
         (None, None, None) => Value::Null,
     };
+    let assembled = spec.prebuilt != Some(true);
+    let image_address = Address::new(ResourceKind::FunctionImage, fname.clone());
+    let image = if assembled {
+        Reference {
+            address: image_address.clone(),
+            attribute: "uri".into(),
+        }
+        .to_value()
+    } else {
+        json!(spec.image)
+    };
     let delegation = batch::delegation(&batch::BatchInput {
         stack: stack_name,
         function: fname,
         eff: &eff,
-        image: &spec.image,
+        image: &image,
         script,
         role: &role,
         user_tags: &user_tags,
@@ -339,8 +479,12 @@ fn function_resources(
         |a| json!(a),
     );
     let mut attrs = Map::new();
-    attrs.insert("image".into(), json!(spec.image));
-    attrs.insert("script".into(), json!(script));
+    attrs.insert("image".into(), image);
+    if !assembled {
+        // A prebuilt image gets its script through the environment; an assembled one has it
+        // inside (`function_image`).
+        attrs.insert("script".into(), json!(script));
+    }
     attrs.insert("memory".into(), json!(eff.memory));
     attrs.insert("timeout".into(), json!(eff.timeout));
     attrs.insert("ephemeral_storage".into(), json!(eff.ephemeral_storage));
@@ -384,6 +528,16 @@ fn function_resources(
     );
     attrs.insert("tags".into(), json!(function_tags));
     let mut depends_on = vec![log_group.clone()];
+    if assembled {
+        depends_on.push(image_address.clone());
+        out.push(function_image(
+            stack_name,
+            stack,
+            fm,
+            script,
+            &image_address,
+        ));
+    }
     if let Some(r) = role_ref.filter(|_| spec.role.is_none()) {
         depends_on.push(r.clone());
     }
@@ -392,6 +546,10 @@ fn function_resources(
         out.extend(d.resources.into_iter().map(|mut r| {
             if let Some(role) = role_ref.filter(|_| spec.role.is_none()) {
                 r.depends_on.push(role.clone());
+            }
+            if assembled && r.address.kind == ResourceKind::BatchJobDefinition {
+                // Its jobs run the function's assembled image.
+                r.depends_on.push(image_address.clone());
             }
             r
         }));

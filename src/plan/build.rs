@@ -37,11 +37,22 @@ pub fn build(desired: &DesiredGraph, live: &LiveState, destroy: bool) -> Plan {
     let mut errors = Vec::new();
     let mut notes = Vec::new();
     if !destroy {
-        for d in &desired.resources {
-            if let Some(step) = desired_step(desired, d, live, &mut errors, &mut notes) {
+        // Images first: a reference to an image being built is unknown until apply, so the
+        // function that refers to it is updated too.
+        let mut pending = BTreeSet::new();
+        let (images, rest): (Vec<&DesiredResource>, Vec<&DesiredResource>) = desired
+            .resources
+            .iter()
+            .partition(|d| d.address.kind == ResourceKind::FunctionImage);
+        for d in images.into_iter().chain(rest) {
+            if let Some(step) = desired_step(desired, d, live, &pending, &mut errors, &mut notes) {
+                if step.address.kind == ResourceKind::FunctionImage && step.action != Action::NoOp {
+                    pending.insert(step.address.clone());
+                }
                 steps.push(step);
             }
         }
+        steps.sort_by(|a, b| a.address.cmp(&b.address));
     }
     for (address, l) in &live.resources {
         let wanted = !destroy && desired.get(address).is_some();
@@ -98,11 +109,12 @@ fn desired_step(
     graph: &DesiredGraph,
     d: &DesiredResource,
     live: &LiveState,
+    pending: &BTreeSet<Address>,
     errors: &mut Vec<PlanError>,
     notes: &mut Vec<String>,
 ) -> Option<Step> {
     let address = &d.address;
-    let (after, unknown) = resolve(&d.attrs, graph, live);
+    let (after, unknown) = resolve(&d.attrs, graph, live, pending);
     let step = |action, reason, cause, changes, before: Option<&LiveResource>| Step {
         address: address.clone(),
         action,
@@ -176,7 +188,11 @@ fn desired_step(
         .get("tags")
         .and_then(|t| t.get(APPLIED_TAG))
         .and_then(Value::as_str);
-    let cause = if applied == Some(applied_hash(d).as_str()) {
+    // A field waiting on another resource's change (an image being built) is that change's
+    // doing, not drift.
+    let cause = if applied == Some(applied_hash(d).as_str())
+        && changes.iter().all(|c| !unknown.contains(&c.field))
+    {
         Cause::Drift
     } else {
         Cause::Manifest
@@ -252,10 +268,12 @@ fn region_check(
 }
 
 /// Replaces references with the live values they point to; returns the paths still unknown.
+/// A reference to a resource in `pending` (about to change what it refers to) stays unknown.
 fn resolve(
     attrs: &Map<String, Value>,
     graph: &DesiredGraph,
     live: &LiveState,
+    pending: &BTreeSet<Address>,
 ) -> (Map<String, Value>, BTreeSet<String>) {
     let mut unknown = BTreeSet::new();
     let mut out = Map::new();
@@ -264,6 +282,7 @@ fn resolve(
             Some(r) => {
                 let known = live
                     .get(&r.address)
+                    .filter(|_| !pending.contains(&r.address))
                     .filter(|l| l.owner == Owner::ThisStack || graph.get(&r.address).is_none())
                     .and_then(|l| l.outputs.get(&r.attribute));
                 match known {

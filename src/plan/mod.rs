@@ -261,7 +261,12 @@ impl Plan {
             | K::BatchComputeEnvironment
             | K::BatchJobQueue
             | K::BatchJobDefinition => matches!(s.action, Action::Create | Action::Delete),
-            K::IamRole | K::Bucket | K::LogGroup | K::LambdaPermission => false,
+            K::IamRole
+            | K::Bucket
+            | K::LogGroup
+            | K::LambdaPermission
+            | K::ImageRepository
+            | K::FunctionImage => false,
         })
     }
 }

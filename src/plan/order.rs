@@ -15,12 +15,14 @@ use crate::model::{Address, ResourceKind};
 ///
 /// Batch goes after the function that submits to it: definition, then queue, then compute
 /// environment (a queue must let go of an environment before it can be deleted).
-const DELETE_ORDER: [ResourceKind; 10] = [
+const DELETE_ORDER: [ResourceKind; 12] = [
     ResourceKind::S3Trigger,
     ResourceKind::LambdaPermission,
     ResourceKind::HttpApi,
     ResourceKind::LogGroup,
     ResourceKind::Function,
+    ResourceKind::FunctionImage,
+    ResourceKind::ImageRepository,
     ResourceKind::BatchJobDefinition,
     ResourceKind::BatchJobQueue,
     ResourceKind::BatchComputeEnvironment,

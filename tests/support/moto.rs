@@ -125,6 +125,11 @@ pub fn scar_command(endpoint: &str, dir: &Path, args: &[&str]) -> Command {
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
         .env("NO_PROXY", "127.0.0.1,localhost")
+        .env(
+            "SCAR_REGISTRY_ENDPOINTS",
+            super::registry::endpoints(super::registry::shared()),
+        )
+        .env("SCAR_CACHE_DIR", super::registry::cache_dir())
         .env_remove("AWS_PROFILE")
         .env_remove("SCAR_LOG");
     c

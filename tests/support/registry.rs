@@ -19,6 +19,60 @@ pub struct Registry {
     log: PathBuf,
 }
 
+/// The base images the moto tests' manifests name, served by [`shared`].
+pub const BASES: [&str; 9] = [
+    "grycap/imagemagick:latest",
+    "grycap/ffmpeg:latest",
+    "grycap/cowsay:latest",
+    "grycap/darknet:latest",
+    "grycap/aws-cli:latest",
+    "library/alpine:latest",
+    "library/alpine:3.20",
+    "nvidia/cuda:12.4.1-runtime-ubuntu22.04",
+    "deephdc/deep-oc-plants-classification-tf:latest",
+];
+
+/// The ECR registry host of moto's account in us-east-1.
+pub const MOTO_ECR: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+
+/// One registry for the whole test process, standing in for Docker Hub (seeded with
+/// [`BASES`]) and for moto's ECR (moto has the ECR API but not the registry API). It stops when
+/// the test process ends.
+pub fn shared() -> &'static Registry {
+    static SHARED: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+    SHARED.get_or_init(|| {
+        let r = Registry::launch(true);
+        let first = push_base(&r, "base/seed", "1", &["amd64"]);
+        for b in BASES {
+            let o = skopeo(&[
+                "copy",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                &format!("docker://{first}"),
+                &format!("docker://{}/{b}", r.host()),
+            ]);
+            assert!(
+                o.status.success(),
+                "seeding {b}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        r
+    })
+}
+
+/// `SCAR_REGISTRY_ENDPOINTS` sending Docker Hub and moto's ECR to `r`.
+#[must_use]
+pub fn endpoints(r: &Registry) -> String {
+    format!("docker.io=http://{0},{MOTO_ECR}=http://{0}", r.host())
+}
+
+/// A supervisor-layer cache shared by the tests (compressing the supervisor once).
+#[must_use]
+pub fn cache_dir() -> PathBuf {
+    std::env::temp_dir().join("scar-tests-cache")
+}
+
 impl Registry {
     /// Starts `docker-registry` on a free port with its own storage and no authentication,
     /// and waits until it answers `/v2/`.
@@ -26,6 +80,10 @@ impl Registry {
     /// # Panics
     /// When the program is missing (`.ci/run` installs it) or does not come up.
     pub fn start() -> Registry {
+        Registry::launch(false)
+    }
+
+    fn launch(outlive_guard: bool) -> Registry {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -42,12 +100,34 @@ impl Registry {
         .expect("write the registry's config");
         let log = dir.path().join("registry.log");
         let out = std::fs::File::create(&log).expect("the log file");
-        let child = Command::new("docker-registry")
-            .args(["serve", &config.display().to_string()])
+        let mut command = if outlive_guard {
+            // A static is never dropped: a watcher stops the registry when this process ends.
+            let mut c = Command::new("sh");
+            c.args([
+                "-c",
+                "docker-registry serve \"$1\" & r=$!; while kill -0 \"$2\" 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 1; done; kill $r 2>/dev/null",
+                "sh",
+                &config.display().to_string(),
+                &std::process::id().to_string(),
+            ]);
+            c
+        } else {
+            let mut c = Command::new("docker-registry");
+            c.args(["serve", &config.display().to_string()]);
+            c
+        };
+        assert!(
+            Command::new("docker-registry")
+                .arg("--version")
+                .output()
+                .is_ok(),
+            "docker-registry runs (apt-get install docker-registry; .ci/run does it)"
+        );
+        let child = command
             .stdout(out.try_clone().expect("log"))
             .stderr(out)
             .spawn()
-            .expect("docker-registry runs (apt-get install docker-registry; .ci/run does it)");
+            .expect("the registry starts");
         let r = Registry {
             child,
             port,

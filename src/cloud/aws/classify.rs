@@ -50,8 +50,12 @@ fn kind_of<E>(
         | "NoSuchTagSet"
         | "NoSuchTagSetError"
         | "NotFoundException"
+        | "RepositoryNotFoundException"
         | "ResourceNotFound" => return ErrorKind::NotFound,
-        "ResourceAlreadyExistsException" | "EntityAlreadyExists" | "BucketAlreadyOwnedByYou" => {
+        "ResourceAlreadyExistsException"
+        | "EntityAlreadyExists"
+        | "BucketAlreadyOwnedByYou"
+        | "RepositoryAlreadyExistsException" => {
             return ErrorKind::AlreadyExists;
         }
         "ResourceConflictException" if message.contains("already exists") => {

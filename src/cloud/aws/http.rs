@@ -247,11 +247,16 @@ impl AwsCloud {
                 self.region
             )),
         );
+        self.record(address.clone(), o);
+    }
+
+    /// Keeps the outputs of a resource made during this run for the steps after it.
+    pub(super) fn record(&self, address: Address, outputs: Map<String, Value>) {
         let mut created = match self.created.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        created.insert(address.clone(), o);
+        created.insert(address, outputs);
     }
 
     /// Executes a step on an HTTP API.

@@ -5,6 +5,7 @@
 mod batch;
 mod classify;
 mod http;
+mod image;
 mod lock;
 mod ops;
 mod read;

@@ -134,6 +134,7 @@ impl AwsCloud {
                 live.resources.insert(address, p);
             }
         }
+        live.split_image_records();
         self.read_log_groups(stack, &functions, &function_owner, &mut live)
             .await?;
         let bucket_reads: Vec<Result<Vec<(Address, LiveResource)>, CloudError>> =
@@ -172,6 +173,14 @@ impl AwsCloud {
             wants(&[ResourceKind::HttpApi]),
             apis,
         )?);
+        let repository = self.read_image_repository(stack, desired).await;
+        live.resources.extend(optional_read(
+            "ECR",
+            "ecr:DescribeRepositories and ecr:ListTagsForResource",
+            wants(&[ResourceKind::ImageRepository]),
+            repository,
+        )?);
+        self.resolve_bases(desired, &mut live).await?;
         Ok(live)
     }
 

@@ -75,8 +75,14 @@ impl AwsCloud {
                             "arn:aws:lambda:{}:{account}:function:{}",
                             self.region, r.address.name
                         )),
-                        // An API's id is AWS's choice: known once its step ran.
-                        (ResourceKind::HttpApi, attribute) => self
+                        // An API's id is AWS's choice, an image's digest its content's:
+                        // known once their step ran.
+                        (
+                            ResourceKind::HttpApi
+                            | ResourceKind::FunctionImage
+                            | ResourceKind::ImageRepository,
+                            attribute,
+                        ) => self
                             .created_output(&r.address, attribute)
                             .unwrap_or_else(|| v.clone()),
                         _ => v.clone(),
@@ -108,7 +114,23 @@ impl AwsCloud {
         if let Some(h) = &step.applied {
             tags.insert(APPLIED_TAG.to_owned(), h.clone());
         }
+        if step.address.kind == ResourceKind::Function
+            && let Some(Value::Object(record)) = self.created_output(
+                &crate::model::Address::new(ResourceKind::FunctionImage, name),
+                "record",
+            )
+        {
+            // The image built in this run: the function records what it was built from.
+            tags.extend(
+                record
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())),
+            );
+        }
         match (step.address.kind, step.action) {
+            (ResourceKind::ImageRepository | ResourceKind::FunctionImage, _) => {
+                self.execute_image(step, &tags, &after, before).await
+            }
             (ResourceKind::Function, Action::Create) => {
                 self.create_function(name, &after, &tags).await
             }
@@ -979,7 +1001,9 @@ impl AwsCloud {
             ResourceKind::BatchComputeEnvironment
             | ResourceKind::BatchJobQueue
             | ResourceKind::BatchJobDefinition
-            | ResourceKind::HttpApi => {
+            | ResourceKind::HttpApi
+            | ResourceKind::ImageRepository
+            | ResourceKind::FunctionImage => {
                 return Err(CloudError::new(
                     ErrorKind::Invalid,
                     "adopt",
