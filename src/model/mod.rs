@@ -433,6 +433,14 @@ fn function_resources(
     for (k, v) in names::supervisor_env(stack_name, fname) {
         env.insert(k.to_owned(), json!(v));
     }
+    if spec.prebuilt == Some(true) {
+        // No image of scar's holds the configuration: the environment does.
+        let config =
+            crate::supervisor::config::Config::of(stack_name, Some(stack), fm, String::new());
+        for (k, v) in config.env() {
+            env.insert(k.to_owned(), json!(v));
+        }
+    }
     let role = match (&spec.role, &stack.role.arn, role_ref) {
         (Some(arn), _, _) | (None, Some(arn), _) => json!(arn),
         (None, None, Some(r)) => Reference {

@@ -160,23 +160,98 @@ impl Config {
         }
     }
 
-    /// The deployed configuration: `SCAR_CONFIG` (base64 JSON), else [`CONFIG_PATH`].
+    /// The deployed configuration: `SCAR_CONFIG` (base64 JSON), else [`CONFIG_PATH`] (where
+    /// image assembly puts it), else the environment of a prebuilt image's function
+    /// ([`Config::from_env`]).
     ///
     /// # Errors
-    /// When neither is there or readable.
+    /// When none is there or readable.
     pub fn deployed() -> Result<Config, ConfigError> {
         use base64::Engine as _;
         let json = match std::env::var("SCAR_CONFIG") {
             Ok(b64) => base64::engine::general_purpose::STANDARD
                 .decode(b64.trim())
                 .map_err(|e| ConfigError::Invalid(format!("SCAR_CONFIG is not base64: {e}")))?,
-            Err(_) => std::fs::read(CONFIG_PATH).map_err(|source| ConfigError::Io {
-                path: CONFIG_PATH.to_owned(),
-                source,
-            })?,
+            Err(_) => match std::fs::read(CONFIG_PATH) {
+                Ok(bytes) => bytes,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound
+                        && std::env::var_os(FUNCTION_ENV).is_some() =>
+                {
+                    return Config::from_env(|k| std::env::var(k).ok());
+                }
+                Err(source) => {
+                    return Err(ConfigError::Io {
+                        path: CONFIG_PATH.to_owned(),
+                        source,
+                    });
+                }
+            },
         };
         serde_json::from_slice(&json)
             .map_err(|e| ConfigError::Invalid(format!("the function configuration: {e}")))
+    }
+}
+
+/// The function's name, in every function's environment.
+pub const FUNCTION_ENV: &str = "SCAR_FUNCTION";
+/// Its outputs (JSON), in a prebuilt image's function's environment.
+pub const OUTPUTS_ENV: &str = "SCAR_OUTPUTS";
+/// Its timeout threshold in seconds, likewise.
+pub const TIMEOUT_THRESHOLD_ENV: &str = "SCAR_TIMEOUT_THRESHOLD";
+
+impl Config {
+    /// The environment variables that carry the configuration of a function whose image scar
+    /// did not assemble (`prebuilt: true`), besides `SCAR_STACK`, `SCAR_FUNCTION`, the script
+    /// (`SCAR_SCRIPT`) and the Batch variables.
+    #[must_use]
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                OUTPUTS_ENV,
+                serde_json::to_string(&self.outputs).unwrap_or_else(|_| "[]".into()),
+            ),
+            (TIMEOUT_THRESHOLD_ENV, self.timeout_threshold.to_string()),
+        ]
+    }
+
+    /// The configuration from a function's environment (`var` reads one variable): what
+    /// [`Config::env`] wrote, with the stack, function, script and Batch variables.
+    ///
+    /// # Errors
+    /// When a variable holds something unreadable.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        use base64::Engine as _;
+        let script = match var(crate::model::SCRIPT_ENV) {
+            Some(b64) => base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .map_err(|e| ConfigError::Invalid(format!("SCAR_SCRIPT is not base64: {e}")))?,
+            None => String::new(),
+        };
+        let outputs = match var(OUTPUTS_ENV) {
+            Some(j) => serde_json::from_str(&j)
+                .map_err(|e| ConfigError::Invalid(format!("{OUTPUTS_ENV}: {e}")))?,
+            None => Vec::new(),
+        };
+        let execution = match var(crate::model::batch::EXECUTION_ENV) {
+            Some(e) => serde_json::from_value(serde_json::Value::String(e.clone()))
+                .map_err(|_| ConfigError::Invalid(format!("SCAR_EXECUTION: `{e}`")))?,
+            None => Execution::Lambda,
+        };
+        Ok(Config {
+            stack: var("SCAR_STACK").unwrap_or_default(),
+            function: var(FUNCTION_ENV).unwrap_or_default(),
+            script,
+            outputs,
+            execution,
+            timeout_threshold: var(TIMEOUT_THRESHOLD_ENV)
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(10),
+            timeout: 0,
+            batch_job_queue: var(crate::model::batch::JOB_QUEUE_ENV).unwrap_or_default(),
+            batch_job_definition: var(crate::model::batch::JOB_DEFINITION_ENV).unwrap_or_default(),
+        })
     }
 }
 
@@ -201,6 +276,37 @@ mod tests {
             ..all
         };
         assert!(some.accepts("report-1.json"));
+        let c = Config {
+            stack: "s".into(),
+            function: "f".into(),
+            script: "echo hi\n".into(),
+            outputs: vec![some.clone()],
+            execution: Execution::LambdaBatch,
+            timeout_threshold: 15,
+            timeout: 0,
+            batch_job_queue: "q".into(),
+            batch_job_definition: "d".into(),
+        };
+        let mut env: std::collections::HashMap<String, String> = c
+            .env()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        for (k, v) in [
+            ("SCAR_STACK", "s"),
+            ("SCAR_FUNCTION", "f"),
+            ("SCAR_SCRIPT", "ZWNobyBoaQo="),
+            ("SCAR_EXECUTION", "lambda-batch"),
+            ("SCAR_BATCH_JOB_QUEUE", "q"),
+            ("SCAR_BATCH_JOB_DEFINITION", "d"),
+        ] {
+            env.insert(k.into(), v.into());
+        }
+        let back = Config::from_env(|k| env.get(k).cloned()).expect("readable");
+        assert_eq!(
+            back, c,
+            "a prebuilt function's environment carries its configuration"
+        );
         assert!(!some.accepts("report-1.txt"));
         assert!(!some.accepts("summary.csv"));
     }

@@ -293,12 +293,20 @@ fn check_env(f: &Doc<FunctionManifest>, eff: &Effective, stack: &str, out: &mut 
             + crate::model::batch::JOB_DEFINITION_ENV.len()
             + 2 * batch_name.len();
     }
-    // The script travels base64-encoded in SCAR_SCRIPT.
-    if let Some(script) = &f.value.spec.script
-        && let Ok(meta) = std::fs::metadata(f.dir().join(script))
-    {
-        let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
-        size = size.saturating_add(crate::model::SCRIPT_ENV.len() + len.div_ceil(3) * 4);
+    // A prebuilt image's function carries its script (base64, in SCAR_SCRIPT) and its outputs
+    // in the environment; an assembled image holds them inside.
+    if f.value.spec.prebuilt == Some(true) {
+        if let Some(script) = &f.value.spec.script
+            && let Ok(meta) = std::fs::metadata(f.dir().join(script))
+        {
+            let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+            size = size.saturating_add(crate::model::SCRIPT_ENV.len() + len.div_ceil(3) * 4);
+        }
+        size += crate::supervisor::config::Config::of(stack, None, &f.value, String::new())
+            .env()
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>();
     }
     if size > ENV_LIMIT_BYTES {
         out.push(

@@ -7,8 +7,8 @@ use crate::manifest::names;
 /// Tags AWS allows on a resource.
 const MAX_TAGS: usize = 50;
 /// Tags scar writes itself (`scar:stack`, `scar:managed-by`, `scar:address`, `scar:applied`,
-/// and on functions `scar:s3-invoke`).
-const SCAR_TAGS: usize = 5;
+/// and on functions `scar:s3-invoke` and the seven that record an assembled image).
+const SCAR_TAGS: usize = 12;
 
 pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
     match set.stacks.as_slice() {
