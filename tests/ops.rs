@@ -306,3 +306,86 @@ async fn invoke_and_run_send_what_the_supervisor_expects_and_report_failures() {
             .to_vec()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_of_a_delegating_function_include_its_batch_jobs() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/video-process");
+    for sub in ["", "scripts"] {
+        std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
+        for entry in std::fs::read_dir(root.join(sub)).expect("example") {
+            let p = entry.expect("entry").path();
+            if p.is_file() {
+                let to = dir.path().join(sub).join(p.file_name().expect("name"));
+                std::fs::copy(&p, to).expect("copy");
+            }
+        }
+    }
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&moto.sdk().await);
+    let now = i64::try_from(scar::lock::now()).expect("time") * 1000;
+    let event = |i: i64, m: &str| {
+        aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+            .timestamp(now - 1000 + i)
+            .message(m)
+            .build()
+            .expect("event")
+    };
+    // The function's own lines, its job's lines, and another job definition's lines.
+    for (group, stream, lines) in [
+        (
+            "/aws/lambda/scar-batch-ffmpeg-split",
+            "2026/11/27/[$LATEST]abc",
+            vec![
+                event(0, "START RequestId: req-9"),
+                event(1, "delegated req-9"),
+            ],
+        ),
+        (
+            "/aws/batch/job",
+            "scar-video-process-scar-batch-ffmpeg-split/default/0f1e2d",
+            vec![event(2, "ffmpeg split req-9")],
+        ),
+        (
+            "/aws/batch/job",
+            "someone-elses-job/default/77",
+            vec![event(3, "not ours req-9")],
+        ),
+    ] {
+        let _ = logs.create_log_group().log_group_name(group).send().await;
+        logs.create_log_stream()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .send()
+            .await
+            .expect("stream");
+        logs.put_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .set_log_events(Some(lines))
+            .send()
+            .await
+            .expect("events");
+    }
+    let out = moto.scar(
+        dir.path(),
+        &[
+            "logs",
+            ".",
+            "scar-batch-ffmpeg-split",
+            "--request-id",
+            "req-9",
+        ],
+    );
+    ok(&out);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[2].contains(
+            "scar-video-process-scar-batch-ffmpeg-split/default/0f1e2d ffmpeg split req-9"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("not ours"), "{text}");
+}

@@ -592,7 +592,7 @@ async fn removing_an_input_removes_its_permission_and_trigger() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_script_edit_rebuilds_the_image_and_round_trips() {
+async fn a_script_edit_shows_as_a_diff_rebuilds_the_image_and_round_trips() {
     let moto = Moto::start();
     let dir = example("imagemagick");
     ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
@@ -609,6 +609,12 @@ async fn a_script_edit_rebuilds_the_image_and_round_trips() {
     // The script is inside the assembled image: the plan rebuilds it and moves the function
     // to the new image.
     assert!(out.contains("~ script_sha256 = \"sha256:"), "{out}");
+    // The old script is read from the image the function runs: the change shows as a diff.
+    assert!(out.contains("~ script = <<-DIFF"), "{out}");
+    assert!(
+        out.contains("+convert \"$INPUT_FILE_PATH\" -type Grayscale -strip"),
+        "{out}"
+    );
     assert!(
         out.contains("# function_image/scar-imagemagick will be updated in-place"),
         "{out}"

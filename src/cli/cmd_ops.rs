@@ -350,6 +350,9 @@ pub(super) fn get(
 
 /// `scar logs DIR FUNCTION [--request-id ID] [--since DURATION] [--follow] [--json]`.
 #[allow(clippy::too_many_arguments, reason = "one per flag of the command")]
+/// Where AWS Batch jobs log by default.
+const BATCH_LOG_GROUP: &str = "/aws/batch/job";
+
 pub(super) fn logs(
     dir: &Path,
     name: &str,
@@ -360,11 +363,20 @@ pub(super) fn logs(
     aws: &AwsArgs,
     out: &Output,
 ) -> std::io::Result<ExitCode> {
-    let (_, desired, _) = match load_function(dir, name, out) {
+    let (set, desired, f) = match load_function(dir, name, out) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    let group = crate::manifest::names::derive(&desired.stack, name).log_group;
+    let names = crate::manifest::names::derive(&desired.stack, name);
+    let mut sources = vec![(names.log_group, None)];
+    let eff = crate::manifest::resolve::effective(set.stack().map(|s| &s.value.spec), &f.spec);
+    if crate::model::batch::delegates(eff.execution) {
+        // A delegated job logs to Batch's group, in streams named after its job definition.
+        sources.push((
+            BATCH_LOG_GROUP.to_owned(),
+            Some(format!("{}/", names.batch)),
+        ));
+    }
     let pattern = request_id.map(|id| format!("\"{id}\""));
     let rt = session::runtime()?;
     rt.block_on(async {
@@ -373,10 +385,19 @@ pub(super) fn logs(
         let mut start = now - i64::try_from(since.as_millis()).unwrap_or(i64::MAX / 2);
         let mut seen = std::collections::HashSet::new();
         loop {
-            let events = match cloud.log_events(&group, start, pattern.as_deref()).await {
-                Ok(e) => e,
-                Err(e) => return Ok(session::cloud_failed(out, "reading the logs failed", &e)),
-            };
+            let mut events = Vec::new();
+            for (group, prefix) in &sources {
+                match cloud
+                    .log_events(group, prefix.as_deref(), start, pattern.as_deref())
+                    .await
+                {
+                    Ok(e) => events.extend(e),
+                    Err(e) => {
+                        return Ok(session::cloud_failed(out, "reading the logs failed", &e));
+                    }
+                }
+            }
+            events.sort_by_key(|e| e.timestamp);
             for e in events {
                 if !seen.insert((e.timestamp, e.stream.clone(), e.message.clone())) {
                     continue;

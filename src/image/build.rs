@@ -147,7 +147,23 @@ fn elf_machine(head: &[u8; 20]) -> Option<&'static str> {
 ///
 /// # Errors
 /// When the binary cannot be read.
-pub fn supervisor_layer(path: &Path) -> Result<Layer, String> {
+pub fn supervisor_layer(path: &Path) -> Result<std::sync::Arc<Layer>, String> {
+    // Made once per process: a run assembling many images reads the binary once. Held while
+    // made, so builds starting together wait for the first instead of each reading it.
+    static MADE: std::sync::Mutex<Vec<(PathBuf, std::sync::Arc<Layer>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut made = MADE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, l)) = made.iter().find(|(p, _)| p == path) {
+        return Ok(l.clone());
+    }
+    let layer = std::sync::Arc::new(make_supervisor_layer(path)?);
+    made.push((path.to_owned(), layer.clone()));
+    Ok(layer)
+}
+
+fn make_supervisor_layer(path: &Path) -> Result<Layer, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let key = digest(&bytes);
     let cache = cache_dir().map(|d| d.join("layers"));
@@ -331,25 +347,25 @@ pub async fn build(
     for (i, l) in layers.iter().enumerate() {
         let d = l.get("digest").and_then(Value::as_str).unwrap_or_default();
         let size = l.get("size").and_then(Value::as_u64).unwrap_or(0);
-        if reg.has_blob(target, d).await? {
-            continue;
-        }
-        if target.registry == spec.base.registry
-            && reg.mount(target, d, &spec.base.repository).await?
-        {
-            continue;
-        }
-        progress(&format!(
-            "copying base layer {}/{} {} ({})",
-            i + 1,
-            layers.len(),
-            short(d),
-            human(size)
-        ));
-        copy_blob(reg, &spec.base, target, d, size).await?;
+        reg.ensure_blob(target, d, || async {
+            if target.registry == spec.base.registry
+                && reg.mount(target, d, &spec.base.repository).await?
+            {
+                return Ok(());
+            }
+            progress(&format!(
+                "copying base layer {}/{} {} ({})",
+                i + 1,
+                layers.len(),
+                short(d),
+                human(size)
+            ));
+            copy_blob(reg, &spec.base, target, d, size).await
+        })
+        .await?;
     }
-    for (what, layer) in [("supervisor", &supervisor), ("function", &own)] {
-        if !reg.has_blob(target, &layer.digest).await? {
+    for (what, layer) in [("supervisor", &*supervisor), ("function", &own)] {
+        reg.ensure_blob(target, &layer.digest, || async {
             progress(&format!(
                 "pushing the {what} layer {} ({})",
                 short(&layer.digest),
@@ -361,19 +377,21 @@ pub async fn build(
                 layer.blob.len() as u64,
                 &mut layer.blob.as_slice(),
             )
-            .await?;
-        }
+            .await
+        })
+        .await?;
     }
     let config_digest = digest(&config_bytes);
-    if !reg.has_blob(target, &config_digest).await? {
+    reg.ensure_blob(target, &config_digest, || async {
         reg.upload(
             target,
             &config_digest,
             config_bytes.len() as u64,
             &mut config_bytes.as_slice(),
         )
-        .await?;
-    }
+        .await
+    })
+    .await?;
     let reference = target.tag.clone().unwrap_or_else(|| digest_now.clone());
     let pushed_manifest = if reg.has_manifest(target, &reference, &digest_now).await? {
         false
@@ -395,6 +413,45 @@ pub async fn build(
     })
 }
 
+/// The configuration (with its script) inside an image scar assembled: read from its last
+/// layer, `/opt/scar/function.json`. Two small reads: the manifest and that layer.
+///
+/// # Errors
+/// When the image cannot be read or is not one of scar's.
+pub async fn function_config(reg: &Registry, image: &ImageRef) -> Result<Value, BuildError> {
+    let manifest = reg.manifest(image, image.reference()).await?.json()?;
+    let last = manifest
+        .get("layers")
+        .and_then(Value::as_array)
+        .and_then(|l| l.last())
+        .and_then(|l| l.get("digest"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| BuildError::Other(format!("{image} has no layers")))?;
+    let blob = reg.blob(image, last).await?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob.as_slice()));
+    let entries = archive
+        .entries()
+        .map_err(|e| BuildError::Other(format!("{image}: its last layer: {e}")))?;
+    for entry in entries {
+        let mut entry =
+            entry.map_err(|e| BuildError::Other(format!("{image}: its last layer: {e}")))?;
+        let is_config = entry
+            .path()
+            .is_ok_and(|p| p.to_string_lossy().trim_start_matches('/') == CONFIG_PATH);
+        if is_config {
+            let mut text = String::new();
+            entry
+                .read_to_string(&mut text)
+                .map_err(|e| BuildError::Other(format!("{image}: {CONFIG_PATH}: {e}")))?;
+            return serde_json::from_str(&text)
+                .map_err(|e| BuildError::Other(format!("{image}: {CONFIG_PATH}: {e}")));
+        }
+    }
+    Err(BuildError::Other(format!(
+        "{image} holds no {CONFIG_PATH}: scar did not assemble it"
+    )))
+}
+
 /// Copies a blob between registries through a temporary file, so a large layer never sits in
 /// memory.
 async fn copy_blob(
@@ -403,19 +460,17 @@ async fn copy_blob(
     to: &ImageRef,
     digest: &str,
     size: u64,
-) -> Result<(), BuildError> {
-    let mut file = tempfile::tempfile()
-        .map_err(|e| BuildError::Other(format!("a temporary file for {digest}: {e}")))?;
+) -> Result<(), RegistryError> {
+    let local = |e: std::io::Error| RegistryError::Invalid(format!("copying {digest}: {e}"));
+    let mut file = tempfile::tempfile().map_err(local)?;
     let got = reg.blob_into(from, digest, &mut file).await?;
     if size != 0 && got != size {
-        return Err(BuildError::Other(format!(
+        return Err(RegistryError::Invalid(format!(
             "{digest}: the registry sent {got} bytes, the manifest says {size}"
         )));
     }
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| BuildError::Other(format!("{digest}: {e}")))?;
-    reg.upload(to, digest, got, &mut file).await?;
-    Ok(())
+    file.seek(SeekFrom::Start(0)).map_err(local)?;
+    reg.upload(to, digest, got, &mut file).await
 }
 
 /// `sha256:0123456789ab`, for progress lines.

@@ -114,6 +114,13 @@ pub struct Registry {
     /// `Authorization` values by `host repository`.
     auth: Mutex<HashMap<String, String>>,
     pushed: Mutex<Pushed>,
+    /// Blobs known to be in a repository (`registry/repository@digest`): checked once.
+    present: Mutex<std::collections::HashSet<String>>,
+    /// One sender per blob and repository: builds running at once never upload the same blob
+    /// twice (and never race each other's uploads).
+    sending: Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    /// Manifests and configs read, by `registry/repository@reference`: a run reads each once.
+    read_cache: Mutex<HashMap<String, (Vec<u8>, String)>>,
 }
 
 impl Registry {
@@ -140,6 +147,9 @@ impl Registry {
             ecr,
             auth: Mutex::new(HashMap::new()),
             pushed: Mutex::new(Pushed::default()),
+            present: Mutex::new(std::collections::HashSet::new()),
+            sending: Mutex::new(HashMap::new()),
+            read_cache: Mutex::new(HashMap::new()),
         })
     }
 
@@ -200,19 +210,34 @@ impl Registry {
         reference: &str,
     ) -> Result<Manifest, RegistryError> {
         let what = format!("reading the manifest {}@{reference}", image.name());
-        let url = self.url(image, &format!("manifests/{reference}"));
-        let resp = self
-            .send(
-                image,
-                Method::GET,
-                &url,
-                &[("accept", MANIFEST_ACCEPT)],
-                None,
-                &what,
-            )
-            .await?;
-        let media_type = header(&resp, "content-type").unwrap_or_default();
-        let bytes = collect(resp, &what).await?;
+        let key = format!("{}@{reference}", image.name());
+        let cached = self
+            .read_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned());
+        let (bytes, media_type) = match cached {
+            Some(hit) => hit,
+            None => {
+                let url = self.url(image, &format!("manifests/{reference}"));
+                let resp = self
+                    .send(
+                        image,
+                        Method::GET,
+                        &url,
+                        &[("accept", MANIFEST_ACCEPT)],
+                        None,
+                        &what,
+                    )
+                    .await?;
+                let media_type = header(&resp, "content-type").unwrap_or_default();
+                let bytes = collect(resp, &what).await?;
+                if let Ok(mut c) = self.read_cache.lock() {
+                    c.insert(key, (bytes.clone(), media_type.clone()));
+                }
+                (bytes, media_type)
+            }
+        };
         let digest = super::digest(&bytes);
         if reference.starts_with("sha256:") && reference != digest {
             return Err(RegistryError::Invalid(format!(
@@ -243,9 +268,62 @@ impl Registry {
     /// # Errors
     /// When it cannot be read or its content does not match.
     pub async fn blob(&self, image: &ImageRef, digest: &str) -> Result<Vec<u8>, RegistryError> {
+        let key = format!("{}@{digest}", image.name());
+        if let Some((bytes, _)) = self
+            .read_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+        {
+            return Ok(bytes);
+        }
         let mut out = Vec::new();
         self.blob_into(image, digest, &mut out).await?;
+        if let Ok(mut c) = self.read_cache.lock() {
+            c.insert(key, (out.clone(), String::new()));
+        }
         Ok(out)
+    }
+
+    /// Makes sure `image`'s repository has the blob `digest`: when it is not known to be there
+    /// and a `HEAD` does not find it, `send` puts it there. One sender per blob at a time;
+    /// answers whether `send` ran.
+    ///
+    /// # Errors
+    /// When the registry cannot be asked, or `send` fails.
+    pub async fn ensure_blob<F, Fut>(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+        send: F,
+    ) -> Result<bool, RegistryError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), RegistryError>>,
+    {
+        let key = format!("{}@{digest}", image.name());
+        let known = |k: &str| self.present.lock().is_ok_and(|p| p.contains(k));
+        if known(&key) {
+            return Ok(false);
+        }
+        let lock = match self.sending.lock() {
+            Ok(mut m) => m.entry(key.clone()).or_default().clone(),
+            Err(_) => std::sync::Arc::new(tokio::sync::Mutex::new(())),
+        };
+        let _sending = lock.lock().await;
+        if known(&key) {
+            return Ok(false);
+        }
+        let sent = if self.has_blob(image, digest).await? {
+            false
+        } else {
+            send().await?;
+            true
+        };
+        if let Ok(mut p) = self.present.lock() {
+            p.insert(key);
+        }
+        Ok(sent)
     }
 
     /// A blob written to `sink` as it arrives, checked against its digest. Follows the
@@ -532,7 +610,9 @@ impl Registry {
         what: &str,
     ) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
         let key = format!("{} {}", image.registry, image.repository);
-        for attempt in 0..2 {
+        let mut retries = 0u32;
+        let mut challenged = false;
+        for _ in 0..6 {
             let mut req = Request::builder().method(method.clone()).uri(url);
             for (k, v) in headers {
                 req = req.header(*k, *v);
@@ -555,7 +635,8 @@ impl Registry {
                 .await
                 .map_err(|e| transport(what, &e))?;
             let status = resp.status();
-            if status == StatusCode::UNAUTHORIZED && attempt == 0 {
+            if status == StatusCode::UNAUTHORIZED && !challenged {
+                challenged = true;
                 let challenge = header(&resp, "www-authenticate").unwrap_or_default();
                 let value = self.answer(image, &challenge, what).await?;
                 if let Ok(mut a) = self.auth.lock() {
@@ -565,6 +646,15 @@ impl Registry {
             }
             if status.is_success() || status.is_redirection() {
                 return Ok(resp);
+            }
+            if status.is_server_error()
+                && (method == Method::GET || method == Method::HEAD)
+                && retries < 3
+            {
+                // A registry's passing trouble; reads are safe to ask again.
+                retries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(200 << retries)).await;
+                continue;
             }
             return Err(status_error(resp, what).await);
         }

@@ -143,6 +143,60 @@ impl AwsCloud {
         Ok(())
     }
 
+    /// For each image about to be assembled again because its script or configuration
+    /// changed, reads the ones inside the image the function runs now, so the plan shows them
+    /// as diffs. Best effort: an image that cannot be read leaves the plan with the digests.
+    pub(super) async fn read_image_contents(&self, desired: &DesiredGraph, live: &mut LiveState) {
+        let changed: Vec<(Address, String)> = desired
+            .resources
+            .iter()
+            .filter(|r| r.address.kind == ResourceKind::FunctionImage)
+            .filter_map(|r| {
+                let l = live.get(&r.address)?;
+                ["script_sha256", "config_sha256"]
+                    .iter()
+                    .any(|k| r.attrs.get(*k) != l.attrs.get(*k))
+                    .then(|| (r.address.clone(), s(l.attrs.get("image"))))
+            })
+            .collect();
+        if changed.is_empty() {
+            return;
+        }
+        let Ok(registry) = self.registry() else {
+            return;
+        };
+        let registry = &registry;
+        let read: Vec<(Address, Result<Value, String>)> = stream::iter(changed)
+            .map(|(address, image)| async move {
+                let r = match ImageRef::parse(&image) {
+                    Ok(i) => build::function_config(registry, &i)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                (address, r)
+            })
+            .buffer_unordered(RESOLVE_CONCURRENCY)
+            .collect()
+            .await;
+        for (address, r) in read {
+            match r {
+                Ok(config) => {
+                    if let Some(l) = live.resources.get_mut(&address) {
+                        l.attrs.insert(
+                            "script".into(),
+                            config.get("script").cloned().unwrap_or(json!("")),
+                        );
+                        l.attrs.insert("config".into(), config);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(%address, error = %e, "the image's old script cannot be read; the plan shows its digest");
+                }
+            }
+        }
+    }
+
     /// Carries out an `image_repository` or `function_image` step.
     pub(super) async fn execute_image(
         &self,

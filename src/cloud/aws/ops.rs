@@ -187,6 +187,7 @@ impl AwsCloud {
     pub async fn log_events(
         &self,
         group: &str,
+        stream_prefix: Option<&str>,
         start: i64,
         pattern: Option<&str>,
     ) -> Result<Vec<LogEvent>, CloudError> {
@@ -198,6 +199,7 @@ impl AwsCloud {
                     self.logs
                         .filter_log_events()
                         .log_group_name(group)
+                        .set_log_stream_name_prefix(stream_prefix.map(str::to_owned))
                         .start_time(start)
                         .set_filter_pattern(pattern.map(str::to_owned))
                         .set_next_token(token.clone())
@@ -209,11 +211,17 @@ impl AwsCloud {
                 Err(e) if e.kind == ErrorKind::NotFound => return Ok(out),
                 Err(e) => return Err(e),
             };
-            out.extend(page.events().iter().map(|e| LogEvent {
-                timestamp: e.timestamp().unwrap_or_default(),
-                stream: e.log_stream_name().unwrap_or_default().to_owned(),
-                message: e.message().unwrap_or_default().trim_end().to_owned(),
-            }));
+            out.extend(
+                page.events()
+                    .iter()
+                    .map(|e| LogEvent {
+                        timestamp: e.timestamp().unwrap_or_default(),
+                        stream: e.log_stream_name().unwrap_or_default().to_owned(),
+                        message: e.message().unwrap_or_default().trim_end().to_owned(),
+                    })
+                    // Checked here too: an emulator may ignore the prefix (moto does).
+                    .filter(|e| stream_prefix.is_none_or(|p| e.stream.starts_with(p))),
+            );
             token = page.next_token().map(str::to_owned);
             if token.is_none() {
                 return Ok(out);

@@ -181,6 +181,7 @@ impl AwsCloud {
             repository,
         )?);
         self.resolve_bases(desired, &mut live).await?;
+        self.read_image_contents(desired, &mut live).await;
         Ok(live)
     }
 

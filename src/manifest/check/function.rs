@@ -214,9 +214,14 @@ fn bucket(f: &Doc<FunctionManifest>, name: &str, pointer: &str, out: &mut Diagno
 
 fn check_image(set: &ManifestSet, f: &Doc<FunctionManifest>, out: &mut Diagnostics) {
     let image = &f.value.spec.image;
-    if image.chars().any(char::is_whitespace) || image.starts_with(['/', ':', '@']) {
+    let problem = if image.chars().any(char::is_whitespace) || image.starts_with(['/', ':', '@']) {
+        Some(format!("`{image}` is not an image reference"))
+    } else {
+        crate::image::reference::ImageRef::parse(image).err()
+    };
+    if let Some(problem) = problem {
         out.push(
-            Diagnostic::error(format!("`{image}` is not an image reference"))
+            Diagnostic::error(problem)
                 .at(f.at("/spec/image"))
                 .field("spec.image")
                 .hint("for example `grycap/imagemagick:latest` or `ACCOUNT.dkr.ecr.REGION.amazonaws.com/repo:tag`"),
