@@ -348,11 +348,11 @@ pub(super) fn get(
     })
 }
 
-/// `scar logs DIR FUNCTION [--request-id ID] [--since DURATION] [--follow] [--json]`.
-#[allow(clippy::too_many_arguments, reason = "one per flag of the command")]
 /// Where AWS Batch jobs log by default.
 const BATCH_LOG_GROUP: &str = "/aws/batch/job";
 
+/// `scar logs DIR FUNCTION [--request-id ID] [--since DURATION] [--follow] [--json]`.
+#[allow(clippy::too_many_arguments, reason = "one per flag of the command")]
 pub(super) fn logs(
     dir: &Path,
     name: &str,
