@@ -183,16 +183,8 @@ impl Registry {
             return Ok(d.clone());
         }
         let what = format!("resolving {image}");
-        let url = self.url(image, &format!("manifests/{}", image.reference()));
         let resp = self
-            .send(
-                image,
-                Method::HEAD,
-                &url,
-                &[("accept", MANIFEST_ACCEPT)],
-                None,
-                &what,
-            )
+            .manifest_request(image, Method::HEAD, image.reference(), &what)
             .await?;
         if let Some(d) = header(&resp, "docker-content-digest") {
             return Ok(d);
@@ -219,16 +211,8 @@ impl Registry {
         let (bytes, media_type) = match cached {
             Some(hit) => hit,
             None => {
-                let url = self.url(image, &format!("manifests/{reference}"));
                 let resp = self
-                    .send(
-                        image,
-                        Method::GET,
-                        &url,
-                        &[("accept", MANIFEST_ACCEPT)],
-                        None,
-                        &what,
-                    )
+                    .manifest_request(image, Method::GET, reference, &what)
                     .await?;
                 let media_type = header(&resp, "content-type").unwrap_or_default();
                 let bytes = collect(resp, &what).await?;
@@ -402,16 +386,8 @@ impl Registry {
         digest: &str,
     ) -> Result<bool, RegistryError> {
         let what = format!("checking {}:{reference}", image.name());
-        let url = self.url(image, &format!("manifests/{reference}"));
         match self
-            .send(
-                image,
-                Method::HEAD,
-                &url,
-                &[("accept", MANIFEST_ACCEPT)],
-                None,
-                &what,
-            )
+            .manifest_request(image, Method::HEAD, reference, &what)
             .await
         {
             Ok(resp) => Ok(header(&resp, "docker-content-digest").is_none_or(|d| d == digest)),
@@ -588,6 +564,26 @@ impl Registry {
         .await?;
         self.count(|p| p.manifests += 1);
         Ok(super::digest(bytes))
+    }
+
+    /// A `GET` or `HEAD` of a manifest, accepting every kind scar reads.
+    async fn manifest_request(
+        &self,
+        image: &ImageRef,
+        method: Method,
+        reference: &str,
+        what: &str,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
+        let url = self.url(image, &format!("manifests/{reference}"));
+        self.send(
+            image,
+            method,
+            &url,
+            &[("accept", MANIFEST_ACCEPT)],
+            None,
+            what,
+        )
+        .await
     }
 
     fn absolute(&self, image: &ImageRef, location: &str) -> String {

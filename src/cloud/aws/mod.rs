@@ -50,6 +50,8 @@ pub struct AwsCloud {
     pub ready_timeout: Duration,
     /// How long a Batch compute environment or job queue may take to settle.
     pub batch_timeout: Duration,
+    /// The registry client, made on first use.
+    registry: std::sync::OnceLock<Arc<crate::image::registry::Registry>>,
     /// Outputs of resources created during this run (an API's id), for the steps after.
     created: Mutex<HashMap<crate::model::Address, serde_json::Map<String, serde_json::Value>>>,
 }
@@ -104,18 +106,25 @@ impl AwsCloud {
             account: tokio::sync::OnceCell::new(),
             ready_timeout: Duration::from_secs(600),
             batch_timeout: Duration::from_secs(1200),
+            registry: std::sync::OnceLock::new(),
             created: Mutex::new(HashMap::new()),
         }
     }
 
-    /// A registry client whose ECR credentials come from this connection.
+    /// The run's registry client, whose ECR credentials come from this connection. One per
+    /// run: images built at once share its knowledge of what each repository holds, and never
+    /// upload the same blob twice.
     ///
     /// # Errors
     /// When `SCAR_REGISTRY_ENDPOINTS` is malformed or TLS roots cannot be loaded.
-    pub fn registry(&self) -> Result<crate::image::registry::Registry, String> {
+    pub fn registry(&self) -> Result<Arc<crate::image::registry::Registry>, String> {
+        if let Some(r) = self.registry.get() {
+            return Ok(r.clone());
+        }
         let endpoints = crate::image::reference::Endpoints::from_env()?;
-        crate::image::registry::Registry::new(endpoints, Some(self.ecr.clone()))
-            .map_err(|e| e.to_string())
+        let made = crate::image::registry::Registry::new(endpoints, Some(self.ecr.clone()))
+            .map_err(|e| e.to_string())?;
+        Ok(self.registry.get_or_init(|| Arc::new(made)).clone())
     }
 
     /// The region.
