@@ -364,6 +364,18 @@ async fn apply_assembles_the_image_records_it_and_upgrades_it_declaratively() {
             .iter()
             .any(|t| t.key() == "scar:stack" && t.value() == "imgplan")
     );
+    let lifecycle = ecr
+        .get_lifecycle_policy()
+        .repository_name("scar/imgplan")
+        .send()
+        .await
+        .expect("a lifecycle policy");
+    assert!(
+        lifecycle
+            .lifecycle_policy_text()
+            .is_some_and(|p| p.contains("\"tagStatus\":\"untagged\"")),
+        "replaced images expire"
+    );
     let digest = uri
         .rsplit_once('@')
         .map(|(_, d)| d.to_owned())

@@ -17,6 +17,10 @@ use crate::model::live::{LiveResource, LiveState, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, tags};
 use crate::plan::{Action, Step};
 
+/// The stack repository's lifecycle: images no tag names (those replaced by a rebuild) expire
+/// after a week, time enough for any apply that was cut short to be run again.
+const LIFECYCLE_POLICY: &str = r#"{"rules":[{"rulePriority":1,"description":"scar: images replaced by a rebuild","selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":7},"action":{"type":"expire"}}]}"#;
+
 /// Base images resolved at once during a plan.
 const RESOLVE_CONCURRENCY: usize = 8;
 
@@ -286,6 +290,16 @@ impl AwsCloud {
             }
             Err(e) => return Err(e),
         };
+        // A rebuilt image takes the function's tag from the one before, which is then
+        // untagged and used by nothing once the function moved: ECR expires it.
+        self.call(name, "ecr:PutLifecyclePolicy", || {
+            self.ecr
+                .put_lifecycle_policy()
+                .repository_name(name)
+                .lifecycle_policy_text(LIFECYCLE_POLICY)
+                .send()
+        })
+        .await?;
         let mut o = Map::new();
         o.insert("uri".into(), json!(uri));
         self.record(
