@@ -197,7 +197,7 @@ fn make_supervisor_layer(path: &Path) -> Result<Layer, String> {
     if let Some(dir) = &cache {
         // The cache is an optimisation: failing to write it changes nothing.
         let _ = std::fs::create_dir_all(dir).and_then(|()| {
-            let tmp = dir.join(format!("{hex}.tar.gz.tmp"));
+            let tmp = dir.join(format!("{hex}.tar.gz.{}.tmp", std::process::id()));
             std::fs::write(&tmp, &layer.blob)?;
             std::fs::rename(&tmp, dir.join(format!("{hex}.tar.gz")))?;
             std::fs::write(
