@@ -13,19 +13,24 @@ use support::moto::Moto;
 use support::registry::{Registry, inspect, layers_files, push_base, shared};
 use support::{ok, stderr, stdout};
 
-const STACK: &str = "apiVersion: scar/v1alpha1
+/// Writes stack `name` with one function, `resize`, on `image`.
+fn stack_named(name: &str, image: &str, arch: &str, script: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("stack.yaml"),
+        format!(
+            "apiVersion: scar/v1alpha1
 kind: Stack
 metadata:
-  name: imgs
+  name: {name}
 spec:
   region: us-east-1
   role:
     managed: true
-";
-
-fn stack(image: &str, arch: &str, script: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("stack.yaml"), STACK).expect("write");
+"
+        ),
+    )
+    .expect("write");
     std::fs::write(
         dir.path().join("resize.yaml"),
         format!(
@@ -38,10 +43,10 @@ spec:
   architecture: {arch}
   script: resize.sh
   input:
-    - bucket: imgs-data
+    - bucket: {name}-data
       prefix: in/
   output:
-    - bucket: imgs-data
+    - bucket: {name}-data
       prefix: out/
 "
         ),
@@ -49,6 +54,10 @@ spec:
     .expect("write");
     std::fs::write(dir.path().join("resize.sh"), script).expect("write");
     dir
+}
+
+fn stack(image: &str, arch: &str, script: &str) -> tempfile::TempDir {
+    stack_named("imgs", image, arch, script)
 }
 
 fn build(dir: &Path, to: &str, env: &[(&str, &str)]) -> Output {
@@ -256,39 +265,9 @@ fn a_missing_base_is_an_error_naming_it() {
     assert!(reg.writes().is_empty(), "{:?}", reg.writes());
 }
 
-const PLANNED_STACK: &str = "apiVersion: scar/v1alpha1
-kind: Stack
-metadata:
-  name: imgplan
-spec:
-  region: us-east-1
-  role:
-    managed: true
-";
-
-/// Writes the stack `imgplan` with one function on `base`.
+/// Stack `imgplan` with one function on `base`.
 fn planned(base: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("stack.yaml"), PLANNED_STACK).expect("write");
-    std::fs::write(
-        dir.path().join("resize.yaml"),
-        format!(
-            "apiVersion: scar/v1alpha1
-kind: Function
-metadata:
-  name: resize
-spec:
-  image: {base}
-  script: resize.sh
-  input:
-    - bucket: imgplan-data
-      prefix: in/
-"
-        ),
-    )
-    .expect("write");
-    std::fs::write(dir.path().join("resize.sh"), "echo resize\n").expect("write");
-    dir
+    stack_named("imgplan", base, "x86_64", "echo resize\n")
 }
 
 /// The registry's writes into `repository` so far.

@@ -426,16 +426,8 @@ impl Registry {
         from: &str,
     ) -> Result<bool, RegistryError> {
         let what = format!("mounting {digest} into {}", image.name());
-        let url = self.url(image, &format!("blobs/uploads/?mount={digest}&from={from}"));
         let resp = self
-            .send(
-                image,
-                Method::POST,
-                &url,
-                &[("content-length", "0")],
-                Some(&Vec::new),
-                &what,
-            )
+            .open_upload(image, &format!("?mount={digest}&from={from}"), &what)
             .await?;
         let mounted = resp.status() == StatusCode::CREATED;
         if mounted {
@@ -463,17 +455,7 @@ impl Registry {
         source: &mut (dyn Read + Send),
     ) -> Result<(), RegistryError> {
         let what = format!("uploading {digest} to {}", image.name());
-        let start = self.url(image, "blobs/uploads/");
-        let resp = self
-            .send(
-                image,
-                Method::POST,
-                &start,
-                &[("content-length", "0")],
-                Some(&Vec::new),
-                &what,
-            )
-            .await?;
+        let resp = self.open_upload(image, "", &what).await?;
         let mut location = header(&resp, "location")
             .ok_or_else(|| RegistryError::Invalid(format!("{what}: no upload location")))?;
         let read_chunk = |source: &mut (dyn Read + Send)| -> Result<Vec<u8>, RegistryError> {
@@ -564,6 +546,25 @@ impl Registry {
         .await?;
         self.count(|p| p.manifests += 1);
         Ok(super::digest(bytes))
+    }
+
+    /// Opens a blob upload (`POST .../blobs/uploads/` with `query`, such as a mount).
+    async fn open_upload(
+        &self,
+        image: &ImageRef,
+        query: &str,
+        what: &str,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
+        let url = self.url(image, &format!("blobs/uploads/{query}"));
+        self.send(
+            image,
+            Method::POST,
+            &url,
+            &[("content-length", "0")],
+            Some(&Vec::new),
+            what,
+        )
+        .await
     }
 
     /// A `GET` or `HEAD` of a manifest, accepting every kind scar reads.
