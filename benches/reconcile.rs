@@ -197,6 +197,45 @@ async fn floor(config: &aws_config::SdkConfig, n: usize, concurrency: usize) -> 
     t.elapsed()
 }
 
+/// The plan's requests other than `GetFunction` and `GetPolicy`, counted by kind (method, the
+/// path's first segments with names and numbers left out, the target or action).
+fn other_requests(log: &[String]) -> String {
+    let mut kinds: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for l in log {
+        let mut parts = l.split_whitespace();
+        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        if method == "GET" && path.starts_with("/2015-03-31/functions/") {
+            continue;
+        }
+        let rest: Vec<&str> = parts.take(2).filter(|p| !p.starts_with('{')).collect();
+        let path = path.split('?').next().unwrap_or("");
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).take(2).collect();
+        let shape = segments
+            .iter()
+            .map(|s| {
+                if s.chars().any(|c| c.is_ascii_digit()) {
+                    "*"
+                } else {
+                    s
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        *kinds
+            .entry(
+                format!("{method} /{shape} {}", rest.join(" "))
+                    .trim()
+                    .to_owned(),
+            )
+            .or_default() += 1;
+    }
+    kinds
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn is_write(line: &str) -> bool {
     let mut p = line.split(' ');
     let method = p.next().unwrap_or("");
@@ -324,6 +363,7 @@ async fn main() {
             log.len(),
             log.len() as f64 / n as f64
         );
+        println!("  other requests: {}", other_requests(&log));
         println!(
             "  on AWS, scar's limits (GetFunction 100/s, GetPolicy 15/s) put a floor of {:.1} s under this plan",
             (n as f64 / 100.0).max(policies as f64 / 15.0)

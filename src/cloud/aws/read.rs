@@ -208,6 +208,10 @@ impl AwsCloud {
                         )
                         .resource_type_filters("lambda:function")
                         .resource_type_filters("s3")
+                        // A page is cut at this many tags (100 by default), and a function
+                        // carries up to a dozen of scar's: the most per page means the
+                        // fewest pages.
+                        .tags_per_page(500)
                         .set_pagination_token(token)
                         .send()
                         .await
