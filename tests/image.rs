@@ -479,3 +479,27 @@ async fn a_foreign_repository_of_that_name_stops_the_plan() {
         .await;
     assert!(still.is_ok(), "the foreign repository is untouched");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_arm64_image_without_an_arm64_supervisor_stops_the_plan() {
+    let moto = Moto::start();
+    let dir = stack_named("imgarm", "grycap/imagemagick", "arm64", "echo hi\n");
+    let plan = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(1), "{}", stdout(&plan));
+    let all = format!("{}{}", stdout(&plan), stderr(&plan));
+    assert!(
+        all.contains("function_image/resize") && all.contains("SCAR_SUPERVISOR_ARM64"),
+        "{all}"
+    );
+    let apply = moto.scar(dir.path(), &["apply", ".", "--auto-approve"]);
+    assert_eq!(apply.status.code(), Some(1));
+    let ecr = aws_sdk_ecr::Client::new(&moto.sdk().await);
+    assert!(
+        ecr.describe_repositories()
+            .repository_names("scar/imgarm")
+            .send()
+            .await
+            .is_err(),
+        "nothing was written"
+    );
+}

@@ -69,7 +69,7 @@ pub(super) fn run(
         }
         // Preview: the plan as it will look once the resource is ours.
         current.owner = Owner::ThisStack;
-        let mut plan = crate::plan::build(desired, &live, false);
+        let mut plan = session::build_plan(desired, &live, false);
         plan.steps.retain(|s| s.address == *address);
         println!("Once adopted, the next `scar apply` will do this to {address}:\n");
         print(&plan, PlanFormat::Text, out)?;

@@ -49,7 +49,7 @@ pub(super) fn run(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Resu
                 if let Err(code) = session::check_empty(desired, &live, args.allow_empty, out) {
                     return Ok(code);
                 }
-                let plan = crate::plan::build(desired, &live, args.destroy);
+                let plan = session::build_plan(desired, &live, args.destroy);
                 print(&plan, PlanFormat::Text, out)?;
                 if !plan.errors.is_empty() {
                     return Ok(ExitCode::from(1));
@@ -106,6 +106,14 @@ fn run_saved(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<Ex
                 out.error(&format!(
                     "the saved plan is stale: AWS changed since it was made ({} differences above); nothing was written. Run `scar plan` again.",
                     stale.len()
+                ));
+                return Ok(ExitCode::from(1));
+            }
+            let missing = session::missing_supervisors(&file.plan);
+            if let Some(e) = missing.first() {
+                out.error(&format!(
+                    "{}: {}; nothing was written",
+                    e.address, e.message
                 ));
                 return Ok(ExitCode::from(1));
             }

@@ -38,7 +38,7 @@ pub(super) fn run(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Resu
     {
         return Ok(code);
     }
-    let mut plan = crate::plan::build(&desired, &live, args.destroy);
+    let mut plan = session::build_plan(&desired, &live, args.destroy);
     if plan.reshapes_workflow() && !args.destroy {
         plan.workflow_graph = Some(crate::render::graph::build(&set).mermaid());
     }

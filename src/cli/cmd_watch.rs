@@ -185,7 +185,7 @@ impl WatchRunner<'_> {
                 *what_ref = "refused to delete every function: nothing changed".into();
                 return Ok(ExitCode::from(1));
             }
-            let plan = crate::plan::build(desired, &live, false);
+            let plan = session::build_plan(desired, &live, false);
             if !plan.errors.is_empty() {
                 print(&plan, PlanFormat::Text, out)?;
                 *what_ref = "found plan errors: nothing changed".into();

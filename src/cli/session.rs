@@ -110,6 +110,42 @@ where
     result
 }
 
+/// Builds the plan of `desired` against `live`, then checks what the plan's own machine must
+/// bring to apply it: an image to assemble needs a supervisor for its architecture. Missing
+/// one is a plan error, so nothing is written rather than failing halfway.
+pub(super) fn build_plan(desired: &DesiredGraph, live: &LiveState, destroy: bool) -> Plan {
+    let mut plan = crate::plan::build(desired, live, destroy);
+    let missing = missing_supervisors(&plan);
+    plan.errors.extend(missing);
+    plan
+}
+
+/// The images `plan` assembles for which this machine has no supervisor.
+pub(super) fn missing_supervisors(plan: &Plan) -> Vec<crate::plan::PlanError> {
+    let mut missing = Vec::new();
+    for step in plan.changes() {
+        if step.address.kind != ResourceKind::FunctionImage
+            || step.action == crate::plan::Action::Delete
+        {
+            continue;
+        }
+        let arch = step
+            .after
+            .as_ref()
+            .and_then(|a| a.get("architecture"))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("amd64");
+        if let Err(e) = crate::image::build::supervisor_binary(arch) {
+            missing.push(crate::plan::PlanError {
+                address: step.address.clone(),
+                message: e,
+                hint: Some("scar puts its supervisor into every image it assembles; install the scar release that ships it, or mark the function `prebuilt: true` with an image that has one".into()),
+            });
+        }
+    }
+    missing
+}
+
 /// Reports a failed AWS read or write.
 pub(super) fn cloud_failed(out: &Output, what: &str, e: &CloudError) -> Exit {
     out.error(&format!("{what}: {e}"));
