@@ -6,6 +6,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use flate2::Compression;
 use serde::{Deserialize, Serialize};
@@ -337,7 +338,7 @@ pub async fn build(
         .to_owned();
     let digest_now = digest(&manifest_bytes);
 
-    let before = reg.pushed();
+    let sent = Sent::default();
     let target = &spec.target;
     let layers = base_json
         .get("layers")
@@ -351,6 +352,7 @@ pub async fn build(
             if target.registry == spec.base.registry
                 && reg.mount(target, d, &spec.base.repository).await?
             {
+                sent.mounted.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
             progress(&format!(
@@ -360,37 +362,31 @@ pub async fn build(
                 short(d),
                 human(size)
             ));
-            copy_blob(reg, &spec.base, target, d, size).await
+            let got = copy_blob(reg, &spec.base, target, d, size).await?;
+            sent.uploaded(got);
+            Ok(())
         })
         .await?;
     }
     for (what, layer) in [("supervisor", &*supervisor), ("function", &own)] {
-        reg.ensure_blob(target, &layer.digest, || async {
-            progress(&format!(
-                "pushing the {what} layer {} ({})",
-                short(&layer.digest),
-                human(layer.blob.len() as u64)
-            ));
-            reg.upload(
-                target,
-                &layer.digest,
-                layer.blob.len() as u64,
-                &mut layer.blob.as_slice(),
-            )
-            .await
+        let note = format!(
+            "pushing the {what} layer {} ({})",
+            short(&layer.digest),
+            human(layer.blob.len() as u64)
+        );
+        push_blob(reg, target, &layer.digest, &layer.blob, &sent, || {
+            progress(&note)
         })
         .await?;
     }
-    let config_digest = digest(&config_bytes);
-    reg.ensure_blob(target, &config_digest, || async {
-        reg.upload(
-            target,
-            &config_digest,
-            config_bytes.len() as u64,
-            &mut config_bytes.as_slice(),
-        )
-        .await
-    })
+    push_blob(
+        reg,
+        target,
+        &digest(&config_bytes),
+        &config_bytes,
+        &sent,
+        || {},
+    )
     .await?;
     let reference = target.tag.clone().unwrap_or_else(|| digest_now.clone());
     let pushed_manifest = if reg.has_manifest(target, &reference, &digest_now).await? {
@@ -400,17 +396,53 @@ pub async fn build(
             .await?;
         true
     };
-    let after = reg.pushed();
     Ok(Built {
         image: target.at_digest(&digest_now).to_string(),
         digest: digest_now,
         base_digest,
         inputs,
-        uploaded_blobs: after.blobs - before.blobs,
-        uploaded_bytes: after.bytes - before.bytes,
-        mounted_blobs: after.mounted - before.mounted,
+        uploaded_blobs: sent.blobs.load(Ordering::Relaxed),
+        uploaded_bytes: sent.bytes.load(Ordering::Relaxed),
+        mounted_blobs: sent.mounted.load(Ordering::Relaxed),
         pushed_manifest,
     })
+}
+
+/// What one build sent. Counted by the build, not by the registry client, which the builds
+/// of one run share.
+#[derive(Default)]
+struct Sent {
+    blobs: AtomicUsize,
+    bytes: AtomicU64,
+    mounted: AtomicUsize,
+}
+
+impl Sent {
+    fn uploaded(&self, bytes: u64) {
+        self.blobs.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Uploads `bytes` (whose digest is `digest`) unless the repository has them; `announce`
+/// runs just before an upload.
+async fn push_blob(
+    reg: &Registry,
+    target: &ImageRef,
+    digest: &str,
+    bytes: &[u8],
+    sent: &Sent,
+    announce: impl FnOnce(),
+) -> Result<(), RegistryError> {
+    reg.ensure_blob(target, digest, || async {
+        announce();
+        reg.upload(target, digest, bytes.len() as u64, &mut &*bytes)
+            .await?;
+        sent.uploaded(bytes.len() as u64);
+        Ok(())
+    })
+    .await?;
+    Ok(())
 }
 
 /// The configuration (with its script) inside an image scar assembled: read from its last
@@ -453,14 +485,14 @@ pub async fn function_config(reg: &Registry, image: &ImageRef) -> Result<Value, 
 }
 
 /// Copies a blob between registries through a temporary file, so a large layer never sits in
-/// memory.
+/// memory; answers its size.
 async fn copy_blob(
     reg: &Registry,
     from: &ImageRef,
     to: &ImageRef,
     digest: &str,
     size: u64,
-) -> Result<(), RegistryError> {
+) -> Result<u64, RegistryError> {
     let local = |e: std::io::Error| RegistryError::Invalid(format!("copying {digest}: {e}"));
     let mut file = tempfile::tempfile().map_err(local)?;
     let got = reg.blob_into(from, digest, &mut file).await?;
@@ -470,7 +502,8 @@ async fn copy_blob(
         )));
     }
     file.seek(SeekFrom::Start(0)).map_err(local)?;
-    reg.upload(to, digest, got, &mut file).await
+    reg.upload(to, digest, got, &mut file).await?;
+    Ok(got)
 }
 
 /// `sha256:0123456789ab`, for progress lines.

@@ -93,19 +93,6 @@ impl Manifest {
     }
 }
 
-/// Counts of what a session sent, for "pushes nothing" checks and progress lines.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Pushed {
-    /// Blobs uploaded.
-    pub blobs: usize,
-    /// Bytes of those blobs.
-    pub bytes: u64,
-    /// Blobs mounted from another repository of the same registry.
-    pub mounted: usize,
-    /// Manifests put.
-    pub manifests: usize,
-}
-
 /// The registry client.
 pub struct Registry {
     client: Client,
@@ -113,7 +100,6 @@ pub struct Registry {
     ecr: Option<aws_sdk_ecr::Client>,
     /// `Authorization` values by `host repository`.
     auth: Mutex<HashMap<String, String>>,
-    pushed: Mutex<Pushed>,
     /// Blobs known to be in a repository (`registry/repository@digest`): checked once.
     present: Mutex<std::collections::HashSet<String>>,
     /// One sender per blob and repository: builds running at once never upload the same blob
@@ -146,23 +132,10 @@ impl Registry {
             endpoints,
             ecr,
             auth: Mutex::new(HashMap::new()),
-            pushed: Mutex::new(Pushed::default()),
             present: Mutex::new(std::collections::HashSet::new()),
             sending: Mutex::new(HashMap::new()),
             read_cache: Mutex::new(HashMap::new()),
         })
-    }
-
-    /// What this client has pushed so far.
-    #[must_use]
-    pub fn pushed(&self) -> Pushed {
-        self.pushed.lock().map(|p| *p).unwrap_or_default()
-    }
-
-    fn count(&self, f: impl FnOnce(&mut Pushed)) {
-        if let Ok(mut p) = self.pushed.lock() {
-            f(&mut p);
-        }
     }
 
     fn url(&self, image: &ImageRef, tail: &str) -> String {
@@ -371,7 +344,13 @@ impl Registry {
     /// # Errors
     /// When the registry cannot be asked.
     pub async fn has_blob(&self, image: &ImageRef, digest: &str) -> Result<bool, RegistryError> {
-        self.exists(image, &format!("blobs/{digest}"), &[]).await
+        let what = format!("checking {}/blobs/{digest}", image.name());
+        let url = self.url(image, &format!("blobs/{digest}"));
+        match self.send(image, Method::HEAD, &url, &[], None, &what).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// True when `image`'s repository has the manifest `reference`; with a tag, true only when
@@ -396,24 +375,6 @@ impl Registry {
         }
     }
 
-    async fn exists(
-        &self,
-        image: &ImageRef,
-        tail: &str,
-        headers: &[(&str, &str)],
-    ) -> Result<bool, RegistryError> {
-        let what = format!("checking {}/{tail}", image.name());
-        let url = self.url(image, tail);
-        match self
-            .send(image, Method::HEAD, &url, headers, None, &what)
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Mounts the blob from `from` (another repository of the same registry); false when the
     /// registry would rather have it uploaded.
     ///
@@ -430,9 +391,7 @@ impl Registry {
             .open_upload(image, &format!("?mount={digest}&from={from}"), &what)
             .await?;
         let mounted = resp.status() == StatusCode::CREATED;
-        if mounted {
-            self.count(|p| p.mounted += 1);
-        } else if let Some(loc) = header(&resp, "location") {
+        if !mounted && let Some(loc) = header(&resp, "location") {
             // An upload was opened instead: cancel it, the caller uploads afresh.
             let url = self.absolute(image, &loc);
             let _ = self
@@ -514,10 +473,6 @@ impl Registry {
             &what,
         )
         .await?;
-        self.count(|p| {
-            p.blobs += 1;
-            p.bytes += size;
-        });
         Ok(())
     }
 
@@ -544,7 +499,6 @@ impl Registry {
             &what,
         )
         .await?;
-        self.count(|p| p.manifests += 1);
         Ok(super::digest(bytes))
     }
 
