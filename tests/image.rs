@@ -380,6 +380,22 @@ async fn apply_assembles_the_image_records_it_and_upgrades_it_declaratively() {
     let plan = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
     assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
 
+    // `scar image build` assembles exactly what apply did: same digest, nothing to push.
+    let again = moto.scar(
+        dir.path(),
+        &[
+            "image",
+            "build",
+            ".",
+            "resize",
+            "--to",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/scar/imgplan:resize",
+        ],
+    );
+    ok(&again);
+    assert_eq!(stdout(&again).trim(), digest);
+    assert!(stderr(&again).contains("nothing to push"), "{}", stderr(&again));
+
     // An image holding an older supervisor: the plan says so, apply rebuilds it. The image is
     // the same bytes, so nothing is sent to the registry.
     lambda

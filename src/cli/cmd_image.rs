@@ -8,54 +8,32 @@ use super::output::Output;
 use super::{AwsArgs, session};
 use crate::image::build::{self, Spec};
 use crate::image::reference::ImageRef;
-use crate::supervisor::config::Config;
+use crate::model::{Address, ResourceKind};
 
-/// The function's image inputs: its base, the target, its architecture, its configuration
-/// (JSON) and its script.
-pub(super) struct Inputs {
-    pub base: ImageRef,
-    pub architecture: String,
-    pub config_json: Vec<u8>,
-    pub script: String,
-}
-
-/// Reads what assembling `f`'s image needs from the validated set.
-pub(super) fn inputs(
+/// The `function_image` the manifests give function `name`, as `scar apply` would build it
+/// (for a `prebuilt` function too: its image is then the base).
+fn planned_image(
     set: &crate::manifest::load::ManifestSet,
     name: &str,
-) -> Result<Inputs, String> {
+) -> Result<crate::model::DesiredResource, String> {
     let stack = set.stack().ok_or("no Stack manifest")?;
     let doc = set
         .functions
         .iter()
         .find(|f| f.value.metadata.name == name)
         .ok_or_else(|| format!("the stack has no function `{name}`"))?;
-    let f = &doc.value;
-    let script = match &f.spec.script {
+    let script = match &doc.value.spec.script {
         Some(p) => std::fs::read_to_string(doc.dir().join(p))
             .map_err(|e| format!("{}: {e}", doc.dir().join(p).display()))?,
         None => String::new(),
     };
-    let base = ImageRef::parse(&f.spec.image).map_err(|e| format!("spec.image: {e}"))?;
-    let eff = crate::manifest::resolve::effective(Some(&stack.value.spec), &f.spec);
-    let arch = serde_json::to_value(eff.architecture)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let config = Config::of(
+    Ok(crate::model::function_image(
         &stack.value.metadata.name,
-        Some(&stack.value.spec),
-        f,
-        script.clone(),
-    );
-    let config_json =
-        serde_json::to_vec(&config).map_err(|e| format!("encoding the configuration: {e}"))?;
-    Ok(Inputs {
-        base,
-        architecture: build::oci_architecture(&arch).to_owned(),
-        config_json,
-        script,
-    })
+        &stack.value.spec,
+        &doc.value,
+        &script,
+        &Address::new(ResourceKind::FunctionImage, name),
+    ))
 }
 
 /// `scar image build`.
@@ -80,21 +58,9 @@ pub(super) fn run(
         Ok(_) => return fail("--to names a repository and optionally a tag, not a digest"),
         Err(e) => return fail(&format!("--to: {e}")),
     };
-    let inputs = match inputs(&set, name) {
-        Ok(i) => i,
+    let spec = match planned_image(&set, name).and_then(|i| Spec::from_attrs(&i.attrs, target)) {
+        Ok(s) => s,
         Err(e) => return fail(&e),
-    };
-    let supervisor = match build::supervisor_binary(&inputs.architecture) {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
-    };
-    let spec = Spec {
-        base: inputs.base,
-        target,
-        architecture: inputs.architecture,
-        supervisor,
-        config_json: inputs.config_json,
-        script: inputs.script,
     };
     let rt = session::runtime()?;
     let result = rt.block_on(async {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use flate2::Compression;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::reference::ImageRef;
 use super::registry::{Registry, RegistryError};
@@ -60,6 +60,38 @@ pub struct Spec {
     pub config_json: Vec<u8>,
     /// The script (`/opt/scar/script.sh`).
     pub script: String,
+}
+
+impl Spec {
+    /// The build a `function_image` stands for (its planned attributes: `base`, `base_digest`,
+    /// `architecture`, `config`, `script`), pushed to `target`. A planned base digest pins the
+    /// base, so apply builds exactly what was planned.
+    ///
+    /// # Errors
+    /// When the base is not a valid reference, or there is no supervisor for the architecture.
+    pub fn from_attrs(attrs: &Map<String, Value>, target: ImageRef) -> Result<Spec, String> {
+        let text = |k: &str| attrs.get(k).and_then(Value::as_str).unwrap_or_default();
+        let mut base = ImageRef::parse(text("base"))?;
+        if let Some(d) = attrs
+            .get("base_digest")
+            .and_then(Value::as_str)
+            .filter(|d| d.starts_with("sha256:"))
+        {
+            base = base.at_digest(d);
+        }
+        let architecture = text("architecture").to_owned();
+        Ok(Spec {
+            base,
+            target,
+            supervisor: supervisor_binary(&architecture)?,
+            architecture,
+            config_json: attrs
+                .get("config")
+                .map(|c| c.to_string().into_bytes())
+                .unwrap_or_default(),
+            script: text("script").to_owned(),
+        })
+    }
 }
 
 /// A pushed image.

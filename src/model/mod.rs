@@ -325,7 +325,8 @@ fn merged_tags(
 /// The image scar assembles for function `fm`: what decides its content (the base and its
 /// digest, the architecture, the supervisor version, the script, the configuration) is compared;
 /// the script and configuration themselves travel in the plan for apply to build from.
-fn function_image(
+#[must_use]
+pub fn function_image(
     stack_name: &str,
     stack: &crate::manifest::types::StackSpec,
     fm: &FunctionManifest,

@@ -392,28 +392,7 @@ impl AwsCloud {
         };
         let mut target = ImageRef::parse(&uri).map_err(|e| invalid(OP, e))?;
         target.tag = Some(name.to_owned());
-        let mut base = ImageRef::parse(&s(after.get("base"))).map_err(|e| invalid(OP, e))?;
-        // Build on exactly the base the plan saw, when it saw one.
-        if let Some(d) = after
-            .get("base_digest")
-            .and_then(Value::as_str)
-            .filter(|d| d.starts_with("sha256:"))
-        {
-            base = base.at_digest(d);
-        }
-        let architecture = s(after.get("architecture"));
-        let supervisor = build::supervisor_binary(&architecture).map_err(|e| invalid(OP, e))?;
-        let spec = Spec {
-            base,
-            target,
-            architecture: architecture.clone(),
-            supervisor,
-            config_json: after
-                .get("config")
-                .map(|c| c.to_string().into_bytes())
-                .unwrap_or_default(),
-            script: s(after.get("script")),
-        };
+        let spec = Spec::from_attrs(after, target).map_err(|e| invalid(OP, e))?;
         let registry = self.registry().map_err(|e| invalid(OP, e))?;
         let built = build::build(&registry, &spec, &|line| {
             tracing::info!(function = name, "{line}");
