@@ -394,7 +394,11 @@ async fn apply_assembles_the_image_records_it_and_upgrades_it_declaratively() {
     );
     ok(&again);
     assert_eq!(stdout(&again).trim(), digest);
-    assert!(stderr(&again).contains("nothing to push"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("nothing to push"),
+        "{}",
+        stderr(&again)
+    );
 
     // An image holding an older supervisor: the plan says so, apply rebuilds it. The image is
     // the same bytes, so nothing is sent to the registry.

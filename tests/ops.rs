@@ -169,30 +169,19 @@ async fn ls_put_get_and_logs_work_on_a_deployed_stack() {
 
     // logs: a request's lines only.
     let logs = aws_sdk_cloudwatchlogs::Client::new(&moto.sdk().await);
-    logs.create_log_stream()
-        .log_group_name("/aws/lambda/thumbs")
-        .log_stream_name("2026/11/27/[$LATEST]abc")
-        .send()
-        .await
-        .expect("stream");
-    let now = i64::try_from(scar::lock::now()).expect("time") * 1000;
-    let event = |i: i64, m: &str| {
-        aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
-            .timestamp(now - 1000 + i)
-            .message(m)
-            .build()
-            .expect("event")
-    };
-    logs.put_log_events()
-        .log_group_name("/aws/lambda/thumbs")
-        .log_stream_name("2026/11/27/[$LATEST]abc")
-        .log_events(event(0, "START RequestId: req-1 Version: $LATEST"))
-        .log_events(event(1, "running the script req-1"))
-        .log_events(event(2, "START RequestId: req-2 Version: $LATEST"))
-        .log_events(event(3, "uploaded s3://ops-data/out/x.txt req-2"))
-        .send()
-        .await
-        .expect("events");
+    put_log_lines(
+        &logs,
+        "/aws/lambda/thumbs",
+        "2026/11/27/[$LATEST]abc",
+        0,
+        &[
+            "START RequestId: req-1 Version: $LATEST",
+            "running the script req-1",
+            "START RequestId: req-2 Version: $LATEST",
+            "uploaded s3://ops-data/out/x.txt req-2",
+        ],
+    )
+    .await;
     let all = stdout(&moto.scar(dir.path(), &["logs", ".", "thumbs"]));
     assert_eq!(all.lines().count(), 4, "{all}");
     let one = stdout(&moto.scar(
@@ -323,50 +312,31 @@ async fn logs_of_a_delegating_function_include_its_batch_jobs() {
         }
     }
     let logs = aws_sdk_cloudwatchlogs::Client::new(&moto.sdk().await);
-    let now = i64::try_from(scar::lock::now()).expect("time") * 1000;
-    let event = |i: i64, m: &str| {
-        aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
-            .timestamp(now - 1000 + i)
-            .message(m)
-            .build()
-            .expect("event")
-    };
     // The function's own lines, its job's lines, and another job definition's lines.
-    for (group, stream, lines) in [
-        (
-            "/aws/lambda/scar-batch-ffmpeg-split",
-            "2026/11/27/[$LATEST]abc",
-            vec![
-                event(0, "START RequestId: req-9"),
-                event(1, "delegated req-9"),
-            ],
-        ),
-        (
-            "/aws/batch/job",
-            "scar-video-process-scar-batch-ffmpeg-split/default/0f1e2d",
-            vec![event(2, "ffmpeg split req-9")],
-        ),
-        (
-            "/aws/batch/job",
-            "someone-elses-job/default/77",
-            vec![event(3, "not ours req-9")],
-        ),
-    ] {
-        let _ = logs.create_log_group().log_group_name(group).send().await;
-        logs.create_log_stream()
-            .log_group_name(group)
-            .log_stream_name(stream)
-            .send()
-            .await
-            .expect("stream");
-        logs.put_log_events()
-            .log_group_name(group)
-            .log_stream_name(stream)
-            .set_log_events(Some(lines))
-            .send()
-            .await
-            .expect("events");
-    }
+    put_log_lines(
+        &logs,
+        "/aws/lambda/scar-batch-ffmpeg-split",
+        "2026/11/27/[$LATEST]abc",
+        0,
+        &["START RequestId: req-9", "delegated req-9"],
+    )
+    .await;
+    put_log_lines(
+        &logs,
+        "/aws/batch/job",
+        "scar-video-process-scar-batch-ffmpeg-split/default/0f1e2d",
+        2,
+        &["ffmpeg split req-9"],
+    )
+    .await;
+    put_log_lines(
+        &logs,
+        "/aws/batch/job",
+        "someone-elses-job/default/77",
+        3,
+        &["not ours req-9"],
+    )
+    .await;
     let out = moto.scar(
         dir.path(),
         &[
@@ -388,4 +358,40 @@ async fn logs_of_a_delegating_function_include_its_batch_jobs() {
         "{text}"
     );
     assert!(!text.contains("not ours"), "{text}");
+}
+
+/// Writes `lines` to a new stream of `group` (made if missing), a millisecond apart, starting
+/// `first` ms after a second ago.
+async fn put_log_lines(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    stream: &str,
+    first: i64,
+    lines: &[&str],
+) {
+    let now = i64::try_from(scar::lock::now()).expect("time") * 1000;
+    let _ = logs.create_log_group().log_group_name(group).send().await;
+    logs.create_log_stream()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .send()
+        .await
+        .expect("stream");
+    let events = (first..)
+        .zip(lines)
+        .map(|(i, m)| {
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                .timestamp(now - 1000 + i)
+                .message(*m)
+                .build()
+                .expect("event")
+        })
+        .collect();
+    logs.put_log_events()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .set_log_events(Some(events))
+        .send()
+        .await
+        .expect("events");
 }
