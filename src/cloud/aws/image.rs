@@ -29,11 +29,10 @@ fn invalid(op: &str, msg: impl Into<String>) -> CloudError {
 }
 
 impl AwsCloud {
-    /// The stack's image repository, if the desired graph names one or it exists.
+    /// The stack's image repository, if it exists.
     pub(super) async fn read_image_repository(
         &self,
         stack: &str,
-        desired: &DesiredGraph,
     ) -> Result<Vec<(Address, LiveResource)>, CloudError> {
         let name = crate::manifest::names::derive(stack, "x").ecr_repository;
         let Some((arn, uri)) = self.describe_repository(&name).await? else {
@@ -41,7 +40,6 @@ impl AwsCloud {
         };
         let tags = self.repository_tags(&arn).await?;
         let owner = owner_of(stack, &tags);
-        let _ = desired;
         let mut attrs = Map::new();
         attrs.insert("name".into(), json!(name));
         attrs.insert("tags".into(), json!(tags));

@@ -173,7 +173,7 @@ impl AwsCloud {
             wants(&[ResourceKind::HttpApi]),
             apis,
         )?);
-        let repository = self.read_image_repository(stack, desired).await;
+        let repository = self.read_image_repository(stack).await;
         live.resources.extend(optional_read(
             "ECR",
             "ecr:DescribeRepositories and ecr:ListTagsForResource",
