@@ -4,7 +4,9 @@
 # Needs: a Rust toolchain (rustup; MSRV 1.94.1) and python3. Installs moto, the local AWS
 # emulator the integration tests run against, into .venv-moto (from PyPI, once); each test
 # starts and stops its own moto server on loopback. Installs Debian's docker-registry and skopeo
-# (apt-get, as root) for the image tests, which start their own registry. Snapshots are never
+# (apt-get, as root) for the image tests, which start their own registry. Builds the static
+# supervisors (scripts/build-supervisor.sh) and installs cargo-lambda (a Lambda Runtime API
+# emulator) and wsgidav (a WebDAV server) from PyPI into .venv-tools, for the runtime tests. Snapshots are never
 # rewritten here: a changed message fails the run; review it with `cargo insta review`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,13 +19,19 @@ fi
 . scripts/moto-env.sh
 # shellcheck source=scripts/registry-env.sh
 . scripts/registry-env.sh
+# shellcheck source=scripts/tools-env.sh
+. scripts/tools-env.sh
+need_test_tools
+need_test_packages
+# The static supervisors scar puts into images (x86_64 and aarch64), debug builds.
+./scripts/build-supervisor.sh
 
 export INSTA_UPDATE=no
 export NO_COLOR=1
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --locked "$@" 2>&1 | tee "$log"
+cargo test --locked --workspace "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole suite, summed over every test binary.

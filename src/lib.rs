@@ -15,6 +15,5 @@ pub mod manifest;
 pub mod model;
 pub mod plan;
 pub mod render;
-pub mod supervisor;
 pub mod text;
 pub mod watch;

@@ -1,55 +1,19 @@
-//! scar-supervisor in local mode (`--event --function`), against moto's S3 and Batch, with
-//! real shell scripts: inputs staged, SCAR's environment contract, outputs uploaded to every
-//! matching destination and only those, a failing script's status and stderr tail, an API
-//! Gateway request with a binary body, the timeout threshold, Batch delegation, and the
-//! Lambda Runtime API loop against a stand-in for the Runtime API (the real one exists only
-//! inside Lambda).
+//! scar-supervisor in local mode: the static binary that goes into images, with the
+//! configuration `scar image config` prints for a stack the test writes, against moto's S3,
+//! Batch, SSM and Secrets Manager, a second moto standing in for MinIO, and a real WebDAV
+//! server (wsgidav), with real shell scripts: inputs staged, SCAR's environment contract,
+//! outputs uploaded to every matching destination on every provider and only those, a lost
+//! output failing the invocation, secrets resolved and never shown, the image's own command,
+//! every byte value over HTTP, the timeout threshold, Batch delegation (multi-node too), and
+//! inputs and outputs larger than one part streamed.
 
 mod support;
-
-use std::path::Path;
-use std::process::{Command, Output};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 
 use support::moto::{Moto, s3};
-
-fn supervisor(moto: &Moto, dir: &Path, event: &Value) -> (Output, Value) {
-    std::fs::write(dir.join("event.json"), event.to_string()).expect("write event");
-    let out = Command::new(env!("CARGO_BIN_EXE_scar-supervisor"))
-        .args(["--event", "event.json", "--function", "function.yaml"])
-        .args(["--request-id", "req-1"])
-        .current_dir(dir)
-        .env("AWS_ENDPOINT_URL", &moto.endpoint)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env_remove("AWS_PROFILE")
-        .env_remove("SCAR_CONFIG")
-        .output()
-        .expect("scar-supervisor runs");
-    let response = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON response ({e}):\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out, response)
-}
-
-fn function(dir: &Path, spec: &str, script: &str) {
-    std::fs::write(
-        dir.join("function.yaml"),
-        format!(
-            "apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: thumbs\nspec:\n  image: alpine:3.20\n  script: run.sh\n{spec}"
-        ),
-    )
-    .expect("write");
-    std::fs::write(dir.join("run.sh"), script).expect("write");
-}
+use support::supervisor::{Stack, local, log};
 
 fn s3_event(records: &[(&str, &str)]) -> Value {
     json!({"Records": records.iter().map(|(b, k)| json!({
@@ -73,7 +37,7 @@ async fn keys(client: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
     k
 }
 
-async fn body(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
+async fn body(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
     let o = client
         .get_object()
         .bucket(bucket)
@@ -81,16 +45,20 @@ async fn body(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
         .send()
         .await
         .unwrap_or_else(|e| panic!("s3://{bucket}/{key}: {e}"));
-    String::from_utf8_lossy(&o.body.collect().await.expect("body").into_bytes()).into_owned()
+    o.body.collect().await.expect("body").into_bytes().to_vec()
+}
+
+async fn text(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
+    String::from_utf8_lossy(&body(client, bucket, key).await).into_owned()
 }
 
 /// Puts an input object in `sup-in`.
-async fn put(client: &aws_sdk_s3::Client, key: &str, body: &[u8]) {
+async fn put(client: &aws_sdk_s3::Client, key: &str, body: Vec<u8>) {
     client
         .put_object()
         .bucket("sup-in")
         .key(key)
-        .body(body.to_vec().into())
+        .body(body.into())
         .send()
         .await
         .expect("put");
@@ -122,11 +90,11 @@ const OUTPUTS: &str = "  output:
 async fn every_record_is_staged_run_and_uploaded_to_each_matching_destination() {
     let moto = Moto::start();
     let client = buckets(&moto, &["sup-in", "sup-out"]).await;
-    put(&client, "in/a.txt", b"hello").await;
-    put(&client, "in/b c.txt", b"world").await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    function(
-        dir.path(),
+    put(&client, "in/a.txt", b"hello".to_vec()).await;
+    put(&client, "in/b c.txt", b"world".to_vec()).await;
+    let stack = Stack::new("");
+    stack.function(
+        "thumbs",
         OUTPUTS,
         r#"set -e
 name=$(basename "$INPUT_FILE_PATH")
@@ -138,12 +106,13 @@ printf '{"bucket":"%s","key":"%s","request":"%s","function":"%s","stack":"%s"}' 
 echo "processed $name"
 "#,
     );
-    let (out, response) = supervisor(
-        &moto,
-        dir.path(),
+    let (out, response) = local(
+        &moto.endpoint,
+        &stack.config("thumbs"),
         &s3_event(&[("sup-in", "in/a.txt"), ("sup-in", "in/b+c.txt")]),
+        &[],
     );
-    assert!(out.status.success(), "{response:#}");
+    assert!(out.status.success(), "{response:#}\n{}", log(&out));
     assert_eq!(response["ok"], true);
     assert_eq!(response["results"].as_array().map(Vec::len), Some(2));
     assert_eq!(response["results"][1]["input"], "s3://sup-in/in/b c.txt");
@@ -159,16 +128,16 @@ echo "processed $name"
         ],
         "every file to `all/`, only the .json files to `json/`"
     );
-    assert_eq!(body(&client, "sup-out", "all/a.txt.upper").await, "HELLO");
+    assert_eq!(text(&client, "sup-out", "all/a.txt.upper").await, "HELLO");
     let meta: Value =
-        serde_json::from_str(&body(&client, "sup-out", "json/meta/b c.txt.json").await)
+        serde_json::from_str(&text(&client, "sup-out", "json/meta/b c.txt.json").await)
             .expect("meta json");
     assert_eq!(
         meta,
         json!({"bucket": "sup-in", "key": "in/b c.txt", "request": "req-1", "function": "thumbs", "stack": "local"})
     );
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("processed a.txt"),
+        log(&out).contains("processed a.txt"),
         "the script's output is streamed to the log"
     );
 }
@@ -177,14 +146,19 @@ echo "processed $name"
 async fn a_failing_script_reports_its_status_and_stderr_tail_and_keeps_its_outputs() {
     let moto = Moto::start();
     let client = buckets(&moto, &["sup-in", "sup-out"]).await;
-    put(&client, "in/a.txt", b"x").await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    function(
-        dir.path(),
+    put(&client, "in/a.txt", b"x".to_vec()).await;
+    let stack = Stack::new("");
+    stack.function(
+        "thumbs",
         OUTPUTS,
         "echo partial > \"$TMP_OUTPUT_DIR/partial.log\"\nfor i in 1 2 3; do echo \"step $i failed\" >&2; done\nexit 3\n",
     );
-    let (out, response) = supervisor(&moto, dir.path(), &s3_event(&[("sup-in", "in/a.txt")]));
+    let (out, response) = local(
+        &moto.endpoint,
+        &stack.config("thumbs"),
+        &s3_event(&[("sup-in", "in/a.txt")]),
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
     let r = &response["results"][0];
     assert_eq!(r["exit_status"], 3);
@@ -194,37 +168,52 @@ async fn a_failing_script_reports_its_status_and_stderr_tail_and_keeps_its_outpu
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_api_gateway_request_round_trips_a_binary_body() {
+async fn http_requests_carry_every_byte_value_both_ways() {
     let moto = Moto::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    function(
-        dir.path(),
+    let stack = Stack::new("");
+    stack.function(
+        "echo",
         "",
         "cat \"$INPUT_FILE_PATH\"\nprintf '%s %s' \"$SCAR_HTTP_METHOD\" \"$SCAR_HTTP_PATH\"\n",
     );
+    let config = stack.config("echo");
     let bytes: Vec<u8> = (0..=255).collect();
     let b64 = base64::engine::general_purpose::STANDARD;
-    let event = json!({
+    let rest = json!({
         "httpMethod": "POST", "path": "/convert", "requestContext": {"requestId": "r"},
         "headers": {"Content-Type": "application/octet-stream"},
         "body": b64.encode(&bytes), "isBase64Encoded": true
     });
-    let (out, response) = supervisor(&moto, dir.path(), &event);
-    assert!(out.status.success(), "{response:#}");
-    assert_eq!(response["statusCode"], 200);
-    assert_eq!(response["isBase64Encoded"], true);
-    let got = b64
-        .decode(response["body"].as_str().expect("body"))
-        .expect("base64");
-    let mut want = bytes.clone();
-    want.extend_from_slice(b"POST /convert");
-    assert_eq!(got, want, "every byte back, then the script's own output");
+    // The 2.0 payload of HTTP APIs and function URLs.
+    let v2 = json!({
+        "version": "2.0", "rawPath": "/convert", "body": b64.encode(&bytes), "isBase64Encoded": true,
+        "requestContext": {"http": {"method": "POST", "path": "/convert"}}
+    });
+    for event in [rest, v2] {
+        let (out, response) = local(&moto.endpoint, &config, &event, &[]);
+        assert!(out.status.success(), "{response:#}");
+        assert_eq!(response["statusCode"], 200);
+        assert_eq!(response["isBase64Encoded"], true);
+        let got = b64
+            .decode(response["body"].as_str().expect("body"))
+            .expect("base64");
+        let mut want = bytes.clone();
+        want.extend_from_slice(b"POST /convert");
+        assert_eq!(got, want, "every byte back, then the script's own output");
+    }
 
-    function(dir.path(), "", "echo bad input >&2\nexit 2\n");
-    let (out, response) = supervisor(&moto, dir.path(), &event);
+    stack.function("echo", "", "echo bad input >&2\nexit 2\n");
+    let event = json!({"httpMethod": "GET", "path": "/", "requestContext": {}});
+    let (out, response) = local(&moto.endpoint, &stack.config("echo"), &event, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(response["statusCode"], 500);
     assert_eq!(response["headers"]["x-scar-exit-status"], "2");
+
+    // Above what Lambda can return: a clear answer instead of Lambda's own failure.
+    stack.function("echo", "", "head -c 5000000 /dev/zero\n");
+    let (_, response) = local(&moto.endpoint, &stack.config("echo"), &event, &[]);
+    assert_eq!(response["statusCode"], 502, "{response:#}");
+    assert_eq!(response["headers"]["x-scar-error"], "response-too-large");
 }
 
 /// A compute environment, queue and definition for function `thumbs` of stack `local`.
@@ -319,18 +308,64 @@ async fn job_event(batch: &aws_sdk_batch::Client, id: &str) -> String {
         .to_owned()
 }
 
+const BATCH: &str = "  batch:
+    compute:
+      type: FARGATE
+      subnets: [subnet-1]
+      securityGroups: [sg-1]
+";
+
 #[tokio::test(flavor = "multi_thread")]
 async fn batch_mode_submits_every_event_to_the_functions_queue() {
     let moto = Moto::start();
     let batch = batch_target(&moto).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    function(dir.path(), "  execution: batch\n", "echo never runs here\n");
+    let stack = Stack::new("");
+    stack.function(
+        "thumbs",
+        &format!("  execution: batch\n{BATCH}"),
+        "echo never runs here\n",
+    );
     let event = s3_event(&[("sup-in", "in/video.mp4")]);
-    let (out, response) = supervisor(&moto, dir.path(), &event);
-    assert!(out.status.success(), "{response:#}");
+    let (out, response) = local(&moto.endpoint, &stack.config("thumbs"), &event, &[]);
+    assert!(out.status.success(), "{response:#}\n{}", log(&out));
     let id = response["delegated"]["job_id"].as_str().expect("a job id");
     let handed: Value = serde_json::from_str(&job_event(&batch, id).await).expect("event JSON");
     assert_eq!(handed, event, "the job gets the event as it came");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_multi_node_job_gets_the_event_through_node_overrides() {
+    let moto = Moto::start();
+    batch_target(&moto).await;
+    // moto drops nodeOverrides, so the request itself is checked, on its way to moto.
+    let proxy = support::proxy::Proxy::start(moto.port(), support::proxy::Fault::None);
+    let stack = Stack::new("");
+    stack.function(
+        "thumbs",
+        "  execution: batch\n  batch:\n    multiNode:\n      nodes: 2\n    compute:\n      subnets: [subnet-1]\n      securityGroups: [sg-1]\n",
+        "echo never runs here\n",
+    );
+    let config = stack.config("thumbs");
+    assert_eq!(config["batch_multi_node"], true);
+    let event = s3_event(&[("sup-in", "in/big.mp4")]);
+    let (out, response) = local(&proxy.endpoint, &config, &event, &[]);
+    assert!(out.status.success(), "{response:#}\n{}", log(&out));
+    let lines = proxy.log.lock().expect("log").clone();
+    let submit = lines
+        .iter()
+        .find(|l| l.contains("/v1/submitjob"))
+        .unwrap_or_else(|| panic!("no SubmitJob in {lines:#?}"));
+    let body: Value =
+        serde_json::from_str(&submit[submit.find('{').expect("a JSON body")..]).expect("JSON");
+    let node = &body["nodeOverrides"]["nodePropertyOverrides"][0];
+    assert_eq!(node["targetNodes"], "0:", "{body:#}");
+    assert!(
+        node["containerOverrides"]["environment"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|kv| kv["name"] == "SCAR_EVENT")),
+        "{body:#}"
+    );
+    assert!(body.get("containerOverrides").is_none(), "{body:#}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -338,17 +373,22 @@ async fn the_timeout_threshold_stops_the_script_uploads_partial_results_and_lamb
 {
     let moto = Moto::start();
     let client = buckets(&moto, &["sup-in", "sup-out"]).await;
-    put(&client, "in/a.txt", b"x").await;
+    put(&client, "in/a.txt", b"x".to_vec()).await;
     let batch = batch_target(&moto).await;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let stack = Stack::new("");
     // 3 s timeout, 1 s kept back: the script is stopped after 2 s.
-    function(
-        dir.path(),
-        &format!("  timeout: 3\n  timeoutThreshold: 1\n  execution: lambda-batch\n{OUTPUTS}"),
+    stack.function(
+        "thumbs",
+        &format!("  timeout: 3\n  timeoutThreshold: 1\n  execution: lambda-batch\n{BATCH}{OUTPUTS}"),
         "echo first half > \"$TMP_OUTPUT_DIR/part-1.log\"\nsleep 30\necho never > \"$TMP_OUTPUT_DIR/part-2.log\"\n",
     );
     let started = std::time::Instant::now();
-    let (_, response) = supervisor(&moto, dir.path(), &s3_event(&[("sup-in", "in/a.txt")]));
+    let (_, response) = local(
+        &moto.endpoint,
+        &stack.config("thumbs"),
+        &s3_event(&[("sup-in", "in/a.txt")]),
+        &[],
+    );
     let took = started.elapsed();
     assert!(took < std::time::Duration::from_secs(10), "{took:?}");
     let r = &response["results"][0];
@@ -362,178 +402,292 @@ async fn the_timeout_threshold_stops_the_script_uploads_partial_results_and_lamb
     );
 }
 
-/// A stand-in for Lambda's Runtime API on loopback: hands out one event as invocation
-/// `req-9`, records what the runtime posts back, and holds every later poll.
-struct FakeRuntimeApi {
-    port: u16,
-    posted: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
-}
+const SECRET_DB: &str = "db-pa55-hunter2";
+const SECRET_TOKEN: &str = "tok-9f8e7d";
 
-fn read_http(reader: &mut std::io::BufReader<std::net::TcpStream>) -> Option<(String, String)> {
-    use std::io::{BufRead, Read};
-    let mut line = String::new();
-    reader.read_line(&mut line).ok().filter(|n| *n > 0)?;
-    let target = line
-        .split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ");
-    let (mut length, mut chunked) = (0usize, false);
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        let lower = h.to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap_or(0);
-        }
-        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
-            chunked = true;
-        }
-        if h == "\r\n" || h.is_empty() {
-            break;
-        }
-    }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).ok()?;
-            let n = usize::from_str_radix(size.trim(), 16).ok()?;
-            let mut chunk = vec![0u8; n + 2];
-            reader.read_exact(&mut chunk).ok()?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-    } else {
-        body.resize(length, 0);
-        reader.read_exact(&mut body).ok()?;
-    }
-    Some((target, String::from_utf8_lossy(&body).into_owned()))
-}
-
-impl FakeRuntimeApi {
-    fn start(event: Value) -> FakeRuntimeApi {
-        use std::io::Write;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
-        let port = listener.local_addr().expect("addr").port();
-        let posted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let handed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let sink = posted.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let (sink, handed, event) = (sink.clone(), handed.clone(), event.clone());
-                std::thread::spawn(move || {
-                    let Ok(mut writer) = conn.try_clone() else {
-                        return;
-                    };
-                    let mut reader = std::io::BufReader::new(conn);
-                    while let Some((target, body)) = read_http(&mut reader) {
-                        if target.ends_with("/runtime/invocation/next") {
-                            if handed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                                std::thread::sleep(std::time::Duration::from_secs(600));
-                                return;
-                            }
-                            let deadline = std::time::SystemTime::now()
-                                .duration_since(std::time::UNIX_EPOCH)
-                                .map_or(0, |d| d.as_millis())
-                                + 60_000;
-                            let payload = event.to_string();
-                            let _ = write!(
-                                writer,
-                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: req-9\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:thumbs\r\nLambda-Runtime-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793\r\nContent-Length: {}\r\n\r\n{payload}",
-                                payload.len()
-                            );
-                        } else {
-                            if let Ok(mut p) = sink.lock() {
-                                p.push((target, body));
-                            }
-                            let _ = write!(
-                                writer,
-                                "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
-                            );
-                        }
-                    }
-                });
-            }
-        });
-        FakeRuntimeApi { port, posted }
-    }
-
-    /// Runs `scar-supervisor` as Lambda would, until it posted a result (or 30 s).
-    fn invoke(&self, moto: &Moto, config: &scar::supervisor::Config) -> (String, Value) {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_scar-supervisor"))
-            .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{}", self.port))
-            .env("AWS_LAMBDA_FUNCTION_NAME", "thumbs")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env(
-                "SCAR_CONFIG",
-                b64.encode(serde_json::to_vec(config).expect("config json")),
-            )
-            .env("AWS_ENDPOINT_URL", &moto.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("scar-supervisor starts");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let posted = loop {
-            if let Some(p) = self.posted.lock().ok().and_then(|p| p.first().cloned()) {
-                break p;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nothing posted within 30 s"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
-        let _ = child.kill();
-        let _ = child.wait();
-        (
-            posted.0,
-            serde_json::from_str(&posted.1).unwrap_or(Value::String(posted.1)),
-        )
-    }
+/// An SSM SecureString and a Secrets Manager JSON secret in moto.
+async fn secrets(moto: &Moto) {
+    let config = moto.sdk().await;
+    aws_sdk_ssm::Client::new(&config)
+        .put_parameter()
+        .name("/app/db")
+        .value(SECRET_DB)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .expect("parameter");
+    aws_sdk_secretsmanager::Client::new(&config)
+        .create_secret()
+        .name("app/api")
+        .secret_string(json!({"token": SECRET_TOKEN, "user": "scar"}).to_string())
+        .send()
+        .await
+        .expect("secret");
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_lambda_runtime_api_loop_answers_an_invocation_and_reports_a_failed_one() {
+async fn secrets_reach_the_script_and_nothing_else() {
     let moto = Moto::start();
     let client = buckets(&moto, &["sup-in", "sup-out"]).await;
-    put(&client, "in/a.txt", b"lambda").await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    function(
-        dir.path(),
-        OUTPUTS,
-        "tr a-z A-Z < \"$INPUT_FILE_PATH\" > \"$TMP_OUTPUT_DIR/out.txt\"\n",
+    secrets(&moto).await;
+    let stack = Stack::new("");
+    stack.function(
+        "thumbs",
+        &format!(
+            "  environment:\n    DB_PASSWORD:\n      secretRef: {{ssm: /app/db}}\n    API_TOKEN:\n      secretRef: {{secretsManager: app/api, key: token}}\n    MODE: fast\n{OUTPUTS}"
+        ),
+        "printf '%s|%s|%s' \"$DB_PASSWORD\" \"$API_TOKEN\" \"$MODE\" > \"$TMP_OUTPUT_DIR/seen.txt\"\necho done\n",
     );
-    let config = scar::supervisor::Config::from_manifest(&dir.path().join("function.yaml"), "demo")
-        .expect("config");
-    let api = FakeRuntimeApi::start(s3_event(&[("sup-in", "in/a.txt")]));
-    let (path, answer) = api.invoke(&moto, &config);
-    assert_eq!(path, "POST /2018-06-01/runtime/invocation/req-9/response");
-    assert_eq!(answer["ok"], true, "{answer:#}");
-    assert_eq!(
-        answer["results"][0]["uploaded"][0],
-        "s3://sup-out/all/out.txt"
-    );
-    assert_eq!(body(&client, "sup-out", "all/out.txt").await, "LAMBDA");
-
-    function(dir.path(), OUTPUTS, "echo no such model >&2\nexit 4\n");
-    let config = scar::supervisor::Config::from_manifest(&dir.path().join("function.yaml"), "demo")
-        .expect("config");
-    let api = FakeRuntimeApi::start(s3_event(&[("sup-in", "in/a.txt")]));
-    let (path, answer) = api.invoke(&moto, &config);
-    assert_eq!(path, "POST /2018-06-01/runtime/invocation/req-9/error");
-    let message = answer["errorMessage"].as_str().unwrap_or_default();
+    let config = stack.config("thumbs");
+    let config_text = config.to_string();
     assert!(
-        message.contains("no such model") && message.contains("\"exit_status\":4"),
-        "{answer:#}"
+        config_text.contains("/app/db") && !config_text.contains(SECRET_DB),
+        "the configuration carries references only: {config_text}"
+    );
+    // In Lambda the function's environment holds the references; the script gets values.
+    let env = [
+        ("DB_PASSWORD", "ssm:/app/db"),
+        ("API_TOKEN", "secretsmanager:app/api#token"),
+        ("MODE", "fast"),
+        ("SCAR_LOG", "debug"),
+    ];
+    let (out, response) = local(&moto.endpoint, &config, &json!({}), &env);
+    assert!(out.status.success(), "{response:#}\n{}", log(&out));
+    assert_eq!(
+        text(&client, "sup-out", "all/seen.txt").await,
+        format!("{SECRET_DB}|{SECRET_TOKEN}|fast")
+    );
+    let shown = format!("{}{}", log(&out), String::from_utf8_lossy(&out.stdout));
+    for secret in [SECRET_DB, SECRET_TOKEN] {
+        assert!(!shown.contains(secret), "a value was shown:\n{shown}");
+    }
+
+    // A reference that cannot be read fails the invocation before the script runs, naming
+    // the reference.
+    stack.function(
+        "thumbs",
+        &format!(
+            "  environment:\n    DB_PASSWORD:\n      secretRef: {{ssm: /app/missing}}\n{OUTPUTS}"
+        ),
+        "echo ran > \"$TMP_OUTPUT_DIR/ran.txt\"\n",
+    );
+    let (out, _) = local(&moto.endpoint, &stack.config("thumbs"), &json!({}), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(log(&out).contains("ssm:/app/missing"), "{}", log(&out));
+    assert_eq!(
+        keys(&client, "sup-out").await,
+        ["all/seen.txt"],
+        "the script did not run"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outputs_reach_every_storage_provider_and_a_lost_one_fails_the_invocation() {
+    let moto = Moto::start();
+    let minio = Moto::start();
+    let client = buckets(&moto, &["sup-in", "sup-out", "partner"]).await;
+    let minio_client = s3(&minio.sdk().await);
+    minio_client
+        .create_bucket()
+        .bucket("lab")
+        .send()
+        .await
+        .expect("bucket");
+    put(&client, "in/photo.jpg", b"pixels".to_vec()).await;
+    let config = moto.sdk().await;
+    let ssm = aws_sdk_ssm::Client::new(&config);
+    for (name, value) in [
+        ("/lab/ak", "minio-access"),
+        ("/lab/sk", "minio-secret"),
+        ("/partner/ak", "AKIAPARTNER"),
+        ("/partner/sk", "partner-secret"),
+        ("/dav/password", "dav-pa55"),
+    ] {
+        ssm.put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .expect("parameter");
+    }
+    let dav = support::webdav::WebDav::start("scar", "dav-pa55");
+    let providers = |dav_url: &str| {
+        format!(
+            "  storageProviders:
+    minio:
+      lab:
+        endpoint: {}
+        accessKey: {{ssm: /lab/ak}}
+        secretKey: {{ssm: /lab/sk}}
+    s3:
+      partner:
+        region: eu-west-1
+        accessKey: {{ssm: /partner/ak}}
+        secretKey: {{ssm: /partner/sk}}
+    webdav:
+      dcache:
+        hostname: {dav_url}
+        login: scar
+        password: {{ssm: /dav/password}}
+",
+            minio.endpoint
+        )
+    };
+    let outputs = "  output:
+    - bucket: sup-out
+      prefix: own/
+    - bucket: lab
+      prefix: results/
+      provider: minio.lab
+      filter:
+        suffix: [.txt]
+    - bucket: partner
+      prefix: shared/
+      provider: s3.partner
+    - bucket: data
+      prefix: scar/out/
+      provider: webdav.dcache
+";
+    let script = "mkdir -p \"$TMP_OUTPUT_DIR/deep\"\necho summary > \"$TMP_OUTPUT_DIR/deep/summary.txt\"\ncp \"$INPUT_FILE_PATH\" \"$TMP_OUTPUT_DIR/photo.bin\"\n";
+    let stack = Stack::new(&providers(&dav.url));
+    stack.function("thumbs", outputs, script);
+    let event = s3_event(&[("sup-in", "in/photo.jpg")]);
+    let (out, response) = local(&moto.endpoint, &stack.config("thumbs"), &event, &[]);
+    assert!(out.status.success(), "{response:#}\n{}", log(&out));
+    assert_eq!(
+        keys(&client, "sup-out").await,
+        ["own/deep/summary.txt", "own/photo.bin"]
+    );
+    assert_eq!(
+        keys(&minio_client, "lab").await,
+        ["results/deep/summary.txt"],
+        "MinIO gets the .txt files only, on its own endpoint"
+    );
+    assert_eq!(
+        keys(&client, "partner").await,
+        ["shared/deep/summary.txt", "shared/photo.bin"]
+    );
+    assert_eq!(
+        dav.read("data/scar/out/deep/summary.txt").as_deref(),
+        Some(b"summary\n".as_slice()),
+        "WebDAV gets every file, its folders made"
+    );
+    assert_eq!(
+        dav.read("data/scar/out/photo.bin").as_deref(),
+        Some(b"pixels".as_slice())
+    );
+
+    // The WebDAV server now refuses the password: that output is lost, the others are not,
+    // and the invocation fails naming it.
+    let refusing = support::webdav::WebDav::start("scar", "another-password");
+    let stack = Stack::new(&providers(&refusing.url));
+    stack.function("thumbs", outputs, script);
+    let (out, response) = local(&moto.endpoint, &stack.config("thumbs"), &event, &[]);
+    assert_eq!(out.status.code(), Some(1), "{response:#}");
+    let errors = response["results"][0]["upload_errors"].to_string();
+    assert!(
+        errors.contains("webdav.dcache") && errors.contains("401"),
+        "{response:#}"
+    );
+    assert_eq!(
+        response["results"][0]["uploaded"].as_array().map(Vec::len),
+        Some(5)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_no_script_the_images_own_command_runs_with_call_time_arguments() {
+    let moto = Moto::start();
+    let client = buckets(&moto, &["sup-out"]).await;
+    let stack = Stack::new("");
+    std::fs::write(
+        stack.dir.path().join("cow.yaml"),
+        "apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: cow\nspec:\n  image: alpine:3.20\n  output:\n    - bucket: sup-out\n",
+    )
+    .expect("write");
+    let mut config = stack.config("cow");
+    assert_eq!(config["script"], "");
+    // What assembly records from the base image's config.
+    let workdir = tempfile::tempdir().expect("tempdir");
+    config["command"] = json!({
+        "entrypoint": ["/bin/sh", "-c", "pwd > \"$TMP_OUTPUT_DIR/$0.txt\"; echo \"$@\" >> \"$TMP_OUTPUT_DIR/$0.txt\""],
+        "cmd": ["default", "from", "cmd"],
+        "working_dir": workdir.path().display().to_string(),
+    });
+    let (out, response) = local(&moto.endpoint, &config, &json!({}), &[]);
+    assert!(out.status.success(), "{response:#}\n{}", log(&out));
+    let (out, response) = local(
+        &moto.endpoint,
+        &config,
+        &json!({"args": ["given", "a b"]}),
+        &[],
+    );
+    assert!(out.status.success(), "{response:#}\n{}", log(&out));
+    let cwd = workdir.path().display().to_string();
+    assert_eq!(
+        text(&client, "sup-out", "default.txt").await,
+        format!("{cwd}\nfrom cmd\n")
+    );
+    assert_eq!(
+        text(&client, "sup-out", "given.txt").await,
+        format!("{cwd}\na b\n"),
+        "call-time arguments take Cmd's place after the entrypoint, as `docker run IMAGE ARGS`"
+    );
+    // A script given at call time runs instead (SCAR's `run -s`).
+    let (out, _) = local(
+        &moto.endpoint,
+        &config,
+        &json!({"script": "echo \"$1\" > \"$TMP_OUTPUT_DIR/script.txt\"", "args": ["x"]}),
+        &[],
+    );
+    assert!(out.status.success(), "{}", log(&out));
+    assert_eq!(text(&client, "sup-out", "script.txt").await, "x\n");
+    // No script and no command: a clear failure.
+    config["command"] = json!({"entrypoint": [], "cmd": []});
+    let (out, _) = local(&moto.endpoint, &config, &json!({}), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(log(&out).contains("no script"), "{}", log(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inputs_and_outputs_larger_than_a_part_stream_in_parts() {
+    let moto = Moto::start();
+    let client = buckets(&moto, &["sup-in", "sup-out"]).await;
+    // 40 MiB, not repeating with the part size, so a misplaced part shows.
+    let big: Vec<u8> = (0..40u32 * 1024 * 1024)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    put(&client, "in/big.bin", big.clone()).await;
+    let stack = Stack::new("");
+    stack.function(
+        "thumbs",
+        "  output:\n    - bucket: sup-out\n",
+        "cp \"$INPUT_FILE_PATH\" \"$TMP_OUTPUT_DIR/copy.bin\"\nwc -c < \"$INPUT_FILE_PATH\"\n",
+    );
+    let (out, response) = local(
+        &moto.endpoint,
+        &stack.config("thumbs"),
+        &s3_event(&[("sup-in", "in/big.bin")]),
+        &[],
+    );
+    assert!(out.status.success(), "{response:#}\n{}", log(&out));
+    assert!(log(&out).contains(&big.len().to_string()), "{}", log(&out));
+    let head = client
+        .head_object()
+        .bucket("sup-out")
+        .key("copy.bin")
+        .send()
+        .await
+        .expect("head");
+    assert!(
+        head.e_tag()
+            .is_some_and(|t| t.trim_matches('"').ends_with("-5")),
+        "a multipart upload of 5 parts: {:?}",
+        head.e_tag()
+    );
+    assert!(
+        body(&client, "sup-out", "copy.bin").await == big,
+        "the same bytes came back"
     );
 }

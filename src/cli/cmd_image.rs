@@ -1,5 +1,6 @@
 //! `scar image build DIR FUNCTION --to REGISTRY/REPO[:TAG]`: the image assembly of a function,
 //! on its own. Progress on stderr; the digest (or `--json`) on stdout.
+//! `scar image config DIR FUNCTION`: the supervisor configuration that assembly writes.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -34,6 +35,28 @@ fn planned_image(
         &script,
         &Address::new(ResourceKind::FunctionImage, name),
     ))
+}
+
+/// `scar image config`: the planned `config` of the function's image, as JSON on stdout.
+pub(super) fn config(dir: &Path, name: &str, out: &Output) -> std::io::Result<ExitCode> {
+    let (set, _, _) = match super::cmd_ops::load_function(dir, name, out) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    match planned_image(&set, name) {
+        Ok(image) => {
+            let config = image.attrs.get("config").cloned().unwrap_or_default();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&config).unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            out.error(&e);
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 /// `scar image build`.

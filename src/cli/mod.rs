@@ -142,6 +142,15 @@ pub enum ImageCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print FUNCTION's supervisor configuration: the `/opt/scar/function.json` its image
+    /// gets (without the base image's own command, which assembly adds), for
+    /// `scar-supervisor --event EVENT.json --config FILE` on this machine. No AWS call.
+    Config {
+        /// The stack directory.
+        dir: PathBuf,
+        /// The function.
+        function: String,
+    },
 }
 
 /// The commands.
@@ -604,6 +613,9 @@ pub fn main() -> ExitCode {
                     json,
                 },
         } => cmd_image::run(&dir, &function, &to, json, &cli.aws, &out),
+        Command::Image {
+            command: ImageCommand::Config { dir, function },
+        } => cmd_image::config(&dir, &function, &out),
         Command::Unlock { dir, lock_id } => cmd_unlock::run(&dir, &lock_id, &cli.aws, &out),
         Command::Completions { shell } => cmd_completions::run(shell),
     };

@@ -135,7 +135,7 @@ pub(super) fn missing_supervisors(plan: &Plan) -> Vec<crate::plan::PlanError> {
             .and_then(|a| a.get("architecture"))
             .and_then(serde_json::Value::as_str)
             .unwrap_or("amd64");
-        if let Err(e) = crate::image::build::supervisor_binary(arch) {
+        if let Err(e) = crate::image::supervisor::find(arch) {
             missing.push(crate::plan::PlanError {
                 address: step.address.clone(),
                 message: e,

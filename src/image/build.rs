@@ -16,13 +16,9 @@ use super::reference::ImageRef;
 use super::registry::{Registry, RegistryError};
 use super::{CONFIG_PATH, File, Layer, SCRIPT_PATH, SUPERVISOR_PATH, digest};
 
-/// The supervisor version scar assembles into images (this package's version).
-pub const SUPERVISOR_VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// Overrides the supervisor binary put into x86_64 images.
-pub const SUPERVISOR_ENV: &str = "SCAR_SUPERVISOR";
-/// Overrides the supervisor binary put into arm64 images.
-pub const SUPERVISOR_ARM64_ENV: &str = "SCAR_SUPERVISOR_ARM64";
+/// The supervisor version scar assembles into images (the workspace's, shared with
+/// scar-supervisor through scar-contract).
+pub const SUPERVISOR_VERSION: &str = scar_contract::VERSION;
 
 /// Image labels scar sets.
 pub mod labels {
@@ -83,7 +79,7 @@ impl Spec {
         Ok(Spec {
             base,
             target,
-            supervisor: supervisor_binary(&architecture)?,
+            supervisor: super::supervisor::find(&architecture)?,
             architecture,
             config_json: attrs
                 .get("config")
@@ -119,60 +115,6 @@ pub struct Built {
 #[must_use]
 pub fn oci_architecture(lambda: &str) -> &'static str {
     if lambda == "arm64" { "arm64" } else { "amd64" }
-}
-
-/// The supervisor binary for `architecture` (OCI name): the override variable, else
-/// `scar-supervisor` (`scar-supervisor-aarch64` for arm64) next to the running `scar`.
-///
-/// # Errors
-/// When there is none, or it is not a Linux program for that architecture.
-pub fn supervisor_binary(architecture: &str) -> Result<PathBuf, String> {
-    let (var, name) = if architecture == "arm64" {
-        (SUPERVISOR_ARM64_ENV, "scar-supervisor-aarch64")
-    } else {
-        (SUPERVISOR_ENV, "scar-supervisor")
-    };
-    let path = match std::env::var(var) {
-        Ok(p) => PathBuf::from(p),
-        Err(_) => std::env::current_exe()
-            .map_err(|e| format!("finding scar's own folder: {e}"))?
-            .with_file_name(name),
-    };
-    let mut head = [0u8; 20];
-    std::fs::File::open(&path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .map_err(|e| {
-            format!(
-                "no supervisor for {architecture} images at {}: {e} (set {var} to a scar-supervisor built for linux/{architecture})",
-                path.display()
-            )
-        })?;
-    let machine = elf_machine(&head);
-    let want = if architecture == "arm64" {
-        "arm64"
-    } else {
-        "amd64"
-    };
-    if machine != Some(want) {
-        return Err(format!(
-            "{} is not a Linux {want} program (found {}); set {var} to a scar-supervisor built for linux/{architecture}",
-            path.display(),
-            machine.unwrap_or("something else")
-        ));
-    }
-    Ok(path)
-}
-
-/// The architecture of a 64-bit little-endian ELF header.
-fn elf_machine(head: &[u8; 20]) -> Option<&'static str> {
-    if &head[..4] != b"\x7fELF" || head[4] != 2 || head[5] != 1 {
-        return None;
-    }
-    match u16::from_le_bytes([head[18], head[19]]) {
-        0x3e => Some("amd64"),
-        0xb7 => Some("arm64"),
-        _ => None,
-    }
 }
 
 /// The supervisor's layer, made once per binary and kept in scar's cache folder (compressing
@@ -252,6 +194,36 @@ fn cache_dir() -> Option<PathBuf> {
     std::env::var("HOME")
         .ok()
         .map(|h| Path::new(&h).join(".cache/scar"))
+}
+
+/// The function's configuration with the base image's own command recorded in it, which the
+/// supervisor runs when the function has no script. It follows from the base's digest, which
+/// the image's inputs already include.
+fn with_command(config_json: &[u8], base_config: &Value) -> Result<Vec<u8>, BuildError> {
+    let mut config: Value = serde_json::from_slice(config_json)
+        .map_err(|e| BuildError::Other(format!("the function's configuration is not JSON: {e}")))?;
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    let c = base_config.get("config");
+    let command = scar_contract::ImageCommand {
+        entrypoint: strings(c.and_then(|c| c.get("Entrypoint"))),
+        cmd: strings(c.and_then(|c| c.get("Cmd"))),
+        working_dir: c
+            .and_then(|c| c.get("WorkingDir"))
+            .and_then(Value::as_str)
+            .filter(|d| !d.is_empty())
+            .map(str::to_owned),
+    };
+    if let Some(o) = config.as_object_mut() {
+        o.insert("command".into(), json!(command));
+    }
+    serde_json::to_vec(&config)
+        .map_err(|e| BuildError::Other(format!("encoding the function's configuration: {e}")))
 }
 
 /// The function's own layer: its configuration and script.
@@ -342,7 +314,8 @@ pub async fn build(
     }
     progress("preparing the supervisor layer");
     let supervisor = supervisor_layer(&spec.supervisor).map_err(BuildError::Other)?;
-    let own = function_layer(&spec.config_json, &spec.script)
+    let function_config = with_command(&spec.config_json, &base_config)?;
+    let own = function_layer(&function_config, &spec.script)
         .map_err(|e| BuildError::Other(format!("building the function layer: {e}")))?;
     let inputs = super::inputs_key(
         &base_digest,
@@ -561,16 +534,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn elf_headers_name_their_architecture() {
-        let mut h = [0u8; 20];
-        h[..6].copy_from_slice(b"\x7fELF\x02\x01");
-        h[18] = 0x3e;
-        assert_eq!(elf_machine(&h), Some("amd64"));
-        h[18] = 0xb7;
-        assert_eq!(elf_machine(&h), Some("arm64"));
-        h[0] = b'#';
-        assert_eq!(elf_machine(&h), None);
+    fn lambda_architectures_have_oci_names() {
         assert_eq!(oci_architecture("x86_64"), "amd64");
         assert_eq!(oci_architecture("arm64"), "arm64");
+    }
+
+    #[test]
+    fn the_base_images_command_is_recorded_in_the_configuration() {
+        let base = json!({"config": {"Entrypoint": ["/usr/bin/cowsay"], "Cmd": ["moo"], "WorkingDir": "/srv"}});
+        let out = with_command(
+            br#"{"stack":"s","function":"f","timeout_threshold":10}"#,
+            &base,
+        )
+        .expect("config");
+        let config = scar_contract::Config::from_json(&out).expect("the supervisor reads it");
+        let command = config.command.expect("recorded");
+        assert_eq!(command.argv(&[]), ["/usr/bin/cowsay", "moo"]);
+        assert_eq!(command.working_dir.as_deref(), Some("/srv"));
+        let bare = with_command(
+            br#"{"stack":"s","function":"f","timeout_threshold":10}"#,
+            &json!({}),
+        )
+        .expect("config");
+        assert_eq!(
+            scar_contract::Config::from_json(&bare)
+                .expect("reads")
+                .command,
+            Some(scar_contract::ImageCommand::default())
+        );
     }
 }

@@ -10,18 +10,18 @@ use std::io::Write;
 pub mod build;
 pub mod reference;
 pub mod registry;
+pub mod supervisor;
 
 use flate2::Compression;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-/// Where the supervisor lives in an assembled image.
-pub const SUPERVISOR_PATH: &str = "opt/scar/bin/scar-supervisor";
-/// Where the function's configuration lives (`crate::supervisor::config::CONFIG_PATH`, read by the
-/// supervisor).
-pub const CONFIG_PATH: &str = "opt/scar/function.json";
+/// Where the supervisor lives in an assembled image (a tar path: no leading `/`).
+pub const SUPERVISOR_PATH: &str = scar_contract::SUPERVISOR_PATH.split_at(1).1;
+/// Where the function's configuration lives, which the supervisor reads.
+pub const CONFIG_PATH: &str = scar_contract::CONFIG_PATH.split_at(1).1;
 /// Where the script lives.
-pub const SCRIPT_PATH: &str = "opt/scar/script.sh";
+pub const SCRIPT_PATH: &str = scar_contract::SCRIPT_PATH.split_at(1).1;
 
 /// OCI media types.
 pub mod media {

@@ -39,8 +39,8 @@ pub fn derive(stack: &str, function: &str) -> DerivedNames {
 #[must_use]
 pub fn supervisor_env(stack: &str, function: &str) -> Vec<(&'static str, String)> {
     vec![
-        ("SCAR_STACK", stack.to_owned()),
-        ("SCAR_FUNCTION", function.to_owned()),
+        (scar_contract::env::STACK, stack.to_owned()),
+        (scar_contract::env::FUNCTION, function.to_owned()),
     ]
 }
 

@@ -162,9 +162,28 @@ pub struct StorageProviders {
     /// MinIO or any S3-compatible endpoint.
     #[serde(default)]
     pub minio: BTreeMap<String, MinioProvider>,
-    /// Onedata spaces.
+    /// WebDAV servers (dCache and the like).
+    #[serde(default)]
+    pub webdav: BTreeMap<String, WebdavProvider>,
+    /// Onedata spaces: accepted from SCAR files, refused by `scar validate` (the supervisor
+    /// does not write to Onedata; use its WebDAV or S3 interface).
     #[serde(default)]
     pub onedata: BTreeMap<String, OnedataProvider>,
+}
+
+/// A WebDAV server, written to with basic authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebdavProvider {
+    /// The server: `host[:port][/path]` (spoken to over `https://`, as SCAR does), or a full
+    /// `https://` URL; `http://` only for a loopback address.
+    #[schemars(length(min = 1))]
+    pub hostname: String,
+    /// The user name.
+    #[schemars(length(min = 1))]
+    pub login: String,
+    /// The password, as a secret reference.
+    pub password: SecretRef,
 }
 
 /// An S3 provider with its own credentials.

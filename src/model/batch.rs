@@ -13,14 +13,16 @@ use crate::manifest::types::{ComputeSpec, ComputeType, EnvValue, Execution};
 
 /// The command of every job definition: the supervisor in Batch mode. It reads the event from
 /// `SCAR_EVENT`, which the delegating function sets when it submits the job.
-pub const BATCH_COMMAND: [&str; 2] = ["/opt/scar/bin/scar-supervisor", "batch"];
+pub const BATCH_COMMAND: [&str; 2] = [scar_contract::SUPERVISOR_PATH, "batch"];
 
 /// Environment variables that tell the function's supervisor where to delegate.
-pub const EXECUTION_ENV: &str = "SCAR_EXECUTION";
+pub const EXECUTION_ENV: &str = scar_contract::env::EXECUTION;
 /// The job queue the supervisor submits to.
-pub const JOB_QUEUE_ENV: &str = "SCAR_BATCH_JOB_QUEUE";
+pub const JOB_QUEUE_ENV: &str = scar_contract::env::BATCH_JOB_QUEUE;
 /// The job definition the supervisor submits (by name: its latest active revision).
-pub const JOB_DEFINITION_ENV: &str = "SCAR_BATCH_JOB_DEFINITION";
+pub const JOB_DEFINITION_ENV: &str = scar_contract::env::BATCH_JOB_DEFINITION;
+/// Set (`true`) when the job definition is multi-node.
+pub const MULTI_NODE_ENV: &str = scar_contract::env::BATCH_MULTI_NODE;
 
 /// What a delegating function adds to the graph and to its own settings.
 pub(super) struct Delegation {
@@ -179,7 +181,15 @@ pub(super) fn delegation(i: &BatchInput<'_>) -> Option<Delegation> {
             ),
             (JOB_QUEUE_ENV, base.clone()),
             (JOB_DEFINITION_ENV, base),
-        ],
+        ]
+        .into_iter()
+        .chain(
+            batch
+                .multi_node
+                .is_some()
+                .then(|| (MULTI_NODE_ENV, "true".to_owned())),
+        )
+        .collect(),
     })
 }
 

@@ -9,6 +9,7 @@ mod address;
 pub mod batch;
 pub mod http;
 pub mod live;
+pub mod supervisor;
 
 use std::collections::BTreeMap;
 
@@ -232,9 +233,8 @@ fn events(input: &InputSpec) -> Vec<String> {
         .unwrap_or_else(|| DEFAULT_EVENTS.iter().map(|s| (*s).to_owned()).collect())
 }
 
-/// The environment variable that carries a function's script to the supervisor (base64), until
-/// scripts travel inside the assembled image.
-pub const SCRIPT_ENV: &str = "SCAR_SCRIPT";
+/// The environment variable that carries a prebuilt image's script to the supervisor (base64).
+pub const SCRIPT_ENV: &str = scar_contract::env::SCRIPT;
 
 /// Builds the desired graph of a validated set. Reads the functions' script files (local files
 /// only, no network).
@@ -333,8 +333,7 @@ pub fn function_image(
     script: &str,
     address: &Address,
 ) -> DesiredResource {
-    let config =
-        crate::supervisor::config::Config::of(stack_name, Some(stack), fm, script.to_owned());
+    let config = supervisor::config(stack_name, Some(stack), fm, script.to_owned());
     let config = serde_json::to_value(&config).unwrap_or(Value::Null);
     let eff = resolve::effective(Some(stack), &fm.spec);
     let arch = serde_json::to_value(eff.architecture)
@@ -360,10 +359,7 @@ pub fn function_image(
         "architecture".into(),
         json!(crate::image::build::oci_architecture(&arch)),
     );
-    attrs.insert(
-        "supervisor".into(),
-        json!(crate::image::build::SUPERVISOR_VERSION),
-    );
+    attrs.insert("supervisor".into(), json!(scar_contract::VERSION));
     attrs.insert(
         "script_sha256".into(),
         json!(crate::image::digest(script.as_bytes())),
@@ -436,8 +432,7 @@ fn function_resources(
     }
     if spec.prebuilt == Some(true) {
         // No image of scar's holds the configuration: the environment does.
-        let config =
-            crate::supervisor::config::Config::of(stack_name, Some(stack), fm, String::new());
+        let config = supervisor::config(stack_name, Some(stack), fm, String::new());
         for (k, v) in config.env() {
             env.insert(k.to_owned(), json!(v));
         }

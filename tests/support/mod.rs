@@ -5,9 +5,12 @@
     reason = "each test binary uses a different part of this module"
 )]
 
+pub mod lambda;
 pub mod moto;
 pub mod proxy;
 pub mod registry;
+pub mod supervisor;
+pub mod webdav;
 
 use std::path::Path;
 use std::process::{Command, Output};

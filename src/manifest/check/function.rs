@@ -88,7 +88,7 @@ pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
         }
         let eff = resolve::effective(stack.map(|s| &s.value.spec), &f.value.spec);
         check_one(set, f, &eff, out);
-        check_env(f, &eff, stack_name, out);
+        check_env(f, &eff, stack_name, stack.map(|s| &s.value.spec), out);
     }
 }
 
@@ -170,6 +170,7 @@ fn check_one(set: &ManifestSet, f: &Doc<FunctionManifest>, eff: &Effective, out:
                     .is_some_and(|(kind, id)| match (kind, providers) {
                         ("s3", Some(sp)) => sp.s3.contains_key(id),
                         ("minio", Some(sp)) => sp.minio.contains_key(id),
+                        ("webdav", Some(sp)) => sp.webdav.contains_key(id),
                         ("onedata", Some(sp)) => sp.onedata.contains_key(id),
                         _ => false,
                     });
@@ -178,7 +179,7 @@ fn check_one(set: &ManifestSet, f: &Doc<FunctionManifest>, eff: &Effective, out:
                         Diagnostic::error(format!("unknown storage provider `{p}`"))
                             .at(f.at(&format!("/spec/output/{i}/provider")))
                             .field(format!("spec.output[{i}].provider"))
-                            .hint("declare it under the Stack's `storageProviders` as `<type>.<id>` (s3, minio, onedata)"),
+                            .hint("declare it under the Stack's `storageProviders` as `<type>.<id>` (s3, minio, webdav)"),
                     );
                 }
             }
@@ -254,7 +255,13 @@ fn check_image(set: &ManifestSet, f: &Doc<FunctionManifest>, out: &mut Diagnosti
     }
 }
 
-fn check_env(f: &Doc<FunctionManifest>, eff: &Effective, stack: &str, out: &mut Diagnostics) {
+fn check_env(
+    f: &Doc<FunctionManifest>,
+    eff: &Effective,
+    stack: &str,
+    spec: Option<&crate::manifest::types::StackSpec>,
+    out: &mut Diagnostics,
+) {
     let mut size = 0;
     for (k, v) in &eff.environment {
         let pointer = format!(
@@ -296,7 +303,14 @@ fn check_env(f: &Doc<FunctionManifest>, eff: &Effective, stack: &str, out: &mut 
             + "lambda-batch".len()
             + crate::model::batch::JOB_QUEUE_ENV.len()
             + crate::model::batch::JOB_DEFINITION_ENV.len()
-            + 2 * batch_name.len();
+            + 2 * batch_name.len()
+            + eff.batch.as_ref().map_or(0, |b| {
+                if b.multi_node.is_some() {
+                    crate::model::batch::MULTI_NODE_ENV.len() + "true".len()
+                } else {
+                    0
+                }
+            });
     }
     // A prebuilt image's function carries its script (base64, in SCAR_SCRIPT) and its outputs
     // in the environment; an assembled image holds them inside.
@@ -307,7 +321,7 @@ fn check_env(f: &Doc<FunctionManifest>, eff: &Effective, stack: &str, out: &mut 
             let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
             size = size.saturating_add(crate::model::SCRIPT_ENV.len() + len.div_ceil(3) * 4);
         }
-        size += crate::supervisor::config::Config::of(stack, None, &f.value, String::new())
+        size += crate::model::supervisor::config(stack, spec, &f.value, String::new())
             .env()
             .iter()
             .map(|(k, v)| k.len() + v.len())

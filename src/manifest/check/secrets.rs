@@ -59,6 +59,10 @@ pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
             reference(s, &p.access_key, &format!("{at}/accessKey"), out);
             reference(s, &p.secret_key, &format!("{at}/secretKey"), out);
         }
+        for (id, p) in &sp.webdav {
+            let at = format!("{base}/webdav/{}", escape_segment(id));
+            reference(s, &p.password, &format!("{at}/password"), out);
+        }
         for (id, p) in &sp.onedata {
             let at = format!("{base}/onedata/{}", escape_segment(id));
             reference(s, &p.token, &format!("{at}/token"), out);

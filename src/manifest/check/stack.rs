@@ -89,6 +89,7 @@ pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
             .keys()
             .map(|k| ("s3", k))
             .chain(providers.minio.keys().map(|k| ("minio", k)))
+            .chain(providers.webdav.keys().map(|k| ("webdav", k)))
             .chain(providers.onedata.keys().map(|k| ("onedata", k)));
         for (kind, id) in ids {
             if id.is_empty()
@@ -103,6 +104,53 @@ pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
                         .hint("use letters, digits, `-` and `_`"),
                 );
             }
+        }
+        check_providers(s, providers, out);
+    }
+}
+
+/// Providers the supervisor cannot write to, or would reach in a way that leaks credentials.
+fn check_providers(
+    s: &crate::manifest::Doc<crate::manifest::types::StackManifest>,
+    providers: &crate::manifest::types::StorageProviders,
+    out: &mut Diagnostics,
+) {
+    for id in providers.onedata.keys() {
+        out.push(
+            Diagnostic::error(format!("storage provider `onedata.{id}`: scar-supervisor does not write to Onedata"))
+                .at(s.key_at(&format!("/spec/storageProviders/onedata/{id}")))
+                .field(format!("spec.storageProviders.onedata.{id}"))
+                .hint("declare the space through its WebDAV interface (`webdav`) or an S3-compatible gateway (`minio`), and point the outputs there"),
+        );
+    }
+    for (id, p) in &providers.webdav {
+        let url = crate::model::supervisor::webdav_url(&p.hostname);
+        let pointer = format!("/spec/storageProviders/webdav/{id}/hostname");
+        let field = format!("spec.storageProviders.webdav.{id}.hostname");
+        match url.parse::<hyper::Uri>() {
+            Ok(u) if u.host().is_some() => {
+                let loopback = u
+                    .host()
+                    .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+                    .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+                    .is_some_and(|ip| ip.is_loopback());
+                if u.scheme_str() == Some("http") && !loopback {
+                    out.push(
+                        Diagnostic::error(format!("`{}` sends the WebDAV password unencrypted", p.hostname))
+                            .at(s.at(&pointer))
+                            .field(field)
+                            .hint("use https:// (or a bare host name, which means https); plain http is allowed only for a loopback address such as 127.0.0.1"),
+                    );
+                }
+            }
+            _ => out.push(
+                Diagnostic::error(format!("`{}` is not a host name or URL", p.hostname))
+                    .at(s.at(&pointer))
+                    .field(field)
+                    .hint(
+                        "for example `dcache.example.org:2880` or `https://dav.example.org/data`",
+                    ),
+            ),
         }
     }
 }

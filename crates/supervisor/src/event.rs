@@ -1,6 +1,7 @@
 //! What an invocation asks for, from the event's shape: S3 event notifications (every record),
-//! API Gateway proxy requests, direct invocations (as `scar run` and `scar invoke` send them)
-//! and Batch jobs (the event the delegating function handed over, in `SCAR_EVENT`).
+//! HTTP requests (API Gateway REST proxy requests, and the 2.0 payload of HTTP APIs and
+//! function URLs), direct invocations (as `scar run` and `scar invoke` send them) and Batch
+//! jobs (the event the delegating function handed over, in `SCAR_EVENT`).
 
 use serde_json::Value;
 
@@ -52,7 +53,7 @@ pub struct UnknownEvent(pub String);
 /// S3 event keys are URL-encoded, with `+` for a space.
 #[must_use]
 pub fn decode_key(key: &str) -> String {
-    crate::text::percent_decode(key)
+    scar_contract::text::percent_decode(key)
 }
 
 fn base64(s: &str) -> Result<Vec<u8>, UnknownEvent> {
@@ -60,6 +61,25 @@ fn base64(s: &str) -> Result<Vec<u8>, UnknownEvent> {
     base64::engine::general_purpose::STANDARD
         .decode(s.trim())
         .map_err(|e| UnknownEvent(format!("a body marked base64 is not: {e}")))
+}
+
+/// The method and path of an HTTP request event: API Gateway's REST proxy request
+/// (`httpMethod`, `path`), or the 2.0 payload of HTTP APIs and function URLs
+/// (`requestContext.http.method`, `rawPath`).
+fn http_request(event: &Value) -> Option<(String, String)> {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    let context = event.get("requestContext")?;
+    if let Some(method) = text(event.get("httpMethod")) {
+        return Some((
+            method,
+            text(event.get("path")).unwrap_or_else(|| "/".into()),
+        ));
+    }
+    let method = text(context.pointer("/http/method"))?;
+    let path = text(event.get("rawPath"))
+        .or_else(|| text(context.pointer("/http/path")))
+        .unwrap_or_else(|| "/".into());
+    Some((method, path))
 }
 
 /// Parses an event.
@@ -95,7 +115,7 @@ pub fn parse(event: &Value) -> Result<Invocation, UnknownEvent> {
             return Err(UnknownEvent("Records with no S3 object".into()));
         }
         Work::Objects(objects)
-    } else if event.get("httpMethod").is_some() && event.get("requestContext").is_some() {
+    } else if let Some((method, path)) = http_request(event) {
         let body = match event.get("body").and_then(Value::as_str) {
             None => Vec::new(),
             Some(b) if event.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) => {
@@ -103,15 +123,7 @@ pub fn parse(event: &Value) -> Result<Invocation, UnknownEvent> {
             }
             Some(b) => b.as_bytes().to_vec(),
         };
-        Work::Http {
-            body,
-            method: event["httpMethod"].as_str().unwrap_or("GET").to_owned(),
-            path: event
-                .get("path")
-                .and_then(Value::as_str)
-                .unwrap_or("/")
-                .to_owned(),
-        }
+        Work::Http { body, method, path }
     } else if let Some(input) = event.get("input") {
         let one = |v: &Value| {
             Some(Object {
@@ -180,6 +192,20 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn http_api_and_function_url_payloads_are_http_requests() {
+        let e = json!({"version": "2.0", "rawPath": "/img", "body": "AP8=", "isBase64Encoded": true,
+            "requestContext": {"http": {"method": "PUT", "path": "/img"}}});
+        assert_eq!(
+            parse(&e).expect("parses").work,
+            Work::Http {
+                body: vec![0, 255],
+                method: "PUT".into(),
+                path: "/img".into()
+            }
+        );
     }
 
     #[test]

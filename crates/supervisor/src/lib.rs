@@ -1,0 +1,768 @@
+//! scar-supervisor: the runtime inside a function's image (Lambda) and the Batch job command.
+//!
+//! For each input of an invocation it makes a fresh work folder, stages the input there
+//! (streams the S3 object to disk, or writes the HTTP body or given bytes), runs the script
+//! (or, with none, the base image's own command) with SCAR's environment contract and the
+//! function's secrets, uploads every file the script wrote to `$TMP_OUTPUT_DIR` to each output
+//! destination whose filters match (the function's S3, S3 with other credentials, MinIO,
+//! WebDAV), and reports the script's exit status and any output it could not write. In `batch`
+//! mode every invocation is submitted to AWS Batch; in `lambda-batch` mode an input that does
+//! not finish in time goes to Batch.
+//!
+//! The configuration's types and every `SCAR_*` name are in `scar-contract`, shared with scar.
+
+#![forbid(unsafe_code)]
+
+pub mod event;
+pub mod net;
+pub mod script;
+pub mod secrets;
+pub mod webdav;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub use scar_contract::Config;
+use scar_contract::{Execution, Output, Provider, env};
+
+use event::{Invocation, Object, Work};
+use script::{Program, ScriptResult};
+use secrets::{Secret, SecretError, Stores};
+use webdav::WebDav;
+
+/// The version of the supervisor.
+pub const VERSION: &str = scar_contract::VERSION;
+
+/// Set in a Batch job's environment: the supervisor runs the work instead of delegating.
+pub const IN_BATCH_ENV: &str = "AWS_BATCH_JOB_ID";
+
+/// Lambda's limit on a synchronous response (6 MB), which an HTTP body must fit in once
+/// base64-encoded: about 4.5 MiB of raw bytes.
+pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+
+/// A failure that is not the script's.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    /// The event has no known shape.
+    #[error(transparent)]
+    Event(#[from] event::UnknownEvent),
+    /// A secret could not be read; the invocation does not run without it.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// S3 or Batch failed.
+    #[error("{0}")]
+    Aws(String),
+    /// The work folder or the script failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What happened to one input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputResult {
+    /// `s3://bucket/key`, `http`, `data` or `none`.
+    pub input: String,
+    /// The script's result.
+    pub script: ScriptResult,
+    /// Every file uploaded (`s3://...`, `https://...`).
+    pub uploaded: Vec<String>,
+    /// Every upload that failed, naming the output and the file.
+    pub upload_errors: Vec<String>,
+    /// A Batch job id when the input went to Batch instead.
+    pub delegated: Option<String>,
+}
+
+impl InputResult {
+    /// True when the script succeeded (or the work went to Batch) and every output was written.
+    #[must_use]
+    pub fn ok(&self) -> bool {
+        (self.script.ok() || self.delegated.is_some()) && self.upload_errors.is_empty()
+    }
+}
+
+/// Where one output provider's files go.
+#[derive(Debug)]
+enum Destination {
+    S3(aws_sdk_s3::Client),
+    WebDav(WebDav),
+}
+
+/// What a cold start resolves once: the secret variables and the providers' clients.
+#[derive(Debug)]
+struct Prepared {
+    env: Vec<(String, Secret)>,
+    destinations: BTreeMap<String, Destination>,
+}
+
+/// The supervisor of one function.
+#[derive(Debug)]
+pub struct Supervisor {
+    config: Config,
+    shared: aws_config::SdkConfig,
+    s3: aws_sdk_s3::Client,
+    batch: aws_sdk_batch::Client,
+    stores: Stores,
+    in_batch: bool,
+    prepared: tokio::sync::Mutex<Option<Arc<Prepared>>>,
+}
+
+fn s3_client(
+    shared: &aws_config::SdkConfig,
+    edit: impl FnOnce(aws_sdk_s3::config::Builder) -> aws_sdk_s3::config::Builder,
+) -> aws_sdk_s3::Client {
+    let builder =
+        aws_sdk_s3::config::Builder::from(shared).force_path_style(shared.endpoint_url().is_some());
+    aws_sdk_s3::Client::from_conf(edit(builder).build())
+}
+
+impl Supervisor {
+    /// Connects with the standard AWS configuration (`AWS_ENDPOINT_URL` included), through
+    /// the supervisor's own HTTP stack ([`net`]).
+    pub async fn connect(config: Config) -> Self {
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(net::SdkHttp::new(true))
+            .load()
+            .await;
+        Self {
+            config,
+            s3: s3_client(&shared, |b| b),
+            batch: aws_sdk_batch::Client::new(&shared),
+            stores: Stores {
+                ssm: aws_sdk_ssm::Client::new(&shared),
+                secrets_manager: aws_sdk_secretsmanager::Client::new(&shared),
+            },
+            shared,
+            in_batch: std::env::var_os(IN_BATCH_ENV).is_some(),
+            prepared: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Resolves the function's secrets and makes its providers' clients: once per process
+    /// (a cold start), before the first script runs; a failure is tried again at the next
+    /// invocation.
+    ///
+    /// # Errors
+    /// When a secret cannot be read (the error names its reference), or a provider cannot be
+    /// set up.
+    pub async fn prepare(&self) -> Result<(), SupervisorError> {
+        self.prepared().await.map(|_| ())
+    }
+
+    async fn prepared(&self) -> Result<Arc<Prepared>, SupervisorError> {
+        let mut slot = self.prepared.lock().await;
+        if let Some(p) = slot.as_ref() {
+            return Ok(p.clone());
+        }
+        let vars = self.config.secrets_for(self.in_batch);
+        let used: Vec<(&String, &Provider)> = self
+            .config
+            .providers
+            .iter()
+            .filter(|(id, _)| {
+                self.config
+                    .outputs
+                    .iter()
+                    .any(|o| o.provider.as_ref() == Some(*id))
+            })
+            .collect();
+        let refs = vars.values().chain(
+            used.iter()
+                .flat_map(|(_, p)| p.secrets().into_iter().map(|(_, r)| r)),
+        );
+        let values = secrets::resolve(&self.stores, refs).await?;
+        let value = |r: &scar_contract::SecretRef| {
+            values
+                .get(r)
+                .cloned()
+                .unwrap_or_else(|| Secret::from(String::new()))
+        };
+        let mut destinations = BTreeMap::new();
+        for (id, p) in used {
+            let d = match p {
+                Provider::S3 {
+                    region,
+                    access_key,
+                    secret_key,
+                } => Destination::S3(s3_client(&self.shared, |b| {
+                    let b = b.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                        value(access_key).expose(),
+                        value(secret_key).expose(),
+                        None,
+                        None,
+                        "scar-storage-provider",
+                    ));
+                    match region {
+                        Some(r) => b.region(aws_sdk_s3::config::Region::new(r.clone())),
+                        None => b,
+                    }
+                })),
+                Provider::Minio {
+                    endpoint,
+                    verify,
+                    region,
+                    access_key,
+                    secret_key,
+                } => Destination::S3(s3_client(&self.shared, |b| {
+                    b.endpoint_url(endpoint)
+                        .force_path_style(true)
+                        .region(aws_sdk_s3::config::Region::new(region.clone()))
+                        .http_client(net::SdkHttp::new(*verify))
+                        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                            value(access_key).expose(),
+                            value(secret_key).expose(),
+                            None,
+                            None,
+                            "scar-storage-provider",
+                        ))
+                })),
+                Provider::Webdav {
+                    url,
+                    login,
+                    password,
+                } => Destination::WebDav(
+                    WebDav::new(
+                        net::client(true, Some(Duration::from_secs(5))),
+                        url,
+                        login,
+                        &value(password),
+                    )
+                    .map_err(|e| SupervisorError::Aws(format!("storage provider {id}: {e}")))?,
+                ),
+            };
+            destinations.insert(id.clone(), d);
+        }
+        let env = vars.iter().map(|(k, r)| (k.clone(), value(r))).collect();
+        tracing::debug!(
+            secrets = vars.len(),
+            providers = destinations.len(),
+            "cold start: secrets and storage providers ready"
+        );
+        let p = Arc::new(Prepared { env, destinations });
+        *slot = Some(p.clone());
+        Ok(p)
+    }
+
+    /// Handles one event: `request_id` names it; `remaining` is the time the platform gives
+    /// (Lambda's deadline), of which the timeout threshold is kept back for uploads.
+    ///
+    /// # Errors
+    /// When the event has no known shape, a secret cannot be read, or S3 or Batch fail (a
+    /// failing script or output is not an error: it is in the result).
+    pub async fn handle(
+        &self,
+        event: &Value,
+        request_id: &str,
+        remaining: Duration,
+    ) -> Result<Value, SupervisorError> {
+        if self.config.execution == Execution::Batch && !self.in_batch {
+            let job = self.submit(event, request_id).await?;
+            return Ok(
+                json!({"delegated": {"job_id": job, "job_queue": self.config.batch_job_queue}}),
+            );
+        }
+        let inv = event::parse(event)?;
+        let prepared = self.prepared().await?;
+        let limit = remaining
+            .saturating_sub(Duration::from_secs(u64::from(
+                self.config.timeout_threshold,
+            )))
+            .max(Duration::from_secs(1));
+        let ctx = Context {
+            inv: &inv,
+            prepared: &prepared,
+            request_id,
+            limit,
+            event,
+        };
+        let mut results = Vec::new();
+        match &inv.work {
+            Work::Objects(objects) => {
+                for o in objects {
+                    results.push(self.one(&ctx, Staged::Object(o)).await?);
+                }
+            }
+            Work::Http { body, method, path } => {
+                let r = self.one(&ctx, Staged::Http { body, method, path }).await?;
+                return Ok(http_response(&r, request_id));
+            }
+            Work::Data(bytes) => results.push(self.one(&ctx, Staged::Data(bytes)).await?),
+            Work::Nothing => results.push(self.one(&ctx, Staged::Nothing).await?),
+        }
+        Ok(report(&results))
+    }
+
+    /// What runs: the invocation's script, else the function's, else the image's command.
+    fn program(&self, inv: &Invocation) -> Program {
+        match inv.script.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => Program::Script(s.to_owned()),
+            None if !self.config.script.is_empty() => Program::Script(self.config.script.clone()),
+            None => {
+                let command = self.config.command.clone().unwrap_or_default();
+                Program::Command {
+                    argv: command.argv(&inv.args),
+                    working_dir: command.working_dir.filter(|d| !d.is_empty()),
+                }
+            }
+        }
+    }
+
+    async fn one(
+        &self,
+        ctx: &Context<'_>,
+        input: Staged<'_>,
+    ) -> Result<InputResult, SupervisorError> {
+        let work = tempfile::Builder::new().prefix("scar-").tempdir()?;
+        let output_dir = work.path().join("output");
+        tokio::fs::create_dir_all(&output_dir).await?;
+        let mut vars = vec![
+            (
+                env::TMP_OUTPUT_DIR.to_owned(),
+                output_dir.display().to_string(),
+            ),
+            (env::REQUEST_ID.to_owned(), ctx.request_id.to_owned()),
+            (env::STACK.to_owned(), self.config.stack.clone()),
+            (env::FUNCTION.to_owned(), self.config.function.clone()),
+        ];
+        let name = match &input {
+            Staged::Object(o) => {
+                let file = self.download(o, work.path()).await?;
+                vars.push((env::INPUT_FILE_PATH.into(), file.display().to_string()));
+                vars.push((env::INPUT_BUCKET.into(), o.bucket.clone()));
+                vars.push((env::INPUT_KEY.into(), o.key.clone()));
+                format!("s3://{}/{}", o.bucket, o.key)
+            }
+            Staged::Http { body, method, path } => {
+                let file = work.path().join("input").join("request");
+                stage(&file, body).await?;
+                vars.push((env::INPUT_FILE_PATH.into(), file.display().to_string()));
+                vars.push((env::HTTP_METHOD.into(), (*method).clone()));
+                vars.push((env::HTTP_PATH.into(), (*path).clone()));
+                "http".into()
+            }
+            Staged::Data(bytes) => {
+                let file = work.path().join("input").join("data");
+                stage(&file, bytes).await?;
+                vars.push((env::INPUT_FILE_PATH.into(), file.display().to_string()));
+                "data".into()
+            }
+            Staged::Nothing => "none".into(),
+        };
+        // The secrets' values replace the references the function's environment holds.
+        vars.extend(
+            ctx.prepared
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_owned())),
+        );
+        let program = self.program(ctx.inv);
+        tracing::info!(
+            input = name,
+            request_id = ctx.request_id,
+            "running the script"
+        );
+        let result = script::run(&program, &ctx.inv.args, work.path(), &vars, ctx.limit).await?;
+        let (uploaded, upload_errors) = self
+            .upload_outputs(&ctx.prepared, &output_dir, &name)
+            .await?;
+        let delegated = if result.timed_out
+            && self.config.execution == Execution::LambdaBatch
+            && !self.in_batch
+        {
+            tracing::warn!(
+                input = name,
+                "the work did not fit in Lambda: submitting it to Batch"
+            );
+            Some(self.submit(ctx.event, ctx.request_id).await?)
+        } else {
+            None
+        };
+        tracing::info!(input = name, status = ?result.status, timed_out = result.timed_out, uploads = uploaded.len(), failed_uploads = upload_errors.len(), "input done");
+        Ok(InputResult {
+            input: name,
+            script: result,
+            uploaded,
+            upload_errors,
+            delegated,
+        })
+    }
+
+    async fn download(&self, o: &Object, work: &Path) -> Result<PathBuf, SupervisorError> {
+        let base = o
+            .key
+            .rsplit('/')
+            .next()
+            .filter(|b| !b.is_empty() && *b != "." && *b != "..")
+            .unwrap_or("input");
+        let dir = work.join("input");
+        tokio::fs::create_dir_all(&dir).await?;
+        let file = dir.join(base);
+        scar_transfer::download(
+            &self.s3,
+            &o.bucket,
+            &o.key,
+            &file,
+            scar_transfer::Settings::default(),
+        )
+        .await
+        .map_err(|e| SupervisorError::Aws(e.to_string()))?;
+        Ok(file)
+    }
+
+    /// Uploads every file under `dir` (relative paths kept) to each destination whose filters
+    /// accept its path. Returns what was written and what could not be.
+    async fn upload_outputs(
+        &self,
+        prepared: &Prepared,
+        dir: &Path,
+        input: &str,
+    ) -> Result<(Vec<String>, Vec<String>), SupervisorError> {
+        let mut uploaded = Vec::new();
+        let mut failed = Vec::new();
+        for file in files_under(dir)? {
+            let rel = file
+                .strip_prefix(dir)
+                .unwrap_or(&file)
+                .to_string_lossy()
+                .replace('\\', "/");
+            for out in self
+                .config
+                .outputs
+                .iter()
+                .filter(|o| o.filter.accepts(&rel))
+            {
+                match self.upload(prepared, out, &rel, &file, input).await {
+                    Ok(url) => {
+                        tracing::info!(output = out.describe(), file = rel, url, "uploaded");
+                        uploaded.push(url);
+                    }
+                    Err(e) => {
+                        let e = format!("output {} ({rel}): {e}", out.describe());
+                        tracing::error!("{e}");
+                        failed.push(e);
+                    }
+                }
+            }
+        }
+        Ok((uploaded, failed))
+    }
+
+    async fn upload(
+        &self,
+        prepared: &Prepared,
+        out: &Output,
+        rel: &str,
+        file: &Path,
+        input: &str,
+    ) -> Result<String, String> {
+        let key = format!("{}{rel}", out.prefix);
+        let s3 = match &out.provider {
+            None => &self.s3,
+            Some(id) => match prepared.destinations.get(id) {
+                Some(Destination::S3(c)) => c,
+                Some(Destination::WebDav(d)) => {
+                    return d.put(&format!("{}/{key}", out.bucket), file).await;
+                }
+                None => return Err(format!("storage provider `{id}` is not configured")),
+            },
+        };
+        scar_transfer::upload(
+            s3,
+            &out.bucket,
+            &key,
+            file,
+            &[("scar-input", input)],
+            scar_transfer::Settings::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(format!("s3://{}/{key}", out.bucket))
+    }
+
+    /// Submits the event to the function's Batch queue; returns the job id. A multi-node job
+    /// gets the event through `nodeOverrides` (all nodes), as a multi-node job requires.
+    async fn submit(&self, event: &Value, request_id: &str) -> Result<String, SupervisorError> {
+        use aws_sdk_batch::types::{
+            ContainerOverrides, KeyValuePair, NodeOverrides, NodePropertyOverride,
+        };
+        let overrides = ContainerOverrides::builder()
+            .environment(
+                KeyValuePair::builder()
+                    .name(env::EVENT)
+                    .value(event.to_string())
+                    .build(),
+            )
+            .environment(
+                KeyValuePair::builder()
+                    .name(env::REQUEST_ID)
+                    .value(request_id)
+                    .build(),
+            )
+            .build();
+        let name: String = format!("{}-{request_id}", self.config.function)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(128)
+            .collect();
+        let submit = self
+            .batch
+            .submit_job()
+            .job_name(name)
+            .job_queue(&self.config.batch_job_queue)
+            .job_definition(&self.config.batch_job_definition);
+        let submit = if self.config.batch_multi_node {
+            submit.node_overrides(
+                NodeOverrides::builder()
+                    .node_property_overrides(
+                        NodePropertyOverride::builder()
+                            .target_nodes("0:")
+                            .container_overrides(overrides)
+                            .build(),
+                    )
+                    .build(),
+            )
+        } else {
+            submit.container_overrides(overrides)
+        };
+        let out = submit.send().await.map_err(|e| {
+            SupervisorError::Aws(format!(
+                "submitting to Batch queue {}: {}",
+                self.config.batch_job_queue,
+                aws_sdk_batch::error::DisplayErrorContext(&e)
+            ))
+        })?;
+        let id = out.job_id().unwrap_or_default().to_owned();
+        tracing::info!(
+            job_id = id,
+            queue = self.config.batch_job_queue,
+            "submitted to Batch"
+        );
+        Ok(id)
+    }
+}
+
+struct Context<'a> {
+    inv: &'a Invocation,
+    prepared: &'a Prepared,
+    request_id: &'a str,
+    limit: Duration,
+    event: &'a Value,
+}
+
+enum Staged<'a> {
+    Object(&'a Object),
+    Http {
+        body: &'a Vec<u8>,
+        method: &'a String,
+        path: &'a String,
+    },
+    Data(&'a Vec<u8>),
+    Nothing,
+}
+
+async fn stage(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = file.parent() {
+        tokio::fs::create_dir_all(dir).await?;
+    }
+    tokio::fs::write(file, bytes).await
+}
+
+fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            let t = e.file_type()?;
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn input_json(r: &InputResult) -> Value {
+    json!({
+        "input": r.input,
+        "exit_status": r.script.status,
+        "timed_out": r.script.timed_out,
+        "ok": r.ok(),
+        "uploaded": r.uploaded,
+        "upload_errors": r.upload_errors,
+        "delegated_job_id": r.delegated,
+        "stderr_tail": if r.script.ok() { Vec::new() } else { r.script.stderr_tail.clone() },
+    })
+}
+
+/// The result of an invocation that is not an HTTP request.
+fn report(results: &[InputResult]) -> Value {
+    json!({
+        "ok": results.iter().all(InputResult::ok),
+        "results": results.iter().map(input_json).collect::<Vec<_>>(),
+    })
+}
+
+/// API Gateway's proxy response: the script's stdout as the body, base64 so any bytes pass
+/// (the API lists `*/*` as binary, so API Gateway sends the raw bytes on).
+fn http_response(r: &InputResult, request_id: &str) -> Value {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let failure = |what: String| {
+        format!(
+            "{what} (exit status {:?}{}):\n{}\n{}\n",
+            r.script.status,
+            if r.script.timed_out {
+                ", timed out"
+            } else {
+                ""
+            },
+            r.upload_errors.join("\n"),
+            r.script.stderr_tail.join("\n")
+        )
+    };
+    let (status, body, error) = if r.delegated.is_some() {
+        (202, b64(&r.script.stdout), None)
+    } else if !r.script.ok() {
+        (
+            500,
+            b64(failure("the script failed".into()).as_bytes()),
+            Some("script"),
+        )
+    } else if !r.upload_errors.is_empty() {
+        (
+            500,
+            b64(failure("an output could not be written".into()).as_bytes()),
+            Some("output"),
+        )
+    } else {
+        (200, b64(&r.script.stdout), None)
+    };
+    let (status, body, error) = if body.len() + 1024 > MAX_RESPONSE_BYTES {
+        let text = format!(
+            "the response body is {} bytes, over what Lambda returns (6 MB once base64-encoded, about 4.5 MiB of bytes): write large results to $TMP_OUTPUT_DIR, which goes to the function's outputs\n",
+            r.script.stdout.len()
+        );
+        (502, b64(text.as_bytes()), Some("response-too-large"))
+    } else {
+        (status, body, error)
+    };
+    let mut headers = json!({
+        "Content-Type": "application/octet-stream",
+        "amz-lambda-request-id": request_id,
+        "x-scar-exit-status": r.script.status.map_or_else(|| "none".to_owned(), |s| s.to_string()),
+    });
+    if let Some(e) = error {
+        headers["x-scar-error"] = json!(e);
+    }
+    json!({
+        "statusCode": status,
+        "headers": headers,
+        "body": body,
+        "isBase64Encoded": true,
+    })
+}
+
+/// True when a handled event's result says everything worked.
+#[must_use]
+pub fn succeeded(result: &Value) -> bool {
+    result
+        .get("ok")
+        .and_then(Value::as_bool)
+        .unwrap_or_else(|| {
+            result
+                .get("statusCode")
+                .and_then(Value::as_u64)
+                .is_none_or(|s| s < 400)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(stdout: Vec<u8>, status: Option<i32>, upload_errors: Vec<String>) -> InputResult {
+        InputResult {
+            input: "http".into(),
+            script: ScriptResult {
+                status,
+                timed_out: false,
+                stdout,
+                stderr_tail: vec!["boom".into()],
+            },
+            uploaded: Vec::new(),
+            upload_errors,
+            delegated: None,
+        }
+    }
+
+    fn body(v: &Value) -> Vec<u8> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(v["body"].as_str().expect("body"))
+            .expect("base64")
+    }
+
+    #[test]
+    fn http_answers_carry_any_bytes_and_say_what_failed() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        let ok = http_response(&result(all.clone(), Some(0), Vec::new()), "r");
+        assert_eq!(
+            (ok["statusCode"].as_u64(), ok["isBase64Encoded"].as_bool()),
+            (Some(200), Some(true))
+        );
+        assert_eq!(body(&ok), all);
+        let failed = http_response(&result(Vec::new(), Some(3), Vec::new()), "r");
+        assert_eq!(failed["statusCode"], 500);
+        assert_eq!(failed["headers"]["x-scar-error"], "script");
+        assert!(String::from_utf8_lossy(&body(&failed)).contains("boom"));
+        let lost = http_response(
+            &result(
+                b"fine".to_vec(),
+                Some(0),
+                vec!["output minio.lab:b/ (a.txt): refused".into()],
+            ),
+            "r",
+        );
+        assert_eq!(lost["statusCode"], 500);
+        assert!(String::from_utf8_lossy(&body(&lost)).contains("minio.lab"));
+        let big = http_response(
+            &result(vec![7; MAX_RESPONSE_BYTES], Some(0), Vec::new()),
+            "r",
+        );
+        assert_eq!(big["statusCode"], 502);
+        assert_eq!(big["headers"]["x-scar-error"], "response-too-large");
+        assert!(!succeeded(&big));
+        assert!(succeeded(&ok));
+    }
+
+    #[test]
+    fn a_lost_output_fails_the_input() {
+        let r = result(Vec::new(), Some(0), vec!["output s3:b/ (a): denied".into()]);
+        assert!(!r.ok());
+        let v = report(&[r]);
+        assert_eq!(v["ok"], false);
+        assert_eq!(
+            v["results"][0]["upload_errors"][0],
+            "output s3:b/ (a): denied"
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! The supervisor's configuration of a function (scar-contract's [`Config`]), built from its
+//! manifest and its stack's: what image assembly writes to `/opt/scar/function.json`, and what
+//! a prebuilt image's function carries in its environment. Secrets travel as references only.
+
+use std::collections::BTreeMap;
+
+use scar_contract::{Config, Execution, LogLevel, Output, OutputFilter, Provider, SecretRef};
+
+use crate::manifest::names;
+use crate::manifest::resolve;
+use crate::manifest::types::{self, EnvValue, FunctionManifest, StackSpec};
+
+/// The contract's form of a manifest's secret reference (`None` when it names no store, which
+/// validation refuses).
+#[must_use]
+pub fn secret_ref(r: &types::SecretRef) -> Option<SecretRef> {
+    match (&r.ssm, &r.secrets_manager) {
+        (Some(p), _) => Some(SecretRef::Ssm(p.clone())),
+        (None, Some(id)) => Some(SecretRef::SecretsManager {
+            id: id.clone(),
+            key: r.key.clone(),
+        }),
+        (None, None) => None,
+    }
+}
+
+/// The URL a WebDAV provider's `hostname` stands for: as written when it has a scheme, else
+/// `https://` in front (SCAR's rule).
+#[must_use]
+pub fn webdav_url(hostname: &str) -> String {
+    if hostname.starts_with("https://") || hostname.starts_with("http://") {
+        hostname.to_owned()
+    } else {
+        format!("https://{hostname}")
+    }
+}
+
+/// The provider `<type>.<id>` names in `providers`, in the contract's form; `None` when there
+/// is none by that name, or it is a kind the supervisor cannot write to (validation refuses
+/// both).
+#[must_use]
+pub fn provider(name: &str, providers: &types::StorageProviders) -> Option<Provider> {
+    let (kind, id) = name.split_once('.')?;
+    let secret = |r: &types::SecretRef| secret_ref(r);
+    match kind {
+        "s3" => providers.s3.get(id).and_then(|p| {
+            Some(Provider::S3 {
+                region: p.region.clone(),
+                access_key: secret(&p.access_key)?,
+                secret_key: secret(&p.secret_key)?,
+            })
+        }),
+        "minio" => providers.minio.get(id).and_then(|p| {
+            Some(Provider::Minio {
+                endpoint: p.endpoint.clone(),
+                verify: p.verify.unwrap_or(true),
+                region: p.region.clone().unwrap_or_else(|| "us-east-1".into()),
+                access_key: secret(&p.access_key)?,
+                secret_key: secret(&p.secret_key)?,
+            })
+        }),
+        "webdav" => providers.webdav.get(id).and_then(|p| {
+            Some(Provider::Webdav {
+                url: webdav_url(&p.hostname),
+                login: p.login.clone(),
+                password: secret(&p.password)?,
+            })
+        }),
+        _ => None,
+    }
+}
+
+fn secrets(env: &BTreeMap<String, EnvValue>) -> BTreeMap<String, SecretRef> {
+    env.iter()
+        .filter_map(|(k, v)| match v {
+            EnvValue::Secret(s) => Some((k.clone(), secret_ref(&s.secret_ref)?)),
+            EnvValue::Literal(_) => None,
+        })
+        .collect()
+}
+
+/// The contract's execution mode of a manifest's.
+#[must_use]
+pub fn execution(e: types::Execution) -> Execution {
+    match e {
+        types::Execution::Lambda => Execution::Lambda,
+        types::Execution::Batch => Execution::Batch,
+        types::Execution::LambdaBatch => Execution::LambdaBatch,
+    }
+}
+
+/// The configuration of function `f` of stack `stack` (whose spec gives defaults and storage
+/// providers), with its script's text.
+#[must_use]
+pub fn config(
+    stack: &str,
+    spec: Option<&StackSpec>,
+    f: &FunctionManifest,
+    script: String,
+) -> Config {
+    let eff = resolve::effective(spec, &f.spec);
+    let batch_name = names::derive(stack, &f.metadata.name).batch;
+    let outputs: Vec<Output> = f
+        .spec
+        .output
+        .iter()
+        .map(|o| {
+            let filter = o.filter.clone().unwrap_or_default();
+            Output {
+                bucket: o.bucket.clone(),
+                prefix: o.prefix.clone().unwrap_or_default(),
+                provider: o.provider.clone(),
+                filter: OutputFilter {
+                    prefix: filter.prefix,
+                    suffix: filter.suffix,
+                },
+            }
+        })
+        .collect();
+    let providers = spec.map_or_else(BTreeMap::new, |s| {
+        outputs
+            .iter()
+            .filter_map(|o| o.provider.as_ref())
+            .filter_map(|name| Some((name.clone(), provider(name, &s.storage_providers)?)))
+            .collect()
+    });
+    let batch = eff.batch.as_ref();
+    Config {
+        stack: stack.to_owned(),
+        function: f.metadata.name.clone(),
+        script,
+        command: None,
+        outputs,
+        providers,
+        secrets: secrets(&eff.environment),
+        batch_secrets: batch.map(|b| secrets(&b.environment)).unwrap_or_default(),
+        execution: execution(eff.execution),
+        timeout_threshold: eff.timeout_threshold,
+        timeout: eff.timeout,
+        batch_job_queue: batch_name.clone(),
+        batch_job_definition: batch_name,
+        batch_multi_node: batch.is_some_and(|b| b.multi_node.is_some()),
+        log_level: match eff.log_level {
+            types::LogLevel::Critical => LogLevel::Critical,
+            types::LogLevel::Error => LogLevel::Error,
+            types::LogLevel::Warning => LogLevel::Warning,
+            types::LogLevel::Info => LogLevel::Info,
+            types::LogLevel::Debug => LogLevel::Debug,
+        },
+    }
+}

@@ -1,0 +1,143 @@
+//! An independent Lambda Runtime API: cargo-lambda's emulator (`cargo lambda watch
+//! --only-lambda-apis`, from PyPI; `scripts/test.sh` installs it and sets SCAR_CARGO_LAMBDA).
+//! The supervisor runs its real Runtime API loop against it; tests invoke through the
+//! emulator's Lambda Invoke endpoint, as the AWS SDK would.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running emulator.
+pub struct RuntimeApi {
+    child: Child,
+    port: u16,
+    _project: tempfile::TempDir,
+}
+
+fn binary() -> PathBuf {
+    std::env::var_os("SCAR_CARGO_LAMBDA").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-tools/bin/cargo-lambda"),
+        PathBuf::from,
+    )
+}
+
+impl RuntimeApi {
+    /// Starts the emulator on a free port and waits until it answers.
+    pub fn start() -> RuntimeApi {
+        let bin = binary();
+        assert!(
+            bin.exists(),
+            "cargo-lambda not found at {}: run ./scripts/test.sh, which installs it",
+            bin.display()
+        );
+        // It reads a Cargo project's metadata even when it builds nothing: give it one.
+        let project = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(project.path().join("src")).expect("src");
+        std::fs::write(
+            project.path().join("Cargo.toml"),
+            "[package]\nname = \"emulated\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[workspace]\n",
+        )
+        .expect("Cargo.toml");
+        std::fs::write(project.path().join("src/main.rs"), "fn main() {}\n").expect("main");
+        let port = super::moto::free_port();
+        let child = Command::new(&bin)
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+            ])
+            .arg(port.to_string())
+            .current_dir(project.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cargo-lambda starts");
+        let api = RuntimeApi {
+            child,
+            port,
+            _project: project,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "cargo-lambda did not listen within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        api
+    }
+
+    /// `AWS_LAMBDA_RUNTIME_API` for a function run against it.
+    pub fn runtime_api(&self) -> String {
+        format!("http://127.0.0.1:{}/.rt", self.port)
+    }
+
+    /// The Lambda environment a runtime needs besides the API (what Lambda sets).
+    pub fn lambda_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_LAMBDA_RUNTIME_API", self.runtime_api()),
+            ("AWS_LAMBDA_FUNCTION_NAME", "_".into()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512".into()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        ]
+    }
+
+    /// Invokes the function synchronously with `payload` (Lambda's Invoke API, as the SDK
+    /// sends it); answers the HTTP status and the body.
+    pub fn invoke(&self, payload: &[u8]) -> (u16, Vec<u8>) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(120)))
+            .expect("timeout");
+        write!(
+            s,
+            "POST /2015-03-31/functions/_/invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            payload.len()
+        )
+        .expect("request");
+        s.write_all(payload).expect("payload");
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        r.read_line(&mut line).expect("status line");
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let mut length = None;
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h).expect("header");
+            if h == "\r\n" || h.is_empty() {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse::<usize>().ok();
+            }
+        }
+        let mut body = Vec::new();
+        match length {
+            Some(n) => {
+                body.resize(n, 0);
+                r.read_exact(&mut body).expect("body");
+            }
+            None => {
+                r.read_to_end(&mut body).expect("body");
+            }
+        }
+        (status, body)
+    }
+}
+
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
