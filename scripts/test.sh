@@ -25,6 +25,8 @@ need_test_tools
 need_test_packages
 # The static supervisors scar puts into images (x86_64 and aarch64), debug builds.
 ./scripts/build-supervisor.sh
+# A glibc build too: the image tests check that a plan refuses a dynamically linked supervisor.
+cargo build --locked -p scar-supervisor
 
 export INSTA_UPDATE=no
 export NO_COLOR=1

@@ -75,9 +75,17 @@ fn build(dir: &Path, to: &str, env: &[(&str, &str)]) -> Output {
     c.output().expect("scar runs")
 }
 
-fn supervisor_bytes() -> Vec<u8> {
-    let exe = Path::new(env!("CARGO_BIN_EXE_scar")).with_file_name("scar-supervisor");
-    std::fs::read(exe).expect("the scar-supervisor binary is built next to scar")
+/// The static supervisor scar finds for `arch` (what `scripts/build-supervisor.sh` built).
+fn supervisor_bytes(arch: &str) -> Vec<u8> {
+    std::fs::read(support::supervisor::binary(arch)).expect("the static supervisor")
+}
+
+/// A glibc build of the supervisor (`cargo build -p scar-supervisor`, which
+/// `scripts/test.sh` runs): a dynamically linked program.
+fn glibc_supervisor() -> std::path::PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_scar")).with_file_name("scar-supervisor");
+    assert!(p.is_file(), "{} is built by scripts/test.sh", p.display());
+    p
 }
 
 #[test]
@@ -136,7 +144,7 @@ fn assembles_on_a_base_pushes_once_and_skopeo_sees_it() {
     assert_eq!(supervisor[0].0, "opt/scar/bin/scar-supervisor");
     assert_eq!(supervisor[0].2, 0o755);
     assert!(
-        supervisor[0].1 == supervisor_bytes(),
+        supervisor[0].1 == supervisor_bytes("amd64"),
         "the supervisor is the built binary"
     );
     let own = &files[2];
@@ -201,27 +209,31 @@ fn an_index_gives_each_architecture_its_own_base() {
     let dir = stack(&base, "arm64", "echo hi\n");
     let target = format!("{}/scar/imgs/resize-arm", reg.host());
 
-    // No arm64 supervisor next to scar: said plainly, nothing pushed.
-    let o = build(dir.path(), &target, &[]);
+    // No arm64 supervisor: said plainly, nothing pushed.
+    let o = build(
+        dir.path(),
+        &target,
+        &[("SCAR_SUPERVISOR_ARM64", "/nonexistent/scar-supervisor")],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("SCAR_SUPERVISOR_ARM64"),
         "{}",
         stderr(&o)
     );
-    assert!(reg.writes().iter().all(|w| !w.contains("resize-arm")));
-
-    // An aarch64 program (a header is enough: nothing runs it here).
-    let mut elf = vec![0u8; 64];
-    elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
-    elf[18] = 0xb7;
-    let fake = dir.path().join("scar-supervisor-aarch64");
-    std::fs::write(&fake, &elf).expect("write");
+    // An x86_64 program for an arm64 image: refused.
+    let static_x86 = support::supervisor::binary("amd64");
     let o = build(
         dir.path(),
         &target,
-        &[("SCAR_SUPERVISOR_ARM64", fake.to_str().expect("utf-8"))],
+        &[("SCAR_SUPERVISOR_ARM64", static_x86.to_str().expect("utf-8"))],
     );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("built for x86_64"), "{}", stderr(&o));
+    assert!(reg.writes().iter().all(|w| !w.contains("resize-arm")));
+
+    // The static aarch64 supervisor, found with no configuration.
+    let o = build(dir.path(), &target, &[]);
     ok(&o);
     let image = format!("{target}@{}", stdout(&o).trim());
     assert_eq!(inspect(&image, false)["Architecture"], "arm64");
@@ -232,16 +244,12 @@ fn an_index_gives_each_architecture_its_own_base() {
         String::from_utf8_lossy(&release.1).contains("ARCH=arm64"),
         "the arm64 image of the index is the base"
     );
-    assert_eq!(files[1][0].1, elf);
+    assert!(files[1][0].1 == supervisor_bytes("arm64"), "the aarch64 supervisor is inside");
 
     // An amd64-only base for an arm64 function: refused.
     let only = push_base(&reg, "base/only-amd64", "1", &["amd64"]);
     let dir = stack(&only, "arm64", "echo hi\n");
-    let o = build(
-        dir.path(),
-        &target,
-        &[("SCAR_SUPERVISOR_ARM64", fake.to_str().expect("utf-8"))],
-    );
+    let o = build(dir.path(), &target, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("is for amd64, the function for arm64"),
@@ -500,26 +508,51 @@ async fn a_foreign_repository_of_that_name_stops_the_plan() {
     assert!(still.is_ok(), "the foreign repository is untouched");
 }
 
+/// `scar ARGS` in `dir` against moto, with `env` set.
+fn scar_with(moto: &Moto, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = support::moto::scar_command(&moto.endpoint, dir, args);
+    c.envs(env.iter().copied());
+    c.output().expect("scar runs")
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn an_arm64_image_without_an_arm64_supervisor_stops_the_plan() {
+async fn a_plan_without_a_usable_supervisor_writes_nothing() {
     let moto = Moto::start();
-    let dir = stack_named("imgarm", "grycap/imagemagick", "arm64", "echo hi\n");
-    let plan = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
-    assert_eq!(plan.status.code(), Some(1), "{}", stdout(&plan));
-    let all = format!("{}{}", stdout(&plan), stderr(&plan));
-    assert!(
-        all.contains("function_image/resize") && all.contains("SCAR_SUPERVISOR_ARM64"),
-        "{all}"
-    );
-    let apply = moto.scar(dir.path(), &["apply", ".", "--auto-approve"]);
-    assert_eq!(apply.status.code(), Some(1));
     let ecr = aws_sdk_ecr::Client::new(&moto.sdk().await);
-    assert!(
-        ecr.describe_repositories()
-            .repository_names("scar/imgarm")
-            .send()
-            .await
-            .is_err(),
-        "nothing was written"
+    let refused = |dir: &Path, env: &[(&str, &str)], want: &[&str]| {
+        let plan = scar_with(&moto, dir, &["plan", ".", "--detailed-exitcode"], env);
+        assert_eq!(plan.status.code(), Some(1), "{}", stdout(&plan));
+        let all = format!("{}{}", stdout(&plan), stderr(&plan));
+        assert!(
+            all.contains("function_image/resize") && want.iter().all(|w| all.contains(w)),
+            "{all}"
+        );
+        let apply = scar_with(&moto, dir, &["apply", ".", "--auto-approve"], env);
+        assert_eq!(apply.status.code(), Some(1));
+    };
+    // No arm64 supervisor at all.
+    let arm = stack_named("imgarm", "grycap/imagemagick", "arm64", "echo hi\n");
+    refused(
+        arm.path(),
+        &[("SCAR_SUPERVISOR_ARM64", "/nonexistent/scar-supervisor")],
+        &["SCAR_SUPERVISOR_ARM64"],
     );
+    // A glibc supervisor: it would not start in alpine or busybox, so the plan refuses it.
+    let glibc = glibc_supervisor();
+    let x86 = stack_named("imgglibc", "grycap/imagemagick", "x86_64", "echo hi\n");
+    refused(
+        x86.path(),
+        &[("SCAR_SUPERVISOR", glibc.to_str().expect("utf-8"))],
+        &["dynamically linked", "ld-linux-x86-64.so.2", "scripts/build-supervisor.sh"],
+    );
+    for repo in ["scar/imgarm", "scar/imgglibc"] {
+        assert!(
+            ecr.describe_repositories()
+                .repository_names(repo)
+                .send()
+                .await
+                .is_err(),
+            "nothing was written"
+        );
+    }
 }

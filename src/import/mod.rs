@@ -208,6 +208,9 @@ struct StackBuilder<'a> {
 
 const WHY_PROFILE: &str = "pass --profile or set AWS_PROFILE when running scar";
 const WHY_REGION: &str = "a scar stack has one region, set in the Stack";
+/// Storage providers scar-supervisor does not write to.
+const UNWRITABLE: [&str; 2] = ["onedata", "rucio"];
+const WHY_UNWRITABLE: &str = "scar-supervisor writes to S3, MinIO and WebDAV only; reach a Onedata space through its WebDAV interface (a `webdav` provider)";
 
 impl<'a> StackBuilder<'a> {
     fn new(name: String, fdl_dir: &'a Path) -> Self {
@@ -240,7 +243,7 @@ impl<'a> StackBuilder<'a> {
     fn storage_providers(&mut self, r: &mut Reader, providers: &mut Map<String, Value>) {
         let base = "/storage_providers";
         let prefix = format!("/scar/{}/storage", self.name);
-        for kind in ["s3", "minio", "onedata"] {
+        for kind in ["s3", "minio", "webdav"] {
             let Some(entries) = r.object(providers, base, kind) else {
                 continue;
             };
@@ -287,16 +290,15 @@ impl<'a> StackBuilder<'a> {
                         );
                     }
                     _ => {
-                        let token = cred(r, &mut m, "token");
-                        let oneprovider_host =
-                            r.string(&mut m, &p, "oneprovider_host").unwrap_or_default();
-                        let space = r.string(&mut m, &p, "space").unwrap_or_default();
-                        self.providers.onedata.insert(
+                        let password = cred(r, &mut m, "password");
+                        let hostname = r.string(&mut m, &p, "hostname").unwrap_or_default();
+                        let login = r.string(&mut m, &p, "login").unwrap_or_default();
+                        self.providers.webdav.insert(
                             id.clone(),
-                            OnedataProvider {
-                                oneprovider_host,
-                                token,
-                                space,
+                            WebdavProvider {
+                                hostname,
+                                login,
+                                password,
                             },
                         );
                     }
@@ -304,13 +306,8 @@ impl<'a> StackBuilder<'a> {
                 r.leftovers(m, &p);
             }
         }
-        for kind in ["webdav", "rucio"] {
-            r.drop_key(
-                providers,
-                base,
-                kind,
-                "scar's supervisor speaks S3, MinIO and Onedata only",
-            );
+        for kind in UNWRITABLE {
+            r.drop_key(providers, base, kind, WHY_UNWRITABLE);
         }
     }
 
@@ -630,6 +627,13 @@ impl<'a> StackBuilder<'a> {
                 suffix: r.strings(&mut m, &p, "suffix").unwrap_or_default(),
             };
             let filter = (!filter.prefix.is_empty() || !filter.suffix.is_empty()).then_some(filter);
+            if UNWRITABLE
+                .iter()
+                .any(|k| provider.starts_with(&format!("{k}.")))
+            {
+                r.dropped(&p, WHY_UNWRITABLE);
+                continue;
+            }
             let provider = (provider != "s3").then_some(provider);
             spec.output.push(OutputSpec {
                 bucket,

@@ -246,12 +246,9 @@ impl SecretRef {
     /// `secretsmanager:NAME[#KEY]`. Never the secret itself.
     #[must_use]
     pub fn to_reference(&self) -> String {
-        match (&self.ssm, &self.secrets_manager, &self.key) {
-            (Some(p), _, _) => format!("ssm:{p}"),
-            (None, Some(s), Some(k)) => format!("secretsmanager:{s}#{k}"),
-            (None, Some(s), None) => format!("secretsmanager:{s}"),
-            (None, None, _) => String::new(),
-        }
+        crate::model::supervisor::secret_ref(self)
+            .map(|r| r.to_string())
+            .unwrap_or_default()
     }
 }
 

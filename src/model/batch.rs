@@ -121,6 +121,12 @@ pub(super) fn delegation(i: &BatchInput<'_>) -> Option<Delegation> {
             sensitive.push(format!("environment.{k}"));
         }
     }
+    // The job's own secret variables join the function's in the list the supervisor reads.
+    if let Some((k, v)) =
+        super::supervisor::secrets_env(i.eff.environment.iter().chain(&batch.environment))
+    {
+        env.insert(k.to_owned(), json!(v));
+    }
     sensitive.sort();
     sensitive.dedup();
     let multi_node = batch.multi_node.as_ref().map_or(

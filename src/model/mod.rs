@@ -427,7 +427,10 @@ fn function_resources(
             }
         }
     }
-    for (k, v) in names::supervisor_env(stack_name, fname) {
+    for (k, v) in names::supervisor_env(stack_name, fname)
+        .into_iter()
+        .chain(supervisor::secrets_env(&eff.environment))
+    {
         env.insert(k.to_owned(), json!(v));
     }
     if spec.prebuilt == Some(true) {
@@ -706,20 +709,18 @@ fn managed_role(
             spec.region,
             names::derive(stack, &f.value.metadata.name).log_group
         ));
-        for v in eff.environment.values() {
-            if let EnvValue::Secret(s) = v {
-                if let Some(p) = &s.secret_ref.ssm {
-                    ssm.push(format!(
-                        "arn:aws:ssm:{}:*:parameter/{}",
-                        spec.region,
-                        p.trim_start_matches('/')
-                    ));
-                }
-                if let Some(n) = &s.secret_ref.secrets_manager {
-                    secrets.push(if n.starts_with("arn:") {
-                        n.clone()
+        for r in supervisor::secret_refs(&eff, fs, spec) {
+            match r {
+                scar_contract::SecretRef::Ssm(p) => ssm.push(format!(
+                    "arn:aws:ssm:{}:*:parameter/{}",
+                    spec.region,
+                    p.trim_start_matches('/')
+                )),
+                scar_contract::SecretRef::SecretsManager { id, .. } => {
+                    secrets.push(if id.starts_with("arn:") {
+                        id
                     } else {
-                        format!("arn:aws:secretsmanager:{}:*:secret:{n}-*", spec.region)
+                        format!("arn:aws:secretsmanager:{}:*:secret:{id}-*", spec.region)
                     });
                 }
             }
@@ -753,7 +754,8 @@ fn managed_role(
         statements.push(json!({"Sid": "ReadInputs", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": read}));
     }
     if !write.is_empty() {
-        statements.push(json!({"Sid": "WriteOutputs", "Effect": "Allow", "Action": ["s3:PutObject"], "Resource": write}));
+        // Multipart uploads (large outputs) need the abort when a part fails.
+        statements.push(json!({"Sid": "WriteOutputs", "Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"], "Resource": write}));
     }
     if !ssm.is_empty() {
         statements.push(json!({"Sid": "ReadParameters", "Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": ssm}));

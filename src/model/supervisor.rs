@@ -70,13 +70,42 @@ pub fn provider(name: &str, providers: &types::StorageProviders) -> Option<Provi
     }
 }
 
-fn secrets(env: &BTreeMap<String, EnvValue>) -> BTreeMap<String, SecretRef> {
-    env.iter()
-        .filter_map(|(k, v)| match v {
-            EnvValue::Secret(s) => Some((k.clone(), secret_ref(&s.secret_ref)?)),
+/// The `SCAR_SECRETS` entry of an environment whose secret variables are `env`'s and
+/// `extra`'s, if it has any.
+#[must_use]
+pub fn secrets_env<'a>(
+    env: impl IntoIterator<Item = (&'a String, &'a EnvValue)>,
+) -> Option<(&'static str, String)> {
+    let names: Vec<&str> = env
+        .into_iter()
+        .filter(|(_, v)| matches!(v, EnvValue::Secret(_)))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    (!names.is_empty()).then(|| (scar_contract::env::SECRETS, scar_contract::secrets_list(names)))
+}
+
+/// Every secret a function reads: its environment's, its Batch job's, and the credentials of
+/// the storage providers its outputs use.
+#[must_use]
+pub fn secret_refs(
+    eff: &resolve::Effective,
+    f: &types::FunctionSpec,
+    stack: &StackSpec,
+) -> Vec<SecretRef> {
+    let env = eff
+        .environment
+        .values()
+        .chain(eff.batch.iter().flat_map(|b| b.environment.values()))
+        .filter_map(|v| match v {
+            EnvValue::Secret(s) => secret_ref(&s.secret_ref),
             EnvValue::Literal(_) => None,
-        })
-        .collect()
+        });
+    let providers = f
+        .output
+        .iter()
+        .filter_map(|o| provider(o.provider.as_deref()?, &stack.storage_providers))
+        .flat_map(|p| p.secrets().into_iter().map(|(_, r)| r.clone()).collect::<Vec<_>>());
+    env.chain(providers).collect()
 }
 
 /// The contract's execution mode of a manifest's.
@@ -132,8 +161,6 @@ pub fn config(
         command: None,
         outputs,
         providers,
-        secrets: secrets(&eff.environment),
-        batch_secrets: batch.map(|b| secrets(&b.environment)).unwrap_or_default(),
         execution: execution(eff.execution),
         timeout_threshold: eff.timeout_threshold,
         timeout: eff.timeout,

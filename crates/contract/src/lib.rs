@@ -90,7 +90,9 @@ pub mod env {
     pub const OUTPUTS: &str = "SCAR_OUTPUTS";
     /// A prebuilt image's storage providers, JSON (secret references only, never values).
     pub const PROVIDERS: &str = "SCAR_PROVIDERS";
-    /// A prebuilt image's secret variables, JSON: name to reference.
+    /// The names (comma-separated) of the variables whose value is a secret reference
+    /// (`ssm:NAME`, `secretsmanager:ID[#KEY]`): the supervisor gives the script the secret in
+    /// their place. Set on every function and Batch job that has secrets.
     pub const SECRETS: &str = "SCAR_SECRETS";
     /// A prebuilt image's timeout threshold in seconds.
     pub const TIMEOUT_THRESHOLD: &str = "SCAR_TIMEOUT_THRESHOLD";
@@ -245,6 +247,25 @@ pub enum SecretRef {
     },
 }
 
+impl SecretRef {
+    /// The reference a variable holds (what [`std::fmt::Display`] writes).
+    #[must_use]
+    pub fn parse(s: &str) -> Option<SecretRef> {
+        if let Some(name) = s.strip_prefix("ssm:") {
+            return (!name.is_empty()).then(|| SecretRef::Ssm(name.to_owned()));
+        }
+        let rest = s.strip_prefix("secretsmanager:")?;
+        let (id, key) = match rest.split_once('#') {
+            Some((id, key)) => (id, Some(key.to_owned())),
+            None => (rest, None),
+        };
+        (!id.is_empty()).then(|| SecretRef::SecretsManager {
+            id: id.to_owned(),
+            key,
+        })
+    }
+}
+
 impl std::fmt::Display for SecretRef {
     /// `ssm:NAME` or `secretsmanager:ID[#KEY]`: how the reference shows in the function's
     /// environment and in errors. Never the secret.
@@ -255,6 +276,44 @@ impl std::fmt::Display for SecretRef {
             SecretRef::SecretsManager { id, key: None } => write!(f, "secretsmanager:{id}"),
         }
     }
+}
+
+/// The secret variables of an environment (`var` reads one): each name `SCAR_SECRETS` lists,
+/// with the reference the variable holds.
+///
+/// # Errors
+/// When a listed variable is missing or holds no reference; the error names the variable,
+/// never its value.
+pub fn secret_vars(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, SecretRef>, ConfigError> {
+    let names = var(env::SECRETS).unwrap_or_default();
+    names
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|name| {
+            let value = var(name).ok_or_else(|| {
+                ConfigError(format!("{name} is listed in {} but not set", env::SECRETS))
+            })?;
+            let r = SecretRef::parse(&value).ok_or_else(|| {
+                ConfigError(format!(
+                    "{name} is listed in {} but holds no `ssm:` or `secretsmanager:` reference",
+                    env::SECRETS
+                ))
+            })?;
+            Ok((name.to_owned(), r))
+        })
+        .collect()
+}
+
+/// The `SCAR_SECRETS` value that lists `names`.
+#[must_use]
+pub fn secrets_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let mut names: Vec<&str> = names.into_iter().collect();
+    names.sort_unstable();
+    names.dedup();
+    names.join(",")
 }
 
 /// A storage provider outputs can go to, besides the function's own S3.
@@ -413,13 +472,6 @@ pub struct Config {
     /// Storage providers outputs refer to, by `<type>.<id>`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub providers: BTreeMap<String, Provider>,
-    /// Environment variables whose value is a secret: resolved at cold start and given to
-    /// the script in place of the reference the function's environment holds.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub secrets: BTreeMap<String, SecretRef>,
-    /// Secret variables of the Batch job only (`batch.environment`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub batch_secrets: BTreeMap<String, SecretRef>,
     /// `lambda`, `batch` or `lambda-batch`.
     #[serde(default)]
     pub execution: Execution,
@@ -468,11 +520,6 @@ impl Config {
         ];
         if !self.providers.is_empty() {
             out.push((env::PROVIDERS, json(serde_json::to_string(&self.providers))));
-        }
-        let mut secrets = self.secrets.clone();
-        secrets.extend(self.batch_secrets.clone());
-        if !secrets.is_empty() {
-            out.push((env::SECRETS, json(serde_json::to_string(&secrets))));
         }
         if self.log_level != LogLevel::Info {
             out.push((env::LOG_LEVEL, self.log_level.as_str().to_owned()));
@@ -526,8 +573,6 @@ impl Config {
             command: None,
             outputs: parsed(&var, env::OUTPUTS)?,
             providers: parsed(&var, env::PROVIDERS)?,
-            secrets: parsed(&var, env::SECRETS)?,
-            batch_secrets: BTreeMap::new(),
             execution,
             timeout_threshold,
             timeout: 0,
@@ -545,17 +590,6 @@ impl Config {
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
         serde_json::from_slice(bytes)
             .map_err(|e| ConfigError(format!("the function configuration: {e}")))
-    }
-
-    /// The secrets the script gets where it runs: the function's, and in a Batch job also
-    /// the job's own (which win).
-    #[must_use]
-    pub fn secrets_for(&self, in_batch: bool) -> BTreeMap<String, SecretRef> {
-        let mut all = self.secrets.clone();
-        if in_batch {
-            all.extend(self.batch_secrets.clone());
-        }
-        all
     }
 }
 
@@ -591,8 +625,6 @@ mod tests {
                     },
                 },
             )]),
-            secrets: BTreeMap::from([("DB".to_owned(), SecretRef::Ssm("/db".into()))]),
-            batch_secrets: BTreeMap::new(),
             execution: Execution::LambdaBatch,
             timeout_threshold: 15,
             timeout: 0,
@@ -660,6 +692,36 @@ mod tests {
         );
         assert!(!f.accepts("report-1.txt"));
         assert!(!f.accepts("other/report-1.json"));
+    }
+
+    #[test]
+    fn references_parse_back_from_what_they_display() {
+        for r in [
+            SecretRef::Ssm("/a/b".into()),
+            SecretRef::SecretsManager { id: "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf".into(), key: Some("password".into()) },
+            SecretRef::SecretsManager { id: "db".into(), key: None },
+        ] {
+            assert_eq!(SecretRef::parse(&r.to_string()), Some(r));
+        }
+        for bad in ["", "ssm:", "hunter2", "secretsmanager:", "vault:x"] {
+            assert_eq!(SecretRef::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn secret_variables_are_the_listed_ones() {
+        let env = BTreeMap::from([
+            (env::SECRETS.to_owned(), "DB,TOKEN".to_owned()),
+            ("DB".to_owned(), "ssm:/db".to_owned()),
+            ("TOKEN".to_owned(), "secretsmanager:api#token".to_owned()),
+            ("LOOKS_LIKE".to_owned(), "ssm:/not/listed".to_owned()),
+        ]);
+        let got = secret_vars(|k| env.get(k).cloned()).expect("valid");
+        assert_eq!(got.keys().collect::<Vec<_>>(), ["DB", "TOKEN"]);
+        assert_eq!(secrets_list(["TOKEN", "DB", "DB"]), "DB,TOKEN");
+        let bad = BTreeMap::from([(env::SECRETS.to_owned(), "DB".to_owned()), ("DB".to_owned(), "hunter2".to_owned())]);
+        let err = secret_vars(|k| bad.get(k).cloned()).expect_err("not a reference");
+        assert!(err.0.contains("DB") && !err.0.contains("hunter2"), "{err}");
     }
 
     #[test]

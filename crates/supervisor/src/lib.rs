@@ -53,6 +53,9 @@ pub enum SupervisorError {
     /// A secret could not be read; the invocation does not run without it.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// The function's configuration is not usable.
+    #[error("{0}")]
+    Config(String),
     /// S3 or Batch failed.
     #[error("{0}")]
     Aws(String),
@@ -163,7 +166,8 @@ impl Supervisor {
         if let Some(p) = slot.as_ref() {
             return Ok(p.clone());
         }
-        let vars = self.config.secrets_for(self.in_batch);
+        let vars = scar_contract::secret_vars(|k| std::env::var(k).ok())
+            .map_err(|e| SupervisorError::Config(e.to_string()))?;
         let used: Vec<(&String, &Provider)> = self
             .config
             .providers

@@ -294,6 +294,7 @@ fn check_env(
     }
     size += names::supervisor_env(stack, &f.value.metadata.name)
         .iter()
+        .chain(&crate::model::supervisor::secrets_env(&eff.environment))
         .map(|(k, v)| k.len() + v.len())
         .sum::<usize>();
     if crate::model::batch::delegates(eff.execution) {
