@@ -244,7 +244,10 @@ fn an_index_gives_each_architecture_its_own_base() {
         String::from_utf8_lossy(&release.1).contains("ARCH=arm64"),
         "the arm64 image of the index is the base"
     );
-    assert!(files[1][0].1 == supervisor_bytes("arm64"), "the aarch64 supervisor is inside");
+    assert!(
+        files[1][0].1 == supervisor_bytes("arm64"),
+        "the aarch64 supervisor is inside"
+    );
 
     // An amd64-only base for an arm64 function: refused.
     let only = push_base(&reg, "base/only-amd64", "1", &["amd64"]);
@@ -543,7 +546,11 @@ async fn a_plan_without_a_usable_supervisor_writes_nothing() {
     refused(
         x86.path(),
         &[("SCAR_SUPERVISOR", glibc.to_str().expect("utf-8"))],
-        &["dynamically linked", "ld-linux-x86-64.so.2", "scripts/build-supervisor.sh"],
+        &[
+            "dynamically linked",
+            "ld-linux-x86-64.so.2",
+            "scripts/build-supervisor.sh",
+        ],
     );
     for repo in ["scar/imgarm", "scar/imgglibc"] {
         assert!(

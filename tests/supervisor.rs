@@ -487,7 +487,10 @@ async fn secrets_reach_the_script_and_nothing_else() {
         &moto.endpoint,
         &stack.config("thumbs"),
         &json!({}),
-        &[("SCAR_SECRETS", "DB_PASSWORD"), ("DB_PASSWORD", "ssm:/app/missing")],
+        &[
+            ("SCAR_SECRETS", "DB_PASSWORD"),
+            ("DB_PASSWORD", "ssm:/app/missing"),
+        ],
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(log(&out).contains("ssm:/app/missing"), "{}", log(&out));

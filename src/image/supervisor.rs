@@ -154,27 +154,65 @@ fn check_cached(path: &Path, a: &Arch) -> Result<(), String> {
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn u64_at(b: &[u8], at: usize) -> Option<usize> {
-    usize::try_from(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?)).ok()
+    usize::try_from(u64::from_le_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
+    .ok()
 }
 
-/// The program interpreter a 64-bit little-endian ELF asks for, if any: `Err` when the bytes
-/// are not such an ELF of machine `machine`.
-fn interpreter(bin: &[u8], machine: u16) -> Result<Option<String>, String> {
+/// The machine (`e_machine`) of a 64-bit little-endian ELF and the program interpreter it asks
+/// for, if any (a static program asks for none).
+///
+/// # Errors
+/// When the bytes are not such an ELF, or its program headers are damaged.
+pub fn program_interpreter(bin: &[u8]) -> Result<(u16, Option<String>), String> {
     if bin.get(..4) != Some(b"\x7fELF".as_slice())
         || bin.get(4) != Some(&2)
         || bin.get(5) != Some(&1)
     {
         return Err("not a 64-bit Linux program (ELF)".into());
     }
-    let found = u16_at(bin, 18).unwrap_or(0);
+    let bad = || "a damaged ELF header".to_owned();
+    let machine = u16_at(bin, 18).ok_or_else(bad)?;
+    let phoff = u64_at(bin, 0x20).ok_or_else(bad)?;
+    let phentsize = usize::from(u16_at(bin, 0x36).ok_or_else(bad)?);
+    let phnum = usize::from(u16_at(bin, 0x38).ok_or_else(bad)?);
+    for i in 0..phnum {
+        let at = phoff.saturating_add(i.saturating_mul(phentsize));
+        if u32_at(bin, at).ok_or_else(bad)? == PT_INTERP {
+            let offset = u64_at(bin, at.saturating_add(8)).ok_or_else(bad)?;
+            let size = u64_at(bin, at.saturating_add(32)).ok_or_else(bad)?;
+            let text = bin
+                .get(offset..offset.saturating_add(size))
+                .ok_or_else(bad)?;
+            return Ok((
+                machine,
+                Some(
+                    String::from_utf8_lossy(text)
+                        .trim_end_matches('\0')
+                        .to_owned(),
+                ),
+            ));
+        }
+    }
+    Ok((machine, None))
+}
+
+/// The program interpreter of an ELF for machine `machine`: `Err` when it is not one.
+fn interpreter(bin: &[u8], machine: u16) -> Result<Option<String>, String> {
+    let (found, interp) = program_interpreter(bin)?;
     if found != machine {
         let name = match found {
             0x3e => "x86_64",
@@ -183,24 +221,7 @@ fn interpreter(bin: &[u8], machine: u16) -> Result<Option<String>, String> {
         };
         return Err(format!("built for {name}"));
     }
-    let bad = || "a damaged ELF header".to_owned();
-    let phoff = u64_at(bin, 0x20).ok_or_else(bad)?;
-    let phentsize = usize::from(u16_at(bin, 0x36).ok_or_else(bad)?);
-    let phnum = usize::from(u16_at(bin, 0x38).ok_or_else(bad)?);
-    for i in 0..phnum {
-        let at = phoff + i * phentsize;
-        if u32_at(bin, at).ok_or_else(bad)? == PT_INTERP {
-            let offset = u64_at(bin, at + 8).ok_or_else(bad)?;
-            let size = u64_at(bin, at + 32).ok_or_else(bad)?;
-            let text = bin.get(offset..offset + size).ok_or_else(bad)?;
-            return Ok(Some(
-                String::from_utf8_lossy(text)
-                    .trim_end_matches('\0')
-                    .to_owned(),
-            ));
-        }
-    }
-    Ok(None)
+    Ok(interp)
 }
 
 /// Checks that `bin` is a static Linux program for `architecture` (OCI name) carrying this

@@ -81,7 +81,12 @@ pub fn secrets_env<'a>(
         .filter(|(_, v)| matches!(v, EnvValue::Secret(_)))
         .map(|(k, _)| k.as_str())
         .collect();
-    (!names.is_empty()).then(|| (scar_contract::env::SECRETS, scar_contract::secrets_list(names)))
+    (!names.is_empty()).then(|| {
+        (
+            scar_contract::env::SECRETS,
+            scar_contract::secrets_list(names),
+        )
+    })
 }
 
 /// Every secret a function reads: its environment's, its Batch job's, and the credentials of
@@ -104,7 +109,12 @@ pub fn secret_refs(
         .output
         .iter()
         .filter_map(|o| provider(o.provider.as_deref()?, &stack.storage_providers))
-        .flat_map(|p| p.secrets().into_iter().map(|(_, r)| r.clone()).collect::<Vec<_>>());
+        .flat_map(|p| {
+            p.secrets()
+                .into_iter()
+                .map(|(_, r)| r.clone())
+                .collect::<Vec<_>>()
+        });
     env.chain(providers).collect()
 }
 

@@ -9,6 +9,7 @@ pub mod lambda;
 pub mod moto;
 pub mod proxy;
 pub mod registry;
+pub mod rootfs;
 pub mod supervisor;
 pub mod webdav;
 

@@ -207,23 +207,35 @@ impl Layout {
 
     /// One image for `arch`: a layer with `etc/os-release` naming it, and a config.
     fn image(&self, arch: &str) -> Value {
-        let mut tar = tar::Builder::new(Vec::new());
         let text = format!("NAME=\"scar test base\"\nARCH={arch}\n");
-        let mut h = tar::Header::new_ustar();
-        h.set_size(text.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        tar.append_data(&mut h, "etc/os-release", text.as_bytes())
-            .expect("tar");
-        let raw = tar.into_inner().expect("tar");
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        gz.write_all(&raw).expect("gzip");
-        let blob = gz.finish().expect("gzip");
-        let (layer, layer_size) = self.blob(&blob);
+        let layer = super::rootfs::layer(&[super::rootfs::Entry::file(
+            "etc/os-release",
+            text.as_bytes(),
+            0o644,
+        )]);
+        self.image_of(
+            arch,
+            &[layer],
+            json!({"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["/bin/sh"]}),
+        )
+    }
+
+    /// An image for `arch` of `layers` (uncompressed tars, bottom first) and `config` (the
+    /// config's `config` object: Env, Entrypoint, Cmd...).
+    fn image_of(&self, arch: &str, layers: &[Vec<u8>], config: Value) -> Value {
+        let mut descriptors = Vec::new();
+        let mut diff_ids = Vec::new();
+        for raw in layers {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(raw).expect("gzip");
+            let blob = gz.finish().expect("gzip");
+            let (digest, size) = self.blob(&blob);
+            descriptors.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": size}));
+            diff_ids.push(format!("sha256:{}", sha(raw)));
+        }
         let config = json!({
-            "architecture": arch, "os": "linux",
-            "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["/bin/sh"]},
-            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha(&raw))]},
+            "architecture": arch, "os": "linux", "config": config,
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
             "history": [{"created_by": "the scar tests"}]
         });
         let (cfg, cfg_size) = self.blob(config.to_string().as_bytes());
@@ -231,12 +243,59 @@ impl Layout {
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg, "size": cfg_size},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": layer_size}]
+            "layers": descriptors
         });
         let (d, size) = self.blob(manifest.to_string().as_bytes());
         json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": size,
                "platform": {"architecture": arch, "os": "linux"}})
     }
+}
+
+/// Pushes the OCI layout in `tmp` (whose index names `top`) to `registry` as `name:tag`.
+fn push_layout(registry: &Registry, tmp: &Path, top: Value, name: &str, tag: &str) -> String {
+    let mut entry = top;
+    entry["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
+    if let Some(o) = entry.as_object_mut() {
+        o.remove("platform");
+    }
+    std::fs::write(
+        tmp.join("index.json"),
+        json!({"schemaVersion": 2, "manifests": [entry]}).to_string(),
+    )
+    .expect("index.json");
+    std::fs::write(tmp.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("layout");
+    let dest = format!("{}/{name}:{tag}", registry.host());
+    let o = skopeo(&[
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:{tag}", tmp.display()),
+        &format!("docker://{dest}"),
+    ]);
+    assert!(
+        o.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    dest
+}
+
+/// Builds an image for `arch` from `layers` (uncompressed tars, bottom first) and the config's
+/// `config` object, and pushes it to `registry` as `name:tag` with skopeo.
+pub fn push_image(
+    registry: &Registry,
+    name: &str,
+    tag: &str,
+    arch: &str,
+    layers: &[Vec<u8>],
+    config: Value,
+) -> String {
+    let tmp = tempfile::tempdir().expect("temporary folder");
+    let layout = Layout {
+        dir: tmp.path().to_owned(),
+    };
+    let top = layout.image_of(arch, layers, config);
+    push_layout(registry, tmp.path(), top, name, tag)
 }
 
 /// Builds a small base image for `arches` (an index when more than one) as an OCI layout and
@@ -246,11 +305,6 @@ pub fn push_base(registry: &Registry, name: &str, tag: &str, arches: &[&str]) ->
     let layout = Layout {
         dir: tmp.path().to_owned(),
     };
-    std::fs::write(
-        tmp.path().join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .expect("layout");
     let images: Vec<Value> = arches.iter().map(|a| layout.image(a)).collect();
     let top = if images.len() == 1 {
         images[0].clone()
@@ -259,30 +313,7 @@ pub fn push_base(registry: &Registry, name: &str, tag: &str, arches: &[&str]) ->
         let (d, size) = layout.blob(index.to_string().as_bytes());
         json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": d, "size": size})
     };
-    let mut entry = top;
-    entry["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
-    if let Some(o) = entry.as_object_mut() {
-        o.remove("platform");
-    }
-    std::fs::write(
-        tmp.path().join("index.json"),
-        json!({"schemaVersion": 2, "manifests": [entry]}).to_string(),
-    )
-    .expect("index.json");
-    let dest = format!("{}/{name}:{tag}", registry.host());
-    let o = skopeo(&[
-        "copy",
-        "--all",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:{tag}", tmp.path().display()),
-        &format!("docker://{dest}"),
-    ]);
-    assert!(
-        o.status.success(),
-        "skopeo copy: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    dest
+    push_layout(registry, tmp.path(), top, name, tag)
 }
 
 /// Runs skopeo (no policy file on a fresh machine: accept anything, it is a test).

@@ -698,8 +698,14 @@ mod tests {
     fn references_parse_back_from_what_they_display() {
         for r in [
             SecretRef::Ssm("/a/b".into()),
-            SecretRef::SecretsManager { id: "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf".into(), key: Some("password".into()) },
-            SecretRef::SecretsManager { id: "db".into(), key: None },
+            SecretRef::SecretsManager {
+                id: "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf".into(),
+                key: Some("password".into()),
+            },
+            SecretRef::SecretsManager {
+                id: "db".into(),
+                key: None,
+            },
         ] {
             assert_eq!(SecretRef::parse(&r.to_string()), Some(r));
         }
@@ -719,7 +725,10 @@ mod tests {
         let got = secret_vars(|k| env.get(k).cloned()).expect("valid");
         assert_eq!(got.keys().collect::<Vec<_>>(), ["DB", "TOKEN"]);
         assert_eq!(secrets_list(["TOKEN", "DB", "DB"]), "DB,TOKEN");
-        let bad = BTreeMap::from([(env::SECRETS.to_owned(), "DB".to_owned()), ("DB".to_owned(), "hunter2".to_owned())]);
+        let bad = BTreeMap::from([
+            (env::SECRETS.to_owned(), "DB".to_owned()),
+            ("DB".to_owned(), "hunter2".to_owned()),
+        ]);
         let err = secret_vars(|k| bad.get(k).cloned()).expect_err("not a reference");
         assert!(err.0.contains("DB") && !err.0.contains("hunter2"), "{err}");
     }
