@@ -690,6 +690,59 @@ async fn an_http_function_keeps_its_api_through_updates() {
         policy.contains("scar-web-apigw") && policy.contains(&format!(":{id}/*")),
         "permission scoped to the API: {policy}"
     );
+    let (code, text) = plan_exit(&moto, dir.path());
+    assert_eq!(code, Some(0), "{text}");
+
+    // Every media type is binary, so bodies pass as bytes both ways; a change out of band is
+    // drift, repaired in place with a redeployment.
+    let binary = |id: String| {
+        let gw = gw.clone();
+        async move {
+            gw.get_rest_api()
+                .rest_api_id(id)
+                .send()
+                .await
+                .expect("api")
+                .binary_media_types()
+                .to_vec()
+        }
+    };
+    assert_eq!(binary(id.clone()).await, ["*/*"]);
+    gw.update_rest_api()
+        .rest_api_id(&id)
+        .patch_operations(
+            aws_sdk_apigateway::types::PatchOperation::builder()
+                .op(aws_sdk_apigateway::types::Op::Replace)
+                .path("/binaryMediaTypes/*~1*")
+                .value("image/png")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("out of band");
+    let (code, text) = plan_exit(&moto, dir.path());
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("~ binary_media_types = ["), "{text}");
+    let deployments = |id: String| {
+        let gw = gw.clone();
+        async move {
+            gw.get_deployments()
+                .rest_api_id(id)
+                .send()
+                .await
+                .expect("deployments")
+                .items()
+                .len()
+        }
+    };
+    let before = deployments(id.clone()).await;
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    assert_eq!(binary(id.clone()).await, ["*/*"]);
+    assert_eq!(
+        deployments(id.clone()).await,
+        before + 1,
+        "redeployed to take effect"
+    );
     assert_eq!(plan_exit(&moto, dir.path()).0, Some(0));
 
     // A second API carrying the same address (a create retried after AWS made the first but

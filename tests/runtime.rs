@@ -159,7 +159,7 @@ async fn a_function_on_a_base_with_no_c_library_handles_an_s3_event_in_its_unpac
         .send()
         .await
         .expect("input");
-    let api = RuntimeApi::start();
+    let api = RuntimeApi::start("upper");
     let mut sandbox = Command::new("bwrap");
     sandbox
         .arg("--bind")
@@ -326,4 +326,91 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .ok_or(())
+}
+
+/// The static supervisor running its Lambda loop on this machine against `api`, with the
+/// configuration of `config` (a `scar image config` JSON).
+fn lambda_supervisor(api: &RuntimeApi, config: &Value) -> std::process::Child {
+    use base64::Engine as _;
+    let mut c = Command::new(support::supervisor::binary("amd64"));
+    support::supervisor::aws_env(&mut c, "http://127.0.0.1:9");
+    c.envs(api.lambda_env())
+        .env(
+            "SCAR_CONFIG",
+            base64::engine::general_purpose::STANDARD.encode(config.to_string()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("scar-supervisor starts")
+}
+
+#[test]
+fn scar_invoke_carries_every_byte_value_and_a_call_time_script_with_arguments() {
+    let stack = support::supervisor::Stack::new("");
+    stack.function("echo", "  http: {}\n", "cat \"$INPUT_FILE_PATH\"\n");
+    let api = RuntimeApi::start("echo");
+    let mut child = lambda_supervisor(&api, &stack.config("echo"));
+    let gateway = support::lambda::ApiGateway::start(&api);
+    let dir = stack.dir.path();
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(256 * 40).collect();
+    std::fs::write(dir.join("all.bin"), &bytes).expect("write");
+    let scar = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_scar"));
+        support::supervisor::aws_env(&mut c, &api.endpoint());
+        c.args(args)
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("scar runs")
+    };
+
+    // Over HTTP: the request's bytes in, the script's bytes out, written as they are.
+    let o = scar(&[
+        "invoke",
+        ".",
+        "echo",
+        "--url",
+        &gateway.url,
+        "--data",
+        "all.bin",
+        "-o",
+        "got.bin",
+    ]);
+    ok(&o);
+    assert!(
+        std::fs::read(dir.join("got.bin")).expect("got.bin") == bytes,
+        "every byte value back"
+    );
+    let o = scar(&[
+        "invoke",
+        ".",
+        "echo",
+        "--url",
+        &gateway.url,
+        "--data",
+        "all.bin",
+    ]);
+    ok(&o);
+    assert!(o.stdout == bytes, "to stdout as well");
+
+    // A call-time script and arguments go in a direct invocation, through the Lambda API.
+    std::fs::write(
+        dir.join("check.sh"),
+        "[ \"$1\" = a ] && [ \"$2\" = 'b c' ] || exit 3\n[ \"$(wc -c < \"$INPUT_FILE_PATH\")\" -eq 10240 ] || exit 4\n",
+    )
+    .expect("write");
+    let o = scar(&[
+        "invoke", ".", "echo", "--data", "all.bin", "--script", "check.sh", "--", "a", "b c",
+    ]);
+    ok(&o);
+    let answer: Value = serde_json::from_slice(&o.stdout).expect("the result");
+    assert_eq!(answer["ok"], true, "{answer:#}");
+    let o = scar(&[
+        "invoke", ".", "echo", "--script", "check.sh", "--", "a", "wrong",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -1,5 +1,7 @@
 //! `scar invoke` (one call, through the function's HTTP endpoint when it has one, else Lambda
-//! Invoke) and `scar run` (one invocation per object already in the function's input).
+//! Invoke) and `scar run` (one invocation per object already in the function's input). Both
+//! take a script given at call time (SCAR's `run -s`) and arguments (SCAR's `run FN ARGS`),
+//! which only a direct invocation carries.
 
 use std::io::Write;
 use std::path::Path;
@@ -23,19 +25,48 @@ pub(super) enum Payload {
     Empty,
 }
 
+/// What a call runs besides the function's own script: a script given at call time, and
+/// arguments (for the script, or in place of the image's `Cmd`).
+#[derive(Debug, Clone, Default)]
+pub(super) struct CallTime {
+    /// The script's text.
+    pub script: Option<String>,
+    /// Arguments.
+    pub args: Vec<String>,
+}
+
+impl CallTime {
+    /// Adds `script` and `args` to a direct invocation's event.
+    fn add_to(&self, mut event: Value) -> Value {
+        if let Some(o) = event.as_object_mut() {
+            if let Some(s) = &self.script {
+                o.insert("script".into(), json!(s));
+            }
+            if !self.args.is_empty() {
+                o.insert("args".into(), json!(self.args));
+            }
+        }
+        event
+    }
+
+    fn is_empty(&self) -> bool {
+        self.script.is_none() && self.args.is_empty()
+    }
+}
+
 impl Payload {
-    /// The Lambda event: `{"data": base64}` for bytes (the supervisor's direct invocation).
-    fn event(&self) -> Vec<u8> {
+    /// The Lambda event: `{"data": base64}` for bytes (the supervisor's direct invocation),
+    /// with the call-time script and arguments.
+    fn event(&self, call: &CallTime) -> Vec<u8> {
         use base64::Engine as _;
-        match self {
+        let event = match self {
             Payload::Data(b) => {
                 json!({"data": base64::engine::general_purpose::STANDARD.encode(b)})
-                    .to_string()
-                    .into_bytes()
             }
-            Payload::Json(v) => v.to_string().into_bytes(),
-            Payload::Empty => b"{}".to_vec(),
-        }
+            Payload::Json(v) => v.clone(),
+            Payload::Empty => json!({}),
+        };
+        call.add_to(event).to_string().into_bytes()
     }
 
     /// The HTTP request body.
@@ -98,12 +129,35 @@ async fn post(url: &str, body: Vec<u8>, asynchronous: bool) -> Result<(u16, Vec<
     Ok((status, bytes.to_vec()))
 }
 
-/// `scar invoke DIR FUNCTION [--data FILE | --json JSON] [--async]`.
+/// How `scar invoke` is asked to call.
+pub(super) struct Invoke {
+    /// What to send.
+    pub payload: Payload,
+    /// The call-time script and arguments.
+    pub call: CallTime,
+    /// Do not wait for the result.
+    pub asynchronous: bool,
+    /// Send the HTTP request here instead of the function's endpoint.
+    pub url: Option<String>,
+    /// Write the answer's body here instead of stdout.
+    pub output: Option<std::path::PathBuf>,
+}
+
+/// Writes an answer's bytes to `-o FILE`, or stdout.
+fn write_answer(output: Option<&Path>, bytes: &[u8]) -> std::io::Result<()> {
+    match output {
+        Some(p) => std::fs::write(p, bytes)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display()))),
+        None => std::io::stdout().lock().write_all(bytes),
+    }
+}
+
+/// `scar invoke DIR FUNCTION [--data FILE | --json JSON] [--script FILE] [--async] [--url URL]
+/// [-o FILE] [-- ARGS]`.
 pub(super) fn invoke(
     dir: &Path,
     name: &str,
-    payload: &Payload,
-    asynchronous: bool,
+    how: &Invoke,
     aws: &AwsArgs,
     out: &Output,
 ) -> std::io::Result<ExitCode> {
@@ -118,29 +172,39 @@ pub(super) fn invoke(
     let rt = session::runtime()?;
     rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
-        if f.spec.http.is_some() {
-            let url = match cloud.http_urls(&desired).await {
-                Ok(mut u) => u.remove(&Address::new(ResourceKind::HttpApi, name)),
-                Err(e) => {
-                    return Ok(session::cloud_failed(
-                        out,
-                        "reading the HTTP endpoint failed",
-                        &e,
-                    ));
+        // A script or arguments travel only in a direct invocation's event.
+        let over_http = (f.spec.http.is_some() || how.url.is_some()) && how.call.is_empty();
+        if f.spec.http.is_some() && !over_http {
+            eprintln!("a call-time script or arguments: invoking {name} directly, not through its HTTP endpoint");
+        }
+        if over_http {
+            let target = match &how.url {
+                Some(u) => u.clone(),
+                None => {
+                    let url = match cloud.http_urls(&desired).await {
+                        Ok(mut u) => u.remove(&Address::new(ResourceKind::HttpApi, name)),
+                        Err(e) => {
+                            return Ok(session::cloud_failed(
+                                out,
+                                "reading the HTTP endpoint failed",
+                                &e,
+                            ));
+                        }
+                    };
+                    let Some(url) = url else {
+                        out.error(&format!(
+                            "function `{name}` has no HTTP endpoint yet: run `scar apply` first"
+                        ));
+                        return Ok(ExitCode::from(1));
+                    };
+                    http_target(&url, endpoint.as_deref())
                 }
             };
-            let Some(url) = url else {
-                out.error(&format!(
-                    "function `{name}` has no HTTP endpoint yet: run `scar apply` first"
-                ));
-                return Ok(ExitCode::from(1));
-            };
-            let target = http_target(&url, endpoint.as_deref());
             eprintln!("POST {target}");
-            return match post(&target, payload.body(), asynchronous).await {
+            return match post(&target, how.payload.body(), how.asynchronous).await {
                 Ok((status, body)) => {
                     eprintln!("HTTP {status}");
-                    std::io::stdout().lock().write_all(&body)?;
+                    write_answer(how.output.as_deref(), &body)?;
                     Ok(if (200..300).contains(&status) {
                         ExitCode::SUCCESS
                     } else {
@@ -153,53 +217,93 @@ pub(super) fn invoke(
                 }
             };
         }
-        Ok(lambda_invoke(&cloud, name, &payload.event(), asynchronous, out).await)
+        let event = how.payload.event(&how.call);
+        lambda_invoke(&cloud, name, &event, how, out).await
     })
+}
+
+/// The bytes an HTTP proxy answer carries (`statusCode`, `body`, `isBase64Encoded`), decoded.
+fn proxy_body(answer: &Value) -> Option<(u64, Vec<u8>)> {
+    use base64::Engine as _;
+    let status = answer.get("statusCode")?.as_u64()?;
+    let body = answer
+        .get("body")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let bytes = if answer.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) {
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .ok()?
+    } else {
+        body.as_bytes().to_vec()
+    };
+    Some((status, bytes))
 }
 
 async fn lambda_invoke(
     cloud: &AwsCloud,
     name: &str,
     event: &[u8],
-    asynchronous: bool,
+    how: &Invoke,
     out: &Output,
-) -> ExitCode {
-    match cloud.invoke(name, event, asynchronous).await {
-        Ok(r) if asynchronous => {
+) -> std::io::Result<ExitCode> {
+    match cloud.invoke(name, event, how.asynchronous).await {
+        Ok(r) if how.asynchronous => {
             println!(
                 "accepted: {name} runs asynchronously (HTTP {}); `scar logs` shows how it went",
                 r.status
             );
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
         Ok(r) => {
-            let text = String::from_utf8_lossy(&r.payload);
-            let pretty = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| serde_json::to_string_pretty(&v).ok())
-                .unwrap_or_else(|| text.into_owned());
-            println!("{pretty}");
-            match r.function_error {
+            let answer: Option<Value> = serde_json::from_slice(&r.payload).ok();
+            // An HTTP function's answer: its body, as bytes.
+            if let Some((status, bytes)) = answer.as_ref().and_then(proxy_body) {
+                eprintln!("HTTP {status}");
+                write_answer(how.output.as_deref(), &bytes)?;
+                return Ok(if status < 400 && r.function_error.is_none() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
+            }
+            let mut text = answer
+                .as_ref()
+                .and_then(|v| serde_json::to_string_pretty(v).ok())
+                .unwrap_or_else(|| String::from_utf8_lossy(&r.payload).into_owned());
+            text.push('\n');
+            write_answer(how.output.as_deref(), text.as_bytes())?;
+            let failed = answer
+                .as_ref()
+                .and_then(|v| v.get("ok"))
+                .and_then(Value::as_bool)
+                == Some(false);
+            Ok(match r.function_error {
                 Some(kind) => {
                     out.error(&format!("the function failed ({kind})"));
                     ExitCode::from(1)
                 }
-                None if pretty.contains("\"ok\": false") => ExitCode::from(1),
+                None if failed => ExitCode::from(1),
                 None => ExitCode::SUCCESS,
-            }
+            })
         }
-        Err(e) => session::cloud_failed(out, "invoking failed", &e),
+        Err(e) => Ok(session::cloud_failed(out, "invoking failed", &e)),
     }
 }
 
 /// `scar run DIR FUNCTION [--input N] [--concurrency N] [--json]`: one invocation per object
 /// already under the function's input, `concurrency` at once, then a summary.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the command's flags, passed once"
+)]
 pub(super) fn run(
     dir: &Path,
     name: &str,
     input: usize,
     concurrency: usize,
     as_json: bool,
+    call: &CallTime,
     aws: &AwsArgs,
     out: &Output,
 ) -> std::io::Result<ExitCode> {
@@ -231,7 +335,7 @@ pub(super) fn run(
             .map(|key| {
                 let (cloud, done, bucket) = (&cloud, &done, &source.bucket);
                 async move {
-                    let event = json!({"input": {"bucket": bucket, "key": key}}).to_string();
+                    let event = call.add_to(json!({"input": {"bucket": bucket, "key": key}})).to_string();
                     let r = match cloud.invoke(name, event.as_bytes(), false).await {
                         Ok(r) if r.function_error.is_none() => Ok(()),
                         Ok(r) => Err(String::from_utf8_lossy(&r.payload).chars().take(300).collect()),

@@ -153,6 +153,18 @@ pub enum ImageCommand {
     },
 }
 
+/// A call-time script (read from `script`) and arguments.
+fn call_time(
+    script: Option<&std::path::Path>,
+    args: Vec<String>,
+) -> Result<cmd_invoke::CallTime, String> {
+    let script = match script {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?),
+        None => None,
+    };
+    Ok(cmd_invoke::CallTime { script, args })
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -284,6 +296,21 @@ pub enum Command {
         /// over HTTP).
         #[arg(long = "async")]
         asynchronous: bool,
+        /// Run this script instead of the function's (SCAR's `run -s`); the call then goes
+        /// to Lambda directly, not through an HTTP endpoint.
+        #[arg(long, value_name = "FILE")]
+        script: Option<PathBuf>,
+        /// Send the HTTP request to this URL instead of the function's endpoint (a custom
+        /// domain, a local emulator).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Write the answer's body (the bytes, for an HTTP function) to FILE instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Arguments for the script, or in place of the image's `Cmd` when the function has no
+        /// script (after `--`); the call then goes to Lambda directly.
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<String>,
     },
     /// Invoke the function once for every object already in its S3 input, a few at once, and
     /// summarise the successes and failures.
@@ -301,6 +328,12 @@ pub enum Command {
         /// Print JSON instead of a summary.
         #[arg(long = "json")]
         as_json: bool,
+        /// Run this script instead of the function's, for every object (SCAR's `run -s`).
+        #[arg(long, value_name = "FILE")]
+        script: Option<PathBuf>,
+        /// Arguments for the script, or in place of the image's `Cmd` (after `--`).
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<String>,
     },
     /// List the stack's functions with their live state: state, last update, memory, timeout,
     /// execution mode, image digest, supervisor version and HTTP URL.
@@ -544,6 +577,10 @@ pub fn main() -> ExitCode {
             data,
             json,
             asynchronous,
+            script,
+            url,
+            output,
+            args,
         } => {
             let payload = match (data, json) {
                 (Some(p), _) => match std::fs::read(&p) {
@@ -562,7 +599,21 @@ pub fn main() -> ExitCode {
                 },
                 (None, None) => cmd_invoke::Payload::Empty,
             };
-            cmd_invoke::invoke(&dir, &function, &payload, asynchronous, &cli.aws, &out)
+            let call = match call_time(script.as_deref(), args) {
+                Ok(c) => c,
+                Err(e) => {
+                    out.error(&e);
+                    return ExitCode::from(1);
+                }
+            };
+            let how = cmd_invoke::Invoke {
+                payload,
+                call,
+                asynchronous,
+                url,
+                output,
+            };
+            cmd_invoke::invoke(&dir, &function, &how, &cli.aws, &out)
         }
         Command::Run {
             dir,
@@ -570,7 +621,24 @@ pub fn main() -> ExitCode {
             input,
             concurrency,
             as_json,
-        } => cmd_invoke::run(&dir, &function, input, concurrency, as_json, &cli.aws, &out),
+            script,
+            args,
+        } => match call_time(script.as_deref(), args) {
+            Ok(call) => cmd_invoke::run(
+                &dir,
+                &function,
+                input,
+                concurrency,
+                as_json,
+                &call,
+                &cli.aws,
+                &out,
+            ),
+            Err(e) => {
+                out.error(&e);
+                return ExitCode::from(1);
+            }
+        },
         Command::Ls { dir, json } => cmd_ops::ls(&dir, json, &cli.aws, &out),
         Command::Put {
             dir,

@@ -14,6 +14,9 @@ pub fn statement_id(stack: &str) -> String {
     format!("scar-{stack}-apigw")
 }
 
+/// The media types API Gateway passes as bytes: all of them.
+pub const BINARY_MEDIA_TYPES: [&str; 1] = ["*/*"];
+
 /// The invoke URL of a deployed API.
 #[must_use]
 pub fn invoke_url(api_id: &str, region: &str, stage: &str) -> String {
@@ -53,6 +56,9 @@ pub(super) fn resources(
         ))),
     );
     a.insert("endpoint_type".into(), json!("REGIONAL"));
+    // Every body is binary to API Gateway: requests reach the function base64-encoded, and
+    // the function's base64 answers (`isBase64Encoded`) leave as the raw bytes.
+    a.insert("binary_media_types".into(), json!(BINARY_MEDIA_TYPES));
     a.insert(
         "stage".into(),
         json!(

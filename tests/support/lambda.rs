@@ -9,10 +9,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running emulator.
+/// A running emulator, serving one function.
 pub struct RuntimeApi {
     child: Child,
     port: u16,
+    function: String,
     _project: tempfile::TempDir,
 }
 
@@ -24,20 +25,21 @@ fn binary() -> PathBuf {
 }
 
 impl RuntimeApi {
-    /// Starts the emulator on a free port and waits until it answers.
-    pub fn start() -> RuntimeApi {
+    /// Starts the emulator for function `function` on a free port and waits until it answers.
+    pub fn start(function: &str) -> RuntimeApi {
         let bin = binary();
         assert!(
             bin.exists(),
             "cargo-lambda not found at {}: run ./scripts/test.sh, which installs it",
             bin.display()
         );
-        // It reads a Cargo project's metadata even when it builds nothing: give it one.
+        // It reads a Cargo project's metadata even when it builds nothing, and serves the
+        // functions its binaries name: give it one whose binary is the function.
         let project = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(project.path().join("src")).expect("src");
         std::fs::write(
             project.path().join("Cargo.toml"),
-            "[package]\nname = \"emulated\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[workspace]\n",
+            format!("[package]\nname = \"{function}\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[workspace]\n"),
         )
         .expect("Cargo.toml");
         std::fs::write(project.path().join("src/main.rs"), "fn main() {}\n").expect("main");
@@ -61,6 +63,7 @@ impl RuntimeApi {
         let api = RuntimeApi {
             child,
             port,
+            function: function.to_owned(),
             _project: project,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -74,16 +77,21 @@ impl RuntimeApi {
         api
     }
 
-    /// `AWS_LAMBDA_RUNTIME_API` for a function run against it.
+    /// `AWS_LAMBDA_RUNTIME_API` for the function run against it.
     pub fn runtime_api(&self) -> String {
-        format!("http://127.0.0.1:{}/.rt", self.port)
+        format!("http://127.0.0.1:{}/.rt/{}", self.port, self.function)
+    }
+
+    /// Its Lambda API endpoint (`AWS_ENDPOINT_URL` for a Lambda client).
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 
     /// The Lambda environment a runtime needs besides the API (what Lambda sets).
     pub fn lambda_env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_LAMBDA_RUNTIME_API", self.runtime_api()),
-            ("AWS_LAMBDA_FUNCTION_NAME", "_".into()),
+            ("AWS_LAMBDA_FUNCTION_NAME", self.function.clone()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512".into()),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
         ]
@@ -99,12 +107,33 @@ impl RuntimeApi {
         }
     }
 
+    /// The invoking side of the emulator at `port`, for `function`, on its own.
+    fn client(port: u16, function: &str) -> Invoker {
+        Invoker {
+            port,
+            function: function.to_owned(),
+        }
+    }
+
+    fn try_invoke(&self, payload: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+        Self::client(self.port, &self.function).try_invoke(payload)
+    }
+}
+
+/// What invokes a function through the emulator's Lambda API.
+struct Invoker {
+    port: u16,
+    function: String,
+}
+
+impl Invoker {
     fn try_invoke(&self, payload: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
         s.set_read_timeout(Some(Duration::from_secs(60)))?;
         write!(
             s,
-            "POST /2015-03-31/functions/_/invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "POST /2015-03-31/functions/{}/invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.function,
             payload.len()
         )?;
         s.write_all(payload)?;
@@ -145,5 +174,84 @@ impl Drop for RuntimeApi {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A stand-in for API Gateway's REST proxy integration with `*/*` binary media types, in front
+/// of the emulator: each HTTP request becomes a proxy event with the body base64-encoded, and
+/// the function's proxy answer goes back as its status and decoded bytes. (API Gateway itself
+/// exists only on AWS; cargo-lambda's function URLs do not answer in its `--only-lambda-apis`
+/// mode.)
+pub struct ApiGateway {
+    /// `http://127.0.0.1:PORT/`.
+    pub url: String,
+}
+
+fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<(String, String, Vec<u8>)> {
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("GET").to_owned();
+    let path = parts.next().unwrap_or("/").to_owned();
+    let mut length = 0;
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h)?;
+        if h == "\r\n" || h.is_empty() {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    r.read_exact(&mut body)?;
+    Ok((method, path, body))
+}
+
+impl ApiGateway {
+    /// Serves requests for `api`'s function until the test process ends.
+    pub fn start(api: &RuntimeApi) -> ApiGateway {
+        use base64::Engine as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        let (port, function) = (api.port, api.function.clone());
+        std::thread::spawn(move || {
+            let b64 = base64::engine::general_purpose::STANDARD;
+            for conn in listener.incoming().flatten() {
+                let Ok(mut writer) = conn.try_clone() else {
+                    continue;
+                };
+                let mut reader = BufReader::new(conn);
+                let Ok((method, path, body)) = read_request(&mut reader) else {
+                    continue;
+                };
+                let event = serde_json::json!({
+                    "httpMethod": method, "path": path, "requestContext": {"stage": "scar"},
+                    "headers": {}, "body": b64.encode(&body), "isBase64Encoded": true
+                });
+                let lambda = RuntimeApi::client(port, &function);
+                let (status, answer) = match lambda.try_invoke(event.to_string().as_bytes()) {
+                    Ok((200, a)) => {
+                        let a: serde_json::Value = serde_json::from_slice(&a).unwrap_or_default();
+                        let body = a["body"].as_str().unwrap_or_default();
+                        let bytes = if a["isBase64Encoded"] == true {
+                            b64.decode(body).unwrap_or_default()
+                        } else {
+                            body.as_bytes().to_vec()
+                        };
+                        (a["statusCode"].as_u64().unwrap_or(502), bytes)
+                    }
+                    _ => (502, b"Internal server error".to_vec()),
+                };
+                let _ = write!(
+                    writer,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    answer.len()
+                );
+                let _ = writer.write_all(&answer);
+            }
+        });
+        ApiGateway { url }
     }
 }

@@ -208,11 +208,14 @@ impl Layout {
     /// One image for `arch`: a layer with `etc/os-release` naming it, and a config.
     fn image(&self, arch: &str) -> Value {
         let text = format!("NAME=\"scar test base\"\nARCH={arch}\n");
-        let layer = super::rootfs::layer(&[super::rootfs::Entry::file(
-            "etc/os-release",
-            text.as_bytes(),
-            0o644,
-        )]);
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(text.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        tar.append_data(&mut h, "etc/os-release", text.as_bytes())
+            .expect("tar");
+        let layer = tar.into_inner().expect("tar");
         self.image_of(
             arch,
             &[layer],

@@ -69,7 +69,10 @@ fn base64(s: &str) -> Result<Vec<u8>, UnknownEvent> {
 fn http_request(event: &Value) -> Option<(String, String)> {
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
     let context = event.get("requestContext")?;
-    if let Some(method) = text(event.get("httpMethod")) {
+    // The 2.0 payload says so; emulators may add a stray `httpMethod` to it.
+    if event.get("version").and_then(Value::as_str) != Some("2.0")
+        && let Some(method) = text(event.get("httpMethod"))
+    {
         return Some((
             method,
             text(event.get("path")).unwrap_or_else(|| "/".into()),
@@ -196,7 +199,8 @@ mod tests {
 
     #[test]
     fn http_api_and_function_url_payloads_are_http_requests() {
-        let e = json!({"version": "2.0", "rawPath": "/img", "body": "AP8=", "isBase64Encoded": true,
+        // cargo-lambda's emulator adds `"httpMethod": "GET"` to the 2.0 payload.
+        let e = json!({"version": "2.0", "rawPath": "/img", "body": "AP8=", "isBase64Encoded": true, "httpMethod": "GET",
             "requestContext": {"http": {"method": "PUT", "path": "/img"}}});
         assert_eq!(
             parse(&e).expect("parses").work,

@@ -91,7 +91,7 @@ impl InputResult {
 #[derive(Debug)]
 enum Destination {
     S3(aws_sdk_s3::Client),
-    WebDav(WebDav),
+    WebDav(Box<WebDav>),
 }
 
 /// What a cold start resolves once: the secret variables and the providers' clients.
@@ -233,7 +233,7 @@ impl Supervisor {
                     url,
                     login,
                     password,
-                } => Destination::WebDav(
+                } => Destination::WebDav(Box::new(
                     WebDav::new(
                         net::client(true, Some(Duration::from_secs(5))),
                         url,
@@ -241,7 +241,7 @@ impl Supervisor {
                         &value(password),
                     )
                     .map_err(|e| SupervisorError::Aws(format!("storage provider {id}: {e}")))?,
-                ),
+                )),
             };
             destinations.insert(id.clone(), d);
         }
@@ -376,7 +376,7 @@ impl Supervisor {
         );
         let result = script::run(&program, &ctx.inv.args, work.path(), &vars, ctx.limit).await?;
         let (uploaded, upload_errors) = self
-            .upload_outputs(&ctx.prepared, &output_dir, &name)
+            .upload_outputs(ctx.prepared, &output_dir, &name)
             .await?;
         let delegated = if result.timed_out
             && self.config.execution == Execution::LambdaBatch

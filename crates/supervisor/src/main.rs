@@ -250,6 +250,20 @@ async fn once(config: Config, event: &Value, request_id: &str, remaining: Durati
     }
 }
 
+/// The time left before `deadline` (Lambda's `Lambda-Runtime-Deadline-Ms`, milliseconds since
+/// the epoch). A deadline that is not a time to come (an emulator's sends a duration) counts
+/// as the function's `timeout`, when known.
+fn remaining(deadline: u64, timeout: Duration) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let left = u128::from(deadline).saturating_sub(now);
+    if left == 0 && !timeout.is_zero() {
+        return timeout;
+    }
+    Duration::from_millis(u64::try_from(left).unwrap_or(u64::MAX))
+}
+
 /// The Lambda Runtime API loop: secrets are read at cold start, then each invocation is
 /// handled with the time left before its deadline. A script that fails fails the invocation
 /// (so Lambda's retries, metrics and destinations see it), except for HTTP requests, whose
@@ -270,6 +284,7 @@ async fn lambda_loop(config: Config) -> ExitCode {
         version = scar_supervisor::VERSION,
         "scar-supervisor starting"
     );
+    let timeout = Duration::from_secs(u64::from(config.timeout));
     let supervisor = std::sync::Arc::new(Supervisor::connect(config).await);
     if let Err(e) = supervisor.prepare().await {
         // Tried again at each invocation, which fails with this error until it works.
@@ -278,12 +293,7 @@ async fn lambda_loop(config: Config) -> ExitCode {
     let handler = lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| {
         let supervisor = supervisor.clone();
         async move {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis());
-            let remaining = Duration::from_millis(
-                u64::try_from(u128::from(event.context.deadline).saturating_sub(now)).unwrap_or(0),
-            );
+            let remaining = remaining(event.context.deadline, timeout);
             let failed = |error_type: &str, error_message: String| lambda_runtime::Diagnostic {
                 error_type: error_type.to_owned(),
                 error_message,

@@ -161,11 +161,14 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
     }
 }
 
+/// Connectors made, by connect timeout.
+type Made = Arc<std::sync::Mutex<Vec<(Option<Duration>, SharedHttpConnector)>>>;
+
 /// The AWS SDK's HTTP client: [`client`], made once per connect timeout the SDK asks for.
 #[derive(Debug, Clone)]
 pub struct SdkHttp {
     verify: bool,
-    made: Arc<std::sync::Mutex<Vec<(Option<Duration>, SharedHttpConnector)>>>,
+    made: Made,
 }
 
 impl SdkHttp {

@@ -153,6 +153,13 @@ impl AwsCloud {
                         .unwrap_or_default()
                 ),
             );
+            let mut binary: Vec<&str> = api
+                .binary_media_types()
+                .iter()
+                .map(String::as_str)
+                .collect();
+            binary.sort_unstable();
+            a.insert("binary_media_types".into(), json!(binary));
             a.insert("stage".into(), json!(stage));
             a.insert("function".into(), json!(function));
             a.insert("url".into(), json!(url));
@@ -302,6 +309,7 @@ impl AwsCloud {
                                     .types(gt::EndpointType::Regional)
                                     .build(),
                             )
+                            .set_binary_media_types(Some(strings(after.get("binary_media_types"))))
                             .set_tags(Some(tags.clone().into_iter().collect()))
                             .send()
                     },
@@ -335,10 +343,37 @@ impl AwsCloud {
             })
             .await?;
         }
+        if changed("binary_media_types") {
+            let want = strings(after.get("binary_media_types"));
+            // A new API is read back: the types are sent at create, but an API that did not
+            // take them (moto ignores them there) would mangle every binary body.
+            let live = if step.action == Action::Create {
+                self.api_call(&id, "apigateway:GetRestApi", || {
+                    self.apigateway.get_rest_api().rest_api_id(&id).send()
+                })
+                .await?
+                .binary_media_types()
+                .to_vec()
+            } else {
+                strings(before.get("binary_media_types"))
+            };
+            let ops = binary_media_type_ops(&live, &want);
+            if !ops.is_empty() {
+                self.api_call(&id, "apigateway:UpdateRestApi", || {
+                    self.apigateway
+                        .update_rest_api()
+                        .rest_api_id(&id)
+                        .set_patch_operations(Some(ops.clone()))
+                        .send()
+                })
+                .await?;
+            }
+        }
         if changed("function") {
             self.put_routes(&id, &function, account).await?;
         }
-        if changed("function") || changed("stage") {
+        // Binary media types take effect with the next deployment.
+        if changed("function") || changed("stage") || changed("binary_media_types") {
             self.api_call(&id, "apigateway:CreateDeployment", || {
                 self.apigateway
                     .create_deployment()
@@ -459,5 +494,70 @@ impl AwsCloud {
             .await?;
         }
         Ok(())
+    }
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The patch that turns an API's binary media types from `live` into `want`: each type is in
+/// the path with `/` escaped as `~1` (JSON Pointer), as AWS reads it, and in the value too,
+/// which moto reads.
+fn binary_media_type_ops(live: &[String], want: &[String]) -> Vec<gt::PatchOperation> {
+    let op = |op: gt::Op, t: &str| {
+        gt::PatchOperation::builder()
+            .op(op)
+            .path(format!(
+                "/binaryMediaTypes/{}",
+                t.replace('~', "~0").replace('/', "~1")
+            ))
+            .value(t)
+            .build()
+    };
+    live.iter()
+        .filter(|t| !want.contains(t))
+        .map(|t| op(gt::Op::Remove, t))
+        .chain(
+            want.iter()
+                .filter(|t| !live.contains(t))
+                .map(|t| op(gt::Op::Add, t)),
+        )
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_media_types_patch_escapes_the_type_in_the_path() {
+        let ops = binary_media_type_ops(&["image/png".into()], &["*/*".into()]);
+        let shown: Vec<(String, String, String)> = ops
+            .iter()
+            .map(|o| {
+                (
+                    o.op().map(|x| x.as_str().to_owned()).unwrap_or_default(),
+                    o.path().unwrap_or_default().to_owned(),
+                    o.value().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "remove".into(),
+                    "/binaryMediaTypes/image~1png".into(),
+                    "image/png".into()
+                ),
+                ("add".into(), "/binaryMediaTypes/*~1*".into(), "*/*".into()),
+            ]
+        );
+        assert!(binary_media_type_ops(&["*/*".into()], &["*/*".into()]).is_empty());
     }
 }
