@@ -167,6 +167,52 @@ async fn ls_put_get_and_logs_work_on_a_deployed_stack() {
         "x"
     );
 
+    // A file larger than a part goes up in parts and comes back in ranged parts, whole.
+    let big: Vec<u8> = (0..20u32 * 1024 * 1024)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let big_dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(big_dir.path().join("big.bin"), &big).expect("write");
+    let big_path = big_dir.path().join("big.bin").display().to_string();
+    let put = moto.scar(dir.path(), &["put", ".", "thumbs", &big_path]);
+    ok(&put);
+    let head = client
+        .head_object()
+        .bucket("ops-data")
+        .key("in/big.bin")
+        .send()
+        .await
+        .expect("head");
+    assert!(
+        head.e_tag()
+            .is_some_and(|t| t.trim_matches('"').ends_with("-3")),
+        "uploaded in 3 parts: {:?}",
+        head.e_tag()
+    );
+    client
+        .copy_object()
+        .bucket("ops-data")
+        .key("out/big.bin")
+        .copy_source("ops-data/in/big.bin")
+        .send()
+        .await
+        .expect("copy");
+    let again = tempfile::tempdir().expect("tempdir");
+    ok(&moto.scar(
+        dir.path(),
+        &[
+            "get",
+            ".",
+            "thumbs",
+            "--to",
+            &again.path().display().to_string(),
+        ],
+    ));
+    assert!(
+        std::fs::read(again.path().join("big.bin")).expect("big.bin") == big,
+        "the same bytes came back"
+    );
+
     // logs: a request's lines only.
     let logs = aws_sdk_cloudwatchlogs::Client::new(&moto.sdk().await);
     put_log_lines(

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use aws_smithy_types::byte_stream::Length;
@@ -59,6 +59,8 @@ pub struct TransferError {
     pub not_found: bool,
     /// True when the file side failed (reading or writing the local file).
     pub local: bool,
+    /// True when trying again may work: a network failure, a timeout, throttling or a 5xx.
+    pub transient: bool,
 }
 
 impl std::fmt::Display for TransferError {
@@ -69,11 +71,43 @@ impl std::fmt::Display for TransferError {
 
 impl std::error::Error for TransferError {}
 
+/// A failed S3 request, said in full.
+fn sdk<E, R>(what: String, e: &aws_sdk_s3::error::SdkError<E, R>) -> TransferError
+where
+    E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_s3::error::SdkError;
+    let transient = match e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(s) => matches!(
+            s.err().code(),
+            Some(
+                "SlowDown"
+                    | "Throttling"
+                    | "RequestTimeout"
+                    | "InternalError"
+                    | "ServiceUnavailable"
+            )
+        ),
+        _ => false,
+    };
+    TransferError {
+        message: format!("{what}: {}", DisplayErrorContext(e)),
+        not_found: matches!(e.code(), Some("NoSuchKey" | "NotFound")),
+        local: false,
+        transient,
+    }
+}
+
 fn remote(message: String) -> TransferError {
     TransferError {
         message,
         not_found: false,
         local: false,
+        transient: true,
     }
 }
 
@@ -82,6 +116,7 @@ fn local(path: &Path, e: impl std::fmt::Display) -> TransferError {
         message: format!("{}: {e}", path.display()),
         not_found: false,
         local: true,
+        transient: false,
     }
 }
 
@@ -104,16 +139,7 @@ pub async fn download(
         .key(key)
         .send()
         .await
-        .map_err(|e| {
-            let not_found = e
-                .as_service_error()
-                .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key);
-            TransferError {
-                message: format!("downloading {object}: {}", DisplayErrorContext(&e)),
-                not_found,
-                local: false,
-            }
-        })?;
+        .map_err(|e| sdk(format!("downloading {object}"), &e))?;
     let total = u64::try_from(first.content_length().unwrap_or(0)).unwrap_or(0);
     let etag = first.e_tag().map(str::to_owned);
     let mut file = tokio::fs::File::create(path)
@@ -150,10 +176,10 @@ pub async fn download(
                     .send()
                     .await
                     .map_err(|e| {
-                        remote(format!(
-                            "downloading {object} (bytes {start}-{end}; a changed object fails here): {}",
-                            DisplayErrorContext(&e)
-                        ))
+                        sdk(
+                            format!("downloading {object} (bytes {start}-{end}; a changed object fails here)"),
+                            &e,
+                        )
                     })?;
                 let mut file = tokio::fs::OpenOptions::new()
                     .write(true)
@@ -249,7 +275,7 @@ pub async fn upload(
         }
         put.send()
             .await
-            .map_err(|e| remote(format!("uploading {object}: {}", DisplayErrorContext(&e))))?;
+            .map_err(|e| sdk(format!("uploading {object}"), &e))?;
         return Ok(size);
     }
     // CRC32 for the object and each part, as the SDK checks single uploads.
@@ -261,12 +287,10 @@ pub async fn upload(
     for (k, v) in metadata {
         create = create.metadata(*k, *v);
     }
-    let created = create.send().await.map_err(|e| {
-        remote(format!(
-            "starting the multipart upload of {object}: {}",
-            DisplayErrorContext(&e)
-        ))
-    })?;
+    let created = create
+        .send()
+        .await
+        .map_err(|e| sdk(format!("starting the multipart upload of {object}"), &e))?;
     let Some(upload_id) = created.upload_id().map(str::to_owned) else {
         return Err(remote(format!(
             "starting the multipart upload of {object}: S3 gave no upload id"
@@ -287,12 +311,7 @@ pub async fn upload(
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| {
-                remote(format!(
-                    "completing the multipart upload of {object}: {}",
-                    DisplayErrorContext(&e)
-                ))
-            }),
+            .map_err(|e| sdk(format!("completing the multipart upload of {object}"), &e)),
         Err(e) => Err(e),
     };
     if let Err(e) = done {
@@ -354,12 +373,7 @@ async fn upload_parts(
                     .body(body)
                     .send()
                     .await
-                    .map_err(|e| {
-                        remote(format!(
-                            "uploading part {number} of {object}: {}",
-                            DisplayErrorContext(&e)
-                        ))
-                    })?;
+                    .map_err(|e| sdk(format!("uploading part {number} of {object}"), &e))?;
                 Ok::<_, TransferError>(
                     CompletedPart::builder()
                         .part_number(number)

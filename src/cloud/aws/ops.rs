@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use scar_transfer::Settings;
+
 use super::AwsCloud;
 use crate::cloud::{CloudError, ErrorKind};
 
@@ -76,7 +78,8 @@ impl AwsCloud {
         }))
     }
 
-    /// Uploads the file at `path` to `s3://bucket/key`.
+    /// Uploads the file at `path` to `s3://bucket/key`, streamed from disk (in parts above
+    /// 8 MiB), the whole transfer tried again after a transient failure.
     ///
     /// # Errors
     /// When the file cannot be read or S3 refuses.
@@ -86,24 +89,13 @@ impl AwsCloud {
         key: &str,
         path: &Path,
     ) -> Result<(), CloudError> {
-        // Read whole, so a retry can send it again; files here are what a person uploads.
-        let bytes = tokio::fs::read(path).await.map_err(|e| {
-            CloudError::new(
-                ErrorKind::Invalid,
-                "read",
-                format!("{}: {e}", path.display()),
-            )
-        })?;
-        self.call(key, "s3:PutObject", || {
-            self.s3
-                .put_object()
-                .bucket(bucket)
-                .key(key)
-                .body(bytes.clone().into())
-                .send()
+        super::super::retry::with_retry(self.backoff, key, || async {
+            scar_transfer::upload(&self.s3, bucket, key, path, &[], Settings::default())
+                .await
+                .map(|_| ())
+                .map_err(|e| transfer_failed("s3:PutObject", e))
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     /// The keys (and sizes) under `s3://bucket/prefix`, every page.
@@ -140,7 +132,9 @@ impl AwsCloud {
         }
     }
 
-    /// Downloads `s3://bucket/key` to `path` (its folders made as needed).
+    /// Downloads `s3://bucket/key` to `path` (its folders made as needed), streamed to disk
+    /// (in ranged parts above 16 MiB), the whole transfer tried again after a transient
+    /// failure.
     ///
     /// # Errors
     /// When S3 fails or the file cannot be written.
@@ -150,17 +144,6 @@ impl AwsCloud {
         key: &str,
         path: &Path,
     ) -> Result<(), CloudError> {
-        let got = self
-            .call(key, "s3:GetObject", || {
-                self.s3.get_object().bucket(bucket).key(key).send()
-            })
-            .await?;
-        let bytes = got
-            .body
-            .collect()
-            .await
-            .map_err(|e| CloudError::new(ErrorKind::Transient, "s3:GetObject", e.to_string()))?
-            .into_bytes();
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(|e| {
                 CloudError::new(
@@ -170,13 +153,13 @@ impl AwsCloud {
                 )
             })?;
         }
-        tokio::fs::write(path, &bytes).await.map_err(|e| {
-            CloudError::new(
-                ErrorKind::Invalid,
-                "write",
-                format!("{}: {e}", path.display()),
-            )
+        super::super::retry::with_retry(self.backoff, key, || async {
+            scar_transfer::download(&self.s3, bucket, key, path, Settings::default())
+                .await
+                .map(|_| ())
+                .map_err(|e| transfer_failed("s3:GetObject", e))
         })
+        .await
     }
 
     /// Log events of `group` from `start` (ms since the epoch), matching `pattern`, every page.
@@ -293,4 +276,18 @@ impl AwsCloud {
                 .unwrap_or_default(),
         })
     }
+}
+
+/// A transfer's failure as a cloud error, retried when transient.
+fn transfer_failed(op: &str, e: scar_transfer::TransferError) -> CloudError {
+    let kind = if e.not_found {
+        ErrorKind::NotFound
+    } else if e.local {
+        ErrorKind::Invalid
+    } else if e.transient {
+        ErrorKind::Transient
+    } else {
+        ErrorKind::Other
+    };
+    CloudError::new(kind, if e.local { "file" } else { op }, e.message)
 }
