@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# scar quickstart, end to end on a local AWS emulator: builds scar, installs and starts moto on
+# scar quickstart, end to end on a local AWS emulator: builds scar and the static supervisor
+# that goes into images (scripts/build-supervisor.sh), installs and starts moto on
 # loopback, and a local container registry (Debian's docker-registry) standing in for Docker Hub
 # and for ECR's registry API (moto has ECR's API, not its registry); validates the examples,
 # applies one (an S3-triggered container function: its image is assembled on the base image
@@ -20,6 +21,9 @@ step "building scar"
 cargo build --locked --quiet
 SCAR=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/scar
 "$SCAR" --version
+
+step "building the static supervisor scar puts into every image (x86_64, musl; zig from PyPI)"
+./scripts/build-supervisor.sh --arch x86_64
 
 step "validating the example stacks in manifests/ (no AWS call)"
 for dir in manifests/*/; do

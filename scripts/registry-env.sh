@@ -5,21 +5,12 @@
 # their own registry on loopback and check scar's pushes with skopeo.
 # Installs them with apt-get when run as root on Debian or Ubuntu; says what to install
 # otherwise.
+# shellcheck source=scripts/tools-env.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tools-env.sh"
 need=()
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
-if [ "${#need[@]}" -gt 0 ]; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ${need[*]} with apt-get (once)..." >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null 2>&1 ||
-      { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null; } ||
-      { echo "error: could not install ${need[*]} with apt-get" >&2; exit 1; }
-  else
-    echo "error: the image tests need ${need[*]}: sudo apt-get install ${need[*]}" >&2
-    exit 1
-  fi
-fi
+apt_need "the image tests and the quickstart" "${need[@]}" || exit 1
 
 # start_registry: starts docker-registry on a free loopback port with its own storage, waits
 # until it answers, and sets REGISTRY_PID, REGISTRY_DIR and REGISTRY_HOST (127.0.0.1:PORT).

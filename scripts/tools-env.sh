@@ -35,23 +35,31 @@ need_test_tools() {
   export SCAR_WSGIDAV="$TOOLS_VENV/bin/wsgidav"
 }
 
-# need_test_packages: Debian packages the runtime tests use, installed with apt-get when run as
-# root: busybox-static (a base image with no C library at all), bubblewrap (an unprivileged
-# sandbox to run an unpacked image in) and qemu-user-static (to run the aarch64 supervisor).
+# apt_need WHAT PACKAGE...: installs Debian packages with apt-get when run as root, else says
+# what to install; WHAT names who needs them.
+apt_need() {
+  local what="$1"; shift
+  [ "$#" -eq 0 ] && return 0
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing $* with apt-get (once)..." >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends "$@" >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "$@" >/dev/null; } ||
+      { echo "error: could not install $* with apt-get" >&2; return 1; }
+  else
+    echo "error: $what need $*: sudo apt-get install $*" >&2
+    return 1
+  fi
+}
+
+# need_test_packages: Debian packages the runtime tests use: busybox-static (a base image with
+# no C library at all), bubblewrap (an unprivileged sandbox to run an unpacked image in) and
+# qemu-user-static (to run the aarch64 supervisor), openssl (a test certificate authority).
 need_test_packages() {
   local need=()
   [ -x /bin/busybox ] || need+=(busybox-static)
   command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
   command -v qemu-aarch64-static >/dev/null 2>&1 || need+=(qemu-user-static)
-  [ "${#need[@]}" -eq 0 ] && return 0
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ${need[*]} with apt-get (once)..." >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null 2>&1 ||
-      { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null; } ||
-      { echo "error: could not install ${need[*]} with apt-get" >&2; return 1; }
-  else
-    echo "error: the runtime tests need ${need[*]}: sudo apt-get install ${need[*]}" >&2
-    return 1
-  fi
+  command -v openssl >/dev/null 2>&1 || need+=(openssl)
+  apt_need "the runtime tests" "${need[@]}"
 }

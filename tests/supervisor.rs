@@ -711,3 +711,60 @@ async fn inputs_and_outputs_larger_than_a_part_stream_in_parts() {
         "the same bytes came back"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_trusts_the_images_ca_bundle_and_refuses_an_unknown_issuer() {
+    let moto = Moto::start();
+    let client = buckets(&moto, &["sup-in"]).await;
+    put(&client, "in/a.txt", b"over tls".to_vec()).await;
+    let config = moto.sdk().await;
+    aws_sdk_ssm::Client::new(&config)
+        .put_parameter()
+        .name("/dav/password")
+        .value("dav-pa55")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .expect("parameter");
+    let ca = support::webdav::TestCa::new();
+    let dav = support::webdav::WebDav::start_tls("scar", "dav-pa55", &ca);
+    let stack = Stack::new(&format!(
+        "  storageProviders:\n    webdav:\n      secure:\n        hostname: {}\n        login: scar\n        password: {{ssm: /dav/password}}\n",
+        dav.url
+    ));
+    stack.function(
+        "thumbs",
+        "  output:\n    - bucket: data\n      provider: webdav.secure\n",
+        "cp \"$INPUT_FILE_PATH\" \"$TMP_OUTPUT_DIR/a.txt\"\n",
+    );
+    let config = stack.config("thumbs");
+    let event = s3_event(&[("sup-in", "in/a.txt")]);
+    // The test's authority is in no bundle this machine has, nor among the compiled-in roots.
+    let (out, response) = local(&moto.endpoint, &config, &event, &[]);
+    assert_eq!(out.status.code(), Some(1), "{response:#}");
+    let errors = response["results"][0]["upload_errors"].to_string();
+    assert!(
+        errors.contains("webdav.secure") && errors.contains("UnknownIssuer"),
+        "{response:#}\n{}",
+        log(&out)
+    );
+    assert_eq!(dav.read("data/a.txt"), None);
+    // The image's bundle (here through SSL_CERT_FILE) holds it: the upload goes through.
+    let bundle = ca.ca().display().to_string();
+    let (out, response) = local(
+        &moto.endpoint,
+        &config,
+        &event,
+        &[("SSL_CERT_FILE", &bundle), ("SCAR_LOG", "debug")],
+    );
+    assert!(out.status.success(), "{response:#}\n{}", log(&out));
+    assert_eq!(
+        dav.read("data/a.txt").as_deref(),
+        Some(b"over tls".as_slice())
+    );
+    assert!(
+        log(&out).contains("from_image=1"),
+        "the bundle's one root is read, besides the compiled-in ones: {}",
+        log(&out)
+    );
+}

@@ -138,24 +138,12 @@ impl Invoker {
         )?;
         s.write_all(payload)?;
         let mut r = BufReader::new(s);
-        let mut line = String::new();
-        r.read_line(&mut line)?;
+        let (line, length) = read_head(&mut r)?;
         let status = line
             .split_whitespace()
             .nth(1)
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
-        let mut length = None;
-        loop {
-            let mut h = String::new();
-            r.read_line(&mut h)?;
-            if h == "\r\n" || h.is_empty() {
-                break;
-            }
-            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse::<usize>().ok();
-            }
-        }
         let mut body = Vec::new();
         match length {
             Some(n) => {
@@ -187,13 +175,11 @@ pub struct ApiGateway {
     pub url: String,
 }
 
-fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<(String, String, Vec<u8>)> {
+/// A message's first line and its `Content-Length`, the head read.
+fn read_head(r: &mut BufReader<TcpStream>) -> std::io::Result<(String, Option<usize>)> {
     let mut line = String::new();
     r.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("GET").to_owned();
-    let path = parts.next().unwrap_or("/").to_owned();
-    let mut length = 0;
+    let mut length = None;
     loop {
         let mut h = String::new();
         r.read_line(&mut h)?;
@@ -201,9 +187,18 @@ fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<(String, String
             break;
         }
         if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap_or(0);
+            length = v.trim().parse::<usize>().ok();
         }
     }
+    Ok((line, length))
+}
+
+fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<(String, String, Vec<u8>)> {
+    let (line, length) = read_head(r)?;
+    let length = length.unwrap_or(0);
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("GET").to_owned();
+    let path = parts.next().unwrap_or("/").to_owned();
     let mut body = vec![0; length];
     r.read_exact(&mut body)?;
     Ok((method, path, body))

@@ -353,9 +353,9 @@ pub fn inspect(image: &str, config: bool) -> Value {
     serde_json::from_slice(&o.stdout).expect("skopeo prints JSON")
 }
 
-/// Copies `image` to a `dir:` layout with skopeo and answers the files of each layer, in
-/// order: (path, content, mode).
-pub fn layers_files(image: &str) -> Vec<Vec<(String, Vec<u8>, u32)>> {
+/// Copies `image` out of its registry into a `dir:` layout (manifest.json, config and layer
+/// blobs named by their hex digest) with skopeo.
+pub fn copy_to_dir(image: &str) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().expect("temporary folder");
     let o = skopeo(&[
         "copy",
@@ -368,6 +368,13 @@ pub fn layers_files(image: &str) -> Vec<Vec<(String, Vec<u8>, u32)>> {
         "skopeo copy: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+    tmp
+}
+
+/// Copies `image` to a `dir:` layout with skopeo and answers the files of each layer, in
+/// order: (path, content, mode).
+pub fn layers_files(image: &str) -> Vec<Vec<(String, Vec<u8>, u32)>> {
+    let tmp = copy_to_dir(image);
     let manifest: Value = serde_json::from_slice(
         &std::fs::read(tmp.path().join("manifest.json")).expect("manifest.json"),
     )

@@ -200,18 +200,7 @@ pub fn apply(root: &Path, raw: &[u8]) {
 /// Copies `image` out of its registry with skopeo and unpacks its layers in order into a new
 /// folder; answers the folder and the image's config.
 pub fn unpack(image: &str) -> (tempfile::TempDir, Value) {
-    let tmp = tempfile::tempdir().expect("temporary folder");
-    let o = super::registry::skopeo(&[
-        "copy",
-        "--src-tls-verify=false",
-        &format!("docker://{image}"),
-        &format!("dir:{}", tmp.path().display()),
-    ]);
-    assert!(
-        o.status.success(),
-        "skopeo copy: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let tmp = super::registry::copy_to_dir(image);
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(tmp.path().join("manifest.json")).expect("manifest"))
             .expect("manifest JSON");

@@ -107,8 +107,10 @@ pub struct Supervisor {
     config: Config,
     shared: aws_config::SdkConfig,
     s3: aws_sdk_s3::Client,
-    batch: aws_sdk_batch::Client,
-    stores: Stores,
+    /// Made at first use: most functions never delegate or hold secrets, and each client costs
+    /// a cold start a millisecond or more.
+    batch: std::sync::OnceLock<aws_sdk_batch::Client>,
+    stores: std::sync::OnceLock<Stores>,
     in_batch: bool,
     prepared: tokio::sync::Mutex<Option<Arc<Prepared>>>,
 }
@@ -133,11 +135,8 @@ impl Supervisor {
         Self {
             config,
             s3: s3_client(&shared, |b| b),
-            batch: aws_sdk_batch::Client::new(&shared),
-            stores: Stores {
-                ssm: aws_sdk_ssm::Client::new(&shared),
-                secrets_manager: aws_sdk_secretsmanager::Client::new(&shared),
-            },
+            batch: std::sync::OnceLock::new(),
+            stores: std::sync::OnceLock::new(),
             shared,
             in_batch: std::env::var_os(IN_BATCH_ENV).is_some(),
             prepared: tokio::sync::Mutex::new(None),
@@ -183,7 +182,16 @@ impl Supervisor {
             used.iter()
                 .flat_map(|(_, p)| p.secrets().into_iter().map(|(_, r)| r)),
         );
-        let values = secrets::resolve(&self.stores, refs).await?;
+        let refs: Vec<&scar_contract::SecretRef> = refs.collect();
+        let values = if refs.is_empty() {
+            BTreeMap::new()
+        } else {
+            let stores = self.stores.get_or_init(|| Stores {
+                ssm: aws_sdk_ssm::Client::new(&self.shared),
+                secrets_manager: aws_sdk_secretsmanager::Client::new(&self.shared),
+            });
+            secrets::resolve(stores, refs).await?
+        };
         let value = |r: &scar_contract::SecretRef| {
             values
                 .get(r)
@@ -525,6 +533,7 @@ impl Supervisor {
             .collect();
         let submit = self
             .batch
+            .get_or_init(|| aws_sdk_batch::Client::new(&self.shared))
             .submit_job()
             .job_name(name)
             .job_queue(&self.config.batch_job_queue)

@@ -1,8 +1,10 @@
 //! The supervisor's one HTTP stack: hyper with rustls (ring), for the AWS SDK clients and for
 //! WebDAV alike. Nothing is taken from the image it runs in but its CA bundle, when it has one:
-//! the Mozilla roots compiled in (`webpki-root-certs`) are always trusted too, so TLS works in
-//! a busybox or scratch-like base that has no bundle at all. A storage provider may turn
-//! certificate verification off (`verify: false`, SCAR's MinIO option); nothing else can.
+//! the Mozilla roots compiled in (`webpki-roots`, already parsed) are always trusted too, so
+//! TLS works in a busybox or scratch-like base that has no bundle at all. The roots are loaded
+//! at the first TLS handshake, not before: a cold start that speaks plain HTTP (or none) does
+//! not pay for them. A storage provider may turn certificate verification off (`verify:
+//! false`, SCAR's MinIO option); nothing else can.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -22,8 +24,8 @@ use rustls::RootCertStore;
 /// The HTTP client type of every request the supervisor makes.
 pub type Hyper = Client<hyper_rustls::HttpsConnector<Tcp>, SdkBody>;
 
-/// Where Linux distributions keep their CA bundle (those `rustls-native-certs` reads, through
-/// openssl-probe); the image's own bundle is read only when one of them exists.
+/// Where Linux distributions keep their CA bundle (openssl's usual places); the first that
+/// exists is read, unless `SSL_CERT_FILE` names one.
 const BUNDLES: &[&str] = &[
     "/etc/ssl/certs/ca-certificates.crt",
     "/etc/pki/tls/certs/ca-bundle.crt",
@@ -46,19 +48,27 @@ pub struct Roots {
 
 /// The roots every TLS connection trusts, read once per process.
 pub fn roots() -> &'static Roots {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
     static ROOTS: OnceLock<Roots> = OnceLock::new();
     ROOTS.get_or_init(|| {
-        let mut store = RootCertStore::empty();
-        let (built_in, _) = store
-            .add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
-        let has_bundle = std::env::var_os("SSL_CERT_FILE").is_some()
-            || std::env::var_os("SSL_CERT_DIR").is_some()
-            || BUNDLES.iter().any(|p| std::path::Path::new(p).exists());
-        let mut from_image = 0;
-        if has_bundle {
-            let found = rustls_native_certs::load_native_certs();
-            from_image = store.add_parsable_certificates(found.certs).0;
-        }
+        let mut store = RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let built_in = store.len();
+        let bundle = std::env::var_os("SSL_CERT_FILE")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                BUNDLES
+                    .iter()
+                    .map(std::path::PathBuf::from)
+                    .find(|p| p.is_file())
+            });
+        let from_image = bundle
+            .and_then(|p| CertificateDer::pem_file_iter(p).ok())
+            .map_or(0, |certs| {
+                store.add_parsable_certificates(certs.flatten()).0
+            });
         tracing::debug!(built_in, from_image, "TLS trust roots");
         Roots {
             store: Arc::new(store),
@@ -66,6 +76,77 @@ pub fn roots() -> &'static Roots {
             built_in,
         }
     })
+}
+
+/// Checks certificates against [`roots`], which it loads at the first handshake.
+#[derive(Debug)]
+struct LazyRoots {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    verifier: OnceLock<Result<Arc<rustls::client::WebPkiServerVerifier>, String>>,
+}
+
+impl LazyRoots {
+    fn get(&self) -> Result<&Arc<rustls::client::WebPkiServerVerifier>, rustls::Error> {
+        self.verifier
+            .get_or_init(|| {
+                rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    roots().store.clone(),
+                    self.provider.clone(),
+                )
+                .build()
+                .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| rustls::Error::General(format!("no TLS trust roots: {e}")))
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for LazyRoots {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.get()?
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -86,7 +167,11 @@ fn tls(verify: bool) -> rustls::ClientConfig {
         });
     if verify {
         builder
-            .with_root_certificates(roots().store.clone())
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(LazyRoots {
+                provider,
+                verifier: OnceLock::new(),
+            }))
             .with_no_client_auth()
     } else {
         builder

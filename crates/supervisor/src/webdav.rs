@@ -38,6 +38,18 @@ fn encode(segment: &str) -> String {
     out
 }
 
+/// An error and every cause under it: hyper says only "client error (Connect)" on its own.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 impl WebDav {
     /// The server at `url` (`https://host[:port][/path]`), as `login` with `password`.
     ///
@@ -93,7 +105,7 @@ impl WebDav {
             .client
             .request(req)
             .await
-            .map_err(|e| format!("{method} {url}: {e}"))?;
+            .map_err(|e| format!("{method} {url}: {}", causes(&e)))?;
         Ok(resp.status())
     }
 

@@ -334,14 +334,7 @@ impl AwsCloud {
                     .value(&description)
                     .build(),
             ];
-            self.api_call(&id, "apigateway:UpdateRestApi", || {
-                self.apigateway
-                    .update_rest_api()
-                    .rest_api_id(&id)
-                    .set_patch_operations(Some(ops.clone()))
-                    .send()
-            })
-            .await?;
+            self.update_api(&id, ops).await?;
         }
         if changed("binary_media_types") {
             let want = strings(after.get("binary_media_types"));
@@ -359,14 +352,7 @@ impl AwsCloud {
             };
             let ops = binary_media_type_ops(&live, &want);
             if !ops.is_empty() {
-                self.api_call(&id, "apigateway:UpdateRestApi", || {
-                    self.apigateway
-                        .update_rest_api()
-                        .rest_api_id(&id)
-                        .set_patch_operations(Some(ops.clone()))
-                        .send()
-                })
-                .await?;
+                self.update_api(&id, ops).await?;
             }
         }
         if changed("function") {
@@ -420,6 +406,19 @@ impl AwsCloud {
             .await?;
         }
         Ok(ExecOutcome::Done)
+    }
+
+    /// Applies `ops` to API `id` (`UpdateRestApi`).
+    async fn update_api(&self, id: &str, ops: Vec<gt::PatchOperation>) -> Result<(), CloudError> {
+        self.api_call(id, "apigateway:UpdateRestApi", || {
+            self.apigateway
+                .update_rest_api()
+                .rest_api_id(id)
+                .set_patch_operations(Some(ops.clone()))
+                .send()
+        })
+        .await
+        .map(|_| ())
     }
 
     /// `ANY /` and `ANY /{proxy+}`, each a Lambda proxy integration of `function` that passes
