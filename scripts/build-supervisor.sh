@@ -44,11 +44,13 @@ done
 . scripts/tools-env.sh
 need_zig
 
+# One cargo run for every architecture: the build scripts and macros are built once.
+targets=()
+for arch in $arches; do targets+=(--target "$arch-unknown-linux-musl"); done
+echo "building scar-supervisor for $arches ($dir)..." >&2
+cargo zigbuild --locked -p scar-supervisor --bin scar-supervisor "${targets[@]}" --profile "$profile"
 for arch in $arches; do
-  target="$arch-unknown-linux-musl"
-  echo "building scar-supervisor for $target ($dir)..." >&2
-  cargo zigbuild --locked -p scar-supervisor --bin scar-supervisor --target "$target" --profile "$profile"
-  bin="target/$target/$dir/scar-supervisor"
+  bin="target/$arch-unknown-linux-musl/$dir/scar-supervisor"
   # Static means no program interpreter: checked, not assumed (scar checks it again).
   if LC_ALL=C readelf -l "$bin" 2>/dev/null | grep -q 'Requesting program interpreter'; then
     echo "error: $bin is dynamically linked" >&2
