@@ -81,8 +81,9 @@ pub fn feeds(o: &OutputSpec, i: &InputSpec) -> bool {
         return false;
     }
     if o.prefix.as_deref().unwrap_or("").len() < i.prefix.as_deref().unwrap_or("").len() {
-        // Output files land at `<output prefix><file name>`; a longer input prefix is met only
-        // by file names that start with the rest of it, which an output filter may rule out.
+        // Output files land at `<output prefix><path under TMP_OUTPUT_DIR>`; a longer input
+        // prefix is met only by paths that start with the rest of it, which the output
+        // filter's prefixes (matched against that path) may rule out.
         let rest = &i.prefix.as_deref().unwrap_or("")[o.prefix.as_deref().unwrap_or("").len()..];
         if let Some(f) = &o.filter
             && !f.prefix.is_empty()
