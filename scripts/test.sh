@@ -25,6 +25,7 @@ need_test_tools
 need_test_packages
 # The static supervisors scar puts into images (x86_64 and aarch64), debug builds.
 ./scripts/build-supervisor.sh
+echo "test.sh: static supervisors built after ${SECONDS}s" >&2
 # A glibc build too: the image tests check that a plan refuses a dynamically linked supervisor.
 cargo build --locked -p scar-supervisor
 
