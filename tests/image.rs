@@ -80,11 +80,15 @@ fn supervisor_bytes(arch: &str) -> Vec<u8> {
     std::fs::read(support::supervisor::binary(arch)).expect("the static supervisor")
 }
 
-/// A glibc build of the supervisor (`cargo build -p scar-supervisor`, which
-/// `scripts/test.sh` runs): a dynamically linked program.
+/// A glibc build of the supervisor (built by `cargo test --workspace` for the supervisor's own
+/// command-line test): a dynamically linked program.
 fn glibc_supervisor() -> std::path::PathBuf {
     let p = Path::new(env!("CARGO_BIN_EXE_scar")).with_file_name("scar-supervisor");
-    assert!(p.is_file(), "{} is built by scripts/test.sh", p.display());
+    assert!(
+        p.is_file(),
+        "{} is built by `cargo test --workspace`",
+        p.display()
+    );
     p
 }
 
