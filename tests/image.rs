@@ -567,3 +567,203 @@ async fn a_plan_without_a_usable_supervisor_writes_nothing() {
         );
     }
 }
+
+/// A hostile registry on loopback: its answers are whatever the test says. Each request is
+/// answered by `answer(method, path, headers)` and recorded.
+struct Hostile {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Hostile {
+    /// `make` gets the server's own port and gives the answering function.
+    fn start<A>(ip: &str, make: impl FnOnce(u16) -> A) -> Hostile
+    where
+        A: Fn(&str, &str, &str) -> Vec<u8> + Send + Sync + 'static,
+    {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind((ip, 0)).expect("a loopback port");
+        let port = listener.local_addr().expect("addr").port();
+        let answer = make(port);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let answer = std::sync::Arc::new(answer);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (log, answer) = (log.clone(), answer.clone());
+                std::thread::spawn(move || {
+                    let mut writer = stream.try_clone().expect("clone");
+                    let mut reader = BufReader::new(stream);
+                    loop {
+                        let mut head = String::new();
+                        let mut length = 0usize;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if let Some(v) =
+                                line.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            head.push_str(&line);
+                        }
+                        let mut body = vec![0u8; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        let first = head.lines().next().unwrap_or_default().to_owned();
+                        let mut parts = first.split_whitespace();
+                        let (method, path) =
+                            (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                        if let Ok(mut l) = log.lock() {
+                            l.push(head.clone());
+                        }
+                        let out = answer(method, path, &head.to_ascii_lowercase());
+                        if writer.write_all(&out).is_err() || out.is_empty() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Hostile { port, seen }
+    }
+}
+
+fn http(status: &str, headers: &[(&str, String)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status}\r\n");
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+    {
+        out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_credentials_follow_an_upload_location_to_another_host() {
+    // Another host (127.0.0.2 is loopback too, but another origin) records what it is sent.
+    let elsewhere = Hostile::start("127.0.0.2", |_| {
+        |_: &str, _: &str, _: &str| http("201 Created", &[], b"")
+    });
+    let other = elsewhere.port;
+    let registry = Hostile::start("127.0.0.1", move |own| {
+        move |method: &str, path: &str, headers: &str| match (method, path) {
+            ("GET", p) if p.starts_with("/token") => {
+                http("200 OK", &[], br#"{"token":"SECRET-TOKEN"}"#)
+            }
+            ("POST", "/v2/app/blobs/uploads/") if !headers.contains("authorization:") => http(
+                "401 Unauthorized",
+                &[(
+                    "WWW-Authenticate",
+                    format!("Bearer realm=\"http://127.0.0.1:{own}/token\",service=\"hostile\""),
+                )],
+                b"",
+            ),
+            ("POST", "/v2/app/blobs/uploads/") => http(
+                "202 Accepted",
+                &[(
+                    "Location",
+                    format!("http://127.0.0.2:{other}/stolen/upload?x=1"),
+                )],
+                b"",
+            ),
+            _ => http("404 Not Found", &[], b""),
+        }
+    });
+    let reg =
+        scar::image::registry::Registry::new(scar::image::reference::Endpoints::default(), None)
+            .expect("client");
+    let image =
+        scar::image::reference::ImageRef::parse(&format!("127.0.0.1:{}/app:v1", registry.port))
+            .expect("reference");
+    let body = b"hello".to_vec();
+    let digest = scar::image::digest(&body);
+    reg.upload(&image, &digest, body.len() as u64, &mut body.as_slice())
+        .await
+        .expect("the upload goes through, without credentials where it lands");
+    let seen = elsewhere.seen.lock().expect("log").clone();
+    assert!(!seen.is_empty(), "the upload did not follow the Location");
+    for request in &seen {
+        assert!(
+            !request.to_ascii_lowercase().contains("authorization"),
+            "credentials were sent to another host:\n{request}"
+        );
+    }
+    let own = registry.seen.lock().expect("log").clone();
+    assert!(
+        own.iter().any(|r| r.contains("Bearer SECRET-TOKEN")),
+        "the registry itself got its token: {own:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_answers_are_capped_and_realms_must_be_https() {
+    let registry = Hostile::start("127.0.0.1", |_| {
+        |_: &str, path: &str, _: &str| match path {
+            // Announced as 300 MB; a client that believes it reads until the server stops.
+            "/v2/app/manifests/huge" => http(
+                "200 OK",
+                &[
+                    (
+                        "Content-Type",
+                        "application/vnd.oci.image.manifest.v1+json".into(),
+                    ),
+                    ("Content-Length", "314572800".into()),
+                ],
+                &[b'{'; 1024],
+            ),
+            // No length at all: the body just keeps coming, past the cap.
+            "/v2/app/manifests/endless" => {
+                let mut out = b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+                for _ in 0..80 {
+                    out.extend_from_slice(format!("{:x}\r\n", 65536).as_bytes());
+                    out.extend_from_slice(&[b' '; 65536]);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+                out
+            }
+            "/v2/app/manifests/realm" => http(
+                "401 Unauthorized",
+                &[(
+                    "WWW-Authenticate",
+                    "Bearer realm=\"http://token.example.org/token\",service=\"x\"".into(),
+                )],
+                b"",
+            ),
+            _ => http("404 Not Found", &[], b""),
+        }
+    });
+    let reg =
+        scar::image::registry::Registry::new(scar::image::reference::Endpoints::default(), None)
+            .expect("client");
+    let image = |tag: &str| {
+        scar::image::reference::ImageRef::parse(&format!("127.0.0.1:{}/app:{tag}", registry.port))
+            .expect("reference")
+    };
+    for tag in ["huge", "endless"] {
+        let e = reg
+            .manifest(&image(tag), tag)
+            .await
+            .expect_err("an oversized manifest");
+        assert!(e.to_string().contains("larger than"), "{tag}: {e}");
+    }
+    let e = reg
+        .manifest(&image("realm"), "realm")
+        .await
+        .expect_err("a token server over plain HTTP");
+    assert!(e.to_string().contains("token server"), "{e}");
+}

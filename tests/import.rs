@@ -165,3 +165,42 @@ fn import_refuses_a_non_empty_directory_and_bad_input() {
         stderr(&out)
     );
 }
+
+#[test]
+fn import_prints_credentials() {
+    // Credentials in an FDL: a name with PASS, a password inside a URL, a random-looking key,
+    // AWS keys (dropped), a provider's secret key. None is printed or written; the names that
+    // merely contain KEY as a locator (`S3_KEY_PREFIX`) stay plain values.
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import/credentials");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out_dir = tmp.path().join("stack");
+    let out = scar_in(
+        &case,
+        &[
+            "import",
+            "scar-credentials.yaml",
+            "-o",
+            &out_dir.to_string_lossy(),
+            "--stack",
+            "reports",
+        ],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let written = tree(&out_dir);
+    for leak in ["hunter2", "Zq8vT3kLw9XbR2mN7pYc4HdF6sJ1aGe5", "app:hunter2"] {
+        assert!(!err.contains(leak), "printed `{leak}`:\n{err}");
+        assert!(!written.contains(leak), "wrote `{leak}`:\n{written}");
+    }
+    for moved in ["DB_PASS", "DATABASE_URL", "SIGNING"] {
+        assert!(
+            written.contains(&format!("/scar/reports/reports/{moved}")),
+            "`{moved}` is not a secret reference:\n{written}"
+        );
+    }
+    assert!(written.contains("reports/daily"), "{written}");
+    assert!(
+        err.contains("DB_PASS: ***"),
+        "the line is shown, redacted:\n{err}"
+    );
+}

@@ -161,3 +161,117 @@ async fn a_crashed_holders_lease_runs_out_and_is_taken_over() {
     // Released at the end: the next writer takes it at once.
     ok(&moto.scar(dir.path(), &["destroy", ".", "--auto-approve"]));
 }
+
+/// A stack of `n` functions, so an apply takes a while.
+fn long_stack(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("stack.yaml"), STACK).expect("write");
+    for i in 0..n {
+        std::fs::write(
+            dir.path().join(format!("f{i}.yaml")),
+            format!(
+                "apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: f{i}\nspec:\n  image: grycap/cowsay\n"
+            ),
+        )
+        .expect("write");
+    }
+    dir
+}
+
+/// The lock object's key, as the proxy logs its writes.
+const LOCK_KEY: &str = "/locks/locked.json";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lock_lost_answer_to_the_first_put_is_our_own_lock() {
+    let moto = Moto::start();
+    let dir = stack();
+    // The first conditional put goes through; its answer is lost; the retry finds the object.
+    let proxy = Proxy::start(moto.port(), Fault::DropAnswer(LOCK_KEY, 1));
+    let apply = moto.scar_via(
+        &proxy.endpoint,
+        dir.path(),
+        &["apply", ".", "--auto-approve"],
+    );
+    assert!(
+        proxy.hanging.load(Ordering::SeqCst),
+        "no answer was dropped"
+    );
+    ok(&apply);
+    assert_eq!(functions(&moto).await, ["one", "two"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lock_lost_answer_to_a_renewal_keeps_the_lock() {
+    let moto = Moto::start();
+    let dir = long_stack(4);
+    // The second put of the lock object is the first renewal: it goes through, its answer is
+    // lost, and the retry's 412 is our own record.
+    let proxy = Proxy::start(moto.port(), Fault::DelayAndDropAnswer(60, LOCK_KEY, 2));
+    let apply = scar_command(
+        &proxy.endpoint,
+        dir.path(),
+        &["apply", ".", "--auto-approve", "--parallelism", "1"],
+    )
+    .env("SCAR_LOCK_LEASE", "6")
+    .output()
+    .expect("scar runs");
+    assert!(
+        proxy.hanging.load(Ordering::SeqCst),
+        "the apply ended before its first renewal"
+    );
+    ok(&apply);
+    assert_eq!(functions(&moto).await.len(), 4);
+    // And it was released at the end.
+    let s3 = support::moto::s3(&moto.sdk().await);
+    let left = s3
+        .get_object()
+        .bucket("scar-locks-123456789012-us-east-1")
+        .key("locks/locked.json")
+        .send()
+        .await;
+    assert!(left.is_err(), "the lock was left behind");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lock_broken_by_unlock_stops_the_holder() {
+    let moto = Moto::start();
+    let dir = long_stack(8);
+    let proxy = Proxy::start(moto.port(), Fault::Delay(60));
+    let mut holder = scar_command(
+        &proxy.endpoint,
+        dir.path(),
+        &["apply", ".", "--auto-approve", "--parallelism", "1"],
+    )
+    .env("SCAR_LOCK_LEASE", "3")
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("scar starts");
+    let s3 = support::moto::s3(&moto.sdk().await);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        let got = s3
+            .get_object()
+            .bucket("scar-locks-123456789012-us-east-1")
+            .key("locks/locked.json")
+            .send()
+            .await;
+        if let Ok(o) = got {
+            let bytes = o.body.collect().await.expect("body").into_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&bytes).expect("a lock record");
+            break v["id"].as_str().expect("id").to_owned();
+        }
+        assert!(Instant::now() < deadline, "the holder never took the lock");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Break the lock while the apply runs (its images, then its functions, take seconds).
+    ok(&moto.scar(dir.path(), &["unlock", ".", &id]));
+    let out = holder.wait_with_output().expect("the holder ends");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("lock was lost"), "{err}");
+    assert!(
+        functions(&moto).await.len() < 8,
+        "the holder kept starting steps after its lock was broken"
+    );
+}

@@ -204,7 +204,9 @@ fn sensitive_values(plan: &scar::plan::Plan) -> Vec<String> {
                         v.get(key).unwrap_or(&Value::Null)
                     }
                 });
-                if let Some(Value::String(s)) = v {
+                if let Some(Value::String(s)) = v
+                    && s != scar::plan::REDACTED
+                {
                     out.push(s.clone());
                 }
             }
@@ -244,6 +246,21 @@ fn plans_render_as_reviewed() {
                     case.display()
                 );
             }
+        }
+        // Secrets in plan files and output: a live value containing `hunter2` stands for one
+        // set by hand, which no manifest shows; it reaches no rendering and no plan file.
+        let saved = serde_json::to_string(&plan).expect("plans serialise");
+        for (format, out) in [
+            ("text", &text),
+            ("markdown", &markdown),
+            ("json", &json.to_string()),
+            ("plan file", &saved),
+        ] {
+            assert!(
+                !out.contains("hunter2"),
+                "{}: {format} shows a value set by hand",
+                case.display()
+            );
         }
         insta::assert_snapshot!("text", text);
         insta::assert_snapshot!("markdown", markdown);

@@ -216,7 +216,7 @@ async fn a_removed_manifest_prunes_the_function_and_keeps_the_data() {
         );
     }
     assert!(
-        text.contains("s3_trigger/demo-photos:scar-demo-exif-"),
+        text.contains("s3_trigger/demo-photos:scar.demo.exif."),
         "{text}"
     );
 
@@ -657,5 +657,474 @@ async fn without_a_terminal_apply_asks_for_auto_approve_and_changes_nothing() {
         Some(0),
         "nothing to destroy is no error: {}",
         stderr(&destroy)
+    );
+}
+
+/// The steps of a saved plan, as JSON, for editing the way an attacker would.
+fn plan_steps(doc: &mut serde_json::Value) -> &mut Vec<serde_json::Value> {
+    doc["plan"]["steps"].as_array_mut().expect("steps")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_plan_is_trusted_whole() {
+    let moto = Moto::start();
+    let dir = example("imagemagick");
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    let config = moto.sdk().await;
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    let role = lambda
+        .get_function()
+        .function_name("scar-imagemagick")
+        .send()
+        .await
+        .expect("function")
+        .configuration()
+        .and_then(|c| c.role())
+        .unwrap_or_default()
+        .to_owned();
+    foreign_function(&lambda, &role, "intruder", &[]).await;
+    let file = dir.path().join("grayify.yaml");
+    let text = std::fs::read_to_string(&file)
+        .expect("read")
+        .replace("memory: 1024", "memory: 2048");
+    std::fs::write(&file, text).expect("write");
+    ok(&moto.scar(dir.path(), &["plan", ".", "-o", "plan.json"]));
+    let saved = std::fs::read_to_string(dir.path().join("plan.json")).expect("plan");
+    let doc: serde_json::Value = serde_json::from_str(&saved).expect("json");
+
+    // 1. A delete of a function scar never owned, slipped into the steps.
+    let mut deletes = doc.clone();
+    let mut intruder = plan_steps(&mut deletes)
+        .iter()
+        .find(|s| s["address"] == "function/scar-imagemagick")
+        .cloned()
+        .expect("the function's step");
+    intruder["address"] = "function/intruder".into();
+    intruder["action"] = "delete".into();
+    intruder["changes"] = serde_json::json!([]);
+    intruder["after"] = serde_json::Value::Null;
+    intruder["expected_fingerprint"] = serde_json::Value::Null;
+    plan_steps(&mut deletes).push(intruder);
+    // 2. The managed role given everything, in the desired state and the steps alike.
+    let mut widened = doc.clone();
+    for r in widened["desired"]["resources"]
+        .as_array_mut()
+        .expect("resources")
+    {
+        if r["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("iam_role/"))
+        {
+            r["attrs"]["policy"]["Statement"][0]["Action"] = "*".into();
+            r["attrs"]["policy"]["Statement"][0]["Resource"] = "*".into();
+        }
+    }
+    // 3. What apply runs (`after`) changed, what show renders (`changes`) kept.
+    let mut hidden = doc.clone();
+    for s in plan_steps(&mut hidden) {
+        if s["address"] == "function/scar-imagemagick" {
+            s["after"]["memory"] = 10240.into();
+        }
+    }
+    for (case, edited) in [("delete", deletes), ("role", widened), ("hidden", hidden)] {
+        std::fs::write(
+            dir.path().join("edited.json"),
+            serde_json::to_string(&edited).expect("json"),
+        )
+        .expect("write");
+        let apply = moto.scar(dir.path(), &["apply", "edited.json"]);
+        let err = stderr(&apply);
+        assert_eq!(apply.status.code(), Some(1), "{case}: {err}");
+        assert!(err.contains("nothing was written"), "{case}: {err}");
+        if case == "hidden" {
+            let show = moto.scar(dir.path(), &["show", "edited.json"]);
+            assert_eq!(show.status.code(), Some(1), "show rendered an edited plan");
+            assert!(stderr(&show).contains("was edited"), "{}", stderr(&show));
+        }
+    }
+    assert!(
+        lambda
+            .get_function()
+            .function_name("intruder")
+            .send()
+            .await
+            .is_ok(),
+        "an edited plan deleted a function scar does not own"
+    );
+    assert_eq!(memory_of(&moto, "scar-imagemagick").await, 1024);
+    let iam = aws_sdk_iam::Client::new(&config);
+    let policy = iam
+        .get_role_policy()
+        .role_name("scar-imagemagick-exec")
+        .policy_name("scar")
+        .send()
+        .await
+        .map(|p| p.policy_document().to_owned())
+        .unwrap_or_default();
+    assert!(!policy.contains("\"*\""), "{policy}");
+
+    // The plan as made applies.
+    ok(&moto.scar(dir.path(), &["apply", "plan.json"]));
+    assert_eq!(memory_of(&moto, "scar-imagemagick").await, 2048);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ownership_is_checked_again_when_a_step_runs() {
+    let moto = Moto::start();
+    let config = moto.sdk().await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let role = iam
+        .create_role()
+        .role_name("someone-elses")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .send()
+        .await
+        .expect("role");
+    let role_arn = role.role().map(|r| r.arn().to_owned()).unwrap_or_default();
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    foreign_function(&lambda, &role_arn, "untagged", &[]).await;
+    foreign_function(
+        &lambda,
+        &role_arn,
+        "other-stacks",
+        &[("scar:stack", "other"), ("scar:managed-by", "scar")],
+    )
+    .await;
+    // The executor runs in a child process of this test binary, which gets the emulator's
+    // credentials in its environment (this process may not set its own).
+    let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "executor_refuses_what_the_stack_does_not_own",
+            "--ignored",
+        ])
+        .env("SCAR_TEST_MOTO", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("NO_PROXY", "127.0.0.1")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("the child test runs");
+    let report = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success() && report.contains("1 passed"),
+        "{report}{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    for name in ["untagged", "other-stacks"] {
+        let f = lambda
+            .get_function()
+            .function_name(name)
+            .send()
+            .await
+            .expect("still there");
+        assert_eq!(
+            f.configuration().and_then(|c| c.memory_size()),
+            Some(128),
+            "{name} was changed"
+        );
+    }
+}
+
+/// Steps that update or delete functions stack `demo` does not own, given straight to the
+/// executor (as an edited plan, or a race after the plan's read, would): each is refused.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "run by ownership_is_checked_again_when_a_step_runs, in a process with credentials"]
+async fn executor_refuses_what_the_stack_does_not_own() {
+    use scar::apply::Executor as _;
+    let endpoint = std::env::var("SCAR_TEST_MOTO").expect("SCAR_TEST_MOTO");
+    let settings = scar::cloud::Settings {
+        endpoint: Some(endpoint),
+        region: Some("us-east-1".into()),
+        profile: None,
+    };
+    let cloud = scar::cloud::aws::AwsCloud::connect(&settings, "us-east-1").await;
+    let session = scar::cloud::aws::AccountSession {
+        cloud: &cloud,
+        account: cloud.account_id().await.expect("account"),
+        stack: "demo".into(),
+    };
+    for (name, action) in [
+        ("untagged", "delete"),
+        ("other-stacks", "delete"),
+        ("untagged", "update"),
+    ] {
+        let after = if action == "update" {
+            serde_json::json!({"memory": 4096})
+        } else {
+            serde_json::Value::Null
+        };
+        let step: scar::plan::Step = serde_json::from_value(serde_json::json!({
+            "address": format!("function/{name}"),
+            "action": action,
+            "reason": null,
+            "cause": "manifest",
+            "changes": [],
+            "before": {"memory": 128},
+            "after": after,
+            "sensitive": [],
+            "depends_on": [],
+            "expected_fingerprint": null,
+        }))
+        .expect("a step");
+        let e = session
+            .execute(&step)
+            .await
+            .expect_err("a write to what the stack does not own");
+        assert!(e.message.contains("not to stack `demo`"), "{e}");
+    }
+}
+
+/// A stack directory named `stack` whose functions (name, bucket, prefix) have one input each.
+fn named_stack(stack: &str, functions: &[(&str, &str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("stack.yaml"),
+        STACK.replace("name: demo", &format!("name: {stack}")),
+    )
+    .expect("write");
+    for (name, bucket, prefix) in functions {
+        std::fs::write(
+            dir.path().join(format!("{name}.yaml")),
+            format!(
+                "apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: {name}\nspec:\n  image: grycap/cowsay\n  input:\n    - bucket: {bucket}\n      prefix: {prefix}\n"
+            ),
+        )
+        .expect("write");
+    }
+    dir
+}
+
+/// The Ids of a bucket's Lambda notification entries, sorted.
+async fn trigger_ids(s3c: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let mut ids: Vec<String> = s3c
+        .get_bucket_notification_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+        .map(|n| {
+            n.lambda_function_configurations()
+                .iter()
+                .filter_map(|c| c.id().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stacks_take_each_others_triggers() {
+    let moto = Moto::start();
+    let s3c = s3(&moto.sdk().await);
+    s3c.create_bucket()
+        .bucket("shared-bkt")
+        .send()
+        .await
+        .expect("bucket");
+    // Under the former Id grammar, stack `ab`'s function `x-f` and stack `ab-x`'s function `f`
+    // both wrote `scar-ab-x-f-<hash>`, and `ab` took `ab-x`'s entry for its own.
+    let ab = named_stack("ab", &[("x-f", "shared-bkt", "a/")]);
+    let ab_x = named_stack("ab-x", &[("f", "shared-bkt", "b/")]);
+    ok(&moto.scar(ab_x.path(), &["apply", ".", "--auto-approve"]));
+    ok(&moto.scar(ab.path(), &["apply", ".", "--auto-approve"]));
+    assert_eq!(trigger_ids(&s3c, "shared-bkt").await.len(), 2);
+    for dir in [&ab, &ab_x] {
+        let plan = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+        assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
+    }
+
+    // An entry the former grammar wrote for `ab`'s function is still read as `ab`'s (so it is
+    // replaced, not orphaned), and never as `ab-x`'s.
+    let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
+    let arn = lambda
+        .get_function()
+        .function_name("x-f")
+        .send()
+        .await
+        .expect("x-f")
+        .configuration()
+        .and_then(|c| c.function_arn())
+        .unwrap_or_default()
+        .to_owned();
+    let current = s3c
+        .get_bucket_notification_configuration()
+        .bucket("shared-bkt")
+        .send()
+        .await
+        .expect("configuration");
+    let mut entries = current.lambda_function_configurations().to_vec();
+    entries.push(
+        aws_sdk_s3::types::LambdaFunctionConfiguration::builder()
+            .id("scar-ab-x-f-0badc0de")
+            .lambda_function_arn(&arn)
+            .events(aws_sdk_s3::types::Event::from("s3:ObjectCreated:*"))
+            .build()
+            .expect("entry"),
+    );
+    s3c.put_bucket_notification_configuration()
+        .bucket("shared-bkt")
+        .notification_configuration(
+            aws_sdk_s3::types::NotificationConfiguration::builder()
+                .set_lambda_function_configurations(Some(entries))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("a legacy entry");
+    let plan = moto.scar(ab_x.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
+    let plan = moto.scar(ab.path(), &["plan", "."]);
+    assert!(
+        stdout(&plan).contains("s3_trigger/shared-bkt:scar-ab-x-f-0badc0de will be destroyed"),
+        "{}",
+        stdout(&plan)
+    );
+    ok(&moto.scar(ab.path(), &["apply", ".", "--auto-approve"]));
+    let ids = trigger_ids(&s3c, "shared-bkt").await;
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.iter().all(|i| i.starts_with("scar.")), "{ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_stacks_lose_each_others_triggers() {
+    let moto = Moto::start();
+    let s3c = s3(&moto.sdk().await);
+    s3c.create_bucket()
+        .bucket("crowd")
+        .send()
+        .await
+        .expect("bucket");
+    let stacks: Vec<tempfile::TempDir> = (1..=3)
+        .map(|s| {
+            let functions: Vec<(String, String)> = (1..=3)
+                .map(|f| (format!("s{s}-f{f}"), format!("s{s}/f{f}/")))
+                .collect();
+            let refs: Vec<(&str, &str, &str)> = functions
+                .iter()
+                .map(|(n, p)| (n.as_str(), "crowd", p.as_str()))
+                .collect();
+            named_stack(&format!("s{s}"), &refs)
+        })
+        .collect();
+    let children: Vec<std::process::Child> = stacks
+        .iter()
+        .map(|d| {
+            support::moto::scar_command(&moto.endpoint, d.path(), &["apply", ".", "--auto-approve"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("scar starts")
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().expect("apply ends");
+        ok(&out);
+    }
+    assert_eq!(
+        trigger_ids(&s3c, "crowd").await.len(),
+        9,
+        "entries were lost"
+    );
+    for d in &stacks {
+        let plan = moto.scar(d.path(), &["plan", ".", "--detailed-exitcode"]);
+        assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn image_drift_is_invisible() {
+    let moto = Moto::start();
+    let dir = example("imagemagick");
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
+    let image = |f: aws_sdk_lambda::operation::get_function::GetFunctionOutput| {
+        f.code()
+            .and_then(|c| c.image_uri())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let deployed = image(
+        lambda
+            .get_function()
+            .function_name("scar-imagemagick")
+            .send()
+            .await
+            .expect("function"),
+    );
+    lambda
+        .update_function_code()
+        .function_name("scar-imagemagick")
+        .image_uri("123456789012.dkr.ecr.us-east-1.amazonaws.com/someone-else:latest")
+        .send()
+        .await
+        .expect("out-of-band image");
+    let plan = moto.scar(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", stdout(&plan));
+    assert!(stdout(&plan).contains("someone-else"), "{}", stdout(&plan));
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    let now = image(
+        lambda
+            .get_function()
+            .function_name("scar-imagemagick")
+            .send()
+            .await
+            .expect("function"),
+    );
+    assert_eq!(now, deployed, "apply did not set the deployed image back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn foreign_log_group_taken_over() {
+    let moto = Moto::start();
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&moto.sdk().await);
+    // Someone's log group with the name the stack's function would log to, and no function.
+    logs.create_log_group()
+        .log_group_name("/aws/lambda/scar-imagemagick")
+        .tags("team", "audit")
+        .send()
+        .await
+        .expect("log group");
+    logs.put_retention_policy()
+        .log_group_name("/aws/lambda/scar-imagemagick")
+        .retention_in_days(3653)
+        .send()
+        .await
+        .expect("retention");
+    let dir = example("imagemagick");
+    let apply = moto.scar(dir.path(), &["apply", ".", "--auto-approve"]);
+    assert_eq!(apply.status.code(), Some(1), "{}", stdout(&apply));
+    assert!(
+        stdout(&apply).contains("log_group/scar-imagemagick")
+            || stderr(&apply).contains("log_group/scar-imagemagick"),
+        "{}",
+        stdout(&apply)
+    );
+    let groups = logs
+        .describe_log_groups()
+        .log_group_name_prefix("/aws/lambda/scar-imagemagick")
+        .send()
+        .await
+        .expect("groups");
+    assert_eq!(
+        groups
+            .log_groups()
+            .first()
+            .and_then(|g| g.retention_in_days()),
+        Some(3653),
+        "the foreign group's retention was cut"
+    );
+    let destroy = moto.scar(dir.path(), &["destroy", ".", "--auto-approve"]);
+    let _ = destroy;
+    assert_eq!(
+        logs.describe_log_groups()
+            .log_group_name_prefix("/aws/lambda/scar-imagemagick")
+            .send()
+            .await
+            .expect("groups")
+            .log_groups()
+            .len(),
+        1,
+        "destroy deleted a foreign log group"
     );
 }

@@ -67,7 +67,11 @@ pub(super) fn run(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Resu
     })
 }
 
-/// Applies a saved plan, after proving nothing it read has changed.
+/// Applies a saved plan, after proving it is exactly the plan the manifests and AWS give now.
+/// A plan file is not signed, so nothing in it is trusted: the manifests it names are loaded
+/// and validated again, the desired graph must equal the saved one, nothing it read in AWS
+/// may have moved, and the plan made afresh must equal the saved one step for step. What
+/// runs is that fresh plan.
 fn run_saved(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<ExitCode> {
     let file = match crate::plan::file::load(args.target) {
         Ok(f) => f,
@@ -76,6 +80,26 @@ fn run_saved(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<Ex
             return Ok(ExitCode::from(1));
         }
     };
+    let refuse = |what: &str, reasons: &[String]| {
+        for r in reasons {
+            eprintln!("  - {r}");
+        }
+        out.error(&format!(
+            "{what} ({} differences above); nothing was written. Run `scar plan` again.",
+            reasons.len()
+        ));
+        ExitCode::from(1)
+    };
+    let consistency = crate::plan::verify::inconsistencies(&file.plan);
+    if !consistency.is_empty() {
+        return Ok(refuse(
+            &format!(
+                "{} was edited: its listed changes are not what it would write",
+                args.target.display()
+            ),
+            &consistency,
+        ));
+    }
     if !file.plan.errors.is_empty() {
         out.error("the saved plan has errors and cannot be applied");
         return Ok(ExitCode::from(1));
@@ -84,6 +108,28 @@ fn run_saved(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<Ex
         println!("No changes. The saved plan has nothing to do.");
         return Ok(ExitCode::SUCCESS);
     }
+    let dir = std::path::PathBuf::from(&file.dir);
+    if !dir.is_dir() {
+        out.error(&format!(
+            "the saved plan was made from the manifests in `{}`, which is not a directory here; run `scar apply` from where `scar plan` ran (nothing was written)",
+            file.dir
+        ));
+        return Ok(ExitCode::from(1));
+    }
+    let (set, desired) = match session::load_set(&dir, out) {
+        Ok(d) => d,
+        Err(code) => return Ok(code),
+    };
+    let changed = crate::plan::verify::desired_differences(&file.desired, &desired);
+    if !changed.is_empty() {
+        return Ok(refuse(
+            &format!(
+                "the saved plan was not made from the manifests in {} as they are now",
+                file.dir
+            ),
+            &changed,
+        ));
+    }
     let rt = session::runtime()?;
     let operation = if file.plan.destroy {
         "destroy"
@@ -91,34 +137,49 @@ fn run_saved(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<Ex
         "apply"
     };
     rt.block_on(async {
-        let cloud = session::connect(aws, &file.desired).await;
-        let (cloud, file) = (&cloud, &file);
-        session::locked(cloud, &file.desired.stack, args.target, operation, out, |lost| async move {
-            let live = match cloud.refresh(&file.desired.to_read(file.plan.destroy)).await {
-                Ok(l) => l,
-                Err(e) => return Ok(session::cloud_failed(out, "reading live state failed", &e)),
-            };
-            let stale = apply::stale::stale_reasons(&file.plan, &live);
-            if !stale.is_empty() {
-                for r in &stale {
-                    eprintln!("  - {r}");
+        let cloud = session::connect(aws, &desired).await;
+        let (cloud, file, desired, set) = (&cloud, &file, &desired, &set);
+        session::locked(
+            cloud,
+            &desired.stack,
+            args.target,
+            operation,
+            out,
+            |lost| async move {
+                let live = match cloud.refresh(&desired.to_read(file.plan.destroy)).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        return Ok(session::cloud_failed(out, "reading live state failed", &e));
+                    }
+                };
+                let stale = apply::stale::stale_reasons(&file.plan, &live);
+                if !stale.is_empty() {
+                    return Ok(refuse(
+                        "the saved plan is stale: AWS changed since it was made",
+                        &stale,
+                    ));
                 }
-                out.error(&format!(
-                    "the saved plan is stale: AWS changed since it was made ({} differences above); nothing was written. Run `scar plan` again.",
-                    stale.len()
-                ));
-                return Ok(ExitCode::from(1));
-            }
-            let missing = session::missing_supervisors(&file.plan);
-            if let Some(e) = missing.first() {
-                out.error(&format!(
-                    "{}: {}; nothing was written",
-                    e.address, e.message
-                ));
-                return Ok(ExitCode::from(1));
-            }
-            execute(cloud, &file.plan, args.parallelism, &lost, out).await
-        })
+                let mut fresh = session::build_plan(desired, &live, file.plan.destroy);
+                if fresh.reshapes_workflow() && !fresh.destroy {
+                    fresh.workflow_graph = Some(crate::render::graph::build(set).mermaid());
+                }
+                if let Some(e) = fresh.errors.first() {
+                    out.error(&format!(
+                        "{}: {}; nothing was written",
+                        e.address, e.message
+                    ));
+                    return Ok(ExitCode::from(1));
+                }
+                let differ = crate::plan::verify::plan_differences(&file.plan, &fresh);
+                if !differ.is_empty() {
+                    return Ok(refuse(
+                        "the saved plan is not the plan the manifests and AWS give now",
+                        &differ,
+                    ));
+                }
+                execute(cloud, &fresh, args.parallelism, &lost, out).await
+            },
+        )
         .await
     })
 }
@@ -159,7 +220,11 @@ pub(super) async fn run_steps(
         Err(e) => return Err(session::cloud_failed(out, "cannot tell the account", &e)),
     };
     eprintln!();
-    let session = AccountSession { cloud, account };
+    let session = AccountSession {
+        cloud,
+        account,
+        stack: plan.stack.clone(),
+    };
     Ok(apply::run_until(&session, plan, parallelism, &Lines, stop).await)
 }
 

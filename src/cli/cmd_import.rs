@@ -20,10 +20,11 @@ pub(super) fn run(
         std::io::Error::new(e.kind(), format!("cannot read {}: {e}", fdl.display()))
     })?;
     let imported = import::convert(fdl, &text, &Options { stack, region });
+    // Messages quote the FDL's lines: never its credentials.
     let sources = ManifestSet {
         files: vec![SourceFile {
             path: fdl.to_path_buf(),
-            text,
+            text: import::redacted(&text, &imported.redact),
         }],
         ..ManifestSet::default()
     };

@@ -158,10 +158,8 @@ impl Endpoints {
             let Some((host, url)) = pair.split_once('=') else {
                 return Err(format!("{ENDPOINTS_ENV}: `{pair}` is not host=URL"));
             };
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!(
-                    "{ENDPOINTS_ENV}: `{url}` must start with http:// or https://"
-                ));
+            if let Some(problem) = insecure_url_problem(url) {
+                return Err(format!("{ENDPOINTS_ENV}: {problem}"));
             }
             overrides.insert(host.trim().to_owned(), url.trim_end_matches('/').to_owned());
         }
@@ -169,7 +167,7 @@ impl Endpoints {
     }
 
     /// The base URL of `registry`'s API: an override, Docker Hub's API host, plain HTTP for a
-    /// registry on loopback, HTTPS otherwise.
+    /// registry on a loopback IP address, HTTPS otherwise.
     #[must_use]
     pub fn url(&self, registry: &str) -> String {
         if let Some(u) = self.overrides.get(registry) {
@@ -182,11 +180,7 @@ impl Endpoints {
             .rsplit_once(':')
             .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
             .map_or(registry, |(h, _)| h);
-        let loopback = host == "localhost"
-            || host.starts_with("127.")
-            || host == "[::1]"
-            || host.ends_with(".localhost");
-        if loopback {
+        if is_loopback_ip(host) {
             format!("http://{registry}")
         } else {
             format!("https://{registry}")
@@ -201,16 +195,88 @@ impl Endpoints {
     }
 }
 
-/// True for an Amazon ECR private registry host (`<account>.dkr.ecr.<region>.amazonaws.com`).
+/// True for an Amazon ECR private registry host, by AWS's exact grammar:
+/// `<12 digits>.dkr.ecr[-fips].<region>.amazonaws.com`, the China partition's
+/// `...amazonaws.com.cn`, and the dual-stack `<12 digits>.dkr-ecr[-fips].<region>.on.aws`. No
+/// port, nothing before or after: a name that merely contains these parts
+/// (`...amazonaws.com.attacker.example`) is not ECR and is never sent an ECR token.
 #[must_use]
 pub fn is_ecr(registry: &str) -> bool {
-    let parts: Vec<&str> = registry.split('.').collect();
-    parts.len() >= 6
-        && parts[1] == "dkr"
-        && parts[2].starts_with("ecr")
-        && parts[0].len() == 12
-        && parts[0].bytes().all(|b| b.is_ascii_digit())
-        && registry.contains(".amazonaws.com")
+    let labels: Vec<&str> = registry.split('.').collect();
+    match labels.as_slice() {
+        [account, "dkr", ecr, region, "amazonaws", "com"]
+        | [account, "dkr", ecr, region, "amazonaws", "com", "cn"] => {
+            is_account(account) && matches!(*ecr, "ecr" | "ecr-fips") && is_region(region)
+        }
+        [account, service, region, "on", "aws"] => {
+            is_account(account)
+                && matches!(*service, "dkr-ecr" | "dkr-ecr-fips")
+                && is_region(region)
+        }
+        _ => false,
+    }
+}
+
+fn is_account(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An AWS region name: lowercase words joined by `-`, ending in a number (`us-east-1`,
+/// `cn-north-1`, `us-gov-west-1`, `eu-isoe-west-1`).
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    let Some((last, words)) = parts.split_last() else {
+        return false;
+    };
+    words.len() >= 2
+        && words
+            .iter()
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        && !last.is_empty()
+        && last.len() <= 2
+        && last.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// True when `host` (a URL's host, IPv6 in brackets or not) is a loopback IP address, parsed
+/// as one: plain HTTP is allowed only there. A name never counts (`localhost` may resolve
+/// anywhere; `127.example.com` is a name).
+#[must_use]
+pub fn is_loopback_ip(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A URL's origin: scheme, host and port (the scheme's default when none is written),
+/// lowercased. Credentials go only to the origin they were given for.
+#[must_use]
+pub fn origin(url: &str) -> Option<(String, String, u16)> {
+    let uri: hyper::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let host = uri.host()?.to_ascii_lowercase();
+    let port = uri.port_u16().or(match scheme.as_str() {
+        "https" => Some(443),
+        "http" => Some(80),
+        _ => None,
+    })?;
+    Some((scheme, host, port))
+}
+
+/// Why `url` may not be used to talk to a registry, if it may not: only `https://`, or
+/// `http://` to a loopback IP address.
+#[must_use]
+pub fn insecure_url_problem(url: &str) -> Option<String> {
+    match origin(url) {
+        Some((scheme, _, _)) if scheme == "https" => None,
+        Some((scheme, host, _)) if scheme == "http" && is_loopback_ip(&host) => None,
+        Some((scheme, host, _)) if scheme == "http" => Some(format!(
+            "`{url}` is plain HTTP to {host}, which is not a loopback IP address; use https://"
+        )),
+        _ => Some(format!("`{url}` is not an http(s) URL")),
+    }
 }
 
 #[cfg(test)]
@@ -245,11 +311,62 @@ mod tests {
         assert_eq!(e.url("docker.io"), "http://127.0.0.1:9");
         assert_eq!(Endpoints::default().url("docker.io"), DOCKER_HUB_API);
         assert_eq!(e.url("127.0.0.1:5000"), "http://127.0.0.1:5000");
-        assert_eq!(e.url("localhost:5000"), "http://localhost:5000");
+        assert_eq!(e.url("[::1]:5000"), "http://[::1]:5000");
         assert_eq!(e.url("ghcr.io"), "https://ghcr.io");
         assert!(Endpoints::parse("docker.io").is_err());
         assert!(Endpoints::parse("docker.io=ftp://x").is_err());
-        assert!(is_ecr("123456789012.dkr.ecr.us-east-1.amazonaws.com"));
-        assert!(!is_ecr("ghcr.io"));
+    }
+
+    #[test]
+    fn plain_http_only_to_a_parsed_loopback_address_never_by_name() {
+        let e = Endpoints::default();
+        assert_eq!(e.url("localhost:5000"), "https://localhost:5000");
+        assert_eq!(
+            e.url("127.0.0.1.nip.io:5000"),
+            "https://127.0.0.1.nip.io:5000"
+        );
+        assert_eq!(e.url("127.evil.example"), "https://127.evil.example");
+        assert_eq!(e.url("x.localhost:80"), "https://x.localhost:80");
+        assert!(Endpoints::parse("docker.io=http://mirror.example").is_err());
+        assert!(Endpoints::parse("docker.io=http://localhost:5000").is_err());
+        assert!(Endpoints::parse("docker.io=https://mirror.example").is_ok());
+        assert!(Endpoints::parse("docker.io=http://[::1]:5000").is_ok());
+        assert_eq!(
+            origin("https://Reg.example/v2/"),
+            Some(("https".into(), "reg.example".into(), 443))
+        );
+        assert_ne!(
+            origin("https://reg.example/"),
+            origin("https://reg.example:444/")
+        );
+        assert_ne!(
+            origin("https://reg.example/"),
+            origin("http://reg.example:443/")
+        );
+    }
+
+    #[test]
+    fn ecr_token_to_a_look_alike_host() {
+        for real in [
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+            "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com",
+            "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn",
+            "123456789012.dkr-ecr.eu-west-1.on.aws",
+        ] {
+            assert!(is_ecr(real), "{real}");
+        }
+        for fake in [
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com.attacker.example",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com:443",
+            "x.123456789012.dkr.ecr.us-east-1.amazonaws.com",
+            "123456789012.dkr.ecrx.us-east-1.amazonaws.com",
+            "12345678901.dkr.ecr.us-east-1.amazonaws.com",
+            "123456789012.dkr.ecr.attacker.amazonaws.com",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com.cn.evil",
+            "123456789012.dkr.ecr.us-east-1.on.aws",
+            "ghcr.io",
+        ] {
+            assert!(!is_ecr(fake), "{fake}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use hyper::{Method, Request, StatusCode};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::reference::{Endpoints, ImageRef, is_ecr};
+use super::reference::{Endpoints, ImageRef, insecure_url_problem, is_ecr, origin};
 
 type Body = BoxBody<Bytes, std::io::Error>;
 type Client = hyper_util::client::legacy::Client<
@@ -30,6 +30,16 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, appl
 
 /// Bytes sent per `PATCH` of a chunked blob upload (ECR takes 5 to 10 MiB per part).
 const CHUNK: usize = 8 * 1024 * 1024;
+
+/// The most bytes read for a manifest or an index (the limit containerd and the
+/// distribution registry apply).
+pub const MANIFEST_MAX: usize = 4 * 1024 * 1024;
+/// The most bytes read into memory for a blob (an image configuration).
+pub const CONFIG_MAX: usize = 8 * 1024 * 1024;
+/// The most bytes read of a token server's answer.
+pub const TOKEN_MAX: usize = 1024 * 1024;
+/// The most bytes read of an error answer (only its first message is shown).
+const ERROR_MAX: usize = 64 * 1024;
 
 /// A failed registry call.
 #[derive(Debug, thiserror::Error)]
@@ -188,7 +198,7 @@ impl Registry {
                     .manifest_request(image, Method::GET, reference, &what)
                     .await?;
                 let media_type = header(&resp, "content-type").unwrap_or_default();
-                let bytes = collect(resp, &what).await?;
+                let bytes = collect(resp, &what, MANIFEST_MAX).await?;
                 if let Ok(mut c) = self.read_cache.lock() {
                     c.insert(key, (bytes.clone(), media_type.clone()));
                 }
@@ -234,8 +244,12 @@ impl Registry {
         {
             return Ok(bytes);
         }
-        let mut out = Vec::new();
+        let mut out = Capped {
+            bytes: Vec::new(),
+            max: CONFIG_MAX,
+        };
         self.blob_into(image, digest, &mut out).await?;
+        let out = out.bytes;
         if let Ok(mut c) = self.read_cache.lock() {
             c.insert(key, (out.clone(), String::new()));
         }
@@ -299,6 +313,7 @@ impl Registry {
         let mut resp = self
             .send(image, Method::GET, &url, &[], None, &what)
             .await?;
+        let mut from = url;
         for _ in 0..5 {
             if !resp.status().is_redirection() {
                 break;
@@ -306,6 +321,9 @@ impl Registry {
             let Some(location) = header(&resp, "location") else {
                 break;
             };
+            let location = self.absolute(image, &location);
+            check_hop(&from, &location, &what)?;
+            from.clone_from(&location);
             let req = Request::get(location.as_str())
                 .body(empty())
                 .map_err(|e| RegistryError::Invalid(format!("{what}: {e}")))?;
@@ -561,6 +579,13 @@ impl Registry {
         what: &str,
     ) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
         let key = format!("{} {}", image.registry, image.repository);
+        // Credentials go only to the registry's own scheme, host and port: an upload
+        // `Location` elsewhere is followed without them, and never over plain HTTP from HTTPS.
+        let base = self.endpoints.url(&image.registry);
+        let own = origin(url).is_some() && origin(url) == origin(&base);
+        if !own {
+            check_hop(&base, url, what)?;
+        }
         let mut retries = 0u32;
         let mut challenged = false;
         for _ in 0..6 {
@@ -569,7 +594,7 @@ impl Registry {
                 req = req.header(*k, *v);
             }
             let cached = self.auth.lock().ok().and_then(|a| a.get(&key).cloned());
-            if let Some(a) = &cached {
+            if let Some(a) = cached.as_ref().filter(|_| own) {
                 req = req.header("authorization", a.as_str());
             }
             let req = req
@@ -586,7 +611,7 @@ impl Registry {
                 .await
                 .map_err(|e| transport(what, &e))?;
             let status = resp.status();
-            if status == StatusCode::UNAUTHORIZED && !challenged {
+            if status == StatusCode::UNAUTHORIZED && !challenged && own {
                 challenged = true;
                 let challenge = header(&resp, "www-authenticate").unwrap_or_default();
                 let value = self.answer(image, &challenge, what).await?;
@@ -642,6 +667,12 @@ impl Registry {
         let realm = params.get("realm").ok_or_else(|| {
             RegistryError::Invalid(format!("{what}: a challenge without a realm: {challenge}"))
         })?;
+        if let Some(problem) = insecure_url_problem(realm) {
+            return Err(RegistryError::Invalid(format!(
+                "{what}: {} sends its token server as {problem}; no credentials were sent",
+                image.registry
+            )));
+        }
         let mut url = format!("{realm}?");
         if let Some(s) = params.get("service") {
             url.push_str(&format!("service={}&", crate::text::percent_encode(s)));
@@ -666,7 +697,7 @@ impl Registry {
         if !resp.status().is_success() {
             return Err(status_error(resp, &format!("{what}: asking {realm} for a token")).await);
         }
-        let bytes = collect(resp, what).await?;
+        let bytes = collect(resp, what, TOKEN_MAX).await?;
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| RegistryError::Invalid(format!("{what}: a token answer: {e}")))?;
         let token = v
@@ -780,22 +811,76 @@ fn transport(what: &str, e: &dyn std::fmt::Display) -> RegistryError {
     }
 }
 
+/// The body of `resp`, refused once it passes `max` bytes (a registry's answer is not trusted
+/// to be small).
 async fn collect(
     resp: hyper::Response<hyper::body::Incoming>,
     what: &str,
+    max: usize,
 ) -> Result<Vec<u8>, RegistryError> {
-    Ok(resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| transport(what, &e))?
-        .to_bytes()
-        .to_vec())
+    let too_big =
+        || RegistryError::Invalid(format!("{what}: the answer is larger than {max} bytes"));
+    let announced = header(&resp, "content-length").and_then(|l| l.parse::<u64>().ok());
+    if announced.is_some_and(|l| l > max as u64) {
+        return Err(too_big());
+    }
+    let mut out = Vec::new();
+    let mut body = resp.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| transport(what, &e))?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > max {
+                return Err(too_big());
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out)
+}
+
+/// Why following `from` to `to` is refused, if it is: plain HTTP outside loopback, or a step
+/// down from HTTPS to HTTP.
+fn check_hop(from: &str, to: &str, what: &str) -> Result<(), RegistryError> {
+    if let Some(problem) = insecure_url_problem(to) {
+        return Err(RegistryError::Invalid(format!(
+            "{what}: the registry sent scar to {problem}"
+        )));
+    }
+    let scheme = |u: &str| origin(u).map(|o| o.0);
+    if scheme(from).as_deref() == Some("https") && scheme(to).as_deref() != Some("https") {
+        return Err(RegistryError::Invalid(format!(
+            "{what}: the registry sent scar from HTTPS to `{to}`; refused"
+        )));
+    }
+    Ok(())
+}
+
+/// A sink that refuses to grow past `max` bytes.
+struct Capped {
+    bytes: Vec<u8>,
+    max: usize,
+}
+
+impl Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.max {
+            return Err(std::io::Error::other(format!(
+                "larger than {} bytes",
+                self.max
+            )));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 async fn status_error(resp: hyper::Response<hyper::body::Incoming>, what: &str) -> RegistryError {
     let status = resp.status().as_u16();
-    let body = collect(resp, what).await.unwrap_or_default();
+    let body = collect(resp, what, ERROR_MAX).await.unwrap_or_default();
     let detail = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| {

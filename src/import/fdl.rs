@@ -16,6 +16,8 @@ pub(crate) struct Reader<'a> {
     pub path: &'a Path,
     pub spans: SpanIndex,
     pub diags: Diagnostics,
+    /// Where credentials stand in the FDL: blanked wherever its text is shown.
+    pub redact: Vec<crate::diag::Span>,
 }
 
 impl Reader<'_> {

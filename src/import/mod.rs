@@ -14,6 +14,80 @@ use serde_json::{Map, Value};
 
 use crate::diag::{Diagnostic, Diagnostics, Location};
 use crate::manifest::check::literal_secret;
+
+/// Words of a variable's name (split at `_`) that make import treat its value as a credential:
+/// wider than `scar validate`'s rule, since a value wrongly moved to SSM costs a warning and a
+/// credential wrongly copied lands in a repository.
+const CREDENTIAL_WORDS: &[&str] = &[
+    "PASS",
+    "PASSWD",
+    "PASSWORD",
+    "PWD",
+    "TOKEN",
+    "KEY",
+    "SECRET",
+    "APIKEY",
+    "CREDENTIAL",
+    "CREDENTIALS",
+    "AUTH",
+];
+
+/// Last words of a name that say the value only locates or names something.
+const NAME_ENDINGS: &[&str] = &[
+    "ARN", "URL", "URI", "PATH", "FILE", "DIR", "NAME", "ID", "PREFIX", "SUFFIX", "BUCKET",
+    "REGION", "FORMAT", "TYPE", "LENGTH", "SIZE",
+];
+
+/// True when import should not copy `value` of variable `name` into a manifest: its name has
+/// a credential word (`DB_PASS`, `GITHUB_TOKEN`), it is a URL with a password
+/// (`postgres://u:p@host`), or it looks random enough to be a key.
+fn imported_secret(name: &str, value: &str) -> bool {
+    if value.is_empty() {
+        return false;
+    }
+    let upper = name.to_uppercase();
+    let words: Vec<&str> = upper.split(['_', '-']).filter(|w| !w.is_empty()).collect();
+    let named = words
+        .iter()
+        .any(|w| CREDENTIAL_WORDS.contains(w) || w.contains("PASSWORD") || w.contains("SECRET"))
+        && !words.last().is_some_and(|w| NAME_ENDINGS.contains(w));
+    named || crate::manifest::check::url_with_password(value) || looks_random(value)
+}
+
+/// A long value with no spaces whose characters are spread like a key's (Shannon entropy of at
+/// least 4 bits per character, three kinds of characters), and which is not a path or URL.
+fn looks_random(value: &str) -> bool {
+    if value.len() < 24
+        || value.contains(char::is_whitespace)
+        || value.starts_with('/')
+        || value.contains("://")
+        || value.starts_with("arn:")
+    {
+        return false;
+    }
+    let kinds = [
+        value.bytes().any(|b| b.is_ascii_lowercase()),
+        value.bytes().any(|b| b.is_ascii_uppercase()),
+        value.bytes().any(|b| b.is_ascii_digit()),
+        value.bytes().any(|b| !b.is_ascii_alphanumeric()),
+    ]
+    .iter()
+    .filter(|k| **k)
+    .count();
+    let mut counts = std::collections::HashMap::new();
+    for c in value.chars() {
+        *counts.entry(c).or_insert(0u32) += 1;
+    }
+    let n = f64::from(u32::try_from(value.chars().count()).unwrap_or(u32::MAX));
+    let entropy: f64 = counts
+        .values()
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum();
+    kinds >= 3 && entropy >= 4.0
+}
 use crate::manifest::types::*;
 use crate::manifest::yaml;
 use fdl::{Reader, child};
@@ -27,6 +101,23 @@ pub struct Imported {
     pub files: Vec<(PathBuf, Contents)>,
     /// Warnings (dropped fields, secrets to set) and errors.
     pub diagnostics: Diagnostics,
+    /// Where the FDL holds credentials: [`redacted`] blanks them before its lines are shown.
+    pub redact: Vec<crate::diag::Span>,
+}
+
+/// `text` with every span in `spans` overwritten by `*`, character for character (so every
+/// other span still points where it did): the FDL as shown in import's messages.
+#[must_use]
+pub fn redacted(text: &str, spans: &[crate::diag::Span]) -> String {
+    let mut chars: Vec<char> = text.chars().collect();
+    for s in spans {
+        for c in chars.iter_mut().skip(s.offset).take(s.len) {
+            if !c.is_whitespace() {
+                *c = '*';
+            }
+        }
+    }
+    chars.into_iter().collect()
 }
 
 /// The content of an output file.
@@ -107,6 +198,7 @@ pub fn convert(path: &Path, text: &str, opts: &Options) -> Imported {
         path,
         spans,
         diags: Diagnostics::default(),
+        redact: Vec::new(),
     };
     let mut s = StackBuilder::new(stack_name, path.parent().unwrap_or(Path::new(".")));
     match value {
@@ -159,6 +251,7 @@ pub fn convert(path: &Path, text: &str, opts: &Options) -> Imported {
         .unwrap_or_else(|| "us-east-1".into());
     imported.files = s.finish(&mut r, region);
     imported.diagnostics = r.diags;
+    imported.redact = r.redact;
     imported
 }
 
@@ -227,6 +320,9 @@ impl<'a> StackBuilder<'a> {
     }
 
     fn secret(&self, r: &mut Reader, pointer: &str, parameter: String) -> SecretRef {
+        if let Some(span) = r.spans.value(pointer) {
+            r.redact.push(span);
+        }
         r.warn(
             pointer,
             format!("a credential was turned into the secret reference `ssm: {parameter}`"),
@@ -349,6 +445,11 @@ impl<'a> StackBuilder<'a> {
     ) {
         for (k, v, at) in vars {
             if crate::manifest::check::is_reserved_env(&k) {
+                if (literal_secret(&k, &v).is_some() || imported_secret(&k, &v))
+                    && let Some(span) = r.spans.value(&at)
+                {
+                    r.redact.push(span);
+                }
                 r.warn(
                     &at,
                     format!("`{k}` is reserved by Lambda or the supervisor and was dropped (its value was not copied)"),
@@ -360,7 +461,7 @@ impl<'a> StackBuilder<'a> {
                 );
                 continue;
             }
-            let value = if literal_secret(&k, &v).is_some() {
+            let value = if literal_secret(&k, &v).is_some() || imported_secret(&k, &v) {
                 let param = format!("/scar/{}/{function}/{k}", self.name);
                 EnvValue::Secret(SecretEnv {
                     secret_ref: self.secret(r, &at, param),

@@ -80,6 +80,9 @@ pub struct ManifestSet {
     /// Kinds of documents that were recognised but rejected (schema or type errors), so that
     /// later checks do not report them as missing.
     pub rejected: Vec<Kind>,
+    /// Each function's script, read once at load (by the manifest's path and document index):
+    /// only files inside the stack directory, valid UTF-8.
+    pub scripts: std::collections::BTreeMap<(PathBuf, usize), String>,
 }
 
 impl ManifestSet {
@@ -90,6 +93,15 @@ impl ManifestSet {
             .iter()
             .find(|f| f.path == path)
             .map(|f| f.text.as_str())
+    }
+
+    /// The script of the function document `f`, as read at load (empty when it has none or it
+    /// could not be read, which is then an error of the set).
+    #[must_use]
+    pub fn script_of(&self, f: &Doc<FunctionManifest>) -> &str {
+        self.scripts
+            .get(&(f.path.clone(), f.index))
+            .map_or("", String::as_str)
     }
 
     /// The one Stack, if there is exactly one.
@@ -200,7 +212,80 @@ pub fn load_dir(dir: &Path) -> (ManifestSet, Diagnostics) {
             )),
         }
     }
+    read_scripts(&mut set, &mut diags);
     (set, diags)
+}
+
+/// Reads every function's `script` once. A script must be a file inside the stack directory
+/// (after following links): `/etc/passwd` or `../../secret` would put another file's content
+/// into the plan and the image. Unreadable and non-UTF-8 scripts are errors, never empty.
+fn read_scripts(set: &mut ManifestSet, diags: &mut Diagnostics) {
+    let root = std::fs::canonicalize(&set.dir).unwrap_or_else(|_| set.dir.clone());
+    let mut scripts = std::collections::BTreeMap::new();
+    for f in &set.functions {
+        let Some(script) = &f.value.spec.script else {
+            continue;
+        };
+        let problem = |message: String, hint: String| {
+            Diagnostic::error(message)
+                .at(f.at("/spec/script"))
+                .field("spec.script")
+                .hint(hint)
+        };
+        let path = f.dir().join(script);
+        let inside =
+            "a script is a file inside the stack directory, named relative to the manifest";
+        if Path::new(script).is_absolute() {
+            diags.push(problem(
+                format!("script `{script}` is an absolute path"),
+                inside.into(),
+            ));
+            continue;
+        }
+        let real = match std::fs::canonicalize(&path) {
+            Ok(r) => r,
+            Err(_) => {
+                diags.push(problem(
+                    format!("script `{script}` not found"),
+                    format!(
+                        "the path is relative to the manifest's directory ({})",
+                        path.display()
+                    ),
+                ));
+                continue;
+            }
+        };
+        if !real.starts_with(&root) {
+            diags.push(problem(
+                format!("script `{script}` is outside the stack directory"),
+                inside.into(),
+            ));
+            continue;
+        }
+        if !real.is_file() {
+            diags.push(problem(
+                format!("script `{script}` is not a file"),
+                inside.into(),
+            ));
+            continue;
+        }
+        match std::fs::read(&real) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => {
+                    scripts.insert((f.path.clone(), f.index), text);
+                }
+                Err(_) => diags.push(problem(
+                    format!("script `{script}` is not valid UTF-8"),
+                    "scripts run under /bin/sh and travel as text; keep binary content in the image".into(),
+                )),
+            },
+            Err(e) => diags.push(problem(
+                format!("script `{script}` cannot be read: {e}"),
+                "check the file's permissions".into(),
+            )),
+        }
+    }
+    set.scripts = scripts;
 }
 
 /// Loads the documents of one file's text into `set`.

@@ -18,7 +18,8 @@ pub struct DerivedNames {
     pub ecr_repository: String,
     /// Default API Gateway REST API name.
     pub api: String,
-    /// Prefix of the function's S3 notification entry Ids.
+    /// Prefix of the function's S3 notification entry Ids: `scar.<stack>.<function>.`. A
+    /// stack or function name never holds a `.`, so no stack's Ids can look like another's.
     pub notification_id_prefix: String,
 }
 
@@ -30,7 +31,7 @@ pub fn derive(stack: &str, function: &str) -> DerivedNames {
         batch: format!("scar-{stack}-{function}"),
         ecr_repository: format!("scar/{stack}").to_lowercase(),
         api: format!("scar-{stack}-{function}"),
-        notification_id_prefix: format!("scar-{stack}-{function}-"),
+        notification_id_prefix: format!("scar.{stack}.{function}."),
     }
 }
 
@@ -55,6 +56,30 @@ pub fn batch_compute_environment(stack: &str, function: &str, fargate: bool) -> 
     } else {
         base
     }
+}
+
+/// True when the notification entry Id `id`, which invokes `function_arn`, is one `stack`
+/// wrote. Today's grammar is `scar.<stack>.<function>.<8 hex>`; entries written before it,
+/// `scar-<stack>-<function>-<8 hex>`, are read too (so they are replaced, not orphaned): there
+/// the function named by the entry's ARN fixes where the stack name ends, so stack `ab` never
+/// claims stack `ab-x`'s `scar-ab-x-f-...`.
+#[must_use]
+pub fn trigger_id_is_stacks(stack: &str, id: &str, function_arn: &str) -> bool {
+    let hash = |h: &str| h.len() == 8 && h.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(rest) = id.strip_prefix("scar.") {
+        let parts: Vec<&str> = rest.split('.').collect();
+        return matches!(parts.as_slice(), [s, f, h] if *s == stack && !f.is_empty() && hash(h));
+    }
+    let Some(function) = function_arn
+        .split(":function:")
+        .nth(1)
+        .and_then(|f| f.split(':').next())
+        .filter(|f| !f.is_empty())
+    else {
+        return false;
+    };
+    id.strip_prefix(&format!("scar-{stack}-{function}-"))
+        .is_some_and(hash)
 }
 
 /// The stage name of a function's API when the manifest gives none (SCAR's).
@@ -159,6 +184,42 @@ pub fn bucket_name_problem(name: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stacks_take_each_others_triggers() {
+        let arn = |f: &str| format!("arn:aws:lambda:us-east-1:123456789012:function:{f}");
+        // Stack `ab-x`'s function `f` and stack `ab`'s function `x-f` under today's grammar.
+        let ab_x = format!("{}1a2b3c4d", derive("ab-x", "f").notification_id_prefix);
+        let ab = format!("{}1a2b3c4d", derive("ab", "x-f").notification_id_prefix);
+        assert_ne!(ab, ab_x);
+        assert!(trigger_id_is_stacks("ab-x", &ab_x, &arn("f")));
+        assert!(!trigger_id_is_stacks("ab", &ab_x, &arn("f")));
+        assert!(trigger_id_is_stacks("ab", &ab, &arn("x-f")));
+        assert!(!trigger_id_is_stacks("ab-x", &ab, &arn("x-f")));
+        // Entries the former grammar wrote stay readable, and unambiguous through the ARN.
+        assert!(trigger_id_is_stacks(
+            "ab-x",
+            "scar-ab-x-f-1a2b3c4d",
+            &arn("f")
+        ));
+        assert!(!trigger_id_is_stacks(
+            "ab",
+            "scar-ab-x-f-1a2b3c4d",
+            &arn("f")
+        ));
+        assert!(trigger_id_is_stacks(
+            "ab",
+            "scar-ab-x-f-1a2b3c4d",
+            &arn("x-f")
+        ));
+        assert!(!trigger_id_is_stacks("ab", "scar-ab-f-zz", &arn("f")));
+        assert!(!trigger_id_is_stacks("ab", "queue-uploads", &arn("f")));
+        assert!(!trigger_id_is_stacks(
+            "ab",
+            "scar.ab.f.1a2b3c4d.x",
+            &arn("f")
+        ));
+    }
 
     #[test]
     fn bucket_rules() {

@@ -45,6 +45,10 @@ pub struct LiveState {
     /// Live resources by address: those the desired graph names, and every resource found
     /// owned by the stack.
     pub resources: BTreeMap<Address, LiveResource>,
+    /// The account the credentials belong to, when read: ARNs the model could only write
+    /// with [`super::ACCOUNT`] are completed with it.
+    #[serde(default)]
+    pub account: Option<String>,
 }
 
 impl LiveState {
@@ -70,6 +74,7 @@ impl LiveState {
             let Some(Value::Object(t)) = f.attrs.get_mut("tags") else {
                 continue;
             };
+            let deployed = t.remove(super::tags::IMAGE_DEPLOYED);
             let mut attrs = Map::new();
             for (tag, attribute) in IMAGE_RECORD {
                 if let Some(v) = t.remove(tag) {
@@ -79,7 +84,11 @@ impl LiveState {
             if attrs.len() < IMAGE_RECORD.len() {
                 continue;
             }
-            let uri = f.attrs.get("image").cloned().unwrap_or(Value::Null);
+            // The image scar deployed, when recorded (else the live one): a function running
+            // another image than that has drifted, and is set back.
+            let uri = deployed
+                .or_else(|| f.attrs.get("image").cloned())
+                .unwrap_or(Value::Null);
             attrs.insert("image".into(), uri.clone());
             let mut outputs = BTreeMap::new();
             outputs.insert("uri".to_owned(), uri);

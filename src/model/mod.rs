@@ -50,6 +50,10 @@ pub mod tags {
     /// The repository the image is in.
     pub const IMAGE_REPOSITORY: &str = "scar:image-repository";
 
+    /// The image scar deployed (`<repository uri>@<digest>`): what the function must run. A
+    /// function whose live image is another (an out-of-band `UpdateFunctionCode`) has drifted.
+    pub const IMAGE_DEPLOYED: &str = "scar:image";
+
     /// The tags that record a function's assembled image, with the `function_image`
     /// attribute each one holds.
     pub const IMAGE_RECORD: [(&str, &str); 7] = [
@@ -265,12 +269,7 @@ pub fn build(set: &ManifestSet) -> Option<DesiredGraph> {
         for o in fm.spec.output.iter().filter(|o| o.provider.is_none()) {
             buckets.insert(o.bucket.clone(), ());
         }
-        let script = fm
-            .spec
-            .script
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(f.dir().join(p)).ok())
-            .unwrap_or_default();
+        let script = set.script_of(f).to_owned();
         out.extend(function_resources(
             &name,
             spec,
@@ -657,6 +656,11 @@ fn function_resources(
     out
 }
 
+/// Stands for the account id in the managed role's policy: written as the credentials'
+/// account by apply, and read back as this, so the plan compares like with like. Nothing in
+/// the policy is granted in `*` accounts.
+pub const ACCOUNT: &str = "<account>";
+
 /// The managed role: Lambda's trust policy and an inline policy derived from what the
 /// functions read, write and log.
 fn managed_role(
@@ -675,12 +679,19 @@ fn managed_role(
     let mut fargate = false;
     for f in &set.functions {
         let fs = &f.value.spec;
+        if fs.role.is_some() {
+            // It brings its own role: the managed role grants it nothing.
+            continue;
+        }
         let eff = resolve::effective(Some(spec), fs);
-        if batch::delegates(eff.execution) && fs.role.is_none() {
+        if batch::delegates(eff.execution) {
             let base = names::derive(stack, &f.value.metadata.name).batch;
-            submit.push(format!("arn:aws:batch:{}:*:job-queue/{base}", spec.region));
             submit.push(format!(
-                "arn:aws:batch:{}:*:job-definition/{base}:*",
+                "arn:aws:batch:{}:{ACCOUNT}:job-queue/{base}",
+                spec.region
+            ));
+            submit.push(format!(
+                "arn:aws:batch:{}:{ACCOUNT}:job-definition/{base}:*",
                 spec.region
             ));
             fargate |= eff
@@ -705,14 +716,14 @@ fn managed_role(
             ));
         }
         logs.push(format!(
-            "arn:aws:logs:{}:*:log-group:{}:*",
+            "arn:aws:logs:{}:{ACCOUNT}:log-group:{}:*",
             spec.region,
             names::derive(stack, &f.value.metadata.name).log_group
         ));
         for r in supervisor::secret_refs(&eff, fs, spec) {
             match r {
                 scar_contract::SecretRef::Ssm(p) => ssm.push(format!(
-                    "arn:aws:ssm:{}:*:parameter/{}",
+                    "arn:aws:ssm:{}:{ACCOUNT}:parameter/{}",
                     spec.region,
                     p.trim_start_matches('/')
                 )),
@@ -720,7 +731,12 @@ fn managed_role(
                     secrets.push(if id.starts_with("arn:") {
                         id
                     } else {
-                        format!("arn:aws:secretsmanager:{}:*:secret:{id}-*", spec.region)
+                        // AWS appends `-` and six random characters to a secret's name:
+                        // `-*` would also match every secret whose name starts with it.
+                        format!(
+                            "arn:aws:secretsmanager:{}:{ACCOUNT}:secret:{id}-??????",
+                            spec.region
+                        )
                     });
                 }
             }
@@ -730,7 +746,7 @@ fn managed_role(
     if !submit.is_empty() {
         // Batch jobs run with the same role and log to Batch's own group.
         logs.push(format!(
-            "arn:aws:logs:{}:*:log-group:/aws/batch/job:*",
+            "arn:aws:logs:{}:{ACCOUNT}:log-group:/aws/batch/job:*",
             spec.region
         ));
     }
@@ -767,10 +783,18 @@ fn managed_role(
         statements.push(json!({"Sid": "SubmitBatchJobs", "Effect": "Allow", "Action": ["batch:SubmitJob"], "Resource": submit}));
     }
     if fargate {
-        // Fargate pulls the image and ships logs with the job's execution role.
+        // Fargate pulls the image and ships logs with the job's execution role. Only the
+        // token is account-wide (AWS allows no resource there); pulls are from the stack's
+        // own repository.
+        statements.push(json!({"Sid": "EcrToken", "Effect": "Allow", "Action": [
+            "ecr:GetAuthorizationToken"], "Resource": "*"}));
         statements.push(json!({"Sid": "PullImages", "Effect": "Allow", "Action": [
-            "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability",
-            "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"], "Resource": "*"}));
+        "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
+        "Resource": format!(
+            "arn:aws:ecr:{}:{ACCOUNT}:repository/{}",
+            spec.region,
+            names::derive(stack, "x").ecr_repository
+        )}));
     }
     if vpc {
         statements.push(json!({"Sid": "VpcNetworking", "Effect": "Allow", "Action": [

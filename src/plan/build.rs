@@ -33,6 +33,7 @@ pub fn applied_hash(d: &DesiredResource) -> String {
 /// an error, never "unowned".
 #[must_use]
 pub fn build(desired: &DesiredGraph, live: &LiveState, destroy: bool) -> Plan {
+    let live = &redact_environment(desired, live);
     let mut steps = Vec::new();
     let mut errors = Vec::new();
     let mut notes = Vec::new();
@@ -159,7 +160,15 @@ fn desired_step(
             return region_check(address, &after, l, errors)
                 .then(|| step(Action::NoOp, None, Cause::Manifest, Vec::new(), Some(l)));
         }
-        (Owner::Unowned, ResourceKind::LogGroup) => reason = Some(Reason::AdoptCreatedByAws),
+        // Lambda made it on the first invocation of one of the stack's functions: taken
+        // over. A group with no function of the stack behind it is someone else's.
+        (Owner::Unowned, ResourceKind::LogGroup)
+            if live
+                .get(&Address::new(ResourceKind::Function, address.name.clone()))
+                .is_some_and(|f| f.owner == Owner::ThisStack) =>
+        {
+            reason = Some(Reason::AdoptCreatedByAws);
+        }
         (owner, _) => {
             let whose = match owner {
                 Owner::OtherStack(s) => format!("scar stack `{s}`"),
@@ -208,6 +217,33 @@ fn desired_step(
         (Action::Update, reason)
     };
     Some(step(action, reason, cause, changes, Some(l)))
+}
+
+/// What a live environment value that the manifests do not show reads as in a plan.
+pub const REDACTED: &str = "(sensitive value not in the manifests)";
+
+/// `live` with every environment value that the manifests do not show replaced by
+/// [`REDACTED`]: a variable set by hand on a live function (a password, a token) must not
+/// reach a plan file, a pull-request comment or a log. A value equal to the manifest's is
+/// kept (the manifest shows it already). Staleness does not need the values: it compares the
+/// fingerprints read with them.
+fn redact_environment(desired: &DesiredGraph, live: &LiveState) -> LiveState {
+    let mut out = live.clone();
+    for (address, l) in &mut out.resources {
+        let Some(Value::Object(env)) = l.attrs.get_mut("environment") else {
+            continue;
+        };
+        let shown = desired
+            .get(address)
+            .and_then(|d| d.attrs.get("environment"))
+            .and_then(Value::as_object);
+        for (k, v) in env.iter_mut() {
+            if shown.and_then(|m| m.get(k)) != Some(v) {
+                *v = Value::String(REDACTED.to_owned());
+            }
+        }
+    }
+    out
 }
 
 /// True for a compute environment whose function now asks for one of the other family.
@@ -267,6 +303,19 @@ fn region_check(
     }
 }
 
+/// Writes the credentials' account where the model put [`crate::model::ACCOUNT`] (ARNs in
+/// the managed role's policy), so the plan shows and compares the ARNs AWS will hold.
+fn with_account(v: &mut Value, account: &str) {
+    match v {
+        Value::String(s) if s.contains(crate::model::ACCOUNT) => {
+            *s = s.replace(crate::model::ACCOUNT, account);
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| with_account(i, account)),
+        Value::Object(m) => m.values_mut().for_each(|i| with_account(i, account)),
+        _ => {}
+    }
+}
+
 /// Replaces references with the live values they point to; returns the paths still unknown.
 /// A reference to a resource in `pending` (about to change what it refers to) stays unknown.
 fn resolve(
@@ -296,7 +345,11 @@ fn resolve(
                 }
             }
             None => {
-                out.insert(k.clone(), v.clone());
+                let mut v = v.clone();
+                if let Some(account) = &live.account {
+                    with_account(&mut v, account);
+                }
+                out.insert(k.clone(), v);
             }
         }
     }
@@ -305,7 +358,7 @@ fn resolve(
 
 /// The fields whose desired value differs from the live one. Tags ignore AWS's own `aws:`
 /// keys and scar's bookkeeping tag; a field absent on the live side counts as changed.
-fn diff(
+pub(super) fn diff(
     kind: ResourceKind,
     after: &Map<String, Value>,
     unknown: &BTreeSet<String>,

@@ -7,11 +7,12 @@
 mod build;
 pub mod file;
 mod order;
+pub mod verify;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use build::{APPLIED_TAG, applied_hash, build};
+pub use build::{APPLIED_TAG, REDACTED, applied_hash, build};
 
 use crate::model::Address;
 

@@ -23,6 +23,12 @@ pub enum Fault {
     /// Forward every request after this many milliseconds: a model of the network latency of
     /// a real AWS endpoint, for benchmarks.
     Delay(u64),
+    /// Forward the `n`th request whose log line contains the text, then close the connection
+    /// without its answer: a write that happened, whose answer was lost on the way back.
+    DropAnswer(&'static str, usize),
+    /// Delay every request by this many milliseconds, and drop the answer of the `n`th
+    /// request whose log line contains the text.
+    DelayAndDropAnswer(u64, &'static str, usize),
 }
 
 impl Fault {
@@ -218,8 +224,9 @@ fn serve(
     let mut writer = client.try_clone()?;
     let mut reader = BufReader::new(client);
     let request = read_request(&mut reader)?;
+    let line = describe(&request);
     if let Ok(mut l) = log.lock() {
-        l.push(describe(&request));
+        l.push(line.clone());
     }
     let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
     match fault {
@@ -240,13 +247,25 @@ fn serve(
         }
         _ => {}
     }
-    if let Fault::Delay(ms) = fault {
+    if let Fault::Delay(ms) | Fault::DelayAndDropAnswer(ms, _, _) = fault {
         std::thread::sleep(Duration::from_millis(ms));
     }
+    let drop_answer = match fault {
+        Fault::DropAnswer(text, k) | Fault::DelayAndDropAnswer(_, text, k)
+            if line.contains(text) =>
+        {
+            injected.fetch_add(1, Ordering::SeqCst) + 1 == k
+        }
+        _ => false,
+    };
     let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
     up.write_all(&request)?;
     let mut response = Vec::new();
     up.read_to_end(&mut response)?;
+    if drop_answer {
+        hanging.store(true, Ordering::SeqCst);
+        return Ok(());
+    }
     if matches!(fault, Fault::HangAfter(k) if n == k) {
         hanging.store(true, Ordering::SeqCst);
         hold(stop);

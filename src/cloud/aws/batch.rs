@@ -352,7 +352,12 @@ impl AwsCloud {
     }
 
     /// One Batch call: rate limited (50 req/s), retried, classified.
-    async fn batch_call<T, E, F, Fut>(&self, what: &str, op: &str, send: F) -> Result<T, CloudError>
+    pub(super) async fn batch_call<T, E, F, Fut>(
+        &self,
+        what: &str,
+        op: &str,
+        send: F,
+    ) -> Result<T, CloudError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<

@@ -22,7 +22,12 @@ const PROXY_PATH: &str = "/{proxy+}";
 
 impl AwsCloud {
     /// One API Gateway call: rate limited (10 req/s), retried, classified.
-    async fn api_call<T, E, F, Fut>(&self, what: &str, op: &str, send: F) -> Result<T, CloudError>
+    pub(super) async fn api_call<T, E, F, Fut>(
+        &self,
+        what: &str,
+        op: &str,
+        send: F,
+    ) -> Result<T, CloudError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<

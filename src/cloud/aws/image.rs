@@ -57,7 +57,7 @@ impl AwsCloud {
     }
 
     /// The repository's ARN and URI, or `None` when it does not exist.
-    async fn describe_repository(
+    pub(super) async fn describe_repository(
         &self,
         name: &str,
     ) -> Result<Option<(String, String)>, CloudError> {
@@ -81,7 +81,10 @@ impl AwsCloud {
         }
     }
 
-    async fn repository_tags(&self, arn: &str) -> Result<BTreeMap<String, String>, CloudError> {
+    pub(super) async fn repository_tags(
+        &self,
+        arn: &str,
+    ) -> Result<BTreeMap<String, String>, CloudError> {
         let out = self
             .call(arn, "ecr:ListTagsForResource", || {
                 self.ecr.list_tags_for_resource().resource_arn(arn).send()
@@ -413,6 +416,7 @@ impl AwsCloud {
             };
             record.insert(tag.to_owned(), v);
         }
+        record.insert(tags::IMAGE_DEPLOYED.to_owned(), json!(image));
         let mut o = Map::new();
         o.insert("uri".into(), json!(image));
         o.insert("record".into(), Value::Object(record));

@@ -30,6 +30,14 @@ impl From<CloudError> for LockError {
     }
 }
 
+/// What a renewal found.
+enum Renewal {
+    /// The lease runs on.
+    Renewed,
+    /// Someone broke or took the lock.
+    Lost,
+}
+
 /// A held lock. Call [`HeldLock::release`] when done; a lock never released runs out with its
 /// lease.
 #[derive(Debug)]
@@ -43,6 +51,9 @@ pub struct HeldLock {
     pub lost: Arc<AtomicBool>,
     heartbeat: tokio::task::JoinHandle<()>,
 }
+
+/// How long a bucket's notification lease lasts: longer than one read-merge-write-verify.
+pub(super) const BUCKET_LEASE: Duration = Duration::from_secs(30);
 
 fn key_of(stack: &str) -> String {
     format!("locks/{stack}.json")
@@ -196,6 +207,11 @@ impl AwsCloud {
             let Some((current, etag)) = self.read_lock_in(&bucket, &key).await? else {
                 continue; // released in between: try again
             };
+            if current.id == record.id {
+                // Our own put went through and its answer was lost (the retry then found
+                // the object): the lock is ours.
+                return Ok(self.hold(bucket, key, current, etag, lease));
+            }
             if !current.expired(now()) {
                 return Err(LockError::Held(current));
             }
@@ -236,24 +252,46 @@ impl AwsCloud {
             let cloud = Arc::clone(self);
             let (bucket, key, etag, lost) =
                 (bucket.clone(), key.clone(), etag.clone(), lost.clone());
-            let mut record = record.clone();
+            let record = record.clone();
             tokio::spawn(async move {
                 let every = (lease / 3).max(Duration::from_millis(200));
+                // No new step once the lease may have run out: the last renewal that
+                // succeeded, plus the lease, minus a margin for clocks and calls in flight.
+                let mut deadline = tokio::time::Instant::now() + lease - lease / 4;
+                let stack = record.stack.clone();
+                let lose = |why: &str| {
+                    tracing::error!(stack, "{why}: no new step starts");
+                    lost.store(true, Ordering::SeqCst);
+                };
                 loop {
-                    tokio::time::sleep(every).await;
-                    record.expires = now() + lease.as_secs();
-                    let mut current = etag.lock().await;
-                    match cloud.put_lock(&bucket, &key, &record, Some(&current)).await {
-                        Ok(Some(new)) => *current = new,
-                        Ok(None) => {
-                            tracing::error!(
-                                stack = record.stack,
-                                "the lock was broken or taken over by someone else: no new step starts"
+                    let renew = async {
+                        tokio::time::sleep(every).await;
+                        let mut next = record.clone();
+                        next.expires = now() + lease.as_secs();
+                        let mut current = etag.lock().await;
+                        let sent = tokio::time::Instant::now();
+                        let r = cloud.renew(&bucket, &key, &next, &mut current).await;
+                        (r, sent)
+                    };
+                    let outcome = tokio::select! {
+                        r = renew => Some(r),
+                        () = tokio::time::sleep_until(deadline) => None,
+                    };
+                    match outcome {
+                        None => {
+                            return lose(
+                                "the lock's lease may have run out (no renewal succeeded in time)",
                             );
-                            lost.store(true, Ordering::SeqCst);
-                            return;
                         }
-                        Err(e) => tracing::warn!(error = %e, "renewing the lock failed; retrying"),
+                        Some((Ok(Renewal::Renewed), sent)) => {
+                            deadline = sent + lease - lease / 4;
+                        }
+                        Some((Ok(Renewal::Lost), _)) => {
+                            return lose("the lock was broken or taken over by someone else");
+                        }
+                        Some((Err(e), _)) => {
+                            tracing::warn!(error = %e, "renewing the lock failed; retrying");
+                        }
                     }
                 }
             })
@@ -265,6 +303,42 @@ impl AwsCloud {
             etag,
             lost,
             heartbeat,
+        }
+    }
+
+    /// One renewal of a held lock. A conditional put that fails (412) may be our own earlier
+    /// put whose answer was lost: the record is read again, and when its id is still ours the
+    /// lock is held (with the ETag read). A record that is gone (`scar unlock`) or another's
+    /// means the lock is lost.
+    async fn renew(
+        &self,
+        bucket: &str,
+        key: &str,
+        record: &LockRecord,
+        etag: &mut String,
+    ) -> Result<Renewal, CloudError> {
+        match self.put_lock(bucket, key, record, Some(etag)).await {
+            Ok(Some(new)) => {
+                *etag = new;
+                return Ok(Renewal::Renewed);
+            }
+            Ok(None) => {}
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(Renewal::Lost),
+            Err(e) => return Err(e),
+        }
+        match self.read_lock_in(bucket, key).await? {
+            Some((current, current_etag)) if current.id == record.id => {
+                *etag = current_etag;
+                // Ours, with the ETag read: the next put is conditional on it.
+                match self.put_lock(bucket, key, record, Some(etag)).await? {
+                    Some(new) => {
+                        *etag = new;
+                        Ok(Renewal::Renewed)
+                    }
+                    None => Ok(Renewal::Lost),
+                }
+            }
+            _ => Ok(Renewal::Lost),
         }
     }
 
@@ -290,6 +364,73 @@ impl AwsCloud {
                 tracing::warn!(error = %e, "the lock was not released; its lease runs out by itself")
             }
         }
+    }
+
+    /// Runs `work` holding the short lease of `bucket`'s notification configuration, which is
+    /// one document that every stack with a trigger on the bucket reads, changes and writes
+    /// whole: without it, two stacks writing at once lose each other's entries. The lease is
+    /// an object beside the stack locks (`bucket-leases/<bucket>.json`), taken the same way;
+    /// a writer that finds it held waits (a lease outlives a crashed holder by at most
+    /// [`BUCKET_LEASE`]).
+    ///
+    /// # Errors
+    /// When the lease cannot be had within twice its length, or S3 fails.
+    pub(super) async fn with_bucket_lease<T, F, Fut>(
+        &self,
+        bucket: &str,
+        work: F,
+    ) -> Result<T, CloudError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, CloudError>>,
+    {
+        let lock_bucket = self.lock_bucket().await?;
+        self.ensure_lock_bucket(&lock_bucket).await?;
+        let key = format!("bucket-leases/{bucket}.json");
+        let give_up = tokio::time::Instant::now() + 2 * BUCKET_LEASE;
+        let mut wait = Duration::from_millis(50);
+        let etag = loop {
+            let record = LockRecord::new(bucket, "notification", BUCKET_LEASE, now());
+            if let Some(etag) = self.put_lock(&lock_bucket, &key, &record, None).await? {
+                break etag;
+            }
+            if let Some((current, etag)) = self.read_lock_in(&lock_bucket, &key).await?
+                && current.expired(now())
+                && let Some(new) = self
+                    .put_lock(&lock_bucket, &key, &record, Some(&etag))
+                    .await?
+            {
+                break new;
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return Err(CloudError::new(
+                    ErrorKind::Conflict,
+                    "notification lease",
+                    format!(
+                        "another writer kept s3://{lock_bucket}/{key} (the lease on bucket {bucket}'s notification configuration); try again"
+                    ),
+                ));
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(1));
+        };
+        let result = work().await;
+        let owner = self.account_id().await.ok();
+        let released = self
+            .call(&key, "s3:DeleteObject", || {
+                self.s3
+                    .delete_object()
+                    .bucket(&lock_bucket)
+                    .key(&key)
+                    .set_expected_bucket_owner(owner.clone())
+                    .if_match(&etag)
+                    .send()
+            })
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(error = %e, bucket, "the notification lease was not released; it runs out by itself");
+        }
+        result
     }
 
     /// Breaks the lock of `stack` if its id is `id`.

@@ -8,6 +8,7 @@ mod http;
 mod image;
 mod lock;
 mod ops;
+mod owner;
 mod read;
 mod write;
 
@@ -259,10 +260,13 @@ pub struct AccountSession<'a> {
     pub cloud: &'a AwsCloud,
     /// The account id, for ARNs of resources being created.
     pub account: String,
+    /// The stack whose plan runs: what every update and delete must still belong to.
+    pub stack: String,
 }
 
 impl crate::apply::Executor for AccountSession<'_> {
     async fn execute(&self, step: &crate::plan::Step) -> Result<ExecOutcome, CloudError> {
-        self.cloud.execute(step, &self.account).await
+        self.cloud.check_still_owned(&self.stack, step).await?;
+        self.cloud.execute(step, &self.account, &self.stack).await
     }
 }

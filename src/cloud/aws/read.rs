@@ -99,7 +99,10 @@ impl AwsCloud {
             .filter_map(|r| r.attrs.get("function").and_then(Value::as_str))
             .collect();
         let with_triggers = &with_triggers;
-        let mut live = LiveState::default();
+        let mut live = LiveState {
+            account: Some(account.to_owned()),
+            ..LiveState::default()
+        };
         let reads: Vec<Result<FunctionRead, CloudError>> = stream::iter(functions.iter().cloned())
             .map(|name| async move {
                 let f = self.read_function(stack, account, &name).await?;
@@ -595,10 +598,12 @@ impl AwsCloud {
         let Some(config) = self.notifications(bucket).await? else {
             return Ok(Vec::new());
         };
-        let prefix = format!("scar-{stack}-");
         let mut out = Vec::new();
         for c in config.lambda_function_configurations() {
-            let Some(id) = c.id().filter(|id| id.starts_with(&prefix)) else {
+            let Some(id) = c
+                .id()
+                .filter(|id| names::trigger_id_is_stacks(stack, id, c.lambda_function_arn()))
+            else {
                 continue;
             };
             let mut events: Vec<String> =

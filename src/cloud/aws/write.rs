@@ -15,6 +15,7 @@ use super::{AwsCloud, classify};
 use crate::apply::ready::{Readiness, function_readiness};
 use crate::cloud::retry::{Backoff, with_retry};
 use crate::cloud::{CloudError, ErrorKind};
+use crate::model::live::Owner;
 use crate::model::{Reference, ResourceKind};
 use crate::plan::{APPLIED_TAG, Action, Step};
 
@@ -98,7 +99,12 @@ impl AwsCloud {
     ///
     /// # Errors
     /// The first AWS error that retries and waits did not cure.
-    pub async fn execute(&self, step: &Step, account: &str) -> Result<ExecOutcome, CloudError> {
+    pub async fn execute(
+        &self,
+        step: &Step,
+        account: &str,
+        stack: &str,
+    ) -> Result<ExecOutcome, CloudError> {
         if step.action == Action::NoOp || step.covered_by.is_some() {
             return Ok(ExecOutcome::Unchanged);
         }
@@ -143,7 +149,7 @@ impl AwsCloud {
                 self.delete_log_group(&s(before.get("name"))).await
             }
             (ResourceKind::LogGroup, _) => {
-                self.put_log_group(account, &after, &tags, step.action == Action::Create)
+                self.put_log_group(stack, account, &after, &tags, step.action == Action::Create)
                     .await
             }
             (ResourceKind::Bucket, Action::Delete) => self.delete_bucket(name).await,
@@ -154,7 +160,7 @@ impl AwsCloud {
             (ResourceKind::Bucket, _) => self.tag_bucket(name, &tags).await,
             (ResourceKind::IamRole, Action::Delete) => self.delete_role(name).await,
             (ResourceKind::IamRole, _) => {
-                self.put_role(name, &after, &tags, step.action == Action::Create)
+                self.put_role(name, account, &after, &tags, step.action == Action::Create)
                     .await
             }
             (ResourceKind::LambdaPermission, Action::Delete) => {
@@ -473,6 +479,7 @@ impl AwsCloud {
 
     async fn put_log_group(
         &self,
+        stack: &str,
         account: &str,
         a: &Map<String, Value>,
         tags: &BTreeMap<String, String>,
@@ -492,8 +499,21 @@ impl AwsCloud {
                 .await;
             match r {
                 Ok(_) => {}
-                // Lambda creates the group on first invocation: it belongs to our function.
-                Err(e) if e.kind == ErrorKind::AlreadyExists => tag_after = true,
+                // Lambda creates the group on first invocation: it belongs to our function,
+                // and is taken over only when that function exists and is the stack's.
+                Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                    let function = name.strip_prefix("/aws/lambda/").unwrap_or(&name);
+                    if self.function_owner(stack, function).await? != Owner::ThisStack {
+                        return Err(CloudError::new(
+                            ErrorKind::AlreadyExists,
+                            "logs:CreateLogGroup",
+                            format!(
+                                "log group {name} appeared since the plan, and its function is not stack `{stack}`'s: it is someone else's, and was left as it is"
+                            ),
+                        ));
+                    }
+                    tag_after = true;
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -603,6 +623,7 @@ impl AwsCloud {
     async fn put_role(
         &self,
         name: &str,
+        account: &str,
         a: &Map<String, Value>,
         tags: &BTreeMap<String, String>,
         create: bool,
@@ -611,7 +632,12 @@ impl AwsCloud {
             .get("assume_role_policy")
             .map(Value::to_string)
             .unwrap_or_default();
-        let policy = a.get("policy").map(Value::to_string).unwrap_or_default();
+        // A plan made without reading the account leaves its mark; never sent as is.
+        let policy = a
+            .get("policy")
+            .map(Value::to_string)
+            .unwrap_or_default()
+            .replace(crate::model::ACCOUNT, account);
         let boundary = s(a.get("permissions_boundary"));
         let iam_tags: Vec<aws_sdk_iam::types::Tag> = tags
             .iter()
@@ -750,8 +776,11 @@ impl AwsCloud {
         gone_is_fine(r)
     }
 
-    /// Read-merge-write of one notification entry: `entry` replaces (or adds) the entry with
-    /// Id `id`, or `None` removes it. Every other entry, of any kind, is written back as read.
+    /// Writes one notification entry: `entry` replaces (or adds) the entry with Id `id`, or
+    /// `None` removes it. Every other entry, of any kind, is written back as read. Holding
+    /// the bucket's notification lease (no other scar writes the configuration meanwhile),
+    /// it reads, merges, writes, then reads back: success only once the entry is there (or
+    /// gone), so a writer outside scar that overwrote it is caught, and merged again.
     async fn write_trigger(
         &self,
         bucket: &str,
@@ -760,6 +789,62 @@ impl AwsCloud {
     ) -> Result<ExecOutcome, CloudError> {
         let lock = self.bucket_lock(bucket);
         let _guard = lock.lock().await;
+        self.with_bucket_lease(bucket, || async {
+            for _ in 0..3 {
+                let outcome = self.merge_trigger(bucket, id, entry).await?;
+                if self.trigger_is_written(bucket, id, entry).await? {
+                    return Ok(outcome);
+                }
+                tracing::warn!(
+                    bucket,
+                    id,
+                    "the notification entry was not as written when read back; merging again"
+                );
+            }
+            Err(CloudError::new(
+                ErrorKind::Conflict,
+                "s3:PutBucketNotificationConfiguration",
+                format!(
+                    "the notification entry {id} of bucket {bucket} was not as written when read back, three times: something outside scar keeps rewriting the bucket's notification configuration"
+                ),
+            ))
+        })
+        .await
+    }
+
+    /// True when the entry `id` is in `bucket`'s configuration invoking `entry`'s function (or
+    /// absent, for `None`).
+    async fn trigger_is_written(
+        &self,
+        bucket: &str,
+        id: &str,
+        entry: Option<&Map<String, Value>>,
+    ) -> Result<bool, CloudError> {
+        let current = match self.notifications(bucket).await {
+            Ok(c) => c,
+            Err(e) if e.kind == ErrorKind::NotFound && entry.is_none() => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        let found = current
+            .as_ref()
+            .map(|c| c.lambda_function_configurations())
+            .unwrap_or_default()
+            .iter()
+            .find(|c| c.id() == Some(id))
+            .map(|c| c.lambda_function_arn().to_owned());
+        Ok(match entry {
+            None => found.is_none(),
+            Some(a) => found.is_some_and(|arn| arn == s(a.get("function_arn"))),
+        })
+    }
+
+    /// One read-merge-write of the entry `id`.
+    async fn merge_trigger(
+        &self,
+        bucket: &str,
+        id: &str,
+        entry: Option<&Map<String, Value>>,
+    ) -> Result<ExecOutcome, CloudError> {
         let current = match self.notifications(bucket).await {
             Ok(c) => c,
             Err(e) if e.kind == ErrorKind::NotFound && entry.is_none() => {

@@ -88,26 +88,12 @@ pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
         }
         let eff = resolve::effective(stack.map(|s| &s.value.spec), &f.value.spec);
         check_one(set, f, &eff, out);
-        check_env(f, &eff, stack_name, stack.map(|s| &s.value.spec), out);
+        check_env(set, f, &eff, stack_name, stack.map(|s| &s.value.spec), out);
     }
 }
 
 fn check_one(set: &ManifestSet, f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics) {
     let spec = &f.value.spec;
-    if let Some(script) = &spec.script {
-        let path = f.dir().join(script);
-        if !path.is_file() {
-            out.push(
-                Diagnostic::error(format!("script `{script}` not found"))
-                    .at(f.at("/spec/script"))
-                    .field("spec.script")
-                    .hint(format!(
-                        "the path is relative to the manifest's directory ({})",
-                        path.display()
-                    )),
-            );
-        }
-    }
     check_image(set, f, out);
     if eff.timeout_threshold >= eff.timeout {
         out.push(
@@ -256,6 +242,7 @@ fn check_image(set: &ManifestSet, f: &Doc<FunctionManifest>, out: &mut Diagnosti
 }
 
 fn check_env(
+    set: &ManifestSet,
     f: &Doc<FunctionManifest>,
     eff: &Effective,
     stack: &str,
@@ -316,10 +303,8 @@ fn check_env(
     // A prebuilt image's function carries its script (base64, in SCAR_SCRIPT) and its outputs
     // in the environment; an assembled image holds them inside.
     if f.value.spec.prebuilt == Some(true) {
-        if let Some(script) = &f.value.spec.script
-            && let Ok(meta) = std::fs::metadata(f.dir().join(script))
-        {
-            let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+        if f.value.spec.script.is_some() {
+            let len = set.script_of(f).len();
             size = size.saturating_add(crate::model::SCRIPT_ENV.len() + len.div_ceil(3) * 4);
         }
         size += crate::model::supervisor::config(stack, spec, &f.value, String::new())

@@ -40,4 +40,4 @@ pub fn validate_dir(dir: &std::path::Path) -> (ManifestSet, Diagnostics) {
 
 pub use function::is_reserved_env;
 pub use graph::feeds;
-pub use secrets::literal_secret;
+pub use secrets::{literal_secret, url_with_password};

@@ -92,6 +92,18 @@ fn env<T>(doc: &Doc<T>, vars: &BTreeMap<String, EnvValue>, base: &str, out: &mut
     }
 }
 
+/// True for a URL that carries a password (`scheme://user:password@host`).
+#[must_use]
+pub fn url_with_password(value: &str) -> bool {
+    let Some((_, rest)) = value.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.split_once(':').is_some_and(|(_, p)| !p.is_empty()))
+}
+
 /// Why a literal value looks like a secret, if it does.
 #[must_use]
 pub fn literal_secret(name: &str, value: &str) -> Option<&'static str> {
@@ -113,6 +125,9 @@ pub fn literal_secret(name: &str, value: &str) -> Option<&'static str> {
     if value.contains("PRIVATE KEY-----") {
         return Some("a private key");
     }
+    if url_with_password(value) {
+        return Some("a URL with a password in it");
+    }
     if ["ghp_", "github_pat_", "xoxb-", "xoxp-", "sk_live_"]
         .iter()
         .any(|p| value.starts_with(p))
@@ -131,7 +146,7 @@ fn reference<T>(doc: &Doc<T>, r: &SecretRef, pointer: &str, out: &mut Diagnostic
         (Some(_), Some(_)) | (None, None) => out.push(
             Diagnostic::error("a secret reference names exactly one of `ssm` and `secretsManager`")
                 .at(doc.key_at(pointer))
-                .field(field),
+                .field(field.clone()),
         ),
         (Some(_), None) if r.key.is_some() => out.push(
             Diagnostic::error(
@@ -141,6 +156,22 @@ fn reference<T>(doc: &Doc<T>, r: &SecretRef, pointer: &str, out: &mut Diagnostic
             .field(format!("{field}.key")),
         ),
         _ => {}
+    }
+    // The reference becomes a Resource of the managed role's policy: a wildcard there would
+    // grant every matching parameter or secret of the account.
+    for (name, value) in [("ssm", &r.ssm), ("secretsManager", &r.secrets_manager)] {
+        if let Some(v) = value
+            && v.contains(['*', '?'])
+        {
+            out.push(
+                Diagnostic::error(format!(
+                    "`{v}` is a wildcard; a secret reference names one parameter or secret"
+                ))
+                .at(doc.at(&format!("{pointer}/{name}")))
+                .field(format!("{field}.{name}"))
+                .hint("the managed role may read exactly the secrets the manifests name"),
+            );
+        }
     }
 }
 
@@ -156,5 +187,8 @@ mod tests {
         assert!(literal_secret("SECRET_ARN", "arn:aws:secretsmanager:...").is_none());
         assert!(literal_secret("OUTPUT_FORMAT", "png").is_none());
         assert!(literal_secret("API_TOKEN", "").is_none());
+        assert!(literal_secret("DATABASE", "postgres://app:hunter2@db:5432/x").is_some());
+        assert!(literal_secret("DATABASE", "postgres://app@db:5432/x").is_none());
+        assert!(literal_secret("SITE", "https://example.org/a:b@c").is_none());
     }
 }
