@@ -237,7 +237,7 @@ async fn lock_broken_by_unlock_stops_the_holder() {
     let moto = Moto::start();
     let dir = long_stack(8);
     let proxy = Proxy::start(moto.port(), Fault::Delay(60));
-    let mut holder = scar_command(
+    let holder = scar_command(
         &proxy.endpoint,
         dir.path(),
         &["apply", ".", "--auto-approve", "--parallelism", "1"],
