@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 if [ "${1:-all}" != runtime ]; then
   cargo bench --locked --bench reconcile
   cargo bench --locked --bench watch
+  cargo bench --locked --bench validate
 fi
 
 echo "== the function runtime: scar-supervisor vs faas-supervisor 1.5.8" >&2

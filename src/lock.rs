@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 /// Default lease: how long a lock outlives its last renewal. The holder renews it every
-/// third of that.
+/// quarter of that.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
 
 /// What the lock object holds.

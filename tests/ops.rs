@@ -167,6 +167,101 @@ async fn ls_put_get_and_logs_work_on_a_deployed_stack() {
         "x"
     );
 
+    // get_writes_hidden_paths: keys are whatever the bucket's writers chose. A hidden path,
+    // a folder that is a link, and a file that exists locally are skipped (and said so); a key
+    // that cannot be written does not stop the others, and fails the run at the end.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink(elsewhere.path(), to.path().join("link")).expect("link");
+    for (k, v) in [
+        ("out/.git/hooks/post-checkout", "#!/bin/sh\nevil"),
+        ("out/link/z.txt", "through a link"),
+        ("out/x.txt", "x, changed"),
+        ("out/x.txt/inner", "under a file"),
+        ("out/new.txt", "new"),
+    ] {
+        client
+            .put_object()
+            .bucket("ops-data")
+            .key(k)
+            .body(v.as_bytes().to_vec().into())
+            .send()
+            .await
+            .expect("put");
+    }
+    let to_arg = to.path().display().to_string();
+    let got = json_of(&moto.scar(
+        dir.path(),
+        &["get", ".", "thumbs", "--to", &to_arg, "--json"],
+    ));
+    let skipped: Vec<&str> = got["skipped"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["key"].as_str())
+        .collect();
+    for key in [
+        "out/.git/hooks/post-checkout",
+        "out/link/z.txt",
+        "out/x.txt",
+        "out/deep/y.txt",
+    ] {
+        assert!(skipped.contains(&key), "{key} not skipped: {got}");
+    }
+    assert!(
+        !to.path().join(".git").exists(),
+        "a hidden path was written"
+    );
+    assert!(
+        !elsewhere.path().join("z.txt").exists(),
+        "written through a link"
+    );
+    assert_eq!(
+        std::fs::read_to_string(to.path().join("x.txt")).expect("x"),
+        "x",
+        "an existing file was overwritten"
+    );
+    assert_eq!(
+        std::fs::read_to_string(to.path().join("new.txt")).expect("new"),
+        "new"
+    );
+    let forced = moto.scar(
+        dir.path(),
+        &["get", ".", "thumbs", "--to", &to_arg, "--overwrite"],
+    );
+    assert_eq!(forced.status.code(), Some(1), "{}", stdout(&forced));
+    assert!(
+        stderr(&forced).contains("downloading out/x.txt/inner failed"),
+        "{}",
+        stderr(&forced)
+    );
+    assert_eq!(
+        std::fs::read_to_string(to.path().join("x.txt")).expect("x"),
+        "x, changed"
+    );
+    for k in [
+        "out/.git/hooks/post-checkout",
+        "out/link/z.txt",
+        "out/x.txt/inner",
+        "out/new.txt",
+        "out/x.txt",
+    ] {
+        client
+            .delete_object()
+            .bucket("ops-data")
+            .key(k)
+            .send()
+            .await
+            .expect("delete");
+    }
+    client
+        .put_object()
+        .bucket("ops-data")
+        .key("out/x.txt")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .expect("put");
+
     // A file larger than a part goes up in parts and comes back in ranged parts, whole.
     let big: Vec<u8> = (0..20u32 * 1024 * 1024)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)

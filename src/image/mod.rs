@@ -81,6 +81,27 @@ pub fn layer(files: &[File], comment: &str) -> std::io::Result<Layer> {
 }
 
 fn layer_at(files: &[File], comment: &str, level: Compression) -> std::io::Result<Layer> {
+    let raw = tar_of(files)?;
+    let mut gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(Vec::new(), level);
+    gz.write_all(&raw)?;
+    let blob = gz.finish()?;
+    Ok(Layer {
+        digest: digest(&blob),
+        diff_id: digest(&raw),
+        blob,
+        comment: comment.to_owned(),
+    })
+}
+
+/// The uncompressed tar of a layer holding `files`, as [`layer`] makes it (its digest is the
+/// layer's diff id).
+///
+/// # Errors
+/// When a path cannot go into a tar header.
+pub fn tar_of(files: &[File]) -> std::io::Result<Vec<u8>> {
     let mut files = files.to_vec();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let mut dirs: Vec<String> = Vec::new();
@@ -118,19 +139,7 @@ fn layer_at(files: &[File], comment: &str, level: Compression) -> std::io::Resul
         h.set_size(f.bytes.len() as u64);
         tar.append_data(&mut h, &f.path, f.bytes.as_slice())?;
     }
-    let raw = tar.into_inner()?;
-    let mut gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(Vec::new(), level);
-    gz.write_all(&raw)?;
-    let blob = gz.finish()?;
-    Ok(Layer {
-        digest: digest(&blob),
-        diff_id: digest(&raw),
-        blob,
-        comment: comment.to_owned(),
-    })
+    tar.into_inner()
 }
 
 /// The base image's config with scar's layers on top: their diff ids appended, the entrypoint

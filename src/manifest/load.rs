@@ -137,7 +137,14 @@ pub fn field_path(pointer: &str) -> String {
 fn manifest_files(dir: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
+    // Each folder once, by where it really is: links that loop back (or two that point at
+    // each other) are walked no further.
+    let mut seen = std::collections::HashSet::new();
     while let Some(d) = todo.pop() {
+        let real = std::fs::canonicalize(&d).unwrap_or_else(|_| d.clone());
+        if !seen.insert(real) {
+            continue;
+        }
         let entries = match std::fs::read_dir(&d) {
             Ok(e) => e,
             Err(e) => {
@@ -156,7 +163,9 @@ fn manifest_files(dir: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
             }
             if path.is_dir() {
                 todo.push(path);
-            } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+            } else if (name.ends_with(".yaml") || name.ends_with(".yml"))
+                && seen.insert(std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone()))
+            {
                 out.push(path);
             }
         }

@@ -92,6 +92,9 @@ enum Frame {
     },
     Map {
         entries: Vec<(Key, Node)>,
+        /// Each key's index in `entries`: duplicate keys found in constant time, so a mapping
+        /// of many keys loads in linear time.
+        index: HashMap<String, usize>,
         key: Option<Key>,
         start: Span,
         anchor: usize,
@@ -189,7 +192,12 @@ impl Builder {
                 items.push(node);
                 Ok(())
             }
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
+            Some(Frame::Map {
+                entries,
+                index,
+                key,
+                ..
+            }) => match key.take() {
                 None => {
                     let name = key_name(&node)?;
                     *key = Some(Key {
@@ -199,7 +207,7 @@ impl Builder {
                     Ok(())
                 }
                 Some(k) => {
-                    if let Some((first, _)) = entries.iter().find(|(e, _)| e.name == k.name) {
+                    if let Some((first, _)) = index.get(&k.name).and_then(|i| entries.get(*i)) {
                         return Err(YamlError {
                             message: format!(
                                 "duplicate key `{}` (first defined at line {})",
@@ -208,6 +216,7 @@ impl Builder {
                             span: k.span,
                         });
                     }
+                    index.insert(k.name.clone(), entries.len());
                     entries.push((k, node));
                     Ok(())
                 }
@@ -384,6 +393,7 @@ pub fn parse(text: &str) -> Result<Vec<YamlDocument>, YamlError> {
                 b.open(
                     Frame::Map {
                         entries: Vec::new(),
+                        index: HashMap::new(),
                         key: None,
                         start: span,
                         anchor,

@@ -36,6 +36,17 @@ pub fn render<'a>(
     style: Style,
     w: &mut dyn Write,
 ) -> io::Result<()> {
+    let line_of = |file: &Path, n: usize| source(file).and_then(|t| t.lines().nth(n));
+    render_with(d, &line_of, style, w)
+}
+
+/// [`render`], with the offending line found by `line_of(file, index from 0)`.
+fn render_with<'a>(
+    d: &Diagnostic,
+    line_of: &dyn Fn(&Path, usize) -> Option<&'a str>,
+    style: Style,
+    w: &mut dyn Write,
+) -> io::Result<()> {
     let (label, code) = match d.severity {
         Severity::Error => ("error", "1;31"),
         Severity::Warning => ("warning", "1;33"),
@@ -54,8 +65,8 @@ pub fn render<'a>(
     let pad = " ".repeat(gutter_width);
     if let Some(loc) = &d.location {
         writeln!(w, "{pad}{} {loc}", style.paint("1;34", "-->"))?;
-        if let (Some(span), Some(text)) = (loc.span, source(&loc.file))
-            && let Some(line) = text.lines().nth(span.line.saturating_sub(1))
+        if let Some(span) = loc.span
+            && let Some(line) = line_of(&loc.file, span.line.saturating_sub(1))
         {
             let line = line.replace('\t', " ");
             let bar = style.paint("1;34", "|");
@@ -101,11 +112,25 @@ pub fn render_all<'a>(
     style: Style,
     w: &mut dyn Write,
 ) -> io::Result<()> {
+    // Each file's lines are split once: a file with thousands of diagnostics renders in
+    // linear time.
+    let lines: std::cell::RefCell<std::collections::HashMap<std::path::PathBuf, Vec<&'a str>>> =
+        std::cell::RefCell::default();
+    let line_of = |file: &Path, n: usize| -> Option<&'a str> {
+        let mut cache = lines.borrow_mut();
+        if !cache.contains_key(file) {
+            let split = source(file)
+                .map(|t| t.lines().collect())
+                .unwrap_or_default();
+            cache.insert(file.to_path_buf(), split);
+        }
+        cache.get(file).and_then(|l| l.get(n).copied())
+    };
     for (i, d) in diags.iter().enumerate() {
         if i > 0 {
             writeln!(w)?;
         }
-        render(d, source, style, w)?;
+        render_with(d, &line_of, style, w)?;
     }
     Ok(())
 }

@@ -115,11 +115,13 @@ impl Proxy {
     /// Runs `scar ARGS` in `dir` through this proxy and kills it as soon as the proxy holds
     /// the request it was told to hang on (or after 30 s). True if that point was reached.
     ///
-    /// The killed run holds the stack's lock with a 1 s lease, as a crashed holder would; this
-    /// returns once that lease has run out, so the next run takes the lock over.
+    /// The killed run holds the stack's lock with a 2 s lease, as a crashed holder would; this
+    /// returns once that lease has run out, so the next run takes the lock over. (A holder
+    /// stops starting steps once its renewals fall behind its lease; 2 s leaves a busy test
+    /// machine room for a renewal.)
     pub fn kill_at_hang(&self, dir: &std::path::Path, args: &[&str]) -> bool {
         let mut child = super::moto::scar_command(&self.endpoint, dir, args)
-            .env("SCAR_LOCK_LEASE", "1")
+            .env("SCAR_LOCK_LEASE", "2")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -134,7 +136,7 @@ impl Proxy {
         let reached = self.hanging.load(Ordering::SeqCst);
         let _ = child.kill();
         let _ = child.wait();
-        std::thread::sleep(Duration::from_millis(1100));
+        std::thread::sleep(Duration::from_millis(2100));
         reached
     }
 }

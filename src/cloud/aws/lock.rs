@@ -254,7 +254,9 @@ impl AwsCloud {
                 (bucket.clone(), key.clone(), etag.clone(), lost.clone());
             let record = record.clone();
             tokio::spawn(async move {
-                let every = (lease / 3).max(Duration::from_millis(200));
+                // Four renewals per lease: one slow or failed renewal still leaves time for
+                // the next before the deadline below.
+                let every = (lease / 4).max(Duration::from_millis(200));
                 // No new step once the lease may have run out: the last renewal that
                 // succeeded, plus the lease, minus a margin for clocks and calls in flight.
                 let mut deadline = tokio::time::Instant::now() + lease - lease / 4;
