@@ -31,6 +31,10 @@ pub struct LockRecord {
     pub expires: u64,
     /// The scar version of the holder.
     pub version: String,
+    /// The lease in seconds: with the time S3 last wrote the record, it tells expiry by the
+    /// server's clock. Absent in records of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_secs: Option<u64>,
 }
 
 /// Seconds since the Unix epoch, now.
@@ -63,6 +67,19 @@ impl LockRecord {
             started: at,
             expires: at + lease.as_secs(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            lease_secs: Some(lease.as_secs()),
+        }
+    }
+
+    /// True once the lease has run out, judged by the server's clock when it is known:
+    /// `server` is S3's time now and the time it last wrote the record (both from S3's
+    /// answers), so writers whose clocks disagree still agree on expiry. Without them (or for
+    /// a record with no lease recorded), by `local_now` against `expires`.
+    #[must_use]
+    pub fn expired_by(&self, local_now: u64, server: Option<(u64, u64)>) -> bool {
+        match (self.lease_secs, server) {
+            (Some(lease), Some((now, written))) => now >= written.saturating_add(lease),
+            _ => self.expired(local_now),
         }
     }
 
@@ -167,5 +184,21 @@ mod tests {
             "{m}"
         );
         assert_ne!(new_id(), new_id());
+    }
+
+    #[test]
+    fn lease_expiry_uses_the_local_clock() {
+        // A holder whose clock runs a day ahead wrote `expires` a day out; by S3's clock the
+        // record was last written 3 s ago with a 2 s lease: it has run out.
+        let skewed = LockRecord::new("demo", "apply", Duration::from_secs(2), 1_000 + 86_400);
+        assert!(!skewed.expired(1_003));
+        assert!(skewed.expired_by(1_003, Some((1_003, 1_000))));
+        assert!(!skewed.expired_by(1_003, Some((1_001, 1_000))));
+        // A record from an older scar (no lease recorded) falls back to `expires`.
+        let old = LockRecord {
+            lease_secs: None,
+            ..skewed
+        };
+        assert!(!old.expired_by(1_003, Some((1_003, 1_000))));
     }
 }

@@ -988,3 +988,126 @@ async fn killed_applies_of_batch_and_http_converge() {
         );
     }
 }
+
+fn authed_function(http: &str) -> String {
+    format!(
+        "apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: cowsay\nspec:\n  image: grycap/cowsay\n  http: {http}\n"
+    )
+}
+
+/// The root method's `(authorizationType, apiKeyRequired)` of API `id`.
+async fn root_method(gw: &aws_sdk_apigateway::Client, id: &str) -> (String, bool) {
+    let root = gw
+        .get_resources()
+        .rest_api_id(id)
+        .send()
+        .await
+        .expect("resources")
+        .items()
+        .iter()
+        .find(|r| r.path() == Some("/"))
+        .and_then(|r| r.id())
+        .expect("root")
+        .to_owned();
+    let m = gw
+        .get_method()
+        .rest_api_id(id)
+        .resource_id(&root)
+        .http_method("ANY")
+        .send()
+        .await
+        .expect("method");
+    (
+        m.authorization_type().unwrap_or_default().to_owned(),
+        m.api_key_required().unwrap_or(false),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn public_http_endpoints_with_no_choice() {
+    let moto = Moto::start();
+    let gw = aws_sdk_apigateway::Client::new(&moto.sdk().await);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("stack.yaml"), HTTP_STACK).expect("write");
+    let file = dir.path().join("cowsay.yaml");
+
+    // API keys, with the usage plan's throttling.
+    std::fs::write(
+        &file,
+        authed_function("{auth: apiKey, throttle: {rateLimit: 10, burstLimit: 5}}"),
+    )
+    .expect("write");
+    let out = moto.scar(dir.path(), &["apply", ".", "--auto-approve"]);
+    ok(&out);
+    assert!(stdout(&out).contains("api_key_id = "), "{}", stdout(&out));
+    let id = apis(&moto).await.first().expect("an API").0.clone();
+    assert_eq!(root_method(&gw, &id).await, ("NONE".to_owned(), true));
+    let plans = gw.get_usage_plans().send().await.expect("plans");
+    let plan = plans.items().first().expect("a usage plan");
+    assert_eq!(
+        plan.api_stages().first().and_then(|s| s.api_id()),
+        Some(id.as_str())
+    );
+    assert_eq!(plan.throttle().map(|t| t.burst_limit()), Some(5));
+    let plan_id = plan.id().unwrap_or_default().to_owned();
+    let keys = gw
+        .get_usage_plan_keys()
+        .usage_plan_id(&plan_id)
+        .send()
+        .await
+        .expect("keys");
+    assert_eq!(keys.items().len(), 1, "one API key");
+    let (code, text) = plan_exit(&moto, dir.path());
+    assert_eq!(code, Some(0), "not converged: {text}");
+
+    // A throttle changed out of band is drift, set back.
+    gw.update_usage_plan()
+        .usage_plan_id(&plan_id)
+        .patch_operations(
+            aws_sdk_apigateway::types::PatchOperation::builder()
+                .op(aws_sdk_apigateway::types::Op::Replace)
+                .path("/throttle/burstLimit")
+                .value("500")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("out of band");
+    assert_eq!(plan_exit(&moto, dir.path()).0, Some(2));
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    assert_eq!(plan_exit(&moto, dir.path()).0, Some(0));
+
+    // Signed callers only: the usage plan and its key go.
+    std::fs::write(&file, authed_function("{auth: iam}")).expect("write");
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    assert_eq!(root_method(&gw, &id).await, ("AWS_IAM".to_owned(), false));
+    assert!(
+        gw.get_usage_plans()
+            .send()
+            .await
+            .expect("plans")
+            .items()
+            .is_empty(),
+        "the usage plan outlived auth: apiKey"
+    );
+    assert!(
+        gw.get_api_keys()
+            .send()
+            .await
+            .expect("keys")
+            .items()
+            .is_empty(),
+        "the API key outlived auth: apiKey"
+    );
+    assert_eq!(plan_exit(&moto, dir.path()).0, Some(0), "converged");
+
+    // A throttle without API keys is a validation error.
+    std::fs::write(
+        &file,
+        authed_function("{auth: iam, throttle: {rateLimit: 1, burstLimit: 1}}"),
+    )
+    .expect("write");
+    let bad = moto.scar(dir.path(), &["plan", "."]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("`throttle` applies to callers with API keys"));
+}

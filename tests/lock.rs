@@ -275,3 +275,48 @@ async fn lock_broken_by_unlock_stops_the_holder() {
         "the holder kept starting steps after its lock was broken"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lease_expiry_uses_the_local_clock() {
+    // A crashed holder whose clock ran a day ahead: its record says the lease runs for a day,
+    // but it holds a 1 s lease, last written (by S3's clock) two seconds ago. By S3's clock it
+    // has run out, and the next writer takes the lock over.
+    let moto = Moto::start();
+    let dir = stack();
+    ok(&moto.scar(dir.path(), &["plan", "."]));
+    let config = moto.sdk().await;
+    let s3 = support::moto::s3(&config);
+    let bucket = "scar-locks-123456789012-us-east-1";
+    let _ = s3.create_bucket().bucket(bucket).send().await;
+    let ahead = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 86_400;
+    let record = serde_json::json!({
+        "id": "00000000000000aa",
+        "stack": "locked",
+        "holder": "ci@skewed-clock",
+        "pid": 1,
+        "operation": "apply",
+        "started": ahead,
+        "expires": ahead + 1,
+        "version": "0.1.0",
+        "lease_secs": 1,
+    });
+    s3.put_object()
+        .bucket(bucket)
+        .key("locks/locked.json")
+        .body(record.to_string().into_bytes().into())
+        .send()
+        .await
+        .expect("a skewed lock record");
+    std::thread::sleep(Duration::from_millis(2100));
+    let apply = moto.scar(dir.path(), &["apply", ".", "--auto-approve"]);
+    ok(&apply);
+    assert!(
+        stderr(&apply).contains("took over a lock whose lease ran out"),
+        "{}",
+        stderr(&apply)
+    );
+}

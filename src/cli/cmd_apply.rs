@@ -230,26 +230,36 @@ pub(super) async fn run_steps(
 
 /// Terraform's `Outputs:`: the invoke URL of every HTTP endpoint of the stack.
 pub(super) fn print_outputs(cloud: &AwsCloud, plan: &Plan) {
-    let urls: Vec<(String, String)> = plan
+    let apis: Vec<&crate::plan::Step> = plan
         .steps
         .iter()
         .filter(|s| {
             s.address.kind == crate::model::ResourceKind::HttpApi
                 && s.action != crate::plan::Action::Delete
         })
-        .filter_map(|s| {
-            let url = cloud
-                .created_output(&s.address, "url")
-                .or_else(|| s.after.as_ref().and_then(|a| a.get("url").cloned()))?;
-            Some((s.address.to_string(), url.as_str()?.to_owned()))
-        })
         .collect();
-    if urls.is_empty() {
+    let mut lines = Vec::new();
+    for s in apis {
+        let url = cloud
+            .created_output(&s.address, "url")
+            .or_else(|| s.after.as_ref().and_then(|a| a.get("url").cloned()));
+        if let Some(url) = url.as_ref().and_then(|u| u.as_str()) {
+            lines.push(format!("  {} url = {url}", s.address));
+        }
+        // The key's id, never its value: `aws apigateway get-api-key --api-key ID
+        // --include-value` shows it to whoever may read it.
+        if let Some(key) = cloud.created_output(&s.address, "api_key_id")
+            && let Some(key) = key.as_str()
+        {
+            lines.push(format!("  {} api_key_id = {key}", s.address));
+        }
+    }
+    if lines.is_empty() {
         return;
     }
     println!("\nOutputs:\n");
-    for (address, url) in urls {
-        println!("  {address} url = {url}");
+    for line in lines {
+        println!("{line}");
     }
 }
 

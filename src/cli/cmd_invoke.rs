@@ -173,9 +173,23 @@ pub(super) fn invoke(
     rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
         // A script or arguments travel only in a direct invocation's event.
-        let over_http = (f.spec.http.is_some() || how.url.is_some()) && how.call.is_empty();
+        // An endpoint that only signed or keyed callers may use is invoked through Lambda,
+        // with the CLI's own credentials (unless `--url` says where to send the request).
+        let auth = f
+            .spec
+            .http
+            .as_ref()
+            .map(|h| crate::model::http::auth_name(h.auth))
+            .unwrap_or("none");
+        let open = auth == "none" || how.url.is_some();
+        let over_http =
+            (f.spec.http.is_some() || how.url.is_some()) && how.call.is_empty() && open;
         if f.spec.http.is_some() && !over_http {
-            eprintln!("a call-time script or arguments: invoking {name} directly, not through its HTTP endpoint");
+            if open {
+                eprintln!("a call-time script or arguments: invoking {name} directly, not through its HTTP endpoint");
+            } else {
+                eprintln!("the HTTP endpoint of {name} takes `{auth}` callers: invoking {name} directly through Lambda with your credentials");
+            }
         }
         if over_http {
             let target = match &how.url {

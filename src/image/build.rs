@@ -326,7 +326,13 @@ pub async fn build(
         )));
     }
     progress("preparing the supervisor layer");
-    let supervisor = supervisor_layer(&spec.supervisor).map_err(BuildError::Other)?;
+    // Reading, hashing and (once) compressing tens of megabytes: off the async workers, which
+    // also carry the lock's heartbeat.
+    let path = spec.supervisor.clone();
+    let supervisor = tokio::task::spawn_blocking(move || supervisor_layer(&path))
+        .await
+        .map_err(|e| BuildError::Other(format!("building the supervisor layer: {e}")))?
+        .map_err(BuildError::Other)?;
     let function_config = with_command(&spec.config_json, &base_config)?;
     let own = function_layer(&function_config, &spec.script)
         .map_err(|e| BuildError::Other(format!("building the function layer: {e}")))?;

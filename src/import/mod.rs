@@ -767,7 +767,7 @@ impl<'a> StackBuilder<'a> {
                 spec.http = Some(HttpSpec {
                     name,
                     stage,
-                    description: None,
+                    ..HttpSpec::default()
                 });
             }
             for key in [

@@ -509,6 +509,39 @@ pub struct HttpSpec {
     pub stage: Option<String>,
     /// Description of the API.
     pub description: Option<String>,
+    /// Who may call the endpoint: `none` (anyone; the default), `iam` (requests signed with
+    /// AWS credentials allowed `execute-api:Invoke`), `apiKey` (requests with an API key of
+    /// the function's usage plan in `x-api-key`).
+    pub auth: Option<HttpAuth>,
+    /// With `auth: apiKey`: the usage plan's throttling (requests per second, and burst).
+    pub throttle: Option<HttpThrottle>,
+    /// Answer a failed request with the script's last stderr lines (default `false`: the
+    /// caller gets the status and the request id only, the details go to the logs).
+    pub expose_errors: Option<bool>,
+}
+
+/// Who may call an HTTP endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum HttpAuth {
+    /// Anyone.
+    None,
+    /// Requests signed with AWS Signature Version 4.
+    Iam,
+    /// Requests carrying an API key of the function's usage plan.
+    ApiKey,
+}
+
+/// A usage plan's throttling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpThrottle {
+    /// Steady-state requests per second.
+    #[schemars(range(min = 1))]
+    pub rate_limit: u32,
+    /// Requests allowed in a burst.
+    #[schemars(range(min = 0))]
+    pub burst_limit: u32,
 }
 
 /// Logging settings.

@@ -14,6 +14,17 @@ pub fn statement_id(stack: &str) -> String {
     format!("scar-{stack}-apigw")
 }
 
+/// The `auth` attribute of an API: `none`, `iam` or `api_key`.
+#[must_use]
+pub fn auth_name(auth: Option<crate::manifest::types::HttpAuth>) -> &'static str {
+    use crate::manifest::types::HttpAuth;
+    match auth {
+        None | Some(HttpAuth::None) => "none",
+        Some(HttpAuth::Iam) => "iam",
+        Some(HttpAuth::ApiKey) => "api_key",
+    }
+}
+
 /// The media types API Gateway passes as bytes: all of them.
 pub const BINARY_MEDIA_TYPES: [&str; 1] = ["*/*"];
 
@@ -68,6 +79,14 @@ pub(super) fn resources(
         ),
     );
     a.insert("function".into(), json!(function));
+    a.insert("auth".into(), json!(auth_name(http.auth)));
+    a.insert(
+        "throttle".into(),
+        http.throttle.as_ref().map_or(
+            Value::Null,
+            |t| json!({"rate_limit": t.rate_limit, "burst_limit": t.burst_limit}),
+        ),
+    );
     a.insert("url".into(), own("url"));
     a.insert("tags".into(), json!(ownership_tags(stack, &api, user_tags)));
     let permission = Address::new(

@@ -184,5 +184,11 @@ pub fn config(
             types::LogLevel::Info => LogLevel::Info,
             types::LogLevel::Debug => LogLevel::Debug,
         },
+        http_expose_errors: f
+            .spec
+            .http
+            .as_ref()
+            .and_then(|h| h.expose_errors)
+            .unwrap_or(false),
     }
 }

@@ -62,6 +62,7 @@ pub struct Proxy {
     /// JSON body.
     pub log: Arc<std::sync::Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
+    upstream: u16,
 }
 
 impl Proxy {
@@ -77,6 +78,7 @@ impl Proxy {
             hanging: Arc::new(AtomicBool::new(false)),
             log: Arc::new(std::sync::Mutex::new(Vec::new())),
             stop: Arc::new(AtomicBool::new(false)),
+            upstream,
         };
         let log = p.log.clone();
         let (requests, injected, hanging, stop) = (
@@ -115,15 +117,15 @@ impl Proxy {
     /// Runs `scar ARGS` in `dir` through this proxy and kills it as soon as the proxy holds
     /// the request it was told to hang on (or after 30 s). True if that point was reached.
     ///
-    /// The killed run holds the stack's lock with a 2 s lease, as a crashed holder would; this
-    /// returns once that lease has run out, so the next run takes the lock over. (A holder
-    /// stops starting steps once its renewals fall behind its lease; 2 s leaves a busy test
-    /// machine room for a renewal.)
+    /// The killed run holds the stack's lock, as a crashed holder would; this breaks it the way
+    /// an operator's `scar unlock` does (deleting the lock records), so the next run starts at
+    /// once. (Waiting for a lease to run out is tests/lock.rs's subject; a lease short enough
+    /// to wait for here would be lost to a busy emulator's slow answers.)
     pub fn kill_at_hang(&self, dir: &std::path::Path, args: &[&str]) -> bool {
+        let log = tempfile::NamedTempFile::new().expect("a log file");
         let mut child = super::moto::scar_command(&self.endpoint, dir, args)
-            .env("SCAR_LOCK_LEASE", "2")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(log.reopen().expect("the log file"))
             .spawn()
             .expect("scar starts");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -136,8 +138,43 @@ impl Proxy {
         let reached = self.hanging.load(Ordering::SeqCst);
         let _ = child.kill();
         let _ = child.wait();
-        std::thread::sleep(Duration::from_millis(2100));
+        if !reached {
+            // Why the run ended before the point: its own words.
+            eprintln!(
+                "the run ended before the kill point:\n{}",
+                std::fs::read_to_string(log.path()).unwrap_or_default()
+            );
+        }
+        break_locks(self.upstream);
         reached
+    }
+}
+
+/// Deletes every stack lock in moto on `port` (the lock bucket's `locks/` records), as
+/// `scar unlock` would, with plain requests to the emulator.
+fn break_locks(port: u16) {
+    let bucket = "scar-locks-123456789012-us-east-1";
+    let ask = |request: String| -> String {
+        let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) else {
+            return String::new();
+        };
+        let _ = c.write_all(request.as_bytes());
+        let mut answer = String::new();
+        let _ = c.read_to_string(&mut answer);
+        answer
+    };
+    let listing = ask(format!(
+        "GET /{bucket}?list-type=2&prefix=locks/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    ));
+    for key in listing
+        .split("<Key>")
+        .skip(1)
+        .filter_map(|k| k.split("</Key>").next())
+    {
+        // moto refuses an anonymous delete; it does not check the signature itself.
+        ask(format!(
+            "DELETE /{bucket}/{key} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0\r\nConnection: close\r\n\r\n"
+        ));
     }
 }
 

@@ -125,6 +125,8 @@ pub mod env {
     pub const HTTP_METHOD: &str = "SCAR_HTTP_METHOD";
     /// The HTTP request's path.
     pub const HTTP_PATH: &str = "SCAR_HTTP_PATH";
+    /// `true`: an HTTP caller whose request fails gets the script's last stderr lines.
+    pub const HTTP_EXPOSE_ERRORS: &str = "SCAR_HTTP_EXPOSE_ERRORS";
 
     /// Every name above that a function's manifest may not set itself.
     pub const RESERVED: &[&str] = &[
@@ -148,6 +150,7 @@ pub mod env {
         INPUT_BUCKET,
         INPUT_KEY,
         HTTP_METHOD,
+        HTTP_EXPOSE_ERRORS,
         HTTP_PATH,
     ];
 }
@@ -492,6 +495,10 @@ pub struct Config {
     /// The supervisor's log level.
     #[serde(default)]
     pub log_level: LogLevel,
+    /// An HTTP caller whose request fails is answered with the script's last stderr lines
+    /// (else only with the request id: stderr may hold what callers must not see).
+    #[serde(default)]
+    pub http_expose_errors: bool,
 }
 
 /// A configuration that cannot be read.
@@ -523,6 +530,9 @@ impl Config {
         }
         if self.log_level != LogLevel::Info {
             out.push((env::LOG_LEVEL, self.log_level.as_str().to_owned()));
+        }
+        if self.http_expose_errors {
+            out.push((env::HTTP_EXPOSE_ERRORS, "true".to_owned()));
         }
         out
     }
@@ -580,6 +590,7 @@ impl Config {
             batch_job_definition: var(env::BATCH_JOB_DEFINITION).unwrap_or_default(),
             batch_multi_node: var(env::BATCH_MULTI_NODE).is_some_and(|v| v == "true"),
             log_level,
+            http_expose_errors: var(env::HTTP_EXPOSE_ERRORS).is_some_and(|v| v == "true"),
         })
     }
 
@@ -632,6 +643,7 @@ mod tests {
             batch_job_definition: "d".into(),
             batch_multi_node: true,
             log_level: LogLevel::Debug,
+            http_expose_errors: true,
         }
     }
 

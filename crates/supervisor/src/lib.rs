@@ -305,7 +305,11 @@ impl Supervisor {
             }
             Work::Http { body, method, path } => {
                 let r = self.one(&ctx, Staged::Http { body, method, path }).await?;
-                return Ok(http_response(&r, request_id));
+                return Ok(http_response(
+                    &r,
+                    request_id,
+                    self.config.http_expose_errors,
+                ));
             }
             Work::Data(bytes) => results.push(self.one(&ctx, Staged::Data(bytes)).await?),
             Work::Nothing => results.push(self.one(&ctx, Staged::Nothing).await?),
@@ -635,22 +639,32 @@ fn report(results: &[InputResult]) -> Value {
 }
 
 /// API Gateway's proxy response: the script's stdout as the body, base64 so any bytes pass
-/// (the API lists `*/*` as binary, so API Gateway sends the raw bytes on).
-fn http_response(r: &InputResult, request_id: &str) -> Value {
+/// (the API lists `*/*` as binary, so API Gateway sends the raw bytes on). A failure says what
+/// failed and the request id; the script's stderr and the output errors (which may name
+/// paths, hosts or worse) only when the manifest asks for them (`expose`): the caller of a
+/// public endpoint is anyone.
+fn http_response(r: &InputResult, request_id: &str, expose: bool) -> Value {
     use base64::Engine as _;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let failure = |what: String| {
-        format!(
-            "{what} (exit status {:?}{}):\n{}\n{}\n",
+        let head = format!(
+            "{what} (exit status {:?}{}; request id {request_id})",
             r.script.status,
             if r.script.timed_out {
                 ", timed out"
             } else {
                 ""
             },
-            r.upload_errors.join("\n"),
-            r.script.stderr_tail.join("\n")
-        )
+        );
+        if expose {
+            format!(
+                "{head}:\n{}\n{}\n",
+                r.upload_errors.join("\n"),
+                r.script.stderr_tail.join("\n")
+            )
+        } else {
+            format!("{head}; the details are in the function's logs\n")
+        }
     };
     let (status, body, error) = if r.delegated.is_some() {
         (202, b64(&r.script.stdout), None)
@@ -737,16 +751,23 @@ mod tests {
     #[test]
     fn http_answers_carry_any_bytes_and_say_what_failed() {
         let all: Vec<u8> = (0..=255u8).collect();
-        let ok = http_response(&result(all.clone(), Some(0), Vec::new()), "r");
+        let ok = http_response(&result(all.clone(), Some(0), Vec::new()), "r", true);
         assert_eq!(
             (ok["statusCode"].as_u64(), ok["isBase64Encoded"].as_bool()),
             (Some(200), Some(true))
         );
         assert_eq!(body(&ok), all);
-        let failed = http_response(&result(Vec::new(), Some(3), Vec::new()), "r");
+        let failed = http_response(&result(Vec::new(), Some(3), Vec::new()), "r", true);
         assert_eq!(failed["statusCode"], 500);
         assert_eq!(failed["headers"]["x-scar-error"], "script");
         assert!(String::from_utf8_lossy(&body(&failed)).contains("boom"));
+        // public_http_endpoints_with_no_choice: an anonymous caller gets no stderr unless the
+        // manifest asks for it.
+        let quiet = http_response(&result(Vec::new(), Some(3), Vec::new()), "req-9", false);
+        let text = String::from_utf8_lossy(&body(&quiet)).into_owned();
+        assert_eq!(quiet["statusCode"], 500);
+        assert!(!text.contains("boom"), "{text}");
+        assert!(text.contains("req-9"), "{text}");
         let lost = http_response(
             &result(
                 b"fine".to_vec(),
@@ -754,12 +775,14 @@ mod tests {
                 vec!["output minio.lab:b/ (a.txt): refused".into()],
             ),
             "r",
+            true,
         );
         assert_eq!(lost["statusCode"], 500);
         assert!(String::from_utf8_lossy(&body(&lost)).contains("minio.lab"));
         let big = http_response(
             &result(vec![7; MAX_RESPONSE_BYTES], Some(0), Vec::new()),
             "r",
+            false,
         );
         assert_eq!(big["statusCode"], 502);
         assert_eq!(big["headers"]["x-scar-error"], "response-too-large");

@@ -142,6 +142,17 @@ impl AwsCloud {
                 names.first().cloned().unwrap_or_default()
             };
             let function = self.integrated_function(&id).await?;
+            let auth = self.method_auth_of(&id).await?;
+            let throttle = self
+                .usage_plan_of(&id)
+                .await?
+                .and_then(|p| p.throttle().cloned())
+                .map_or(Value::Null, |t| {
+                    json!({
+                        "rate_limit": t.rate_limit().round() as u32,
+                        "burst_limit": t.burst_limit(),
+                    })
+                });
             let url = invoke_url(&id, &self.region, &stage);
             let mut a = Map::new();
             a.insert("name".into(), json!(api.name()));
@@ -167,6 +178,8 @@ impl AwsCloud {
             a.insert("binary_media_types".into(), json!(binary));
             a.insert("stage".into(), json!(stage));
             a.insert("function".into(), json!(function));
+            a.insert("auth".into(), json!(auth));
+            a.insert("throttle".into(), throttle);
             a.insert("url".into(), json!(url));
             a.insert("tags".into(), tag_value(&t));
             let fingerprint = short_hash(&Value::Object(a.clone()).to_string());
@@ -263,12 +276,13 @@ impl AwsCloud {
     }
 
     /// Keeps the outputs of a resource made during this run for the steps after it.
+    /// Outputs recorded earlier for the same address are kept unless named again.
     pub(super) fn record(&self, address: Address, outputs: Map<String, Value>) {
         let mut created = match self.created.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        created.insert(address, outputs);
+        created.entry(address).or_default().extend(outputs);
     }
 
     /// Executes a step on an HTTP API.
@@ -282,6 +296,7 @@ impl AwsCloud {
     ) -> Result<ExecOutcome, CloudError> {
         let id = s(before.get("id"));
         if step.action == Action::Delete {
+            self.remove_usage_plan(&id).await?;
             let r = self
                 .call_limited(
                     Some(&self.limits.apigateway_delete),
@@ -296,6 +311,7 @@ impl AwsCloud {
         let description = s(after.get("description"));
         let stage = s(after.get("stage"));
         let function = s(after.get("function"));
+        let auth = s(after.get("auth"));
         let changed =
             |f: &str| step.action == Action::Create || step.changes.iter().any(|c| c.field == f);
         let id = if step.action == Action::Create {
@@ -360,11 +376,22 @@ impl AwsCloud {
                 self.update_api(&id, ops).await?;
             }
         }
-        if changed("function") {
-            self.put_routes(&id, &function, account).await?;
+        if changed("function") || changed("auth") {
+            self.put_routes(
+                &id,
+                &function,
+                account,
+                &auth,
+                step.action != Action::Create,
+            )
+            .await?;
         }
-        // Binary media types take effect with the next deployment.
-        if changed("function") || changed("stage") || changed("binary_media_types") {
+        // Binary media types and methods take effect with the next deployment.
+        if changed("function")
+            || changed("stage")
+            || changed("binary_media_types")
+            || changed("auth")
+        {
             self.api_call(&id, "apigateway:CreateDeployment", || {
                 self.apigateway
                     .create_deployment()
@@ -387,6 +414,18 @@ impl AwsCloud {
                     .await;
                 gone_is_fine(r)?;
             }
+        }
+        if auth == "api_key" {
+            if changed("auth") || changed("throttle") || changed("stage") {
+                let key = self
+                    .ensure_usage_plan(&id, &stage, &name, after.get("throttle"), tags)
+                    .await?;
+                let mut o = Map::new();
+                o.insert("api_key_id".into(), json!(key));
+                self.record(step.address.clone(), o);
+            }
+        } else if s(before.get("auth")) == "api_key" {
+            self.remove_usage_plan(&id).await?;
         }
         if step.action != Action::Create && changed("tags") {
             let arn = format!("arn:aws:apigateway:{}::/restapis/{id}", self.region);
@@ -427,8 +466,17 @@ impl AwsCloud {
     }
 
     /// `ANY /` and `ANY /{proxy+}`, each a Lambda proxy integration of `function` that passes
-    /// `X-Amz-Invocation-Type` through. Safe to repeat.
-    async fn put_routes(&self, id: &str, function: &str, account: &str) -> Result<(), CloudError> {
+    /// `X-Amz-Invocation-Type` through, callable as `auth` says. Safe to repeat. With
+    /// `replace`, each method is deleted first: a method's authorization cannot be changed by
+    /// putting it again (AWS answers a conflict), and `UpdateMethod` is not in moto.
+    async fn put_routes(
+        &self,
+        id: &str,
+        function: &str,
+        account: &str,
+        auth: &str,
+        replace: bool,
+    ) -> Result<(), CloudError> {
         let resources = self.resource_ids(id).await?;
         let find = |path: &str| resources.get(path).cloned();
         let root = find("/").ok_or_else(|| {
@@ -458,7 +506,21 @@ impl AwsCloud {
             "arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/arn:aws:lambda:{region}:{account}:function:{function}/invocations",
             region = self.region
         );
+        let (authorization, key_required) = method_auth(auth);
         for resource in [&root, &proxy] {
+            if replace {
+                let r = self
+                    .api_call(id, "apigateway:DeleteMethod", || {
+                        self.apigateway
+                            .delete_method()
+                            .rest_api_id(id)
+                            .resource_id(resource)
+                            .http_method("ANY")
+                            .send()
+                    })
+                    .await;
+                gone_is_fine(r)?;
+            }
             let r = self
                 .api_call(id, "apigateway:PutMethod", || {
                     self.apigateway
@@ -466,7 +528,8 @@ impl AwsCloud {
                         .rest_api_id(id)
                         .resource_id(resource)
                         .http_method("ANY")
-                        .authorization_type("NONE")
+                        .authorization_type(authorization)
+                        .api_key_required(key_required)
                         .request_parameters(
                             format!("method.request.header.{INVOCATION_TYPE}"),
                             false,
@@ -499,6 +562,251 @@ impl AwsCloud {
         }
         Ok(())
     }
+}
+
+/// API Gateway's authorization type and API-key flag for an `auth` attribute.
+fn method_auth(auth: &str) -> (&'static str, bool) {
+    match auth {
+        "iam" => ("AWS_IAM", false),
+        "api_key" => ("NONE", true),
+        _ => ("NONE", false),
+    }
+}
+
+impl AwsCloud {
+    /// How API `id`'s root method is called: `iam`, `api_key` or `none` (also when the
+    /// method is missing, an interrupted create that the plan puts back).
+    async fn method_auth_of(&self, id: &str) -> Result<&'static str, CloudError> {
+        let Some(root) = self.resource_ids(id).await?.remove("/") else {
+            return Ok("none");
+        };
+        let method = self
+            .api_call(id, "apigateway:GetMethod", || {
+                self.apigateway
+                    .get_method()
+                    .rest_api_id(id)
+                    .resource_id(&root)
+                    .http_method("ANY")
+                    .send()
+            })
+            .await;
+        Ok(match method {
+            Ok(m) if m.authorization_type() == Some("AWS_IAM") => "iam",
+            Ok(m) if m.api_key_required() == Some(true) => "api_key",
+            Ok(_) => "none",
+            Err(e) if e.kind == ErrorKind::NotFound => "none",
+            Err(e) => return Err(e),
+        })
+    }
+
+    /// The usage plan that serves API `id` (scar makes one per API with `auth: apiKey`).
+    async fn usage_plan_of(&self, id: &str) -> Result<Option<gt::UsagePlan>, CloudError> {
+        let mut position: Option<String> = None;
+        loop {
+            let page = self
+                .api_call(id, "apigateway:GetUsagePlans", || {
+                    self.apigateway
+                        .get_usage_plans()
+                        .limit(500)
+                        .set_position(position.clone())
+                        .send()
+                })
+                .await?;
+            if let Some(p) = page
+                .items()
+                .iter()
+                .find(|p| p.api_stages().iter().any(|s| s.api_id() == Some(id)))
+            {
+                return Ok(Some(p.clone()));
+            }
+            position = page.position().map(str::to_owned);
+            if position.is_none() || page.items().is_empty() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Makes sure API `id`'s stage is served by a usage plan with `throttle` and one API key;
+    /// answers the key's id (its value stays in API Gateway: `aws apigateway get-api-key
+    /// --api-key ID --include-value`).
+    async fn ensure_usage_plan(
+        &self,
+        id: &str,
+        stage: &str,
+        name: &str,
+        throttle: Option<&Value>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String, CloudError> {
+        let settings = throttle.filter(|t| t.is_object()).map(|t| {
+            gt::ThrottleSettings::builder()
+                .rate_limit(t["rate_limit"].as_f64().unwrap_or(0.0))
+                .burst_limit(
+                    t["burst_limit"]
+                        .as_i64()
+                        .and_then(|b| i32::try_from(b).ok())
+                        .unwrap_or(0),
+                )
+                .build()
+        });
+        let plan = match self.usage_plan_of(id).await? {
+            Some(p) => {
+                let mut ops = Vec::new();
+                let here = format!("{id}:{stage}");
+                for s in p.api_stages() {
+                    let at = format!(
+                        "{}:{}",
+                        s.api_id().unwrap_or_default(),
+                        s.stage().unwrap_or_default()
+                    );
+                    if s.api_id() == Some(id) && at != here {
+                        ops.push(patch(gt::Op::Remove, "/apiStages", &at));
+                    }
+                }
+                if !p
+                    .api_stages()
+                    .iter()
+                    .any(|s| s.api_id() == Some(id) && s.stage() == Some(stage))
+                {
+                    ops.push(patch(gt::Op::Add, "/apiStages", &here));
+                }
+                if let Some(t) = &settings {
+                    let rate = t.rate_limit().to_string();
+                    let burst = t.burst_limit().to_string();
+                    ops.push(patch(gt::Op::Replace, "/throttle/rateLimit", &rate));
+                    ops.push(patch(gt::Op::Replace, "/throttle/burstLimit", &burst));
+                }
+                let plan_id = p.id().unwrap_or_default().to_owned();
+                if !ops.is_empty() {
+                    self.api_call(id, "apigateway:UpdateUsagePlan", || {
+                        self.apigateway
+                            .update_usage_plan()
+                            .usage_plan_id(&plan_id)
+                            .set_patch_operations(Some(ops.clone()))
+                            .send()
+                    })
+                    .await?;
+                }
+                plan_id
+            }
+            None => self
+                .api_call(id, "apigateway:CreateUsagePlan", || {
+                    self.apigateway
+                        .create_usage_plan()
+                        .name(name)
+                        .description("scar: the callers of this function's HTTP endpoint")
+                        .api_stages(gt::ApiStage::builder().api_id(id).stage(stage).build())
+                        .set_throttle(settings.clone())
+                        .set_tags(Some(tags.clone().into_iter().collect()))
+                        .send()
+                })
+                .await?
+                .id()
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        let keys = self
+            .api_call(id, "apigateway:GetUsagePlanKeys", || {
+                self.apigateway
+                    .get_usage_plan_keys()
+                    .usage_plan_id(&plan)
+                    .send()
+            })
+            .await?;
+        if let Some(k) = keys.items().first().and_then(|k| k.id()) {
+            return Ok(k.to_owned());
+        }
+        let key = self
+            .api_call(id, "apigateway:CreateApiKey", || {
+                self.apigateway
+                    .create_api_key()
+                    .name(name)
+                    .enabled(true)
+                    .set_tags(Some(tags.clone().into_iter().collect()))
+                    .send()
+            })
+            .await?
+            .id()
+            .unwrap_or_default()
+            .to_owned();
+        self.api_call(id, "apigateway:CreateUsagePlanKey", || {
+            self.apigateway
+                .create_usage_plan_key()
+                .usage_plan_id(&plan)
+                .key_id(&key)
+                .key_type("API_KEY")
+                .send()
+        })
+        .await?;
+        Ok(key)
+    }
+
+    /// Deletes the usage plan serving API `id` and its API keys, if any.
+    async fn remove_usage_plan(&self, id: &str) -> Result<(), CloudError> {
+        let Some(plan) = self.usage_plan_of(id).await? else {
+            return Ok(());
+        };
+        let plan_id = plan.id().unwrap_or_default().to_owned();
+        let keys = self
+            .api_call(id, "apigateway:GetUsagePlanKeys", || {
+                self.apigateway
+                    .get_usage_plan_keys()
+                    .usage_plan_id(&plan_id)
+                    .send()
+            })
+            .await?;
+        for k in keys.items().iter().filter_map(|k| k.id()) {
+            let r = self
+                .api_call(id, "apigateway:DeleteApiKey", || {
+                    self.apigateway.delete_api_key().api_key(k).send()
+                })
+                .await;
+            gone_is_fine(r)?;
+        }
+        let stages: Vec<gt::PatchOperation> = plan
+            .api_stages()
+            .iter()
+            .map(|s| {
+                patch(
+                    gt::Op::Remove,
+                    "/apiStages",
+                    &format!(
+                        "{}:{}",
+                        s.api_id().unwrap_or_default(),
+                        s.stage().unwrap_or_default()
+                    ),
+                )
+            })
+            .collect();
+        if !stages.is_empty() {
+            let r = self
+                .api_call(id, "apigateway:UpdateUsagePlan", || {
+                    self.apigateway
+                        .update_usage_plan()
+                        .usage_plan_id(&plan_id)
+                        .set_patch_operations(Some(stages.clone()))
+                        .send()
+                })
+                .await;
+            gone_is_fine(r)?;
+        }
+        let r = self
+            .api_call(id, "apigateway:DeleteUsagePlan", || {
+                self.apigateway
+                    .delete_usage_plan()
+                    .usage_plan_id(&plan_id)
+                    .send()
+            })
+            .await;
+        gone_is_fine(r).map(|_| ())
+    }
+}
+
+fn patch(op: gt::Op, path: &str, value: &str) -> gt::PatchOperation {
+    gt::PatchOperation::builder()
+        .op(op)
+        .path(path)
+        .value(value)
+        .build()
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {

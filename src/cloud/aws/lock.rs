@@ -30,6 +30,46 @@ impl From<CloudError> for LockError {
     }
 }
 
+/// Keeps the `Date` of S3's answer: the server's clock, by which lease expiry is judged.
+#[derive(Debug, Clone, Default)]
+struct ServerClock(Arc<std::sync::Mutex<Option<u64>>>);
+
+impl ServerClock {
+    fn now(&self) -> Option<u64> {
+        self.0.lock().ok().and_then(|g| *g)
+    }
+}
+
+impl aws_sdk_s3::config::Intercept for ServerClock {
+    fn name(&self) -> &'static str {
+        "ServerClock"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _: &aws_sdk_s3::config::RuntimeComponents,
+        _: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let secs = context
+            .response()
+            .headers()
+            .get("date")
+            .and_then(|d| {
+                aws_sdk_s3::primitives::DateTime::from_str(
+                    d,
+                    aws_sdk_s3::primitives::DateTimeFormat::HttpDate,
+                )
+                .ok()
+            })
+            .and_then(|t| u64::try_from(t.secs()).ok());
+        if let Ok(mut g) = self.0.lock() {
+            *g = secs;
+        }
+        Ok(())
+    }
+}
+
 /// What a renewal found.
 enum Renewal {
     /// The lease runs on.
@@ -117,7 +157,21 @@ impl AwsCloud {
         bucket: &str,
         key: &str,
     ) -> Result<Option<(LockRecord, String)>, CloudError> {
+        Ok(self
+            .read_lock_timed(bucket, key)
+            .await?
+            .map(|(record, etag, _)| (record, etag)))
+    }
+
+    /// [`Self::read_lock_in`], with S3's clock: its time now (the answer's `Date`) and when it
+    /// last wrote the record (`Last-Modified`), in seconds since the epoch, when both came.
+    async fn read_lock_timed(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(LockRecord, String, Option<(u64, u64)>)>, CloudError> {
         let owner = self.account_id().await?;
+        let clock = ServerClock::default();
         let got = self
             .call(key, "s3:GetObject", || {
                 self.s3
@@ -125,6 +179,8 @@ impl AwsCloud {
                     .bucket(bucket)
                     .key(key)
                     .expected_bucket_owner(&owner)
+                    .customize()
+                    .interceptor(clock.clone())
                     .send()
             })
             .await;
@@ -134,6 +190,10 @@ impl AwsCloud {
             Err(e) => return Err(e),
         };
         let etag = out.e_tag().unwrap_or_default().to_owned();
+        let written = out
+            .last_modified()
+            .and_then(|t| u64::try_from(t.secs()).ok());
+        let server = clock.now().zip(written);
         let bytes = out
             .body
             .collect()
@@ -147,7 +207,7 @@ impl AwsCloud {
                 format!("s3://{bucket}/{key} is not a scar lock record: {e}"),
             )
         })?;
-        Ok(Some((record, etag)))
+        Ok(Some((record, etag, server)))
     }
 
     /// Writes `record`, on condition: `None` only if no object exists, `Some(etag)` only if the
@@ -204,7 +264,7 @@ impl AwsCloud {
             if let Some(etag) = self.put_lock(&bucket, &key, &record, None).await? {
                 return Ok(self.hold(bucket, key, record, etag, lease));
             }
-            let Some((current, etag)) = self.read_lock_in(&bucket, &key).await? else {
+            let Some((current, etag, server)) = self.read_lock_timed(&bucket, &key).await? else {
                 continue; // released in between: try again
             };
             if current.id == record.id {
@@ -212,7 +272,7 @@ impl AwsCloud {
                 // the object): the lock is ours.
                 return Ok(self.hold(bucket, key, current, etag, lease));
             }
-            if !current.expired(now()) {
+            if !current.expired_by(now(), server) {
                 return Err(LockError::Held(current));
             }
             record.started = now();
@@ -262,8 +322,9 @@ impl AwsCloud {
                 let mut deadline = tokio::time::Instant::now() + lease - lease / 4;
                 let stack = record.stack.clone();
                 let lose = |why: &str| {
-                    tracing::error!(stack, "{why}: no new step starts");
-                    lost.store(true, Ordering::SeqCst);
+                    if !lost.swap(true, Ordering::SeqCst) {
+                        tracing::error!(stack, "{why}: no new step starts");
+                    }
                 };
                 loop {
                     let renew = async {
@@ -275,23 +336,25 @@ impl AwsCloud {
                         let r = cloud.renew(&bucket, &key, &next, &mut current).await;
                         (r, sent)
                     };
+                    tokio::pin!(renew);
                     let outcome = tokio::select! {
-                        r = renew => Some(r),
-                        () = tokio::time::sleep_until(deadline) => None,
+                        biased;
+                        r = &mut renew => r,
+                        () = tokio::time::sleep_until(deadline) => {
+                            lose("the lock's lease may have run out (no renewal succeeded in time)");
+                            // The renewal in flight still finishes, so the ETag stays right
+                            // and the release at the end can delete the record.
+                            renew.await
+                        }
                     };
                     match outcome {
-                        None => {
-                            return lose(
-                                "the lock's lease may have run out (no renewal succeeded in time)",
-                            );
-                        }
-                        Some((Ok(Renewal::Renewed), sent)) => {
+                        (Ok(Renewal::Renewed), sent) => {
                             deadline = sent + lease - lease / 4;
                         }
-                        Some((Ok(Renewal::Lost), _)) => {
+                        (Ok(Renewal::Lost), _) => {
                             return lose("the lock was broken or taken over by someone else");
                         }
-                        Some((Err(e), _)) => {
+                        (Err(e), _) => {
                             tracing::warn!(error = %e, "renewing the lock failed; retrying");
                         }
                     }
@@ -396,8 +459,8 @@ impl AwsCloud {
             if let Some(etag) = self.put_lock(&lock_bucket, &key, &record, None).await? {
                 break etag;
             }
-            if let Some((current, etag)) = self.read_lock_in(&lock_bucket, &key).await?
-                && current.expired(now())
+            if let Some((current, etag, server)) = self.read_lock_timed(&lock_bucket, &key).await?
+                && current.expired_by(now(), server)
                 && let Some(new) = self
                     .put_lock(&lock_bucket, &key, &record, Some(&etag))
                     .await?

@@ -172,6 +172,17 @@ fn check_one(set: &ManifestSet, f: &Doc<FunctionManifest>, eff: &Effective, out:
         }
     }
     check_batch(f, eff, out);
+    if let Some(http) = &spec.http
+        && http.throttle.is_some()
+        && http.auth != Some(crate::manifest::types::HttpAuth::ApiKey)
+    {
+        out.push(
+            Diagnostic::error("`throttle` applies to callers with API keys")
+                .at(f.key_at("/spec/http/throttle"))
+                .field("spec.http.throttle")
+                .hint("set `auth: apiKey` (the throttle is the usage plan's), or drop `throttle`"),
+        );
+    }
     if spec.http.is_some() && eff.execution == Execution::Batch {
         out.push(
             Diagnostic::warning("an HTTP function in `batch` mode answers before the work is done")
