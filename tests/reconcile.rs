@@ -1128,3 +1128,139 @@ async fn foreign_log_group_taken_over() {
         "destroy deleted a foreign log group"
     );
 }
+
+/// An IAM user of moto with `policy` inline, and its access key `(id, secret)`.
+async fn iam_user(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    policy: &serde_json::Value,
+) -> (String, String) {
+    iam.create_user()
+        .user_name(name)
+        .send()
+        .await
+        .expect("user");
+    iam.put_user_policy()
+        .user_name(name)
+        .policy_name("scar")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .expect("policy");
+    let key = iam
+        .create_access_key()
+        .user_name(name)
+        .send()
+        .await
+        .expect("key");
+    let key = key.access_key().expect("access key");
+    (
+        key.access_key_id().to_owned(),
+        key.secret_access_key().to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_the_cli_user_needs_is_undocumented() {
+    // moto checks IAM policies once INITIAL_NO_AUTH_ACTION_COUNT requests have been made (the
+    // six that make the two users below), but only for S3 does it check the resource asked
+    // for: every other service is checked against `*`, which no resource-scoped statement
+    // matches, and Lambda's requests fail its signature check once it checks at all. So S3
+    // runs on a checking moto (`AWS_ENDPOINT_URL_S3`) and every other service on a second,
+    // open one; the S3 statements of `scar policy` (the stack's buckets, its lock and the
+    // notification leases) are checked exactly as printed. Lambda, Logs, IAM, ECR, STS,
+    // tagging, Batch and API Gateway statements are not checked by this test.
+    let open = Moto::start();
+    let checking = Moto::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "6")]);
+    let dir = stack_dir(&[("thumbs.yaml", function("thumbs", "demo-in", "in/", 512))]);
+    let printed = open.scar(dir.path(), &["policy", ".", "--account", "123456789012"]);
+    let printed: serde_json::Value = serde_json::from_slice(&printed.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", stderr(&printed)));
+    let mut statements: Vec<serde_json::Value> = printed["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .filter(|s| {
+            let actions: Vec<&str> = match &s["Action"] {
+                serde_json::Value::String(a) => vec![a.as_str()],
+                v => v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(serde_json::Value::as_str)
+                    .collect(),
+            };
+            actions.iter().all(|a| a.starts_with("s3:"))
+        })
+        .cloned()
+        .collect();
+    assert!(statements.len() >= 3, "{printed}");
+    // moto names HeadBucket's permission `s3:HeadBucket`; AWS checks `s3:ListBucket`, which
+    // the printed policy grants on the lock bucket. The same bucket, moto's name for it.
+    statements.push(
+        serde_json::json!({"Effect": "Allow", "Action": "s3:HeadBucket",
+        "Resource": "arn:aws:s3:::scar-locks-123456789012-us-east-1"}),
+    );
+    let scoped = serde_json::json!({"Version": "2012-10-17", "Statement": statements});
+    let admin_policy = serde_json::json!({"Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
+    let iam = aws_sdk_iam::Client::new(&checking.sdk().await);
+    let (ci_id, ci_secret) = iam_user(&iam, "scar-ci", &scoped).await;
+    let (admin_id, admin_secret) = iam_user(&iam, "admin", &admin_policy).await;
+    let as_ci = |args: &[&str]| {
+        let mut c = support::moto::scar_command(&open.endpoint, dir.path(), args);
+        c.env_remove("AWS_ENDPOINT_URL")
+            .env("AWS_ACCESS_KEY_ID", &ci_id)
+            .env("AWS_SECRET_ACCESS_KEY", &ci_secret)
+            .env("AWS_ENDPOINT_URL_S3", &checking.endpoint);
+        for service in [
+            "LAMBDA",
+            "IAM",
+            "STS",
+            "CLOUDWATCH_LOGS",
+            "ECR",
+            "RESOURCE_GROUPS_TAGGING_API",
+            "BATCH",
+            "API_GATEWAY",
+        ] {
+            c.env(format!("AWS_ENDPOINT_URL_{service}"), &open.endpoint);
+        }
+        c.output().expect("scar runs")
+    };
+    ok(&as_ci(&["apply", ".", "--auto-approve"]));
+    let plan = as_ci(&["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
+    let admin = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&checking.endpoint)
+        .credentials_provider(aws_sdk_sts::config::Credentials::new(
+            admin_id,
+            admin_secret,
+            None,
+            None,
+            "static",
+        ))
+        .load()
+        .await;
+    let entries = s3(&admin)
+        .get_bucket_notification_configuration()
+        .bucket("demo-in")
+        .send()
+        .await
+        .expect("notifications");
+    assert_eq!(entries.lambda_function_configurations().len(), 1);
+
+    // The check is live: a bucket the printed policy does not name is refused.
+    std::fs::write(
+        dir.path().join("exif.yaml"),
+        function("exif", "someone-elses-bucket", "in/", 512),
+    )
+    .expect("write");
+    let refused = as_ci(&["apply", ".", "--auto-approve"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    assert!(
+        stderr(&refused).contains("AccessDenied"),
+        "{}",
+        stderr(&refused)
+    );
+}

@@ -13,6 +13,7 @@ mod cmd_import;
 mod cmd_invoke;
 mod cmd_ops;
 mod cmd_plan;
+mod cmd_policy;
 mod cmd_schema;
 mod cmd_show;
 mod cmd_unlock;
@@ -84,6 +85,15 @@ pub enum GraphFormat {
     Mermaid,
     /// Graphviz DOT (`dot -Tsvg`).
     Dot,
+}
+
+/// Which commands `scar policy` writes a policy for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyFor {
+    /// `plan` (reads only).
+    Plan,
+    /// `apply`, `destroy`, `watch` (reads and writes).
+    Apply,
 }
 
 /// Output format of a plan.
@@ -414,6 +424,21 @@ pub enum Command {
         #[command(subcommand)]
         command: ImageCommand,
     },
+    /// Print the IAM policy that running scar on this stack needs, scoped to its names.
+    ///
+    /// `--for plan` gives the read-only policy a pull request's plan job needs; `--for apply`
+    /// (the default) what apply, destroy and watch need. The account is `--account`, else the
+    /// stack's `spec.accountId`, else the credentials' own (one STS call).
+    Policy {
+        /// The stack directory.
+        dir: PathBuf,
+        /// Which commands the policy is for.
+        #[arg(long = "for", value_enum, default_value_t = PolicyFor::Apply)]
+        operation: PolicyFor,
+        /// The account id to put in ARNs.
+        #[arg(long)]
+        account: Option<String>,
+    },
     /// Break the stack's lock, held by a run that is gone (its id is in the conflict message).
     ///
     /// `apply`, `destroy`, `adopt` and `watch` hold the lock while they write; a crashed
@@ -691,6 +716,20 @@ pub fn main() -> ExitCode {
             command: ImageCommand::Config { dir, function },
         } => cmd_image::config(&dir, &function, &out),
         Command::Unlock { dir, lock_id } => cmd_unlock::run(&dir, &lock_id, &cli.aws, &out),
+        Command::Policy {
+            dir,
+            operation,
+            account,
+        } => cmd_policy::run(
+            &dir,
+            match operation {
+                PolicyFor::Plan => crate::model::policy::Operation::Plan,
+                PolicyFor::Apply => crate::model::policy::Operation::Apply,
+            },
+            account.as_deref(),
+            &cli.aws,
+            &out,
+        ),
         Command::Completions { shell } => cmd_completions::run(shell),
     };
     match result {

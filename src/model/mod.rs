@@ -9,6 +9,7 @@ mod address;
 pub mod batch;
 pub mod http;
 pub mod live;
+pub mod policy;
 pub mod supervisor;
 
 use std::collections::BTreeMap;

@@ -35,6 +35,12 @@ fn server_binary() -> PathBuf {
 impl Moto {
     /// Starts a server and waits until it answers.
     pub fn start() -> Moto {
+        Moto::start_with_env(&[])
+    }
+
+    /// [`Moto::start`], with variables in the server's environment (such as
+    /// `INITIAL_NO_AUTH_ACTION_COUNT`, after which moto checks IAM policies).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
         let bin = server_binary();
         assert!(
             bin.exists(),
@@ -44,6 +50,7 @@ impl Moto {
         let port = free_port();
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -87,8 +87,12 @@ impl AwsCloud {
             loader = loader.endpoint_url(e);
         }
         let shared = loader.load().await;
+        // An S3-compatible server (an emulator, MinIO) is addressed by path, whether it serves
+        // every service (`AWS_ENDPOINT_URL`) or S3 alone (`AWS_ENDPOINT_URL_S3`).
+        let own_s3 = shared.endpoint_url().is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
         let s3_config = aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(shared.endpoint_url().is_some())
+            .force_path_style(own_s3)
             .build();
         Self {
             lambda: aws_sdk_lambda::Client::new(&shared),

@@ -1,0 +1,376 @@
+//! The IAM policy the person or pipeline running scar needs for one stack: read-only for
+//! `plan`, read and write for `apply` and `destroy`. Every statement names the stack's own
+//! resources (its functions, buckets, role, log groups, repository, Batch and API Gateway
+//! names) where the service allows resource-level permissions; `iam:PassRole` only for the
+//! roles the stack's functions and jobs use, only to the services that take them. Pure: the
+//! account is given.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use super::{ACCOUNT, DesiredGraph, ResourceKind};
+use crate::manifest::names;
+
+/// What the policy is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `scar plan`, `scar validate`... reads only.
+    Plan,
+    /// `scar apply`, `scar destroy`, `scar watch`: reads and writes.
+    Apply,
+}
+
+/// The policy document for `operation` on `desired`'s stack in `account`.
+#[must_use]
+pub fn policy(desired: &DesiredGraph, account: &str, operation: Operation) -> Value {
+    let region = desired.region.as_str();
+    let stack = desired.stack.as_str();
+    let names_of = |kind: ResourceKind| -> BTreeSet<String> {
+        desired
+            .resources
+            .iter()
+            .filter(|r| r.address.kind == kind)
+            .map(|r| {
+                r.attrs
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| r.address.name.clone(), str::to_owned)
+            })
+            .collect()
+    };
+    let functions: BTreeSet<String> = desired
+        .resources
+        .iter()
+        .filter(|r| r.address.kind == ResourceKind::Function)
+        .map(|r| r.address.name.clone())
+        .collect();
+    let buckets = names_of(ResourceKind::Bucket);
+    let write = operation == Operation::Apply;
+    let arn = |s: String| s.replace(ACCOUNT, account);
+    let function_arns: Vec<String> = functions
+        .iter()
+        .map(|f| arn(format!("arn:aws:lambda:{region}:{ACCOUNT}:function:{f}")))
+        .collect();
+    let log_groups: Vec<String> = functions
+        .iter()
+        .flat_map(|f| {
+            let g = names::derive(stack, f).log_group;
+            [
+                arn(format!("arn:aws:logs:{region}:{ACCOUNT}:log-group:{g}")),
+                arn(format!("arn:aws:logs:{region}:{ACCOUNT}:log-group:{g}:*")),
+            ]
+        })
+        .collect();
+    let bucket_arns: Vec<String> = buckets
+        .iter()
+        .map(|b| format!("arn:aws:s3:::{b}"))
+        .collect();
+    let lock_bucket = format!("scar-locks-{account}-{region}");
+    let mut lock_objects = vec![format!("arn:aws:s3:::{lock_bucket}/locks/{stack}.json")];
+    lock_objects.extend(
+        buckets
+            .iter()
+            .map(|b| format!("arn:aws:s3:::{lock_bucket}/bucket-leases/{b}.json")),
+    );
+    let role = names::managed_role(stack);
+    let role_arn = arn(format!("arn:aws:iam::{ACCOUNT}:role/{role}"));
+    let repository = names::derive(stack, "x").ecr_repository;
+    let repository_arn = arn(format!(
+        "arn:aws:ecr:{region}:{ACCOUNT}:repository/{repository}"
+    ));
+    let owned_functions = json!({"StringEquals": {"aws:ResourceTag/scar:stack": stack}});
+
+    let mut statements = vec![
+        json!({"Sid": "WhoAmIAndWhatIsTagged", "Effect": "Allow",
+            "Action": ["sts:GetCallerIdentity", "tag:GetResources", "logs:DescribeLogGroups",
+                "ecr:GetAuthorizationToken", "batch:DescribeComputeEnvironments",
+                "batch:DescribeJobQueues", "batch:DescribeJobDefinitions"],
+            "Resource": "*"}),
+        json!({"Sid": "ReadFunctions", "Effect": "Allow",
+            "Action": ["lambda:GetFunction", "lambda:GetPolicy", "lambda:ListTags"],
+            "Resource": function_arns}),
+        // Functions the stack owns that no manifest names any more (to prune them).
+        json!({"Sid": "ReadOwnedFunctions", "Effect": "Allow",
+            "Action": ["lambda:GetFunction", "lambda:GetPolicy", "lambda:ListTags"],
+            "Resource": arn(format!("arn:aws:lambda:{region}:{ACCOUNT}:function:*")),
+            "Condition": owned_functions}),
+        json!({"Sid": "ReadLogGroups", "Effect": "Allow",
+            "Action": ["logs:ListTagsForResource"], "Resource": log_groups}),
+        json!({"Sid": "ReadRole", "Effect": "Allow",
+            "Action": ["iam:GetRole", "iam:GetRolePolicy", "iam:ListRoleTags"],
+            "Resource": role_arn}),
+        json!({"Sid": "ReadRepository", "Effect": "Allow",
+            "Action": ["ecr:DescribeRepositories", "ecr:ListTagsForResource",
+                "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
+                "ecr:GetDownloadUrlForLayer", "ecr:DescribeImages"],
+            "Resource": repository_arn}),
+        json!({"Sid": "ReadApis", "Effect": "Allow", "Action": ["apigateway:GET"],
+            "Resource": [format!("arn:aws:apigateway:{region}::/restapis"),
+                format!("arn:aws:apigateway:{region}::/restapis/*"),
+                format!("arn:aws:apigateway:{region}::/usageplans"),
+                format!("arn:aws:apigateway:{region}::/usageplans/*")]}),
+    ];
+    if !bucket_arns.is_empty() {
+        statements.push(json!({"Sid": "ReadBuckets", "Effect": "Allow",
+            "Action": ["s3:GetBucketLocation", "s3:GetBucketTagging",
+                "s3:GetBucketNotification", "s3:ListBucket"],
+            "Resource": bucket_arns}));
+    }
+    if !write {
+        return json!({"Version": "2012-10-17", "Statement": statements});
+    }
+    statements.extend([
+        json!({"Sid": "WriteFunctions", "Effect": "Allow",
+            "Action": ["lambda:CreateFunction", "lambda:UpdateFunctionCode",
+                "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction",
+                "lambda:TagResource", "lambda:UntagResource", "lambda:AddPermission",
+                "lambda:RemovePermission", "lambda:InvokeFunction"],
+            "Resource": function_arns}),
+        json!({"Sid": "PruneOwnedFunctions", "Effect": "Allow",
+            "Action": ["lambda:DeleteFunction", "lambda:RemovePermission"],
+            "Resource": arn(format!("arn:aws:lambda:{region}:{ACCOUNT}:function:*")),
+            "Condition": owned_functions}),
+        json!({"Sid": "WriteLogGroups", "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:DeleteLogGroup",
+                "logs:PutRetentionPolicy", "logs:TagResource", "logs:UntagResource"],
+            "Resource": log_groups}),
+        json!({"Sid": "Lock", "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            "Resource": lock_objects}),
+        json!({"Sid": "LockBucket", "Effect": "Allow",
+            "Action": ["s3:CreateBucket", "s3:ListBucket", "s3:PutBucketTagging",
+                "s3:GetBucketLocation"],
+            "Resource": format!("arn:aws:s3:::{lock_bucket}")}),
+        json!({"Sid": "WriteRepository", "Effect": "Allow",
+            "Action": ["ecr:CreateRepository", "ecr:DeleteRepository",
+                "ecr:PutLifecyclePolicy", "ecr:TagResource", "ecr:UntagResource",
+                "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload",
+                "ecr:PutImage"],
+            "Resource": repository_arn}),
+        json!({"Sid": "WriteApis", "Effect": "Allow",
+            "Action": ["apigateway:POST", "apigateway:PUT", "apigateway:PATCH",
+                "apigateway:DELETE"],
+            "Resource": [format!("arn:aws:apigateway:{region}::/restapis"),
+                format!("arn:aws:apigateway:{region}::/restapis/*"),
+                format!("arn:aws:apigateway:{region}::/usageplans"),
+                format!("arn:aws:apigateway:{region}::/usageplans/*"),
+                format!("arn:aws:apigateway:{region}::/apikeys"),
+                format!("arn:aws:apigateway:{region}::/apikeys/*"),
+                format!("arn:aws:apigateway:{region}::/tags/*")]}),
+    ]);
+    if !buckets.is_empty() {
+        statements.push(json!({"Sid": "WriteBuckets", "Effect": "Allow",
+            "Action": ["s3:CreateBucket", "s3:DeleteBucket", "s3:PutBucketTagging",
+                "s3:PutBucketNotification"],
+            "Resource": buckets.iter().map(|b| format!("arn:aws:s3:::{b}")).collect::<Vec<_>>()}));
+    }
+    // The managed role: made, changed and deleted only under the boundary the stack names.
+    let boundary = desired
+        .resources
+        .iter()
+        .find(|r| r.address.kind == ResourceKind::IamRole)
+        .and_then(|r| r.attrs.get("permissions_boundary"))
+        .and_then(Value::as_str)
+        .filter(|b| !b.is_empty());
+    if desired
+        .resources
+        .iter()
+        .any(|r| r.address.kind == ResourceKind::IamRole)
+    {
+        // Under a boundary, what sets the role's permissions or boundary is allowed only with
+        // that boundary (iam:PermissionsBoundary), so these credentials cannot make an
+        // unbounded role.
+        let (bounded, rest): (Vec<&str>, Vec<&str>) = [
+            "iam:CreateRole",
+            "iam:PutRolePermissionsBoundary",
+            "iam:PutRolePolicy",
+            "iam:DeleteRole",
+            "iam:DeleteRolePolicy",
+            "iam:TagRole",
+            "iam:UntagRole",
+            "iam:UpdateAssumeRolePolicy",
+        ]
+        .into_iter()
+        .partition(|a| {
+            boundary.is_some()
+                && matches!(
+                    *a,
+                    "iam:CreateRole" | "iam:PutRolePermissionsBoundary" | "iam:PutRolePolicy"
+                )
+        });
+        statements.push(
+            json!({"Sid": "WriteRole", "Effect": "Allow", "Action": rest,
+            "Resource": role_arn}),
+        );
+        if let Some(b) = boundary {
+            statements.push(
+                json!({"Sid": "WriteRoleWithinItsBoundary", "Effect": "Allow",
+                "Action": bounded, "Resource": role_arn,
+                "Condition": {"StringEquals": {"iam:PermissionsBoundary": b}}}),
+            );
+        }
+    }
+    // PassRole: the roles functions run with, to Lambda; Batch's roles, to Batch and ECS.
+    let mut lambda_roles = BTreeSet::new();
+    let mut batch_roles = BTreeSet::new();
+    for r in &desired.resources {
+        let literal = |key: &str| {
+            r.attrs
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|s| s.starts_with("arn:"))
+                .map(str::to_owned)
+        };
+        match r.address.kind {
+            ResourceKind::Function => {
+                lambda_roles.insert(literal("role").unwrap_or_else(|| role_arn.clone()));
+            }
+            ResourceKind::BatchJobDefinition => {
+                batch_roles.extend(literal("job_role"));
+                batch_roles.extend(literal("execution_role"));
+                if r.attrs.get("job_role").is_some_and(|v| !v.is_string()) {
+                    batch_roles.insert(role_arn.clone());
+                }
+            }
+            ResourceKind::BatchComputeEnvironment => {
+                batch_roles.extend(literal("service_role"));
+                batch_roles.extend(literal("instance_role"));
+            }
+            _ => {}
+        }
+    }
+    if !lambda_roles.is_empty() {
+        statements.push(json!({"Sid": "PassRolesToLambda", "Effect": "Allow",
+            "Action": "iam:PassRole", "Resource": lambda_roles,
+            "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}}));
+    }
+    let batch: Vec<String> = [
+        ResourceKind::BatchComputeEnvironment,
+        ResourceKind::BatchJobQueue,
+        ResourceKind::BatchJobDefinition,
+    ]
+    .into_iter()
+    .flat_map(|k| names_of(k).into_iter().map(move |n| (k, n)))
+    .map(|(k, n)| match k {
+        ResourceKind::BatchComputeEnvironment => arn(format!(
+            "arn:aws:batch:{region}:{ACCOUNT}:compute-environment/{n}"
+        )),
+        ResourceKind::BatchJobQueue => {
+            arn(format!("arn:aws:batch:{region}:{ACCOUNT}:job-queue/{n}"))
+        }
+        _ => arn(format!(
+            "arn:aws:batch:{region}:{ACCOUNT}:job-definition/{n}:*"
+        )),
+    })
+    .collect();
+    if !batch.is_empty() {
+        statements.push(json!({"Sid": "WriteBatch", "Effect": "Allow",
+            "Action": ["batch:CreateComputeEnvironment", "batch:UpdateComputeEnvironment",
+                "batch:DeleteComputeEnvironment", "batch:CreateJobQueue", "batch:UpdateJobQueue",
+                "batch:DeleteJobQueue", "batch:RegisterJobDefinition",
+                "batch:DeregisterJobDefinition", "batch:TagResource", "batch:UntagResource"],
+            "Resource": batch}));
+        // RegisterJobDefinition is authorised against the definition name without a revision.
+        statements.push(json!({"Sid": "RegisterJobDefinitions", "Effect": "Allow",
+            "Action": ["batch:RegisterJobDefinition", "batch:TagResource"],
+            "Resource": names_of(ResourceKind::BatchJobDefinition).iter()
+                .map(|n| arn(format!("arn:aws:batch:{region}:{ACCOUNT}:job-definition/{n}")))
+                .collect::<Vec<_>>()}));
+    }
+    if !batch_roles.is_empty() {
+        statements.push(json!({"Sid": "PassRolesToBatch", "Effect": "Allow",
+            "Action": "iam:PassRole", "Resource": batch_roles,
+            "Condition": {"StringEquals": {"iam:PassedToService": [
+                "batch.amazonaws.com", "ecs-tasks.amazonaws.com", "ec2.amazonaws.com"]}}}));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(text: &str) -> DesiredGraph {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("stack.yaml"),
+            "apiVersion: scar/v1alpha1\nkind: Stack\nmetadata:\n  name: demo\nspec:\n  region: us-east-1\n  role:\n    managed: true\n    permissionsBoundary: arn:aws:iam::123456789012:policy/boundary\n",
+        )
+        .expect("write");
+        std::fs::write(dir.path().join("f.yaml"), text).expect("write");
+        let (set, diags) = crate::manifest::check::validate_dir(dir.path());
+        assert!(!diags.has_errors(), "{diags:?}");
+        crate::model::build(&set).expect("graph")
+    }
+
+    #[test]
+    fn the_policy_names_the_stacks_resources_and_no_wildcard_account() {
+        let g = graph(
+            "apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: thumbs\nspec:\n  image: grycap/cowsay\n  input:\n    - bucket: demo-in\n",
+        );
+        let p = policy(&g, "123456789012", Operation::Apply);
+        let text = p.to_string();
+        assert!(text.contains("arn:aws:lambda:us-east-1:123456789012:function:thumbs"));
+        assert!(text.contains("arn:aws:s3:::demo-in"));
+        assert!(text.contains("arn:aws:iam::123456789012:role/scar-demo-exec"));
+        assert!(text.contains("iam:PermissionsBoundary"));
+        assert!(text.contains("iam:PassedToService"));
+        assert!(!text.contains(":*:"), "a wildcard account: {text}");
+        assert!(!text.contains(ACCOUNT));
+        let read = policy(&g, "123456789012", Operation::Plan).to_string();
+        assert!(!read.contains("lambda:CreateFunction"));
+        assert!(!read.contains("iam:PassRole"));
+        assert!(read.contains("lambda:GetFunction"));
+    }
+}
+
+#[cfg(test)]
+mod managed_role {
+    use serde_json::Value;
+
+    use crate::model::{DesiredGraph, ResourceKind};
+
+    fn graph(functions: &[&str]) -> DesiredGraph {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("stack.yaml"),
+            "apiVersion: scar/v1alpha1\nkind: Stack\nmetadata:\n  name: demo\nspec:\n  region: us-east-1\n  role:\n    managed: true\n",
+        )
+        .expect("write");
+        for (i, f) in functions.iter().enumerate() {
+            std::fs::write(dir.path().join(format!("f{i}.yaml")), f).expect("write");
+        }
+        let (set, diags) = crate::manifest::check::validate_dir(dir.path());
+        assert!(!diags.has_errors(), "{diags:?}");
+        crate::model::build(&set).expect("graph")
+    }
+
+    fn role_policy(g: &DesiredGraph) -> String {
+        g.resources
+            .iter()
+            .find(|r| r.address.kind == ResourceKind::IamRole)
+            .and_then(|r| r.attrs.get("policy"))
+            .map(Value::to_string)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn managed_role_wider_than_it_says() {
+        let g = graph(&[
+            "apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: mine\nspec:\n  image: grycap/cowsay\n  environment:\n    API_TOKEN:\n      secretRef:\n        secretsManager: prod/api\n  input:\n    - bucket: demo-mine\n",
+            "apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: own-role\nspec:\n  image: grycap/cowsay\n  role: arn:aws:iam::123456789012:role/their-own\n  environment:\n    DB_PASSWORD:\n      secretRef:\n        ssm: /other/db\n  input:\n    - bucket: demo-theirs\n",
+        ]);
+        let p = role_policy(&g);
+        // No ARN in `*` accounts: the account is filled in when the plan reads it.
+        assert!(!p.contains(":*:"), "{p}");
+        // A Secrets Manager name with AWS's six-character suffix, not `-*`.
+        assert!(p.contains("secret:prod/api-??????"), "{p}");
+        assert!(!p.contains("prod/api-*"), "{p}");
+        // A function that brings its own role adds nothing to the managed one.
+        assert!(!p.contains("demo-theirs"), "{p}");
+        assert!(!p.contains("/other/db"), "{p}");
+        assert!(!p.contains("/aws/lambda/own-role"), "{p}");
+        assert!(p.contains("demo-mine"), "{p}");
+    }
+}
