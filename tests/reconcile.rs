@@ -282,11 +282,13 @@ async fn foreign_function(
     req.send().await.expect("create a foreign function");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn foreign_resources_survive_apply_prune_and_destroy() {
-    let moto = Moto::start();
-    let config = moto.sdk().await;
-    let iam = aws_sdk_iam::Client::new(&config);
+/// Someone else's role, an untagged function `untagged` and a function `other` of another
+/// scar stack, both running with that role.
+async fn foreign_functions(
+    iam: &aws_sdk_iam::Client,
+    lambda: &aws_sdk_lambda::Client,
+    other: &str,
+) {
     let role = iam
         .create_role()
         .role_name("someone-elses")
@@ -295,15 +297,23 @@ async fn foreign_resources_survive_apply_prune_and_destroy() {
         .await
         .expect("role");
     let role_arn = role.role().map(|r| r.arn().to_owned()).unwrap_or_default();
-    let lambda = aws_sdk_lambda::Client::new(&config);
-    foreign_function(&lambda, &role_arn, "untagged", &[]).await;
+    foreign_function(lambda, &role_arn, "untagged", &[]).await;
     foreign_function(
-        &lambda,
+        lambda,
         &role_arn,
-        "other-stack-fn",
+        other,
         &[("scar:stack", "other"), ("scar:managed-by", "scar")],
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn foreign_resources_survive_apply_prune_and_destroy() {
+    let moto = Moto::start();
+    let config = moto.sdk().await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    foreign_functions(&iam, &lambda, "other-stack-fn").await;
     let s3c = s3(&config);
     s3c.create_bucket()
         .bucket("demo-media")
@@ -773,23 +783,8 @@ async fn ownership_is_checked_again_when_a_step_runs() {
     let moto = Moto::start();
     let config = moto.sdk().await;
     let iam = aws_sdk_iam::Client::new(&config);
-    let role = iam
-        .create_role()
-        .role_name("someone-elses")
-        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
-        .send()
-        .await
-        .expect("role");
-    let role_arn = role.role().map(|r| r.arn().to_owned()).unwrap_or_default();
     let lambda = aws_sdk_lambda::Client::new(&config);
-    foreign_function(&lambda, &role_arn, "untagged", &[]).await;
-    foreign_function(
-        &lambda,
-        &role_arn,
-        "other-stacks",
-        &[("scar:stack", "other"), ("scar:managed-by", "scar")],
-    )
-    .await;
+    foreign_functions(&iam, &lambda, "other-stacks").await;
     // The executor runs in a child process of this test binary, which gets the emulator's
     // credentials in its environment (this process may not set its own).
     let child = std::process::Command::new(std::env::current_exe().expect("test binary"))

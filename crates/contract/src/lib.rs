@@ -496,8 +496,10 @@ pub struct Config {
     #[serde(default)]
     pub log_level: LogLevel,
     /// An HTTP caller whose request fails is answered with the script's last stderr lines
-    /// (else only with the request id: stderr may hold what callers must not see).
-    #[serde(default)]
+    /// (else only with the request id: stderr may hold what callers must not see). Left out
+    /// when false, so configurations (and images) of functions that do not set it stay as
+    /// they were.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub http_expose_errors: bool,
 }
 
