@@ -16,12 +16,12 @@
 //! limits on, as they run against AWS.
 
 #[allow(dead_code, reason = "shared with the tests, which use the rest")]
-#[path = "../tests/support/moto.rs"]
+#[path = "../tests/it/support/moto.rs"]
 mod moto;
 #[allow(dead_code, reason = "shared with the tests, which use the rest")]
-#[path = "../tests/support/proxy.rs"]
+#[path = "../tests/it/support/proxy.rs"]
 mod proxy;
-#[path = "../tests/support/registry.rs"]
+#[path = "../tests/it/support/registry.rs"]
 #[allow(dead_code, reason = "the benches use part of it")]
 mod registry;
 

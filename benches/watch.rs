@@ -10,9 +10,9 @@
 //! Run: `./scripts/bench.sh` (or `cargo bench --bench watch` with moto installed).
 
 #[allow(dead_code, reason = "shared with the tests, which use the rest")]
-#[path = "../tests/support/moto.rs"]
+#[path = "../tests/it/support/moto.rs"]
 mod moto;
-#[path = "../tests/support/registry.rs"]
+#[path = "../tests/it/support/registry.rs"]
 #[allow(dead_code, reason = "the benches use part of it")]
 mod registry;
 

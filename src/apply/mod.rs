@@ -16,14 +16,13 @@ use std::time::{Duration, Instant};
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::cloud::CloudError;
-use crate::cloud::aws::ExecOutcome;
 use crate::model::Address;
 use crate::plan::{Action, Plan, Step};
 
 /// Something that carries out one step (the AWS adapter, or a fake in tests).
 pub trait Executor: Sync {
     /// Executes `step`.
-    fn execute(&self, step: &Step) -> impl Future<Output = Result<ExecOutcome, CloudError>> + Send;
+    fn execute(&self, step: &Step) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
 
 /// Receives progress events.
@@ -31,7 +30,7 @@ pub trait Progress: Sync {
     /// A step started.
     fn started(&self, step: &Step);
     /// A step ended.
-    fn finished(&self, step: &Step, result: &Result<ExecOutcome, CloudError>, took: Duration);
+    fn finished(&self, step: &Step, result: &Result<(), CloudError>, took: Duration);
 }
 
 /// A [`Progress`] that ignores everything.
@@ -40,7 +39,7 @@ pub struct Silent;
 
 impl Progress for Silent {
     fn started(&self, _: &Step) {}
-    fn finished(&self, _: &Step, _: &Result<ExecOutcome, CloudError>, _: Duration) {}
+    fn finished(&self, _: &Step, _: &Result<(), CloudError>, _: Duration) {}
 }
 
 /// What an apply did.
@@ -174,7 +173,7 @@ mod tests {
     }
 
     impl Executor for Fake {
-        async fn execute(&self, step: &Step) -> Result<ExecOutcome, CloudError> {
+        async fn execute(&self, step: &Step) -> Result<(), CloudError> {
             tokio::time::sleep(Duration::from_millis(10)).await;
             if let Ok(mut l) = self.log.lock() {
                 l.push(step.address.to_string());
@@ -182,7 +181,7 @@ mod tests {
             if self.fail.as_ref() == Some(&step.address) {
                 return Err(CloudError::new(ErrorKind::Invalid, "op", "boom"));
             }
-            Ok(ExecOutcome::Done)
+            Ok(())
         }
     }
 

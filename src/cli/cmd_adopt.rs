@@ -1,39 +1,44 @@
 //! `scar adopt DIR ADDRESS`: writes the stack's ownership tags on an existing resource that no
 //! scar stack owns, after showing what the next apply would change on it.
 
-use std::path::Path;
-use std::process::ExitCode;
+use std::path::PathBuf;
 
 use super::cmd_plan::print;
+use super::exit::{Done, Failure, Outcome};
 use super::output::Output;
 use super::{AwsArgs, PlanFormat, session};
 use crate::model::Address;
 use crate::model::live::Owner;
 
-pub(super) fn run(
-    dir: &Path,
-    address: &str,
-    auto_approve: bool,
-    aws: &AwsArgs,
-    out: &Output,
-) -> std::io::Result<ExitCode> {
+/// The arguments of `scar adopt`.
+#[derive(Debug, clap::Args)]
+pub struct AdoptArgs {
+    /// The stack directory.
+    pub dir: PathBuf,
+    /// The resource, such as `function/thumbs` (function, log_group, bucket or iam_role).
+    pub address: String,
+    /// Adopt without asking.
+    #[arg(long)]
+    pub auto_approve: bool,
+}
+
+pub(super) fn run(args: &AdoptArgs, aws: &AwsArgs, out: &Output) -> Outcome {
+    let (dir, address, auto_approve) =
+        (args.dir.as_path(), args.address.as_str(), args.auto_approve);
     let address: Address = match address.parse() {
         Ok(a) => a,
         Err(e) => {
             out.error(&e.to_string());
-            return Ok(ExitCode::from(1));
+            return Err(Failure::Reported);
         }
     };
-    let desired = match session::load(dir, out) {
-        Ok(d) => d,
-        Err(code) => return Ok(code),
-    };
+    let desired = session::load(dir, out)?;
     let Some(wanted) = desired.get(&address).cloned() else {
         out.error(&format!(
             "no manifest of stack `{}` asks for {address}; adopt only what the manifests describe",
             desired.stack
         ));
-        return Ok(ExitCode::from(1));
+        return Err(Failure::Reported);
     };
     let rt = session::runtime()?;
     rt.block_on(async {
@@ -42,29 +47,29 @@ pub(super) fn run(
         session::locked(cloud, &desired.stack, dir, "adopt", out, |_| async move {
         let mut live = match cloud.refresh(desired).await {
             Ok(l) => l,
-            Err(e) => return Ok(session::cloud_failed(out, "reading live state failed", &e)),
+            Err(e) => return Err(session::cloud_failed(out, "reading live state failed", &e)),
         };
         let Some(current) = live.resources.get_mut(address) else {
             out.error(&format!(
                 "{address} does not exist; `scar apply` would create it"
             ));
-            return Ok(ExitCode::from(1));
+            return Err(Failure::Reported);
         };
         match &current.owner {
             Owner::Unowned => {}
             Owner::ThisStack => {
                 println!("{address} already belongs to stack `{}`.", desired.stack);
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Done::Success);
             }
             Owner::OtherStack(s) => {
                 out.error(&format!(
                     "{address} belongs to scar stack `{s}`; remove it from that stack first"
                 ));
-                return Ok(ExitCode::from(1));
+                return Err(Failure::Reported);
             }
             Owner::Unknown(why) => {
                 out.error(&format!("cannot tell who owns {address}: {why}"));
-                return Ok(ExitCode::from(1));
+                return Err(Failure::Reported);
             }
         }
         // Preview: the plan as it will look once the resource is ours.
@@ -73,12 +78,10 @@ pub(super) fn run(
         plan.steps.retain(|s| s.address == *address);
         println!("Once adopted, the next `scar apply` will do this to {address}:\n");
         print(&plan, PlanFormat::Text, out)?;
-        if let Err(code) = session::confirm(&plan, auto_approve, out) {
-            return Ok(code);
-        }
+        session::confirm(&plan, auto_approve, out)?;
         let account = match cloud.account_id().await {
             Ok(a) => a,
-            Err(e) => return Ok(session::cloud_failed(out, "cannot tell the account", &e)),
+            Err(e) => return Err(session::cloud_failed(out, "cannot tell the account", &e)),
         };
         match cloud.adopt(address, wanted, &account).await {
             Ok(()) => {
@@ -86,9 +89,9 @@ pub(super) fn run(
                     "\n{address} now belongs to stack `{}`. Run `scar apply` to bring it in line.",
                     desired.stack
                 );
-                Ok(ExitCode::SUCCESS)
+                Ok(Done::Success)
             }
-            Err(e) => Ok(session::cloud_failed(out, "adopting failed", &e)),
+            Err(e) => Err(session::cloud_failed(out, "adopting failed", &e)),
         }
         })
         .await

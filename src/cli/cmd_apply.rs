@@ -1,33 +1,84 @@
 //! `scar apply DIR|plan.json` and `scar destroy DIR`.
 
-use std::path::Path;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::cmd_plan::{error_chain, print};
+use super::cmd_plan::error_chain;
+use super::exit::{Done, Failure, Outcome};
 use super::output::Output;
-use super::progress::Lines;
+use super::reconcile::{Apply, Reconciled, Request, Show, execute, reconcile_once};
 use super::{AwsArgs, PlanFormat, session};
 use crate::apply::{self, Report};
-use crate::cloud::aws::{AccountSession, AwsCloud};
+use crate::aws::AwsCloud;
 use crate::plan::Plan;
 
-pub(super) struct Args<'a> {
-    pub target: &'a Path,
+/// The arguments of `scar apply`.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// A stack directory or a plan file.
+    pub target: PathBuf,
+    /// Apply without asking.
+    #[arg(long)]
     pub auto_approve: bool,
-    pub parallelism: usize,
+    /// Steps run at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+    /// Allow deleting every function of the stack (a Stack with no Functions).
+    #[arg(long)]
     pub allow_empty: bool,
-    pub destroy: bool,
 }
 
-pub(super) fn run(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<ExitCode> {
-    if args.target.is_file() && !args.destroy {
-        return run_saved(args, aws, out);
-    }
-    let desired = match session::load(args.target, out) {
-        Ok(d) => d,
-        Err(code) => return Ok(code),
+/// The arguments of `scar destroy`.
+#[derive(Debug, clap::Args)]
+pub struct DestroyArgs {
+    /// The stack directory.
+    pub dir: PathBuf,
+    /// Destroy without asking.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Steps run at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+}
+
+/// What apply and destroy share once their arguments are read.
+struct Options<'a> {
+    target: &'a Path,
+    auto_approve: bool,
+    parallelism: usize,
+    allow_empty: bool,
+    destroy: bool,
+}
+
+/// `scar apply DIR|plan.json`.
+pub(super) fn apply(args: &ApplyArgs, aws: &AwsArgs, out: &Output) -> Outcome {
+    let options = Options {
+        target: &args.target,
+        auto_approve: args.auto_approve,
+        parallelism: usize::from(args.parallelism),
+        allow_empty: args.allow_empty,
+        destroy: false,
     };
+    if options.target.is_file() {
+        return run_saved(&options, aws, out);
+    }
+    run(&options, aws, out)
+}
+
+/// `scar destroy DIR`.
+pub(super) fn destroy(args: &DestroyArgs, aws: &AwsArgs, out: &Output) -> Outcome {
+    let options = Options {
+        target: &args.dir,
+        auto_approve: args.auto_approve,
+        parallelism: usize::from(args.parallelism),
+        allow_empty: true,
+        destroy: true,
+    };
+    run(&options, aws, out)
+}
+
+fn run(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
+    let desired = session::load(args.target, out)?;
     let rt = session::runtime()?;
     let operation = if args.destroy { "destroy" } else { "apply" };
     rt.block_on(async {
@@ -40,27 +91,29 @@ pub(super) fn run(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Resu
             operation,
             out,
             |lost| async move {
-                let live = match cloud.refresh(&desired.to_read(args.destroy)).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        return Ok(session::cloud_failed(out, "reading live state failed", &e));
-                    }
+                let stop = || lost.load(Ordering::SeqCst);
+                let request = Request {
+                    desired,
+                    set: None,
+                    destroy: args.destroy,
+                    allow_empty: args.allow_empty,
+                    show: Show::Always(PlanFormat::Text),
+                    apply: Some(Apply {
+                        auto_approve: args.auto_approve,
+                        parallelism: args.parallelism,
+                        max_deletes: None,
+                        dry_run: false,
+                        stop: &stop,
+                        announce: None,
+                    }),
                 };
-                if let Err(code) = session::check_empty(desired, &live, args.allow_empty, out) {
-                    return Ok(code);
+                match reconcile_once(cloud, &request, out).await? {
+                    Reconciled::NoChanges(_) | Reconciled::Planned(_) => Ok(Done::Success),
+                    Reconciled::Applied { plan, report } => {
+                        finish(cloud, &plan, &report, &lost, out)
+                    }
+                    Reconciled::Refused(_) | Reconciled::PlanErrors(_) => Err(Failure::Reported),
                 }
-                let plan = session::build_plan(desired, &live, args.destroy);
-                print(&plan, PlanFormat::Text, out)?;
-                if !plan.errors.is_empty() {
-                    return Ok(ExitCode::from(1));
-                }
-                if !plan.has_changes() {
-                    return Ok(ExitCode::SUCCESS);
-                }
-                if let Err(code) = session::confirm(&plan, args.auto_approve, out) {
-                    return Ok(code);
-                }
-                execute(cloud, &plan, args.parallelism, &lost, out).await
             },
         )
         .await
@@ -72,12 +125,12 @@ pub(super) fn run(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Resu
 /// and validated again, the desired graph must equal the saved one, nothing it read in AWS
 /// may have moved, and the plan made afresh must equal the saved one step for step. What
 /// runs is that fresh plan.
-fn run_saved(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<ExitCode> {
+fn run_saved(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
     let file = match crate::plan::file::load(args.target) {
         Ok(f) => f,
         Err(e) => {
             out.error(&error_chain(&e));
-            return Ok(ExitCode::from(1));
+            return Err(Failure::Reported);
         }
     };
     let refuse = |what: &str, reasons: &[String]| {
@@ -88,11 +141,11 @@ fn run_saved(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<Ex
             "{what} ({} differences above); nothing was written. Run `scar plan` again.",
             reasons.len()
         ));
-        ExitCode::from(1)
+        Failure::Reported
     };
     let consistency = crate::plan::verify::inconsistencies(&file.plan);
     if !consistency.is_empty() {
-        return Ok(refuse(
+        return Err(refuse(
             &format!(
                 "{} was edited: its listed changes are not what it would write",
                 args.target.display()
@@ -102,11 +155,11 @@ fn run_saved(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<Ex
     }
     if !file.plan.errors.is_empty() {
         out.error("the saved plan has errors and cannot be applied");
-        return Ok(ExitCode::from(1));
+        return Err(Failure::Reported);
     }
     if !file.plan.has_changes() {
         println!("No changes. The saved plan has nothing to do.");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Done::Success);
     }
     let dir = std::path::PathBuf::from(&file.dir);
     if !dir.is_dir() {
@@ -114,15 +167,12 @@ fn run_saved(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<Ex
             "the saved plan was made from the manifests in `{}`, which is not a directory here; run `scar apply` from where `scar plan` ran (nothing was written)",
             file.dir
         ));
-        return Ok(ExitCode::from(1));
+        return Err(Failure::Reported);
     }
-    let (set, desired) = match session::load_set(&dir, out) {
-        Ok(d) => d,
-        Err(code) => return Ok(code),
-    };
+    let (set, desired) = session::load_set(&dir, out)?;
     let changed = crate::plan::verify::desired_differences(&file.desired, &desired);
     if !changed.is_empty() {
-        return Ok(refuse(
+        return Err(refuse(
             &format!(
                 "the saved plan was not made from the manifests in {} as they are now",
                 file.dir
@@ -149,12 +199,12 @@ fn run_saved(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<Ex
                 let live = match cloud.refresh(&desired.to_read(file.plan.destroy)).await {
                     Ok(l) => l,
                     Err(e) => {
-                        return Ok(session::cloud_failed(out, "reading live state failed", &e));
+                        return Err(session::cloud_failed(out, "reading live state failed", &e));
                     }
                 };
                 let stale = apply::stale::stale_reasons(&file.plan, &live);
                 if !stale.is_empty() {
-                    return Ok(refuse(
+                    return Err(refuse(
                         "the saved plan is stale: AWS changed since it was made",
                         &stale,
                     ));
@@ -168,64 +218,43 @@ fn run_saved(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<Ex
                         "{}: {}; nothing was written",
                         e.address, e.message
                     ));
-                    return Ok(ExitCode::from(1));
+                    return Err(Failure::Reported);
                 }
                 let differ = crate::plan::verify::plan_differences(&file.plan, &fresh);
                 if !differ.is_empty() {
-                    return Ok(refuse(
+                    return Err(refuse(
                         "the saved plan is not the plan the manifests and AWS give now",
                         &differ,
                     ));
                 }
-                execute(cloud, &fresh, args.parallelism, &lost, out).await
+                let stop = || lost.load(Ordering::SeqCst);
+                match execute(cloud, &fresh, args.parallelism, &stop, out).await {
+                    Some(report) => finish(cloud, &fresh, &report, &lost, out),
+                    None => Err(Failure::Reported),
+                }
             },
         )
         .await
     })
 }
 
-async fn execute(
+/// Reports an apply that ran: a lost lock, the summary, and the outputs.
+fn finish(
     cloud: &AwsCloud,
     plan: &Plan,
-    parallelism: usize,
+    report: &Report,
     lost: &AtomicBool,
     out: &Output,
-) -> std::io::Result<ExitCode> {
-    let stop = || lost.load(Ordering::SeqCst);
-    let report = match run_steps(cloud, plan, parallelism, &stop, out).await {
-        Ok(r) => r,
-        Err(code) => return Ok(code),
-    };
+) -> Outcome {
     if lost.load(Ordering::SeqCst) {
         out.error("the stack's lock was lost mid-apply (broken or taken over): no step started after that; run `scar apply` again");
-        return Ok(ExitCode::from(1));
+        return Err(Failure::Reported);
     }
-    let code = summarise(&report, plan, out);
+    let done = summarise(report, plan, out);
     if report.ok() && !plan.destroy {
         print_outputs(cloud, plan);
     }
-    Ok(code)
-}
-
-/// Executes `plan`'s steps with progress lines, starting no new step once `stop()` says so.
-pub(super) async fn run_steps(
-    cloud: &AwsCloud,
-    plan: &Plan,
-    parallelism: usize,
-    stop: &(dyn Fn() -> bool + Sync),
-    out: &Output,
-) -> Result<Report, ExitCode> {
-    let account = match cloud.account_id().await {
-        Ok(a) => a,
-        Err(e) => return Err(session::cloud_failed(out, "cannot tell the account", &e)),
-    };
-    eprintln!();
-    let session = AccountSession {
-        cloud,
-        account,
-        stack: plan.stack.clone(),
-    };
-    Ok(apply::run_until(&session, plan, parallelism, &Lines, stop).await)
+    done
 }
 
 /// Terraform's `Outputs:`: the invoke URL of every HTTP endpoint of the stack.
@@ -263,14 +292,14 @@ pub(super) fn print_outputs(cloud: &AwsCloud, plan: &Plan) {
     }
 }
 
-pub(super) fn summarise(report: &Report, plan: &Plan, out: &Output) -> ExitCode {
+pub(super) fn summarise(report: &Report, plan: &Plan, out: &Output) -> Outcome {
     let (added, changed, destroyed) = report.counts();
     if report.ok() {
         let what = if plan.destroy { "Destroy" } else { "Apply" };
         println!(
             "\n{what} complete! Resources: {added} added, {changed} changed, {destroyed} destroyed."
         );
-        return ExitCode::SUCCESS;
+        return Ok(Done::Success);
     }
     eprintln!("\nApply stopped after a failure.");
     eprintln!(
@@ -292,5 +321,5 @@ pub(super) fn summarise(report: &Report, plan: &Plan, out: &Output) -> ExitCode 
         );
     }
     out.error("apply failed; run `scar apply` again once the cause is fixed: it continues from where this run stopped");
-    ExitCode::from(1)
+    Err(Failure::Reported)
 }

@@ -1,11 +1,19 @@
 //! `scar completions SHELL`: prints a completion script.
 
-use std::process::ExitCode;
-
 use clap::CommandFactory;
 
-pub(super) fn run(shell: clap_complete::Shell) -> std::io::Result<ExitCode> {
+use super::exit::{Done, Outcome};
+
+/// The arguments of `scar completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
+
+pub(super) fn run(args: &CompletionsArgs) -> Outcome {
+    let shell = args.shell;
     let mut cmd = super::Cli::command();
     clap_complete::generate(shell, &mut cmd, "scar", &mut std::io::stdout());
-    Ok(ExitCode::SUCCESS)
+    Ok(Done::Success)
 }

@@ -1,15 +1,26 @@
 //! `scar graph DIR [--format mermaid|dot]`: the stack's workflow as a picture.
 
 use std::io::Write;
-use std::path::Path;
-use std::process::ExitCode;
+use std::path::PathBuf;
 
+use super::exit::{Done, Failure, Outcome};
 use super::output::Output;
 use super::{GraphFormat, session};
 
-pub(super) fn run(dir: &Path, format: GraphFormat, out: &Output) -> std::io::Result<ExitCode> {
+/// The arguments of `scar graph`.
+#[derive(Debug, clap::Args)]
+pub struct GraphArgs {
+    /// The stack directory.
+    pub dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+    pub format: GraphFormat,
+}
+
+pub(super) fn run(args: &GraphArgs, out: &Output) -> Outcome {
+    let (dir, format) = (args.dir.as_path(), args.format);
     let Ok((set, _)) = session::load_set(dir, out) else {
-        return Ok(ExitCode::from(1));
+        return Err(Failure::Reported);
     };
     let graph = crate::render::graph::build(&set);
     let text = match format {
@@ -17,5 +28,5 @@ pub(super) fn run(dir: &Path, format: GraphFormat, out: &Output) -> std::io::Res
         GraphFormat::Dot => graph.dot(),
     };
     std::io::stdout().lock().write_all(text.as_bytes())?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Done::Success)
 }

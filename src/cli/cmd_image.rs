@@ -2,14 +2,38 @@
 //! on its own. Progress on stderr; the digest (or `--json`) on stdout.
 //! `scar image config DIR FUNCTION`: the supervisor configuration that assembly writes.
 
-use std::path::Path;
-use std::process::ExitCode;
+use std::path::PathBuf;
 
+use super::exit::{Done, Failure, Outcome};
 use super::output::Output;
 use super::{AwsArgs, session};
 use crate::image::build::{self, Spec};
 use crate::image::reference::ImageRef;
 use crate::model::{Address, ResourceKind};
+
+/// The arguments of `scar image build`.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// The stack directory.
+    pub dir: PathBuf,
+    /// The function.
+    pub function: String,
+    /// Where to push, such as `123456789012.dkr.ecr.us-east-1.amazonaws.com/tools:v1`.
+    #[arg(long, value_name = "REGISTRY/REPO[:TAG]")]
+    pub to: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `scar image config`.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// The stack directory.
+    pub dir: PathBuf,
+    /// The function.
+    pub function: String,
+}
 
 /// The `function_image` the manifests give function `name`, as `scar apply` would build it
 /// (for a `prebuilt` function too: its image is then the base).
@@ -38,11 +62,9 @@ fn planned_image(
 }
 
 /// `scar image config`: the planned `config` of the function's image, as JSON on stdout.
-pub(super) fn config(dir: &Path, name: &str, out: &Output) -> std::io::Result<ExitCode> {
-    let (set, _, _) = match super::cmd_ops::load_function(dir, name, out) {
-        Ok(x) => x,
-        Err(code) => return Ok(code),
-    };
+pub(super) fn config(args: &ConfigArgs, out: &Output) -> Outcome {
+    let (dir, name) = (args.dir.as_path(), args.function.as_str());
+    let (set, _, _) = super::cmd_ops::load_function(dir, name, out)?;
     match planned_image(&set, name) {
         Ok(image) => {
             let config = image.attrs.get("config").cloned().unwrap_or_default();
@@ -50,31 +72,27 @@ pub(super) fn config(dir: &Path, name: &str, out: &Output) -> std::io::Result<Ex
                 "{}",
                 serde_json::to_string_pretty(&config).unwrap_or_default()
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(Done::Success)
         }
         Err(e) => {
             out.error(&e);
-            Ok(ExitCode::from(1))
+            Err(Failure::Reported)
         }
     }
 }
 
 /// `scar image build`.
-pub(super) fn run(
-    dir: &Path,
-    name: &str,
-    to: &str,
-    as_json: bool,
-    aws: &AwsArgs,
-    out: &Output,
-) -> std::io::Result<ExitCode> {
-    let (set, desired, _) = match super::cmd_ops::load_function(dir, name, out) {
-        Ok(x) => x,
-        Err(code) => return Ok(code),
-    };
+pub(super) fn build(args: &BuildArgs, aws: &AwsArgs, out: &Output) -> Outcome {
+    let (dir, name, to, as_json) = (
+        args.dir.as_path(),
+        args.function.as_str(),
+        args.to.as_str(),
+        args.json,
+    );
+    let (set, desired, _) = super::cmd_ops::load_function(dir, name, out)?;
     let fail = |msg: &str| {
         out.error(msg);
-        Ok(ExitCode::from(1))
+        Err(Failure::Reported)
     };
     let target = match ImageRef::parse(to) {
         Ok(t) if t.digest.is_none() => t,
@@ -131,5 +149,5 @@ pub(super) fn run(
     } else {
         println!("{}", built.digest);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Done::Success)
 }

@@ -1,21 +1,35 @@
 //! `scar import FDL -o DIR`: converts a SCAR function definition file, writes the stack, then
 //! validates what it wrote.
 
-use std::path::Path;
-use std::process::ExitCode;
+use std::path::PathBuf;
 
+use super::exit::{Done, Failure, Outcome};
 use super::output::{Output, count};
 use crate::import::{self, Options};
 use crate::manifest::{ManifestSet, SourceFile, check::validate_dir};
 
-pub(super) fn run(
-    fdl: &Path,
-    out_dir: &Path,
-    stack: Option<String>,
-    region: Option<String>,
-    force: bool,
-    out: &Output,
-) -> std::io::Result<ExitCode> {
+/// The arguments of `scar import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The SCAR function definition file (YAML).
+    pub fdl: PathBuf,
+    /// The directory to write the stack into (must be empty or absent).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// The stack name (default: derived from the file name).
+    #[arg(long)]
+    pub stack: Option<String>,
+    /// The stack's region, when the FDL gives none (default us-east-1).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Write into a non-empty output directory, replacing files of the same name.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub(super) fn run(args: &ImportArgs, out: &Output) -> Outcome {
+    let (fdl, out_dir, force) = (args.fdl.as_path(), args.output.as_path(), args.force);
+    let (stack, region) = (args.stack.clone(), args.region.clone());
     let text = std::fs::read_to_string(fdl).map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot read {}: {e}", fdl.display()))
     })?;
@@ -35,7 +49,7 @@ pub(super) fn run(
             fdl.display(),
             count(imported.diagnostics.error_count(), "error")
         ));
-        return Ok(ExitCode::from(1));
+        return Err(Failure::Reported);
     }
     import::write(&imported, out_dir, force)?;
     eprintln!(
@@ -53,7 +67,7 @@ pub(super) fn run(
             count(diags.error_count(), "error"),
             out_dir.display()
         ));
-        return Ok(ExitCode::from(1));
+        return Err(Failure::Reported);
     }
     println!(
         "valid: stack `{}` with {} and {} ({})",
@@ -62,5 +76,5 @@ pub(super) fn run(
         count(set.workflows.len(), "workflow"),
         out_dir.display()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(Done::Success)
 }

@@ -4,16 +4,74 @@
 //! which only a direct invocation carries.
 
 use std::io::Write;
-use std::path::Path;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
 
 use futures::stream::{self, StreamExt};
 use serde_json::{Value, json};
 
+use super::exit::{Done, Failure, Outcome, success_if};
 use super::output::Output;
 use super::{AwsArgs, session};
-use crate::cloud::aws::AwsCloud;
+use crate::aws::AwsCloud;
 use crate::model::{Address, ResourceKind};
+
+/// The arguments of `scar invoke`.
+#[derive(Debug, clap::Args)]
+pub struct InvokeArgs {
+    /// The stack directory.
+    pub dir: PathBuf,
+    /// The function.
+    pub function: String,
+    /// A file to send as the input.
+    #[arg(long, conflicts_with = "json")]
+    pub data: Option<PathBuf>,
+    /// An event to send as it is (JSON), such as '{"input": {"bucket": "b", "key": "k"}}'.
+    #[arg(long)]
+    pub json: Option<String>,
+    /// Do not wait for the result (Lambda's Event invocation; `X-Amz-Invocation-Type: Event`
+    /// over HTTP).
+    #[arg(long = "async")]
+    pub asynchronous: bool,
+    /// Run this script instead of the function's (SCAR's `run -s`); the call then goes
+    /// to Lambda directly, not through an HTTP endpoint.
+    #[arg(long, value_name = "FILE")]
+    pub script: Option<PathBuf>,
+    /// Send the HTTP request to this URL instead of the function's endpoint (a custom
+    /// domain, a local emulator).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Write the answer's body (the bytes, for an HTTP function) to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Arguments for the script, or in place of the image's `Cmd` when the function has no
+    /// script (after `--`); the call then goes to Lambda directly.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+/// The arguments of `scar run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The stack directory.
+    pub dir: PathBuf,
+    /// The function.
+    pub function: String,
+    /// Which of the function's inputs (0 is the first).
+    #[arg(long, default_value_t = 0)]
+    pub input: usize,
+    /// Invocations at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Print JSON instead of a summary.
+    #[arg(long = "json")]
+    pub as_json: bool,
+    /// Run this script instead of the function's, for every object (SCAR's `run -s`).
+    #[arg(long, value_name = "FILE")]
+    pub script: Option<PathBuf>,
+    /// Arguments for the script, or in place of the image's `Cmd` (after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
 
 /// What to send.
 pub(super) enum Payload {
@@ -154,17 +212,45 @@ fn write_answer(output: Option<&Path>, bytes: &[u8]) -> std::io::Result<()> {
 
 /// `scar invoke DIR FUNCTION [--data FILE | --json JSON] [--script FILE] [--async] [--url URL]
 /// [-o FILE] [-- ARGS]`.
-pub(super) fn invoke(
-    dir: &Path,
-    name: &str,
-    how: &Invoke,
-    aws: &AwsArgs,
-    out: &Output,
-) -> std::io::Result<ExitCode> {
-    let (_, desired, f) = match super::cmd_ops::load_function(dir, name, out) {
-        Ok(x) => x,
-        Err(code) => return Ok(code),
+/// `scar invoke`: reads the payload and the call-time script, then calls.
+pub(super) fn invoke(args: &InvokeArgs, aws: &AwsArgs, out: &Output) -> Outcome {
+    let payload = match (&args.data, &args.json) {
+        (Some(p), _) => Payload::Data(
+            std::fs::read(p).map_err(|e| Failure::Message(format!("{}: {e}", p.display())))?,
+        ),
+        (None, Some(j)) => Payload::Json(
+            serde_json::from_str(j)
+                .map_err(|e| Failure::Message(format!("--json is not JSON: {e}")))?,
+        ),
+        (None, None) => Payload::Empty,
     };
+    let how = Invoke {
+        payload,
+        call: call_time(args.script.as_deref(), &args.args)?,
+        asynchronous: args.asynchronous,
+        url: args.url.clone(),
+        output: args.output.clone(),
+    };
+    invoke_with(&args.dir, &args.function, &how, aws, out)
+}
+
+/// A call-time script (read from `script`) and arguments.
+fn call_time(script: Option<&Path>, args: &[String]) -> Result<CallTime, Failure> {
+    let script = match script {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| Failure::Message(format!("{}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    Ok(CallTime {
+        script,
+        args: args.to_vec(),
+    })
+}
+
+fn invoke_with(dir: &Path, name: &str, how: &Invoke, aws: &AwsArgs, out: &Output) -> Outcome {
+    let (_, desired, f) = super::cmd_ops::load_function(dir, name, out)?;
     let endpoint = aws
         .settings()
         .endpoint
@@ -198,7 +284,7 @@ pub(super) fn invoke(
                     let url = match cloud.http_urls(&desired).await {
                         Ok(mut u) => u.remove(&Address::new(ResourceKind::HttpApi, name)),
                         Err(e) => {
-                            return Ok(session::cloud_failed(
+                            return Err(session::cloud_failed(
                                 out,
                                 "reading the HTTP endpoint failed",
                                 &e,
@@ -209,7 +295,7 @@ pub(super) fn invoke(
                         out.error(&format!(
                             "function `{name}` has no HTTP endpoint yet: run `scar apply` first"
                         ));
-                        return Ok(ExitCode::from(1));
+                        return Err(Failure::Reported);
                     };
                     http_target(&url, endpoint.as_deref())
                 }
@@ -219,15 +305,11 @@ pub(super) fn invoke(
                 Ok((status, body)) => {
                     eprintln!("HTTP {status}");
                     write_answer(how.output.as_deref(), &body)?;
-                    Ok(if (200..300).contains(&status) {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::from(1)
-                    })
+                    success_if((200..300).contains(&status))
                 }
                 Err(e) => {
                     out.error(&e);
-                    Ok(ExitCode::from(1))
+                    Err(Failure::Reported)
                 }
             };
         }
@@ -260,14 +342,14 @@ async fn lambda_invoke(
     event: &[u8],
     how: &Invoke,
     out: &Output,
-) -> std::io::Result<ExitCode> {
+) -> Outcome {
     match cloud.invoke(name, event, how.asynchronous).await {
         Ok(r) if how.asynchronous => {
             println!(
                 "accepted: {name} runs asynchronously (HTTP {}); `scar logs` shows how it went",
                 r.status
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(Done::Success)
         }
         Ok(r) => {
             let answer: Option<Value> = serde_json::from_slice(&r.payload).ok();
@@ -275,11 +357,7 @@ async fn lambda_invoke(
             if let Some((status, bytes)) = answer.as_ref().and_then(proxy_body) {
                 eprintln!("HTTP {status}");
                 write_answer(how.output.as_deref(), &bytes)?;
-                return Ok(if status < 400 && r.function_error.is_none() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                });
+                return success_if(status < 400 && r.function_error.is_none());
             }
             let mut text = answer
                 .as_ref()
@@ -292,16 +370,12 @@ async fn lambda_invoke(
                 .and_then(|v| v.get("ok"))
                 .and_then(Value::as_bool)
                 == Some(false);
-            Ok(match r.function_error {
-                Some(kind) => {
-                    out.error(&format!("the function failed ({kind})"));
-                    ExitCode::from(1)
-                }
-                None if failed => ExitCode::from(1),
-                None => ExitCode::SUCCESS,
-            })
+            match r.function_error {
+                Some(kind) => Err(Failure::Message(format!("the function failed ({kind})"))),
+                None => success_if(!failed),
+            }
         }
-        Err(e) => Ok(session::cloud_failed(out, "invoking failed", &e)),
+        Err(e) => Err(session::cloud_failed(out, "invoking failed", &e)),
     }
 }
 
@@ -311,23 +385,15 @@ async fn lambda_invoke(
     clippy::too_many_arguments,
     reason = "the command's flags, passed once"
 )]
-pub(super) fn run(
-    dir: &Path,
-    name: &str,
-    input: usize,
-    concurrency: usize,
-    as_json: bool,
-    call: &CallTime,
-    aws: &AwsArgs,
-    out: &Output,
-) -> std::io::Result<ExitCode> {
-    let (_, desired, f) = match super::cmd_ops::load_function(dir, name, out) {
-        Ok(x) => x,
-        Err(code) => return Ok(code),
-    };
+/// `scar run`: one invocation per object already in the function's input.
+pub(super) fn run(args: &RunArgs, aws: &AwsArgs, out: &Output) -> Outcome {
+    let call = call_time(args.script.as_deref(), &args.args)?;
+    let (dir, name, input) = (args.dir.as_path(), args.function.as_str(), args.input);
+    let (concurrency, as_json, call) = (args.concurrency, args.as_json, &call);
+    let (_, desired, f) = super::cmd_ops::load_function(dir, name, out)?;
     let Some(source) = f.spec.input.get(input).cloned() else {
         out.error(&format!("function `{name}` has no S3 input {input}"));
-        return Ok(ExitCode::from(1));
+        return Err(Failure::Reported);
     };
     let rt = session::runtime()?;
     rt.block_on(async {
@@ -340,7 +406,7 @@ pub(super) fn run(
                 .map(|(k, _)| k)
                 .filter(|k| !k.ends_with('/') && k.ends_with(suffix.as_str()))
                 .collect(),
-            Err(e) => return Ok(session::cloud_failed(out, "listing the input failed", &e)),
+            Err(e) => return Err(session::cloud_failed(out, "listing the input failed", &e)),
         };
         let total = keys.len();
         eprintln!("running {name} on {total} objects of s3://{}/{prefix}, {concurrency} at once", source.bucket);
@@ -381,7 +447,7 @@ pub(super) fn run(
                 }
             }
         }
-        Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        success_if(failed.is_empty())
     })
 }
 

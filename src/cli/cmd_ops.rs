@@ -2,16 +2,86 @@
 //! for scripts; progress lines on stderr.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::json;
 
+use super::exit::{Done, Failure, Outcome, success_if};
 use super::output::Output;
 use super::{AwsArgs, session};
 use crate::manifest::load::ManifestSet;
 use crate::manifest::types::FunctionManifest;
 use crate::model::{DesiredGraph, ResourceKind};
+
+/// The arguments of `scar ls`.
+#[derive(Debug, clap::Args)]
+pub struct LsArgs {
+    /// The stack directory.
+    pub dir: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `scar put`.
+#[derive(Debug, clap::Args)]
+pub struct PutArgs {
+    /// The stack directory.
+    pub dir: PathBuf,
+    /// The function.
+    pub function: String,
+    /// Files or folders to upload.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Which of the function's inputs (0 is the first).
+    #[arg(long, default_value_t = 0)]
+    pub input: usize,
+    /// Print JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `scar get`.
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    /// The stack directory.
+    pub dir: PathBuf,
+    /// The function.
+    pub function: String,
+    /// Which of the function's outputs (0 is the first).
+    #[arg(long, default_value_t = 0)]
+    pub output: usize,
+    /// The folder to download into.
+    #[arg(long, default_value = ".")]
+    pub to: PathBuf,
+    /// Replace files that already exist there (else they are skipped).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `scar logs`.
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// The stack directory.
+    pub dir: PathBuf,
+    /// The function.
+    pub function: String,
+    /// Only lines that mention this request id.
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// How far back to start (such as 30m, 2h).
+    #[arg(long, default_value = "1h", value_parser = crate::watch::parse_duration)]
+    pub since: std::time::Duration,
+    /// Keep printing new lines until Ctrl-C.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// The stack's manifests, its desired graph and the named function's manifest, or the exit
 /// code after saying why not.
@@ -19,7 +89,7 @@ pub(super) fn load_function(
     dir: &Path,
     name: &str,
     out: &Output,
-) -> Result<(ManifestSet, DesiredGraph, FunctionManifest), ExitCode> {
+) -> Result<(ManifestSet, DesiredGraph, FunctionManifest), Failure> {
     let (set, desired) = session::load_set(dir, out)?;
     let found = set
         .functions
@@ -42,29 +112,22 @@ pub(super) fn load_function(
                     known.join(", ")
                 }
             ));
-            Err(ExitCode::from(1))
+            Err(Failure::Reported)
         }
     }
 }
 
 /// `scar ls DIR [--json]`.
-pub(super) fn ls(
-    dir: &Path,
-    as_json: bool,
-    aws: &AwsArgs,
-    out: &Output,
-) -> std::io::Result<ExitCode> {
-    let (set, desired) = match session::load_set(dir, out) {
-        Ok(x) => x,
-        Err(code) => return Ok(code),
-    };
+pub(super) fn ls(args: &LsArgs, aws: &AwsArgs, out: &Output) -> Outcome {
+    let (dir, as_json) = (args.dir.as_path(), args.json);
+    let (set, desired) = session::load_set(dir, out)?;
     let rt = session::runtime()?;
     rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
         let urls = match cloud.http_urls(&desired).await {
             Ok(u) => u,
             Err(e) => {
-                return Ok(session::cloud_failed(
+                return Err(session::cloud_failed(
                     out,
                     "reading the HTTP endpoints failed",
                     &e,
@@ -76,7 +139,7 @@ pub(super) fn ls(
             let name = &f.value.metadata.name;
             let status = match cloud.function_status(name).await {
                 Ok(s) => s,
-                Err(e) => return Ok(session::cloud_failed(out, "reading a function failed", &e)),
+                Err(e) => return Err(session::cloud_failed(out, "reading a function failed", &e)),
             };
             let url = urls
                 .get(&crate::model::Address::new(
@@ -110,7 +173,7 @@ pub(super) fn ls(
                 serde_json::to_string_pretty(&json!({"stack": desired.stack, "functions": rows}))
                     .map_err(std::io::Error::other)?
             );
-            return Ok(ExitCode::SUCCESS);
+            return Ok(Done::Success);
         }
         let cell = |v: &serde_json::Value| match v {
             serde_json::Value::Null => "-".to_owned(),
@@ -180,7 +243,7 @@ pub(super) fn ls(
         for r in &table {
             println!("{}", line(r.iter().map(String::as_str).collect()));
         }
-        Ok(ExitCode::SUCCESS)
+        Ok(Done::Success)
     })
 }
 
@@ -222,25 +285,21 @@ pub(super) fn progress(i: usize, n: usize, what: &str) {
 }
 
 /// `scar put DIR FUNCTION PATH... [--input N] [--json]`: upload to the function's input.
-pub(super) fn put(
-    dir: &Path,
-    name: &str,
-    paths: &[PathBuf],
-    input: usize,
-    as_json: bool,
-    aws: &AwsArgs,
-    out: &Output,
-) -> std::io::Result<ExitCode> {
-    let (_, desired, f) = match load_function(dir, name, out) {
-        Ok(x) => x,
-        Err(code) => return Ok(code),
-    };
+pub(super) fn put(args: &PutArgs, aws: &AwsArgs, out: &Output) -> Outcome {
+    let (dir, name, paths, input, as_json) = (
+        args.dir.as_path(),
+        args.function.as_str(),
+        args.paths.as_slice(),
+        args.input,
+        args.json,
+    );
+    let (_, desired, f) = load_function(dir, name, out)?;
     let Some(target) = f.spec.input.get(input) else {
         out.error(&format!(
             "function `{name}` has {} S3 inputs; there is no input {input} to put files into",
             f.spec.input.len()
         ));
-        return Ok(ExitCode::from(1));
+        return Err(Failure::Reported);
     };
     let mut files = Vec::new();
     for p in paths {
@@ -248,7 +307,7 @@ pub(super) fn put(
             Ok(f) => files.extend(f),
             Err(e) => {
                 out.error(&format!("{}: {e}", p.display()));
-                return Ok(ExitCode::from(1));
+                return Err(Failure::Reported);
             }
         }
     }
@@ -260,7 +319,7 @@ pub(super) fn put(
         for (i, (path, rel)) in files.iter().enumerate() {
             let key = format!("{prefix}{rel}");
             if let Err(e) = cloud.upload_file(&target.bucket, &key, path).await {
-                return Ok(session::cloud_failed(
+                return Err(session::cloud_failed(
                     out,
                     &format!("uploading {}", path.display()),
                     &e,
@@ -279,31 +338,27 @@ pub(super) fn put(
                 target.bucket
             );
         }
-        Ok(ExitCode::SUCCESS)
+        Ok(Done::Success)
     })
 }
 
 /// `scar get DIR FUNCTION [--output N] [--to DIR] [--json]`: download the function's outputs.
 #[allow(clippy::too_many_arguments, reason = "one per flag of the command")]
-pub(super) fn get(
-    dir: &Path,
-    name: &str,
-    output: usize,
-    to: &Path,
-    overwrite: bool,
-    as_json: bool,
-    aws: &AwsArgs,
-    out: &Output,
-) -> std::io::Result<ExitCode> {
-    let (_, desired, f) = match load_function(dir, name, out) {
-        Ok(x) => x,
-        Err(code) => return Ok(code),
-    };
+pub(super) fn get(args: &GetArgs, aws: &AwsArgs, out: &Output) -> Outcome {
+    let (dir, name, output, to, overwrite, as_json) = (
+        args.dir.as_path(),
+        args.function.as_str(),
+        args.output,
+        args.to.as_path(),
+        args.overwrite,
+        args.json,
+    );
+    let (_, desired, f) = load_function(dir, name, out)?;
     let Some(source) = f.spec.output.get(output).filter(|o| o.provider.is_none()) else {
         out.error(&format!(
             "function `{name}` has no S3 output {output} in the stack's account to get files from"
         ));
-        return Ok(ExitCode::from(1));
+        return Err(Failure::Reported);
     };
     let prefix = source.prefix.clone().unwrap_or_default();
     let rt = session::runtime()?;
@@ -311,7 +366,7 @@ pub(super) fn get(
         let cloud = session::connect(aws, &desired).await;
         let keys = match cloud.list_keys(&source.bucket, &prefix).await {
             Ok(k) => k,
-            Err(e) => return Ok(session::cloud_failed(out, "listing the output failed", &e)),
+            Err(e) => return Err(session::cloud_failed(out, "listing the output failed", &e)),
         };
         let keys: Vec<(String, i64)> = keys
             .into_iter()
@@ -367,11 +422,7 @@ pub(super) fn get(
                 failed.len()
             );
         }
-        Ok(if failed.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        })
+        success_if(failed.is_empty())
     })
 }
 
@@ -419,24 +470,20 @@ const BATCH_LOG_GROUP: &str = "/aws/batch/job";
 
 /// `scar logs DIR FUNCTION [--request-id ID] [--since DURATION] [--follow] [--json]`.
 #[allow(clippy::too_many_arguments, reason = "one per flag of the command")]
-pub(super) fn logs(
-    dir: &Path,
-    name: &str,
-    request_id: Option<&str>,
-    since: Duration,
-    follow: bool,
-    as_json: bool,
-    aws: &AwsArgs,
-    out: &Output,
-) -> std::io::Result<ExitCode> {
-    let (set, desired, f) = match load_function(dir, name, out) {
-        Ok(x) => x,
-        Err(code) => return Ok(code),
-    };
+pub(super) fn logs(args: &LogsArgs, aws: &AwsArgs, out: &Output) -> Outcome {
+    let (dir, name, request_id, since, follow, as_json) = (
+        args.dir.as_path(),
+        args.function.as_str(),
+        args.request_id.as_deref(),
+        args.since,
+        args.follow,
+        args.json,
+    );
+    let (set, desired, f) = load_function(dir, name, out)?;
     let names = crate::manifest::names::derive(&desired.stack, name);
     let mut sources = vec![(names.log_group, None)];
     let eff = crate::manifest::resolve::effective(set.stack().map(|s| &s.value.spec), &f.spec);
-    if crate::model::batch::delegates(eff.execution) {
+    if eff.execution.delegates() {
         // A delegated job logs to Batch's group, in streams named after its job definition.
         sources.push((
             BATCH_LOG_GROUP.to_owned(),
@@ -459,7 +506,7 @@ pub(super) fn logs(
                 {
                     Ok(e) => events.extend(e),
                     Err(e) => {
-                        return Ok(session::cloud_failed(out, "reading the logs failed", &e));
+                        return Err(session::cloud_failed(out, "reading the logs failed", &e));
                     }
                 }
             }
@@ -477,10 +524,10 @@ pub(super) fn logs(
                 }
             }
             if !follow {
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Done::Success);
             }
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+                _ = tokio::signal::ctrl_c() => return Ok(Done::Success),
                 () = tokio::time::sleep(Duration::from_secs(2)) => {}
             }
         }

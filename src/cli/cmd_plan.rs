@@ -1,49 +1,62 @@
 //! `scar plan DIR`: validate, read live AWS state, print the plan; optionally save it.
 
 use std::io::Write;
-use std::path::Path;
-use std::process::ExitCode;
+use std::path::PathBuf;
 
+use super::exit::{Done, Failure, Outcome};
 use super::output::Output;
+use super::reconcile::{Reconciled, Request, Show, reconcile_once};
 use super::{AwsArgs, PlanFormat, session};
 use crate::plan::file::{PlanFile, save};
 use crate::plan::{FORMAT_VERSION, Plan};
 use crate::render::plan_text::Palette;
 
-pub(super) struct Args<'a> {
-    pub dir: &'a Path,
-    pub out: Option<&'a Path>,
+/// The arguments of `scar plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The stack directory.
+    pub dir: PathBuf,
+    /// Save the plan to this file, for `scar apply FILE` and `scar show FILE`.
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 0 for no changes, 2 for changes, 1 for errors (Terraform's meaning).
+    #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
+    /// Plan the deletion of everything the stack owns (buckets kept).
+    #[arg(long)]
     pub destroy: bool,
+    /// Allow a plan that deletes every function of the stack (a Stack with no Functions).
+    #[arg(long)]
     pub allow_empty: bool,
 }
 
-pub(super) fn run(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<ExitCode> {
-    let (set, desired) = match session::load_set(args.dir, out) {
-        Ok(d) => d,
-        Err(code) => return Ok(code),
-    };
+pub(super) fn run(args: &PlanArgs, aws: &AwsArgs, out: &Output) -> Outcome {
+    let (set, desired) = session::load_set(&args.dir, out)?;
     let rt = session::runtime()?;
-    let result = rt.block_on(async {
-        let cloud = session::connect(aws, &desired).await;
-        cloud.refresh(&desired.to_read(args.destroy)).await
-    });
-    let live = match result {
-        Ok(l) => l,
-        Err(e) => return Ok(session::cloud_failed(out, "reading live state failed", &e)),
+    let request = Request {
+        desired: &desired,
+        set: Some(&set),
+        destroy: args.destroy,
+        allow_empty: args.allow_empty,
+        show: Show::Always(args.format),
+        apply: None,
     };
-    if !args.destroy
-        && let Err(code) = session::check_empty(&desired, &live, args.allow_empty, out)
-    {
-        return Ok(code);
-    }
-    let mut plan = session::build_plan(&desired, &live, args.destroy);
-    if plan.reshapes_workflow() && !args.destroy {
-        plan.workflow_graph = Some(crate::render::graph::build(&set).mermaid());
-    }
-    print(&plan, args.format, out)?;
-    if let Some(path) = args.out {
+    let reconciled = rt.block_on(async {
+        let cloud = session::connect(aws, &desired).await;
+        reconcile_once(&cloud, &request, out).await
+    })?;
+    let (plan, valid) = match reconciled {
+        Reconciled::Refused(_) => return Err(Failure::Reported),
+        // A plan with errors is saved too when asked for: `scar show` tells what is wrong.
+        Reconciled::PlanErrors(plan) => (plan, false),
+        Reconciled::NoChanges(plan)
+        | Reconciled::Planned(plan)
+        | Reconciled::Applied { plan, .. } => (plan, true),
+    };
+    if let Some(path) = &args.out {
         let file = PlanFile {
             format_version: FORMAT_VERSION.to_owned(),
             scar_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -53,7 +66,7 @@ pub(super) fn run(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Resu
         };
         if let Err(e) = save(path, &file) {
             out.error(&error_chain(&e));
-            return Ok(ExitCode::from(1));
+            return Err(Failure::Reported);
         }
         eprintln!(
             "Saved the plan to: {}\nTo apply exactly this plan, run: scar apply {}",
@@ -61,13 +74,13 @@ pub(super) fn run(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Resu
             path.display()
         );
     }
-    Ok(if !plan.errors.is_empty() {
-        ExitCode::from(1)
+    if !valid {
+        Err(Failure::Reported)
     } else if args.detailed_exitcode && plan.has_changes() {
-        ExitCode::from(2)
+        Ok(Done::Changes)
     } else {
-        ExitCode::SUCCESS
-    })
+        Ok(Done::Success)
+    }
 }
 
 /// Prints a plan to stdout in `format`.

@@ -1,24 +1,34 @@
 //! `scar policy DIR [--for plan|apply] [--account ID]`: the IAM policy whoever runs scar on
 //! this stack needs, scoped to the stack's names (docs/commands/policy.md).
 
-use std::path::Path;
-use std::process::ExitCode;
+use std::path::PathBuf;
 
+use super::exit::{Done, Failure, Outcome};
 use super::output::Output;
-use super::{AwsArgs, session};
+use super::{AwsArgs, PolicyFor, session};
 use crate::model::policy::{Operation, policy};
 
-pub(super) fn run(
-    dir: &Path,
-    operation: Operation,
-    account: Option<&str>,
-    aws: &AwsArgs,
-    out: &Output,
-) -> std::io::Result<ExitCode> {
-    let desired = match session::load(dir, out) {
-        Ok(d) => d,
-        Err(code) => return Ok(code),
+/// The arguments of `scar policy`.
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    /// The stack directory.
+    pub dir: PathBuf,
+    /// Which commands the policy is for.
+    #[arg(long = "for", value_enum, default_value_t = PolicyFor::Apply)]
+    pub operation: PolicyFor,
+    /// The account id to put in ARNs.
+    #[arg(long)]
+    pub account: Option<String>,
+}
+
+pub(super) fn run(args: &PolicyArgs, aws: &AwsArgs, out: &Output) -> Outcome {
+    let dir = args.dir.as_path();
+    let account = args.account.as_deref();
+    let operation = match args.operation {
+        PolicyFor::Plan => Operation::Plan,
+        PolicyFor::Apply => Operation::Apply,
     };
+    let desired = session::load(dir, out)?;
     let account = match account
         .map(str::to_owned)
         .or_else(|| desired.account_id.clone())
@@ -34,7 +44,7 @@ pub(super) fn run(
             match found {
                 Ok(a) => a,
                 Err(e) => {
-                    return Ok(session::cloud_failed(
+                    return Err(session::cloud_failed(
                         out,
                         "cannot tell the account (pass --account ID)",
                         &e,
@@ -45,12 +55,12 @@ pub(super) fn run(
     };
     if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
         out.error(&format!("`{account}` is not an AWS account id (12 digits)"));
-        return Ok(ExitCode::from(1));
+        return Err(Failure::Reported);
     }
     let doc = policy(&desired, &account, operation);
     println!(
         "{}",
         serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)?
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(Done::Success)
 }

@@ -1,13 +1,26 @@
 //! `scar schema`: prints a JSON Schema, or writes them all.
 
 use std::io::Write;
-use std::path::Path;
-use std::process::ExitCode;
+use std::path::PathBuf;
 
 use super::SchemaKind;
+use super::exit::{Done, Outcome};
 use crate::manifest::schema::{self, Kind};
 
-pub(super) fn run(kind: SchemaKind, write: Option<&Path>) -> std::io::Result<ExitCode> {
+/// The arguments of `scar schema`.
+#[derive(Debug, clap::Args)]
+pub struct SchemaArgs {
+    /// Which schema: manifest (any kind), stack, function or workflow.
+    #[arg(value_enum, default_value_t = SchemaKind::Manifest)]
+    pub kind: SchemaKind,
+    /// Write all schema files (stack.json, function.json, workflow.json, manifest.json)
+    /// into this directory instead of printing one.
+    #[arg(long, value_name = "DIR")]
+    pub write: Option<PathBuf>,
+}
+
+pub(super) fn run(args: &SchemaArgs) -> Outcome {
+    let (kind, write) = (args.kind, args.write.as_deref());
     if let Some(dir) = write {
         std::fs::create_dir_all(dir)?;
         for (name, text) in schema::files() {
@@ -18,7 +31,7 @@ pub(super) fn run(kind: SchemaKind, write: Option<&Path>) -> std::io::Result<Exi
             schema::files().len(),
             dir.display()
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Done::Success);
     }
     let value = match kind {
         SchemaKind::Manifest => schema::manifest_schema(),
@@ -29,5 +42,5 @@ pub(super) fn run(kind: SchemaKind, write: Option<&Path>) -> std::io::Result<Exi
     let text = serde_json::to_string_pretty(&value).map_err(std::io::Error::other)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}")?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Done::Success)
 }

@@ -3,14 +3,25 @@
 //! `show` renders is what `apply` would run, and `apply` runs it only if the manifests and
 //! AWS still give exactly this plan.
 
-use std::path::Path;
-use std::process::ExitCode;
+use std::path::PathBuf;
 
 use super::PlanFormat;
 use super::cmd_plan::{error_chain, print};
+use super::exit::{Done, Failure, Outcome};
 use super::output::Output;
 
-pub(super) fn run(path: &Path, format: PlanFormat, out: &Output) -> std::io::Result<ExitCode> {
+/// The arguments of `scar show`.
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// A plan file written by `scar plan -o`.
+    pub plan: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+}
+
+pub(super) fn run(args: &ShowArgs, out: &Output) -> Outcome {
+    let (path, format) = (args.plan.as_path(), args.format);
     match crate::plan::file::load(path) {
         Ok(file) => {
             let problems = crate::plan::verify::inconsistencies(&file.plan);
@@ -22,14 +33,14 @@ pub(super) fn run(path: &Path, format: PlanFormat, out: &Output) -> std::io::Res
                     "{} was edited: what it lists is not what it would write; make the plan again",
                     path.display()
                 ));
-                return Ok(ExitCode::from(1));
+                return Err(Failure::Reported);
             }
             print(&file.plan, format, out)?;
-            Ok(ExitCode::SUCCESS)
+            Ok(Done::Success)
         }
         Err(e) => {
             out.error(&error_chain(&e));
-            Ok(ExitCode::from(1))
+            Err(Failure::Reported)
         }
     }
 }

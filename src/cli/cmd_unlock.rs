@@ -1,16 +1,23 @@
 //! `scar unlock DIR LOCK_ID`: break a lock left by a run that is gone.
 
-use std::path::Path;
-use std::process::ExitCode;
+use std::path::PathBuf;
 
+use super::exit::{Done, Outcome};
 use super::output::Output;
 use super::{AwsArgs, session};
 
-pub(super) fn run(dir: &Path, id: &str, aws: &AwsArgs, out: &Output) -> std::io::Result<ExitCode> {
-    let desired = match session::load(dir, out) {
-        Ok(d) => d,
-        Err(code) => return Ok(code),
-    };
+/// The arguments of `scar unlock`.
+#[derive(Debug, clap::Args)]
+pub struct UnlockArgs {
+    /// The stack directory.
+    pub dir: PathBuf,
+    /// The lock id shown by the run that found the stack locked.
+    pub lock_id: String,
+}
+
+pub(super) fn run(args: &UnlockArgs, aws: &AwsArgs, out: &Output) -> Outcome {
+    let (dir, id) = (args.dir.as_path(), args.lock_id.as_str());
+    let desired = session::load(dir, out)?;
     let rt = session::runtime()?;
     rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
@@ -24,9 +31,9 @@ pub(super) fn run(dir: &Path, id: &str, aws: &AwsArgs, out: &Output) -> std::io:
                     r.operation,
                     crate::lock::rfc3339(r.started)
                 );
-                Ok(ExitCode::SUCCESS)
+                Ok(Done::Success)
             }
-            Err(e) => Ok(session::cloud_failed(out, "nothing was unlocked", &e)),
+            Err(e) => Err(session::cloud_failed(out, "nothing was unlocked", &e)),
         }
     })
 }

@@ -1,14 +1,25 @@
 //! `scar validate DIR`: schema and semantic checks, every problem at once, no AWS call.
 
 use std::io::Write;
-use std::path::Path;
-use std::process::ExitCode;
+use std::path::PathBuf;
 
 use super::Format;
+use super::exit::{Done, Failure, Outcome};
 use super::output::{Output, count};
 use crate::manifest::check::validate_dir;
 
-pub(super) fn run(dir: &Path, format: Format, out: &Output) -> std::io::Result<ExitCode> {
+/// The arguments of `scar validate`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// The stack directory (every *.yaml and *.yml below it is read).
+    pub dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+pub(super) fn run(args: &ValidateArgs, out: &Output) -> Outcome {
+    let (dir, format) = (args.dir.as_path(), args.format);
     let (set, diags) = validate_dir(dir);
     let valid = !diags.has_errors();
     let stack = set.stack().map(|s| s.value.metadata.name.clone());
@@ -50,9 +61,9 @@ pub(super) fn run(dir: &Path, format: Format, out: &Output) -> std::io::Result<E
             }
         }
     }
-    Ok(if valid {
-        ExitCode::SUCCESS
+    if valid {
+        Ok(Done::Success)
     } else {
-        ExitCode::from(1)
-    })
+        Err(Failure::Reported)
+    }
 }

@@ -6,7 +6,6 @@
 //! in flight finish, release the lock and exit 0.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -14,21 +13,44 @@ use std::time::{Duration, Instant};
 use notify::Watcher as _;
 use tokio::sync::mpsc;
 
-use super::cmd_apply::{print_outputs, run_steps};
-use super::cmd_plan::print;
+use super::cmd_apply::print_outputs;
+use super::exit::{Done, Outcome};
 use super::output::Output;
-use super::{AwsArgs, PlanFormat, session};
-use crate::cloud::aws::AwsCloud;
-use crate::watch::{Event, Reason, Runner, Timing, watch};
+use super::reconcile::{Apply, Reconciled, Refusal, Request, Show, reconcile_once};
+use super::{AwsArgs, session};
+use crate::aws::AwsCloud;
+use crate::watch::{Event, Ran, Reason, Runner, Timing, watch};
 
-pub(super) struct Args<'a> {
-    pub dir: &'a Path,
-    pub interval: Option<Duration>,
-    pub debounce: Duration,
+/// The arguments of `scar watch`.
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// The stack directory.
+    pub dir: PathBuf,
+    /// Time between drift-healing runs (such as 30s, 5m, 1h); 0 turns them off.
+    #[arg(long, default_value = "5m", value_parser = crate::watch::parse_duration)]
+    pub interval: std::time::Duration,
+    /// Quiet time after the last file change before a run starts.
+    #[arg(long, default_value = "300ms", value_parser = crate::watch::parse_duration)]
+    pub debounce: std::time::Duration,
+    /// Plan on every run but never apply.
+    #[arg(long)]
     pub dry_run: bool,
+    /// Allow a run that deletes every function of the stack.
+    #[arg(long)]
     pub allow_empty: bool,
+    /// Refuse (and leave for a person) any plan that deletes more resources than this.
+    #[arg(long, default_value_t = 10)]
     pub max_deletes: usize,
-    pub parallelism: usize,
+    /// Steps run at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+}
+
+impl WatchArgs {
+    /// The drift-healing interval; `None` when 0 turned it off.
+    fn interval(&self) -> Option<Duration> {
+        (!self.interval.is_zero()).then_some(self.interval)
+    }
 }
 
 /// True for files whose change should start a run: not editor swap or backup files, not
@@ -49,8 +71,8 @@ fn relevant(path: &Path, root: &Path) -> bool {
         && name != "4913"
 }
 
-pub(super) fn run(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Result<ExitCode> {
-    let root = std::fs::canonicalize(args.dir)
+pub(super) fn run(args: &WatchArgs, aws: &AwsArgs, out: &Output) -> Outcome {
+    let root = std::fs::canonicalize(&args.dir)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", args.dir.display())))?;
     let rt = session::runtime()?;
     rt.block_on(async {
@@ -76,7 +98,7 @@ pub(super) fn run(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Resu
             "[watch] watching {} (debounce {:?}, interval {}){}",
             args.dir.display(),
             args.debounce,
-            args.interval
+            args.interval()
                 .map_or_else(|| "off".to_owned(), |i| format!("{i:?}")),
             if args.dry_run { ", dry run" } else { "" }
         );
@@ -91,13 +113,13 @@ pub(super) fn run(args: &Args<'_>, aws: &AwsArgs, out: &Output) -> std::io::Resu
         };
         let timing = Timing {
             debounce: args.debounce,
-            interval: args.interval,
+            interval: args.interval(),
         };
         let runs = watch(&mut rx, timing, &mut runner).await;
         drop(watcher);
         println!("[watch] stopped after {runs} runs");
         tracing::info!(runs, "watch stopped");
-        Ok(ExitCode::SUCCESS)
+        Ok(Done::Success)
     })
 }
 
@@ -124,7 +146,7 @@ async fn stop_on_signal(stop: Arc<AtomicBool>, tx: mpsc::Sender<Event>) {
 }
 
 struct WatchRunner<'a> {
-    args: &'a Args<'a>,
+    args: &'a WatchArgs,
     aws: &'a AwsArgs,
     out: &'a Output,
     dir: PathBuf,
@@ -135,13 +157,13 @@ struct WatchRunner<'a> {
 }
 
 impl Runner for WatchRunner<'_> {
-    async fn run(&mut self, reason: Reason) {
+    async fn run(&mut self, reason: Reason) -> Ran {
         self.n += 1;
         let n = self.n;
         let started = Instant::now();
         println!("[watch] run {n} started: {}", reason.as_str());
         tracing::info!(run = n, reason = reason.as_str(), "run started");
-        let outcome = self.once(n).await;
+        let (outcome, ran) = self.once(n).await;
         println!(
             "[watch] run {n} {outcome} ({:.1}s)",
             started.elapsed().as_secs_f64()
@@ -149,18 +171,23 @@ impl Runner for WatchRunner<'_> {
         tracing::info!(
             run = n,
             outcome,
+            failed = ran == Ran::Failed,
             secs = started.elapsed().as_secs_f64(),
             "run finished"
         );
+        ran
     }
 }
 
 impl WatchRunner<'_> {
-    /// One run; returns what happened, for the log line.
-    async fn once(&mut self, n: usize) -> String {
+    /// One run: what happened (for the log line), and how it ended for scheduling.
+    async fn once(&mut self, n: usize) -> (String, Ran) {
         let out = self.out;
         let Ok(desired) = session::load(&self.dir, out) else {
-            return "found invalid manifests: nothing changed, still watching".into();
+            return (
+                "found invalid manifests: nothing changed, still watching".into(),
+                Ran::Settled,
+            );
         };
         let cloud = match &self.cloud {
             Some((region, c)) if *region == desired.region => c.clone(),
@@ -172,74 +199,99 @@ impl WatchRunner<'_> {
         };
         let args = self.args;
         let stop = self.stop.clone();
-        let mut what = String::from("stopped early (see the error above): nothing changed");
-        let what_ref = &mut what;
         let desired = &desired;
         let cloud_ref = &cloud;
-        let _ = session::locked(cloud_ref, &desired.stack, &self.dir, "watch", out, |lost| async move {
-            let live = match cloud_ref.refresh(desired).await {
-                Ok(l) => l,
-                Err(e) => return Ok(session::cloud_failed(out, "reading live state failed", &e)),
-            };
-            if session::check_empty(desired, &live, args.allow_empty, out).is_err() {
-                *what_ref = "refused to delete every function: nothing changed".into();
-                return Ok(ExitCode::from(1));
-            }
-            let plan = session::build_plan(desired, &live, false);
-            if !plan.errors.is_empty() {
-                print(&plan, PlanFormat::Text, out)?;
-                *what_ref = "found plan errors: nothing changed".into();
-                return Ok(ExitCode::from(1));
-            }
-            if !plan.has_changes() {
-                *what_ref = "found no changes".into();
-                return Ok(ExitCode::SUCCESS);
-            }
-            print(&plan, PlanFormat::Text, out)?;
-            let deletes = plan.summary().destroy;
-            if deletes > args.max_deletes {
-                out.error(&format!(
-                    "the plan deletes {deletes} resources, more than --max-deletes {}: watch mode does not apply it. Review it and run `scar apply {}` by hand, or raise --max-deletes",
-                    args.max_deletes,
-                    args.dir.display()
-                ));
-                *what_ref = format!("refused {deletes} deletes: nothing changed");
-                return Ok(ExitCode::from(1));
-            }
-            if args.dry_run {
-                *what_ref = "planned (dry run): nothing changed".into();
-                return Ok(ExitCode::SUCCESS);
-            }
-            println!(
-                "[watch] run {n} applying {} changes",
-                plan.changes().count()
-            );
-            let halt = || stop.load(Ordering::SeqCst) || lost.load(Ordering::SeqCst);
-            let report = match run_steps(cloud_ref, &plan, args.parallelism, &halt, out).await {
-                Ok(r) => r,
-                Err(code) => return Ok(code),
-            };
-            let (added, changed, destroyed) = report.counts();
-            *what_ref = if !report.ok() {
-                for (a, e) in &report.failed {
-                    eprintln!("  failed:  {a}: {e}");
-                }
-                format!(
-                    "failed after {added} added, {changed} changed, {destroyed} destroyed; the next run retries"
-                )
-            } else if !report.skipped.is_empty() {
-                format!(
-                    "stopped after {added} added, {changed} changed, {destroyed} destroyed; {} steps not started, the next run converges",
-                    report.skipped.len()
-                )
-            } else {
-                print_outputs(cloud_ref, &plan);
-                format!("applied: {added} added, {changed} changed, {destroyed} destroyed")
-            };
-            Ok(ExitCode::SUCCESS)
-        })
+        let locked = session::locked(
+            cloud_ref,
+            &desired.stack,
+            &self.dir,
+            "watch",
+            out,
+            |lost| async move {
+                let halt = || stop.load(Ordering::SeqCst) || lost.load(Ordering::SeqCst);
+                let announce = |plan: &crate::plan::Plan| {
+                    println!(
+                        "[watch] run {n} applying {} changes",
+                        plan.changes().count()
+                    );
+                };
+                let request = Request {
+                    desired,
+                    set: None,
+                    destroy: false,
+                    allow_empty: args.allow_empty,
+                    show: Show::WhenChanged,
+                    apply: Some(Apply {
+                        auto_approve: true,
+                        parallelism: usize::from(args.parallelism),
+                        max_deletes: Some(args.max_deletes),
+                        dry_run: args.dry_run,
+                        stop: &halt,
+                        announce: Some(&announce),
+                    }),
+                };
+                reconcile_once(cloud_ref, &request, out).await
+            },
+        )
         .await;
-        what
+        let reconciled = match locked {
+            Ok(r) => r,
+            // The lock held by another run (printed), or the plan could not be printed.
+            Err(_) => {
+                return (
+                    "stopped early (see the error above): nothing changed".into(),
+                    Ran::Failed,
+                );
+            }
+        };
+        let ran = if reconciled.should_retry() {
+            Ran::Failed
+        } else {
+            Ran::Settled
+        };
+        (self.describe(&cloud, reconciled), ran)
+    }
+
+    /// The log line of a run that reached AWS.
+    fn describe(&self, cloud: &AwsCloud, reconciled: Reconciled) -> String {
+        match reconciled {
+            Reconciled::Refused(Refusal::ReadFailed | Refusal::NotConfirmed) => {
+                "stopped early (see the error above): nothing changed".into()
+            }
+            Reconciled::Refused(Refusal::Empty) => {
+                "refused to delete every function: nothing changed".into()
+            }
+            Reconciled::Refused(Refusal::TooManyDeletes(deletes)) => {
+                self.out.error(&format!(
+                    "the plan deletes {deletes} resources, more than --max-deletes {}: watch mode does not apply it. Review it and run `scar apply {}` by hand, or raise --max-deletes",
+                    self.args.max_deletes,
+                    self.args.dir.display()
+                ));
+                format!("refused {deletes} deletes: nothing changed")
+            }
+            Reconciled::PlanErrors(_) => "found plan errors: nothing changed".into(),
+            Reconciled::NoChanges(_) => "found no changes".into(),
+            Reconciled::Planned(_) => "planned (dry run): nothing changed".into(),
+            Reconciled::Applied { plan, report } => {
+                let (added, changed, destroyed) = report.counts();
+                if !report.ok() {
+                    for (a, e) in &report.failed {
+                        eprintln!("  failed:  {a}: {e}");
+                    }
+                    format!(
+                        "failed after {added} added, {changed} changed, {destroyed} destroyed; the next run retries"
+                    )
+                } else if !report.skipped.is_empty() {
+                    format!(
+                        "stopped after {added} added, {changed} changed, {destroyed} destroyed; {} steps not started, the next run converges",
+                        report.skipped.len()
+                    )
+                } else {
+                    print_outputs(cloud, &plan);
+                    format!("applied: {added} added, {changed} changed, {destroyed} destroyed")
+                }
+            }
+        }
     }
 }
 

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use crate::apply::Progress;
 use crate::cloud::CloudError;
-use crate::cloud::aws::ExecOutcome;
 use crate::plan::{Action, Step};
 
 /// Prints progress lines to stderr.
@@ -28,7 +27,7 @@ impl Progress for Lines {
         tracing::info!(address = %step.address, action = ?step.action, "step started");
     }
 
-    fn finished(&self, step: &Step, result: &Result<ExecOutcome, CloudError>, took: Duration) {
+    fn finished(&self, step: &Step, result: &Result<(), CloudError>, took: Duration) {
         match result {
             Ok(_) => eprintln!(
                 "{}: {} after {:.1}s",

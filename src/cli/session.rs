@@ -4,26 +4,23 @@
 use std::future::Future;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use super::AwsArgs;
+use super::exit::Failure;
 use super::output::{Output, count};
+use crate::aws::{AwsCloud, LockError};
 use crate::cloud::CloudError;
-use crate::cloud::aws::{AwsCloud, LockError};
 use crate::manifest::check::validate_dir;
 use crate::model::live::{LiveState, Owner};
 use crate::model::{DesiredGraph, ResourceKind};
 use crate::plan::Plan;
 
-/// A command's early end: the exit code, everything already printed.
-pub(super) type Exit = ExitCode;
-
 /// Validates `dir` and builds its desired graph. Invalid manifests print their diagnostics and
 /// end the command with exit 1 before any AWS call.
-pub(super) fn load(dir: &Path, out: &Output) -> Result<DesiredGraph, Exit> {
+pub(super) fn load(dir: &Path, out: &Output) -> Result<DesiredGraph, Failure> {
     load_set(dir, out).map(|(_, d)| d)
 }
 
@@ -31,7 +28,7 @@ pub(super) fn load(dir: &Path, out: &Output) -> Result<DesiredGraph, Exit> {
 pub(super) fn load_set(
     dir: &Path,
     out: &Output,
-) -> Result<(crate::manifest::load::ManifestSet, DesiredGraph), Exit> {
+) -> Result<(crate::manifest::load::ManifestSet, DesiredGraph), Failure> {
     let (set, diags) = validate_dir(dir);
     if diags.has_errors() {
         out.diagnostics(&diags, &set);
@@ -40,7 +37,7 @@ pub(super) fn load_set(
             dir.display(),
             count(diags.error_count(), "error")
         ));
-        return Err(ExitCode::from(1));
+        return Err(Failure::Reported);
     }
     if diags.warning_count() > 0 {
         out.diagnostics(&diags, &set);
@@ -49,7 +46,7 @@ pub(super) fn load_set(
         Some(d) => Ok((set, d)),
         None => {
             out.error("no stack to plan");
-            Err(ExitCode::from(1))
+            Err(Failure::Reported)
         }
     }
 }
@@ -79,29 +76,29 @@ pub(super) fn lease() -> Duration {
 /// Runs `body` holding the stack's lock for `operation`; `body` gets the flag a lost lease
 /// sets (stop starting steps). When someone else holds the lock: says who, what, since when
 /// and how to break it, and exits 1 having written nothing.
-pub(super) async fn locked<F, Fut>(
+pub(super) async fn locked<T, F, Fut>(
     cloud: &Arc<AwsCloud>,
     stack: &str,
     dir: &Path,
     operation: &str,
     out: &Output,
     body: F,
-) -> std::io::Result<Exit>
+) -> Result<T, Failure>
 where
     F: FnOnce(Arc<AtomicBool>) -> Fut,
-    Fut: Future<Output = std::io::Result<Exit>>,
+    Fut: Future<Output = Result<T, Failure>>,
 {
     let held = match cloud.lock(stack, operation, lease()).await {
         Ok(h) => h,
         Err(LockError::Held(r)) => {
             out.error(&r.conflict_message(&dir.display().to_string(), crate::lock::now()));
-            return Ok(ExitCode::from(1));
+            return Err(Failure::Reported);
         }
         Err(LockError::Cloud(e)) => {
             out.error(&format!(
                 "taking the stack's lock failed: {e}; nothing was written. The lock lives in an S3 bucket of this account (scar-locks-<account>-<region>); if that name is taken or not yours, set SCAR_LOCK_BUCKET to a bucket you own"
             ));
-            return Ok(ExitCode::from(1));
+            return Err(Failure::Reported);
         }
     };
     tracing::info!(lock = held.record.id, operation, "took the stack's lock");
@@ -147,9 +144,9 @@ pub(super) fn missing_supervisors(plan: &Plan) -> Vec<crate::plan::PlanError> {
 }
 
 /// Reports a failed AWS read or write.
-pub(super) fn cloud_failed(out: &Output, what: &str, e: &CloudError) -> Exit {
+pub(super) fn cloud_failed(out: &Output, what: &str, e: &CloudError) -> Failure {
     out.error(&format!("{what}: {e}"));
-    ExitCode::from(1)
+    Failure::Reported
 }
 
 /// Refuses a plan that would delete every function of a stack that has some, unless allowed:
@@ -159,7 +156,7 @@ pub(super) fn check_empty(
     live: &LiveState,
     allow: bool,
     out: &Output,
-) -> Result<(), Exit> {
+) -> Result<(), Failure> {
     let wants = desired
         .resources
         .iter()
@@ -173,19 +170,19 @@ pub(super) fn check_empty(
             "the manifests of stack `{}` name no function, and applying would delete all of the stack's functions; pass --allow-empty if that is what you want (or use `scar destroy`)",
             desired.stack
         ));
-        return Err(ExitCode::from(1));
+        return Err(Failure::Reported);
     }
     Ok(())
 }
 
 /// Asks for confirmation on a terminal; refuses without one.
-pub(super) fn confirm(plan: &Plan, auto_approve: bool, out: &Output) -> Result<(), Exit> {
+pub(super) fn confirm(plan: &Plan, auto_approve: bool, out: &Output) -> Result<(), Failure> {
     if auto_approve {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
         out.error("no terminal to confirm on: pass --auto-approve to apply without asking (nothing was changed)");
-        return Err(ExitCode::from(1));
+        return Err(Failure::Reported);
     }
     let verb = if plan.destroy { "destroy" } else { "perform" };
     print!(
@@ -199,6 +196,6 @@ pub(super) fn confirm(plan: &Plan, auto_approve: bool, out: &Output) -> Result<(
         Ok(())
     } else {
         out.error("apply cancelled; nothing was changed");
-        Err(ExitCode::from(1))
+        Err(Failure::Reported)
     }
 }

@@ -1,8 +1,8 @@
-//! The boundary to AWS. Core code sees only scar's own types: [`CloudError`] with a
-//! [`ErrorKind`] to branch on, live state from `model::live`, and plan steps to execute. Every
-//! SDK type stays inside [`aws`].
+//! The boundary to AWS, as the core sees it: [`CloudError`] with a [`ErrorKind`] to branch on,
+//! the retry and rate-limit policies, and how to reach an account ([`Settings`]). The adapter
+//! (`crate::aws`) depends on this module, never the other way round; every SDK type stays
+//! inside the adapter.
 
-pub mod aws;
 pub mod limit;
 pub mod retry;
 

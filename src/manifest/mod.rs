@@ -4,6 +4,7 @@
 //! Nothing here makes a network call: `scar validate` is safe to run anywhere.
 
 pub mod check;
+pub mod contract;
 pub mod load;
 pub mod names;
 pub mod resolve;

@@ -2,7 +2,7 @@
 //!
 //! The schemas are made at run time from the Rust types (schemars), so the validator can never
 //! disagree with the types. `schemas/*.json` are the same schemas committed for editors;
-//! `tests/schemas.rs` fails when the committed files drift from the types.
+//! `tests/it/schemas.rs` fails when the committed files drift from the types.
 
 use std::sync::OnceLock;
 

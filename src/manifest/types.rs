@@ -246,7 +246,7 @@ impl SecretRef {
     /// `secretsmanager:NAME[#KEY]`. Never the secret itself.
     #[must_use]
     pub fn to_reference(&self) -> String {
-        crate::model::supervisor::secret_ref(self)
+        crate::manifest::contract::secret_ref(self)
             .map(|r| r.to_string())
             .unwrap_or_default()
     }
@@ -291,6 +291,14 @@ pub enum Execution {
     Batch,
     /// Runs in Lambda; work that does not fit is delegated to AWS Batch.
     LambdaBatch,
+}
+
+impl Execution {
+    /// True when the function hands work to Batch.
+    #[must_use]
+    pub fn delegates(self) -> bool {
+        matches!(self, Execution::Batch | Execution::LambdaBatch)
+    }
 }
 
 /// A Function: a container image and a script, triggered by S3 or HTTP.

@@ -34,12 +34,6 @@ pub(super) struct Delegation {
     pub function_env: Vec<(&'static str, String)>,
 }
 
-/// True when the function hands work to Batch.
-#[must_use]
-pub fn delegates(execution: Execution) -> bool {
-    matches!(execution, Execution::Batch | Execution::LambdaBatch)
-}
-
 /// True for Fargate compute types.
 #[must_use]
 pub fn is_fargate(kind: ComputeType) -> bool {
@@ -70,7 +64,7 @@ pub(super) struct BatchInput<'a> {
 /// The Batch resources of one delegating function; `None` for `execution: lambda` or when
 /// validation would have refused the settings.
 pub(super) fn delegation(i: &BatchInput<'_>) -> Option<Delegation> {
-    if !delegates(i.eff.execution) {
+    if !i.eff.execution.delegates() {
         return None;
     }
     let batch = i.eff.batch.as_ref()?;
@@ -123,7 +117,7 @@ pub(super) fn delegation(i: &BatchInput<'_>) -> Option<Delegation> {
     }
     // The job's own secret variables join the function's in the list the supervisor reads.
     if let Some((k, v)) =
-        super::supervisor::secrets_env(i.eff.environment.iter().chain(&batch.environment))
+        crate::manifest::contract::secrets_env(i.eff.environment.iter().chain(&batch.environment))
     {
         env.insert(k.to_owned(), json!(v));
     }

@@ -10,7 +10,6 @@ pub mod batch;
 pub mod http;
 pub mod live;
 pub mod policy;
-pub mod supervisor;
 
 use std::collections::BTreeMap;
 
@@ -19,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 pub use address::{Address, BadAddress, ResourceKind};
 
+use crate::manifest::contract;
 use crate::manifest::load::ManifestSet;
 use crate::manifest::names;
 use crate::manifest::resolve::{self, DEFAULT_EVENTS};
@@ -333,7 +333,7 @@ pub fn function_image(
     script: &str,
     address: &Address,
 ) -> DesiredResource {
-    let config = supervisor::config(stack_name, Some(stack), fm, script.to_owned());
+    let config = contract::config(stack_name, Some(stack), fm, script.to_owned());
     let config = serde_json::to_value(&config).unwrap_or(Value::Null);
     let eff = resolve::effective(Some(stack), &fm.spec);
     let arch = serde_json::to_value(eff.architecture)
@@ -429,13 +429,13 @@ fn function_resources(
     }
     for (k, v) in names::supervisor_env(stack_name, fname)
         .into_iter()
-        .chain(supervisor::secrets_env(&eff.environment))
+        .chain(contract::secrets_env(&eff.environment))
     {
         env.insert(k.to_owned(), json!(v));
     }
     if spec.prebuilt == Some(true) {
         // No image of scar's holds the configuration: the environment does.
-        let config = supervisor::config(stack_name, Some(stack), fm, String::new());
+        let config = contract::config(stack_name, Some(stack), fm, String::new());
         for (k, v) in config.env() {
             env.insert(k.to_owned(), json!(v));
         }
@@ -685,7 +685,7 @@ fn managed_role(
             continue;
         }
         let eff = resolve::effective(Some(spec), fs);
-        if batch::delegates(eff.execution) {
+        if eff.execution.delegates() {
             let base = names::derive(stack, &f.value.metadata.name).batch;
             submit.push(format!(
                 "arn:aws:batch:{}:{ACCOUNT}:job-queue/{base}",
@@ -721,7 +721,7 @@ fn managed_role(
             spec.region,
             names::derive(stack, &f.value.metadata.name).log_group
         ));
-        for r in supervisor::secret_refs(&eff, fs, spec) {
+        for r in contract::secret_refs(&eff, fs, spec) {
             match r {
                 scar_contract::SecretRef::Ssm(p) => ssm.push(format!(
                     "arn:aws:ssm:{}:{ACCOUNT}:parameter/{}",

@@ -146,7 +146,7 @@ pub fn build(set: &ManifestSet) -> Graph {
                 dashed: false,
             });
         }
-        if crate::model::batch::delegates(eff.execution)
+        if eff.execution.delegates()
             && let Some(b) = &eff.batch
         {
             let batch = format!("batch:{name}");

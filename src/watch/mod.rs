@@ -27,6 +27,9 @@ pub enum Reason {
     Change,
     /// The interval passed with no change (drift self-heal).
     Interval,
+    /// The last run failed in a way a retry may cure; this one retries, sooner than the
+    /// interval.
+    Retry,
 }
 
 impl Reason {
@@ -37,14 +40,57 @@ impl Reason {
             Reason::Startup => "start-up",
             Reason::Change => "files changed",
             Reason::Interval => "interval",
+            Reason::Retry => "retry after a failure",
         }
     }
 }
 
+/// How a run ended, as far as scheduling goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ran {
+    /// Converged, or stopped for a reason only a person or a file change cures (invalid
+    /// manifests, a refused plan): the next run comes with the next change or interval.
+    Settled,
+    /// Failed in a way a retry may cure (AWS unreachable, a step failed, the lock held): the
+    /// next run comes sooner than the interval, backing off (kube's error policy).
+    Failed,
+}
+
 /// What carries out one run.
 pub trait Runner {
-    /// Runs once. Returns when the run is over.
-    fn run(&mut self, reason: Reason) -> impl Future<Output = ()>;
+    /// Runs once. Returns when the run is over, with how it ended.
+    fn run(&mut self, reason: Reason) -> impl Future<Output = Ran>;
+}
+
+/// The first retry after a failed run comes this long after it; each failure in a row
+/// doubles the wait, up to the interval (or [`RETRY_MAX`] when there is none).
+pub const RETRY_FIRST: Duration = Duration::from_secs(5);
+/// The longest wait before a retry when watching has no interval.
+pub const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// The wait before retrying after `failures` failed runs in a row (at least one).
+#[must_use]
+pub fn retry_delay(failures: u32, interval: Option<Duration>) -> Duration {
+    let cap = interval.unwrap_or(RETRY_MAX);
+    let doubled = RETRY_FIRST.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    doubled.min(cap)
+}
+
+/// When the next unprompted run is due after a run that ended as `ran`.
+fn next_due(ran: Ran, failures: &mut u32, interval: Option<Duration>) -> Option<(Instant, Reason)> {
+    match ran {
+        Ran::Settled => {
+            *failures = 0;
+            interval.map(|i| (Instant::now() + i, Reason::Interval))
+        }
+        Ran::Failed => {
+            *failures = failures.saturating_add(1);
+            Some((
+                Instant::now() + retry_delay(*failures, interval),
+                Reason::Retry,
+            ))
+        }
+    }
 }
 
 /// Timing of the loop.
@@ -63,12 +109,13 @@ pub async fn watch<R: Runner>(
     runner: &mut R,
 ) -> usize {
     let mut runs = 0;
-    runner.run(Reason::Startup).await;
+    let mut failures = 0;
+    let ran = runner.run(Reason::Startup).await;
     runs += 1;
     let mut pending: Option<Instant> = None;
-    let mut next_tick = timing.interval.map(|i| Instant::now() + i);
+    let mut next_tick = next_due(ran, &mut failures, timing.interval);
     loop {
-        let wake = match (pending, next_tick) {
+        let wake = match (pending, next_tick.map(|(t, _)| t)) {
             (Some(p), Some(t)) => Some(p.min(t)),
             (p, t) => p.or(t),
         };
@@ -89,17 +136,19 @@ pub async fn watch<R: Runner>(
                 let now = Instant::now();
                 if pending.is_some_and(|p| p <= now) {
                     Reason::Change
-                } else if next_tick.is_some_and(|t| t <= now) {
-                    Reason::Interval
+                } else if let Some((t, why)) = next_tick
+                    && t <= now
+                {
+                    why
                 } else {
                     continue;
                 }
             }
         };
         pending = None;
-        runner.run(reason).await;
+        let ran = runner.run(reason).await;
         runs += 1;
-        next_tick = timing.interval.map(|i| Instant::now() + i);
+        next_tick = next_due(ran, &mut failures, timing.interval);
         // Whatever arrived during the run becomes one next run, after the quiet period.
         loop {
             match events.try_recv() {
@@ -138,17 +187,24 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
-    /// Records when each run started (paused-clock time since the test began).
+    /// Records when each run started (paused-clock time since the test began); the first
+    /// `failing` runs fail.
     struct Recorder {
         start: Instant,
         runs: Vec<(Reason, Duration)>,
         took: Duration,
+        failing: usize,
     }
 
     impl Runner for Recorder {
-        async fn run(&mut self, reason: Reason) {
+        async fn run(&mut self, reason: Reason) -> Ran {
             self.runs.push((reason, self.start.elapsed()));
             tokio::time::sleep(self.took).await;
+            if self.runs.len() <= self.failing {
+                Ran::Failed
+            } else {
+                Ran::Settled
+            }
         }
     }
 
@@ -164,6 +220,7 @@ mod tests {
             start: Instant::now(),
             runs: Vec::new(),
             took: Duration::from_millis(took_ms),
+            failing: 0,
         }
     }
 
@@ -239,6 +296,41 @@ mod tests {
         tx.send(Event::FileChanged).await.expect("send");
         tx.send(Event::Stop).await.expect("send");
         assert_eq!(watch(&mut rx, timing(Some(1)), &mut r).await, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_runs_retry_sooner_backing_off_then_the_interval_resumes() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let mut r = recorder(0);
+        // Start-up and the next three runs fail; the fifth converges.
+        r.failing = 4;
+        let sender = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(200)).await;
+            tx.send(Event::Stop).await.expect("send");
+        });
+        watch(&mut rx, timing(Some(60)), &mut r).await;
+        sender.await.expect("sender");
+        let got: Vec<(Reason, u64)> = r.runs.iter().map(|(w, t)| (*w, t.as_secs())).collect();
+        assert_eq!(
+            got,
+            [
+                (Reason::Startup, 0),
+                (Reason::Retry, 5),
+                (Reason::Retry, 15),
+                (Reason::Retry, 35),
+                (Reason::Retry, 75),
+                (Reason::Interval, 135),
+                (Reason::Interval, 195),
+            ]
+        );
+    }
+
+    #[test]
+    fn retries_double_up_to_the_interval() {
+        let secs = |n, i: Option<u64>| retry_delay(n, i.map(Duration::from_secs)).as_secs();
+        assert_eq!([secs(1, None), secs(2, None), secs(3, None)], [5, 10, 20]);
+        assert_eq!(secs(7, Some(60)), 60);
+        assert_eq!(secs(40, None), RETRY_MAX.as_secs());
     }
 
     #[test]

@@ -292,20 +292,20 @@ fn check_env(
     }
     size += names::supervisor_env(stack, &f.value.metadata.name)
         .iter()
-        .chain(&crate::model::supervisor::secrets_env(&eff.environment))
+        .chain(&crate::manifest::contract::secrets_env(&eff.environment))
         .map(|(k, v)| k.len() + v.len())
         .sum::<usize>();
-    if crate::model::batch::delegates(eff.execution) {
+    if eff.execution.delegates() {
         // Where to submit: the mode, and the queue and definition names.
         let batch_name = names::derive(stack, &f.value.metadata.name).batch;
-        size += crate::model::batch::EXECUTION_ENV.len()
+        size += scar_contract::env::EXECUTION.len()
             + "lambda-batch".len()
-            + crate::model::batch::JOB_QUEUE_ENV.len()
-            + crate::model::batch::JOB_DEFINITION_ENV.len()
+            + scar_contract::env::BATCH_JOB_QUEUE.len()
+            + scar_contract::env::BATCH_JOB_DEFINITION.len()
             + 2 * batch_name.len()
             + eff.batch.as_ref().map_or(0, |b| {
                 if b.multi_node.is_some() {
-                    crate::model::batch::MULTI_NODE_ENV.len() + "true".len()
+                    scar_contract::env::BATCH_MULTI_NODE.len() + "true".len()
                 } else {
                     0
                 }
@@ -316,9 +316,9 @@ fn check_env(
     if f.value.spec.prebuilt == Some(true) {
         if f.value.spec.script.is_some() {
             let len = set.script_of(f).len();
-            size = size.saturating_add(crate::model::SCRIPT_ENV.len() + len.div_ceil(3) * 4);
+            size = size.saturating_add(scar_contract::env::SCRIPT.len() + len.div_ceil(3) * 4);
         }
-        size += crate::model::supervisor::config(stack, spec, &f.value, String::new())
+        size += crate::manifest::contract::config(stack, spec, &f.value, String::new())
             .env()
             .iter()
             .map(|(k, v)| k.len() + v.len())

@@ -124,7 +124,7 @@ fn check_providers(
         );
     }
     for (id, p) in &providers.webdav {
-        let url = crate::model::supervisor::webdav_url(&p.hostname);
+        let url = crate::manifest::contract::webdav_url(&p.hostname);
         let pointer = format!("/spec/storageProviders/webdav/{id}/hostname");
         let field = format!("spec.storageProviders.webdav.{id}.hostname");
         match url.parse::<hyper::Uri>() {

@@ -1,0 +1,1087 @@
+//! AWS Batch: live reads of compute environments, job queues and job definitions (one paged
+//! Describe call per kind, never one per function), and their create, update and delete.
+//!
+//! Waits have deadlines. An environment or queue that turns INVALID fails the step with
+//! AWS's `statusReason`; deletes disable first, wait, delete, and wait until the resource is
+//! gone, queue before environment.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use aws_sdk_batch::types as bt;
+use serde_json::{Map, Value, json};
+
+use super::AwsCloud;
+use super::read::{owner_of, tag_value, take_script};
+use super::write::{env_with_script, n, s, stale_tag_keys, strings};
+use crate::cloud::retry::Backoff;
+use crate::cloud::{CloudError, ErrorKind};
+use crate::model::batch::instance_profile_name;
+use crate::model::live::{LiveResource, Owner};
+use crate::model::{Address, DesiredGraph, ResourceKind, short_hash};
+use crate::plan::{Action, Step};
+
+/// The service-linked role Batch uses when a compute environment names none.
+const SERVICE_LINKED_ROLE: &str = "AWSServiceRoleForBatch";
+
+/// Where a live Batch resource belongs: at the address its `scar:address` tag names when the
+/// stack owns it, or at the desired address of the same name (a name collision to report).
+fn place(
+    kind: ResourceKind,
+    name: &str,
+    owner: &Owner,
+    tags: &BTreeMap<String, String>,
+    by_name: &HashMap<(ResourceKind, String), Address>,
+) -> Option<Address> {
+    if *owner == Owner::ThisStack
+        && let Some(a) = tags
+            .get(crate::model::tags::ADDRESS)
+            .and_then(|a| a.parse::<Address>().ok())
+            .filter(|a| a.kind == kind)
+    {
+        return Some(a);
+    }
+    by_name.get(&(kind, name.to_owned())).cloned()
+}
+
+/// A described compute environment or queue as a live resource: its tags added, a hash of
+/// everything read as its fingerprint, its ARN as output.
+fn described(
+    mut attrs: Map<String, Value>,
+    tags: &BTreeMap<String, String>,
+    owner: Owner,
+    arn: Option<&str>,
+) -> LiveResource {
+    attrs.insert("tags".into(), tag_value(tags));
+    let fingerprint = Some(format!(
+        "sha:{}",
+        short_hash(&Value::Object(attrs.clone()).to_string())
+    ));
+    LiveResource {
+        fingerprint,
+        attrs,
+        owner,
+        outputs: [("arn".to_owned(), json!(arn))].into(),
+    }
+}
+
+fn last_segment(arn: &str) -> String {
+    arn.rsplit('/').next().unwrap_or(arn).to_owned()
+}
+
+fn sorted(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+/// What a Batch wait is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    /// Status VALID with this state.
+    Valid(&'static str),
+    /// Deleted.
+    Gone,
+}
+
+impl AwsCloud {
+    /// Every Batch resource the stack owns, and any whose name a desired resource needs.
+    pub(super) async fn read_batch(
+        &self,
+        stack: &str,
+        desired: &DesiredGraph,
+    ) -> Result<Vec<(Address, LiveResource)>, CloudError> {
+        let by_name: HashMap<(ResourceKind, String), Address> = desired
+            .resources
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.address.kind,
+                    ResourceKind::BatchComputeEnvironment
+                        | ResourceKind::BatchJobQueue
+                        | ResourceKind::BatchJobDefinition
+                )
+            })
+            .map(|r| ((r.address.kind, s(r.attrs.get("name"))), r.address.clone()))
+            .collect();
+        let mut out = Vec::new();
+        self.read_compute_environments(stack, &by_name, &mut out)
+            .await?;
+        self.read_job_queues(stack, &by_name, &mut out).await?;
+        self.read_job_definitions(stack, &by_name, &mut out).await?;
+        Ok(out)
+    }
+
+    async fn read_compute_environments(
+        &self,
+        stack: &str,
+        by_name: &HashMap<(ResourceKind, String), Address>,
+        out: &mut Vec<(Address, LiveResource)>,
+    ) -> Result<(), CloudError> {
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .batch_call(
+                    "compute environments",
+                    "batch:DescribeComputeEnvironments",
+                    || {
+                        self.batch
+                            .describe_compute_environments()
+                            .set_next_token(token.clone())
+                            .send()
+                    },
+                )
+                .await?;
+            for ce in page.compute_environments() {
+                let Some(name) = ce.compute_environment_name() else {
+                    continue;
+                };
+                if ce.status().is_some_and(|s| s.as_str() == "DELETED") {
+                    continue;
+                }
+                let t: BTreeMap<String, String> = ce
+                    .tags()
+                    .map(|m| m.clone().into_iter().collect())
+                    .unwrap_or_default();
+                let owner = owner_of(stack, &t);
+                let Some(address) = place(
+                    ResourceKind::BatchComputeEnvironment,
+                    name,
+                    &owner,
+                    &t,
+                    by_name,
+                ) else {
+                    continue;
+                };
+                let mut a = Map::new();
+                a.insert("name".into(), json!(name));
+                let service_role = ce.service_role().unwrap_or_default();
+                a.insert(
+                    "service_role".into(),
+                    json!(if service_role.contains(SERVICE_LINKED_ROLE) {
+                        ""
+                    } else {
+                        service_role
+                    }),
+                );
+                a.insert(
+                    "state".into(),
+                    json!(ce.state().map(|s| s.as_str()).unwrap_or_default()),
+                );
+                if let Some(cr) = ce.compute_resources() {
+                    let kind = cr.r#type().map(|t| t.as_str()).unwrap_or_default();
+                    a.insert("type".into(), json!(kind));
+                    a.insert("max_vcpus".into(), json!(cr.maxv_cpus().unwrap_or(0)));
+                    a.insert("subnets".into(), json!(sorted(cr.subnets())));
+                    a.insert(
+                        "security_groups".into(),
+                        json!(sorted(cr.security_group_ids())),
+                    );
+                    if !kind.starts_with("FARGATE") {
+                        a.insert("min_vcpus".into(), json!(cr.minv_cpus().unwrap_or(0)));
+                        a.insert(
+                            "allocation_strategy".into(),
+                            json!(
+                                cr.allocation_strategy()
+                                    .map(|s| s.as_str())
+                                    .unwrap_or("BEST_FIT")
+                            ),
+                        );
+                        a.insert("instance_types".into(), json!(sorted(cr.instance_types())));
+                        a.insert(
+                            "instance_role".into(),
+                            json!(instance_profile_name(
+                                cr.instance_role().unwrap_or_default()
+                            )),
+                        );
+                    }
+                    if kind == "SPOT" {
+                        a.insert(
+                            "bid_percentage".into(),
+                            json!(cr.bid_percentage().unwrap_or(100)),
+                        );
+                    }
+                }
+                out.push((
+                    address,
+                    described(a, &t, owner, ce.compute_environment_arn()),
+                ));
+            }
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn read_job_queues(
+        &self,
+        stack: &str,
+        by_name: &HashMap<(ResourceKind, String), Address>,
+        out: &mut Vec<(Address, LiveResource)>,
+    ) -> Result<(), CloudError> {
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .batch_call("job queues", "batch:DescribeJobQueues", || {
+                    self.batch
+                        .describe_job_queues()
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await?;
+            for q in page.job_queues() {
+                let Some(name) = q.job_queue_name() else {
+                    continue;
+                };
+                if q.status().is_some_and(|s| s.as_str() == "DELETED") {
+                    continue;
+                }
+                let t: BTreeMap<String, String> = q
+                    .tags()
+                    .map(|m| m.clone().into_iter().collect())
+                    .unwrap_or_default();
+                let owner = owner_of(stack, &t);
+                let Some(address) = place(ResourceKind::BatchJobQueue, name, &owner, &t, by_name)
+                else {
+                    continue;
+                };
+                let mut order: Vec<(i32, String)> = q
+                    .compute_environment_order()
+                    .iter()
+                    .map(|o| {
+                        (
+                            o.order().unwrap_or_default(),
+                            last_segment(o.compute_environment().unwrap_or_default()),
+                        )
+                    })
+                    .collect();
+                order.sort();
+                let mut a = Map::new();
+                a.insert("name".into(), json!(name));
+                a.insert("priority".into(), json!(q.priority().unwrap_or_default()));
+                a.insert(
+                    "state".into(),
+                    json!(q.state().map(|s| s.as_str()).unwrap_or_default()),
+                );
+                a.insert(
+                    "compute_environments".into(),
+                    json!(order.into_iter().map(|(_, n)| n).collect::<Vec<_>>()),
+                );
+                out.push((address, described(a, &t, owner, q.job_queue_arn())));
+            }
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn read_job_definitions(
+        &self,
+        stack: &str,
+        by_name: &HashMap<(ResourceKind, String), Address>,
+        out: &mut Vec<(Address, LiveResource)>,
+    ) -> Result<(), CloudError> {
+        let mut token: Option<String> = None;
+        // Every active revision, grouped by name: the newest is the live definition, and
+        // all of them are deregistered when it is replaced or deleted.
+        let mut by_def: BTreeMap<String, Vec<bt::JobDefinition>> = BTreeMap::new();
+        loop {
+            let page = self
+                .batch_call("job definitions", "batch:DescribeJobDefinitions", || {
+                    self.batch
+                        .describe_job_definitions()
+                        .status("ACTIVE")
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await?;
+            for d in page.job_definitions() {
+                if let Some(name) = d.job_definition_name() {
+                    by_def.entry(name.to_owned()).or_default().push(d.clone());
+                }
+            }
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        for (name, mut revisions) in by_def {
+            revisions.sort_by_key(|d| d.revision().unwrap_or_default());
+            let Some(latest) = revisions.last() else {
+                continue;
+            };
+            let t: BTreeMap<String, String> = latest
+                .tags()
+                .map(|m| m.clone().into_iter().collect())
+                .unwrap_or_default();
+            let owner = owner_of(stack, &t);
+            let Some(address) = place(ResourceKind::BatchJobDefinition, &name, &owner, &t, by_name)
+            else {
+                continue;
+            };
+            let mut a = job_definition_attrs(latest);
+            a.insert("tags".into(), tag_value(&t));
+            a.insert("active_revisions".into(), json!(revisions.len()));
+            a.insert(
+                "revisions".into(),
+                json!(
+                    revisions
+                        .iter()
+                        .filter_map(bt::JobDefinition::revision)
+                        .collect::<Vec<_>>()
+                ),
+            );
+            let mut outputs = BTreeMap::new();
+            outputs.insert("arn".into(), json!(latest.job_definition_arn()));
+            out.push((
+                address,
+                LiveResource {
+                    fingerprint: Some(format!(
+                        "revision:{}",
+                        latest.revision().unwrap_or_default()
+                    )),
+                    attrs: a,
+                    owner,
+                    outputs,
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// One Batch call: rate limited (50 req/s), retried, classified.
+    pub(super) async fn batch_call<T, E, F, Fut>(
+        &self,
+        what: &str,
+        op: &str,
+        send: F,
+    ) -> Result<T, CloudError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<
+                Output = Result<
+                    T,
+                    aws_sdk_batch::error::SdkError<E, aws_sdk_batch::config::http::HttpResponse>,
+                >,
+            >,
+        E: aws_sdk_batch::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.call_limited(Some(&self.limits.batch), what, op, send)
+            .await
+    }
+
+    /// Executes a step on a Batch resource.
+    pub(super) async fn execute_batch(
+        &self,
+        step: &Step,
+        account: &str,
+        after: &Map<String, Value>,
+        before: &Map<String, Value>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        match (step.address.kind, step.action) {
+            (ResourceKind::BatchComputeEnvironment, Action::Delete) => {
+                self.delete_compute_environment(&s(before.get("name")))
+                    .await
+            }
+            (ResourceKind::BatchComputeEnvironment, Action::Create) => {
+                self.create_compute_environment(after, tags).await
+            }
+            (ResourceKind::BatchComputeEnvironment, _) => {
+                self.update_compute_environment(step, account, after, before, tags)
+                    .await
+            }
+            (ResourceKind::BatchJobQueue, Action::Delete) => {
+                self.delete_job_queue(&s(before.get("name"))).await
+            }
+            (ResourceKind::BatchJobQueue, action) => {
+                self.put_job_queue(account, after, before, tags, action == Action::Create)
+                    .await
+            }
+            (ResourceKind::BatchJobDefinition, Action::Delete) => {
+                self.deregister_revisions(&s(before.get("name")), before)
+                    .await
+            }
+            (ResourceKind::BatchJobDefinition, Action::Update) => {
+                let name = s(before.get("name"));
+                let latest = latest_revision(before);
+                if step.changes.iter().any(|c| c.field == "active_revisions") {
+                    let mut older = before.clone();
+                    older.insert(
+                        "revisions".into(),
+                        json!(
+                            before
+                                .get("revisions")
+                                .and_then(Value::as_array)
+                                .map(|a| a
+                                    .iter()
+                                    .filter(|r| r.as_i64() != Some(latest))
+                                    .cloned()
+                                    .collect::<Vec<_>>())
+                                .unwrap_or_default()
+                        ),
+                    );
+                    self.deregister_revisions(&name, &older).await?;
+                }
+                if step.changes.iter().any(|c| c.field == "tags") {
+                    let arn = format!(
+                        "arn:aws:batch:{}:{account}:job-definition/{name}:{latest}",
+                        self.region
+                    );
+                    self.retag(&arn, before, tags).await?;
+                }
+                Ok(())
+            }
+            (ResourceKind::BatchJobDefinition, _) => {
+                self.register_job_definition(after, tags).await?;
+                // Create before destroy: the old revisions go once the new one exists.
+                self.deregister_revisions(&s(after.get("name")), before)
+                    .await?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn create_compute_environment(
+        &self,
+        a: &Map<String, Value>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        let name = s(a.get("name"));
+        let kind = s(a.get("type"));
+        let mut cr = bt::ComputeResource::builder()
+            .r#type(bt::CrType::from(kind.as_str()))
+            .maxv_cpus(n(a.get("max_vcpus")))
+            .set_subnets(Some(strings(a.get("subnets"))))
+            .set_security_group_ids(Some(strings(a.get("security_groups"))));
+        if !kind.starts_with("FARGATE") {
+            cr = cr
+                .minv_cpus(n(a.get("min_vcpus")))
+                .desiredv_cpus(n(a.get("desired_vcpus")))
+                .allocation_strategy(bt::CrAllocationStrategy::from(
+                    s(a.get("allocation_strategy")).as_str(),
+                ))
+                .set_instance_types(Some(strings(a.get("instance_types"))))
+                .instance_role(s(a.get("instance_role")));
+        }
+        if kind == "SPOT" {
+            cr = cr.bid_percentage(n(a.get("bid_percentage")));
+        }
+        let service_role = s(a.get("service_role"));
+        let cr = cr.build();
+        let r = self
+            .batch_call(&name, "batch:CreateComputeEnvironment", || {
+                self.batch
+                    .create_compute_environment()
+                    .compute_environment_name(&name)
+                    .r#type(bt::CeType::Managed)
+                    .state(bt::CeState::Enabled)
+                    .compute_resources(cr.clone())
+                    .set_service_role((!service_role.is_empty()).then(|| service_role.clone()))
+                    .set_tags(Some(tags.clone().into_iter().collect()))
+                    .send()
+            })
+            .await;
+        match r {
+            Ok(_) => {}
+            // Left by an interrupted run (the plan saw nothing): settle it and update it.
+            Err(e) if e.message.contains("already exists") => {
+                tracing::info!(
+                    compute_environment = name,
+                    "it exists already (an interrupted run); updating it instead"
+                );
+            }
+            Err(e) => return Err(e),
+        }
+        self.wait_compute_environment(&name, Settled::Valid("ENABLED"))
+            .await?;
+        Ok(())
+    }
+
+    async fn update_compute_environment(
+        &self,
+        step: &Step,
+        account: &str,
+        a: &Map<String, Value>,
+        before: &Map<String, Value>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        let name = s(a.get("name"));
+        let changed = |f: &str| step.changes.iter().any(|c| c.field == f);
+        let kind = s(a.get("type"));
+        let mut cr = bt::ComputeResourceUpdate::builder();
+        let mut any = false;
+        if changed("max_vcpus") || changed("min_vcpus") {
+            cr = cr.maxv_cpus(n(a.get("max_vcpus")));
+            if !kind.starts_with("FARGATE") {
+                cr = cr.minv_cpus(n(a.get("min_vcpus")));
+            }
+            any = true;
+        }
+        if changed("subnets") {
+            cr = cr.set_subnets(Some(strings(a.get("subnets"))));
+            any = true;
+        }
+        if changed("security_groups") {
+            cr = cr.set_security_group_ids(Some(strings(a.get("security_groups"))));
+            any = true;
+        }
+        if changed("type") || changed("allocation_strategy") {
+            cr = cr
+                .r#type(bt::CrType::from(kind.as_str()))
+                .allocation_strategy(bt::CrUpdateAllocationStrategy::from(
+                    s(a.get("allocation_strategy")).as_str(),
+                ));
+            any = true;
+        }
+        if changed("instance_types") {
+            cr = cr.set_instance_types(Some(strings(a.get("instance_types"))));
+            any = true;
+        }
+        if changed("instance_role") {
+            cr = cr.instance_role(s(a.get("instance_role")));
+            any = true;
+        }
+        if changed("bid_percentage") {
+            cr = cr.bid_percentage(n(a.get("bid_percentage")));
+            any = true;
+        }
+        let service_role = s(a.get("service_role"));
+        if any || changed("state") || changed("service_role") {
+            let cr = any.then(|| cr.build());
+            self.batch_call(&name, "batch:UpdateComputeEnvironment", || {
+                self.batch
+                    .update_compute_environment()
+                    .compute_environment(&name)
+                    .state(bt::CeState::Enabled)
+                    .set_compute_resources(cr.clone())
+                    .set_service_role(
+                        (changed("service_role") && !service_role.is_empty())
+                            .then(|| service_role.clone()),
+                    )
+                    .send()
+            })
+            .await?;
+            self.wait_compute_environment(&name, Settled::Valid("ENABLED"))
+                .await?;
+        }
+        if changed("tags") {
+            let arn = format!(
+                "arn:aws:batch:{}:{account}:compute-environment/{name}",
+                self.region
+            );
+            self.retag(&arn, before, tags).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_compute_environment(&self, name: &str) -> Result<(), CloudError> {
+        if self.batch_state(name, true).await?.is_none() {
+            return Ok(());
+        }
+        self.batch_call(name, "batch:UpdateComputeEnvironment", || {
+            self.batch
+                .update_compute_environment()
+                .compute_environment(name)
+                .state(bt::CeState::Disabled)
+                .send()
+        })
+        .await?;
+        self.wait_compute_environment(name, Settled::Valid("DISABLED"))
+            .await?;
+        self.batch_call(name, "batch:DeleteComputeEnvironment", || {
+            self.batch
+                .delete_compute_environment()
+                .compute_environment(name)
+                .send()
+        })
+        .await?;
+        self.wait_compute_environment(name, Settled::Gone).await?;
+        Ok(())
+    }
+
+    async fn put_job_queue(
+        &self,
+        account: &str,
+        a: &Map<String, Value>,
+        before: &Map<String, Value>,
+        tags: &BTreeMap<String, String>,
+        create: bool,
+    ) -> Result<(), CloudError> {
+        let name = s(a.get("name"));
+        let order: Vec<bt::ComputeEnvironmentOrder> = strings(a.get("compute_environments"))
+            .iter()
+            .zip(1..)
+            .map(|(ce, i)| {
+                bt::ComputeEnvironmentOrder::builder()
+                    .order(i)
+                    .compute_environment(format!(
+                        "arn:aws:batch:{}:{account}:compute-environment/{ce}",
+                        self.region
+                    ))
+                    .build()
+            })
+            .collect();
+        let priority = n(a.get("priority"));
+        let state = bt::JqState::from(s(a.get("state")).as_str());
+        let mut update = !create;
+        if create {
+            let r = self
+                .batch_call(&name, "batch:CreateJobQueue", || {
+                    self.batch
+                        .create_job_queue()
+                        .job_queue_name(&name)
+                        .priority(priority)
+                        .state(state.clone())
+                        .set_compute_environment_order(Some(order.clone()))
+                        .set_tags(Some(tags.clone().into_iter().collect()))
+                        .send()
+                })
+                .await;
+            match r {
+                Ok(_) => {}
+                Err(e) if e.message.contains("already exists") => update = true,
+                Err(e) => return Err(e),
+            }
+        }
+        if update {
+            self.batch_call(&name, "batch:UpdateJobQueue", || {
+                self.batch
+                    .update_job_queue()
+                    .job_queue(&name)
+                    .priority(priority)
+                    .state(state.clone())
+                    .set_compute_environment_order(Some(order.clone()))
+                    .send()
+            })
+            .await?;
+            let arn = format!("arn:aws:batch:{}:{account}:job-queue/{name}", self.region);
+            self.retag(&arn, before, tags).await?;
+        }
+        self.wait_job_queue(&name, Settled::Valid("ENABLED"))
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_job_queue(&self, name: &str) -> Result<(), CloudError> {
+        if self.batch_state(name, false).await?.is_none() {
+            return Ok(());
+        }
+        self.batch_call(name, "batch:UpdateJobQueue", || {
+            self.batch
+                .update_job_queue()
+                .job_queue(name)
+                .state(bt::JqState::Disabled)
+                .send()
+        })
+        .await?;
+        self.wait_job_queue(name, Settled::Valid("DISABLED"))
+            .await?;
+        self.batch_call(name, "batch:DeleteJobQueue", || {
+            self.batch.delete_job_queue().job_queue(name).send()
+        })
+        .await?;
+        self.wait_job_queue(name, Settled::Gone).await?;
+        Ok(())
+    }
+
+    async fn register_job_definition(
+        &self,
+        a: &Map<String, Value>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        let name = s(a.get("name"));
+        let fargate = s(a.get("platform")) == "FARGATE";
+        let vcpus = a.get("vcpus").and_then(Value::as_f64).unwrap_or(1.0);
+        let mut requirements = vec![
+            requirement(bt::ResourceType::Vcpu, format_vcpus(vcpus)),
+            requirement(bt::ResourceType::Memory, n(a.get("memory")).to_string()),
+        ];
+        let gpu = n(a.get("gpu"));
+        if gpu > 0 {
+            requirements.push(requirement(bt::ResourceType::Gpu, gpu.to_string()));
+        }
+        let env: Vec<bt::KeyValuePair> = env_with_script(a)
+            .into_iter()
+            .map(|(k, v)| bt::KeyValuePair::builder().name(k).value(v).build())
+            .collect();
+        let job_role = s(a.get("job_role"));
+        let execution_role = s(a.get("execution_role"));
+        let mut container = bt::ContainerProperties::builder()
+            .image(s(a.get("image")))
+            .set_command(Some(strings(a.get("command"))))
+            .set_environment(Some(env))
+            .set_resource_requirements(Some(requirements))
+            .set_job_role_arn((!job_role.is_empty()).then_some(job_role))
+            .set_execution_role_arn((!execution_role.is_empty()).then_some(execution_role));
+        if fargate {
+            // Public subnets need a public IP to pull images from public registries.
+            container = container.network_configuration(
+                bt::NetworkConfiguration::builder()
+                    .assign_public_ip(bt::AssignPublicIp::Enabled)
+                    .build(),
+            );
+        }
+        let container = container.build();
+        let multi = a.get("multi_node").filter(|m| !m.is_null()).map(|m| {
+            bt::NodeProperties::builder()
+                .num_nodes(n(m.get("nodes")))
+                .main_node(n(m.get("main_node")))
+                .node_range_properties(
+                    bt::NodeRangeProperty::builder()
+                        .target_nodes("0:")
+                        .container(container.clone())
+                        .build(),
+                )
+                .build()
+        });
+        self.batch_call(&name, "batch:RegisterJobDefinition", || {
+            let mut req = self
+                .batch
+                .register_job_definition()
+                .job_definition_name(&name)
+                .propagate_tags(true)
+                .set_tags(Some(tags.clone().into_iter().collect()));
+            req = match &multi {
+                Some(m) => req
+                    .r#type(bt::JobDefinitionType::Multinode)
+                    .node_properties(m.clone()),
+                None => req
+                    .r#type(bt::JobDefinitionType::Container)
+                    .container_properties(container.clone()),
+            };
+            if fargate {
+                req = req.platform_capabilities(bt::PlatformCapability::Fargate);
+            }
+            req.send()
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Deregisters every active revision of `name` that `before` listed.
+    async fn deregister_revisions(
+        &self,
+        name: &str,
+        before: &Map<String, Value>,
+    ) -> Result<(), CloudError> {
+        let revisions: Vec<i64> = before
+            .get("revisions")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default();
+        for r in &revisions {
+            let id = format!("{name}:{r}");
+            self.batch_call(&id, "batch:DeregisterJobDefinition", || {
+                self.batch
+                    .deregister_job_definition()
+                    .job_definition(&id)
+                    .send()
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Sets exactly `tags` on a Batch resource: stale keys removed, the rest written.
+    async fn retag(
+        &self,
+        arn: &str,
+        before: &Map<String, Value>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        let stale = stale_tag_keys(before, tags);
+        if !stale.is_empty() {
+            self.batch_call(arn, "batch:UntagResource", || {
+                self.batch
+                    .untag_resource()
+                    .resource_arn(arn)
+                    .set_tag_keys(Some(stale.clone()))
+                    .send()
+            })
+            .await?;
+        }
+        self.batch_call(arn, "batch:TagResource", || {
+            self.batch
+                .tag_resource()
+                .resource_arn(arn)
+                .set_tags(Some(tags.clone().into_iter().collect()))
+                .send()
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// `(state, status, statusReason)` of a compute environment (`ce`) or job queue, or
+    /// `None` once it is gone.
+    async fn batch_state(
+        &self,
+        name: &str,
+        ce: bool,
+    ) -> Result<Option<(String, String, String)>, CloudError> {
+        let found = if ce {
+            let out = self
+                .batch_call(name, "batch:DescribeComputeEnvironments", || {
+                    self.batch
+                        .describe_compute_environments()
+                        .compute_environments(name)
+                        .send()
+                })
+                .await?;
+            out.compute_environments().first().map(|c| {
+                (
+                    c.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    c.status()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
+                    c.status_reason().unwrap_or_default().to_owned(),
+                )
+            })
+        } else {
+            let out = self
+                .batch_call(name, "batch:DescribeJobQueues", || {
+                    self.batch.describe_job_queues().job_queues(name).send()
+                })
+                .await?;
+            out.job_queues().first().map(|q| {
+                (
+                    q.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    q.status()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
+                    q.status_reason().unwrap_or_default().to_owned(),
+                )
+            })
+        };
+        Ok(found.filter(|(_, status, _)| status != "DELETED"))
+    }
+
+    async fn wait_compute_environment(&self, name: &str, until: Settled) -> Result<(), CloudError> {
+        self.wait_batch(name, true, until).await
+    }
+
+    async fn wait_job_queue(&self, name: &str, until: Settled) -> Result<(), CloudError> {
+        self.wait_batch(name, false, until).await
+    }
+
+    /// Polls with backoff until the resource is settled as asked, it turns INVALID (an error
+    /// carrying AWS's reason), or the deadline passes.
+    async fn wait_batch(&self, name: &str, ce: bool, until: Settled) -> Result<(), CloudError> {
+        let what = if ce {
+            "compute environment"
+        } else {
+            "job queue"
+        };
+        let deadline = tokio::time::Instant::now() + self.batch_timeout;
+        let poll = Backoff {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+            attempts: u32::MAX,
+        };
+        let mut i = 1;
+        loop {
+            let state = self.batch_state(name, ce).await?;
+            let verdict = batch_verdict(state.as_ref(), until);
+            match verdict {
+                Verdict::Done => return Ok(()),
+                Verdict::Invalid(why) => {
+                    return Err(CloudError::new(
+                        ErrorKind::Other,
+                        "batch:wait",
+                        format!("{what} {name} is INVALID: {why}"),
+                    ));
+                }
+                Verdict::Wait if tokio::time::Instant::now() >= deadline => {
+                    return Err(CloudError::new(
+                        ErrorKind::Other,
+                        "batch:wait",
+                        format!(
+                            "{what} {name} did not settle within {:?} (last seen: {state:?})",
+                            self.batch_timeout
+                        ),
+                    ));
+                }
+                Verdict::Wait => {
+                    tracing::debug!(what, name, ?state, "waiting for Batch");
+                    tokio::time::sleep(poll.delay(i)).await;
+                    i += 1;
+                }
+            }
+        }
+    }
+}
+
+/// What one look at a Batch resource says about a wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    Done,
+    Wait,
+    Invalid(String),
+}
+
+fn batch_verdict(state: Option<&(String, String, String)>, until: Settled) -> Verdict {
+    match (state, until) {
+        (None, Settled::Gone) => Verdict::Done,
+        (None, Settled::Valid(_)) => Verdict::Wait,
+        (Some((_, status, reason)), _) if status == "INVALID" => Verdict::Invalid(reason.clone()),
+        (Some((state, status, _)), Settled::Valid(want)) if status == "VALID" && state == want => {
+            Verdict::Done
+        }
+        (Some(_), _) => Verdict::Wait,
+    }
+}
+
+fn requirement(kind: bt::ResourceType, value: String) -> bt::ResourceRequirement {
+    bt::ResourceRequirement::builder()
+        .r#type(kind)
+        .value(value)
+        .build()
+}
+
+/// Batch wants whole vCPUs as `"1"` and Fargate fractions as `"0.25"`.
+fn format_vcpus(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        v.to_string()
+    }
+}
+
+fn latest_revision(before: &Map<String, Value>) -> i64 {
+    before
+        .get("revisions")
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().filter_map(Value::as_i64).max())
+        .unwrap_or(1)
+}
+
+/// The attributes of a job definition revision, in the desired graph's shape.
+fn job_definition_attrs(d: &bt::JobDefinition) -> Map<String, Value> {
+    let (container, multi) = match d.node_properties() {
+        Some(np) => (
+            np.node_range_properties()
+                .first()
+                .and_then(|r| r.container()),
+            json!({"nodes": np.num_nodes().unwrap_or(0), "main_node": np.main_node().unwrap_or(0)}),
+        ),
+        None => (d.container_properties(), Value::Null),
+    };
+    let requirement = |kind: &str| {
+        container.and_then(|c| {
+            c.resource_requirements()
+                .iter()
+                .find(|r| r.r#type().is_some_and(|t| t.as_str() == kind))
+                .and_then(|r| r.value())
+                .map(str::to_owned)
+        })
+    };
+    let vcpus = requirement("VCPU")
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let memory: i64 = requirement("MEMORY")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let gpu: i64 = requirement("GPU").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let env: BTreeMap<String, Value> = container
+        .map(|c| {
+            c.environment()
+                .iter()
+                .map(|kv| {
+                    (
+                        kv.name().unwrap_or_default().to_owned(),
+                        json!(kv.value().unwrap_or_default()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut env: Map<String, Value> = env.into_iter().collect();
+    let script = take_script(&mut env);
+    let fargate = d
+        .platform_capabilities()
+        .iter()
+        .any(|p| p.as_str() == "FARGATE");
+    let mut a = Map::new();
+    a.insert("name".into(), json!(d.job_definition_name()));
+    a.insert(
+        "platform".into(),
+        json!(if fargate { "FARGATE" } else { "EC2" }),
+    );
+    a.insert("type".into(), json!(d.r#type().unwrap_or_default()));
+    a.insert(
+        "image".into(),
+        json!(container.and_then(|c| c.image()).unwrap_or_default()),
+    );
+    a.insert("script".into(), json!(script));
+    a.insert("vcpus".into(), json!(vcpus));
+    a.insert("memory".into(), json!(memory));
+    a.insert("gpu".into(), json!(gpu));
+    a.insert(
+        "command".into(),
+        json!(container.map(|c| c.command().to_vec()).unwrap_or_default()),
+    );
+    a.insert("environment".into(), Value::Object(env));
+    a.insert(
+        "job_role".into(),
+        json!(container.and_then(|c| c.job_role_arn()).unwrap_or_default()),
+    );
+    a.insert(
+        "execution_role".into(),
+        json!(
+            container
+                .and_then(|c| c.execution_role_arn())
+                .unwrap_or_default()
+        ),
+    );
+    a.insert("multi_node".into(), multi);
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(state: &str, status: &str) -> Option<(String, String, String)> {
+        Some((state.into(), status.into(), "capacity: no subnet".into()))
+    }
+
+    #[test]
+    fn waits_end_on_the_asked_state_or_invalid() {
+        let enabled = Settled::Valid("ENABLED");
+        assert_eq!(
+            batch_verdict(seen("ENABLED", "CREATING").as_ref(), enabled),
+            Verdict::Wait
+        );
+        assert_eq!(
+            batch_verdict(seen("ENABLED", "VALID").as_ref(), enabled),
+            Verdict::Done
+        );
+        assert_eq!(
+            batch_verdict(
+                seen("ENABLED", "VALID").as_ref(),
+                Settled::Valid("DISABLED")
+            ),
+            Verdict::Wait
+        );
+        assert_eq!(
+            batch_verdict(seen("ENABLED", "INVALID").as_ref(), enabled),
+            Verdict::Invalid("capacity: no subnet".into())
+        );
+        assert_eq!(batch_verdict(None, Settled::Gone), Verdict::Done);
+        assert_eq!(batch_verdict(None, enabled), Verdict::Wait);
+        assert_eq!(
+            batch_verdict(seen("DISABLED", "DELETING").as_ref(), Settled::Gone),
+            Verdict::Wait
+        );
+    }
+
+    #[test]
+    fn vcpus_format_as_batch_wants() {
+        assert_eq!(format_vcpus(1.0), "1");
+        assert_eq!(format_vcpus(0.25), "0.25");
+        assert_eq!(format_vcpus(16.0), "16");
+    }
+}

@@ -1,0 +1,293 @@
+//! What the operating commands (`ls`, `put`, `get`, `logs`) ask of AWS: a function's live
+//! status, S3 transfers, and log events. Retried and classified like every other call.
+
+use std::path::Path;
+
+use scar_transfer::Settings;
+
+use super::AwsCloud;
+use crate::cloud::{CloudError, ErrorKind};
+
+/// A function's live status, as `scar ls` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FunctionStatus {
+    /// `Active`, `Pending`, `Inactive`, `Failed`.
+    pub state: String,
+    /// `Successful`, `InProgress`, `Failed`.
+    pub last_update_status: String,
+    /// MB.
+    pub memory: i32,
+    /// Seconds.
+    pub timeout: i32,
+    /// The image URI the function was given.
+    pub image: String,
+    /// The image digest Lambda resolved (`sha256:...`), if known.
+    pub digest: Option<String>,
+    /// The supervisor version recorded on the function, if any.
+    pub supervisor: Option<String>,
+    /// When it last changed (ISO 8601, as Lambda says).
+    pub last_modified: String,
+}
+
+/// One log event.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LogEvent {
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+    /// The log stream.
+    pub stream: String,
+    /// The message.
+    pub message: String,
+}
+
+impl AwsCloud {
+    /// The live status of function `name`; `None` when it does not exist.
+    ///
+    /// # Errors
+    /// When Lambda fails.
+    pub async fn function_status(&self, name: &str) -> Result<Option<FunctionStatus>, CloudError> {
+        let Some(out) = self.get_function(name).await? else {
+            return Ok(None);
+        };
+        let Some(c) = out.configuration() else {
+            return Ok(None);
+        };
+        let code = out.code();
+        let resolved = code
+            .and_then(|c| c.resolved_image_uri())
+            .unwrap_or_default();
+        Ok(Some(FunctionStatus {
+            state: c.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            last_update_status: c
+                .last_update_status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            memory: c.memory_size().unwrap_or_default(),
+            timeout: c.timeout().unwrap_or_default(),
+            image: code
+                .and_then(|c| c.image_uri())
+                .unwrap_or_default()
+                .to_owned(),
+            digest: resolved.split_once('@').map(|(_, d)| d.to_owned()),
+            supervisor: c
+                .environment()
+                .and_then(|e| e.variables())
+                .and_then(|v| v.get("SCAR_SUPERVISOR_VERSION").cloned())
+                .or_else(|| out.tags().and_then(|t| t.get("scar:supervisor").cloned())),
+            last_modified: c.last_modified().unwrap_or_default().to_owned(),
+        }))
+    }
+
+    /// Uploads the file at `path` to `s3://bucket/key`, streamed from disk (in parts above
+    /// 8 MiB), the whole transfer tried again after a transient failure.
+    ///
+    /// # Errors
+    /// When the file cannot be read or S3 refuses.
+    pub async fn upload_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &Path,
+    ) -> Result<(), CloudError> {
+        crate::cloud::retry::with_retry(self.backoff, key, || async {
+            scar_transfer::upload(&self.s3, bucket, key, path, &[], Settings::default())
+                .await
+                .map(|_| ())
+                .map_err(|e| transfer_failed("s3:PutObject", e))
+        })
+        .await
+    }
+
+    /// The keys (and sizes) under `s3://bucket/prefix`, every page.
+    ///
+    /// # Errors
+    /// When S3 fails.
+    pub async fn list_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, i64)>, CloudError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .call(bucket, "s3:ListObjectsV2", || {
+                    self.s3
+                        .list_objects_v2()
+                        .bucket(bucket)
+                        .prefix(prefix)
+                        .set_continuation_token(token.clone())
+                        .send()
+                })
+                .await?;
+            out.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| Some((o.key()?.to_owned(), o.size().unwrap_or(0)))),
+            );
+            token = page.next_continuation_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Downloads `s3://bucket/key` to `path` (its folders made as needed), streamed to disk
+    /// (in ranged parts above 16 MiB), the whole transfer tried again after a transient
+    /// failure.
+    ///
+    /// # Errors
+    /// When S3 fails or the file cannot be written.
+    pub async fn download_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &Path,
+    ) -> Result<(), CloudError> {
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                CloudError::new(
+                    ErrorKind::Invalid,
+                    "write",
+                    format!("{}: {e}", dir.display()),
+                )
+            })?;
+        }
+        crate::cloud::retry::with_retry(self.backoff, key, || async {
+            scar_transfer::download(&self.s3, bucket, key, path, Settings::default())
+                .await
+                .map(|_| ())
+                .map_err(|e| transfer_failed("s3:GetObject", e))
+        })
+        .await
+    }
+
+    /// Log events of `group` from `start` (ms since the epoch), matching `pattern`, every page.
+    /// A group that does not exist yet has no events.
+    ///
+    /// # Errors
+    /// When CloudWatch Logs fails.
+    pub async fn log_events(
+        &self,
+        group: &str,
+        stream_prefix: Option<&str>,
+        start: i64,
+        pattern: Option<&str>,
+    ) -> Result<Vec<LogEvent>, CloudError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .call(group, "logs:FilterLogEvents", || {
+                    self.logs
+                        .filter_log_events()
+                        .log_group_name(group)
+                        .set_log_stream_name_prefix(stream_prefix.map(str::to_owned))
+                        .start_time(start)
+                        .set_filter_pattern(pattern.map(str::to_owned))
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await;
+            let page = match page {
+                Ok(p) => p,
+                Err(e) if e.kind == ErrorKind::NotFound => return Ok(out),
+                Err(e) => return Err(e),
+            };
+            out.extend(
+                page.events()
+                    .iter()
+                    .map(|e| LogEvent {
+                        timestamp: e.timestamp().unwrap_or_default(),
+                        stream: e.log_stream_name().unwrap_or_default().to_owned(),
+                        message: e.message().unwrap_or_default().trim_end().to_owned(),
+                    })
+                    // Checked here too: an emulator may ignore the prefix (moto does).
+                    .filter(|e| stream_prefix.is_none_or(|p| e.stream.starts_with(p))),
+            );
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+/// What a Lambda invocation answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoked {
+    /// HTTP status of the invocation (200 sync, 202 async).
+    pub status: i32,
+    /// `Handled`/`Unhandled` when the function failed.
+    pub function_error: Option<String>,
+    /// The response payload.
+    pub payload: Vec<u8>,
+}
+
+impl AwsCloud {
+    /// Invokes function `name` with `payload`, synchronously or (`asynchronous`) as an event.
+    ///
+    /// # Errors
+    /// When Lambda refuses the invocation (a failing function is not an error: see
+    /// [`Invoked::function_error`]).
+    pub async fn invoke(
+        &self,
+        name: &str,
+        payload: &[u8],
+        asynchronous: bool,
+    ) -> Result<Invoked, CloudError> {
+        let kind = if asynchronous {
+            aws_sdk_lambda::types::InvocationType::Event
+        } else {
+            aws_sdk_lambda::types::InvocationType::RequestResponse
+        };
+        // An invocation is not idempotent: after a 5xx or a lost answer the function may
+        // have run, so only throttling (which means it did not) is retried.
+        let mut attempt = 1;
+        let out = loop {
+            let r = self
+                .lambda
+                .invoke()
+                .function_name(name)
+                .invocation_type(kind.clone())
+                .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_vec()))
+                .send()
+                .await
+                .map_err(|e| super::classify("lambda:Invoke", &e));
+            match r {
+                Err(e) if e.kind == ErrorKind::Throttled && attempt < self.backoff.attempts => {
+                    tracing::warn!(
+                        function = name,
+                        attempt,
+                        "throttled; retrying the invocation"
+                    );
+                    tokio::time::sleep(self.backoff.delay(attempt)).await;
+                    attempt += 1;
+                }
+                other => break other?,
+            }
+        };
+        Ok(Invoked {
+            status: out.status_code(),
+            function_error: out.function_error().map(str::to_owned),
+            payload: out
+                .payload()
+                .map(|p| p.as_ref().to_vec())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// A transfer's failure as a cloud error, retried when transient.
+fn transfer_failed(op: &str, e: scar_transfer::TransferError) -> CloudError {
+    let kind = if e.not_found {
+        ErrorKind::NotFound
+    } else if e.local {
+        ErrorKind::Invalid
+    } else if e.transient {
+        ErrorKind::Transient
+    } else {
+        ErrorKind::Other
+    };
+    CloudError::new(kind, if e.local { "file" } else { op }, e.message)
+}

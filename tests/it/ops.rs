@@ -1,0 +1,538 @@
+//! The operating commands against moto: `scar ls` (table and JSON), `scar put` and `scar get`
+//! (folders, relative paths kept), `scar logs` (a request's lines only), and their errors.
+
+use crate::support;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::moto::{Moto, s3};
+use crate::support::{ok, stderr, stdout};
+
+const STACK: &str = "apiVersion: scar/v1alpha1
+kind: Stack
+metadata:
+  name: ops
+spec:
+  region: us-east-1
+  role:
+    managed: true
+";
+
+const THUMBS: &str = "apiVersion: scar/v1alpha1
+kind: Function
+metadata:
+  name: thumbs
+spec:
+  image: grycap/imagemagick
+  input:
+    - bucket: ops-data
+      prefix: in/
+  output:
+    - bucket: ops-data
+      prefix: out/
+";
+
+const WEB: &str = "apiVersion: scar/v1alpha1
+kind: Function
+metadata:
+  name: web
+spec:
+  image: grycap/cowsay
+  memory: 1024
+  http: {}
+";
+
+fn stack() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in [
+        ("stack.yaml", STACK),
+        ("thumbs.yaml", THUMBS),
+        ("web.yaml", WEB),
+    ] {
+        std::fs::write(dir.path().join(name), text).expect("write");
+    }
+    dir
+}
+
+fn json_of(out: &std::process::Output) -> Value {
+    ok(out);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+}
+
+fn write(path: &Path, text: &str) {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    std::fs::write(path, text).expect("write");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ls_put_get_and_logs_work_on_a_deployed_stack() {
+    let moto = Moto::start();
+    let dir = stack();
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+
+    // ls: live state, and the HTTP URL of the function that has one.
+    let listed = json_of(&moto.scar(dir.path(), &["ls", ".", "--json"]));
+    assert_eq!(listed["stack"], "ops");
+    let fns = listed["functions"].as_array().expect("functions");
+    let by = |n: &str| {
+        fns.iter()
+            .find(|f| f["name"] == n)
+            .cloned()
+            .expect("listed")
+    };
+    assert_eq!(by("thumbs")["state"], "Active");
+    assert_eq!(by("thumbs")["memory"], 512);
+    assert_eq!(by("thumbs")["url"], Value::Null);
+    assert_eq!(by("web")["memory"], 1024);
+    assert!(
+        by("web")["url"]
+            .as_str()
+            .is_some_and(|u| u.contains(".execute-api.us-east-1.amazonaws.com/scar")),
+        "{listed:#}"
+    );
+    let table = stdout(&moto.scar(dir.path(), &["ls", "."]));
+    let header = table.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with("NAME") && header.contains("URL"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("thumbs") && l.contains("Active")),
+        "{table}"
+    );
+
+    // put: a folder (paths relative to it) and a file, to the function's input.
+    let local = tempfile::tempdir().expect("tempdir");
+    write(&local.path().join("photos/a.jpg"), "a");
+    write(&local.path().join("photos/sub/b.jpg"), "b");
+    write(&local.path().join("c.txt"), "c");
+    let photos = local.path().join("photos").display().to_string();
+    let c = local.path().join("c.txt").display().to_string();
+    let put = moto.scar(dir.path(), &["put", ".", "thumbs", &photos, &c, "--json"]);
+    let uploaded = json_of(&put);
+    assert_eq!(uploaded["uploaded"].as_array().map(Vec::len), Some(3));
+    assert!(
+        stderr(&put).contains("[3/3] s3://ops-data/"),
+        "progress: {}",
+        stderr(&put)
+    );
+    let client = s3(&moto.sdk().await);
+    let listed = client
+        .list_objects_v2()
+        .bucket("ops-data")
+        .prefix("in/")
+        .send()
+        .await
+        .expect("list");
+    let mut keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["in/a.jpg", "in/c.txt", "in/sub/b.jpg"]);
+
+    // get: everything under the output prefix, relative paths kept.
+    for (k, v) in [("out/x.txt", "x"), ("out/deep/y.txt", "y")] {
+        client
+            .put_object()
+            .bucket("ops-data")
+            .key(k)
+            .body(v.as_bytes().to_vec().into())
+            .send()
+            .await
+            .expect("put");
+    }
+    let to = tempfile::tempdir().expect("tempdir");
+    let got = json_of(&moto.scar(
+        dir.path(),
+        &[
+            "get",
+            ".",
+            "thumbs",
+            "--to",
+            &to.path().display().to_string(),
+            "--json",
+        ],
+    ));
+    assert_eq!(got["downloaded"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        std::fs::read_to_string(to.path().join("deep/y.txt")).expect("y"),
+        "y"
+    );
+    assert_eq!(
+        std::fs::read_to_string(to.path().join("x.txt")).expect("x"),
+        "x"
+    );
+
+    // get_writes_hidden_paths: keys are whatever the bucket's writers chose. A hidden path,
+    // a folder that is a link, and a file that exists locally are skipped (and said so); a key
+    // that cannot be written does not stop the others, and fails the run at the end.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink(elsewhere.path(), to.path().join("link")).expect("link");
+    for (k, v) in [
+        ("out/.git/hooks/post-checkout", "#!/bin/sh\nevil"),
+        ("out/link/z.txt", "through a link"),
+        ("out/x.txt", "x, changed"),
+        ("out/x.txt/inner", "under a file"),
+        ("out/new.txt", "new"),
+    ] {
+        client
+            .put_object()
+            .bucket("ops-data")
+            .key(k)
+            .body(v.as_bytes().to_vec().into())
+            .send()
+            .await
+            .expect("put");
+    }
+    let to_arg = to.path().display().to_string();
+    let got = json_of(&moto.scar(
+        dir.path(),
+        &["get", ".", "thumbs", "--to", &to_arg, "--json"],
+    ));
+    let skipped: Vec<&str> = got["skipped"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["key"].as_str())
+        .collect();
+    for key in [
+        "out/.git/hooks/post-checkout",
+        "out/link/z.txt",
+        "out/x.txt",
+        "out/deep/y.txt",
+    ] {
+        assert!(skipped.contains(&key), "{key} not skipped: {got}");
+    }
+    assert!(
+        !to.path().join(".git").exists(),
+        "a hidden path was written"
+    );
+    assert!(
+        !elsewhere.path().join("z.txt").exists(),
+        "written through a link"
+    );
+    assert_eq!(
+        std::fs::read_to_string(to.path().join("x.txt")).expect("x"),
+        "x",
+        "an existing file was overwritten"
+    );
+    assert_eq!(
+        std::fs::read_to_string(to.path().join("new.txt")).expect("new"),
+        "new"
+    );
+    let forced = moto.scar(
+        dir.path(),
+        &["get", ".", "thumbs", "--to", &to_arg, "--overwrite"],
+    );
+    assert_eq!(forced.status.code(), Some(1), "{}", stdout(&forced));
+    assert!(
+        stderr(&forced).contains("downloading out/x.txt/inner failed"),
+        "{}",
+        stderr(&forced)
+    );
+    assert_eq!(
+        std::fs::read_to_string(to.path().join("x.txt")).expect("x"),
+        "x, changed"
+    );
+    for k in [
+        "out/.git/hooks/post-checkout",
+        "out/link/z.txt",
+        "out/x.txt/inner",
+        "out/new.txt",
+        "out/x.txt",
+    ] {
+        client
+            .delete_object()
+            .bucket("ops-data")
+            .key(k)
+            .send()
+            .await
+            .expect("delete");
+    }
+    client
+        .put_object()
+        .bucket("ops-data")
+        .key("out/x.txt")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .expect("put");
+
+    // A file larger than a part goes up in parts and comes back in ranged parts, whole.
+    let big: Vec<u8> = (0..20u32 * 1024 * 1024)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let big_dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(big_dir.path().join("big.bin"), &big).expect("write");
+    let big_path = big_dir.path().join("big.bin").display().to_string();
+    let put = moto.scar(dir.path(), &["put", ".", "thumbs", &big_path]);
+    ok(&put);
+    let head = client
+        .head_object()
+        .bucket("ops-data")
+        .key("in/big.bin")
+        .send()
+        .await
+        .expect("head");
+    assert!(
+        head.e_tag()
+            .is_some_and(|t| t.trim_matches('"').ends_with("-3")),
+        "uploaded in 3 parts: {:?}",
+        head.e_tag()
+    );
+    client
+        .copy_object()
+        .bucket("ops-data")
+        .key("out/big.bin")
+        .copy_source("ops-data/in/big.bin")
+        .send()
+        .await
+        .expect("copy");
+    let again = tempfile::tempdir().expect("tempdir");
+    ok(&moto.scar(
+        dir.path(),
+        &[
+            "get",
+            ".",
+            "thumbs",
+            "--to",
+            &again.path().display().to_string(),
+        ],
+    ));
+    assert!(
+        std::fs::read(again.path().join("big.bin")).expect("big.bin") == big,
+        "the same bytes came back"
+    );
+
+    // logs: a request's lines only.
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&moto.sdk().await);
+    put_log_lines(
+        &logs,
+        "/aws/lambda/thumbs",
+        "2026/11/27/[$LATEST]abc",
+        0,
+        &[
+            "START RequestId: req-1 Version: $LATEST",
+            "running the script req-1",
+            "START RequestId: req-2 Version: $LATEST",
+            "uploaded s3://ops-data/out/x.txt req-2",
+        ],
+    )
+    .await;
+    let all = stdout(&moto.scar(dir.path(), &["logs", ".", "thumbs"]));
+    assert_eq!(all.lines().count(), 4, "{all}");
+    let one = stdout(&moto.scar(
+        dir.path(),
+        &["logs", ".", "thumbs", "--request-id", "req-2"],
+    ));
+    assert_eq!(one.lines().count(), 2, "{one}");
+    assert!(one.lines().all(|l| l.contains("req-2")), "{one}");
+}
+
+#[test]
+fn an_unknown_function_is_named_with_the_stacks_functions() {
+    let dir = stack();
+    let out = support::scar_in(dir.path(), &["put", ".", "nosuch", "file.txt"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the stack has no function `nosuch`; its functions: thumbs, web"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// moto 5.2.5 runs Lambda functions in Docker, which this machine does not have: every
+/// invocation fails on its side (HTTP 500). These tests therefore check what scar sends, on
+/// the wire, and that it reports the failure; a function answering is proved only on AWS.
+#[tokio::test(flavor = "multi_thread")]
+async fn invoke_and_run_send_what_the_supervisor_expects_and_report_failures() {
+    use support::proxy::{Fault, Proxy};
+    let moto = Moto::start();
+    let dir = stack();
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    let file = dir.path().join("hello.txt");
+    std::fs::write(&file, "hello\n").expect("write");
+    let proxy = Proxy::start(moto.port(), Fault::None);
+
+    // A function without an endpoint: Lambda Invoke with the bytes as `data`; not retried.
+    let out = moto.scar_via(
+        &proxy.endpoint,
+        dir.path(),
+        &["invoke", ".", "thumbs", "--data", "hello.txt"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("invoking failed"), "{}", stderr(&out));
+    let log = proxy.log.lock().expect("log").clone();
+    let invokes: Vec<&String> = log
+        .iter()
+        .filter(|l| l.starts_with("POST /2015-03-31/functions/thumbs/invocations"))
+        .collect();
+    assert_eq!(
+        invokes.len(),
+        1,
+        "an invocation is never retried after a 5xx: {log:#?}"
+    );
+    assert!(
+        invokes[0].ends_with("{\"data\":\"aGVsbG8K\"}"),
+        "{}",
+        invokes[0]
+    );
+
+    // A function with an endpoint: an HTTP POST to it (moto serves APIs under its endpoint).
+    let out = moto.scar(dir.path(), &["invoke", ".", "web", "--data", "hello.txt"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("POST {}/restapis/", moto.endpoint))
+            && err.contains("/scar/_user_request_/"),
+        "{err}"
+    );
+    assert!(
+        err.contains("HTTP 500"),
+        "moto cannot run the function: {err}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    // run: one direct invocation per object under the input, then a summary.
+    let client = s3(&moto.sdk().await);
+    for k in ["in/1.jpg", "in/2.jpg", "in/3.jpg"] {
+        client
+            .put_object()
+            .bucket("ops-data")
+            .key(k)
+            .body(b"x".to_vec().into())
+            .send()
+            .await
+            .expect("put");
+    }
+    let proxy = Proxy::start(moto.port(), Fault::None);
+    let out = moto.scar_via(
+        &proxy.endpoint,
+        dir.path(),
+        &["run", ".", "thumbs", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("summary JSON");
+    assert_eq!(summary["succeeded"], 0);
+    assert_eq!(summary["failed"].as_array().map(Vec::len), Some(3));
+    assert!(stderr(&out).contains("[3/3] failed"), "{}", stderr(&out));
+    let log = proxy.log.lock().expect("log").clone();
+    let mut sent: Vec<String> = log
+        .iter()
+        .filter(|l| l.starts_with("POST /2015-03-31/functions/thumbs/invocations"))
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(_, rest)| rest.rsplit(' ').next().unwrap_or_default().to_owned())
+        })
+        .collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        [1, 2, 3]
+            .map(|i| format!("{{\"input\":{{\"bucket\":\"ops-data\",\"key\":\"in/{i}.jpg\"}}}}"))
+            .to_vec()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_of_a_delegating_function_include_its_batch_jobs() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/video-process");
+    for sub in ["", "scripts"] {
+        std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
+        for entry in std::fs::read_dir(root.join(sub)).expect("example") {
+            let p = entry.expect("entry").path();
+            if p.is_file() {
+                let to = dir.path().join(sub).join(p.file_name().expect("name"));
+                std::fs::copy(&p, to).expect("copy");
+            }
+        }
+    }
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&moto.sdk().await);
+    // The function's own lines, its job's lines, and another job definition's lines.
+    put_log_lines(
+        &logs,
+        "/aws/lambda/scar-batch-ffmpeg-split",
+        "2026/11/27/[$LATEST]abc",
+        0,
+        &["START RequestId: req-9", "delegated req-9"],
+    )
+    .await;
+    put_log_lines(
+        &logs,
+        "/aws/batch/job",
+        "scar-video-process-scar-batch-ffmpeg-split/default/0f1e2d",
+        2,
+        &["ffmpeg split req-9"],
+    )
+    .await;
+    put_log_lines(
+        &logs,
+        "/aws/batch/job",
+        "someone-elses-job/default/77",
+        3,
+        &["not ours req-9"],
+    )
+    .await;
+    let out = moto.scar(
+        dir.path(),
+        &[
+            "logs",
+            ".",
+            "scar-batch-ffmpeg-split",
+            "--request-id",
+            "req-9",
+        ],
+    );
+    ok(&out);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[2].contains(
+            "scar-video-process-scar-batch-ffmpeg-split/default/0f1e2d ffmpeg split req-9"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("not ours"), "{text}");
+}
+
+/// Writes `lines` to a new stream of `group` (made if missing), a millisecond apart, starting
+/// `first` ms after a second ago.
+async fn put_log_lines(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    stream: &str,
+    first: i64,
+    lines: &[&str],
+) {
+    let now = i64::try_from(scar::lock::now()).expect("time") * 1000;
+    let _ = logs.create_log_group().log_group_name(group).send().await;
+    logs.create_log_stream()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .send()
+        .await
+        .expect("stream");
+    let events = (first..)
+        .zip(lines)
+        .map(|(i, m)| {
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                .timestamp(now - 1000 + i)
+                .message(*m)
+                .build()
+                .expect("event")
+        })
+        .collect();
+    logs.put_log_events()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .set_log_events(Some(events))
+        .send()
+        .await
+        .expect("events");
+}
