@@ -12,8 +12,10 @@ use aws_sdk_batch::types as bt;
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
-use super::read::{owner_of, tag_value, take_script};
-use super::write::{env_with_script, n, s, stale_tag_keys, strings};
+use super::execute::{n, s, stale_tag_keys, strings};
+use super::lambda::env_with_script;
+use super::lambda::take_script;
+use super::refresh::{owner_of, tag_value};
 use crate::cloud::retry::Backoff;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::model::batch::instance_profile_name;

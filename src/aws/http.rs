@@ -8,8 +8,8 @@ use aws_sdk_apigateway::types as gt;
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
-use super::read::{owner_of, tag_value};
-use super::write::{gone_is_fine, s, stale_tag_keys};
+use super::execute::{gone_is_fine, s, stale_tag_keys};
+use super::refresh::{owner_of, tag_value};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::model::http::invoke_url;
 use crate::model::live::{LiveResource, Owner};

@@ -8,8 +8,9 @@ use aws_sdk_ecr::types as et;
 use futures::{StreamExt, stream};
 use serde_json::{Map, Value, json};
 
-use super::write::s;
-use super::{AwsCloud, read::owner_of};
+use super::AwsCloud;
+use super::execute::s;
+use super::refresh::owner_of;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::image::build::{self, Spec};
 use crate::image::reference::ImageRef;

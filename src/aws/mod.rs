@@ -1,16 +1,22 @@
-//! AWS adapters on the official SDK for Rust: live reads ([`read`]) and step execution
-//! ([`write`]). Every call is rate limited where AWS sets a quota, retried with backoff on
+//! The AWS adapter, on the official SDK for Rust: one module per service (`lambda`, `s3`,
+//! `iam`, `logs`, `batch`, `http` for API Gateway, `image` for ECR), each with its reads, its
+//! writes and its conversions; [`refresh`] reads live state and [`execute`] carries out
+//! plan steps. Every call is rate limited where AWS sets a quota, retried with backoff on
 //! throttling and transient failures, and classified into a [`CloudError`].
 
 mod batch;
 mod classify;
+mod execute;
 mod http;
+mod iam;
 mod image;
+mod lambda;
 mod lock;
+mod logs;
 mod ops;
 mod owner;
-mod read;
-mod write;
+mod refresh;
+mod s3;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

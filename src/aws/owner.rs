@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde_json::Map;
 
 use super::AwsCloud;
-use super::read::owner_of;
-use super::write::s;
+use super::execute::s;
+use super::refresh::owner_of;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::manifest::names;
 use crate::model::live::Owner;

@@ -1,0 +1,308 @@
+//! Executing plan steps against AWS: references resolved, each step dispatched to its
+//! service's module. Every create writes the ownership tags in the create call itself; every
+//! delete tolerates "already gone".
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::{AwsCloud, classify};
+use crate::cloud::{CloudError, ErrorKind};
+use crate::model::{Reference, ResourceKind};
+use crate::plan::{APPLIED_TAG, Action, Step};
+
+pub(super) fn s(v: Option<&Value>) -> String {
+    v.and_then(Value::as_str).unwrap_or_default().to_owned()
+}
+
+pub(super) fn n(v: Option<&Value>) -> i32 {
+    v.and_then(Value::as_i64)
+        .and_then(|x| i32::try_from(x).ok())
+        .unwrap_or_default()
+}
+
+pub(super) fn map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(super) fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(super) fn gone_is_fine<T>(r: Result<T, CloudError>) -> Result<(), CloudError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Tag keys on the live resource that the wanted tags no longer have (AWS's own `aws:` keys
+/// aside): what an update must remove before it writes the rest.
+pub(super) fn stale_tag_keys(
+    before: &Map<String, Value>,
+    tags: &BTreeMap<String, String>,
+) -> Vec<String> {
+    map(before.get("tags"))
+        .into_keys()
+        .filter(|k| !tags.contains_key(k) && !k.starts_with("aws:"))
+        .collect()
+}
+
+impl AwsCloud {
+    /// Resolves references left in a step's attributes. Every ARN scar refers to is
+    /// deterministic once the account is known.
+    pub(super) fn resolve(&self, account: &str, attrs: &Map<String, Value>) -> Map<String, Value> {
+        attrs
+            .iter()
+            .map(|(k, v)| {
+                let v = match Reference::from_value(v) {
+                    Some(r) => match (r.address.kind, r.attribute.as_str()) {
+                        (_, "account_id") => Value::String(account.to_owned()),
+                        (ResourceKind::IamRole, _) => {
+                            Value::String(format!("arn:aws:iam::{account}:role/{}", r.address.name))
+                        }
+                        (ResourceKind::Function, _) => Value::String(format!(
+                            "arn:aws:lambda:{}:{account}:function:{}",
+                            self.region, r.address.name
+                        )),
+                        // An API's id is AWS's choice, an image's digest its content's:
+                        // known once their step ran.
+                        (
+                            ResourceKind::HttpApi
+                            | ResourceKind::FunctionImage
+                            | ResourceKind::ImageRepository,
+                            attribute,
+                        ) => self
+                            .created_output(&r.address, attribute)
+                            .unwrap_or_else(|| v.clone()),
+                        _ => v.clone(),
+                    },
+                    None => v.clone(),
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+
+    /// Executes one step.
+    ///
+    /// # Errors
+    /// The first AWS error that retries and waits did not cure.
+    pub async fn execute(&self, step: &Step, account: &str, stack: &str) -> Result<(), CloudError> {
+        if step.action == Action::NoOp || step.covered_by.is_some() {
+            return Ok(());
+        }
+        let name = step.address.name.as_str();
+        let empty = Map::new();
+        let after = step
+            .after
+            .as_ref()
+            .map(|a| self.resolve(account, a))
+            .unwrap_or_default();
+        let before = step.before.as_ref().unwrap_or(&empty);
+        let mut tags = map(after.get("tags"));
+        if let Some(h) = &step.applied {
+            tags.insert(APPLIED_TAG.to_owned(), h.clone());
+        }
+        if step.address.kind == ResourceKind::Function
+            && let Some(Value::Object(record)) = self.created_output(
+                &crate::model::Address::new(ResourceKind::FunctionImage, name),
+                "record",
+            )
+        {
+            // The image built in this run: the function records what it was built from.
+            tags.extend(
+                record
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())),
+            );
+        }
+        match (step.address.kind, step.action) {
+            (ResourceKind::ImageRepository | ResourceKind::FunctionImage, _) => {
+                self.execute_image(step, &tags, &after, before).await
+            }
+            (ResourceKind::Function, Action::Create) => {
+                self.create_function(name, &after, &tags).await
+            }
+            (ResourceKind::Function, Action::Update | Action::Replace) => {
+                self.update_function(step, name, account, &after, before, &tags)
+                    .await
+            }
+            (ResourceKind::Function, Action::Delete) => self.delete_function(name).await,
+            (ResourceKind::LogGroup, Action::Delete) => {
+                self.delete_log_group(&s(before.get("name"))).await
+            }
+            (ResourceKind::LogGroup, _) => {
+                self.put_log_group(stack, account, &after, &tags, step.action == Action::Create)
+                    .await
+            }
+            (ResourceKind::Bucket, Action::Delete) => self.delete_bucket(name).await,
+            (ResourceKind::Bucket, Action::Create) => {
+                self.create_bucket(name, &s(after.get("region")), &tags)
+                    .await
+            }
+            (ResourceKind::Bucket, _) => self.tag_bucket(name, &tags).await,
+            (ResourceKind::IamRole, Action::Delete) => self.delete_role(name).await,
+            (ResourceKind::IamRole, _) => {
+                self.put_role(name, account, &after, &tags, step.action == Action::Create)
+                    .await
+            }
+            (ResourceKind::LambdaPermission, Action::Delete) => {
+                self.remove_permission(&s(before.get("function")), &s(before.get("statement_id")))
+                    .await
+            }
+            (ResourceKind::LambdaPermission, _) => {
+                if step.action == Action::Replace {
+                    self.remove_permission(
+                        &s(before.get("function")),
+                        &s(before.get("statement_id")),
+                    )
+                    .await?;
+                }
+                self.add_permission(&after).await
+            }
+            (ResourceKind::S3Trigger, Action::Delete) => {
+                self.write_trigger(&s(before.get("bucket")), &s(before.get("id")), None)
+                    .await
+            }
+            (ResourceKind::S3Trigger, _) => {
+                self.write_trigger(&s(after.get("bucket")), &s(after.get("id")), Some(&after))
+                    .await
+            }
+            (
+                ResourceKind::BatchComputeEnvironment
+                | ResourceKind::BatchJobQueue
+                | ResourceKind::BatchJobDefinition,
+                _,
+            ) => {
+                self.execute_batch(step, account, &after, before, &tags)
+                    .await
+            }
+            (ResourceKind::HttpApi, _) => {
+                self.execute_api(step, account, &after, before, &tags).await
+            }
+            (_, Action::NoOp) => Ok(()),
+        }
+    }
+
+    /// Writes the stack's ownership tags (and only those) on an existing resource.
+    ///
+    /// # Errors
+    /// For kinds that carry no tags, or when AWS refuses.
+    pub async fn adopt(
+        &self,
+        address: &crate::model::Address,
+        wanted: &crate::model::DesiredResource,
+        account: &str,
+    ) -> Result<(), CloudError> {
+        let ours: BTreeMap<String, String> = map(wanted.attrs.get("tags"))
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("scar:"))
+            .collect();
+        let name = address.name.as_str();
+        match address.kind {
+            ResourceKind::Function => {
+                let arn = format!("arn:aws:lambda:{}:{account}:function:{name}", self.region);
+                self.lambda_call(name, || async {
+                    self.lambda
+                        .tag_resource()
+                        .resource(&arn)
+                        .set_tags(Some(ours.clone().into_iter().collect()))
+                        .send()
+                        .await
+                        .map_err(|e| classify("lambda:TagResource", &e))
+                })
+                .await?;
+            }
+            ResourceKind::LogGroup => {
+                let arn = format!(
+                    "arn:aws:logs:{}:{account}:log-group:{}",
+                    self.region,
+                    s(wanted.attrs.get("name"))
+                );
+                self.call(name, "logs:TagResource", || {
+                    self.logs
+                        .tag_resource()
+                        .resource_arn(&arn)
+                        .set_tags(Some(ours.clone().into_iter().collect()))
+                        .send()
+                })
+                .await?;
+            }
+            ResourceKind::IamRole => {
+                let t: Vec<aws_sdk_iam::types::Tag> = ours
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        aws_sdk_iam::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                            .ok()
+                    })
+                    .collect();
+                self.call(name, "iam:TagRole", || {
+                    self.iam
+                        .tag_role()
+                        .role_name(name)
+                        .set_tags(Some(t.clone()))
+                        .send()
+                })
+                .await?;
+            }
+            ResourceKind::Bucket => {
+                let existing = self
+                    .call(name, "s3:GetBucketTagging", || {
+                        self.s3.get_bucket_tagging().bucket(name).send()
+                    })
+                    .await;
+                let mut all: BTreeMap<String, String> = match existing {
+                    Ok(o) => o
+                        .tag_set()
+                        .iter()
+                        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                        .collect(),
+                    Err(e) if e.kind == ErrorKind::NotFound => BTreeMap::new(),
+                    Err(e) => return Err(e),
+                };
+                all.extend(ours);
+                self.tag_bucket(name, &all).await?;
+            }
+            ResourceKind::LambdaPermission | ResourceKind::S3Trigger => {
+                return Err(CloudError::new(
+                    ErrorKind::Invalid,
+                    "adopt",
+                    format!("{address} carries no tags; scar owns it by its Id prefix"),
+                ));
+            }
+            ResourceKind::BatchComputeEnvironment
+            | ResourceKind::BatchJobQueue
+            | ResourceKind::BatchJobDefinition
+            | ResourceKind::HttpApi
+            | ResourceKind::ImageRepository
+            | ResourceKind::FunctionImage => {
+                return Err(CloudError::new(
+                    ErrorKind::Invalid,
+                    "adopt",
+                    format!(
+                        "{address} cannot be adopted: delete it or rename the function; scar creates its own"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

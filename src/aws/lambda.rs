@@ -1,0 +1,602 @@
+//! Lambda: functions (read with `GetFunction`, created and updated waiting until ready) and
+//! the resource-policy statements that let S3 invoke them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_lambda::types as lt;
+use serde_json::{Map, Value, json};
+
+use super::execute::{gone_is_fine, map, n, s, stale_tag_keys, strings};
+use super::refresh::{owner_of, tag_value};
+use super::{AwsCloud, classify};
+use crate::apply::ready::{Readiness, function_readiness};
+use crate::cloud::retry::{Backoff, with_retry};
+use crate::cloud::{CloudError, ErrorKind};
+use crate::model::live::{LiveResource, Owner};
+use crate::model::{Address, ResourceKind, short_hash};
+use crate::plan::Step;
+
+/// A function, if it exists, and the permission statements scar wrote on it.
+pub(super) type FunctionRead = (String, Option<LiveResource>, Vec<(Address, LiveResource)>);
+
+/// Marks a function fingerprint that is a Lambda RevisionId, usable as a write precondition.
+pub(super) const REVISION_PREFIX: &str = "rev:";
+
+/// Removes `SCAR_SCRIPT` from a read environment and decodes it.
+pub(super) fn take_script(env: &mut Map<String, Value>) -> String {
+    env.remove(crate::model::SCRIPT_ENV)
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .map(|b| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(b.as_bytes())
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .unwrap_or(b)
+        })
+        .unwrap_or_default()
+}
+
+/// The function's environment as sent to Lambda: the manifest's variables, and the script,
+/// base64-encoded, in `SCAR_SCRIPT`.
+pub(super) fn environment(a: &Map<String, Value>) -> lt::Environment {
+    lt::Environment::builder()
+        .set_variables(Some(env_with_script(a).into_iter().collect()))
+        .build()
+}
+
+/// The `environment` attribute plus the script, base64-encoded, in `SCAR_SCRIPT`.
+pub(super) fn env_with_script(a: &Map<String, Value>) -> BTreeMap<String, String> {
+    use base64::Engine as _;
+    let mut vars = map(a.get("environment"));
+    let script = s(a.get("script"));
+    if !script.is_empty() {
+        vars.insert(
+            crate::model::SCRIPT_ENV.to_owned(),
+            base64::engine::general_purpose::STANDARD.encode(script),
+        );
+    }
+    vars
+}
+
+pub(super) fn vpc(a: &Map<String, Value>) -> Option<lt::VpcConfig> {
+    let v = a.get("vpc").filter(|v| !v.is_null())?;
+    Some(
+        lt::VpcConfig::builder()
+            .set_subnet_ids(Some(strings(v.get("subnets"))))
+            .set_security_group_ids(Some(strings(v.get("security_groups"))))
+            .build(),
+    )
+}
+
+pub(super) fn file_systems(a: &Map<String, Value>) -> Option<Vec<lt::FileSystemConfig>> {
+    let list = a.get("file_systems")?.as_array()?;
+    let out: Vec<lt::FileSystemConfig> = list
+        .iter()
+        .filter_map(|f| {
+            lt::FileSystemConfig::builder()
+                .arn(s(f.get("arn")))
+                .local_mount_path(s(f.get("mount_path")))
+                .build()
+                .ok()
+        })
+        .collect();
+    (!out.is_empty()).then_some(out)
+}
+
+impl AwsCloud {
+    pub(super) async fn read_function(
+        &self,
+        stack: &str,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<LiveResource>, CloudError> {
+        let Some(out) = self.get_function(name).await? else {
+            return Ok(None);
+        };
+        let Some(c) = out.configuration() else {
+            return Ok(None);
+        };
+        let t: BTreeMap<String, String> = out
+            .tags()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let owner = match out.tags_error() {
+            Some(e) => Owner::Unknown(format!("{}: {}", e.error_code(), e.message())),
+            None => owner_of(stack, &t),
+        };
+        // Sorted, so the fingerprint hash is the same for the same content.
+        let env: BTreeMap<String, Value> = c
+            .environment()
+            .and_then(|e| e.variables())
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+            .unwrap_or_default();
+        let mut env: Map<String, Value> = env.into_iter().collect();
+        let script = take_script(&mut env);
+        let vpc = c.vpc_config().and_then(|v| {
+            let mut subnets: Vec<String> = v.subnet_ids().to_vec();
+            let mut groups: Vec<String> = v.security_group_ids().to_vec();
+            subnets.sort();
+            groups.sort();
+            (!subnets.is_empty()).then(|| json!({"subnets": subnets, "security_groups": groups}))
+        });
+        let file_systems: Vec<Value> = c
+            .file_system_configs()
+            .iter()
+            .map(|f| json!({"arn": f.arn(), "mount_path": f.local_mount_path()}))
+            .collect();
+        let mut attrs = Map::new();
+        attrs.insert(
+            "image".into(),
+            json!(out.code().and_then(|c| c.image_uri()).unwrap_or_default()),
+        );
+        attrs.insert("script".into(), json!(script));
+        attrs.insert("memory".into(), json!(c.memory_size().unwrap_or_default()));
+        attrs.insert("timeout".into(), json!(c.timeout().unwrap_or_default()));
+        attrs.insert(
+            "ephemeral_storage".into(),
+            json!(c.ephemeral_storage().map_or(512, |e| e.size())),
+        );
+        attrs.insert(
+            "architecture".into(),
+            json!(c.architectures().first().map_or("x86_64", |a| a.as_str())),
+        );
+        attrs.insert("role".into(), json!(c.role().unwrap_or_default()));
+        attrs.insert(
+            "description".into(),
+            json!(c.description().unwrap_or_default()),
+        );
+        attrs.insert("environment".into(), Value::Object(env));
+        attrs.insert("vpc".into(), vpc.unwrap_or(Value::Null));
+        attrs.insert("file_systems".into(), json!(file_systems));
+        attrs.insert("tags".into(), tag_value(&t));
+        let arn = c.function_arn().unwrap_or_default().to_owned();
+        let mut outputs = BTreeMap::new();
+        outputs.insert("arn".into(), json!(arn));
+        outputs.insert(
+            "account_id".into(),
+            json!(arn.split(':').nth(4).unwrap_or(account)),
+        );
+        // Lambda's RevisionId when the server gives one (moto 5.2.5 does not), else a hash of
+        // everything read: either way, a change between plan and apply shows.
+        let fingerprint = match c.revision_id() {
+            Some(r) => format!("{REVISION_PREFIX}{r}"),
+            None => format!(
+                "sha:{}",
+                short_hash(&Value::Object(attrs.clone()).to_string())
+            ),
+        };
+        Ok(Some(LiveResource {
+            attrs,
+            owner,
+            fingerprint: Some(fingerprint),
+            outputs,
+        }))
+    }
+
+    /// `GetFunction` (configuration, image and tags in one call) within its quota; `None` when
+    /// the function does not exist.
+    pub(super) async fn get_function(
+        &self,
+        name: &str,
+    ) -> Result<Option<aws_sdk_lambda::operation::get_function::GetFunctionOutput>, CloudError>
+    {
+        let out = self
+            .call_limited(
+                Some(&self.limits.get_function),
+                name,
+                "lambda:GetFunction",
+                || self.lambda.get_function().function_name(name).send(),
+            )
+            .await;
+        match out {
+            Ok(o) => Ok(Some(o)),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The function's resource-policy statements that scar wrote (Sid `scar-<stack>-s3-...`).
+    pub(super) async fn read_permissions(
+        &self,
+        stack: &str,
+        function: &str,
+    ) -> Result<Vec<(Address, LiveResource)>, CloudError> {
+        let out = with_retry(self.backoff, function, || async {
+            self.limits.get_policy.acquire().await;
+            self.lambda
+                .get_policy()
+                .function_name(function)
+                .send()
+                .await
+                .map_err(|e| classify("lambda:GetPolicy", &e))
+        })
+        .await;
+        let out = match out {
+            Ok(o) => o,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let policy: Value = out
+            .policy()
+            .and_then(|p| serde_json::from_str(p).ok())
+            .unwrap_or(Value::Null);
+        let prefix = format!("scar-{stack}-s3-");
+        let api_sid = crate::model::http::statement_id(stack);
+        let mut found = Vec::new();
+        for st in policy
+            .get("Statement")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(sid) = st.get("Sid").and_then(Value::as_str) else {
+                continue;
+            };
+            let name = if sid == api_sid {
+                format!("{function}/apigateway")
+            } else if let Some(bucket) = sid.strip_prefix(&prefix) {
+                format!("{function}/s3:{bucket}")
+            } else {
+                continue;
+            };
+            let principal = st
+                .get("Principal")
+                .and_then(|p| p.get("Service").or(Some(p)))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let cond = st.get("Condition").cloned().unwrap_or(Value::Null);
+            let source_arn = cond
+                .pointer("/ArnLike/AWS:SourceArn")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let source_account = cond
+                .pointer("/StringEquals/AWS:SourceAccount")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let mut attrs = Map::new();
+            attrs.insert("function".into(), json!(function));
+            attrs.insert("statement_id".into(), json!(sid));
+            attrs.insert("principal".into(), json!(principal));
+            attrs.insert("source_arn".into(), json!(source_arn));
+            attrs.insert("source_account".into(), json!(source_account));
+            found.push((
+                Address::new(ResourceKind::LambdaPermission, name),
+                LiveResource {
+                    attrs,
+                    owner: Owner::ThisStack,
+                    fingerprint: out.revision_id().map(str::to_owned),
+                    outputs: BTreeMap::new(),
+                },
+            ));
+        }
+        Ok(found)
+    }
+
+    /// Polls until the function is ready for the next change, with backoff and a deadline.
+    pub(super) async fn wait_ready(&self, name: &str) -> Result<(), CloudError> {
+        let deadline = tokio::time::Instant::now() + self.ready_timeout;
+        let poll = Backoff {
+            initial: Duration::from_millis(250),
+            max: Duration::from_secs(5),
+            attempts: u32::MAX,
+        };
+        let mut n = 1;
+        loop {
+            self.limits.get_function.acquire().await;
+            let out = self
+                .call(name, "lambda:GetFunctionConfiguration", || {
+                    self.lambda
+                        .get_function_configuration()
+                        .function_name(name)
+                        .send()
+                })
+                .await?;
+            let readiness = function_readiness(
+                out.state().map(|s| s.as_str()),
+                out.last_update_status().map(|s| s.as_str()),
+                out.state_reason().or(out.last_update_status_reason()),
+            );
+            match readiness {
+                Readiness::Ready => return Ok(()),
+                Readiness::Failed(why) => {
+                    return Err(CloudError::new(
+                        ErrorKind::Other,
+                        "lambda:wait",
+                        format!("function {name} failed: {why}"),
+                    ));
+                }
+                Readiness::Pending if tokio::time::Instant::now() >= deadline => {
+                    return Err(CloudError::new(
+                        ErrorKind::Other,
+                        "lambda:wait",
+                        format!(
+                            "function {name} was not ready within {:?}",
+                            self.ready_timeout
+                        ),
+                    ));
+                }
+                Readiness::Pending => {
+                    tracing::debug!(function = name, "waiting for the function to be ready");
+                    tokio::time::sleep(poll.delay(n)).await;
+                    n += 1;
+                }
+            }
+        }
+    }
+
+    /// Runs a mutating Lambda call: rate limited, retried on throttling, and on
+    /// `ResourceConflictException` (an update in progress) retried after the function is ready.
+    pub(super) async fn lambda_call<T, F, Fut>(
+        &self,
+        function: &str,
+        call: F,
+    ) -> Result<T, CloudError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, CloudError>>,
+    {
+        for _ in 0..10 {
+            let r = with_retry(self.backoff, function, || async {
+                self.limits.lambda_control.acquire().await;
+                call().await
+            })
+            .await;
+            match r {
+                Err(e) if e.kind == ErrorKind::Conflict => {
+                    tracing::info!(
+                        function,
+                        "an update is in progress; waiting before retrying"
+                    );
+                    self.wait_ready(function).await?;
+                }
+                other => return other,
+            }
+        }
+        Err(CloudError::new(
+            ErrorKind::Conflict,
+            "lambda",
+            format!("{function} stayed busy through 10 waits"),
+        ))
+    }
+
+    pub(super) async fn create_function(
+        &self,
+        name: &str,
+        a: &Map<String, Value>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        let role = s(a.get("role"));
+        let mut attempt = 0;
+        loop {
+            let r = self
+                .lambda_call(name, || async {
+                    self.lambda
+                        .create_function()
+                        .function_name(name)
+                        .package_type(lt::PackageType::Image)
+                        .code(
+                            lt::FunctionCode::builder()
+                                .image_uri(s(a.get("image")))
+                                .build(),
+                        )
+                        .role(&role)
+                        .memory_size(n(a.get("memory")))
+                        .timeout(n(a.get("timeout")))
+                        .ephemeral_storage(
+                            lt::EphemeralStorage::builder()
+                                .size(n(a.get("ephemeral_storage")))
+                                .build()
+                                .map_err(|e| {
+                                    CloudError::new(
+                                        ErrorKind::Invalid,
+                                        "lambda:CreateFunction",
+                                        e.to_string(),
+                                    )
+                                })?,
+                        )
+                        .architectures(lt::Architecture::from(s(a.get("architecture")).as_str()))
+                        .description(s(a.get("description")))
+                        .environment(environment(a))
+                        .set_vpc_config(vpc(a))
+                        .set_file_system_configs(file_systems(a))
+                        .set_tags(Some(tags.clone().into_iter().collect()))
+                        .send()
+                        .await
+                        .map_err(|e| classify("lambda:CreateFunction", &e))
+                })
+                .await;
+            match r {
+                Ok(_) => break,
+                // A role created a moment ago is not assumable everywhere yet (IAM is
+                // eventually consistent): retry for about a minute.
+                Err(e)
+                    if e.kind == ErrorKind::Invalid
+                        && e.message.contains("cannot be assumed")
+                        && attempt < 12 =>
+                {
+                    attempt += 1;
+                    tracing::warn!(
+                        function = name,
+                        attempt,
+                        "the role is not assumable yet; retrying"
+                    );
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.wait_ready(name).await?;
+        Ok(())
+    }
+
+    pub(super) async fn update_function(
+        &self,
+        step: &Step,
+        name: &str,
+        account: &str,
+        a: &Map<String, Value>,
+        before: &Map<String, Value>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        let changed = |f: &str| step.changes.iter().any(|c| c.field == f);
+        let config_fields = [
+            "memory",
+            "timeout",
+            "ephemeral_storage",
+            "role",
+            "description",
+            "environment",
+            "script",
+            "vpc",
+            "file_systems",
+        ];
+        // The RevisionId read at plan time makes the first write conditional: if the function
+        // changed since, Lambda refuses instead of overwriting.
+        let mut revision = step
+            .expected_fingerprint
+            .as_deref()
+            .and_then(|f| f.strip_prefix(super::lambda::REVISION_PREFIX))
+            .map(str::to_owned);
+        if config_fields.iter().any(|f| changed(f)) {
+            let out = self
+                .lambda_call(name, || async {
+                    self.lambda
+                        .update_function_configuration()
+                        .function_name(name)
+                        .set_revision_id(revision.clone())
+                        .role(s(a.get("role")))
+                        .memory_size(n(a.get("memory")))
+                        .timeout(n(a.get("timeout")))
+                        .ephemeral_storage(
+                            lt::EphemeralStorage::builder()
+                                .size(n(a.get("ephemeral_storage")))
+                                .build()
+                                .map_err(|e| {
+                                    CloudError::new(
+                                        ErrorKind::Invalid,
+                                        "lambda:UpdateFunctionConfiguration",
+                                        e.to_string(),
+                                    )
+                                })?,
+                        )
+                        .description(s(a.get("description")))
+                        .environment(environment(a))
+                        .vpc_config(vpc(a).unwrap_or_else(|| {
+                            lt::VpcConfig::builder()
+                                .set_subnet_ids(Some(vec![]))
+                                .set_security_group_ids(Some(vec![]))
+                                .build()
+                        }))
+                        .set_file_system_configs(Some(file_systems(a).unwrap_or_default()))
+                        .send()
+                        .await
+                        .map_err(|e| classify("lambda:UpdateFunctionConfiguration", &e))
+                })
+                .await?;
+            revision = out.revision_id().map(str::to_owned);
+            self.wait_ready(name).await?;
+        }
+        if changed("image") || changed("architecture") {
+            self.lambda_call(name, || async {
+                self.lambda
+                    .update_function_code()
+                    .function_name(name)
+                    .set_revision_id(revision.clone())
+                    .image_uri(s(a.get("image")))
+                    .architectures(lt::Architecture::from(s(a.get("architecture")).as_str()))
+                    .send()
+                    .await
+                    .map_err(|e| classify("lambda:UpdateFunctionCode", &e))
+            })
+            .await?;
+            self.wait_ready(name).await?;
+        }
+        let arn = format!("arn:aws:lambda:{}:{account}:function:{name}", self.region);
+        let stale = stale_tag_keys(before, tags);
+        if !stale.is_empty() {
+            self.lambda_call(name, || async {
+                self.lambda
+                    .untag_resource()
+                    .resource(&arn)
+                    .set_tag_keys(Some(stale.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| classify("lambda:UntagResource", &e))
+            })
+            .await?;
+        }
+        self.lambda_call(name, || async {
+            self.lambda
+                .tag_resource()
+                .resource(&arn)
+                .set_tags(Some(tags.clone().into_iter().collect()))
+                .send()
+                .await
+                .map_err(|e| classify("lambda:TagResource", &e))
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn delete_function(&self, name: &str) -> Result<(), CloudError> {
+        let r = self
+            .lambda_call(name, || async {
+                self.lambda
+                    .delete_function()
+                    .function_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| classify("lambda:DeleteFunction", &e))
+            })
+            .await;
+        gone_is_fine(r)
+    }
+
+    pub(super) async fn add_permission(&self, a: &Map<String, Value>) -> Result<(), CloudError> {
+        let function = s(a.get("function"));
+        let sid = s(a.get("statement_id"));
+        let call = || async {
+            self.lambda
+                .add_permission()
+                .function_name(&function)
+                .statement_id(&sid)
+                .action("lambda:InvokeFunction")
+                .principal(s(a.get("principal")))
+                .source_arn(s(a.get("source_arn")))
+                .source_account(s(a.get("source_account")))
+                .send()
+                .await
+                .map_err(|e| classify("lambda:AddPermission", &e))
+        };
+        match self.lambda_call(&function, call).await {
+            Ok(_) => Ok(()),
+            // Left by an interrupted run: replace it so it says what the plan says.
+            Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                self.remove_permission(&function, &sid).await?;
+                self.lambda_call(&function, call).await?;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) async fn remove_permission(
+        &self,
+        function: &str,
+        sid: &str,
+    ) -> Result<(), CloudError> {
+        let r = self
+            .lambda_call(function, || async {
+                self.lambda
+                    .remove_permission()
+                    .function_name(function)
+                    .statement_id(sid)
+                    .send()
+                    .await
+                    .map_err(|e| classify("lambda:RemovePermission", &e))
+            })
+            .await;
+        gone_is_fine(r)
+    }
+}

@@ -1,0 +1,301 @@
+//! Live reads: what the plan needs and nothing more, concurrently, inside AWS's quotas.
+//!
+//! Per function: `GetFunction` (configuration, image and tags in one call) and `GetPolicy`
+//! (its S3 permission statements, which also name every bucket it may hold triggers in). Per
+//! bucket: location, tags and notification configuration. In bulk: the tagging API for what
+//! the stack owns, and `/aws/lambda/` log groups. A no-op plan of N functions makes 2N calls
+//! plus a few per bucket and per page, and no write. Each service's reads live with its
+//! writes (`lambda`, `s3`, `iam`, `logs`, `batch`, `http`, `image`); this module orders them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::stream::{self, StreamExt};
+use serde_json::{Value, json};
+
+use super::lambda::FunctionRead;
+use super::{AwsCloud, classify};
+use crate::cloud::retry::with_retry;
+use crate::cloud::{CloudError, ErrorKind};
+use crate::model::live::{LiveResource, LiveState, Owner};
+use crate::model::{Address, DesiredGraph, ResourceKind, tags};
+
+/// Reads in flight at once.
+pub(super) const READ_CONCURRENCY: usize = 32;
+
+/// The owner a tag map says.
+pub(super) fn owner_of(stack: &str, t: &BTreeMap<String, String>) -> Owner {
+    match t.get(tags::STACK) {
+        // Both tags, or it is not ours: a hand-copied `scar:stack` tag does not make a
+        // resource prunable.
+        Some(s) if t.get(tags::MANAGED_BY).map(String::as_str) != Some("scar") => {
+            let _ = s;
+            Owner::Unowned
+        }
+        Some(s) if s == stack => Owner::ThisStack,
+        Some(s) => Owner::OtherStack(s.clone()),
+        None => Owner::Unowned,
+    }
+}
+
+/// False only for a function the stack owns whose last apply recorded no S3 triggers: its
+/// resource policy holds no scar statement, so `GetPolicy` is skipped.
+pub(super) fn may_hold_statements(f: &LiveResource) -> bool {
+    let recorded = f
+        .attrs
+        .get("tags")
+        .and_then(|t| t.get(tags::S3_INVOKE))
+        .and_then(Value::as_str);
+    !(f.owner == Owner::ThisStack && recorded == Some("false"))
+}
+
+pub(super) fn tag_value(t: &BTreeMap<String, String>) -> Value {
+    json!(t)
+}
+
+/// A service the manifests may not use at all: when they do not, and the credentials may not
+/// list it, the plan goes on without it (a warning says what it cannot see: resources a
+/// former version of the stack made there are then neither seen nor pruned, never harmed).
+pub(super) fn optional_read<T: Default>(
+    service: &str,
+    permissions: &str,
+    wanted: bool,
+    read: Result<T, CloudError>,
+) -> Result<T, CloudError> {
+    match read {
+        Err(e) if !wanted && e.kind == ErrorKind::AccessDenied => {
+            tracing::warn!(
+                service,
+                error = %e,
+                "cannot list {service} resources; the manifests use none, so the plan goes on without them. Grant {permissions} so scar can prune what an earlier version of the stack made there"
+            );
+            Ok(T::default())
+        }
+        other => other,
+    }
+}
+
+impl AwsCloud {
+    /// Reads everything `desired` names and everything its stack owns.
+    ///
+    /// # Errors
+    /// A failed read that retries did not cure, or an account that is not the stack's.
+    pub async fn refresh(&self, desired: &DesiredGraph) -> Result<LiveState, CloudError> {
+        let account = self.account_id().await?;
+        if let Some(want) = &desired.account_id
+            && *want != account
+        {
+            return Err(CloudError::new(
+                ErrorKind::AccessDenied,
+                "account guard",
+                format!(
+                    "the credentials are for account {account}, but stack `{}` is guarded to {want}; nothing was read or written",
+                    desired.stack
+                ),
+            ));
+        }
+        let stack = desired.stack.as_str();
+        let account = account.as_str();
+        let (owned_functions, owned_buckets) = self.discover(stack).await?;
+        let mut functions: BTreeSet<String> = owned_functions;
+        let mut buckets: BTreeSet<String> = owned_buckets;
+        for r in &desired.resources {
+            match r.address.kind {
+                ResourceKind::Function => {
+                    functions.insert(r.address.name.clone());
+                }
+                ResourceKind::Bucket => {
+                    buckets.insert(r.address.name.clone());
+                }
+                _ => {}
+            }
+        }
+        let with_triggers: BTreeSet<&str> = desired
+            .resources
+            .iter()
+            .filter(|r| r.address.kind == ResourceKind::LambdaPermission)
+            .filter_map(|r| r.attrs.get("function").and_then(Value::as_str))
+            .collect();
+        let with_triggers = &with_triggers;
+        let mut live = LiveState {
+            account: Some(account.to_owned()),
+            ..LiveState::default()
+        };
+        let reads: Vec<Result<FunctionRead, CloudError>> = stream::iter(functions.iter().cloned())
+            .map(|name| async move {
+                let f = self.read_function(stack, account, &name).await?;
+                let perms = match &f {
+                    Some(f) if with_triggers.contains(name.as_str()) || may_hold_statements(f) => {
+                        self.read_permissions(stack, &name).await?
+                    }
+                    _ => Vec::new(),
+                };
+                Ok((name, f, perms))
+            })
+            .buffer_unordered(READ_CONCURRENCY)
+            .collect()
+            .await;
+        let mut function_owner: BTreeMap<String, Owner> = BTreeMap::new();
+        for r in reads {
+            let (name, f, perms) = r?;
+            if let Some(f) = f {
+                function_owner.insert(name.clone(), f.owner.clone());
+                live.resources
+                    .insert(Address::new(ResourceKind::Function, name), f);
+            }
+            for (address, p) in perms {
+                if let Some(bucket) = p
+                    .attrs
+                    .get("source_arn")
+                    .and_then(Value::as_str)
+                    .and_then(|a| a.strip_prefix("arn:aws:s3:::"))
+                {
+                    buckets.insert(bucket.to_owned());
+                }
+                live.resources.insert(address, p);
+            }
+        }
+        live.split_image_records();
+        self.read_log_groups(stack, &functions, &function_owner, &mut live)
+            .await?;
+        let bucket_reads: Vec<Result<Vec<(Address, LiveResource)>, CloudError>> =
+            stream::iter(buckets.iter().cloned())
+                .map(|b| async move { self.read_bucket(stack, &b, desired).await })
+                .buffer_unordered(READ_CONCURRENCY)
+                .collect()
+                .await;
+        for r in bucket_reads {
+            live.resources.extend(r?);
+        }
+        if let Some(role) = self.read_role(stack).await? {
+            live.resources.insert(role.0, role.1);
+        }
+        let wants = |kinds: &[ResourceKind]| {
+            desired
+                .resources
+                .iter()
+                .any(|r| kinds.contains(&r.address.kind))
+        };
+        let batch = self.read_batch(stack, desired).await;
+        live.resources.extend(optional_read(
+            "Batch",
+            "batch:DescribeComputeEnvironments, batch:DescribeJobQueues and batch:DescribeJobDefinitions",
+            wants(&[
+                ResourceKind::BatchComputeEnvironment,
+                ResourceKind::BatchJobQueue,
+                ResourceKind::BatchJobDefinition,
+            ]),
+            batch,
+        )?);
+        let apis = self.read_apis(stack, account, desired).await;
+        live.resources.extend(optional_read(
+            "API Gateway",
+            "apigateway:GET on /restapis",
+            wants(&[ResourceKind::HttpApi]),
+            apis,
+        )?);
+        let repository = self.read_image_repository(stack).await;
+        live.resources.extend(optional_read(
+            "ECR",
+            "ecr:DescribeRepositories and ecr:ListTagsForResource",
+            wants(&[ResourceKind::ImageRepository]),
+            repository,
+        )?);
+        self.resolve_bases(desired, &mut live).await?;
+        self.read_image_contents(desired, &mut live).await;
+        Ok(live)
+    }
+
+    /// Functions and buckets tagged `scar:stack=<stack>`, through the Resource Groups Tagging
+    /// API. Failing to list is an error: without it, prune could miss what the stack owns.
+    pub(super) async fn discover(
+        &self,
+        stack: &str,
+    ) -> Result<(BTreeSet<String>, BTreeSet<String>), CloudError> {
+        let mut functions = BTreeSet::new();
+        let mut buckets = BTreeSet::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = with_retry(self.backoff, "owned resources", || {
+                let token = token.clone();
+                async move {
+                    self.tagging
+                        .get_resources()
+                        .tag_filters(
+                            aws_sdk_resourcegroupstagging::types::TagFilter::builder()
+                                .key(tags::STACK)
+                                .values(stack)
+                                .build(),
+                        )
+                        .resource_type_filters("lambda:function")
+                        .resource_type_filters("s3")
+                        // A page is cut at this many tags (100 by default), and a function
+                        // carries up to a dozen of scar's: the most per page means the
+                        // fewest pages.
+                        .tags_per_page(500)
+                        .set_pagination_token(token)
+                        .send()
+                        .await
+                        .map_err(|e| classify("tag:GetResources", &e))
+                }
+            })
+            .await?;
+            for m in page.resource_tag_mapping_list() {
+                let Some(arn) = m.resource_arn() else {
+                    continue;
+                };
+                if let Some(name) = arn.split(":function:").nth(1) {
+                    functions.insert(name.split(':').next().unwrap_or(name).to_owned());
+                } else if let Some(b) = arn.strip_prefix("arn:aws:s3:::") {
+                    buckets.insert(b.to_owned());
+                }
+            }
+            token = page
+                .pagination_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok((functions, buckets))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unused_service_may_be_unreadable_a_used_one_may_not() {
+        let denied = || -> Result<Vec<u8>, CloudError> {
+            Err(CloudError::new(
+                ErrorKind::AccessDenied,
+                "batch:Describe",
+                "no",
+            ))
+        };
+        assert_eq!(optional_read("Batch", "x", false, denied()), Ok(Vec::new()));
+        assert!(optional_read("Batch", "x", true, denied()).is_err());
+        let broken = Err(CloudError::new(
+            ErrorKind::Transient,
+            "batch:Describe",
+            "503",
+        ));
+        assert!(optional_read::<Vec<u8>>("Batch", "x", false, broken).is_err());
+    }
+
+    #[test]
+    fn owners_come_from_both_tags() {
+        let mut t = BTreeMap::new();
+        assert_eq!(owner_of("demo", &t), Owner::Unowned);
+        t.insert(tags::STACK.to_owned(), "demo".to_owned());
+        assert_eq!(
+            owner_of("demo", &t),
+            Owner::Unowned,
+            "scar:managed-by is required too"
+        );
+        t.insert(tags::MANAGED_BY.to_owned(), "scar".to_owned());
+        assert_eq!(owner_of("demo", &t), Owner::ThisStack);
+        assert_eq!(owner_of("other", &t), Owner::OtherStack("demo".into()));
+    }
+}

@@ -1,0 +1,371 @@
+//! S3: buckets, and their notification configurations, read-merged-written under a
+//! per-bucket lock and lease so every foreign entry survives.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_s3::types as st;
+use serde_json::{Map, Value, json};
+
+use super::execute::{gone_is_fine, s, strings};
+use super::refresh::{owner_of, tag_value};
+use super::{AwsCloud, classify};
+use crate::cloud::retry::with_retry;
+use crate::cloud::{CloudError, ErrorKind};
+use crate::manifest::names;
+use crate::model::live::{LiveResource, Owner};
+use crate::model::{Address, DesiredGraph, ResourceKind, short_hash};
+
+impl AwsCloud {
+    /// A bucket (exists? where? whose?) and the stack's own entries in its notification
+    /// configuration.
+    pub(super) async fn read_bucket(
+        &self,
+        stack: &str,
+        bucket: &str,
+        desired: &DesiredGraph,
+    ) -> Result<Vec<(Address, LiveResource)>, CloudError> {
+        let location = self
+            .call(bucket, "s3:GetBucketLocation", || {
+                self.s3.get_bucket_location().bucket(bucket).send()
+            })
+            .await;
+        let region = match location {
+            Ok(o) => match o.location_constraint().map(|l| l.as_str().to_owned()) {
+                Some(r) if !r.is_empty() => r,
+                _ => "us-east-1".to_owned(),
+            },
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let tagging = self
+            .call(bucket, "s3:GetBucketTagging", || {
+                self.s3.get_bucket_tagging().bucket(bucket).send()
+            })
+            .await;
+        let (t, owner) = match tagging {
+            Ok(o) => {
+                let t: BTreeMap<String, String> = o
+                    .tag_set()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                    .collect();
+                let owner = owner_of(stack, &t);
+                (t, owner)
+            }
+            Err(e) if e.kind == ErrorKind::NotFound => (BTreeMap::new(), Owner::Unowned),
+            Err(e) => (BTreeMap::new(), Owner::Unknown(e.to_string())),
+        };
+        let mut out = Vec::new();
+        let mut attrs = Map::new();
+        attrs.insert("name".into(), json!(bucket));
+        attrs.insert("region".into(), json!(region));
+        attrs.insert("tags".into(), tag_value(&t));
+        let address = Address::new(ResourceKind::Bucket, bucket);
+        if owner == Owner::ThisStack && desired.get(&address).is_none() {
+            attrs.insert("empty".into(), json!(self.is_empty(bucket).await?));
+        }
+        out.push((
+            address,
+            LiveResource {
+                attrs,
+                owner,
+                fingerprint: None,
+                outputs: BTreeMap::new(),
+            },
+        ));
+        out.extend(self.read_triggers(stack, bucket).await?);
+        Ok(out)
+    }
+
+    pub(super) async fn is_empty(&self, bucket: &str) -> Result<bool, CloudError> {
+        let o = self
+            .call(bucket, "s3:ListObjectsV2", || {
+                self.s3.list_objects_v2().bucket(bucket).max_keys(1).send()
+            })
+            .await?;
+        Ok(o.key_count().unwrap_or(0) == 0 && o.contents().is_empty())
+    }
+
+    pub(super) async fn read_triggers(
+        &self,
+        stack: &str,
+        bucket: &str,
+    ) -> Result<Vec<(Address, LiveResource)>, CloudError> {
+        let Some(config) = self.notifications(bucket).await? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for c in config.lambda_function_configurations() {
+            let Some(id) = c
+                .id()
+                .filter(|id| names::trigger_id_is_stacks(stack, id, c.lambda_function_arn()))
+            else {
+                continue;
+            };
+            let mut events: Vec<String> =
+                c.events().iter().map(|e| e.as_str().to_owned()).collect();
+            events.sort();
+            let rules: BTreeMap<String, String> = c
+                .filter()
+                .and_then(|f| f.key())
+                .map(|k| {
+                    k.filter_rules()
+                        .iter()
+                        .map(|r| {
+                            (
+                                r.name()
+                                    .map(|n| n.as_str().to_lowercase())
+                                    .unwrap_or_default(),
+                                r.value().unwrap_or_default().to_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut attrs = Map::new();
+            attrs.insert("bucket".into(), json!(bucket));
+            attrs.insert("id".into(), json!(id));
+            attrs.insert("function_arn".into(), json!(c.lambda_function_arn()));
+            attrs.insert("events".into(), json!(events));
+            attrs.insert(
+                "prefix".into(),
+                json!(rules.get("prefix").cloned().unwrap_or_default()),
+            );
+            attrs.insert(
+                "suffix".into(),
+                json!(rules.get("suffix").cloned().unwrap_or_default()),
+            );
+            let fingerprint = short_hash(&Value::Object(attrs.clone()).to_string());
+            out.push((
+                Address::new(ResourceKind::S3Trigger, format!("{bucket}:{id}")),
+                LiveResource {
+                    attrs,
+                    owner: Owner::ThisStack,
+                    fingerprint: Some(fingerprint),
+                    outputs: BTreeMap::new(),
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn create_bucket(
+        &self,
+        name: &str,
+        region: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        let r = with_retry(self.backoff, name, || async {
+            let mut req = self.s3.create_bucket().bucket(name);
+            // us-east-1 takes no location constraint; every other region needs one (SCAR
+            // omitted it and failed outside us-east-1).
+            if region != "us-east-1" {
+                req = req.create_bucket_configuration(
+                    st::CreateBucketConfiguration::builder()
+                        .location_constraint(st::BucketLocationConstraint::from(region))
+                        .build(),
+                );
+            }
+            req.send()
+                .await
+                .map_err(|e| classify("s3:CreateBucket", &e))
+        })
+        .await;
+        match r {
+            Ok(_) => self.tag_bucket(name, tags).await,
+            Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                // Created by someone else since the plan was made: use it as is, never claim it.
+                tracing::warn!(
+                    bucket = name,
+                    "the bucket appeared since the plan; it is used as is and not tagged"
+                );
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) async fn tag_bucket(
+        &self,
+        name: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        let tag_set: Vec<st::Tag> = tags
+            .iter()
+            .filter_map(|(k, v)| st::Tag::builder().key(k).value(v).build().ok())
+            .collect();
+        let tagging = st::Tagging::builder()
+            .set_tag_set(Some(tag_set))
+            .build()
+            .map_err(|e| {
+                CloudError::new(ErrorKind::Invalid, "s3:PutBucketTagging", e.to_string())
+            })?;
+        self.call(name, "s3:PutBucketTagging", || {
+            self.s3
+                .put_bucket_tagging()
+                .bucket(name)
+                .tagging(tagging.clone())
+                .send()
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn delete_bucket(&self, name: &str) -> Result<(), CloudError> {
+        let r = self
+            .call(name, "s3:DeleteBucket", || {
+                self.s3.delete_bucket().bucket(name).send()
+            })
+            .await;
+        gone_is_fine(r)
+    }
+
+    /// Writes one notification entry: `entry` replaces (or adds) the entry with Id `id`, or
+    /// `None` removes it. Every other entry, of any kind, is written back as read. Holding
+    /// the bucket's notification lease (no other scar writes the configuration meanwhile),
+    /// it reads, merges, writes, then reads back: success only once the entry is there (or
+    /// gone), so a writer outside scar that overwrote it is caught, and merged again.
+    pub(super) async fn write_trigger(
+        &self,
+        bucket: &str,
+        id: &str,
+        entry: Option<&Map<String, Value>>,
+    ) -> Result<(), CloudError> {
+        let lock = self.bucket_lock(bucket);
+        let _guard = lock.lock().await;
+        self.with_bucket_lease(bucket, || async {
+            for _ in 0..3 {
+                self.merge_trigger(bucket, id, entry).await?;
+                if self.trigger_is_written(bucket, id, entry).await? {
+                    return Ok(());
+                }
+                tracing::warn!(
+                    bucket,
+                    id,
+                    "the notification entry was not as written when read back; merging again"
+                );
+            }
+            Err(CloudError::new(
+                ErrorKind::Conflict,
+                "s3:PutBucketNotificationConfiguration",
+                format!(
+                    "the notification entry {id} of bucket {bucket} was not as written when read back, three times: something outside scar keeps rewriting the bucket's notification configuration"
+                ),
+            ))
+        })
+        .await
+    }
+
+    /// True when the entry `id` is in `bucket`'s configuration invoking `entry`'s function (or
+    /// absent, for `None`).
+    pub(super) async fn trigger_is_written(
+        &self,
+        bucket: &str,
+        id: &str,
+        entry: Option<&Map<String, Value>>,
+    ) -> Result<bool, CloudError> {
+        let current = match self.notifications(bucket).await {
+            Ok(c) => c,
+            Err(e) if e.kind == ErrorKind::NotFound && entry.is_none() => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        let found = current
+            .as_ref()
+            .map(|c| c.lambda_function_configurations())
+            .unwrap_or_default()
+            .iter()
+            .find(|c| c.id() == Some(id))
+            .map(|c| c.lambda_function_arn().to_owned());
+        Ok(match entry {
+            None => found.is_none(),
+            Some(a) => found.is_some_and(|arn| arn == s(a.get("function_arn"))),
+        })
+    }
+
+    /// One read-merge-write of the entry `id`.
+    pub(super) async fn merge_trigger(
+        &self,
+        bucket: &str,
+        id: &str,
+        entry: Option<&Map<String, Value>>,
+    ) -> Result<(), CloudError> {
+        let current = match self.notifications(bucket).await {
+            Ok(c) => c,
+            Err(e) if e.kind == ErrorKind::NotFound && entry.is_none() => {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let existing = current
+            .as_ref()
+            .map(|c| c.lambda_function_configurations())
+            .unwrap_or_default();
+        let mut lambdas: Vec<st::LambdaFunctionConfiguration> = existing
+            .iter()
+            .filter(|c| c.id() != Some(id))
+            .cloned()
+            .collect();
+        let had = lambdas.len() != existing.len();
+        if entry.is_none() && !had {
+            return Ok(());
+        }
+        if let Some(a) = entry {
+            let mut rules = Vec::new();
+            for (name, key) in [
+                (st::FilterRuleName::Prefix, "prefix"),
+                (st::FilterRuleName::Suffix, "suffix"),
+            ] {
+                let v = s(a.get(key));
+                if !v.is_empty() {
+                    rules.push(st::FilterRule::builder().name(name).value(v).build());
+                }
+            }
+            let mut b = st::LambdaFunctionConfiguration::builder()
+                .id(id)
+                .lambda_function_arn(s(a.get("function_arn")))
+                .set_events(Some(
+                    strings(a.get("events"))
+                        .iter()
+                        .map(|e| st::Event::from(e.as_str()))
+                        .collect(),
+                ));
+            if !rules.is_empty() {
+                b = b.filter(
+                    st::NotificationConfigurationFilter::builder()
+                        .key(
+                            st::S3KeyFilter::builder()
+                                .set_filter_rules(Some(rules))
+                                .build(),
+                        )
+                        .build(),
+                );
+            }
+            lambdas.push(b.build().map_err(|e| {
+                CloudError::new(
+                    ErrorKind::Invalid,
+                    "s3:PutBucketNotificationConfiguration",
+                    e.to_string(),
+                )
+            })?);
+        }
+        let config = st::NotificationConfiguration::builder()
+            .set_lambda_function_configurations(Some(lambdas))
+            .set_queue_configurations(current.as_ref().map(|c| c.queue_configurations().to_vec()))
+            .set_topic_configurations(current.as_ref().map(|c| c.topic_configurations().to_vec()))
+            .set_event_bridge_configuration(
+                current
+                    .as_ref()
+                    .and_then(|c| c.event_bridge_configuration().cloned()),
+            )
+            .build();
+        self.call(bucket, "s3:PutBucketNotificationConfiguration", || {
+            self.s3
+                .put_bucket_notification_configuration()
+                .bucket(bucket)
+                .notification_configuration(config.clone())
+                .send()
+        })
+        .await?;
+        Ok(())
+    }
+}
