@@ -1,5 +1,5 @@
-//! What "ready" means, as pure predicates over what AWS reports; the one poll loop lives with
-//! the adapter. A Lambda function takes the next change only when `State=Active` and
+//! What "ready" means, as pure predicates over what AWS reports, in one type, [`Readiness`];
+//! the one poll loop lives with the adapter (`aws::page::wait_until`). A Lambda function takes the next change only when `State=Active` and
 //! `LastUpdateStatus=Successful` (reference/peers.md §4.3: every peer tool shipped a bug here).
 
 /// Whether a resource is ready for the next step.
@@ -7,13 +7,14 @@
 pub enum Readiness {
     /// Ready.
     Ready,
-    /// Still settling: poll again.
-    Pending,
+    /// Still settling: poll again. What was seen, for a timeout's message.
+    Pending(String),
     /// Will never be ready: the reason AWS gave.
     Failed(String),
 }
 
-/// A Lambda function's readiness from its `State`, `LastUpdateStatus` and reason.
+/// A Lambda function's readiness from its `State`, `LastUpdateStatus` and reason (a failure
+/// carries the reason).
 #[must_use]
 pub fn function_readiness(
     state: Option<&str>,
@@ -24,7 +25,11 @@ pub fn function_readiness(
     match (state, last_update) {
         (Some("Failed"), _) | (_, Some("Failed")) => Readiness::Failed(why()),
         (Some("Active") | None, Some("Successful") | None) => Readiness::Ready,
-        _ => Readiness::Pending,
+        _ => Readiness::Pending(format!(
+            "{}, {}",
+            state.unwrap_or("no state"),
+            last_update.unwrap_or("no update status")
+        )),
     }
 }
 
@@ -48,16 +53,16 @@ mod tests {
     fn active_but_updating_is_not() {
         assert_eq!(
             function_readiness(Some("Active"), Some("InProgress"), None),
-            Readiness::Pending
+            Readiness::Pending("Active, InProgress".into())
         );
         assert_eq!(
             function_readiness(Some("Pending"), None, None),
-            Readiness::Pending
+            Readiness::Pending("Pending, no update status".into())
         );
-        assert_eq!(
+        assert!(matches!(
             function_readiness(Some("Inactive"), None, None),
-            Readiness::Pending
-        );
+            Readiness::Pending(_)
+        ));
     }
 
     #[test]

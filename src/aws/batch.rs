@@ -13,11 +13,12 @@ use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
 use super::execute::{n, s, stale_tag_keys, strings};
-use super::lambda::env_with_script;
-use super::lambda::take_script;
+use super::lambda::{env_with_script, take_script};
+use super::page::{pages, wait_until};
 use super::refresh::{owner_of, tag_value};
+use crate::apply::ready::Readiness;
+use crate::cloud::CloudError;
 use crate::cloud::retry::Backoff;
-use crate::cloud::{CloudError, ErrorKind};
 use crate::model::batch::instance_profile_name;
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, short_hash};
@@ -80,10 +81,58 @@ fn sorted(v: &[String]) -> Vec<String> {
 /// What a Batch wait is waiting for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Settled {
-    /// Status VALID with this state.
-    Valid(&'static str),
+    /// Status `VALID`, enabled (`true`) or disabled.
+    Valid(bool),
     /// Deleted.
     Gone,
+}
+
+/// Where AWS is with a compute environment or job queue (`status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    /// `VALID`.
+    Valid,
+    /// `INVALID`: it will not become valid by itself.
+    Invalid,
+    /// `CREATING`, `UPDATING` or `DELETING`.
+    Changing,
+}
+
+impl Status {
+    /// From AWS's word; `None` for `DELETED` (gone).
+    fn parse(s: &str) -> Option<Status> {
+        match s {
+            "VALID" => Some(Status::Valid),
+            "INVALID" => Some(Status::Invalid),
+            "DELETED" => None,
+            _ => Some(Status::Changing),
+        }
+    }
+}
+
+/// One look at a compute environment or job queue that exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Observed {
+    /// `state` is `ENABLED`.
+    enabled: bool,
+    /// Its status.
+    status: Status,
+    /// AWS's words, as seen: state and status (for a timeout's message).
+    seen: String,
+    /// AWS's reason for the status.
+    reason: String,
+}
+
+impl Observed {
+    /// From the `state`, `status` and `statusReason` AWS reported; `None` once deleted.
+    fn new(state: &str, status: &str, reason: &str) -> Option<Observed> {
+        Some(Observed {
+            enabled: state == "ENABLED",
+            status: Status::parse(status)?,
+            seen: format!("{state}, {status}"),
+            reason: reason.to_owned(),
+        })
+    }
 }
 
 impl AwsCloud {
@@ -120,10 +169,11 @@ impl AwsCloud {
         by_name: &HashMap<(ResourceKind, String), Address>,
         out: &mut Vec<(Address, LiveResource)>,
     ) -> Result<(), CloudError> {
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .batch_call(
+        let pages = pages(
+            "batch:DescribeComputeEnvironments",
+            |token| async move {
+                self.call_limited(
+                    Some(&self.limits.batch),
                     "compute environments",
                     "batch:DescribeComputeEnvironments",
                     || {
@@ -133,7 +183,12 @@ impl AwsCloud {
                             .send()
                     },
                 )
-                .await?;
+                .await
+            },
+            |page| page.next_token(),
+        )
+        .await?;
+        for page in pages {
             for ce in page.compute_environments() {
                 let Some(name) = ce.compute_environment_name() else {
                     continue;
@@ -209,11 +264,8 @@ impl AwsCloud {
                     described(a, &t, owner, ce.compute_environment_arn()),
                 ));
             }
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(());
-            }
         }
+        Ok(())
     }
 
     async fn read_job_queues(
@@ -222,16 +274,26 @@ impl AwsCloud {
         by_name: &HashMap<(ResourceKind, String), Address>,
         out: &mut Vec<(Address, LiveResource)>,
     ) -> Result<(), CloudError> {
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .batch_call("job queues", "batch:DescribeJobQueues", || {
-                    self.batch
-                        .describe_job_queues()
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
+        let pages = pages(
+            "batch:DescribeJobQueues",
+            |token| async move {
+                self.call_limited(
+                    Some(&self.limits.batch),
+                    "job queues",
+                    "batch:DescribeJobQueues",
+                    || {
+                        self.batch
+                            .describe_job_queues()
+                            .set_next_token(token.clone())
+                            .send()
+                    },
+                )
+                .await
+            },
+            |page| page.next_token(),
+        )
+        .await?;
+        for page in pages {
             for q in page.job_queues() {
                 let Some(name) = q.job_queue_name() else {
                     continue;
@@ -272,11 +334,8 @@ impl AwsCloud {
                 );
                 out.push((address, described(a, &t, owner, q.job_queue_arn())));
             }
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(());
-            }
         }
+        Ok(())
     }
 
     async fn read_job_definitions(
@@ -285,28 +344,32 @@ impl AwsCloud {
         by_name: &HashMap<(ResourceKind, String), Address>,
         out: &mut Vec<(Address, LiveResource)>,
     ) -> Result<(), CloudError> {
-        let mut token: Option<String> = None;
         // Every active revision, grouped by name: the newest is the live definition, and
         // all of them are deregistered when it is replaced or deleted.
         let mut by_def: BTreeMap<String, Vec<bt::JobDefinition>> = BTreeMap::new();
-        loop {
-            let page = self
-                .batch_call("job definitions", "batch:DescribeJobDefinitions", || {
-                    self.batch
-                        .describe_job_definitions()
-                        .status("ACTIVE")
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
-            for d in page.job_definitions() {
-                if let Some(name) = d.job_definition_name() {
-                    by_def.entry(name.to_owned()).or_default().push(d.clone());
-                }
-            }
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                break;
+        let pages = pages(
+            "batch:DescribeJobDefinitions",
+            |token| async move {
+                self.call_limited(
+                    Some(&self.limits.batch),
+                    "job definitions",
+                    "batch:DescribeJobDefinitions",
+                    || {
+                        self.batch
+                            .describe_job_definitions()
+                            .status("ACTIVE")
+                            .set_next_token(token.clone())
+                            .send()
+                    },
+                )
+                .await
+            },
+            |page| page.next_token(),
+        )
+        .await?;
+        for d in pages.iter().flat_map(|p| p.job_definitions()) {
+            if let Some(name) = d.job_definition_name() {
+                by_def.entry(name.to_owned()).or_default().push(d.clone());
             }
         }
         for (name, mut revisions) in by_def {
@@ -351,27 +414,6 @@ impl AwsCloud {
             ));
         }
         Ok(())
-    }
-
-    /// One Batch call: rate limited (50 req/s), retried, classified.
-    pub(super) async fn batch_call<T, E, F, Fut>(
-        &self,
-        what: &str,
-        op: &str,
-        send: F,
-    ) -> Result<T, CloudError>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<
-                Output = Result<
-                    T,
-                    aws_sdk_batch::error::SdkError<E, aws_sdk_batch::config::http::HttpResponse>,
-                >,
-            >,
-        E: aws_sdk_batch::error::ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        self.call_limited(Some(&self.limits.batch), what, op, send)
-            .await
     }
 
     /// Executes a step on a Batch resource.
@@ -475,17 +517,22 @@ impl AwsCloud {
         let service_role = s(a.get("service_role"));
         let cr = cr.build();
         let r = self
-            .batch_call(&name, "batch:CreateComputeEnvironment", || {
-                self.batch
-                    .create_compute_environment()
-                    .compute_environment_name(&name)
-                    .r#type(bt::CeType::Managed)
-                    .state(bt::CeState::Enabled)
-                    .compute_resources(cr.clone())
-                    .set_service_role((!service_role.is_empty()).then(|| service_role.clone()))
-                    .set_tags(Some(tags.clone().into_iter().collect()))
-                    .send()
-            })
+            .call_limited(
+                Some(&self.limits.batch),
+                &name,
+                "batch:CreateComputeEnvironment",
+                || {
+                    self.batch
+                        .create_compute_environment()
+                        .compute_environment_name(&name)
+                        .r#type(bt::CeType::Managed)
+                        .state(bt::CeState::Enabled)
+                        .compute_resources(cr.clone())
+                        .set_service_role((!service_role.is_empty()).then(|| service_role.clone()))
+                        .set_tags(Some(tags.clone().into_iter().collect()))
+                        .send()
+                },
+            )
             .await;
         match r {
             Ok(_) => {}
@@ -498,7 +545,7 @@ impl AwsCloud {
             }
             Err(e) => return Err(e),
         }
-        self.wait_compute_environment(&name, Settled::Valid("ENABLED"))
+        self.wait_compute_environment(&name, Settled::Valid(true))
             .await?;
         Ok(())
     }
@@ -554,20 +601,25 @@ impl AwsCloud {
         let service_role = s(a.get("service_role"));
         if any || changed("state") || changed("service_role") {
             let cr = any.then(|| cr.build());
-            self.batch_call(&name, "batch:UpdateComputeEnvironment", || {
-                self.batch
-                    .update_compute_environment()
-                    .compute_environment(&name)
-                    .state(bt::CeState::Enabled)
-                    .set_compute_resources(cr.clone())
-                    .set_service_role(
-                        (changed("service_role") && !service_role.is_empty())
-                            .then(|| service_role.clone()),
-                    )
-                    .send()
-            })
+            self.call_limited(
+                Some(&self.limits.batch),
+                &name,
+                "batch:UpdateComputeEnvironment",
+                || {
+                    self.batch
+                        .update_compute_environment()
+                        .compute_environment(&name)
+                        .state(bt::CeState::Enabled)
+                        .set_compute_resources(cr.clone())
+                        .set_service_role(
+                            (changed("service_role") && !service_role.is_empty())
+                                .then(|| service_role.clone()),
+                        )
+                        .send()
+                },
+            )
             .await?;
-            self.wait_compute_environment(&name, Settled::Valid("ENABLED"))
+            self.wait_compute_environment(&name, Settled::Valid(true))
                 .await?;
         }
         if changed("tags") {
@@ -584,22 +636,32 @@ impl AwsCloud {
         if self.batch_state(name, true).await?.is_none() {
             return Ok(());
         }
-        self.batch_call(name, "batch:UpdateComputeEnvironment", || {
-            self.batch
-                .update_compute_environment()
-                .compute_environment(name)
-                .state(bt::CeState::Disabled)
-                .send()
-        })
+        self.call_limited(
+            Some(&self.limits.batch),
+            name,
+            "batch:UpdateComputeEnvironment",
+            || {
+                self.batch
+                    .update_compute_environment()
+                    .compute_environment(name)
+                    .state(bt::CeState::Disabled)
+                    .send()
+            },
+        )
         .await?;
-        self.wait_compute_environment(name, Settled::Valid("DISABLED"))
+        self.wait_compute_environment(name, Settled::Valid(false))
             .await?;
-        self.batch_call(name, "batch:DeleteComputeEnvironment", || {
-            self.batch
-                .delete_compute_environment()
-                .compute_environment(name)
-                .send()
-        })
+        self.call_limited(
+            Some(&self.limits.batch),
+            name,
+            "batch:DeleteComputeEnvironment",
+            || {
+                self.batch
+                    .delete_compute_environment()
+                    .compute_environment(name)
+                    .send()
+            },
+        )
         .await?;
         self.wait_compute_environment(name, Settled::Gone).await?;
         Ok(())
@@ -632,16 +694,21 @@ impl AwsCloud {
         let mut update = !create;
         if create {
             let r = self
-                .batch_call(&name, "batch:CreateJobQueue", || {
-                    self.batch
-                        .create_job_queue()
-                        .job_queue_name(&name)
-                        .priority(priority)
-                        .state(state.clone())
-                        .set_compute_environment_order(Some(order.clone()))
-                        .set_tags(Some(tags.clone().into_iter().collect()))
-                        .send()
-                })
+                .call_limited(
+                    Some(&self.limits.batch),
+                    &name,
+                    "batch:CreateJobQueue",
+                    || {
+                        self.batch
+                            .create_job_queue()
+                            .job_queue_name(&name)
+                            .priority(priority)
+                            .state(state.clone())
+                            .set_compute_environment_order(Some(order.clone()))
+                            .set_tags(Some(tags.clone().into_iter().collect()))
+                            .send()
+                    },
+                )
                 .await;
             match r {
                 Ok(_) => {}
@@ -650,21 +717,25 @@ impl AwsCloud {
             }
         }
         if update {
-            self.batch_call(&name, "batch:UpdateJobQueue", || {
-                self.batch
-                    .update_job_queue()
-                    .job_queue(&name)
-                    .priority(priority)
-                    .state(state.clone())
-                    .set_compute_environment_order(Some(order.clone()))
-                    .send()
-            })
+            self.call_limited(
+                Some(&self.limits.batch),
+                &name,
+                "batch:UpdateJobQueue",
+                || {
+                    self.batch
+                        .update_job_queue()
+                        .job_queue(&name)
+                        .priority(priority)
+                        .state(state.clone())
+                        .set_compute_environment_order(Some(order.clone()))
+                        .send()
+                },
+            )
             .await?;
             let arn = format!("arn:aws:batch:{}:{account}:job-queue/{name}", self.region);
             self.retag(&arn, before, tags).await?;
         }
-        self.wait_job_queue(&name, Settled::Valid("ENABLED"))
-            .await?;
+        self.wait_job_queue(&name, Settled::Valid(true)).await?;
         Ok(())
     }
 
@@ -672,19 +743,26 @@ impl AwsCloud {
         if self.batch_state(name, false).await?.is_none() {
             return Ok(());
         }
-        self.batch_call(name, "batch:UpdateJobQueue", || {
-            self.batch
-                .update_job_queue()
-                .job_queue(name)
-                .state(bt::JqState::Disabled)
-                .send()
-        })
+        self.call_limited(
+            Some(&self.limits.batch),
+            name,
+            "batch:UpdateJobQueue",
+            || {
+                self.batch
+                    .update_job_queue()
+                    .job_queue(name)
+                    .state(bt::JqState::Disabled)
+                    .send()
+            },
+        )
         .await?;
-        self.wait_job_queue(name, Settled::Valid("DISABLED"))
-            .await?;
-        self.batch_call(name, "batch:DeleteJobQueue", || {
-            self.batch.delete_job_queue().job_queue(name).send()
-        })
+        self.wait_job_queue(name, Settled::Valid(false)).await?;
+        self.call_limited(
+            Some(&self.limits.batch),
+            name,
+            "batch:DeleteJobQueue",
+            || self.batch.delete_job_queue().job_queue(name).send(),
+        )
         .await?;
         self.wait_job_queue(name, Settled::Gone).await?;
         Ok(())
@@ -740,26 +818,31 @@ impl AwsCloud {
                 )
                 .build()
         });
-        self.batch_call(&name, "batch:RegisterJobDefinition", || {
-            let mut req = self
-                .batch
-                .register_job_definition()
-                .job_definition_name(&name)
-                .propagate_tags(true)
-                .set_tags(Some(tags.clone().into_iter().collect()));
-            req = match &multi {
-                Some(m) => req
-                    .r#type(bt::JobDefinitionType::Multinode)
-                    .node_properties(m.clone()),
-                None => req
-                    .r#type(bt::JobDefinitionType::Container)
-                    .container_properties(container.clone()),
-            };
-            if fargate {
-                req = req.platform_capabilities(bt::PlatformCapability::Fargate);
-            }
-            req.send()
-        })
+        self.call_limited(
+            Some(&self.limits.batch),
+            &name,
+            "batch:RegisterJobDefinition",
+            || {
+                let mut req = self
+                    .batch
+                    .register_job_definition()
+                    .job_definition_name(&name)
+                    .propagate_tags(true)
+                    .set_tags(Some(tags.clone().into_iter().collect()));
+                req = match &multi {
+                    Some(m) => req
+                        .r#type(bt::JobDefinitionType::Multinode)
+                        .node_properties(m.clone()),
+                    None => req
+                        .r#type(bt::JobDefinitionType::Container)
+                        .container_properties(container.clone()),
+                };
+                if fargate {
+                    req = req.platform_capabilities(bt::PlatformCapability::Fargate);
+                }
+                req.send()
+            },
+        )
         .await?;
         Ok(())
     }
@@ -777,12 +860,17 @@ impl AwsCloud {
             .unwrap_or_default();
         for r in &revisions {
             let id = format!("{name}:{r}");
-            self.batch_call(&id, "batch:DeregisterJobDefinition", || {
-                self.batch
-                    .deregister_job_definition()
-                    .job_definition(&id)
-                    .send()
-            })
+            self.call_limited(
+                Some(&self.limits.batch),
+                &id,
+                "batch:DeregisterJobDefinition",
+                || {
+                    self.batch
+                        .deregister_job_definition()
+                        .job_definition(&id)
+                        .send()
+                },
+            )
             .await?;
         }
         Ok(())
@@ -797,7 +885,7 @@ impl AwsCloud {
     ) -> Result<(), CloudError> {
         let stale = stale_tag_keys(before, tags);
         if !stale.is_empty() {
-            self.batch_call(arn, "batch:UntagResource", || {
+            self.call_limited(Some(&self.limits.batch), arn, "batch:UntagResource", || {
                 self.batch
                     .untag_resource()
                     .resource_arn(arn)
@@ -806,7 +894,7 @@ impl AwsCloud {
             })
             .await?;
         }
-        self.batch_call(arn, "batch:TagResource", || {
+        self.call_limited(Some(&self.limits.batch), arn, "batch:TagResource", || {
             self.batch
                 .tag_resource()
                 .resource_arn(arn)
@@ -819,46 +907,49 @@ impl AwsCloud {
 
     /// `(state, status, statusReason)` of a compute environment (`ce`) or job queue, or
     /// `None` once it is gone.
-    async fn batch_state(
-        &self,
-        name: &str,
-        ce: bool,
-    ) -> Result<Option<(String, String, String)>, CloudError> {
-        let found = if ce {
+    async fn batch_state(&self, name: &str, ce: bool) -> Result<Option<Observed>, CloudError> {
+        let text = |s: Option<&str>| s.unwrap_or_default().to_owned();
+        let (state, status, reason) = if ce {
             let out = self
-                .batch_call(name, "batch:DescribeComputeEnvironments", || {
-                    self.batch
-                        .describe_compute_environments()
-                        .compute_environments(name)
-                        .send()
-                })
-                .await?;
-            out.compute_environments().first().map(|c| {
-                (
-                    c.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-                    c.status()
-                        .map(|s| s.as_str().to_owned())
-                        .unwrap_or_default(),
-                    c.status_reason().unwrap_or_default().to_owned(),
+                .call_limited(
+                    Some(&self.limits.batch),
+                    name,
+                    "batch:DescribeComputeEnvironments",
+                    || {
+                        self.batch
+                            .describe_compute_environments()
+                            .compute_environments(name)
+                            .send()
+                    },
                 )
-            })
+                .await?;
+            let Some(c) = out.compute_environments().first() else {
+                return Ok(None);
+            };
+            (
+                text(c.state().map(|s| s.as_str())),
+                text(c.status().map(|s| s.as_str())),
+                text(c.status_reason()),
+            )
         } else {
             let out = self
-                .batch_call(name, "batch:DescribeJobQueues", || {
-                    self.batch.describe_job_queues().job_queues(name).send()
-                })
-                .await?;
-            out.job_queues().first().map(|q| {
-                (
-                    q.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-                    q.status()
-                        .map(|s| s.as_str().to_owned())
-                        .unwrap_or_default(),
-                    q.status_reason().unwrap_or_default().to_owned(),
+                .call_limited(
+                    Some(&self.limits.batch),
+                    name,
+                    "batch:DescribeJobQueues",
+                    || self.batch.describe_job_queues().job_queues(name).send(),
                 )
-            })
+                .await?;
+            let Some(q) = out.job_queues().first() else {
+                return Ok(None);
+            };
+            (
+                text(q.state().map(|s| s.as_str())),
+                text(q.status().map(|s| s.as_str())),
+                text(q.status_reason()),
+            )
         };
-        Ok(found.filter(|(_, status, _)| status != "DELETED"))
+        Ok(Observed::new(&state, &status, &reason))
     }
 
     async fn wait_compute_environment(&self, name: &str, until: Settled) -> Result<(), CloudError> {
@@ -877,62 +968,38 @@ impl AwsCloud {
         } else {
             "job queue"
         };
-        let deadline = tokio::time::Instant::now() + self.batch_timeout;
         let poll = Backoff {
             initial: Duration::from_secs(1),
             max: Duration::from_secs(10),
             attempts: u32::MAX,
         };
-        let mut i = 1;
-        loop {
-            let state = self.batch_state(name, ce).await?;
-            let verdict = batch_verdict(state.as_ref(), until);
-            match verdict {
-                Verdict::Done => return Ok(()),
-                Verdict::Invalid(why) => {
-                    return Err(CloudError::new(
-                        ErrorKind::Other,
-                        "batch:wait",
-                        format!("{what} {name} is INVALID: {why}"),
-                    ));
+        let look = || async move {
+            let seen = self.batch_state(name, ce).await?;
+            Ok(match batch_readiness(seen.as_ref(), until) {
+                Readiness::Failed(why) => {
+                    Readiness::Failed(format!("{what} {name} is INVALID: {why}"))
                 }
-                Verdict::Wait if tokio::time::Instant::now() >= deadline => {
-                    return Err(CloudError::new(
-                        ErrorKind::Other,
-                        "batch:wait",
-                        format!(
-                            "{what} {name} did not settle within {:?} (last seen: {state:?})",
-                            self.batch_timeout
-                        ),
-                    ));
-                }
-                Verdict::Wait => {
-                    tracing::debug!(what, name, ?state, "waiting for Batch");
-                    tokio::time::sleep(poll.delay(i)).await;
-                    i += 1;
-                }
-            }
-        }
+                r => r,
+            })
+        };
+        let timeout = self.batch_timeout;
+        wait_until("batch:wait", timeout, poll, look, |seen| {
+            format!("{what} {name} did not settle within {timeout:?} (last seen: {seen})")
+        })
+        .await
     }
 }
 
-/// What one look at a Batch resource says about a wait.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Verdict {
-    Done,
-    Wait,
-    Invalid(String),
-}
-
-fn batch_verdict(state: Option<&(String, String, String)>, until: Settled) -> Verdict {
-    match (state, until) {
-        (None, Settled::Gone) => Verdict::Done,
-        (None, Settled::Valid(_)) => Verdict::Wait,
-        (Some((_, status, reason)), _) if status == "INVALID" => Verdict::Invalid(reason.clone()),
-        (Some((state, status, _)), Settled::Valid(want)) if status == "VALID" && state == want => {
-            Verdict::Done
+/// Whether a look at a Batch resource (`None`: it does not exist) ends a wait for `until`.
+fn batch_readiness(seen: Option<&Observed>, until: Settled) -> Readiness {
+    match (seen, until) {
+        (None, Settled::Gone) => Readiness::Ready,
+        (None, Settled::Valid(_)) => Readiness::Pending("not found".into()),
+        (Some(o), _) if o.status == Status::Invalid => Readiness::Failed(o.reason.clone()),
+        (Some(o), Settled::Valid(enabled)) if o.status == Status::Valid && o.enabled == enabled => {
+            Readiness::Ready
         }
-        (Some(_), _) => Verdict::Wait,
+        (Some(o), _) => Readiness::Pending(o.seen.clone()),
     }
 }
 
@@ -1046,38 +1113,37 @@ fn job_definition_attrs(d: &bt::JobDefinition) -> Map<String, Value> {
 mod tests {
     use super::*;
 
-    fn seen(state: &str, status: &str) -> Option<(String, String, String)> {
-        Some((state.into(), status.into(), "capacity: no subnet".into()))
+    fn seen(state: &str, status: &str) -> Option<Observed> {
+        Observed::new(state, status, "capacity: no subnet")
     }
 
     #[test]
     fn waits_end_on_the_asked_state_or_invalid() {
-        let enabled = Settled::Valid("ENABLED");
+        let enabled = Settled::Valid(true);
+        let pending = |r: Readiness| matches!(r, Readiness::Pending(_));
+        assert!(pending(batch_readiness(
+            seen("ENABLED", "CREATING").as_ref(),
+            enabled
+        )));
         assert_eq!(
-            batch_verdict(seen("ENABLED", "CREATING").as_ref(), enabled),
-            Verdict::Wait
+            batch_readiness(seen("ENABLED", "VALID").as_ref(), enabled),
+            Readiness::Ready
         );
         assert_eq!(
-            batch_verdict(seen("ENABLED", "VALID").as_ref(), enabled),
-            Verdict::Done
+            batch_readiness(seen("ENABLED", "VALID").as_ref(), Settled::Valid(false)),
+            Readiness::Pending("ENABLED, VALID".into())
         );
         assert_eq!(
-            batch_verdict(
-                seen("ENABLED", "VALID").as_ref(),
-                Settled::Valid("DISABLED")
-            ),
-            Verdict::Wait
+            batch_readiness(seen("ENABLED", "INVALID").as_ref(), enabled),
+            Readiness::Failed("capacity: no subnet".into())
         );
-        assert_eq!(
-            batch_verdict(seen("ENABLED", "INVALID").as_ref(), enabled),
-            Verdict::Invalid("capacity: no subnet".into())
-        );
-        assert_eq!(batch_verdict(None, Settled::Gone), Verdict::Done);
-        assert_eq!(batch_verdict(None, enabled), Verdict::Wait);
-        assert_eq!(
-            batch_verdict(seen("DISABLED", "DELETING").as_ref(), Settled::Gone),
-            Verdict::Wait
-        );
+        assert_eq!(batch_readiness(None, Settled::Gone), Readiness::Ready);
+        assert!(pending(batch_readiness(None, enabled)));
+        assert!(pending(batch_readiness(
+            seen("DISABLED", "DELETING").as_ref(),
+            Settled::Gone
+        )));
+        assert_eq!(seen("DISABLED", "DELETED"), None, "deleted is gone");
     }
 
     #[test]

@@ -84,6 +84,11 @@ fn kind_of<E>(
         | "AuthorizationError" => {
             return ErrorKind::AccessDenied;
         }
+        // A role made a moment ago that Lambda cannot assume yet (IAM is eventually
+        // consistent): the same call succeeds once it has propagated.
+        "InvalidParameterValueException" if message.contains("cannot be assumed") => {
+            return ErrorKind::NotReady;
+        }
         "InvalidParameterValueException"
         | "ValidationError"
         | "ValidationException"

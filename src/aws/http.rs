@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
 use super::execute::{gone_is_fine, s, stale_tag_keys};
+use super::page::pages;
 use super::refresh::{owner_of, tag_value};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::model::http::invoke_url;
@@ -21,40 +22,21 @@ const INVOCATION_TYPE: &str = "X-Amz-Invocation-Type";
 const PROXY_PATH: &str = "/{proxy+}";
 
 impl AwsCloud {
-    /// One API Gateway call: rate limited (10 req/s), retried, classified.
-    pub(super) async fn api_call<T, E, F, Fut>(
-        &self,
-        what: &str,
-        op: &str,
-        send: F,
-    ) -> Result<T, CloudError>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<
-                Output = Result<
-                    T,
-                    aws_sdk_apigateway::error::SdkError<
-                        E,
-                        aws_sdk_apigateway::config::http::HttpResponse,
-                    >,
-                >,
-            >,
-        E: aws_sdk_apigateway::error::ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        self.call_limited(Some(&self.limits.apigateway), what, op, send)
-            .await
-    }
-
     /// The API's resources, path to id.
     async fn resource_ids(&self, id: &str) -> Result<BTreeMap<String, String>, CloudError> {
         let resources = self
-            .api_call(id, "apigateway:GetResources", || {
-                self.apigateway
-                    .get_resources()
-                    .rest_api_id(id)
-                    .limit(500)
-                    .send()
-            })
+            .call_limited(
+                Some(&self.limits.apigateway),
+                id,
+                "apigateway:GetResources",
+                || {
+                    self.apigateway
+                        .get_resources()
+                        .rest_api_id(id)
+                        .limit(500)
+                        .send()
+                },
+            )
             .await?;
         Ok(resources
             .items()
@@ -72,17 +54,33 @@ impl AwsCloud {
         desired: &DesiredGraph,
     ) -> Result<Vec<(Address, LiveResource)>, CloudError> {
         let mut owned = Vec::new();
-        let mut position: Option<String> = None;
-        loop {
-            let page = self
-                .api_call("REST APIs", "apigateway:GetRestApis", || {
-                    self.apigateway
-                        .get_rest_apis()
-                        .limit(500)
-                        .set_position(position.clone())
-                        .send()
-                })
-                .await?;
+        let pages = pages(
+            "apigateway:GetRestApis",
+            |position| async move {
+                self.call_limited(
+                    Some(&self.limits.apigateway),
+                    "REST APIs",
+                    "apigateway:GetRestApis",
+                    || {
+                        self.apigateway
+                            .get_rest_apis()
+                            .limit(500)
+                            .set_position(position.clone())
+                            .send()
+                    },
+                )
+                .await
+            },
+            |page| {
+                if page.items().is_empty() {
+                    None
+                } else {
+                    page.position()
+                }
+            },
+        )
+        .await?;
+        for page in pages {
             for api in page.items() {
                 let t: BTreeMap<String, String> = api
                     .tags()
@@ -98,10 +96,6 @@ impl AwsCloud {
                 if let (Some(address), Some(id)) = (address, api.id()) {
                     owned.push((address, id.to_owned(), api.clone(), t));
                 }
-            }
-            position = page.position().map(str::to_owned);
-            if position.is_none() || page.items().is_empty() {
-                break;
             }
         }
         // A create retried after AWS made the API but lost the answer leaves two APIs with one
@@ -127,9 +121,12 @@ impl AwsCloud {
                 .map(|d| s(d.attrs.get("stage")))
                 .unwrap_or_default();
             let stages = self
-                .api_call(&id, "apigateway:GetStages", || {
-                    self.apigateway.get_stages().rest_api_id(&id).send()
-                })
+                .call_limited(
+                    Some(&self.limits.apigateway),
+                    &id,
+                    "apigateway:GetStages",
+                    || self.apigateway.get_stages().rest_api_id(&id).send(),
+                )
                 .await?;
             let names: Vec<String> = stages
                 .item()
@@ -232,14 +229,19 @@ impl AwsCloud {
             return Ok(String::new());
         };
         let integration = self
-            .api_call(id, "apigateway:GetIntegration", || {
-                self.apigateway
-                    .get_integration()
-                    .rest_api_id(id)
-                    .resource_id(&proxy)
-                    .http_method("ANY")
-                    .send()
-            })
+            .call_limited(
+                Some(&self.limits.apigateway),
+                id,
+                "apigateway:GetIntegration",
+                || {
+                    self.apigateway
+                        .get_integration()
+                        .rest_api_id(id)
+                        .resource_id(&proxy)
+                        .http_method("ANY")
+                        .send()
+                },
+            )
             .await;
         match integration {
             Ok(i) => Ok(i
@@ -362,9 +364,12 @@ impl AwsCloud {
             // A new API is read back: the types are sent at create, but an API that did not
             // take them (moto ignores them there) would mangle every binary body.
             let live = if step.action == Action::Create {
-                self.api_call(&id, "apigateway:GetRestApi", || {
-                    self.apigateway.get_rest_api().rest_api_id(&id).send()
-                })
+                self.call_limited(
+                    Some(&self.limits.apigateway),
+                    &id,
+                    "apigateway:GetRestApi",
+                    || self.apigateway.get_rest_api().rest_api_id(&id).send(),
+                )
                 .await?
                 .binary_media_types()
                 .to_vec()
@@ -392,25 +397,35 @@ impl AwsCloud {
             || changed("binary_media_types")
             || changed("auth")
         {
-            self.api_call(&id, "apigateway:CreateDeployment", || {
-                self.apigateway
-                    .create_deployment()
-                    .rest_api_id(&id)
-                    .stage_name(&stage)
-                    .description("deployed by scar")
-                    .send()
-            })
+            self.call_limited(
+                Some(&self.limits.apigateway),
+                &id,
+                "apigateway:CreateDeployment",
+                || {
+                    self.apigateway
+                        .create_deployment()
+                        .rest_api_id(&id)
+                        .stage_name(&stage)
+                        .description("deployed by scar")
+                        .send()
+                },
+            )
             .await?;
             let old = s(before.get("stage"));
             if !old.is_empty() && old != stage {
                 let r = self
-                    .api_call(&id, "apigateway:DeleteStage", || {
-                        self.apigateway
-                            .delete_stage()
-                            .rest_api_id(&id)
-                            .stage_name(&old)
-                            .send()
-                    })
+                    .call_limited(
+                        Some(&self.limits.apigateway),
+                        &id,
+                        "apigateway:DeleteStage",
+                        || {
+                            self.apigateway
+                                .delete_stage()
+                                .rest_api_id(&id)
+                                .stage_name(&old)
+                                .send()
+                        },
+                    )
                     .await;
                 gone_is_fine(r)?;
             }
@@ -431,22 +446,32 @@ impl AwsCloud {
             let arn = format!("arn:aws:apigateway:{}::/restapis/{id}", self.region);
             let stale = stale_tag_keys(before, tags);
             if !stale.is_empty() {
-                self.api_call(&id, "apigateway:UntagResource", || {
-                    self.apigateway
-                        .untag_resource()
-                        .resource_arn(&arn)
-                        .set_tag_keys(Some(stale.clone()))
-                        .send()
-                })
+                self.call_limited(
+                    Some(&self.limits.apigateway),
+                    &id,
+                    "apigateway:UntagResource",
+                    || {
+                        self.apigateway
+                            .untag_resource()
+                            .resource_arn(&arn)
+                            .set_tag_keys(Some(stale.clone()))
+                            .send()
+                    },
+                )
                 .await?;
             }
-            self.api_call(&id, "apigateway:TagResource", || {
-                self.apigateway
-                    .tag_resource()
-                    .resource_arn(&arn)
-                    .set_tags(Some(tags.clone().into_iter().collect()))
-                    .send()
-            })
+            self.call_limited(
+                Some(&self.limits.apigateway),
+                &id,
+                "apigateway:TagResource",
+                || {
+                    self.apigateway
+                        .tag_resource()
+                        .resource_arn(&arn)
+                        .set_tags(Some(tags.clone().into_iter().collect()))
+                        .send()
+                },
+            )
             .await?;
         }
         Ok(())
@@ -454,13 +479,18 @@ impl AwsCloud {
 
     /// Applies `ops` to API `id` (`UpdateRestApi`).
     async fn update_api(&self, id: &str, ops: Vec<gt::PatchOperation>) -> Result<(), CloudError> {
-        self.api_call(id, "apigateway:UpdateRestApi", || {
-            self.apigateway
-                .update_rest_api()
-                .rest_api_id(id)
-                .set_patch_operations(Some(ops.clone()))
-                .send()
-        })
+        self.call_limited(
+            Some(&self.limits.apigateway),
+            id,
+            "apigateway:UpdateRestApi",
+            || {
+                self.apigateway
+                    .update_rest_api()
+                    .rest_api_id(id)
+                    .set_patch_operations(Some(ops.clone()))
+                    .send()
+            },
+        )
         .await
         .map(|_| ())
     }
@@ -489,14 +519,19 @@ impl AwsCloud {
         let proxy = match find(PROXY_PATH) {
             Some(p) => p,
             None => self
-                .api_call(id, "apigateway:CreateResource", || {
-                    self.apigateway
-                        .create_resource()
-                        .rest_api_id(id)
-                        .parent_id(&root)
-                        .path_part("{proxy+}")
-                        .send()
-                })
+                .call_limited(
+                    Some(&self.limits.apigateway),
+                    id,
+                    "apigateway:CreateResource",
+                    || {
+                        self.apigateway
+                            .create_resource()
+                            .rest_api_id(id)
+                            .parent_id(&root)
+                            .path_part("{proxy+}")
+                            .send()
+                    },
+                )
                 .await?
                 .id()
                 .unwrap_or_default()
@@ -510,32 +545,42 @@ impl AwsCloud {
         for resource in [&root, &proxy] {
             if replace {
                 let r = self
-                    .api_call(id, "apigateway:DeleteMethod", || {
-                        self.apigateway
-                            .delete_method()
-                            .rest_api_id(id)
-                            .resource_id(resource)
-                            .http_method("ANY")
-                            .send()
-                    })
+                    .call_limited(
+                        Some(&self.limits.apigateway),
+                        id,
+                        "apigateway:DeleteMethod",
+                        || {
+                            self.apigateway
+                                .delete_method()
+                                .rest_api_id(id)
+                                .resource_id(resource)
+                                .http_method("ANY")
+                                .send()
+                        },
+                    )
                     .await;
                 gone_is_fine(r)?;
             }
             let r = self
-                .api_call(id, "apigateway:PutMethod", || {
-                    self.apigateway
-                        .put_method()
-                        .rest_api_id(id)
-                        .resource_id(resource)
-                        .http_method("ANY")
-                        .authorization_type(authorization)
-                        .api_key_required(key_required)
-                        .request_parameters(
-                            format!("method.request.header.{INVOCATION_TYPE}"),
-                            false,
-                        )
-                        .send()
-                })
+                .call_limited(
+                    Some(&self.limits.apigateway),
+                    id,
+                    "apigateway:PutMethod",
+                    || {
+                        self.apigateway
+                            .put_method()
+                            .rest_api_id(id)
+                            .resource_id(resource)
+                            .http_method("ANY")
+                            .authorization_type(authorization)
+                            .api_key_required(key_required)
+                            .request_parameters(
+                                format!("method.request.header.{INVOCATION_TYPE}"),
+                                false,
+                            )
+                            .send()
+                    },
+                )
                 .await;
             match r {
                 Ok(_) => {}
@@ -543,21 +588,26 @@ impl AwsCloud {
                 Err(e) if e.kind == ErrorKind::Conflict => {}
                 Err(e) => return Err(e),
             }
-            self.api_call(id, "apigateway:PutIntegration", || {
-                self.apigateway
-                    .put_integration()
-                    .rest_api_id(id)
-                    .resource_id(resource)
-                    .http_method("ANY")
-                    .r#type(gt::IntegrationType::AwsProxy)
-                    .integration_http_method("POST")
-                    .uri(&uri)
-                    .request_parameters(
-                        format!("integration.request.header.{INVOCATION_TYPE}"),
-                        format!("method.request.header.{INVOCATION_TYPE}"),
-                    )
-                    .send()
-            })
+            self.call_limited(
+                Some(&self.limits.apigateway),
+                id,
+                "apigateway:PutIntegration",
+                || {
+                    self.apigateway
+                        .put_integration()
+                        .rest_api_id(id)
+                        .resource_id(resource)
+                        .http_method("ANY")
+                        .r#type(gt::IntegrationType::AwsProxy)
+                        .integration_http_method("POST")
+                        .uri(&uri)
+                        .request_parameters(
+                            format!("integration.request.header.{INVOCATION_TYPE}"),
+                            format!("method.request.header.{INVOCATION_TYPE}"),
+                        )
+                        .send()
+                },
+            )
             .await?;
         }
         Ok(())
@@ -581,14 +631,19 @@ impl AwsCloud {
             return Ok("none");
         };
         let method = self
-            .api_call(id, "apigateway:GetMethod", || {
-                self.apigateway
-                    .get_method()
-                    .rest_api_id(id)
-                    .resource_id(&root)
-                    .http_method("ANY")
-                    .send()
-            })
+            .call_limited(
+                Some(&self.limits.apigateway),
+                id,
+                "apigateway:GetMethod",
+                || {
+                    self.apigateway
+                        .get_method()
+                        .rest_api_id(id)
+                        .resource_id(&root)
+                        .http_method("ANY")
+                        .send()
+                },
+            )
             .await;
         Ok(match method {
             Ok(m) if m.authorization_type() == Some("AWS_IAM") => "iam",
@@ -601,29 +656,37 @@ impl AwsCloud {
 
     /// The usage plan that serves API `id` (scar makes one per API with `auth: apiKey`).
     async fn usage_plan_of(&self, id: &str) -> Result<Option<gt::UsagePlan>, CloudError> {
-        let mut position: Option<String> = None;
-        loop {
-            let page = self
-                .api_call(id, "apigateway:GetUsagePlans", || {
-                    self.apigateway
-                        .get_usage_plans()
-                        .limit(500)
-                        .set_position(position.clone())
-                        .send()
-                })
-                .await?;
-            if let Some(p) = page
-                .items()
-                .iter()
-                .find(|p| p.api_stages().iter().any(|s| s.api_id() == Some(id)))
-            {
-                return Ok(Some(p.clone()));
-            }
-            position = page.position().map(str::to_owned);
-            if position.is_none() || page.items().is_empty() {
-                return Ok(None);
-            }
-        }
+        let pages = pages(
+            "apigateway:GetUsagePlans",
+            |position| async move {
+                self.call_limited(
+                    Some(&self.limits.apigateway),
+                    id,
+                    "apigateway:GetUsagePlans",
+                    || {
+                        self.apigateway
+                            .get_usage_plans()
+                            .limit(500)
+                            .set_position(position.clone())
+                            .send()
+                    },
+                )
+                .await
+            },
+            |page| {
+                if page.items().is_empty() {
+                    None
+                } else {
+                    page.position()
+                }
+            },
+        )
+        .await?;
+        Ok(pages
+            .iter()
+            .flat_map(|p| p.items())
+            .find(|p| p.api_stages().iter().any(|s| s.api_id() == Some(id)))
+            .cloned())
     }
 
     /// Makes sure API `id`'s stage is served by a usage plan with `throttle` and one API key;
@@ -677,65 +740,90 @@ impl AwsCloud {
                 }
                 let plan_id = p.id().unwrap_or_default().to_owned();
                 if !ops.is_empty() {
-                    self.api_call(id, "apigateway:UpdateUsagePlan", || {
-                        self.apigateway
-                            .update_usage_plan()
-                            .usage_plan_id(&plan_id)
-                            .set_patch_operations(Some(ops.clone()))
-                            .send()
-                    })
+                    self.call_limited(
+                        Some(&self.limits.apigateway),
+                        id,
+                        "apigateway:UpdateUsagePlan",
+                        || {
+                            self.apigateway
+                                .update_usage_plan()
+                                .usage_plan_id(&plan_id)
+                                .set_patch_operations(Some(ops.clone()))
+                                .send()
+                        },
+                    )
                     .await?;
                 }
                 plan_id
             }
             None => self
-                .api_call(id, "apigateway:CreateUsagePlan", || {
-                    self.apigateway
-                        .create_usage_plan()
-                        .name(name)
-                        .description("scar: the callers of this function's HTTP endpoint")
-                        .api_stages(gt::ApiStage::builder().api_id(id).stage(stage).build())
-                        .set_throttle(settings.clone())
-                        .set_tags(Some(tags.clone().into_iter().collect()))
-                        .send()
-                })
+                .call_limited(
+                    Some(&self.limits.apigateway),
+                    id,
+                    "apigateway:CreateUsagePlan",
+                    || {
+                        self.apigateway
+                            .create_usage_plan()
+                            .name(name)
+                            .description("scar: the callers of this function's HTTP endpoint")
+                            .api_stages(gt::ApiStage::builder().api_id(id).stage(stage).build())
+                            .set_throttle(settings.clone())
+                            .set_tags(Some(tags.clone().into_iter().collect()))
+                            .send()
+                    },
+                )
                 .await?
                 .id()
                 .unwrap_or_default()
                 .to_owned(),
         };
         let keys = self
-            .api_call(id, "apigateway:GetUsagePlanKeys", || {
-                self.apigateway
-                    .get_usage_plan_keys()
-                    .usage_plan_id(&plan)
-                    .send()
-            })
+            .call_limited(
+                Some(&self.limits.apigateway),
+                id,
+                "apigateway:GetUsagePlanKeys",
+                || {
+                    self.apigateway
+                        .get_usage_plan_keys()
+                        .usage_plan_id(&plan)
+                        .send()
+                },
+            )
             .await?;
         if let Some(k) = keys.items().first().and_then(|k| k.id()) {
             return Ok(k.to_owned());
         }
         let key = self
-            .api_call(id, "apigateway:CreateApiKey", || {
-                self.apigateway
-                    .create_api_key()
-                    .name(name)
-                    .enabled(true)
-                    .set_tags(Some(tags.clone().into_iter().collect()))
-                    .send()
-            })
+            .call_limited(
+                Some(&self.limits.apigateway),
+                id,
+                "apigateway:CreateApiKey",
+                || {
+                    self.apigateway
+                        .create_api_key()
+                        .name(name)
+                        .enabled(true)
+                        .set_tags(Some(tags.clone().into_iter().collect()))
+                        .send()
+                },
+            )
             .await?
             .id()
             .unwrap_or_default()
             .to_owned();
-        self.api_call(id, "apigateway:CreateUsagePlanKey", || {
-            self.apigateway
-                .create_usage_plan_key()
-                .usage_plan_id(&plan)
-                .key_id(&key)
-                .key_type("API_KEY")
-                .send()
-        })
+        self.call_limited(
+            Some(&self.limits.apigateway),
+            id,
+            "apigateway:CreateUsagePlanKey",
+            || {
+                self.apigateway
+                    .create_usage_plan_key()
+                    .usage_plan_id(&plan)
+                    .key_id(&key)
+                    .key_type("API_KEY")
+                    .send()
+            },
+        )
         .await?;
         Ok(key)
     }
@@ -747,18 +835,26 @@ impl AwsCloud {
         };
         let plan_id = plan.id().unwrap_or_default().to_owned();
         let keys = self
-            .api_call(id, "apigateway:GetUsagePlanKeys", || {
-                self.apigateway
-                    .get_usage_plan_keys()
-                    .usage_plan_id(&plan_id)
-                    .send()
-            })
+            .call_limited(
+                Some(&self.limits.apigateway),
+                id,
+                "apigateway:GetUsagePlanKeys",
+                || {
+                    self.apigateway
+                        .get_usage_plan_keys()
+                        .usage_plan_id(&plan_id)
+                        .send()
+                },
+            )
             .await?;
         for k in keys.items().iter().filter_map(|k| k.id()) {
             let r = self
-                .api_call(id, "apigateway:DeleteApiKey", || {
-                    self.apigateway.delete_api_key().api_key(k).send()
-                })
+                .call_limited(
+                    Some(&self.limits.apigateway),
+                    id,
+                    "apigateway:DeleteApiKey",
+                    || self.apigateway.delete_api_key().api_key(k).send(),
+                )
                 .await;
             gone_is_fine(r)?;
         }
@@ -779,23 +875,33 @@ impl AwsCloud {
             .collect();
         if !stages.is_empty() {
             let r = self
-                .api_call(id, "apigateway:UpdateUsagePlan", || {
-                    self.apigateway
-                        .update_usage_plan()
-                        .usage_plan_id(&plan_id)
-                        .set_patch_operations(Some(stages.clone()))
-                        .send()
-                })
+                .call_limited(
+                    Some(&self.limits.apigateway),
+                    id,
+                    "apigateway:UpdateUsagePlan",
+                    || {
+                        self.apigateway
+                            .update_usage_plan()
+                            .usage_plan_id(&plan_id)
+                            .set_patch_operations(Some(stages.clone()))
+                            .send()
+                    },
+                )
                 .await;
             gone_is_fine(r)?;
         }
         let r = self
-            .api_call(id, "apigateway:DeleteUsagePlan", || {
-                self.apigateway
-                    .delete_usage_plan()
-                    .usage_plan_id(&plan_id)
-                    .send()
-            })
+            .call_limited(
+                Some(&self.limits.apigateway),
+                id,
+                "apigateway:DeleteUsagePlan",
+                || {
+                    self.apigateway
+                        .delete_usage_plan()
+                        .usage_plan_id(&plan_id)
+                        .send()
+                },
+            )
             .await;
         gone_is_fine(r).map(|_| ())
     }

@@ -8,10 +8,11 @@ use aws_sdk_lambda::types as lt;
 use serde_json::{Map, Value, json};
 
 use super::execute::{gone_is_fine, map, n, s, stale_tag_keys, strings};
+use super::page::wait_until;
 use super::refresh::{owner_of, tag_value};
 use super::{AwsCloud, classify};
 use crate::apply::ready::{Readiness, function_readiness};
-use crate::cloud::retry::{Backoff, with_retry};
+use crate::cloud::retry::{Backoff, PROPAGATION, until_ready, with_retry};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, ResourceKind, short_hash};
@@ -275,14 +276,12 @@ impl AwsCloud {
 
     /// Polls until the function is ready for the next change, with backoff and a deadline.
     pub(super) async fn wait_ready(&self, name: &str) -> Result<(), CloudError> {
-        let deadline = tokio::time::Instant::now() + self.ready_timeout;
         let poll = Backoff {
             initial: Duration::from_millis(250),
             max: Duration::from_secs(5),
             attempts: u32::MAX,
         };
-        let mut n = 1;
-        loop {
+        let look = || async {
             self.limits.get_function.acquire().await;
             let out = self
                 .call(name, "lambda:GetFunctionConfiguration", || {
@@ -292,37 +291,24 @@ impl AwsCloud {
                         .send()
                 })
                 .await?;
-            let readiness = function_readiness(
-                out.state().map(|s| s.as_str()),
-                out.last_update_status().map(|s| s.as_str()),
-                out.state_reason().or(out.last_update_status_reason()),
-            );
-            match readiness {
-                Readiness::Ready => return Ok(()),
-                Readiness::Failed(why) => {
-                    return Err(CloudError::new(
-                        ErrorKind::Other,
-                        "lambda:wait",
-                        format!("function {name} failed: {why}"),
-                    ));
-                }
-                Readiness::Pending if tokio::time::Instant::now() >= deadline => {
-                    return Err(CloudError::new(
-                        ErrorKind::Other,
-                        "lambda:wait",
-                        format!(
-                            "function {name} was not ready within {:?}",
-                            self.ready_timeout
-                        ),
-                    ));
-                }
-                Readiness::Pending => {
-                    tracing::debug!(function = name, "waiting for the function to be ready");
-                    tokio::time::sleep(poll.delay(n)).await;
-                    n += 1;
-                }
-            }
-        }
+            Ok(
+                match function_readiness(
+                    out.state().map(|s| s.as_str()),
+                    out.last_update_status().map(|s| s.as_str()),
+                    out.state_reason().or(out.last_update_status_reason()),
+                ) {
+                    Readiness::Failed(why) => {
+                        Readiness::Failed(format!("function {name} failed: {why}"))
+                    }
+                    r => r,
+                },
+            )
+        };
+        let timeout = self.ready_timeout;
+        wait_until("lambda:wait", timeout, poll, look, |_| {
+            format!("function {name} was not ready within {timeout:?}")
+        })
+        .await
     }
 
     /// Runs a mutating Lambda call: rate limited, retried on throttling, and on
@@ -367,65 +353,45 @@ impl AwsCloud {
         tags: &BTreeMap<String, String>,
     ) -> Result<(), CloudError> {
         let role = s(a.get("role"));
-        let mut attempt = 0;
-        loop {
-            let r = self
-                .lambda_call(name, || async {
-                    self.lambda
-                        .create_function()
-                        .function_name(name)
-                        .package_type(lt::PackageType::Image)
-                        .code(
-                            lt::FunctionCode::builder()
-                                .image_uri(s(a.get("image")))
-                                .build(),
-                        )
-                        .role(&role)
-                        .memory_size(n(a.get("memory")))
-                        .timeout(n(a.get("timeout")))
-                        .ephemeral_storage(
-                            lt::EphemeralStorage::builder()
-                                .size(n(a.get("ephemeral_storage")))
-                                .build()
-                                .map_err(|e| {
-                                    CloudError::new(
-                                        ErrorKind::Invalid,
-                                        "lambda:CreateFunction",
-                                        e.to_string(),
-                                    )
-                                })?,
-                        )
-                        .architectures(lt::Architecture::from(s(a.get("architecture")).as_str()))
-                        .description(s(a.get("description")))
-                        .environment(environment(a))
-                        .set_vpc_config(vpc(a))
-                        .set_file_system_configs(file_systems(a))
-                        .set_tags(Some(tags.clone().into_iter().collect()))
-                        .send()
-                        .await
-                        .map_err(|e| classify("lambda:CreateFunction", &e))
-                })
-                .await;
-            match r {
-                Ok(_) => break,
-                // A role created a moment ago is not assumable everywhere yet (IAM is
-                // eventually consistent): retry for about a minute.
-                Err(e)
-                    if e.kind == ErrorKind::Invalid
-                        && e.message.contains("cannot be assumed")
-                        && attempt < 12 =>
-                {
-                    attempt += 1;
-                    tracing::warn!(
-                        function = name,
-                        attempt,
-                        "the role is not assumable yet; retrying"
-                    );
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        // A role created a moment ago may not be assumable yet: retried until it is.
+        until_ready(PROPAGATION, name, || {
+            self.lambda_call(name, || async {
+                self.lambda
+                    .create_function()
+                    .function_name(name)
+                    .package_type(lt::PackageType::Image)
+                    .code(
+                        lt::FunctionCode::builder()
+                            .image_uri(s(a.get("image")))
+                            .build(),
+                    )
+                    .role(&role)
+                    .memory_size(n(a.get("memory")))
+                    .timeout(n(a.get("timeout")))
+                    .ephemeral_storage(
+                        lt::EphemeralStorage::builder()
+                            .size(n(a.get("ephemeral_storage")))
+                            .build()
+                            .map_err(|e| {
+                                CloudError::new(
+                                    ErrorKind::Invalid,
+                                    "lambda:CreateFunction",
+                                    e.to_string(),
+                                )
+                            })?,
+                    )
+                    .architectures(lt::Architecture::from(s(a.get("architecture")).as_str()))
+                    .description(s(a.get("description")))
+                    .environment(environment(a))
+                    .set_vpc_config(vpc(a))
+                    .set_file_system_configs(file_systems(a))
+                    .set_tags(Some(tags.clone().into_iter().collect()))
+                    .send()
+                    .await
+                    .map_err(|e| classify("lambda:CreateFunction", &e))
+            })
+        })
+        .await?;
         self.wait_ready(name).await?;
         Ok(())
     }

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value, json};
 
 use super::execute::{gone_is_fine, n, s};
+use super::page::pages;
 use super::refresh::owner_of;
 use super::{AwsCloud, classify};
 use crate::cloud::retry::with_retry;
@@ -31,21 +32,27 @@ impl AwsCloud {
         if wanted.is_empty() {
             return Ok(());
         }
-        let mut token: Option<String> = None;
-        loop {
-            let page = with_retry(self.backoff, "log groups", || {
-                let token = token.clone();
-                async move {
-                    self.logs
-                        .describe_log_groups()
-                        .log_group_name_prefix("/aws/lambda/")
-                        .set_next_token(token)
-                        .send()
-                        .await
-                        .map_err(|e| classify("logs:DescribeLogGroups", &e))
-                }
-            })
-            .await?;
+        let pages = pages(
+            "logs:DescribeLogGroups",
+            |token| async move {
+                with_retry(self.backoff, "log groups", || {
+                    let token = token.clone();
+                    async move {
+                        self.logs
+                            .describe_log_groups()
+                            .log_group_name_prefix("/aws/lambda/")
+                            .set_next_token(token)
+                            .send()
+                            .await
+                            .map_err(|e| classify("logs:DescribeLogGroups", &e))
+                    }
+                })
+                .await
+            },
+            |page| page.next_token(),
+        )
+        .await?;
+        for page in pages {
             for g in page.log_groups() {
                 let Some(name) = g.log_group_name() else {
                     continue;
@@ -72,10 +79,6 @@ impl AwsCloud {
                         outputs: BTreeMap::new(),
                     },
                 );
-            }
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                break;
             }
         }
         Ok(())

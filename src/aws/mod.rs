@@ -15,6 +15,7 @@ mod lock;
 mod logs;
 mod ops;
 mod owner;
+mod page;
 mod refresh;
 mod s3;
 

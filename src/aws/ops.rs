@@ -6,6 +6,7 @@ use std::path::Path;
 use scar_transfer::Settings;
 
 use super::AwsCloud;
+use super::page::pages;
 use crate::cloud::{CloudError, ErrorKind};
 
 /// A function's live status, as `scar ls` shows it.
@@ -107,11 +108,10 @@ impl AwsCloud {
         bucket: &str,
         prefix: &str,
     ) -> Result<Vec<(String, i64)>, CloudError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .call(bucket, "s3:ListObjectsV2", || {
+        let pages = pages(
+            "s3:ListObjectsV2",
+            |token| async move {
+                self.call(bucket, "s3:ListObjectsV2", || {
                     self.s3
                         .list_objects_v2()
                         .bucket(bucket)
@@ -119,17 +119,16 @@ impl AwsCloud {
                         .set_continuation_token(token.clone())
                         .send()
                 })
-                .await?;
-            out.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| Some((o.key()?.to_owned(), o.size().unwrap_or(0)))),
-            );
-            token = page.next_continuation_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(out);
-            }
-        }
+                .await
+            },
+            |page| page.next_continuation_token(),
+        )
+        .await?;
+        Ok(pages
+            .iter()
+            .flat_map(|p| p.contents())
+            .filter_map(|o| Some((o.key()?.to_owned(), o.size().unwrap_or(0))))
+            .collect())
     }
 
     /// Downloads `s3://bucket/key` to `path` (its folders made as needed), streamed to disk
@@ -174,11 +173,10 @@ impl AwsCloud {
         start: i64,
         pattern: Option<&str>,
     ) -> Result<Vec<LogEvent>, CloudError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .call(group, "logs:FilterLogEvents", || {
+        let read = pages(
+            "logs:FilterLogEvents",
+            |token| async move {
+                self.call(group, "logs:FilterLogEvents", || {
                     self.logs
                         .filter_log_events()
                         .log_group_name(group)
@@ -188,28 +186,27 @@ impl AwsCloud {
                         .set_next_token(token.clone())
                         .send()
                 })
-                .await;
-            let page = match page {
-                Ok(p) => p,
-                Err(e) if e.kind == ErrorKind::NotFound => return Ok(out),
-                Err(e) => return Err(e),
-            };
-            out.extend(
-                page.events()
-                    .iter()
-                    .map(|e| LogEvent {
-                        timestamp: e.timestamp().unwrap_or_default(),
-                        stream: e.log_stream_name().unwrap_or_default().to_owned(),
-                        message: e.message().unwrap_or_default().trim_end().to_owned(),
-                    })
-                    // Checked here too: an emulator may ignore the prefix (moto does).
-                    .filter(|e| stream_prefix.is_none_or(|p| e.stream.starts_with(p))),
-            );
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(out);
-            }
-        }
+                .await
+            },
+            |page| page.next_token(),
+        )
+        .await;
+        let pages = match read {
+            Ok(p) => p,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(pages
+            .iter()
+            .flat_map(|p| p.events())
+            .map(|e| LogEvent {
+                timestamp: e.timestamp().unwrap_or_default(),
+                stream: e.log_stream_name().unwrap_or_default().to_owned(),
+                message: e.message().unwrap_or_default().trim_end().to_owned(),
+            })
+            // Checked here too: an emulator may ignore the prefix (moto does).
+            .filter(|e| stream_prefix.is_none_or(|p| e.stream.starts_with(p)))
+            .collect())
     }
 }
 

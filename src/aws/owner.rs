@@ -190,33 +190,46 @@ impl AwsCloud {
     ) -> Result<Owner, CloudError> {
         let tags: Option<std::collections::HashMap<String, String>> = match kind {
             ResourceKind::BatchComputeEnvironment => self
-                .batch_call(name, "batch:DescribeComputeEnvironments", || {
-                    self.batch
-                        .describe_compute_environments()
-                        .compute_environments(name)
-                        .send()
-                })
+                .call_limited(
+                    Some(&self.limits.batch),
+                    name,
+                    "batch:DescribeComputeEnvironments",
+                    || {
+                        self.batch
+                            .describe_compute_environments()
+                            .compute_environments(name)
+                            .send()
+                    },
+                )
                 .await?
                 .compute_environments()
                 .first()
                 .and_then(|c| c.tags().cloned()),
             ResourceKind::BatchJobQueue => self
-                .batch_call(name, "batch:DescribeJobQueues", || {
-                    self.batch.describe_job_queues().job_queues(name).send()
-                })
+                .call_limited(
+                    Some(&self.limits.batch),
+                    name,
+                    "batch:DescribeJobQueues",
+                    || self.batch.describe_job_queues().job_queues(name).send(),
+                )
                 .await?
                 .job_queues()
                 .first()
                 .and_then(|q| q.tags().cloned()),
             _ => {
                 let out = self
-                    .batch_call(name, "batch:DescribeJobDefinitions", || {
-                        self.batch
-                            .describe_job_definitions()
-                            .job_definition_name(name)
-                            .status("ACTIVE")
-                            .send()
-                    })
+                    .call_limited(
+                        Some(&self.limits.batch),
+                        name,
+                        "batch:DescribeJobDefinitions",
+                        || {
+                            self.batch
+                                .describe_job_definitions()
+                                .job_definition_name(name)
+                                .status("ACTIVE")
+                                .send()
+                        },
+                    )
                     .await?;
                 out.job_definitions()
                     .iter()
@@ -232,9 +245,12 @@ impl AwsCloud {
 
     async fn api_owner(&self, stack: &str, id: &str) -> Result<Owner, CloudError> {
         let out = self
-            .api_call(id, "apigateway:GetRestApi", || {
-                self.apigateway.get_rest_api().rest_api_id(id).send()
-            })
+            .call_limited(
+                Some(&self.limits.apigateway),
+                id,
+                "apigateway:GetRestApi",
+                || self.apigateway.get_rest_api().rest_api_id(id).send(),
+            )
             .await?;
         let t: BTreeMap<String, String> = out
             .tags()

@@ -13,6 +13,7 @@ use futures::stream::{self, StreamExt};
 use serde_json::{Value, json};
 
 use super::lambda::FunctionRead;
+use super::page::pages;
 use super::{AwsCloud, classify};
 use crate::cloud::retry::with_retry;
 use crate::cloud::{CloudError, ErrorKind};
@@ -213,32 +214,38 @@ impl AwsCloud {
     ) -> Result<(BTreeSet<String>, BTreeSet<String>), CloudError> {
         let mut functions = BTreeSet::new();
         let mut buckets = BTreeSet::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = with_retry(self.backoff, "owned resources", || {
-                let token = token.clone();
-                async move {
-                    self.tagging
-                        .get_resources()
-                        .tag_filters(
-                            aws_sdk_resourcegroupstagging::types::TagFilter::builder()
-                                .key(tags::STACK)
-                                .values(stack)
-                                .build(),
-                        )
-                        .resource_type_filters("lambda:function")
-                        .resource_type_filters("s3")
-                        // A page is cut at this many tags (100 by default), and a function
-                        // carries up to a dozen of scar's: the most per page means the
-                        // fewest pages.
-                        .tags_per_page(500)
-                        .set_pagination_token(token)
-                        .send()
-                        .await
-                        .map_err(|e| classify("tag:GetResources", &e))
-                }
-            })
-            .await?;
+        let pages = pages(
+            "tag:GetResources",
+            |token| async move {
+                with_retry(self.backoff, "owned resources", || {
+                    let token = token.clone();
+                    async move {
+                        self.tagging
+                            .get_resources()
+                            .tag_filters(
+                                aws_sdk_resourcegroupstagging::types::TagFilter::builder()
+                                    .key(tags::STACK)
+                                    .values(stack)
+                                    .build(),
+                            )
+                            .resource_type_filters("lambda:function")
+                            .resource_type_filters("s3")
+                            // A page is cut at this many tags (100 by default), and a function
+                            // carries up to a dozen of scar's: the most per page means the
+                            // fewest pages.
+                            .tags_per_page(500)
+                            .set_pagination_token(token)
+                            .send()
+                            .await
+                            .map_err(|e| classify("tag:GetResources", &e))
+                    }
+                })
+                .await
+            },
+            |page| page.pagination_token().filter(|t| !t.is_empty()),
+        )
+        .await?;
+        for page in pages {
             for m in page.resource_tag_mapping_list() {
                 let Some(arn) = m.resource_arn() else {
                     continue;
@@ -248,13 +255,6 @@ impl AwsCloud {
                 } else if let Some(b) = arn.strip_prefix("arn:aws:s3:::") {
                     buckets.insert(b.to_owned());
                 }
-            }
-            token = page
-                .pagination_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if token.is_none() {
-                break;
             }
         }
         Ok((functions, buckets))

@@ -19,6 +19,9 @@ pub enum ErrorKind {
     Conflict,
     /// Throttled: retry with backoff.
     Throttled,
+    /// Something made a moment ago is not usable yet (a new IAM role Lambda cannot assume):
+    /// the same call succeeds once it has propagated ([`retry::until_ready`]).
+    NotReady,
     /// A 5xx or a network failure: retry with backoff.
     Transient,
     /// The credentials may not do this.

@@ -65,9 +65,47 @@ fn jitter() -> f64 {
 ///
 /// # Errors
 /// The last error.
-pub async fn with_retry<T, F, Fut>(
+pub async fn with_retry<T, F, Fut>(backoff: Backoff, what: &str, call: F) -> Result<T, CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CloudError>>,
+{
+    retry_while(backoff, what, CloudError::is_retryable, call).await
+}
+
+/// How long a new IAM role may take to be usable everywhere: about a minute and a half.
+pub const PROPAGATION: Backoff = Backoff {
+    initial: Duration::from_secs(1),
+    max: Duration::from_secs(10),
+    attempts: 14,
+};
+
+/// Runs `call` again while it fails with [`ErrorKind::NotReady`](super::ErrorKind::NotReady)
+/// (what it needs was made a moment ago and has not propagated), backing off as `backoff`
+/// says; any other error ends it.
+///
+/// # Errors
+/// The last error.
+pub async fn until_ready<T, F, Fut>(backoff: Backoff, what: &str, call: F) -> Result<T, CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CloudError>>,
+{
+    retry_while(
+        backoff,
+        what,
+        |e| e.kind == super::ErrorKind::NotReady,
+        call,
+    )
+    .await
+}
+
+/// Runs `call` until it succeeds, fails with an error `again` does not accept, or runs out of
+/// attempts; each retry is logged.
+async fn retry_while<T, F, Fut>(
     backoff: Backoff,
     what: &str,
+    again: impl Fn(&CloudError) -> bool,
     mut call: F,
 ) -> Result<T, CloudError>
 where
@@ -78,7 +116,7 @@ where
     loop {
         match call().await {
             Ok(v) => return Ok(v),
-            Err(e) if e.is_retryable() && attempt < backoff.attempts => {
+            Err(e) if again(&e) && attempt < backoff.attempts => {
                 let delay = backoff.delay(attempt);
                 tracing::warn!(
                     op = %e.op,
@@ -151,5 +189,49 @@ mod tests {
         .await;
         assert!(r.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 8);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_role_not_yet_assumable_is_waited_for_and_nothing_else_is() {
+        let calls = AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        let r = until_ready(PROPAGATION, "function/x", || async {
+            if calls.fetch_add(1, Ordering::SeqCst) < 5 {
+                Err(CloudError::new(
+                    ErrorKind::NotReady,
+                    "lambda:CreateFunction",
+                    "The role defined for the function cannot be assumed by Lambda.",
+                ))
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+        assert_eq!(r, Ok(()));
+        assert_eq!(calls.load(Ordering::SeqCst), 6);
+        // 1 + 2 + 4 + 8 + 10 s at most, at least half of it (jitter).
+        assert!(started.elapsed() >= Duration::from_millis(12_500));
+        // A throttle is not a propagation delay: with_retry's business, not this loop's.
+        let calls = AtomicU32::new(0);
+        let r: Result<(), _> = until_ready(PROPAGATION, "x", || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(CloudError::new(ErrorKind::Throttled, "op", "Rate exceeded"))
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Bounded: a role that never becomes assumable fails after PROPAGATION's attempts.
+        let calls = AtomicU32::new(0);
+        let r: Result<(), _> = until_ready(PROPAGATION, "x", || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(CloudError::new(
+                ErrorKind::NotReady,
+                "op",
+                "cannot be assumed",
+            ))
+        })
+        .await;
+        assert_eq!(r.map_err(|e| e.kind), Err(ErrorKind::NotReady));
+        assert_eq!(calls.load(Ordering::SeqCst), PROPAGATION.attempts);
     }
 }
