@@ -12,6 +12,69 @@ use serde::{Deserialize, Serialize};
 /// quarter of that.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
 
+/// What a lock's holder is doing. Records written by another scar version may name an
+/// operation this one does not know: kept as written ([`Operation::Other`]), so such a lock
+/// still holds and its message still says what runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// `scar apply`.
+    Apply,
+    /// `scar destroy`.
+    Destroy,
+    /// `scar adopt`.
+    Adopt,
+    /// `scar watch`.
+    Watch,
+    /// A bucket's notification configuration being merged (the per-bucket lease).
+    Notification,
+    /// Anything else, as written.
+    Other(String),
+}
+
+impl Operation {
+    /// As written in the record and shown in messages.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Operation::Apply => "apply",
+            Operation::Destroy => "destroy",
+            Operation::Adopt => "adopt",
+            Operation::Watch => "watch",
+            Operation::Notification => "notification",
+            Operation::Other(s) => s,
+        }
+    }
+
+    fn parse(s: String) -> Operation {
+        match s.as_str() {
+            "apply" => Operation::Apply,
+            "destroy" => Operation::Destroy,
+            "adopt" => Operation::Adopt,
+            "watch" => Operation::Watch,
+            "notification" => Operation::Notification,
+            _ => Operation::Other(s),
+        }
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Operation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Operation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Operation::parse)
+    }
+}
+
 /// What the lock object holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockRecord {
@@ -23,8 +86,8 @@ pub struct LockRecord {
     pub holder: String,
     /// The holder's process id.
     pub pid: u32,
-    /// `apply`, `destroy`, `adopt` or `watch`.
-    pub operation: String,
+    /// What the holder is doing.
+    pub operation: Operation,
     /// When the lock was taken (seconds since the Unix epoch).
     pub started: u64,
     /// When the lease runs out unless renewed (seconds since the Unix epoch).
@@ -48,7 +111,7 @@ pub fn now() -> u64 {
 impl LockRecord {
     /// A new record for this process.
     #[must_use]
-    pub fn new(stack: &str, operation: &str, lease: Duration, at: u64) -> Self {
+    pub fn new(stack: &str, operation: Operation, lease: Duration, at: u64) -> Self {
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("USERNAME"))
             .unwrap_or_else(|_| "unknown".into());
@@ -63,7 +126,7 @@ impl LockRecord {
             stack: stack.to_owned(),
             holder: format!("{user}@{host}"),
             pid: std::process::id(),
-            operation: operation.to_owned(),
+            operation,
             started: at,
             expires: at + lease.as_secs(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -173,7 +236,7 @@ mod tests {
 
     #[test]
     fn a_lease_runs_out_and_the_message_says_how_to_break_it() {
-        let r = LockRecord::new("demo", "apply", Duration::from_secs(120), 1000);
+        let r = LockRecord::new("demo", Operation::Apply, Duration::from_secs(120), 1000);
         assert!(!r.expired(1119));
         assert!(r.expired(1120));
         let m = r.conflict_message("manifests/demo", 1060);
@@ -190,7 +253,12 @@ mod tests {
     fn lease_expiry_uses_the_local_clock() {
         // A holder whose clock runs a day ahead wrote `expires` a day out; by S3's clock the
         // record was last written 3 s ago with a 2 s lease: it has run out.
-        let skewed = LockRecord::new("demo", "apply", Duration::from_secs(2), 1_000 + 86_400);
+        let skewed = LockRecord::new(
+            "demo",
+            Operation::Apply,
+            Duration::from_secs(2),
+            1_000 + 86_400,
+        );
         assert!(!skewed.expired(1_003));
         assert!(skewed.expired_by(1_003, Some((1_003, 1_000))));
         assert!(!skewed.expired_by(1_003, Some((1_001, 1_000))));
@@ -200,5 +268,26 @@ mod tests {
             ..skewed
         };
         assert!(!old.expired_by(1_003, Some((1_003, 1_000))));
+    }
+
+    #[test]
+    fn operations_read_back_as_written_even_unknown_ones() {
+        for op in [Operation::Apply, Operation::Destroy, Operation::Watch] {
+            let json = serde_json::to_string(&op).expect("serialise");
+            assert_eq!(json, format!("\"{op}\""));
+            assert_eq!(serde_json::from_str::<Operation>(&json).ok(), Some(op));
+        }
+        // A newer scar's lock still holds, and says what it runs.
+        let newer: LockRecord = serde_json::from_str(
+            r#"{"id":"x","stack":"demo","holder":"ci@build","pid":1,"operation":"rollback",
+                "started":1000,"expires":1120,"version":"9.0.0"}"#,
+        )
+        .expect("a record of another version");
+        assert_eq!(newer.operation, Operation::Other("rollback".into()));
+        assert!(
+            newer
+                .conflict_message("d", 1010)
+                .contains("running `scar rollback`")
+        );
     }
 }

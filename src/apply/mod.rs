@@ -16,8 +16,19 @@ use std::time::{Duration, Instant};
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::cloud::CloudError;
-use crate::model::Address;
+use crate::model::live::LiveState;
+use crate::model::{Address, DesiredGraph};
 use crate::plan::{Action, Plan, Step};
+
+/// Something that reads live state (the AWS adapter, or a fake in tests): the read port,
+/// beside [`Executor`], the write port. Reconciling needs nothing else from a cloud.
+pub trait Reader: Sync {
+    /// Reads everything `desired` names and everything its stack owns.
+    fn refresh(
+        &self,
+        desired: &DesiredGraph,
+    ) -> impl Future<Output = Result<LiveState, CloudError>> + Send;
+}
 
 /// Something that carries out one step (the AWS adapter, or a fake in tests).
 pub trait Executor: Sync {

@@ -13,7 +13,7 @@ use aws_sdk_s3::primitives::ByteStream;
 
 use super::AwsCloud;
 use crate::cloud::{CloudError, ErrorKind};
-use crate::lock::{LockRecord, now};
+use crate::lock::{LockRecord, Operation, now};
 
 /// Why the lock was not taken.
 #[derive(Debug)]
@@ -253,7 +253,7 @@ impl AwsCloud {
     pub async fn lock(
         self: &Arc<Self>,
         stack: &str,
-        operation: &str,
+        operation: Operation,
         lease: Duration,
     ) -> Result<HeldLock, LockError> {
         let bucket = self.lock_bucket().await?;
@@ -455,7 +455,7 @@ impl AwsCloud {
         let give_up = tokio::time::Instant::now() + 2 * BUCKET_LEASE;
         let mut wait = Duration::from_millis(50);
         let etag = loop {
-            let record = LockRecord::new(bucket, "notification", BUCKET_LEASE, now());
+            let record = LockRecord::new(bucket, Operation::Notification, BUCKET_LEASE, now());
             if let Some(etag) = self.put_lock(&lock_bucket, &key, &record, None).await? {
                 break etag;
             }

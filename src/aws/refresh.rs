@@ -75,6 +75,12 @@ pub(super) fn optional_read<T: Default>(
     }
 }
 
+impl crate::apply::Reader for AwsCloud {
+    async fn refresh(&self, desired: &DesiredGraph) -> Result<LiveState, CloudError> {
+        AwsCloud::refresh(self, desired).await
+    }
+}
+
 impl AwsCloud {
     /// Reads everything `desired` names and everything its stack owns.
     ///

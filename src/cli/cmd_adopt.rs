@@ -7,6 +7,7 @@ use super::cmd_plan::print;
 use super::exit::{Done, Failure, Outcome};
 use super::output::Output;
 use super::{AwsArgs, PlanFormat, session};
+use crate::lock::Operation;
 use crate::model::Address;
 use crate::model::live::Owner;
 
@@ -44,7 +45,7 @@ pub(super) fn run(args: &AdoptArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
         let (cloud, desired, wanted, address) = (&cloud, &desired, &wanted, &address);
-        session::locked(cloud, &desired.stack, dir, "adopt", out, |_| async move {
+        session::locked(cloud, &desired.stack, dir, Operation::Adopt, out, |_| async move {
         let mut live = match cloud.refresh(desired).await {
             Ok(l) => l,
             Err(e) => return Err(session::cloud_failed(out, "reading live state failed", &e)),

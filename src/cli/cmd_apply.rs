@@ -10,6 +10,7 @@ use super::reconcile::{Apply, Reconciled, Request, Show, execute, reconcile_once
 use super::{AwsArgs, PlanFormat, session};
 use crate::apply::{self, Report};
 use crate::aws::AwsCloud;
+use crate::lock::Operation;
 use crate::plan::Plan;
 
 /// The arguments of `scar apply`.
@@ -80,7 +81,11 @@ pub(super) fn destroy(args: &DestroyArgs, aws: &AwsArgs, out: &Output) -> Outcom
 fn run(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
     let desired = session::load(args.target, out)?;
     let rt = session::runtime()?;
-    let operation = if args.destroy { "destroy" } else { "apply" };
+    let operation = if args.destroy {
+        Operation::Destroy
+    } else {
+        Operation::Apply
+    };
     rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
         let (cloud, desired) = (&cloud, &desired);
@@ -88,7 +93,7 @@ fn run(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
             cloud,
             &desired.stack,
             args.target,
-            operation,
+            operation.clone(),
             out,
             |lost| async move {
                 let stop = || lost.load(Ordering::SeqCst);
@@ -182,9 +187,9 @@ fn run_saved(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
     }
     let rt = session::runtime()?;
     let operation = if file.plan.destroy {
-        "destroy"
+        Operation::Destroy
     } else {
-        "apply"
+        Operation::Apply
     };
     rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
@@ -193,7 +198,7 @@ fn run_saved(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
             cloud,
             &desired.stack,
             args.target,
-            operation,
+            operation.clone(),
             out,
             |lost| async move {
                 let live = match cloud.refresh(&desired.to_read(file.plan.destroy)).await {

@@ -19,6 +19,7 @@ use super::output::Output;
 use super::reconcile::{Apply, Reconciled, Refusal, Request, Show, reconcile_once};
 use super::{AwsArgs, session};
 use crate::aws::AwsCloud;
+use crate::lock::Operation;
 use crate::watch::{Event, Ran, Reason, Runner, Timing, watch};
 
 /// The arguments of `scar watch`.
@@ -205,7 +206,7 @@ impl WatchRunner<'_> {
             cloud_ref,
             &desired.stack,
             &self.dir,
-            "watch",
+            Operation::Watch,
             out,
             |lost| async move {
                 let halt = || stop.load(Ordering::SeqCst) || lost.load(Ordering::SeqCst);

@@ -7,7 +7,7 @@ use super::cmd_plan::print;
 use super::exit::Failure;
 use super::output::Output;
 use super::{PlanFormat, session};
-use crate::apply::Report;
+use crate::apply::{Reader, Report};
 use crate::aws::AwsCloud;
 use crate::manifest::ManifestSet;
 use crate::model::DesiredGraph;
@@ -107,7 +107,7 @@ pub(super) async fn reconcile_once(
     out: &Output,
 ) -> Result<Reconciled, Failure> {
     let desired = request.desired;
-    let live = match cloud.refresh(&desired.to_read(request.destroy)).await {
+    let live = match Reader::refresh(cloud, &desired.to_read(request.destroy)).await {
         Ok(l) => l,
         Err(e) => {
             session::cloud_failed(out, "reading live state failed", &e);

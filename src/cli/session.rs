@@ -13,6 +13,7 @@ use super::exit::Failure;
 use super::output::{Output, count};
 use crate::aws::{AwsCloud, LockError};
 use crate::cloud::CloudError;
+use crate::lock::Operation;
 use crate::manifest::check::validate_dir;
 use crate::model::live::{LiveState, Owner};
 use crate::model::{DesiredGraph, ResourceKind};
@@ -80,7 +81,7 @@ pub(super) async fn locked<T, F, Fut>(
     cloud: &Arc<AwsCloud>,
     stack: &str,
     dir: &Path,
-    operation: &str,
+    operation: Operation,
     out: &Output,
     body: F,
 ) -> Result<T, Failure>
@@ -88,7 +89,7 @@ where
     F: FnOnce(Arc<AtomicBool>) -> Fut,
     Fut: Future<Output = Result<T, Failure>>,
 {
-    let held = match cloud.lock(stack, operation, lease()).await {
+    let held = match cloud.lock(stack, operation.clone(), lease()).await {
         Ok(h) => h,
         Err(LockError::Held(r)) => {
             out.error(&r.conflict_message(&dir.display().to_string(), crate::lock::now()));
@@ -101,7 +102,7 @@ where
             return Err(Failure::Reported);
         }
     };
-    tracing::info!(lock = held.record.id, operation, "took the stack's lock");
+    tracing::info!(lock = held.record.id, %operation, "took the stack's lock");
     let result = body(held.lost.clone()).await;
     cloud.release(held).await;
     result
@@ -126,13 +127,16 @@ pub(super) fn missing_supervisors(plan: &Plan) -> Vec<crate::plan::PlanError> {
         {
             continue;
         }
-        let arch = step
+        let named = step
             .after
             .as_ref()
             .and_then(|a| a.get("architecture"))
             .and_then(serde_json::Value::as_str)
             .unwrap_or("amd64");
-        if let Err(e) = crate::image::supervisor::find(arch) {
+        let found = crate::image::Arch::from_oci(named)
+            .ok_or_else(|| format!("scar builds no images for the architecture `{named}`"))
+            .and_then(crate::image::supervisor::find);
+        if let Err(e) = found {
             missing.push(crate::plan::PlanError {
                 address: step.address.clone(),
                 message: e,

@@ -76,10 +76,13 @@ impl Spec {
             base = base.at_digest(d);
         }
         let architecture = text("architecture").to_owned();
+        let arch = super::Arch::from_oci(&architecture).ok_or_else(|| {
+            format!("scar builds no images for the architecture `{architecture}`")
+        })?;
         Ok(Spec {
             base,
             target,
-            supervisor: super::supervisor::find(&architecture)?,
+            supervisor: super::supervisor::find(arch)?,
             architecture,
             config_json: attrs
                 .get("config")
@@ -109,12 +112,6 @@ pub struct Built {
     pub mounted_blobs: usize,
     /// True when the manifest was put (false when the registry had it).
     pub pushed_manifest: bool,
-}
-
-/// OCI's name for a function's architecture (`x86_64` → `amd64`).
-#[must_use]
-pub fn oci_architecture(lambda: &str) -> &'static str {
-    if lambda == "arm64" { "arm64" } else { "amd64" }
 }
 
 /// The supervisor's layer, made once per binary and kept in scar's cache folder (compressing
@@ -596,8 +593,14 @@ mod tests {
 
     #[test]
     fn lambda_architectures_have_oci_names() {
-        assert_eq!(oci_architecture("x86_64"), "amd64");
-        assert_eq!(oci_architecture("arm64"), "arm64");
+        let oci = |l: &str| super::super::Arch::from_lambda(l).map(super::super::Arch::oci);
+        assert_eq!(oci("x86_64"), Some("amd64"));
+        assert_eq!(oci("arm64"), Some("arm64"));
+        assert_eq!(oci("riscv64"), None);
+        assert_eq!(
+            super::super::Arch::from_oci("arm64"),
+            Some(super::super::Arch::Arm64)
+        );
     }
 
     #[test]

@@ -23,6 +23,55 @@ pub const CONFIG_PATH: &str = scar_contract::CONFIG_PATH.split_at(1).1;
 /// Where the script lives.
 pub const SCRIPT_PATH: &str = scar_contract::SCRIPT_PATH.split_at(1).1;
 
+/// The CPU architectures scar assembles images for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// 64-bit x86: OCI's `amd64`, Lambda's `x86_64`.
+    Amd64,
+    /// 64-bit ARM: OCI's and Lambda's `arm64`, Rust's `aarch64`.
+    Arm64,
+}
+
+impl Arch {
+    /// OCI's name (`amd64`, `arm64`), as image configurations and indexes say it.
+    #[must_use]
+    pub fn oci(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// From OCI's name; `None` for an architecture scar does not build for.
+    #[must_use]
+    pub fn from_oci(name: &str) -> Option<Arch> {
+        match name {
+            "amd64" => Some(Arch::Amd64),
+            "arm64" => Some(Arch::Arm64),
+            _ => None,
+        }
+    }
+
+    /// From Lambda's name (`x86_64`, `arm64`); `None` for anything else.
+    #[must_use]
+    pub fn from_lambda(name: &str) -> Option<Arch> {
+        match name {
+            "x86_64" => Some(Arch::Amd64),
+            "arm64" => Some(Arch::Arm64),
+            _ => None,
+        }
+    }
+
+    /// Rust's name (`x86_64`, `aarch64`), as target triples say it.
+    #[must_use]
+    pub fn rust(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "x86_64",
+            Arch::Arm64 => "aarch64",
+        }
+    }
+}
+
 /// OCI media types.
 pub mod media {
     /// An OCI image manifest.

@@ -25,29 +25,28 @@ pub const ENV_ARM64: &str = "SCAR_SUPERVISOR_ARM64";
 
 const PT_INTERP: u32 = 3;
 
-/// The architecture names of one image architecture (OCI's `amd64`/`arm64`).
+/// What finding and checking a supervisor needs to know of an architecture.
 struct Arch {
+    image: super::Arch,
     oci: &'static str,
     rust: &'static str,
     machine: u16,
     var: &'static str,
 }
 
-fn arch(oci: &str) -> Arch {
-    if oci == "arm64" {
-        Arch {
-            oci: "arm64",
-            rust: "aarch64",
-            machine: 0xb7,
-            var: ENV_ARM64,
-        }
-    } else {
-        Arch {
-            oci: "amd64",
-            rust: "x86_64",
-            machine: 0x3e,
-            var: ENV_X86_64,
-        }
+fn arch(a: super::Arch) -> Arch {
+    Arch {
+        image: a,
+        oci: a.oci(),
+        rust: a.rust(),
+        machine: match a {
+            super::Arch::Amd64 => 0x3e,
+            super::Arch::Arm64 => 0xb7,
+        },
+        var: match a {
+            super::Arch::Amd64 => ENV_X86_64,
+            super::Arch::Arm64 => ENV_ARM64,
+        },
     }
 }
 
@@ -90,12 +89,12 @@ fn data_home() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
 }
 
-/// The supervisor for `architecture` (OCI's `amd64` or `arm64`), checked.
+/// The supervisor for `architecture`, checked.
 ///
 /// # Errors
 /// When there is none, or the one found is not a static Linux program of that architecture
 /// carrying this scar's version; the message says where it looked and how to get one.
-pub fn find(architecture: &str) -> Result<PathBuf, String> {
+pub fn find(architecture: super::Arch) -> Result<PathBuf, String> {
     let a = arch(architecture);
     let path = match std::env::var_os(a.var) {
         Some(p) => PathBuf::from(p),
@@ -148,7 +147,7 @@ fn check_cached(path: &Path, a: &Arch) -> Result<(), String> {
                 a.oci
             )
         })
-        .and_then(|bytes| check(&bytes, a.oci).map_err(|e| format!("{}: {e}", path.display())));
+        .and_then(|bytes| check(&bytes, a.image).map_err(|e| format!("{}: {e}", path.display())));
     seen.push((path.to_owned(), modified, r.clone()));
     r
 }
@@ -224,12 +223,12 @@ fn interpreter(bin: &[u8], machine: u16) -> Result<Option<String>, String> {
     Ok(interp)
 }
 
-/// Checks that `bin` is a static Linux program for `architecture` (OCI name) carrying this
+/// Checks that `bin` is a static Linux program for `architecture` carrying this
 /// scar's supervisor version.
 ///
 /// # Errors
 /// What is wrong, with how to get a right one.
-pub fn check(bin: &[u8], architecture: &str) -> Result<(), String> {
+pub fn check(bin: &[u8], architecture: super::Arch) -> Result<(), String> {
     let a = arch(architecture);
     match interpreter(bin, a.machine) {
         Err(e) => {
@@ -284,26 +283,38 @@ mod tests {
 
     #[test]
     fn only_a_static_marked_program_of_the_right_architecture_passes() {
-        assert_eq!(check(&elf(0x3e, 1, true), "amd64"), Ok(()));
-        assert_eq!(check(&elf(0xb7, 1, true), "arm64"), Ok(()));
-        let dynamic = check(&elf(0x3e, PT_INTERP, true), "amd64").expect_err("dynamic");
+        assert_eq!(
+            check(&elf(0x3e, 1, true), super::super::Arch::Amd64),
+            Ok(())
+        );
+        assert_eq!(
+            check(&elf(0xb7, 1, true), super::super::Arch::Arm64),
+            Ok(())
+        );
+        let dynamic =
+            check(&elf(0x3e, PT_INTERP, true), super::super::Arch::Amd64).expect_err("dynamic");
         assert!(
             dynamic.contains("dynamically linked")
                 && dynamic.contains("/lib/ld-musl-x86_64.so.1")
                 && dynamic.contains("build-supervisor.sh"),
             "{dynamic}"
         );
-        let other = check(&elf(0xb7, 1, true), "amd64").expect_err("wrong machine");
+        let other =
+            check(&elf(0xb7, 1, true), super::super::Arch::Amd64).expect_err("wrong machine");
         assert!(
             other.contains("aarch64") && other.contains(ENV_X86_64),
             "{other}"
         );
-        let unmarked = check(&elf(0x3e, 1, false), "amd64").expect_err("no mark");
+        let unmarked = check(&elf(0x3e, 1, false), super::super::Arch::Amd64).expect_err("no mark");
         assert!(unmarked.contains("version mark"), "{unmarked}");
         let mut old = elf(0x3e, 1, false);
         old.extend_from_slice(b"\0scar-supervisor 0.0.1\0");
-        assert!(check(&old, "amd64").expect_err("old").contains("0.0.1"));
-        assert!(check(b"#!/bin/sh\n", "amd64").is_err());
+        assert!(
+            check(&old, super::super::Arch::Amd64)
+                .expect_err("old")
+                .contains("0.0.1")
+        );
+        assert!(check(b"#!/bin/sh\n", super::super::Arch::Amd64).is_err());
     }
 
     #[test]
@@ -318,7 +329,7 @@ mod tests {
             std::fs::write(triple.join(p).join("scar-supervisor"), p).expect("write");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        let a = arch("arm64");
+        let a = arch(super::super::Arch::Arm64);
         let c = candidates(
             &a,
             &target.join("debug/deps/image-0123"),

@@ -281,6 +281,17 @@ pub enum Architecture {
     Arm64,
 }
 
+impl Architecture {
+    /// The image architecture it stands for.
+    #[must_use]
+    pub fn image_arch(self) -> crate::image::Arch {
+        match self {
+            Architecture::X86_64 => crate::image::Arch::Amd64,
+            Architecture::Arm64 => crate::image::Arch::Arm64,
+        }
+    }
+}
+
 /// Where a function's work runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]

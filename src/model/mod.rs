@@ -336,10 +336,7 @@ pub fn function_image(
     let config = contract::config(stack_name, Some(stack), fm, script.to_owned());
     let config = serde_json::to_value(&config).unwrap_or(Value::Null);
     let eff = resolve::effective(Some(stack), &fm.spec);
-    let arch = serde_json::to_value(eff.architecture)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let arch = eff.architecture.image_arch();
     let repository = Address::new(
         ResourceKind::ImageRepository,
         names::derive(stack_name, &fm.metadata.name).ecr_repository,
@@ -355,10 +352,7 @@ pub fn function_image(
         }
         .to_value(),
     );
-    attrs.insert(
-        "architecture".into(),
-        json!(crate::image::build::oci_architecture(&arch)),
-    );
+    attrs.insert("architecture".into(), json!(arch.oci()));
     attrs.insert("supervisor".into(), json!(scar_contract::VERSION));
     attrs.insert(
         "script_sha256".into(),

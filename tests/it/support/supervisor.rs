@@ -9,6 +9,7 @@ use serde_json::Value;
 
 /// The static supervisor for `arch` (`amd64`, `arm64`), checked as scar checks it.
 pub fn binary(arch: &str) -> PathBuf {
+    let arch = scar::image::Arch::from_oci(arch).unwrap_or_else(|| panic!("no arch {arch}"));
     scar::image::supervisor::find(arch)
         .unwrap_or_else(|e| panic!("{e}\n(run scripts/build-supervisor.sh; scripts/test.sh does)"))
 }
