@@ -7,13 +7,14 @@ use std::time::Duration;
 use aws_sdk_lambda::types as lt;
 use serde_json::{Map, Value, json};
 
-use super::execute::{gone_is_fine, map, n, s, stale_tag_keys, strings};
+use super::execute::{gone_is_fine, map, s, stale_tag_keys};
 use super::page::wait_until;
 use super::refresh::{owner_of, tag_value};
 use super::{AwsCloud, classify};
 use crate::apply::ready::{Readiness, function_readiness};
 use crate::cloud::retry::{Backoff, PROPAGATION, until_ready, with_retry};
 use crate::cloud::{CloudError, ErrorKind};
+use crate::model::attrs::FunctionAttrs;
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, ResourceKind, short_hash};
 use crate::plan::Step;
@@ -40,13 +41,22 @@ pub(super) fn take_script(env: &mut Map<String, Value>) -> String {
 
 /// The function's environment as sent to Lambda: the manifest's variables, and the script,
 /// base64-encoded, in `SCAR_SCRIPT`.
-pub(super) fn environment(a: &Map<String, Value>) -> lt::Environment {
+/// A function's environment as Lambda takes it: its variables, and a prebuilt image's script
+/// (base64, in `SCAR_SCRIPT`).
+fn environment(f: &FunctionAttrs) -> lt::Environment {
+    use base64::Engine as _;
+    let mut vars = f.environment.clone();
+    if let Some(script) = f.script.as_deref().filter(|s| !s.is_empty()) {
+        vars.insert(
+            crate::model::SCRIPT_ENV.to_owned(),
+            base64::engine::general_purpose::STANDARD.encode(script),
+        );
+    }
     lt::Environment::builder()
-        .set_variables(Some(env_with_script(a).into_iter().collect()))
+        .set_variables(Some(vars.into_iter().collect()))
         .build()
 }
 
-/// The `environment` attribute plus the script, base64-encoded, in `SCAR_SCRIPT`.
 pub(super) fn env_with_script(a: &Map<String, Value>) -> BTreeMap<String, String> {
     use base64::Engine as _;
     let mut vars = map(a.get("environment"));
@@ -60,29 +70,36 @@ pub(super) fn env_with_script(a: &Map<String, Value>) -> BTreeMap<String, String
     vars
 }
 
-pub(super) fn vpc(a: &Map<String, Value>) -> Option<lt::VpcConfig> {
-    let v = a.get("vpc").filter(|v| !v.is_null())?;
+fn vpc(f: &FunctionAttrs) -> Option<lt::VpcConfig> {
+    let v = f.vpc.as_ref()?;
     Some(
         lt::VpcConfig::builder()
-            .set_subnet_ids(Some(strings(v.get("subnets"))))
-            .set_security_group_ids(Some(strings(v.get("security_groups"))))
+            .set_subnet_ids(Some(v.subnets.clone()))
+            .set_security_group_ids(Some(v.security_groups.clone()))
             .build(),
     )
 }
 
-pub(super) fn file_systems(a: &Map<String, Value>) -> Option<Vec<lt::FileSystemConfig>> {
-    let list = a.get("file_systems")?.as_array()?;
-    let out: Vec<lt::FileSystemConfig> = list
+fn file_systems(f: &FunctionAttrs) -> Option<Vec<lt::FileSystemConfig>> {
+    let out: Vec<lt::FileSystemConfig> = f
+        .file_systems
         .iter()
-        .filter_map(|f| {
+        .filter_map(|m| {
             lt::FileSystemConfig::builder()
-                .arn(s(f.get("arn")))
-                .local_mount_path(s(f.get("mount_path")))
+                .arn(&m.arn)
+                .local_mount_path(&m.mount_path)
                 .build()
                 .ok()
         })
         .collect();
     (!out.is_empty()).then_some(out)
+}
+
+/// The typed view of a function's resolved attributes; an invalid one stops the step.
+fn function_attrs(name: &str, a: &Map<String, Value>) -> Result<FunctionAttrs, CloudError> {
+    let address = Address::new(ResourceKind::Function, name.to_owned());
+    FunctionAttrs::from_attrs(&address, a)
+        .map_err(|e| CloudError::new(ErrorKind::Invalid, "lambda", e.to_string()))
 }
 
 impl AwsCloud {
@@ -352,7 +369,7 @@ impl AwsCloud {
         a: &Map<String, Value>,
         tags: &BTreeMap<String, String>,
     ) -> Result<(), CloudError> {
-        let role = s(a.get("role"));
+        let f = function_attrs(name, a)?;
         // A role created a moment ago may not be assumable yet: retried until it is.
         until_ready(PROPAGATION, name, || {
             self.lambda_call(name, || async {
@@ -360,17 +377,13 @@ impl AwsCloud {
                     .create_function()
                     .function_name(name)
                     .package_type(lt::PackageType::Image)
-                    .code(
-                        lt::FunctionCode::builder()
-                            .image_uri(s(a.get("image")))
-                            .build(),
-                    )
-                    .role(&role)
-                    .memory_size(n(a.get("memory")))
-                    .timeout(n(a.get("timeout")))
+                    .code(lt::FunctionCode::builder().image_uri(&f.image).build())
+                    .role(&f.role)
+                    .memory_size(f.memory)
+                    .timeout(f.timeout)
                     .ephemeral_storage(
                         lt::EphemeralStorage::builder()
-                            .size(n(a.get("ephemeral_storage")))
+                            .size(f.ephemeral_storage)
                             .build()
                             .map_err(|e| {
                                 CloudError::new(
@@ -380,11 +393,11 @@ impl AwsCloud {
                                 )
                             })?,
                     )
-                    .architectures(lt::Architecture::from(s(a.get("architecture")).as_str()))
-                    .description(s(a.get("description")))
-                    .environment(environment(a))
-                    .set_vpc_config(vpc(a))
-                    .set_file_system_configs(file_systems(a))
+                    .architectures(lt::Architecture::from(f.lambda_architecture()))
+                    .description(&f.description)
+                    .environment(environment(&f))
+                    .set_vpc_config(vpc(&f))
+                    .set_file_system_configs(file_systems(&f))
                     .set_tags(Some(tags.clone().into_iter().collect()))
                     .send()
                     .await
@@ -405,7 +418,8 @@ impl AwsCloud {
         before: &Map<String, Value>,
         tags: &BTreeMap<String, String>,
     ) -> Result<(), CloudError> {
-        let changed = |f: &str| step.changes.iter().any(|c| c.field == f);
+        let f = function_attrs(name, a)?;
+        let changed = |field: &str| step.changes.iter().any(|c| c.field == field);
         let config_fields = [
             "memory",
             "timeout",
@@ -424,19 +438,19 @@ impl AwsCloud {
             .as_deref()
             .and_then(|f| f.strip_prefix(super::lambda::REVISION_PREFIX))
             .map(str::to_owned);
-        if config_fields.iter().any(|f| changed(f)) {
+        if config_fields.iter().any(|field| changed(field)) {
             let out = self
                 .lambda_call(name, || async {
                     self.lambda
                         .update_function_configuration()
                         .function_name(name)
                         .set_revision_id(revision.clone())
-                        .role(s(a.get("role")))
-                        .memory_size(n(a.get("memory")))
-                        .timeout(n(a.get("timeout")))
+                        .role(&f.role)
+                        .memory_size(f.memory)
+                        .timeout(f.timeout)
                         .ephemeral_storage(
                             lt::EphemeralStorage::builder()
-                                .size(n(a.get("ephemeral_storage")))
+                                .size(f.ephemeral_storage)
                                 .build()
                                 .map_err(|e| {
                                     CloudError::new(
@@ -446,15 +460,15 @@ impl AwsCloud {
                                     )
                                 })?,
                         )
-                        .description(s(a.get("description")))
-                        .environment(environment(a))
-                        .vpc_config(vpc(a).unwrap_or_else(|| {
+                        .description(&f.description)
+                        .environment(environment(&f))
+                        .vpc_config(vpc(&f).unwrap_or_else(|| {
                             lt::VpcConfig::builder()
                                 .set_subnet_ids(Some(vec![]))
                                 .set_security_group_ids(Some(vec![]))
                                 .build()
                         }))
-                        .set_file_system_configs(Some(file_systems(a).unwrap_or_default()))
+                        .set_file_system_configs(Some(file_systems(&f).unwrap_or_default()))
                         .send()
                         .await
                         .map_err(|e| classify("lambda:UpdateFunctionConfiguration", &e))
@@ -469,8 +483,8 @@ impl AwsCloud {
                     .update_function_code()
                     .function_name(name)
                     .set_revision_id(revision.clone())
-                    .image_uri(s(a.get("image")))
-                    .architectures(lt::Architecture::from(s(a.get("architecture")).as_str()))
+                    .image_uri(&f.image)
+                    .architectures(lt::Architecture::from(f.lambda_architecture()))
                     .send()
                     .await
                     .map_err(|e| classify("lambda:UpdateFunctionCode", &e))

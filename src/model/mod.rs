@@ -6,6 +6,7 @@
 //! fields force a replacement ([`replace_fields`]).
 
 mod address;
+pub mod attrs;
 pub mod batch;
 pub mod http;
 pub mod live;

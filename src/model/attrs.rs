@@ -1,0 +1,178 @@
+//! Typed attributes at the adapter seam. The plan carries every resource's attributes as a
+//! JSON map (what it diffs, renders and saves); the writer reads them through a typed view of
+//! its kind, so a key the model renamed or a value of the wrong type is an error that names
+//! the resource and the field, never a function created with 0 MB.
+//!
+//! Kinds with a typed view so far: [`FunctionAttrs`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::Address;
+use crate::manifest::types::Architecture;
+
+/// Attributes that are not what their kind needs.
+#[derive(Debug, thiserror::Error)]
+#[error("the attributes of {address} are not what scar writes for it: {source}")]
+pub struct AttrError {
+    /// The resource.
+    pub address: String,
+    /// What serde found wrong (the field, and what it expected).
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// Reads `attrs` of `address` as `T`.
+fn typed<T: for<'de> Deserialize<'de>>(
+    address: &Address,
+    attrs: &Map<String, Value>,
+) -> Result<T, AttrError> {
+    T::deserialize(Value::Object(attrs.clone())).map_err(|source| AttrError {
+        address: address.to_string(),
+        source,
+    })
+}
+
+/// A Lambda function, as the model writes it and the writer sends it (references resolved).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionAttrs {
+    /// The image URI.
+    pub image: String,
+    /// A prebuilt image's script (an assembled image holds its own).
+    #[serde(default)]
+    pub script: Option<String>,
+    /// Memory in MB.
+    pub memory: i32,
+    /// Timeout in seconds.
+    pub timeout: i32,
+    /// `/tmp` in MB.
+    pub ephemeral_storage: i32,
+    /// The instruction set.
+    pub architecture: Architecture,
+    /// The execution role's ARN.
+    pub role: String,
+    /// The description.
+    pub description: String,
+    /// Environment variables (secret references, not values).
+    pub environment: BTreeMap<String, String>,
+    /// The VPC, if any.
+    pub vpc: Option<Vpc>,
+    /// EFS mounts.
+    pub file_systems: Vec<FileSystem>,
+    /// Tags, ownership tags included.
+    pub tags: BTreeMap<String, String>,
+}
+
+impl FunctionAttrs {
+    /// The typed view of a function's attributes.
+    ///
+    /// # Errors
+    /// A missing field, an unknown one, or one of the wrong type.
+    pub fn from_attrs(address: &Address, attrs: &Map<String, Value>) -> Result<Self, AttrError> {
+        typed(address, attrs)
+    }
+
+    /// Lambda's name for the architecture.
+    #[must_use]
+    pub fn lambda_architecture(&self) -> &'static str {
+        match self.architecture {
+            Architecture::X86_64 => "x86_64",
+            Architecture::Arm64 => "arm64",
+        }
+    }
+}
+
+/// A function's VPC.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vpc {
+    /// Subnet ids, sorted.
+    pub subnets: Vec<String>,
+    /// Security group ids, sorted.
+    pub security_groups: Vec<String>,
+}
+
+/// An EFS mount.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSystem {
+    /// The access point's ARN.
+    pub arn: String,
+    /// Where it is mounted (`/mnt/...`).
+    pub mount_path: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ResourceKind;
+
+    /// `attrs` with every reference (`{"$ref": ...}`) replaced by a string, as apply resolves
+    /// them.
+    fn resolved(v: &Value) -> Value {
+        match v {
+            Value::Object(m) if m.contains_key("$ref") => Value::String("resolved".into()),
+            Value::Object(m) => {
+                Value::Object(m.iter().map(|(k, v)| (k.clone(), resolved(v))).collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(resolved).collect()),
+            v => v.clone(),
+        }
+    }
+
+    #[test]
+    fn every_function_the_model_builds_reads_as_function_attrs() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+        let mut seen = 0;
+        for stack in std::fs::read_dir(&root).expect("manifests/") {
+            let dir = stack.expect("entry").path();
+            let (set, diags) = crate::manifest::check::validate_dir(&dir);
+            assert!(!diags.has_errors(), "{}", dir.display());
+            let graph = crate::model::build(&set).expect("a graph");
+            for r in graph
+                .resources
+                .iter()
+                .filter(|r| r.address.kind == ResourceKind::Function)
+            {
+                let Value::Object(attrs) = resolved(&Value::Object(r.attrs.clone())) else {
+                    unreachable!("an object stays an object");
+                };
+                let f =
+                    FunctionAttrs::from_attrs(&r.address, &attrs).unwrap_or_else(|e| panic!("{e}"));
+                assert!(f.memory >= 128 && f.timeout >= 1, "{}", r.address);
+                seen += 1;
+            }
+        }
+        assert!(seen >= 4, "the examples hold functions ({seen})");
+    }
+
+    #[test]
+    fn a_renamed_or_mistyped_field_is_an_error_naming_it() {
+        let address = Address::new(ResourceKind::Function, "f");
+        let good = serde_json::json!({
+            "image": "i", "memory": 256, "timeout": 60, "ephemeral_storage": 512,
+            "architecture": "x86_64", "role": "r", "description": "", "environment": {},
+            "vpc": null, "file_systems": [], "tags": {}
+        });
+        let Value::Object(good) = good else {
+            unreachable!()
+        };
+        assert!(FunctionAttrs::from_attrs(&address, &good).is_ok());
+        let mut renamed = good.clone();
+        let memory = renamed.remove("memory").expect("memory");
+        renamed.insert("memory_mb".into(), memory);
+        let e = FunctionAttrs::from_attrs(&address, &renamed)
+            .expect_err("renamed")
+            .to_string();
+        assert!(e.contains("function/f") && e.contains("memory"), "{e}");
+        let mut mistyped = good;
+        mistyped.insert("memory".into(), Value::String("256".into()));
+        let e = FunctionAttrs::from_attrs(&address, &mistyped)
+            .expect_err("mistyped")
+            .to_string();
+        assert!(e.contains("invalid type"), "{e}");
+    }
+}
