@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::{AwsCloud, classify};
 use crate::cloud::{CloudError, ErrorKind};
+use crate::model::attrs::TriggerAttrs;
 use crate::model::{Reference, ResourceKind};
 use crate::plan::{APPLIED_TAG, Action, Step};
 
@@ -173,15 +174,21 @@ impl AwsCloud {
                     )
                     .await?;
                 }
-                self.add_permission(&after).await
+                self.add_permission(&step.address, &after).await
             }
             (ResourceKind::S3Trigger, Action::Delete) => {
                 self.write_trigger(&s(before.get("bucket")), &s(before.get("id")), None)
                     .await
             }
             (ResourceKind::S3Trigger, _) => {
-                self.write_trigger(&s(after.get("bucket")), &s(after.get("id")), Some(&after))
-                    .await
+                let t = TriggerAttrs::from_attrs(&step.address, &after).map_err(|e| {
+                    CloudError::new(
+                        ErrorKind::Invalid,
+                        "s3:PutBucketNotificationConfiguration",
+                        e.to_string(),
+                    )
+                })?;
+                self.write_trigger(&t.bucket, &t.id, Some(&t)).await
             }
             (
                 ResourceKind::BatchComputeEnvironment

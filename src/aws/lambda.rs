@@ -14,7 +14,7 @@ use super::{AwsCloud, classify};
 use crate::apply::ready::{Readiness, function_readiness};
 use crate::cloud::retry::{Backoff, PROPAGATION, until_ready, with_retry};
 use crate::cloud::{CloudError, ErrorKind};
-use crate::model::attrs::FunctionAttrs;
+use crate::model::attrs::{FunctionAttrs, PermissionAttrs};
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, ResourceKind, short_hash};
 use crate::plan::Step;
@@ -533,28 +533,34 @@ impl AwsCloud {
         gone_is_fine(r)
     }
 
-    pub(super) async fn add_permission(&self, a: &Map<String, Value>) -> Result<(), CloudError> {
-        let function = s(a.get("function"));
-        let sid = s(a.get("statement_id"));
+    pub(super) async fn add_permission(
+        &self,
+        address: &Address,
+        a: &Map<String, Value>,
+    ) -> Result<(), CloudError> {
+        let p = PermissionAttrs::from_attrs(address, a).map_err(|e| {
+            CloudError::new(ErrorKind::Invalid, "lambda:AddPermission", e.to_string())
+        })?;
+        let (function, sid) = (&p.function, &p.statement_id);
         let call = || async {
             self.lambda
                 .add_permission()
-                .function_name(&function)
-                .statement_id(&sid)
+                .function_name(function)
+                .statement_id(sid)
                 .action("lambda:InvokeFunction")
-                .principal(s(a.get("principal")))
-                .source_arn(s(a.get("source_arn")))
-                .source_account(s(a.get("source_account")))
+                .principal(&p.principal)
+                .source_arn(&p.source_arn)
+                .source_account(&p.source_account)
                 .send()
                 .await
                 .map_err(|e| classify("lambda:AddPermission", &e))
         };
-        match self.lambda_call(&function, call).await {
+        match self.lambda_call(function, call).await {
             Ok(_) => Ok(()),
             // Left by an interrupted run: replace it so it says what the plan says.
             Err(e) if e.kind == ErrorKind::AlreadyExists => {
-                self.remove_permission(&function, &sid).await?;
-                self.lambda_call(&function, call).await?;
+                self.remove_permission(function, sid).await?;
+                self.lambda_call(function, call).await?;
                 Ok(())
             }
             Err(e) => Err(e),

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use aws_sdk_s3::types as st;
 use serde_json::{Map, Value, json};
 
-use super::execute::{gone_is_fine, s, strings};
+use super::execute::gone_is_fine;
 use super::refresh::{owner_of, tag_value};
 use super::{AwsCloud, classify};
 use crate::cloud::retry::with_retry;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::manifest::names;
+use crate::model::attrs::TriggerAttrs;
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, short_hash};
 
@@ -229,7 +230,7 @@ impl AwsCloud {
         &self,
         bucket: &str,
         id: &str,
-        entry: Option<&Map<String, Value>>,
+        entry: Option<&TriggerAttrs>,
     ) -> Result<(), CloudError> {
         let lock = self.bucket_lock(bucket);
         let _guard = lock.lock().await;
@@ -262,7 +263,7 @@ impl AwsCloud {
         &self,
         bucket: &str,
         id: &str,
-        entry: Option<&Map<String, Value>>,
+        entry: Option<&TriggerAttrs>,
     ) -> Result<bool, CloudError> {
         let current = match self.notifications(bucket).await {
             Ok(c) => c,
@@ -278,7 +279,7 @@ impl AwsCloud {
             .map(|c| c.lambda_function_arn().to_owned());
         Ok(match entry {
             None => found.is_none(),
-            Some(a) => found.is_some_and(|arn| arn == s(a.get("function_arn"))),
+            Some(t) => found.is_some_and(|arn| arn == t.function_arn),
         })
     }
 
@@ -287,7 +288,7 @@ impl AwsCloud {
         &self,
         bucket: &str,
         id: &str,
-        entry: Option<&Map<String, Value>>,
+        entry: Option<&TriggerAttrs>,
     ) -> Result<(), CloudError> {
         let current = match self.notifications(bucket).await {
             Ok(c) => c,
@@ -311,20 +312,19 @@ impl AwsCloud {
         }
         if let Some(a) = entry {
             let mut rules = Vec::new();
-            for (name, key) in [
-                (st::FilterRuleName::Prefix, "prefix"),
-                (st::FilterRuleName::Suffix, "suffix"),
+            for (name, v) in [
+                (st::FilterRuleName::Prefix, &a.prefix),
+                (st::FilterRuleName::Suffix, &a.suffix),
             ] {
-                let v = s(a.get(key));
                 if !v.is_empty() {
                     rules.push(st::FilterRule::builder().name(name).value(v).build());
                 }
             }
             let mut b = st::LambdaFunctionConfiguration::builder()
                 .id(id)
-                .lambda_function_arn(s(a.get("function_arn")))
+                .lambda_function_arn(&a.function_arn)
                 .set_events(Some(
-                    strings(a.get("events"))
+                    a.events
                         .iter()
                         .map(|e| st::Event::from(e.as_str()))
                         .collect(),

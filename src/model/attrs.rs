@@ -3,7 +3,7 @@
 //! its kind, so a key the model renamed or a value of the wrong type is an error that names
 //! the resource and the field, never a function created with 0 MB.
 //!
-//! Kinds with a typed view so far: [`FunctionAttrs`].
+//! Kinds with a typed view so far: [`FunctionAttrs`], [`PermissionAttrs`], [`TriggerAttrs`].
 
 use std::collections::BTreeMap;
 
@@ -85,6 +85,60 @@ impl FunctionAttrs {
     }
 }
 
+/// The resource-policy statement that lets S3 invoke a function.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionAttrs {
+    /// The function's name.
+    pub function: String,
+    /// The statement's id.
+    pub statement_id: String,
+    /// Who may invoke (`s3.amazonaws.com`).
+    pub principal: String,
+    /// The bucket's ARN.
+    pub source_arn: String,
+    /// The bucket's account.
+    pub source_account: String,
+}
+
+impl PermissionAttrs {
+    /// The typed view of a permission's attributes.
+    ///
+    /// # Errors
+    /// A missing field, an unknown one, or one of the wrong type.
+    pub fn from_attrs(address: &Address, attrs: &Map<String, Value>) -> Result<Self, AttrError> {
+        typed(address, attrs)
+    }
+}
+
+/// One entry of a bucket's notification configuration: objects that invoke a function.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerAttrs {
+    /// The bucket.
+    pub bucket: String,
+    /// The entry's id.
+    pub id: String,
+    /// The function's ARN.
+    pub function_arn: String,
+    /// The S3 events.
+    pub events: Vec<String>,
+    /// Keys start with this (`""`: any).
+    pub prefix: String,
+    /// Keys end with this (`""`: any).
+    pub suffix: String,
+}
+
+impl TriggerAttrs {
+    /// The typed view of a trigger's attributes.
+    ///
+    /// # Errors
+    /// A missing field, an unknown one, or one of the wrong type.
+    pub fn from_attrs(address: &Address, attrs: &Map<String, Value>) -> Result<Self, AttrError> {
+        typed(address, attrs)
+    }
+}
+
 /// A function's VPC.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,29 +178,37 @@ mod tests {
     }
 
     #[test]
-    fn every_function_the_model_builds_reads_as_function_attrs() {
+    fn every_resource_of_a_typed_kind_the_model_builds_reads_as_its_view() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
-        let mut seen = 0;
+        let mut seen = std::collections::BTreeSet::new();
         for stack in std::fs::read_dir(&root).expect("manifests/") {
             let dir = stack.expect("entry").path();
             let (set, diags) = crate::manifest::check::validate_dir(&dir);
             assert!(!diags.has_errors(), "{}", dir.display());
             let graph = crate::model::build(&set).expect("a graph");
-            for r in graph
-                .resources
-                .iter()
-                .filter(|r| r.address.kind == ResourceKind::Function)
-            {
+            for r in &graph.resources {
                 let Value::Object(attrs) = resolved(&Value::Object(r.attrs.clone())) else {
                     unreachable!("an object stays an object");
                 };
-                let f =
-                    FunctionAttrs::from_attrs(&r.address, &attrs).unwrap_or_else(|e| panic!("{e}"));
-                assert!(f.memory >= 128 && f.timeout >= 1, "{}", r.address);
-                seen += 1;
+                let read = match r.address.kind {
+                    ResourceKind::Function => FunctionAttrs::from_attrs(&r.address, &attrs)
+                        .map(|f| assert!(f.memory >= 128 && f.timeout >= 1, "{}", r.address)),
+                    ResourceKind::LambdaPermission => {
+                        PermissionAttrs::from_attrs(&r.address, &attrs).map(|_| ())
+                    }
+                    ResourceKind::S3Trigger => TriggerAttrs::from_attrs(&r.address, &attrs)
+                        .map(|t| assert!(!t.events.is_empty(), "{}", r.address)),
+                    _ => continue,
+                };
+                read.unwrap_or_else(|e| panic!("{e}"));
+                seen.insert(r.address.kind);
             }
         }
-        assert!(seen >= 4, "the examples hold functions ({seen})");
+        assert_eq!(
+            seen.len(),
+            3,
+            "the examples hold every typed kind: {seen:?}"
+        );
     }
 
     #[test]
