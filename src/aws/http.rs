@@ -21,6 +21,9 @@ use crate::plan::{Action, Step};
 const INVOCATION_TYPE: &str = "X-Amz-Invocation-Type";
 const PROXY_PATH: &str = "/{proxy+}";
 
+/// A REST API the stack owns: its address, id, what AWS said of it, and its tags.
+type OwnedApi = (Address, String, gt::RestApi, BTreeMap<String, String>);
+
 impl AwsCloud {
     /// The API's resources, path to id.
     async fn resource_ids(&self, id: &str) -> Result<BTreeMap<String, String>, CloudError> {
@@ -45,14 +48,11 @@ impl AwsCloud {
             .collect())
     }
 
-    /// The REST APIs the stack owns. APIs of anyone else are never read further: API names
-    /// are not unique, so a foreign API with the same name is no collision.
-    pub(super) async fn read_apis(
-        &self,
-        stack: &str,
-        account: &str,
-        desired: &DesiredGraph,
-    ) -> Result<Vec<(Address, LiveResource)>, CloudError> {
+    /// The REST APIs the stack owns, by address, with their id and tags. A create retried
+    /// after AWS made the API but lost the answer leaves two APIs with one address: the oldest
+    /// keeps it, any other becomes `http_api/<function>#<id>`, which no manifest asks for, so
+    /// the plan deletes it.
+    async fn owned_apis(&self, stack: &str) -> Result<Vec<OwnedApi>, CloudError> {
         let mut owned = Vec::new();
         let pages = pages(
             "apigateway:GetRestApis",
@@ -98,9 +98,6 @@ impl AwsCloud {
                 }
             }
         }
-        // A create retried after AWS made the API but lost the answer leaves two APIs with one
-        // address: the oldest keeps it, any other becomes `http_api/<function>#<id>`, which no
-        // manifest asks for, so the plan deletes it.
         owned.sort_by(|a, b| {
             (&a.0, a.2.created_date().map(|d| d.secs()), &a.1).cmp(&(
                 &b.0,
@@ -114,6 +111,18 @@ impl AwsCloud {
                 *address = Address::new(ResourceKind::HttpApi, format!("{}#{id}", address.name));
             }
         }
+        Ok(owned)
+    }
+
+    /// The REST APIs the stack owns. APIs of anyone else are never read further: API names
+    /// are not unique, so a foreign API with the same name is no collision.
+    pub(super) async fn read_apis(
+        &self,
+        stack: &str,
+        account: &str,
+        desired: &DesiredGraph,
+    ) -> Result<Vec<(Address, LiveResource)>, CloudError> {
+        let owned = self.owned_apis(stack).await?;
         let mut out = Vec::new();
         for (address, id, api, t) in owned {
             let want_stage = desired
@@ -317,28 +326,7 @@ impl AwsCloud {
         let changed =
             |f: &str| step.action == Action::Create || step.changes.iter().any(|c| c.field == f);
         let id = if step.action == Action::Create {
-            let out = self
-                .call_limited(
-                    Some(&self.limits.apigateway_create),
-                    &name,
-                    "apigateway:CreateRestApi",
-                    || {
-                        self.apigateway
-                            .create_rest_api()
-                            .name(&name)
-                            .description(&description)
-                            .endpoint_configuration(
-                                gt::EndpointConfiguration::builder()
-                                    .types(gt::EndpointType::Regional)
-                                    .build(),
-                            )
-                            .set_binary_media_types(Some(strings(after.get("binary_media_types"))))
-                            .set_tags(Some(tags.clone().into_iter().collect()))
-                            .send()
-                    },
-                )
-                .await?;
-            out.id().unwrap_or_default().to_owned()
+            self.create_api(&name, &description, after, tags).await?
         } else {
             id
         };
@@ -397,38 +385,7 @@ impl AwsCloud {
             || changed("binary_media_types")
             || changed("auth")
         {
-            self.call_limited(
-                Some(&self.limits.apigateway),
-                &id,
-                "apigateway:CreateDeployment",
-                || {
-                    self.apigateway
-                        .create_deployment()
-                        .rest_api_id(&id)
-                        .stage_name(&stage)
-                        .description("deployed by scar")
-                        .send()
-                },
-            )
-            .await?;
-            let old = s(before.get("stage"));
-            if !old.is_empty() && old != stage {
-                let r = self
-                    .call_limited(
-                        Some(&self.limits.apigateway),
-                        &id,
-                        "apigateway:DeleteStage",
-                        || {
-                            self.apigateway
-                                .delete_stage()
-                                .rest_api_id(&id)
-                                .stage_name(&old)
-                                .send()
-                        },
-                    )
-                    .await;
-                gone_is_fine(r)?;
-            }
+            self.deploy(&id, &stage, &s(before.get("stage"))).await?;
         }
         if auth == "api_key" {
             if changed("auth") || changed("throttle") || changed("stage") {
@@ -443,37 +400,117 @@ impl AwsCloud {
             self.remove_usage_plan(&id).await?;
         }
         if step.action != Action::Create && changed("tags") {
-            let arn = format!("arn:aws:apigateway:{}::/restapis/{id}", self.region);
-            let stale = stale_tag_keys(before, tags);
-            if !stale.is_empty() {
-                self.call_limited(
-                    Some(&self.limits.apigateway),
-                    &id,
-                    "apigateway:UntagResource",
-                    || {
-                        self.apigateway
-                            .untag_resource()
-                            .resource_arn(&arn)
-                            .set_tag_keys(Some(stale.clone()))
-                            .send()
-                    },
-                )
-                .await?;
-            }
-            self.call_limited(
-                Some(&self.limits.apigateway),
-                &id,
-                "apigateway:TagResource",
+            self.retag_api(&id, before, tags).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates the REST API (regional, its binary media types and tags set); its id.
+    async fn create_api(
+        &self,
+        name: &str,
+        description: &str,
+        after: &Map<String, Value>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String, CloudError> {
+        let out = self
+            .call_limited(
+                Some(&self.limits.apigateway_create),
+                name,
+                "apigateway:CreateRestApi",
                 || {
                     self.apigateway
-                        .tag_resource()
-                        .resource_arn(&arn)
+                        .create_rest_api()
+                        .name(name)
+                        .description(description)
+                        .endpoint_configuration(
+                            gt::EndpointConfiguration::builder()
+                                .types(gt::EndpointType::Regional)
+                                .build(),
+                        )
+                        .set_binary_media_types(Some(strings(after.get("binary_media_types"))))
                         .set_tags(Some(tags.clone().into_iter().collect()))
                         .send()
                 },
             )
             .await?;
+        Ok(out.id().unwrap_or_default().to_owned())
+    }
+
+    /// Deploys API `id` to `stage`, then deletes the stage it was deployed to before (`old`),
+    /// if that was another.
+    async fn deploy(&self, id: &str, stage: &str, old: &str) -> Result<(), CloudError> {
+        self.call_limited(
+            Some(&self.limits.apigateway),
+            id,
+            "apigateway:CreateDeployment",
+            || {
+                self.apigateway
+                    .create_deployment()
+                    .rest_api_id(id)
+                    .stage_name(stage)
+                    .description("deployed by scar")
+                    .send()
+            },
+        )
+        .await?;
+        if !old.is_empty() && old != stage {
+            let r = self
+                .call_limited(
+                    Some(&self.limits.apigateway),
+                    id,
+                    "apigateway:DeleteStage",
+                    || {
+                        self.apigateway
+                            .delete_stage()
+                            .rest_api_id(id)
+                            .stage_name(old)
+                            .send()
+                    },
+                )
+                .await;
+            gone_is_fine(r)?;
         }
+        Ok(())
+    }
+
+    /// Sets exactly `tags` on API `id`: stale keys removed, the rest written.
+    async fn retag_api(
+        &self,
+        id: &str,
+        before: &Map<String, Value>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        let arn = format!("arn:aws:apigateway:{}::/restapis/{id}", self.region);
+        let stale = stale_tag_keys(before, tags);
+        if !stale.is_empty() {
+            self.call_limited(
+                Some(&self.limits.apigateway),
+                id,
+                "apigateway:UntagResource",
+                || {
+                    self.apigateway
+                        .untag_resource()
+                        .resource_arn(&arn)
+                        .set_tag_keys(Some(stale.clone()))
+                        .send()
+                },
+            )
+            .await?;
+        }
+        self.call_limited(
+            Some(&self.limits.apigateway),
+            id,
+            "apigateway:TagResource",
+            || {
+                self.apigateway
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(tags.clone().into_iter().collect()))
+                    .send()
+            },
+        )
+        .await?;
         Ok(())
     }
 

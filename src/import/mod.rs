@@ -518,26 +518,56 @@ impl<'a> StackBuilder<'a> {
             file_systems: Vec::new(),
             tags: BTreeMap::new(),
         };
-        if let Some(rt) = r.string(&mut l, &lp, "runtime")
+        self.lambda_options(r, &mut l, &lp, &name, &mut spec);
+        self.container(r, &mut l, &lp, &name, &mut spec);
+        storage(r, &mut l, &lp, &mut spec);
+        r.leftovers(l, &lp);
+
+        self.services(r, &mut item, base, &name, &mut spec);
+        r.leftovers(item, base);
+        self.functions.push(Function {
+            manifest: FunctionManifest {
+                api_version: ApiVersion::V1Alpha1,
+                kind: FunctionKind::Function,
+                metadata: Metadata {
+                    name,
+                    labels: BTreeMap::new(),
+                },
+                spec,
+            },
+        });
+    }
+
+    /// The `lambda` block's options beyond name and sizes: architecture, VPC, EFS, environment,
+    /// execution mode, log level and script; SCAR-only fields are reported as dropped.
+    fn lambda_options(
+        &mut self,
+        r: &mut Reader,
+        l: &mut Map<String, Value>,
+        lp: &str,
+        name: &str,
+        spec: &mut FunctionSpec,
+    ) {
+        if let Some(rt) = r.string(l, lp, "runtime")
             && rt != "image"
         {
-            r.dropped(&child(&lp, "runtime"), &format!("`{rt}` ran the image through udocker; scar always deploys the container image itself"));
+            r.dropped(&child(lp, "runtime"), &format!("`{rt}` ran the image through udocker; scar always deploys the container image itself"));
         }
-        if let Some(archs) = r.strings(&mut l, &lp, "architectures") {
+        if let Some(archs) = r.strings(l, lp, "architectures") {
             spec.architecture = match archs.first().map(String::as_str) {
                 Some("arm64") => Some(Architecture::Arm64),
                 Some("x86_64") | None => Some(Architecture::X86_64),
                 Some(other) => {
                     r.error(
-                        &child(&lp, "architectures"),
+                        &child(lp, "architectures"),
                         format!("unknown architecture `{other}`"),
                     );
                     None
                 }
             };
         }
-        if let Some(mut vpc) = r.object(&mut l, &lp, "vpc") {
-            let p = child(&lp, "vpc");
+        if let Some(mut vpc) = r.object(l, lp, "vpc") {
+            let p = child(lp, "vpc");
             spec.vpc = Some(VpcSpec {
                 subnets: r.strings(&mut vpc, &p, "SubnetIds").unwrap_or_default(),
                 security_groups: r
@@ -547,7 +577,7 @@ impl<'a> StackBuilder<'a> {
             r.leftovers(vpc, &p);
         }
         for (i, fs) in r
-            .list(&mut l, &lp, "file_system")
+            .list(l, lp, "file_system")
             .unwrap_or_default()
             .into_iter()
             .enumerate()
@@ -560,24 +590,24 @@ impl<'a> StackBuilder<'a> {
                 r.leftovers(m, &p);
             }
         }
-        r.drop_key(&mut l, &lp, "layers", "Lambda does not allow layers on container-image functions; put the files into the image");
-        let lambda_env = r.variables(&mut l, &lp, "environment");
-        self.env(r, &name, lambda_env, &mut spec.environment);
-        if let Some(mode) = r.string(&mut l, &lp, "execution_mode") {
+        r.drop_key(l, lp, "layers", "Lambda does not allow layers on container-image functions; put the files into the image");
+        let lambda_env = r.variables(l, lp, "environment");
+        self.env(r, name, lambda_env, &mut spec.environment);
+        if let Some(mode) = r.string(l, lp, "execution_mode") {
             spec.execution = match mode.as_str() {
                 "lambda" => Some(Execution::Lambda),
                 "batch" => Some(Execution::Batch),
                 "lambda-batch" => Some(Execution::LambdaBatch),
                 other => {
                     r.error(
-                        &child(&lp, "execution_mode"),
+                        &child(lp, "execution_mode"),
                         format!("unknown execution_mode `{other}`"),
                     );
                     None
                 }
             };
         }
-        if let Some(level) = r.string(&mut l, &lp, "log_level") {
+        if let Some(level) = r.string(l, lp, "log_level") {
             let level = match level.to_uppercase().as_str() {
                 "CRITICAL" => Some(LogLevel::Critical),
                 "ERROR" => Some(LogLevel::Error),
@@ -586,7 +616,7 @@ impl<'a> StackBuilder<'a> {
                 "DEBUG" => Some(LogLevel::Debug),
                 _ => {
                     r.error(
-                        &child(&lp, "log_level"),
+                        &child(lp, "log_level"),
                         format!("unknown log_level `{level}`"),
                     );
                     None
@@ -597,60 +627,71 @@ impl<'a> StackBuilder<'a> {
                 level,
             });
         }
-        if let Some(script) = r.string(&mut l, &lp, "init_script") {
-            spec.script = self.script(r, &name, &script, &child(&lp, "init_script"));
+        if let Some(script) = r.string(l, lp, "init_script") {
+            spec.script = self.script(r, name, &script, &child(lp, "init_script"));
         }
         r.drop_key(
-            &mut l,
-            &lp,
+            l,
+            lp,
             "run_script",
             "a run script is sent at invocation time: pass it to `scar invoke`",
         );
         r.drop_key(
-            &mut l,
-            &lp,
+            l,
+            lp,
             "extra_payload",
             "the zip runtime is gone: copy the files into the image",
         );
         for key in ["asynchronous", "invocation_type", "log_type"] {
             r.drop_key(
-                &mut l,
-                &lp,
+                l,
+                lp,
                 key,
                 "an invocation option, not part of the deployment: pass it to `scar invoke`",
             );
         }
         r.drop_key(
-            &mut l,
-            &lp,
+            l,
+            lp,
             "preheat",
             "scar does not invoke on deploy; run `scar invoke` after apply if a warm start matters",
         );
         r.drop_key(
-            &mut l,
-            &lp,
+            l,
+            lp,
             "deployment",
             "the zip runtime and its deployment bucket are gone: scar deploys container images",
         );
         r.drop_key(
-            &mut l,
-            &lp,
+            l,
+            lp,
             "supervisor",
             "scar ships its own supervisor; its version is scar's and shows in plans",
         );
         for key in ["handler", "tags", "arn", "config_path", "c_args", "payload"] {
             r.drop_key(
-                &mut l,
-                &lp,
+                l,
+                lp,
                 key,
                 "SCAR derives this field itself; scar has its own tags and names",
             );
         }
-        if let Some(mut c) = r.object(&mut l, &lp, "container") {
-            let cp = child(&lp, "container");
+    }
+
+    /// The `lambda.container` block: the image, its environment and whether scar assembles it.
+    fn container(
+        &mut self,
+        r: &mut Reader,
+        l: &mut Map<String, Value>,
+        lp: &str,
+        name: &str,
+        spec: &mut FunctionSpec,
+    ) {
+        if let Some(mut c) = r.object(l, lp, "container") {
+            let cp = child(lp, "container");
             spec.image = r.string(&mut c, &cp, "image").unwrap_or_default();
             let container_env = r.variables(&mut c, &cp, "environment");
-            self.env(r, &name, container_env, &mut spec.environment);
+            self.env(r, name, container_env, &mut spec.environment);
             if let Some(t) = r.uint(&mut c, &cp, "timeout_threshold") {
                 spec.timeout_threshold = Some(t);
             }
@@ -671,82 +712,21 @@ impl<'a> StackBuilder<'a> {
             r.leftovers(c, &cp);
         }
         if spec.image.is_empty() {
-            r.error(&lp, format!("function `{name}` names no `container.image`"));
+            r.error(lp, format!("function `{name}` names no `container.image`"));
         }
-        for (i, input) in r
-            .list(&mut l, &lp, "input")
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-        {
-            let p = format!("{lp}/input/{i}");
-            let Value::Object(mut m) = input else {
-                continue;
-            };
-            let provider = r
-                .string(&mut m, &p, "storage_provider")
-                .unwrap_or_else(|| "s3".into());
-            let path = r.string(&mut m, &p, "path").unwrap_or_default();
-            if provider != "s3" {
-                r.dropped(
-                    &p,
-                    &format!(
-                        "scar triggers only on the stack's own S3 buckets, not on `{provider}`"
-                    ),
-                );
-            } else {
-                let (bucket, prefix) = split_path(&path);
-                spec.input.push(InputSpec {
-                    bucket,
-                    prefix,
-                    suffix: None,
-                    events: None,
-                });
-            }
-            for key in ["suffix", "prefix"] {
-                r.drop_key(&mut m, &p, key, "SCAR's input filters are not S3 notification rules: set `suffix` on the scar input by hand");
-            }
-            r.leftovers(m, &p);
-        }
-        for (i, output) in r
-            .list(&mut l, &lp, "output")
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-        {
-            let p = format!("{lp}/output/{i}");
-            let Value::Object(mut m) = output else {
-                continue;
-            };
-            let provider = r
-                .string(&mut m, &p, "storage_provider")
-                .unwrap_or_else(|| "s3".into());
-            let path = r.string(&mut m, &p, "path").unwrap_or_default();
-            let (bucket, prefix) = split_path(&path);
-            let filter = OutputFilter {
-                prefix: r.strings(&mut m, &p, "prefix").unwrap_or_default(),
-                suffix: r.strings(&mut m, &p, "suffix").unwrap_or_default(),
-            };
-            let filter = (!filter.prefix.is_empty() || !filter.suffix.is_empty()).then_some(filter);
-            if UNWRITABLE
-                .iter()
-                .any(|k| provider.starts_with(&format!("{k}.")))
-            {
-                r.dropped(&p, WHY_UNWRITABLE);
-                continue;
-            }
-            let provider = (provider != "s3").then_some(provider);
-            spec.output.push(OutputSpec {
-                bucket,
-                prefix,
-                provider,
-                filter,
-            });
-            r.leftovers(m, &p);
-        }
-        r.leftovers(l, &lp);
+    }
 
-        if let Some(mut iam) = r.object(&mut item, base, "iam") {
+    /// The function's blocks beside `lambda`: `iam`, `api_gateway`, `cloudwatch`, `batch`,
+    /// `ecr` and `s3`.
+    fn services(
+        &mut self,
+        r: &mut Reader,
+        item: &mut Map<String, Value>,
+        base: &str,
+        name: &str,
+        spec: &mut FunctionSpec,
+    ) {
+        if let Some(mut iam) = r.object(item, base, "iam") {
             let p = child(base, "iam");
             if let Some(role) = r.string(&mut iam, &p, "role").filter(|s| !s.is_empty()) {
                 match &self.role {
@@ -759,7 +739,7 @@ impl<'a> StackBuilder<'a> {
             r.drop_key(&mut iam, &p, "account_id", "derived from the role ARN");
             r.leftovers(iam, &p);
         }
-        if let Some(mut api) = self.service_block(r, &mut item, base, "api_gateway") {
+        if let Some(mut api) = self.service_block(r, item, base, "api_gateway") {
             let p = child(base, "api_gateway");
             let name = r.string(&mut api, &p, "name");
             let stage = r.string(&mut api, &p, "stage_name");
@@ -795,7 +775,7 @@ impl<'a> StackBuilder<'a> {
             }
             r.leftovers(api, &p);
         }
-        if let Some(mut cw) = self.service_block(r, &mut item, base, "cloudwatch") {
+        if let Some(mut cw) = self.service_block(r, item, base, "cloudwatch") {
             let p = child(base, "cloudwatch");
             if let Some(days) = r.uint(&mut cw, &p, "log_retention_policy_in_days") {
                 spec.logs
@@ -812,10 +792,10 @@ impl<'a> StackBuilder<'a> {
             }
             r.leftovers(cw, &p);
         }
-        if let Some(b) = self.service_block(r, &mut item, base, "batch") {
-            spec.batch = Some(self.batch(r, &name, b, &child(base, "batch")));
+        if let Some(b) = self.service_block(r, item, base, "batch") {
+            spec.batch = Some(self.batch(r, name, b, &child(base, "batch")));
         }
-        if let Some(mut ecr) = r.object(&mut item, base, "ecr") {
+        if let Some(mut ecr) = r.object(item, base, "ecr") {
             let p = child(base, "ecr");
             r.drop_key(
                 &mut ecr,
@@ -825,21 +805,9 @@ impl<'a> StackBuilder<'a> {
             );
             r.leftovers(ecr, &p);
         }
-        if let Some(s3) = self.service_block(r, &mut item, base, "s3") {
+        if let Some(s3) = self.service_block(r, item, base, "s3") {
             r.leftovers(s3, &child(base, "s3"));
         }
-        r.leftovers(item, base);
-        self.functions.push(Function {
-            manifest: FunctionManifest {
-                api_version: ApiVersion::V1Alpha1,
-                kind: FunctionKind::Function,
-                metadata: Metadata {
-                    name,
-                    labels: BTreeMap::new(),
-                },
-                spec,
-            },
-        });
     }
 
     fn batch(
@@ -1037,6 +1005,80 @@ fn manifest_text<T: serde::Serialize>(m: &T) -> String {
         "# Imported from a SCAR function definition file by `scar import`.\n{}",
         crate::render::yaml::to_yaml(&value)
     )
+}
+
+/// The `lambda` block's `input` and `output` lists: S3 paths become inputs and outputs;
+/// providers scar cannot trigger on or write to are reported.
+fn storage(r: &mut Reader, l: &mut Map<String, Value>, lp: &str, spec: &mut FunctionSpec) {
+    for (i, input) in r
+        .list(l, lp, "input")
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let p = format!("{lp}/input/{i}");
+        let Value::Object(mut m) = input else {
+            continue;
+        };
+        let provider = r
+            .string(&mut m, &p, "storage_provider")
+            .unwrap_or_else(|| "s3".into());
+        let path = r.string(&mut m, &p, "path").unwrap_or_default();
+        if provider != "s3" {
+            r.dropped(
+                &p,
+                &format!("scar triggers only on the stack's own S3 buckets, not on `{provider}`"),
+            );
+        } else {
+            let (bucket, prefix) = split_path(&path);
+            spec.input.push(InputSpec {
+                bucket,
+                prefix,
+                suffix: None,
+                events: None,
+            });
+        }
+        for key in ["suffix", "prefix"] {
+            r.drop_key(&mut m, &p, key, "SCAR's input filters are not S3 notification rules: set `suffix` on the scar input by hand");
+        }
+        r.leftovers(m, &p);
+    }
+    for (i, output) in r
+        .list(l, lp, "output")
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let p = format!("{lp}/output/{i}");
+        let Value::Object(mut m) = output else {
+            continue;
+        };
+        let provider = r
+            .string(&mut m, &p, "storage_provider")
+            .unwrap_or_else(|| "s3".into());
+        let path = r.string(&mut m, &p, "path").unwrap_or_default();
+        let (bucket, prefix) = split_path(&path);
+        let filter = OutputFilter {
+            prefix: r.strings(&mut m, &p, "prefix").unwrap_or_default(),
+            suffix: r.strings(&mut m, &p, "suffix").unwrap_or_default(),
+        };
+        let filter = (!filter.prefix.is_empty() || !filter.suffix.is_empty()).then_some(filter);
+        if UNWRITABLE
+            .iter()
+            .any(|k| provider.starts_with(&format!("{k}.")))
+        {
+            r.dropped(&p, WHY_UNWRITABLE);
+            continue;
+        }
+        let provider = (provider != "s3").then_some(provider);
+        spec.output.push(OutputSpec {
+            bucket,
+            prefix,
+            provider,
+            filter,
+        });
+        r.leftovers(m, &p);
+    }
 }
 
 /// SCAR's `bucket/folder/sub` as bucket and `folder/sub/` prefix.

@@ -409,32 +409,7 @@ fn function_resources(
     let log_group = Address::new(ResourceKind::LogGroup, fname.clone());
     let mut out = Vec::new();
 
-    let mut env = Map::new();
-    let mut sensitive = Vec::new();
-    for (k, v) in &eff.environment {
-        match v {
-            EnvValue::Literal(s) => {
-                env.insert(k.clone(), json!(s));
-            }
-            EnvValue::Secret(s) => {
-                env.insert(k.clone(), json!(s.secret_ref.to_reference()));
-                sensitive.push(format!("environment.{k}"));
-            }
-        }
-    }
-    for (k, v) in names::supervisor_env(stack_name, fname)
-        .into_iter()
-        .chain(contract::secrets_env(&eff.environment))
-    {
-        env.insert(k.to_owned(), json!(v));
-    }
-    if spec.prebuilt == Some(true) {
-        // No image of scar's holds the configuration: the environment does.
-        let config = contract::config(stack_name, Some(stack), fm, String::new());
-        for (k, v) in config.env() {
-            env.insert(k.to_owned(), json!(v));
-        }
-    }
+    let (mut env, sensitive) = function_environment(stack_name, stack, fm, &eff);
     let role = match (&spec.role, &stack.role.arn, role_ref) {
         (Some(arn), _, _) | (None, Some(arn), _) => json!(arn),
         (None, None, Some(r)) => Reference {
@@ -500,29 +475,13 @@ fn function_resources(
         json!(spec.description.clone().unwrap_or_default()),
     );
     attrs.insert("environment".into(), Value::Object(env));
-    attrs.insert(
-        "vpc".into(),
-        match &eff.vpc {
-            Some(v) => {
-                // AWS answers with its own order; compare sets.
-                let mut subnets = v.subnets.clone();
-                let mut groups = v.security_groups.clone();
-                subnets.sort();
-                groups.sort();
-                json!({"subnets": subnets, "security_groups": groups})
-            }
-            None => Value::Null,
-        },
-    );
-    attrs.insert(
-        "file_systems".into(),
-        json!(
-            spec.file_systems
-                .iter()
-                .map(|f| json!({"arn": f.arn, "mount_path": f.mount_path}))
-                .collect::<Vec<_>>()
-        ),
-    );
+    attrs.insert("vpc".into(), vpc_value(eff.vpc.as_ref()));
+    let mounts: Vec<Value> = spec
+        .file_systems
+        .iter()
+        .map(|f| json!({"arn": f.arn, "mount_path": f.mount_path}))
+        .collect();
+    attrs.insert("file_systems".into(), json!(mounts));
     let mut function_tags = ownership_tags(stack_name, &function, &user_tags);
     function_tags.insert(
         tags::S3_INVOKE.into(),
@@ -572,25 +531,115 @@ fn function_resources(
         ));
     }
 
+    out.push(log_group_resource(
+        stack_name,
+        fname,
+        log_group,
+        eff.retention_days,
+        &user_tags,
+    ));
+
+    out.extend(trigger_resources(
+        stack_name,
+        fname,
+        &spec.input,
+        &function,
+        &source_account,
+    ));
+    out
+}
+
+/// A function's VPC as compared with AWS's answer: sorted subnets and groups, or null.
+fn vpc_value(vpc: Option<&crate::manifest::types::VpcSpec>) -> Value {
+    match vpc {
+        Some(v) => {
+            // AWS answers with its own order; compare sets.
+            let mut subnets = v.subnets.clone();
+            let mut groups = v.security_groups.clone();
+            subnets.sort();
+            groups.sort();
+            json!({"subnets": subnets, "security_groups": groups})
+        }
+        None => Value::Null,
+    }
+}
+
+/// A function's environment variables (a secret as its reference, listed as sensitive), the
+/// supervisor's, and a prebuilt image's configuration.
+fn function_environment(
+    stack_name: &str,
+    stack: &crate::manifest::types::StackSpec,
+    fm: &FunctionManifest,
+    eff: &resolve::Effective,
+) -> (Map<String, Value>, Vec<String>) {
+    let (fname, spec) = (&fm.metadata.name, &fm.spec);
+    let mut env = Map::new();
+    let mut sensitive = Vec::new();
+    for (k, v) in &eff.environment {
+        match v {
+            EnvValue::Literal(s) => {
+                env.insert(k.clone(), json!(s));
+            }
+            EnvValue::Secret(s) => {
+                env.insert(k.clone(), json!(s.secret_ref.to_reference()));
+                sensitive.push(format!("environment.{k}"));
+            }
+        }
+    }
+    for (k, v) in names::supervisor_env(stack_name, fname)
+        .into_iter()
+        .chain(contract::secrets_env(&eff.environment))
+    {
+        env.insert(k.to_owned(), json!(v));
+    }
+    if spec.prebuilt == Some(true) {
+        // No image of scar's holds the configuration: the environment does.
+        let config = contract::config(stack_name, Some(stack), fm, String::new());
+        for (k, v) in config.env() {
+            env.insert(k.to_owned(), json!(v));
+        }
+    }
+    (env, sensitive)
+}
+
+/// A function's log group.
+fn log_group_resource(
+    stack_name: &str,
+    fname: &str,
+    log_group: Address,
+    retention_days: u32,
+    user_tags: &BTreeMap<String, String>,
+) -> DesiredResource {
     let mut lg = Map::new();
     lg.insert(
         "name".into(),
         json!(names::derive(stack_name, fname).log_group),
     );
-    lg.insert("retention_days".into(), json!(eff.retention_days));
+    lg.insert("retention_days".into(), json!(retention_days));
     lg.insert(
         "tags".into(),
-        json!(ownership_tags(stack_name, &log_group, &user_tags)),
+        json!(ownership_tags(stack_name, &log_group, user_tags)),
     );
-    out.push(DesiredResource {
+    DesiredResource {
         address: log_group,
         attrs: lg,
         sensitive: Vec::new(),
         depends_on: Vec::new(),
-    });
+    }
+}
 
+/// For each S3 input: the permission that lets the bucket invoke the function (one per
+/// bucket) and the notification entry.
+fn trigger_resources(
+    stack_name: &str,
+    fname: &str,
+    inputs: &[InputSpec],
+    function: &Address,
+    source_account: &Value,
+) -> Vec<DesiredResource> {
+    let mut out = Vec::new();
     let mut permitted: BTreeMap<&str, Address> = BTreeMap::new();
-    for input in &spec.input {
+    for input in inputs {
         let bucket = Address::new(ResourceKind::Bucket, input.bucket.clone());
         let permission = permitted
             .entry(input.bucket.as_str())
@@ -665,6 +714,59 @@ fn managed_role(
     address: &Address,
     spec: &crate::manifest::types::StackSpec,
 ) -> DesiredResource {
+    let needs = role_needs(stack, set, spec);
+    let statements = role_statements(stack, spec, &needs);
+    let mut attrs = Map::new();
+    attrs.insert("name".into(), json!(address.name));
+    let principals = if needs.submit.is_empty() {
+        json!("lambda.amazonaws.com")
+    } else {
+        json!(["ecs-tasks.amazonaws.com", "lambda.amazonaws.com"])
+    };
+    attrs.insert(
+        "assume_role_policy".into(),
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": principals}, "Action": "sts:AssumeRole"}]}),
+    );
+    attrs.insert(
+        "policy".into(),
+        json!({"Version": "2012-10-17", "Statement": statements}),
+    );
+    attrs.insert(
+        "permissions_boundary".into(),
+        json!(spec.role.permissions_boundary.clone().unwrap_or_default()),
+    );
+    attrs.insert(
+        "tags".into(),
+        json!(ownership_tags(stack, address, &spec.tags)),
+    );
+    DesiredResource {
+        address: address.clone(),
+        attrs,
+        sensitive: Vec::new(),
+        depends_on: Vec::new(),
+    }
+}
+
+/// What the functions that run with the managed role read, write, log, decrypt and submit.
+#[derive(Debug, Default)]
+struct RoleNeeds {
+    read: Vec<String>,
+    write: Vec<String>,
+    logs: Vec<String>,
+    ssm: Vec<String>,
+    secrets: Vec<String>,
+    submit: Vec<String>,
+    vpc: bool,
+    fargate: bool,
+}
+
+/// [`RoleNeeds`] of the stack's functions that bring no role of their own, sorted.
+fn role_needs(
+    stack: &str,
+    set: &ManifestSet,
+    spec: &crate::manifest::types::StackSpec,
+) -> RoleNeeds {
     let mut read: Vec<String> = Vec::new();
     let mut write: Vec<String> = Vec::new();
     let mut logs: Vec<String> = Vec::new();
@@ -757,6 +859,34 @@ fn managed_role(
         v.sort();
         v.dedup();
     }
+    RoleNeeds {
+        read,
+        write,
+        logs,
+        ssm,
+        secrets,
+        submit,
+        vpc,
+        fargate,
+    }
+}
+
+/// The managed role's inline policy statements for `needs`.
+fn role_statements(
+    stack: &str,
+    spec: &crate::manifest::types::StackSpec,
+    needs: &RoleNeeds,
+) -> Vec<Value> {
+    let RoleNeeds {
+        read,
+        write,
+        logs,
+        ssm,
+        secrets,
+        submit,
+        vpc,
+        fargate,
+    } = needs;
     let mut statements = vec![json!({
         "Sid": "Logs", "Effect": "Allow",
         "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -778,7 +908,7 @@ fn managed_role(
     if !submit.is_empty() {
         statements.push(json!({"Sid": "SubmitBatchJobs", "Effect": "Allow", "Action": ["batch:SubmitJob"], "Resource": submit}));
     }
-    if fargate {
+    if *fargate {
         // Fargate pulls the image and ships logs with the job's execution role. Only the
         // token is account-wide (AWS allows no resource there); pulls are from the stack's
         // own repository.
@@ -792,39 +922,10 @@ fn managed_role(
             names::derive(stack, "x").ecr_repository
         )}));
     }
-    if vpc {
+    if *vpc {
         statements.push(json!({"Sid": "VpcNetworking", "Effect": "Allow", "Action": [
             "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
             "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"], "Resource": "*"}));
     }
-    let mut attrs = Map::new();
-    attrs.insert("name".into(), json!(address.name));
-    let principals = if submit.is_empty() {
-        json!("lambda.amazonaws.com")
-    } else {
-        json!(["ecs-tasks.amazonaws.com", "lambda.amazonaws.com"])
-    };
-    attrs.insert(
-        "assume_role_policy".into(),
-        json!({"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": {"Service": principals}, "Action": "sts:AssumeRole"}]}),
-    );
-    attrs.insert(
-        "policy".into(),
-        json!({"Version": "2012-10-17", "Statement": statements}),
-    );
-    attrs.insert(
-        "permissions_boundary".into(),
-        json!(spec.role.permissions_boundary.clone().unwrap_or_default()),
-    );
-    attrs.insert(
-        "tags".into(),
-        json!(ownership_tags(stack, address, &spec.tags)),
-    );
-    DesiredResource {
-        address: address.clone(),
-        attrs,
-        sensitive: Vec::new(),
-        depends_on: Vec::new(),
-    }
+    statements
 }

@@ -24,63 +24,111 @@ pub enum Operation {
 /// The policy document for `operation` on `desired`'s stack in `account`.
 #[must_use]
 pub fn policy(desired: &DesiredGraph, account: &str, operation: Operation) -> Value {
-    let region = desired.region.as_str();
-    let stack = desired.stack.as_str();
-    let names_of = |kind: ResourceKind| -> BTreeSet<String> {
-        desired
+    let sc = Scope::new(desired, account);
+    let mut statements = read_statements(&sc);
+    if operation == Operation::Apply {
+        write_statements(&sc, &mut statements);
+        role_statements(desired, &sc, &mut statements);
+        pass_role_and_batch_statements(desired, &sc, &mut statements);
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// The names and ARNs a stack's policy is scoped to.
+struct Scope {
+    region: String,
+    account: String,
+    function_arns: Vec<String>,
+    log_groups: Vec<String>,
+    buckets: BTreeSet<String>,
+    bucket_arns: Vec<String>,
+    lock_bucket: String,
+    lock_objects: Vec<String>,
+    role_arn: String,
+    repository_arn: String,
+    owned_functions: Value,
+}
+
+impl Scope {
+    fn new(desired: &DesiredGraph, account: &str) -> Scope {
+        let region = desired.region.as_str();
+        let stack = desired.stack.as_str();
+        let functions: BTreeSet<String> = desired
             .resources
             .iter()
-            .filter(|r| r.address.kind == kind)
-            .map(|r| {
-                r.attrs
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .map_or_else(|| r.address.name.clone(), str::to_owned)
+            .filter(|r| r.address.kind == ResourceKind::Function)
+            .map(|r| r.address.name.clone())
+            .collect();
+        let buckets = names_of(desired, ResourceKind::Bucket);
+        let arn = |s: String| s.replace(ACCOUNT, account);
+        let function_arns: Vec<String> = functions
+            .iter()
+            .map(|f| arn(format!("arn:aws:lambda:{region}:{ACCOUNT}:function:{f}")))
+            .collect();
+        let log_groups: Vec<String> = functions
+            .iter()
+            .flat_map(|f| {
+                let g = names::derive(stack, f).log_group;
+                [
+                    arn(format!("arn:aws:logs:{region}:{ACCOUNT}:log-group:{g}")),
+                    arn(format!("arn:aws:logs:{region}:{ACCOUNT}:log-group:{g}:*")),
+                ]
             })
-            .collect()
-    };
-    let functions: BTreeSet<String> = desired
+            .collect();
+        let bucket_arns: Vec<String> = buckets
+            .iter()
+            .map(|b| format!("arn:aws:s3:::{b}"))
+            .collect();
+        let lock_bucket = format!("scar-locks-{account}-{region}");
+        let mut lock_objects = vec![format!("arn:aws:s3:::{lock_bucket}/locks/{stack}.json")];
+        lock_objects.extend(
+            buckets
+                .iter()
+                .map(|b| format!("arn:aws:s3:::{lock_bucket}/bucket-leases/{b}.json")),
+        );
+        let role = names::managed_role(stack);
+        let repository = names::derive(stack, "x").ecr_repository;
+        Scope {
+            region: region.to_owned(),
+            account: account.to_owned(),
+            function_arns,
+            log_groups,
+            buckets,
+            bucket_arns,
+            lock_bucket,
+            lock_objects,
+            role_arn: arn(format!("arn:aws:iam::{ACCOUNT}:role/{role}")),
+            repository_arn: arn(format!(
+                "arn:aws:ecr:{region}:{ACCOUNT}:repository/{repository}"
+            )),
+            owned_functions: json!({"StringEquals": {"aws:ResourceTag/scar:stack": stack}}),
+        }
+    }
+
+    /// `s` with the account in place of [`ACCOUNT`].
+    fn arn(&self, s: String) -> String {
+        s.replace(ACCOUNT, &self.account)
+    }
+}
+
+/// The names of `desired`'s resources of `kind` (their `name` attribute, else the address's).
+fn names_of(desired: &DesiredGraph, kind: ResourceKind) -> BTreeSet<String> {
+    desired
         .resources
         .iter()
-        .filter(|r| r.address.kind == ResourceKind::Function)
-        .map(|r| r.address.name.clone())
-        .collect();
-    let buckets = names_of(ResourceKind::Bucket);
-    let write = operation == Operation::Apply;
-    let arn = |s: String| s.replace(ACCOUNT, account);
-    let function_arns: Vec<String> = functions
-        .iter()
-        .map(|f| arn(format!("arn:aws:lambda:{region}:{ACCOUNT}:function:{f}")))
-        .collect();
-    let log_groups: Vec<String> = functions
-        .iter()
-        .flat_map(|f| {
-            let g = names::derive(stack, f).log_group;
-            [
-                arn(format!("arn:aws:logs:{region}:{ACCOUNT}:log-group:{g}")),
-                arn(format!("arn:aws:logs:{region}:{ACCOUNT}:log-group:{g}:*")),
-            ]
+        .filter(|r| r.address.kind == kind)
+        .map(|r| {
+            r.attrs
+                .get("name")
+                .and_then(Value::as_str)
+                .map_or_else(|| r.address.name.clone(), str::to_owned)
         })
-        .collect();
-    let bucket_arns: Vec<String> = buckets
-        .iter()
-        .map(|b| format!("arn:aws:s3:::{b}"))
-        .collect();
-    let lock_bucket = format!("scar-locks-{account}-{region}");
-    let mut lock_objects = vec![format!("arn:aws:s3:::{lock_bucket}/locks/{stack}.json")];
-    lock_objects.extend(
-        buckets
-            .iter()
-            .map(|b| format!("arn:aws:s3:::{lock_bucket}/bucket-leases/{b}.json")),
-    );
-    let role = names::managed_role(stack);
-    let role_arn = arn(format!("arn:aws:iam::{ACCOUNT}:role/{role}"));
-    let repository = names::derive(stack, "x").ecr_repository;
-    let repository_arn = arn(format!(
-        "arn:aws:ecr:{region}:{ACCOUNT}:repository/{repository}"
-    ));
-    let owned_functions = json!({"StringEquals": {"aws:ResourceTag/scar:stack": stack}});
+        .collect()
+}
 
+/// What `plan` needs: reads, scoped to the stack's names.
+fn read_statements(sc: &Scope) -> Vec<Value> {
+    let region = sc.region.as_str();
     let mut statements = vec![
         json!({"Sid": "WhoAmIAndWhatIsTagged", "Effect": "Allow",
             "Action": ["sts:GetCallerIdentity", "tag:GetResources", "logs:DescribeLogGroups",
@@ -89,65 +137,68 @@ pub fn policy(desired: &DesiredGraph, account: &str, operation: Operation) -> Va
             "Resource": "*"}),
         json!({"Sid": "ReadFunctions", "Effect": "Allow",
             "Action": ["lambda:GetFunction", "lambda:GetPolicy", "lambda:ListTags"],
-            "Resource": function_arns}),
+            "Resource": sc.function_arns}),
         // Functions the stack owns that no manifest names any more (to prune them).
         json!({"Sid": "ReadOwnedFunctions", "Effect": "Allow",
             "Action": ["lambda:GetFunction", "lambda:GetPolicy", "lambda:ListTags"],
-            "Resource": arn(format!("arn:aws:lambda:{region}:{ACCOUNT}:function:*")),
-            "Condition": owned_functions}),
+            "Resource": sc.arn(format!("arn:aws:lambda:{region}:{ACCOUNT}:function:*")),
+            "Condition": sc.owned_functions}),
         json!({"Sid": "ReadLogGroups", "Effect": "Allow",
-            "Action": ["logs:ListTagsForResource"], "Resource": log_groups}),
+            "Action": ["logs:ListTagsForResource"], "Resource": sc.log_groups}),
         json!({"Sid": "ReadRole", "Effect": "Allow",
             "Action": ["iam:GetRole", "iam:GetRolePolicy", "iam:ListRoleTags"],
-            "Resource": role_arn}),
+            "Resource": sc.role_arn}),
         json!({"Sid": "ReadRepository", "Effect": "Allow",
             "Action": ["ecr:DescribeRepositories", "ecr:ListTagsForResource",
                 "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
                 "ecr:GetDownloadUrlForLayer", "ecr:DescribeImages"],
-            "Resource": repository_arn}),
+            "Resource": sc.repository_arn}),
         json!({"Sid": "ReadApis", "Effect": "Allow", "Action": ["apigateway:GET"],
             "Resource": [format!("arn:aws:apigateway:{region}::/restapis"),
                 format!("arn:aws:apigateway:{region}::/restapis/*"),
                 format!("arn:aws:apigateway:{region}::/usageplans"),
                 format!("arn:aws:apigateway:{region}::/usageplans/*")]}),
     ];
-    if !bucket_arns.is_empty() {
+    if !sc.bucket_arns.is_empty() {
         statements.push(json!({"Sid": "ReadBuckets", "Effect": "Allow",
             "Action": ["s3:GetBucketLocation", "s3:GetBucketTagging",
                 "s3:GetBucketNotification", "s3:ListBucket"],
-            "Resource": bucket_arns}));
+            "Resource": sc.bucket_arns}));
     }
-    if !write {
-        return json!({"Version": "2012-10-17", "Statement": statements});
-    }
+    statements
+}
+
+/// What `apply` adds: writes to what the stack names, and the lock.
+fn write_statements(sc: &Scope, statements: &mut Vec<Value>) {
+    let region = sc.region.as_str();
     statements.extend([
         json!({"Sid": "WriteFunctions", "Effect": "Allow",
             "Action": ["lambda:CreateFunction", "lambda:UpdateFunctionCode",
                 "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction",
                 "lambda:TagResource", "lambda:UntagResource", "lambda:AddPermission",
                 "lambda:RemovePermission", "lambda:InvokeFunction"],
-            "Resource": function_arns}),
+            "Resource": sc.function_arns}),
         json!({"Sid": "PruneOwnedFunctions", "Effect": "Allow",
             "Action": ["lambda:DeleteFunction", "lambda:RemovePermission"],
-            "Resource": arn(format!("arn:aws:lambda:{region}:{ACCOUNT}:function:*")),
-            "Condition": owned_functions}),
+            "Resource": sc.arn(format!("arn:aws:lambda:{region}:{ACCOUNT}:function:*")),
+            "Condition": sc.owned_functions}),
         json!({"Sid": "WriteLogGroups", "Effect": "Allow",
             "Action": ["logs:CreateLogGroup", "logs:DeleteLogGroup",
                 "logs:PutRetentionPolicy", "logs:TagResource", "logs:UntagResource"],
-            "Resource": log_groups}),
+            "Resource": sc.log_groups}),
         json!({"Sid": "Lock", "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-            "Resource": lock_objects}),
+            "Resource": sc.lock_objects}),
         json!({"Sid": "LockBucket", "Effect": "Allow",
             "Action": ["s3:CreateBucket", "s3:ListBucket", "s3:PutBucketTagging",
                 "s3:GetBucketLocation"],
-            "Resource": format!("arn:aws:s3:::{lock_bucket}")}),
+            "Resource": format!("arn:aws:s3:::{}", sc.lock_bucket)}),
         json!({"Sid": "WriteRepository", "Effect": "Allow",
             "Action": ["ecr:CreateRepository", "ecr:DeleteRepository",
                 "ecr:PutLifecyclePolicy", "ecr:TagResource", "ecr:UntagResource",
                 "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload",
                 "ecr:PutImage"],
-            "Resource": repository_arn}),
+            "Resource": sc.repository_arn}),
         json!({"Sid": "WriteApis", "Effect": "Allow",
             "Action": ["apigateway:POST", "apigateway:PUT", "apigateway:PATCH",
                 "apigateway:DELETE"],
@@ -159,13 +210,16 @@ pub fn policy(desired: &DesiredGraph, account: &str, operation: Operation) -> Va
                 format!("arn:aws:apigateway:{region}::/apikeys/*"),
                 format!("arn:aws:apigateway:{region}::/tags/*")]}),
     ]);
-    if !buckets.is_empty() {
+    if !sc.buckets.is_empty() {
         statements.push(json!({"Sid": "WriteBuckets", "Effect": "Allow",
             "Action": ["s3:CreateBucket", "s3:DeleteBucket", "s3:PutBucketTagging",
                 "s3:PutBucketNotification"],
-            "Resource": buckets.iter().map(|b| format!("arn:aws:s3:::{b}")).collect::<Vec<_>>()}));
+            "Resource": sc.buckets.iter().map(|b| format!("arn:aws:s3:::{b}")).collect::<Vec<_>>()}));
     }
-    // The managed role: made, changed and deleted only under the boundary the stack names.
+}
+
+/// The managed role: made, changed and deleted only under the boundary the stack names.
+fn role_statements(desired: &DesiredGraph, sc: &Scope, statements: &mut Vec<Value>) {
     let boundary = desired
         .resources
         .iter()
@@ -201,17 +255,22 @@ pub fn policy(desired: &DesiredGraph, account: &str, operation: Operation) -> Va
         });
         statements.push(
             json!({"Sid": "WriteRole", "Effect": "Allow", "Action": rest,
-            "Resource": role_arn}),
+            "Resource": sc.role_arn}),
         );
         if let Some(b) = boundary {
             statements.push(
                 json!({"Sid": "WriteRoleWithinItsBoundary", "Effect": "Allow",
-                "Action": bounded, "Resource": role_arn,
+                "Action": bounded, "Resource": sc.role_arn,
                 "Condition": {"StringEquals": {"iam:PermissionsBoundary": b}}}),
             );
         }
     }
-    // PassRole: the roles functions run with, to Lambda; Batch's roles, to Batch and ECS.
+}
+
+/// PassRole: the roles functions run with, to Lambda; Batch's roles, to Batch and ECS; and
+/// the Batch resources the stack names.
+fn pass_role_and_batch_statements(desired: &DesiredGraph, sc: &Scope, statements: &mut Vec<Value>) {
+    let region = sc.region.as_str();
     let mut lambda_roles = BTreeSet::new();
     let mut batch_roles = BTreeSet::new();
     for r in &desired.resources {
@@ -224,13 +283,13 @@ pub fn policy(desired: &DesiredGraph, account: &str, operation: Operation) -> Va
         };
         match r.address.kind {
             ResourceKind::Function => {
-                lambda_roles.insert(literal("role").unwrap_or_else(|| role_arn.clone()));
+                lambda_roles.insert(literal("role").unwrap_or_else(|| sc.role_arn.clone()));
             }
             ResourceKind::BatchJobDefinition => {
                 batch_roles.extend(literal("job_role"));
                 batch_roles.extend(literal("execution_role"));
                 if r.attrs.get("job_role").is_some_and(|v| !v.is_string()) {
-                    batch_roles.insert(role_arn.clone());
+                    batch_roles.insert(sc.role_arn.clone());
                 }
             }
             ResourceKind::BatchComputeEnvironment => {
@@ -251,15 +310,15 @@ pub fn policy(desired: &DesiredGraph, account: &str, operation: Operation) -> Va
         ResourceKind::BatchJobDefinition,
     ]
     .into_iter()
-    .flat_map(|k| names_of(k).into_iter().map(move |n| (k, n)))
+    .flat_map(|k| names_of(desired, k).into_iter().map(move |n| (k, n)))
     .map(|(k, n)| match k {
-        ResourceKind::BatchComputeEnvironment => arn(format!(
+        ResourceKind::BatchComputeEnvironment => sc.arn(format!(
             "arn:aws:batch:{region}:{ACCOUNT}:compute-environment/{n}"
         )),
         ResourceKind::BatchJobQueue => {
-            arn(format!("arn:aws:batch:{region}:{ACCOUNT}:job-queue/{n}"))
+            sc.arn(format!("arn:aws:batch:{region}:{ACCOUNT}:job-queue/{n}"))
         }
-        _ => arn(format!(
+        _ => sc.arn(format!(
             "arn:aws:batch:{region}:{ACCOUNT}:job-definition/{n}:*"
         )),
     })
@@ -274,8 +333,8 @@ pub fn policy(desired: &DesiredGraph, account: &str, operation: Operation) -> Va
         // RegisterJobDefinition is authorised against the definition name without a revision.
         statements.push(json!({"Sid": "RegisterJobDefinitions", "Effect": "Allow",
             "Action": ["batch:RegisterJobDefinition", "batch:TagResource"],
-            "Resource": names_of(ResourceKind::BatchJobDefinition).iter()
-                .map(|n| arn(format!("arn:aws:batch:{region}:{ACCOUNT}:job-definition/{n}")))
+            "Resource": names_of(desired, ResourceKind::BatchJobDefinition).iter()
+                .map(|n| sc.arn(format!("arn:aws:batch:{region}:{ACCOUNT}:job-definition/{n}")))
                 .collect::<Vec<_>>()}));
     }
     if !batch_roles.is_empty() {
@@ -284,7 +343,6 @@ pub fn policy(desired: &DesiredGraph, account: &str, operation: Operation) -> Va
             "Condition": {"StringEquals": {"iam:PassedToService": [
                 "batch.amazonaws.com", "ecs-tasks.amazonaws.com", "ec2.amazonaws.com"]}}}));
     }
-    json!({"Version": "2012-10-17", "Statement": statements})
 }
 
 #[cfg(test)]

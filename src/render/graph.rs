@@ -149,37 +149,7 @@ pub fn build(set: &ManifestSet) -> Graph {
         if eff.execution.delegates()
             && let Some(b) = &eff.batch
         {
-            let batch = format!("batch:{name}");
-            let kind = b
-                .compute
-                .as_ref()
-                .and_then(|c| c.kind)
-                .unwrap_or(ComputeType::Ec2);
-            let mut label = format!(
-                "AWS Batch {}<br/>{} vCPU, {} MiB",
-                kind.as_str(),
-                b.vcpus.unwrap_or(resolve::DEFAULT_BATCH_VCPUS),
-                b.memory.unwrap_or(resolve::DEFAULT_BATCH_MEMORY)
-            );
-            if let Some(gpu) = b.gpu.filter(|g| *g > 0) {
-                let _ = write!(label, ", {gpu} GPU");
-            }
-            if let Some(m) = &b.multi_node {
-                let _ = write!(label, ", {} nodes", m.nodes);
-            }
-            g.nodes.insert(
-                batch.clone(),
-                Node {
-                    kind: NodeKind::Batch,
-                    label,
-                },
-            );
-            g.edges.push(Edge {
-                from: id.clone(),
-                to: batch,
-                label: "delegates".into(),
-                dashed: true,
-            });
+            batch_node(&mut g, name, &id, b);
         }
     }
     // An output location that triggers an input at another (longer or shorter) prefix.
@@ -204,6 +174,41 @@ pub fn build(set: &ManifestSet) -> Graph {
     g.edges.sort();
     g.edges.dedup();
     g
+}
+
+/// The Batch node of a delegating function `name` (node `id`), and its dashed edge.
+fn batch_node(g: &mut Graph, name: &str, id: &str, b: &crate::manifest::types::BatchSpec) {
+    let batch = format!("batch:{name}");
+    let kind = b
+        .compute
+        .as_ref()
+        .and_then(|c| c.kind)
+        .unwrap_or(ComputeType::Ec2);
+    let mut label = format!(
+        "AWS Batch {}<br/>{} vCPU, {} MiB",
+        kind.as_str(),
+        b.vcpus.unwrap_or(resolve::DEFAULT_BATCH_VCPUS),
+        b.memory.unwrap_or(resolve::DEFAULT_BATCH_MEMORY)
+    );
+    if let Some(gpu) = b.gpu.filter(|g| *g > 0) {
+        let _ = write!(label, ", {gpu} GPU");
+    }
+    if let Some(m) = &b.multi_node {
+        let _ = write!(label, ", {} nodes", m.nodes);
+    }
+    g.nodes.insert(
+        batch.clone(),
+        Node {
+            kind: NodeKind::Batch,
+            label,
+        },
+    );
+    g.edges.push(Edge {
+        from: id.to_owned(),
+        to: batch,
+        label: "delegates".into(),
+        dashed: true,
+    });
 }
 
 /// Node ids both formats accept: `n0`, `n1`... in the order of the sorted keys.
