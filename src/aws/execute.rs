@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::{AwsCloud, classify};
 use crate::cloud::{CloudError, ErrorKind};
-use crate::model::attrs::TriggerAttrs;
+use crate::model::attrs::{Attrs, BucketAttrs, LogGroupAttrs, RoleAttrs, TriggerAttrs};
 use crate::model::{Reference, ResourceKind};
 use crate::plan::{APPLIED_TAG, Action, Step};
 
@@ -148,18 +148,20 @@ impl AwsCloud {
                 self.delete_log_group(&s(before.get("name"))).await
             }
             (ResourceKind::LogGroup, _) => {
-                self.put_log_group(stack, account, &after, &tags, step.action == Action::Create)
+                let g: LogGroupAttrs = view(&step.address, &after)?;
+                self.put_log_group(stack, account, &g, &tags, step.action == Action::Create)
                     .await
             }
             (ResourceKind::Bucket, Action::Delete) => self.delete_bucket(name).await,
             (ResourceKind::Bucket, Action::Create) => {
-                self.create_bucket(name, &s(after.get("region")), &tags)
-                    .await
+                let b: BucketAttrs = view(&step.address, &after)?;
+                self.create_bucket(&b.name, &b.region, &tags).await
             }
             (ResourceKind::Bucket, _) => self.tag_bucket(name, &tags).await,
             (ResourceKind::IamRole, Action::Delete) => self.delete_role(name).await,
             (ResourceKind::IamRole, _) => {
-                self.put_role(name, account, &after, &tags, step.action == Action::Create)
+                let r: RoleAttrs = view(&step.address, &after)?;
+                self.put_role(name, account, &r, &tags, step.action == Action::Create)
                     .await
             }
             (ResourceKind::LambdaPermission, Action::Delete) => {
@@ -181,13 +183,7 @@ impl AwsCloud {
                     .await
             }
             (ResourceKind::S3Trigger, _) => {
-                let t = TriggerAttrs::from_attrs(&step.address, &after).map_err(|e| {
-                    CloudError::new(
-                        ErrorKind::Invalid,
-                        "s3:PutBucketNotificationConfiguration",
-                        e.to_string(),
-                    )
-                })?;
+                let t: TriggerAttrs = view(&step.address, &after)?;
                 self.write_trigger(&t.bucket, &t.id, Some(&t)).await
             }
             (
@@ -312,4 +308,14 @@ impl AwsCloud {
         }
         Ok(())
     }
+}
+
+/// `attrs` of `address` through its kind's typed view; attributes that are not what scar
+/// writes for that kind stop the step, naming the resource and the field.
+pub(super) fn view<T: Attrs>(
+    address: &crate::model::Address,
+    attrs: &Map<String, Value>,
+) -> Result<T, CloudError> {
+    T::from_attrs(address, attrs)
+        .map_err(|e| CloudError::new(ErrorKind::Invalid, "plan", e.to_string()))
 }

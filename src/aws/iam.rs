@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
-use super::execute::{gone_is_fine, s};
+use super::execute::gone_is_fine;
 use super::refresh::{owner_of, tag_value};
 use crate::cloud::{CloudError, ErrorKind};
+use crate::model::attrs::RoleAttrs;
 use crate::model::live::LiveResource;
 use crate::model::{Address, ResourceKind};
 
@@ -92,21 +93,14 @@ impl AwsCloud {
         &self,
         name: &str,
         account: &str,
-        a: &Map<String, Value>,
+        a: &RoleAttrs,
         tags: &BTreeMap<String, String>,
         create: bool,
     ) -> Result<(), CloudError> {
-        let trust = a
-            .get("assume_role_policy")
-            .map(Value::to_string)
-            .unwrap_or_default();
+        let trust = a.assume_role_policy.to_string();
         // A plan made without reading the account leaves its mark; never sent as is.
-        let policy = a
-            .get("policy")
-            .map(Value::to_string)
-            .unwrap_or_default()
-            .replace(crate::model::ACCOUNT, account);
-        let boundary = s(a.get("permissions_boundary"));
+        let policy = a.policy.to_string().replace(crate::model::ACCOUNT, account);
+        let boundary = a.permissions_boundary.clone();
         let iam_tags: Vec<aws_sdk_iam::types::Tag> = tags
             .iter()
             .filter_map(|(k, v)| {

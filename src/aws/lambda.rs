@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_sdk_lambda::types as lt;
 use serde_json::{Map, Value, json};
 
-use super::execute::{gone_is_fine, map, s, stale_tag_keys};
+use super::execute::{gone_is_fine, map, s, stale_tag_keys, view};
 use super::page::wait_until;
 use super::refresh::{owner_of, tag_value};
 use super::{AwsCloud, classify};
@@ -97,9 +97,7 @@ fn file_systems(f: &FunctionAttrs) -> Option<Vec<lt::FileSystemConfig>> {
 
 /// The typed view of a function's resolved attributes; an invalid one stops the step.
 fn function_attrs(name: &str, a: &Map<String, Value>) -> Result<FunctionAttrs, CloudError> {
-    let address = Address::new(ResourceKind::Function, name.to_owned());
-    FunctionAttrs::from_attrs(&address, a)
-        .map_err(|e| CloudError::new(ErrorKind::Invalid, "lambda", e.to_string()))
+    view(&Address::new(ResourceKind::Function, name), a)
 }
 
 impl AwsCloud {
@@ -538,9 +536,7 @@ impl AwsCloud {
         address: &Address,
         a: &Map<String, Value>,
     ) -> Result<(), CloudError> {
-        let p = PermissionAttrs::from_attrs(address, a).map_err(|e| {
-            CloudError::new(ErrorKind::Invalid, "lambda:AddPermission", e.to_string())
-        })?;
+        let p: PermissionAttrs = view(address, a)?;
         let (function, sid) = (&p.function, &p.statement_id);
         let call = || async {
             self.lambda

@@ -2,15 +2,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
-use super::execute::{gone_is_fine, n, s};
+use super::execute::gone_is_fine;
 use super::page::pages;
 use super::refresh::owner_of;
 use super::{AwsCloud, classify};
 use crate::cloud::retry::with_retry;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::manifest::names;
+use crate::model::attrs::LogGroupAttrs;
 use crate::model::live::{LiveResource, LiveState, Owner};
 use crate::model::{Address, ResourceKind, short_hash};
 
@@ -110,11 +111,11 @@ impl AwsCloud {
         &self,
         stack: &str,
         account: &str,
-        a: &Map<String, Value>,
+        a: &LogGroupAttrs,
         tags: &BTreeMap<String, String>,
         create: bool,
     ) -> Result<(), CloudError> {
-        let name = s(a.get("name"));
+        let name = a.name.clone();
         let mut tag_after = !create;
         if create {
             let r = self
@@ -157,7 +158,7 @@ impl AwsCloud {
             })
             .await?;
         }
-        let days = n(a.get("retention_days"));
+        let days = a.retention_days;
         self.call(&name, "logs:PutRetentionPolicy", || {
             self.logs
                 .put_retention_policy()

@@ -3,7 +3,9 @@
 //! its kind, so a key the model renamed or a value of the wrong type is an error that names
 //! the resource and the field, never a function created with 0 MB.
 //!
-//! Kinds with a typed view so far: [`FunctionAttrs`], [`PermissionAttrs`], [`TriggerAttrs`].
+//! Kinds with a typed view so far: functions, their log groups, buckets, the managed role,
+//! permissions and S3 triggers ([`FunctionAttrs`], [`LogGroupAttrs`], [`BucketAttrs`],
+//! [`RoleAttrs`], [`PermissionAttrs`], [`TriggerAttrs`]).
 
 use std::collections::BTreeMap;
 
@@ -24,15 +26,65 @@ pub struct AttrError {
     pub source: serde_json::Error,
 }
 
-/// Reads `attrs` of `address` as `T`.
-fn typed<T: for<'de> Deserialize<'de>>(
-    address: &Address,
-    attrs: &Map<String, Value>,
-) -> Result<T, AttrError> {
-    T::deserialize(Value::Object(attrs.clone())).map_err(|source| AttrError {
-        address: address.to_string(),
-        source,
-    })
+/// A typed view of one kind's attributes.
+pub trait Attrs: Sized + for<'de> Deserialize<'de> {
+    /// Reads `attrs` of `address` as this kind's view.
+    ///
+    /// # Errors
+    /// A missing field, an unknown one, or one of the wrong type.
+    fn from_attrs(address: &Address, attrs: &Map<String, Value>) -> Result<Self, AttrError> {
+        Self::deserialize(Value::Object(attrs.clone())).map_err(|source| AttrError {
+            address: address.to_string(),
+            source,
+        })
+    }
+}
+
+impl Attrs for FunctionAttrs {}
+impl Attrs for PermissionAttrs {}
+impl Attrs for TriggerAttrs {}
+impl Attrs for LogGroupAttrs {}
+impl Attrs for BucketAttrs {}
+impl Attrs for RoleAttrs {}
+
+/// A function's log group.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogGroupAttrs {
+    /// `/aws/lambda/<function>`.
+    pub name: String,
+    /// Days kept.
+    pub retention_days: i32,
+    /// Tags, ownership tags included.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A bucket the stack's functions read or write.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketAttrs {
+    /// Its name.
+    pub name: String,
+    /// Its region.
+    pub region: String,
+    /// Tags, ownership tags included.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The stack's managed role.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleAttrs {
+    /// Its name.
+    pub name: String,
+    /// Its trust policy (a JSON document).
+    pub assume_role_policy: Value,
+    /// Its inline policy (a JSON document; the account may be [`super::ACCOUNT`] until sent).
+    pub policy: Value,
+    /// The permissions boundary's ARN (`""`: none).
+    pub permissions_boundary: String,
+    /// Tags, ownership tags included.
+    pub tags: BTreeMap<String, String>,
 }
 
 /// A Lambda function, as the model writes it and the writer sends it (references resolved).
@@ -67,14 +119,6 @@ pub struct FunctionAttrs {
 }
 
 impl FunctionAttrs {
-    /// The typed view of a function's attributes.
-    ///
-    /// # Errors
-    /// A missing field, an unknown one, or one of the wrong type.
-    pub fn from_attrs(address: &Address, attrs: &Map<String, Value>) -> Result<Self, AttrError> {
-        typed(address, attrs)
-    }
-
     /// Lambda's name for the architecture.
     #[must_use]
     pub fn lambda_architecture(&self) -> &'static str {
@@ -101,16 +145,6 @@ pub struct PermissionAttrs {
     pub source_account: String,
 }
 
-impl PermissionAttrs {
-    /// The typed view of a permission's attributes.
-    ///
-    /// # Errors
-    /// A missing field, an unknown one, or one of the wrong type.
-    pub fn from_attrs(address: &Address, attrs: &Map<String, Value>) -> Result<Self, AttrError> {
-        typed(address, attrs)
-    }
-}
-
 /// One entry of a bucket's notification configuration: objects that invoke a function.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,16 +161,6 @@ pub struct TriggerAttrs {
     pub prefix: String,
     /// Keys end with this (`""`: any).
     pub suffix: String,
-}
-
-impl TriggerAttrs {
-    /// The typed view of a trigger's attributes.
-    ///
-    /// # Errors
-    /// A missing field, an unknown one, or one of the wrong type.
-    pub fn from_attrs(address: &Address, attrs: &Map<String, Value>) -> Result<Self, AttrError> {
-        typed(address, attrs)
-    }
 }
 
 /// A function's VPC.
@@ -198,6 +222,11 @@ mod tests {
                     }
                     ResourceKind::S3Trigger => TriggerAttrs::from_attrs(&r.address, &attrs)
                         .map(|t| assert!(!t.events.is_empty(), "{}", r.address)),
+                    ResourceKind::LogGroup => LogGroupAttrs::from_attrs(&r.address, &attrs)
+                        .map(|g| assert!(g.retention_days > 0, "{}", r.address)),
+                    ResourceKind::Bucket => BucketAttrs::from_attrs(&r.address, &attrs).map(|_| ()),
+                    ResourceKind::IamRole => RoleAttrs::from_attrs(&r.address, &attrs)
+                        .map(|role| assert!(role.policy.is_object(), "{}", r.address)),
                     _ => continue,
                 };
                 read.unwrap_or_else(|e| panic!("{e}"));
@@ -206,7 +235,7 @@ mod tests {
         }
         assert_eq!(
             seen.len(),
-            3,
+            6,
             "the examples hold every typed kind: {seen:?}"
         );
     }
