@@ -8,10 +8,11 @@ use aws_sdk_apigateway::types as gt;
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
-use super::execute::{gone_is_fine, s, stale_tag_keys};
+use super::execute::{gone_is_fine, s, stale_tag_keys, view};
 use super::page::pages;
 use super::refresh::{owner_of, tag_value};
 use crate::cloud::{CloudError, ErrorKind};
+use crate::model::attrs::ApiAttrs;
 use crate::model::http::invoke_url;
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, short_hash, tags};
@@ -318,37 +319,40 @@ impl AwsCloud {
                 .await;
             return gone_is_fine(r);
         }
-        let name = s(after.get("name"));
-        let description = s(after.get("description"));
-        let stage = s(after.get("stage"));
-        let function = s(after.get("function"));
-        let auth = s(after.get("auth"));
+        let want: ApiAttrs = view(&step.address, after)?;
+        let (name, description, stage, function, auth) = (
+            &want.name,
+            &want.description,
+            &want.stage,
+            &want.function,
+            want.auth.as_str(),
+        );
         let changed =
             |f: &str| step.action == Action::Create || step.changes.iter().any(|c| c.field == f);
         let id = if step.action == Action::Create {
-            self.create_api(&name, &description, after, tags).await?
+            self.create_api(&want, tags).await?
         } else {
             id
         };
         // The permission step after this one needs the id, whatever happens next.
-        self.record_api(&step.address, &id, account, &stage);
+        self.record_api(&step.address, &id, account, stage);
         if step.action != Action::Create && (changed("name") || changed("description")) {
             let ops = vec![
                 gt::PatchOperation::builder()
                     .op(gt::Op::Replace)
                     .path("/name")
-                    .value(&name)
+                    .value(name)
                     .build(),
                 gt::PatchOperation::builder()
                     .op(gt::Op::Replace)
                     .path("/description")
-                    .value(&description)
+                    .value(description)
                     .build(),
             ];
             self.update_api(&id, ops).await?;
         }
         if changed("binary_media_types") {
-            let want = strings(after.get("binary_media_types"));
+            let types = &want.binary_media_types;
             // A new API is read back: the types are sent at create, but an API that did not
             // take them (moto ignores them there) would mangle every binary body.
             let live = if step.action == Action::Create {
@@ -364,20 +368,14 @@ impl AwsCloud {
             } else {
                 strings(before.get("binary_media_types"))
             };
-            let ops = binary_media_type_ops(&live, &want);
+            let ops = binary_media_type_ops(&live, types);
             if !ops.is_empty() {
                 self.update_api(&id, ops).await?;
             }
         }
         if changed("function") || changed("auth") {
-            self.put_routes(
-                &id,
-                &function,
-                account,
-                &auth,
-                step.action != Action::Create,
-            )
-            .await?;
+            self.put_routes(&id, function, account, auth, step.action != Action::Create)
+                .await?;
         }
         // Binary media types and methods take effect with the next deployment.
         if changed("function")
@@ -385,12 +383,12 @@ impl AwsCloud {
             || changed("binary_media_types")
             || changed("auth")
         {
-            self.deploy(&id, &stage, &s(before.get("stage"))).await?;
+            self.deploy(&id, stage, &s(before.get("stage"))).await?;
         }
         if auth == "api_key" {
             if changed("auth") || changed("throttle") || changed("stage") {
                 let key = self
-                    .ensure_usage_plan(&id, &stage, &name, after.get("throttle"), tags)
+                    .ensure_usage_plan(&id, stage, name, Some(&want.throttle), tags)
                     .await?;
                 let mut o = Map::new();
                 o.insert("api_key_id".into(), json!(key));
@@ -408,11 +406,10 @@ impl AwsCloud {
     /// Creates the REST API (regional, its binary media types and tags set); its id.
     async fn create_api(
         &self,
-        name: &str,
-        description: &str,
-        after: &Map<String, Value>,
+        want: &ApiAttrs,
         tags: &BTreeMap<String, String>,
     ) -> Result<String, CloudError> {
+        let (name, description) = (&want.name, &want.description);
         let out = self
             .call_limited(
                 Some(&self.limits.apigateway_create),
@@ -428,7 +425,7 @@ impl AwsCloud {
                                 .types(gt::EndpointType::Regional)
                                 .build(),
                         )
-                        .set_binary_media_types(Some(strings(after.get("binary_media_types"))))
+                        .set_binary_media_types(Some(want.binary_media_types.clone()))
                         .set_tags(Some(tags.clone().into_iter().collect()))
                         .send()
                 },

@@ -4,8 +4,8 @@
 //! the resource and the field, never a function created with 0 MB.
 //!
 //! Kinds with a typed view so far: functions, their log groups, buckets, the managed role,
-//! permissions and S3 triggers ([`FunctionAttrs`], [`LogGroupAttrs`], [`BucketAttrs`],
-//! [`RoleAttrs`], [`PermissionAttrs`], [`TriggerAttrs`]).
+//! permissions, S3 triggers and REST APIs ([`FunctionAttrs`], [`LogGroupAttrs`],
+//! [`BucketAttrs`], [`RoleAttrs`], [`PermissionAttrs`], [`TriggerAttrs`], [`ApiAttrs`]).
 
 use std::collections::BTreeMap;
 
@@ -46,6 +46,34 @@ impl Attrs for TriggerAttrs {}
 impl Attrs for LogGroupAttrs {}
 impl Attrs for BucketAttrs {}
 impl Attrs for RoleAttrs {}
+impl Attrs for ApiAttrs {}
+
+/// A function's REST API.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiAttrs {
+    /// Its name.
+    pub name: String,
+    /// Its description.
+    pub description: String,
+    /// `REGIONAL`.
+    pub endpoint_type: String,
+    /// Media types passed as bytes.
+    pub binary_media_types: Vec<String>,
+    /// The stage deployed.
+    pub stage: String,
+    /// The function it proxies to.
+    pub function: String,
+    /// `none`, `iam` or `api_key`.
+    pub auth: String,
+    /// The usage plan's limits (`{"rate_limit", "burst_limit"}`), or null.
+    pub throttle: Value,
+    /// Its invoke URL: a reference to the API itself until it exists, which apply does not
+    /// resolve (the URL is the API's own output).
+    pub url: Value,
+    /// Tags, ownership tags included.
+    pub tags: BTreeMap<String, String>,
+}
 
 /// A function's log group.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -188,15 +216,19 @@ mod tests {
     use super::*;
     use crate::model::ResourceKind;
 
-    /// `attrs` with every reference (`{"$ref": ...}`) replaced by a string, as apply resolves
-    /// them.
-    fn resolved(v: &Value) -> Value {
+    /// `v` with every reference (`{"$ref": ...}`) to another resource replaced by a string,
+    /// as apply resolves them; a reference to `own` (the resource itself) stays, as in apply.
+    fn resolved(v: &Value, own: &str) -> Value {
         match v {
-            Value::Object(m) if m.contains_key("$ref") => Value::String("resolved".into()),
-            Value::Object(m) => {
-                Value::Object(m.iter().map(|(k, v)| (k.clone(), resolved(v))).collect())
+            Value::Object(m) if m.get("$ref").is_some_and(|r| r.as_str() != Some(own)) => {
+                Value::String("resolved".into())
             }
-            Value::Array(a) => Value::Array(a.iter().map(resolved).collect()),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), resolved(v, own)))
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.iter().map(|v| resolved(v, own)).collect()),
             v => v.clone(),
         }
     }
@@ -211,7 +243,8 @@ mod tests {
             assert!(!diags.has_errors(), "{}", dir.display());
             let graph = crate::model::build(&set).expect("a graph");
             for r in &graph.resources {
-                let Value::Object(attrs) = resolved(&Value::Object(r.attrs.clone())) else {
+                let own = r.address.to_string();
+                let Value::Object(attrs) = resolved(&Value::Object(r.attrs.clone()), &own) else {
                     unreachable!("an object stays an object");
                 };
                 let read = match r.address.kind {
@@ -225,6 +258,8 @@ mod tests {
                     ResourceKind::LogGroup => LogGroupAttrs::from_attrs(&r.address, &attrs)
                         .map(|g| assert!(g.retention_days > 0, "{}", r.address)),
                     ResourceKind::Bucket => BucketAttrs::from_attrs(&r.address, &attrs).map(|_| ()),
+                    ResourceKind::HttpApi => ApiAttrs::from_attrs(&r.address, &attrs)
+                        .map(|a| assert!(!a.stage.is_empty(), "{}", r.address)),
                     ResourceKind::IamRole => RoleAttrs::from_attrs(&r.address, &attrs)
                         .map(|role| assert!(role.policy.is_object(), "{}", r.address)),
                     _ => continue,
@@ -235,7 +270,7 @@ mod tests {
         }
         assert_eq!(
             seen.len(),
-            6,
+            7,
             "the examples hold every typed kind: {seen:?}"
         );
     }
