@@ -80,6 +80,16 @@ pub struct Reference {
 }
 
 impl Reference {
+    /// The JSON form of a reference to `attribute` of `address`.
+    #[must_use]
+    pub fn value(address: &Address, attribute: &str) -> Value {
+        Reference {
+            address: address.clone(),
+            attribute: attribute.into(),
+        }
+        .to_value()
+    }
+
     /// The JSON form kept inside attributes until the plan resolves it.
     #[must_use]
     pub fn to_value(&self) -> Value {
@@ -412,21 +422,13 @@ fn function_resources(
     let (mut env, sensitive) = function_environment(stack_name, stack, fm, &eff);
     let role = match (&spec.role, &stack.role.arn, role_ref) {
         (Some(arn), _, _) | (None, Some(arn), _) => json!(arn),
-        (None, None, Some(r)) => Reference {
-            address: r.clone(),
-            attribute: "arn".into(),
-        }
-        .to_value(),
+        (None, None, Some(r)) => Reference::value(r, "arn"),
         (None, None, None) => Value::Null,
     };
     let assembled = spec.prebuilt != Some(true);
     let image_address = Address::new(ResourceKind::FunctionImage, fname.clone());
     let image = if assembled {
-        Reference {
-            address: image_address.clone(),
-            attribute: "uri".into(),
-        }
-        .to_value()
+        Reference::value(&image_address, "uri")
     } else {
         json!(spec.image)
     };
@@ -445,16 +447,10 @@ fn function_resources(
             env.insert((*k).to_owned(), json!(v));
         }
     }
-    let source_account = stack.account_id.as_ref().map_or_else(
-        || {
-            Reference {
-                address: function.clone(),
-                attribute: "account_id".into(),
-            }
-            .to_value()
-        },
-        |a| json!(a),
-    );
+    let source_account = stack
+        .account_id
+        .as_ref()
+        .map_or_else(|| Reference::value(&function, "account_id"), |a| json!(a));
     let mut attrs = Map::new();
     attrs.insert("image".into(), image);
     if !assembled {
