@@ -12,13 +12,15 @@ use aws_sdk_batch::types as bt;
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
+use super::execute::view;
 use super::execute::{n, s, stale_tag_keys, strings};
-use super::lambda::{env_with_script, take_script};
+use super::lambda::{take_script, with_script};
 use super::page::{pages, wait_until};
 use super::refresh::{owner_of, tag_value};
 use crate::apply::ready::Readiness;
 use crate::cloud::CloudError;
 use crate::cloud::retry::Backoff;
+use crate::model::attrs::{JobDefinitionAttrs, JobQueueAttrs};
 use crate::model::batch::instance_profile_name;
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, short_hash};
@@ -441,7 +443,8 @@ impl AwsCloud {
                 self.delete_job_queue(&s(before.get("name"))).await
             }
             (ResourceKind::BatchJobQueue, action) => {
-                self.put_job_queue(account, after, before, tags, action == Action::Create)
+                let q: JobQueueAttrs = view(&step.address, after)?;
+                self.put_job_queue(account, &q, before, tags, action == Action::Create)
                     .await
             }
             (ResourceKind::BatchJobDefinition, Action::Delete) => {
@@ -479,10 +482,10 @@ impl AwsCloud {
                 Ok(())
             }
             (ResourceKind::BatchJobDefinition, _) => {
-                self.register_job_definition(after, tags).await?;
+                let d: JobDefinitionAttrs = view(&step.address, after)?;
+                self.register_job_definition(&d, tags).await?;
                 // Create before destroy: the old revisions go once the new one exists.
-                self.deregister_revisions(&s(after.get("name")), before)
-                    .await?;
+                self.deregister_revisions(&d.name, before).await?;
                 Ok(())
             }
             _ => Ok(()),
@@ -670,13 +673,14 @@ impl AwsCloud {
     async fn put_job_queue(
         &self,
         account: &str,
-        a: &Map<String, Value>,
+        a: &JobQueueAttrs,
         before: &Map<String, Value>,
         tags: &BTreeMap<String, String>,
         create: bool,
     ) -> Result<(), CloudError> {
-        let name = s(a.get("name"));
-        let order: Vec<bt::ComputeEnvironmentOrder> = strings(a.get("compute_environments"))
+        let name = a.name.clone();
+        let order: Vec<bt::ComputeEnvironmentOrder> = a
+            .compute_environments
             .iter()
             .zip(1..)
             .map(|(ce, i)| {
@@ -689,8 +693,8 @@ impl AwsCloud {
                     .build()
             })
             .collect();
-        let priority = n(a.get("priority"));
-        let state = bt::JqState::from(s(a.get("state")).as_str());
+        let priority = a.priority;
+        let state = bt::JqState::from(a.state.as_str());
         let mut update = !create;
         if create {
             let r = self
@@ -770,29 +774,28 @@ impl AwsCloud {
 
     async fn register_job_definition(
         &self,
-        a: &Map<String, Value>,
+        a: &JobDefinitionAttrs,
         tags: &BTreeMap<String, String>,
     ) -> Result<(), CloudError> {
-        let name = s(a.get("name"));
-        let fargate = s(a.get("platform")) == "FARGATE";
-        let vcpus = a.get("vcpus").and_then(Value::as_f64).unwrap_or(1.0);
+        let name = a.name.clone();
+        let fargate = a.platform == "FARGATE";
         let mut requirements = vec![
-            requirement(bt::ResourceType::Vcpu, format_vcpus(vcpus)),
-            requirement(bt::ResourceType::Memory, n(a.get("memory")).to_string()),
+            requirement(bt::ResourceType::Vcpu, format_vcpus(a.vcpus)),
+            requirement(bt::ResourceType::Memory, a.memory.to_string()),
         ];
-        let gpu = n(a.get("gpu"));
+        let gpu = a.gpu;
         if gpu > 0 {
             requirements.push(requirement(bt::ResourceType::Gpu, gpu.to_string()));
         }
-        let env: Vec<bt::KeyValuePair> = env_with_script(a)
+        let env: Vec<bt::KeyValuePair> = with_script(&a.environment, &a.script)
             .into_iter()
             .map(|(k, v)| bt::KeyValuePair::builder().name(k).value(v).build())
             .collect();
-        let job_role = s(a.get("job_role"));
-        let execution_role = s(a.get("execution_role"));
+        let job_role = a.job_role.clone();
+        let execution_role = a.execution_role.clone();
         let mut container = bt::ContainerProperties::builder()
-            .image(s(a.get("image")))
-            .set_command(Some(strings(a.get("command"))))
+            .image(&a.image)
+            .set_command(Some(a.command.clone()))
             .set_environment(Some(env))
             .set_resource_requirements(Some(requirements))
             .set_job_role_arn((!job_role.is_empty()).then_some(job_role))
@@ -806,10 +809,10 @@ impl AwsCloud {
             );
         }
         let container = container.build();
-        let multi = a.get("multi_node").filter(|m| !m.is_null()).map(|m| {
+        let multi = a.multi_node.as_ref().map(|m| {
             bt::NodeProperties::builder()
-                .num_nodes(n(m.get("nodes")))
-                .main_node(n(m.get("main_node")))
+                .num_nodes(m.nodes)
+                .main_node(m.main_node)
                 .node_range_properties(
                     bt::NodeRangeProperty::builder()
                         .target_nodes("0:")

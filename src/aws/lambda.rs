@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_sdk_lambda::types as lt;
 use serde_json::{Map, Value, json};
 
-use super::execute::{gone_is_fine, map, s, stale_tag_keys, view};
+use super::execute::{gone_is_fine, stale_tag_keys, view};
 use super::page::wait_until;
 use super::refresh::{owner_of, tag_value};
 use super::{AwsCloud, classify};
@@ -39,28 +39,23 @@ pub(super) fn take_script(env: &mut Map<String, Value>) -> String {
         .unwrap_or_default()
 }
 
-/// The function's environment as sent to Lambda: the manifest's variables, and the script,
-/// base64-encoded, in `SCAR_SCRIPT`.
 /// A function's environment as Lambda takes it: its variables, and a prebuilt image's script
 /// (base64, in `SCAR_SCRIPT`).
 fn environment(f: &FunctionAttrs) -> lt::Environment {
-    use base64::Engine as _;
-    let mut vars = f.environment.clone();
-    if let Some(script) = f.script.as_deref().filter(|s| !s.is_empty()) {
-        vars.insert(
-            crate::model::SCRIPT_ENV.to_owned(),
-            base64::engine::general_purpose::STANDARD.encode(script),
-        );
-    }
+    let vars = with_script(&f.environment, f.script.as_deref().unwrap_or_default());
     lt::Environment::builder()
         .set_variables(Some(vars.into_iter().collect()))
         .build()
 }
 
-pub(super) fn env_with_script(a: &Map<String, Value>) -> BTreeMap<String, String> {
+/// `vars` plus `script`, base64-encoded, in `SCAR_SCRIPT` (when there is one): how a prebuilt
+/// image's function and a Batch job get their script.
+pub(super) fn with_script(
+    vars: &BTreeMap<String, String>,
+    script: &str,
+) -> BTreeMap<String, String> {
     use base64::Engine as _;
-    let mut vars = map(a.get("environment"));
-    let script = s(a.get("script"));
+    let mut vars = vars.clone();
     if !script.is_empty() {
         vars.insert(
             crate::model::SCRIPT_ENV.to_owned(),

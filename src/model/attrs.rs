@@ -4,8 +4,10 @@
 //! the resource and the field, never a function created with 0 MB.
 //!
 //! Kinds with a typed view so far: functions, their log groups, buckets, the managed role,
-//! permissions, S3 triggers and REST APIs ([`FunctionAttrs`], [`LogGroupAttrs`],
-//! [`BucketAttrs`], [`RoleAttrs`], [`PermissionAttrs`], [`TriggerAttrs`], [`ApiAttrs`]).
+//! permissions, S3 triggers, REST APIs, Batch job queues and definitions ([`FunctionAttrs`],
+//! [`LogGroupAttrs`], [`BucketAttrs`], [`RoleAttrs`], [`PermissionAttrs`], [`TriggerAttrs`],
+//! [`ApiAttrs`], [`JobQueueAttrs`], [`JobDefinitionAttrs`]). Compute environments, image
+//! repositories and images are still read by key.
 
 use std::collections::BTreeMap;
 
@@ -47,6 +49,71 @@ impl Attrs for LogGroupAttrs {}
 impl Attrs for BucketAttrs {}
 impl Attrs for RoleAttrs {}
 impl Attrs for ApiAttrs {}
+impl Attrs for JobQueueAttrs {}
+impl Attrs for JobDefinitionAttrs {}
+
+/// A Batch job queue.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobQueueAttrs {
+    /// Its name.
+    pub name: String,
+    /// Its priority.
+    pub priority: i32,
+    /// `ENABLED` or `DISABLED`.
+    pub state: String,
+    /// Compute environment names, in order.
+    pub compute_environments: Vec<String>,
+    /// Tags, ownership tags included.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A Batch job definition (its latest revision).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobDefinitionAttrs {
+    /// Its name.
+    pub name: String,
+    /// `EC2` or `FARGATE`.
+    pub platform: String,
+    /// `container` or `multinode`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The image URI.
+    pub image: String,
+    /// The function's script (sent base64 in `SCAR_SCRIPT`).
+    pub script: String,
+    /// vCPUs (Fargate takes fractions).
+    pub vcpus: f64,
+    /// Memory in MiB.
+    pub memory: i32,
+    /// GPUs.
+    pub gpu: i32,
+    /// The container's command (the supervisor in Batch mode).
+    pub command: Vec<String>,
+    /// Environment variables (secret references, not values).
+    pub environment: BTreeMap<String, String>,
+    /// The job's role ARN.
+    pub job_role: String,
+    /// The execution role ARN (Fargate), or `""`.
+    pub execution_role: String,
+    /// Nodes of a multi-node job, or none.
+    pub multi_node: Option<MultiNode>,
+    /// Active revisions wanted (1).
+    pub active_revisions: i32,
+    /// Tags, ownership tags included.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A multi-node job's nodes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiNode {
+    /// How many.
+    pub nodes: i32,
+    /// The main node's index.
+    pub main_node: i32,
+}
 
 /// A function's REST API.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -258,6 +325,12 @@ mod tests {
                     ResourceKind::LogGroup => LogGroupAttrs::from_attrs(&r.address, &attrs)
                         .map(|g| assert!(g.retention_days > 0, "{}", r.address)),
                     ResourceKind::Bucket => BucketAttrs::from_attrs(&r.address, &attrs).map(|_| ()),
+                    ResourceKind::BatchJobQueue => JobQueueAttrs::from_attrs(&r.address, &attrs)
+                        .map(|q| assert!(!q.compute_environments.is_empty(), "{}", r.address)),
+                    ResourceKind::BatchJobDefinition => {
+                        JobDefinitionAttrs::from_attrs(&r.address, &attrs)
+                            .map(|d| assert!(d.memory > 0, "{}", r.address))
+                    }
                     ResourceKind::HttpApi => ApiAttrs::from_attrs(&r.address, &attrs)
                         .map(|a| assert!(!a.stage.is_empty(), "{}", r.address)),
                     ResourceKind::IamRole => RoleAttrs::from_attrs(&r.address, &attrs)
@@ -270,7 +343,7 @@ mod tests {
         }
         assert_eq!(
             seen.len(),
-            7,
+            9,
             "the examples hold every typed kind: {seen:?}"
         );
     }
