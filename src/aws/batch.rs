@@ -13,14 +13,14 @@ use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
 use super::execute::view;
-use super::execute::{n, s, stale_tag_keys, strings};
+use super::execute::{s, stale_tag_keys};
 use super::lambda::{take_script, with_script};
 use super::page::{pages, wait_until};
 use super::refresh::{owner_of, tag_value};
 use crate::apply::ready::Readiness;
 use crate::cloud::CloudError;
 use crate::cloud::retry::Backoff;
-use crate::model::attrs::{JobDefinitionAttrs, JobQueueAttrs};
+use crate::model::attrs::{ComputeEnvAttrs, JobDefinitionAttrs, JobQueueAttrs};
 use crate::model::batch::instance_profile_name;
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, short_hash};
@@ -433,10 +433,12 @@ impl AwsCloud {
                     .await
             }
             (ResourceKind::BatchComputeEnvironment, Action::Create) => {
-                self.create_compute_environment(after, tags).await
+                let c: ComputeEnvAttrs = view(&step.address, after)?;
+                self.create_compute_environment(&c, tags).await
             }
             (ResourceKind::BatchComputeEnvironment, _) => {
-                self.update_compute_environment(step, account, after, before, tags)
+                let c: ComputeEnvAttrs = view(&step.address, after)?;
+                self.update_compute_environment(step, account, &c, before, tags)
                     .await
             }
             (ResourceKind::BatchJobQueue, Action::Delete) => {
@@ -494,30 +496,30 @@ impl AwsCloud {
 
     async fn create_compute_environment(
         &self,
-        a: &Map<String, Value>,
+        a: &ComputeEnvAttrs,
         tags: &BTreeMap<String, String>,
     ) -> Result<(), CloudError> {
-        let name = s(a.get("name"));
-        let kind = s(a.get("type"));
+        let name = a.name.clone();
+        let kind = a.kind.clone();
         let mut cr = bt::ComputeResource::builder()
             .r#type(bt::CrType::from(kind.as_str()))
-            .maxv_cpus(n(a.get("max_vcpus")))
-            .set_subnets(Some(strings(a.get("subnets"))))
-            .set_security_group_ids(Some(strings(a.get("security_groups"))));
+            .maxv_cpus(a.max_vcpus)
+            .set_subnets(Some(a.subnets.clone()))
+            .set_security_group_ids(Some(a.security_groups.clone()));
         if !kind.starts_with("FARGATE") {
             cr = cr
-                .minv_cpus(n(a.get("min_vcpus")))
-                .desiredv_cpus(n(a.get("desired_vcpus")))
+                .minv_cpus(a.min_vcpus.unwrap_or(0))
+                .desiredv_cpus(a.desired_vcpus.unwrap_or(0))
                 .allocation_strategy(bt::CrAllocationStrategy::from(
-                    s(a.get("allocation_strategy")).as_str(),
+                    a.allocation_strategy.as_deref().unwrap_or_default(),
                 ))
-                .set_instance_types(Some(strings(a.get("instance_types"))))
-                .instance_role(s(a.get("instance_role")));
+                .set_instance_types(Some(a.instance_types.clone().unwrap_or_default()))
+                .instance_role(a.instance_role.clone().unwrap_or_default());
         }
         if kind == "SPOT" {
-            cr = cr.bid_percentage(n(a.get("bid_percentage")));
+            cr = cr.bid_percentage(a.bid_percentage.unwrap_or(0));
         }
-        let service_role = s(a.get("service_role"));
+        let service_role = a.service_role.clone();
         let cr = cr.build();
         let r = self
             .call_limited(
@@ -557,51 +559,51 @@ impl AwsCloud {
         &self,
         step: &Step,
         account: &str,
-        a: &Map<String, Value>,
+        a: &ComputeEnvAttrs,
         before: &Map<String, Value>,
         tags: &BTreeMap<String, String>,
     ) -> Result<(), CloudError> {
-        let name = s(a.get("name"));
+        let name = a.name.clone();
         let changed = |f: &str| step.changes.iter().any(|c| c.field == f);
-        let kind = s(a.get("type"));
+        let kind = a.kind.clone();
         let mut cr = bt::ComputeResourceUpdate::builder();
         let mut any = false;
         if changed("max_vcpus") || changed("min_vcpus") {
-            cr = cr.maxv_cpus(n(a.get("max_vcpus")));
+            cr = cr.maxv_cpus(a.max_vcpus);
             if !kind.starts_with("FARGATE") {
-                cr = cr.minv_cpus(n(a.get("min_vcpus")));
+                cr = cr.minv_cpus(a.min_vcpus.unwrap_or(0));
             }
             any = true;
         }
         if changed("subnets") {
-            cr = cr.set_subnets(Some(strings(a.get("subnets"))));
+            cr = cr.set_subnets(Some(a.subnets.clone()));
             any = true;
         }
         if changed("security_groups") {
-            cr = cr.set_security_group_ids(Some(strings(a.get("security_groups"))));
+            cr = cr.set_security_group_ids(Some(a.security_groups.clone()));
             any = true;
         }
         if changed("type") || changed("allocation_strategy") {
             cr = cr
                 .r#type(bt::CrType::from(kind.as_str()))
                 .allocation_strategy(bt::CrUpdateAllocationStrategy::from(
-                    s(a.get("allocation_strategy")).as_str(),
+                    a.allocation_strategy.as_deref().unwrap_or_default(),
                 ));
             any = true;
         }
         if changed("instance_types") {
-            cr = cr.set_instance_types(Some(strings(a.get("instance_types"))));
+            cr = cr.set_instance_types(Some(a.instance_types.clone().unwrap_or_default()));
             any = true;
         }
         if changed("instance_role") {
-            cr = cr.instance_role(s(a.get("instance_role")));
+            cr = cr.instance_role(a.instance_role.clone().unwrap_or_default());
             any = true;
         }
         if changed("bid_percentage") {
-            cr = cr.bid_percentage(n(a.get("bid_percentage")));
+            cr = cr.bid_percentage(a.bid_percentage.unwrap_or(0));
             any = true;
         }
-        let service_role = s(a.get("service_role"));
+        let service_role = a.service_role.clone();
         if any || changed("state") || changed("service_role") {
             let cr = any.then(|| cr.build());
             self.call_limited(

@@ -16,28 +16,11 @@ pub(super) fn s(v: Option<&Value>) -> String {
     v.and_then(Value::as_str).unwrap_or_default().to_owned()
 }
 
-pub(super) fn n(v: Option<&Value>) -> i32 {
-    v.and_then(Value::as_i64)
-        .and_then(|x| i32::try_from(x).ok())
-        .unwrap_or_default()
-}
-
 pub(super) fn map(v: Option<&Value>) -> BTreeMap<String, String> {
     v.and_then(Value::as_object)
         .map(|m| {
             m.iter()
                 .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-pub(super) fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
                 .collect()
         })
         .unwrap_or_default()

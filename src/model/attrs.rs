@@ -4,9 +4,10 @@
 //! the resource and the field, never a function created with 0 MB.
 //!
 //! Kinds with a typed view so far: functions, their log groups, buckets, the managed role,
-//! permissions, S3 triggers, REST APIs, Batch job queues and definitions ([`FunctionAttrs`],
+//! permissions, S3 triggers, REST APIs, Batch compute environments, queues and definitions
+//! ([`FunctionAttrs`],
 //! [`LogGroupAttrs`], [`BucketAttrs`], [`RoleAttrs`], [`PermissionAttrs`], [`TriggerAttrs`],
-//! [`ApiAttrs`], [`JobQueueAttrs`], [`JobDefinitionAttrs`]). Compute environments, image
+//! [`ApiAttrs`], [`ComputeEnvAttrs`], [`JobQueueAttrs`], [`JobDefinitionAttrs`]). Image
 //! repositories and images are still read by key.
 
 use std::collections::BTreeMap;
@@ -50,6 +51,49 @@ impl Attrs for BucketAttrs {}
 impl Attrs for RoleAttrs {}
 impl Attrs for ApiAttrs {}
 impl Attrs for JobQueueAttrs {}
+impl Attrs for ComputeEnvAttrs {}
+
+/// A managed Batch compute environment. Fields marked EC2 are absent for Fargate; the bid
+/// only for Spot.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeEnvAttrs {
+    /// Its name.
+    pub name: String,
+    /// `EC2`, `SPOT`, `FARGATE` or `FARGATE_SPOT`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The most vCPUs it scales to.
+    pub max_vcpus: i32,
+    /// Subnet ids, sorted.
+    pub subnets: Vec<String>,
+    /// Security group ids, sorted.
+    pub security_groups: Vec<String>,
+    /// Batch's service role ARN, or `""` for the service-linked role.
+    pub service_role: String,
+    /// `ENABLED`.
+    pub state: String,
+    /// EC2: the fewest vCPUs it keeps.
+    #[serde(default)]
+    pub min_vcpus: Option<i32>,
+    /// EC2: the vCPUs it starts with (set on create only).
+    #[serde(default)]
+    pub desired_vcpus: Option<i32>,
+    /// EC2: how it picks instances.
+    #[serde(default)]
+    pub allocation_strategy: Option<String>,
+    /// EC2: instance types, sorted (`optimal` when none are named).
+    #[serde(default)]
+    pub instance_types: Option<Vec<String>>,
+    /// EC2: the instance profile's name.
+    #[serde(default)]
+    pub instance_role: Option<String>,
+    /// Spot: the highest price, as a percentage of on-demand.
+    #[serde(default)]
+    pub bid_percentage: Option<i32>,
+    /// Tags, ownership tags included.
+    pub tags: BTreeMap<String, String>,
+}
 impl Attrs for JobDefinitionAttrs {}
 
 /// A Batch job queue.
@@ -325,6 +369,10 @@ mod tests {
                     ResourceKind::LogGroup => LogGroupAttrs::from_attrs(&r.address, &attrs)
                         .map(|g| assert!(g.retention_days > 0, "{}", r.address)),
                     ResourceKind::Bucket => BucketAttrs::from_attrs(&r.address, &attrs).map(|_| ()),
+                    ResourceKind::BatchComputeEnvironment => {
+                        ComputeEnvAttrs::from_attrs(&r.address, &attrs)
+                            .map(|c| assert!(c.max_vcpus > 0, "{}", r.address))
+                    }
                     ResourceKind::BatchJobQueue => JobQueueAttrs::from_attrs(&r.address, &attrs)
                         .map(|q| assert!(!q.compute_environments.is_empty(), "{}", r.address)),
                     ResourceKind::BatchJobDefinition => {
@@ -343,7 +391,7 @@ mod tests {
         }
         assert_eq!(
             seen.len(),
-            9,
+            10,
             "the examples hold every typed kind: {seen:?}"
         );
     }
