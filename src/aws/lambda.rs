@@ -65,6 +65,14 @@ pub(super) fn with_script(
     vars
 }
 
+/// `/tmp`'s size as Lambda takes it (`op` names the call an error would belong to).
+fn ephemeral_storage(f: &FunctionAttrs, op: &str) -> Result<lt::EphemeralStorage, CloudError> {
+    lt::EphemeralStorage::builder()
+        .size(f.ephemeral_storage)
+        .build()
+        .map_err(|e| CloudError::new(ErrorKind::Invalid, op, e.to_string()))
+}
+
 fn vpc(f: &FunctionAttrs) -> Option<lt::VpcConfig> {
     let v = f.vpc.as_ref()?;
     Some(
@@ -363,6 +371,7 @@ impl AwsCloud {
         tags: &BTreeMap<String, String>,
     ) -> Result<(), CloudError> {
         let f = function_attrs(name, a)?;
+        let storage = ephemeral_storage(&f, "lambda:CreateFunction")?;
         // A role created a moment ago may not be assumable yet: retried until it is.
         until_ready(PROPAGATION, name, || {
             self.lambda_call(name, || async {
@@ -374,18 +383,7 @@ impl AwsCloud {
                     .role(&f.role)
                     .memory_size(f.memory)
                     .timeout(f.timeout)
-                    .ephemeral_storage(
-                        lt::EphemeralStorage::builder()
-                            .size(f.ephemeral_storage)
-                            .build()
-                            .map_err(|e| {
-                                CloudError::new(
-                                    ErrorKind::Invalid,
-                                    "lambda:CreateFunction",
-                                    e.to_string(),
-                                )
-                            })?,
-                    )
+                    .ephemeral_storage(storage.clone())
                     .architectures(lt::Architecture::from(f.lambda_architecture()))
                     .description(&f.description)
                     .environment(environment(&f))
@@ -412,6 +410,7 @@ impl AwsCloud {
         tags: &BTreeMap<String, String>,
     ) -> Result<(), CloudError> {
         let f = function_attrs(name, a)?;
+        let storage = ephemeral_storage(&f, "lambda:UpdateFunctionConfiguration")?;
         let changed = |field: &str| step.changes.iter().any(|c| c.field == field);
         let config_fields = [
             "memory",
@@ -441,18 +440,7 @@ impl AwsCloud {
                         .role(&f.role)
                         .memory_size(f.memory)
                         .timeout(f.timeout)
-                        .ephemeral_storage(
-                            lt::EphemeralStorage::builder()
-                                .size(f.ephemeral_storage)
-                                .build()
-                                .map_err(|e| {
-                                    CloudError::new(
-                                        ErrorKind::Invalid,
-                                        "lambda:UpdateFunctionConfiguration",
-                                        e.to_string(),
-                                    )
-                                })?,
-                        )
+                        .ephemeral_storage(storage.clone())
                         .description(&f.description)
                         .environment(environment(&f))
                         .vpc_config(vpc(&f).unwrap_or_else(|| {

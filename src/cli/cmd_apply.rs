@@ -93,7 +93,7 @@ fn run(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
             cloud,
             &desired.stack,
             args.target,
-            operation.clone(),
+            operation,
             out,
             |lost| async move {
                 let stop = || lost.load(Ordering::SeqCst);
@@ -198,7 +198,7 @@ fn run_saved(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
             cloud,
             &desired.stack,
             args.target,
-            operation.clone(),
+            operation,
             out,
             |lost| async move {
                 let live = match cloud.refresh(&desired.to_read(file.plan.destroy)).await {
