@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::exit::{Done, Failure, Outcome};
+use super::exit::{Done, Outcome};
 use super::output::Output;
 use super::{GraphFormat, session};
 
@@ -19,9 +19,7 @@ pub struct GraphArgs {
 
 pub(super) fn run(args: &GraphArgs, out: &Output) -> Outcome {
     let (dir, format) = (args.dir.as_path(), args.format);
-    let Ok((set, _)) = session::load_set(dir, out) else {
-        return Err(Failure::Reported);
-    };
+    let (set, _) = session::load_set(dir, out)?;
     let graph = crate::render::graph::build(&set);
     let text = match format {
         GraphFormat::Mermaid => graph.mermaid(),
