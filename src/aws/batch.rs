@@ -12,15 +12,15 @@ use aws_sdk_batch::types as bt;
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
+use super::execute::stale_tag_keys;
 use super::execute::view;
-use super::execute::{s, stale_tag_keys};
 use super::lambda::{take_script, with_script};
 use super::page::{pages, wait_until};
 use super::refresh::{owner_of, tag_value};
 use crate::apply::ready::Readiness;
 use crate::cloud::CloudError;
 use crate::cloud::retry::Backoff;
-use crate::model::attrs::{ComputeEnvAttrs, JobDefinitionAttrs, JobQueueAttrs};
+use crate::model::attrs::{ComputeEnvAttrs, JobDefinitionAttrs, JobQueueAttrs, id};
 use crate::model::batch::instance_profile_name;
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, short_hash};
@@ -155,8 +155,11 @@ impl AwsCloud {
                         | ResourceKind::BatchJobDefinition
                 )
             })
-            .map(|r| ((r.address.kind, s(r.attrs.get("name"))), r.address.clone()))
-            .collect();
+            .map(|r| {
+                let n: id::Named = view(&r.address, &r.attrs)?;
+                Ok(((r.address.kind, n.name), r.address.clone()))
+            })
+            .collect::<Result<_, CloudError>>()?;
         let mut out = Vec::new();
         self.read_compute_environments(stack, &by_name, &mut out)
             .await?;
@@ -429,8 +432,8 @@ impl AwsCloud {
     ) -> Result<(), CloudError> {
         match (step.address.kind, step.action) {
             (ResourceKind::BatchComputeEnvironment, Action::Delete) => {
-                self.delete_compute_environment(&s(before.get("name")))
-                    .await
+                let c: id::Named = view(&step.address, before)?;
+                self.delete_compute_environment(&c.name).await
             }
             (ResourceKind::BatchComputeEnvironment, Action::Create) => {
                 let c: ComputeEnvAttrs = view(&step.address, after)?;
@@ -442,7 +445,8 @@ impl AwsCloud {
                     .await
             }
             (ResourceKind::BatchJobQueue, Action::Delete) => {
-                self.delete_job_queue(&s(before.get("name"))).await
+                let q: id::Named = view(&step.address, before)?;
+                self.delete_job_queue(&q.name).await
             }
             (ResourceKind::BatchJobQueue, action) => {
                 let q: JobQueueAttrs = view(&step.address, after)?;
@@ -450,36 +454,28 @@ impl AwsCloud {
                     .await
             }
             (ResourceKind::BatchJobDefinition, Action::Delete) => {
-                self.deregister_revisions(&s(before.get("name")), before)
-                    .await
+                let d: id::Revisions = view(&step.address, before)?;
+                self.deregister_revisions(&d.name, &d.revisions).await
             }
             (ResourceKind::BatchJobDefinition, Action::Update) => {
-                let name = s(before.get("name"));
-                let latest = latest_revision(before);
+                let d: id::Revisions = view(&step.address, before)?;
+                let name = &d.name;
+                let latest = d.revisions.iter().copied().max().unwrap_or(1);
                 if step.changes.iter().any(|c| c.field == "active_revisions") {
-                    let mut older = before.clone();
-                    older.insert(
-                        "revisions".into(),
-                        json!(
-                            before
-                                .get("revisions")
-                                .and_then(Value::as_array)
-                                .map(|a| a
-                                    .iter()
-                                    .filter(|r| r.as_i64() != Some(latest))
-                                    .cloned()
-                                    .collect::<Vec<_>>())
-                                .unwrap_or_default()
-                        ),
-                    );
-                    self.deregister_revisions(&name, &older).await?;
+                    let older: Vec<i64> = d
+                        .revisions
+                        .iter()
+                        .copied()
+                        .filter(|r| *r != latest)
+                        .collect();
+                    self.deregister_revisions(name, &older).await?;
                 }
                 if step.changes.iter().any(|c| c.field == "tags") {
                     let arn = format!(
                         "arn:aws:batch:{}:{account}:job-definition/{name}:{latest}",
                         self.region
                     );
-                    self.retag(&arn, before, tags).await?;
+                    self.retag(&step.address, &arn, before, tags).await?;
                 }
                 Ok(())
             }
@@ -487,7 +483,15 @@ impl AwsCloud {
                 let d: JobDefinitionAttrs = view(&step.address, after)?;
                 self.register_job_definition(&d, tags).await?;
                 // Create before destroy: the old revisions go once the new one exists.
-                self.deregister_revisions(&d.name, before).await?;
+                let old: id::Revisions = if before.is_empty() {
+                    id::Revisions {
+                        name: d.name.clone(),
+                        revisions: Vec::new(),
+                    }
+                } else {
+                    view(&step.address, before)?
+                };
+                self.deregister_revisions(&d.name, &old.revisions).await?;
                 Ok(())
             }
             _ => Ok(()),
@@ -632,7 +636,7 @@ impl AwsCloud {
                 "arn:aws:batch:{}:{account}:compute-environment/{name}",
                 self.region
             );
-            self.retag(&arn, before, tags).await?;
+            self.retag(&step.address, &arn, before, tags).await?;
         }
         Ok(())
     }
@@ -739,7 +743,8 @@ impl AwsCloud {
             )
             .await?;
             let arn = format!("arn:aws:batch:{}:{account}:job-queue/{name}", self.region);
-            self.retag(&arn, before, tags).await?;
+            let address = Address::new(ResourceKind::BatchJobQueue, name.clone());
+            self.retag(&address, &arn, before, tags).await?;
         }
         self.wait_job_queue(&name, Settled::Valid(true)).await?;
         Ok(())
@@ -853,17 +858,8 @@ impl AwsCloud {
     }
 
     /// Deregisters every active revision of `name` that `before` listed.
-    async fn deregister_revisions(
-        &self,
-        name: &str,
-        before: &Map<String, Value>,
-    ) -> Result<(), CloudError> {
-        let revisions: Vec<i64> = before
-            .get("revisions")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_i64).collect())
-            .unwrap_or_default();
-        for r in &revisions {
+    async fn deregister_revisions(&self, name: &str, revisions: &[i64]) -> Result<(), CloudError> {
+        for r in revisions {
             let id = format!("{name}:{r}");
             self.call_limited(
                 Some(&self.limits.batch),
@@ -884,11 +880,12 @@ impl AwsCloud {
     /// Sets exactly `tags` on a Batch resource: stale keys removed, the rest written.
     async fn retag(
         &self,
+        address: &Address,
         arn: &str,
         before: &Map<String, Value>,
         tags: &BTreeMap<String, String>,
     ) -> Result<(), CloudError> {
-        let stale = stale_tag_keys(before, tags);
+        let stale = stale_tag_keys(address, before, tags)?;
         if !stale.is_empty() {
             self.call_limited(Some(&self.limits.batch), arn, "batch:UntagResource", || {
                 self.batch
@@ -1022,14 +1019,6 @@ fn format_vcpus(v: f64) -> String {
     } else {
         v.to_string()
     }
-}
-
-fn latest_revision(before: &Map<String, Value>) -> i64 {
-    before
-        .get("revisions")
-        .and_then(Value::as_array)
-        .and_then(|a| a.iter().filter_map(Value::as_i64).max())
-        .unwrap_or(1)
 }
 
 /// The attributes of a job definition revision, in the desired graph's shape.

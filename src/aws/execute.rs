@@ -8,23 +8,9 @@ use serde_json::{Map, Value};
 
 use super::{AwsCloud, classify};
 use crate::cloud::{CloudError, ErrorKind};
-use crate::model::attrs::{Attrs, BucketAttrs, LogGroupAttrs, RoleAttrs, TriggerAttrs};
+use crate::model::attrs::{Attrs, BucketAttrs, LogGroupAttrs, RoleAttrs, TriggerAttrs, id};
 use crate::model::{Reference, ResourceKind};
 use crate::plan::{APPLIED_TAG, Action, Step};
-
-pub(super) fn s(v: Option<&Value>) -> String {
-    v.and_then(Value::as_str).unwrap_or_default().to_owned()
-}
-
-pub(super) fn map(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 pub(super) fn gone_is_fine<T>(r: Result<T, CloudError>) -> Result<(), CloudError> {
     match r {
@@ -37,13 +23,15 @@ pub(super) fn gone_is_fine<T>(r: Result<T, CloudError>) -> Result<(), CloudError
 /// Tag keys on the live resource that the wanted tags no longer have (AWS's own `aws:` keys
 /// aside): what an update must remove before it writes the rest.
 pub(super) fn stale_tag_keys(
+    address: &crate::model::Address,
     before: &Map<String, Value>,
     tags: &BTreeMap<String, String>,
-) -> Vec<String> {
-    map(before.get("tags"))
+) -> Result<Vec<String>, CloudError> {
+    Ok(view::<id::Tagged>(address, before)?
+        .tags
         .into_keys()
         .filter(|k| !tags.contains_key(k) && !k.starts_with("aws:"))
-        .collect()
+        .collect())
 }
 
 impl AwsCloud {
@@ -98,7 +86,11 @@ impl AwsCloud {
             .map(|a| self.resolve(account, a))
             .unwrap_or_default();
         let before = step.before.as_ref().unwrap_or(&empty);
-        let mut tags = map(after.get("tags"));
+        let mut tags = if after.is_empty() {
+            BTreeMap::new()
+        } else {
+            view::<id::Tagged>(&step.address, &after)?.tags
+        };
         if let Some(h) = &step.applied {
             tags.insert(APPLIED_TAG.to_owned(), h.clone());
         }
@@ -128,7 +120,8 @@ impl AwsCloud {
             }
             (ResourceKind::Function, Action::Delete) => self.delete_function(name).await,
             (ResourceKind::LogGroup, Action::Delete) => {
-                self.delete_log_group(&s(before.get("name"))).await
+                let g: id::Named = view(&step.address, before)?;
+                self.delete_log_group(&g.name).await
             }
             (ResourceKind::LogGroup, _) => {
                 let g: LogGroupAttrs = view(&step.address, &after)?;
@@ -148,22 +141,19 @@ impl AwsCloud {
                     .await
             }
             (ResourceKind::LambdaPermission, Action::Delete) => {
-                self.remove_permission(&s(before.get("function")), &s(before.get("statement_id")))
-                    .await
+                let p: id::Statement = view(&step.address, before)?;
+                self.remove_permission(&p.function, &p.statement_id).await
             }
             (ResourceKind::LambdaPermission, _) => {
                 if step.action == Action::Replace {
-                    self.remove_permission(
-                        &s(before.get("function")),
-                        &s(before.get("statement_id")),
-                    )
-                    .await?;
+                    let p: id::Statement = view(&step.address, before)?;
+                    self.remove_permission(&p.function, &p.statement_id).await?;
                 }
                 self.add_permission(&step.address, &after).await
             }
             (ResourceKind::S3Trigger, Action::Delete) => {
-                self.write_trigger(&s(before.get("bucket")), &s(before.get("id")), None)
-                    .await
+                let t: id::Trigger = view(&step.address, before)?;
+                self.write_trigger(&t.bucket, &t.id, None).await
             }
             (ResourceKind::S3Trigger, _) => {
                 let t: TriggerAttrs = view(&step.address, &after)?;
@@ -195,7 +185,8 @@ impl AwsCloud {
         wanted: &crate::model::DesiredResource,
         account: &str,
     ) -> Result<(), CloudError> {
-        let ours: BTreeMap<String, String> = map(wanted.attrs.get("tags"))
+        let ours: BTreeMap<String, String> = view::<id::Tagged>(address, &wanted.attrs)?
+            .tags
             .into_iter()
             .filter(|(k, _)| k.starts_with("scar:"))
             .collect();
@@ -218,7 +209,7 @@ impl AwsCloud {
                 let arn = format!(
                     "arn:aws:logs:{}:{account}:log-group:{}",
                     self.region,
-                    s(wanted.attrs.get("name"))
+                    view::<id::Named>(address, &wanted.attrs)?.name
                 );
                 self.call(name, "logs:TagResource", || {
                     self.logs

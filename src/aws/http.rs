@@ -8,11 +8,11 @@ use aws_sdk_apigateway::types as gt;
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
-use super::execute::{gone_is_fine, s, stale_tag_keys, view};
+use super::execute::{gone_is_fine, stale_tag_keys, view};
 use super::page::pages;
 use super::refresh::{owner_of, tag_value};
 use crate::cloud::{CloudError, ErrorKind};
-use crate::model::attrs::ApiAttrs;
+use crate::model::attrs::{ApiAttrs, id};
 use crate::model::http::invoke_url;
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, short_hash, tags};
@@ -126,10 +126,10 @@ impl AwsCloud {
         let owned = self.owned_apis(stack).await?;
         let mut out = Vec::new();
         for (address, id, api, t) in owned {
-            let want_stage = desired
-                .get(&address)
-                .map(|d| s(d.attrs.get("stage")))
-                .unwrap_or_default();
+            let want_stage = match desired.get(&address) {
+                Some(d) => view::<ApiAttrs>(&address, &d.attrs)?.stage,
+                None => String::new(),
+            };
             let stages = self
                 .call_limited(
                     Some(&self.limits.apigateway),
@@ -306,7 +306,12 @@ impl AwsCloud {
         before: &Map<String, Value>,
         tags: &BTreeMap<String, String>,
     ) -> Result<(), CloudError> {
-        let id = s(before.get("id"));
+        let live: Option<id::Api> = if before.is_empty() {
+            None
+        } else {
+            Some(view(&step.address, before)?)
+        };
+        let id = live.as_ref().map(|l| l.id.clone()).unwrap_or_default();
         if step.action == Action::Delete {
             self.remove_usage_plan(&id).await?;
             let r = self
@@ -366,7 +371,9 @@ impl AwsCloud {
                 .binary_media_types()
                 .to_vec()
             } else {
-                strings(before.get("binary_media_types"))
+                live.as_ref()
+                    .map(|l| l.binary_media_types.clone())
+                    .unwrap_or_default()
             };
             let ops = binary_media_type_ops(&live, types);
             if !ops.is_empty() {
@@ -383,7 +390,8 @@ impl AwsCloud {
             || changed("binary_media_types")
             || changed("auth")
         {
-            self.deploy(&id, stage, &s(before.get("stage"))).await?;
+            let old_stage = live.as_ref().map_or("", |l| l.stage.as_str());
+            self.deploy(&id, stage, old_stage).await?;
         }
         if auth == "api_key" {
             if changed("auth") || changed("throttle") || changed("stage") {
@@ -394,11 +402,11 @@ impl AwsCloud {
                 o.insert("api_key_id".into(), json!(key));
                 self.record(step.address.clone(), o);
             }
-        } else if s(before.get("auth")) == "api_key" {
+        } else if live.as_ref().is_some_and(|l| l.auth == "api_key") {
             self.remove_usage_plan(&id).await?;
         }
         if step.action != Action::Create && changed("tags") {
-            self.retag_api(&id, before, tags).await?;
+            self.retag_api(&step.address, &id, before, tags).await?;
         }
         Ok(())
     }
@@ -474,12 +482,13 @@ impl AwsCloud {
     /// Sets exactly `tags` on API `id`: stale keys removed, the rest written.
     async fn retag_api(
         &self,
+        address: &Address,
         id: &str,
         before: &Map<String, Value>,
         tags: &BTreeMap<String, String>,
     ) -> Result<(), CloudError> {
         let arn = format!("arn:aws:apigateway:{}::/restapis/{id}", self.region);
-        let stale = stale_tag_keys(before, tags);
+        let stale = stale_tag_keys(address, before, tags)?;
         if !stale.is_empty() {
             self.call_limited(
                 Some(&self.limits.apigateway),
@@ -947,14 +956,6 @@ fn patch(op: gt::Op, path: &str, value: &str) -> gt::PatchOperation {
         .path(path)
         .value(value)
         .build()
-}
-
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.as_str().map(str::to_owned))
-        .collect()
 }
 
 /// The patch that turns an API's binary media types from `live` into `want`: each type is in

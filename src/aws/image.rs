@@ -9,11 +9,12 @@ use futures::{StreamExt, stream};
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
-use super::execute::s;
+use super::execute::view;
 use super::refresh::owner_of;
 use crate::cloud::{CloudError, ErrorKind};
-use crate::image::build::{self, Spec};
+use crate::image::build;
 use crate::image::reference::ImageRef;
+use crate::model::attrs::{Attrs, ImageAttrs, id};
 use crate::model::live::{LiveResource, LiveState, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, tags};
 use crate::plan::{Action, Step};
@@ -111,8 +112,11 @@ impl AwsCloud {
             if r.address.kind != ResourceKind::FunctionImage || live.get(&r.address).is_none() {
                 continue;
             }
-            let base = s(r.attrs.get("base"));
-            wanted.entry(base).or_default().push(r.address.clone());
+            let image: ImageAttrs = view(&r.address, &r.attrs)?;
+            wanted
+                .entry(image.base)
+                .or_default()
+                .push(r.address.clone());
         }
         if wanted.is_empty() {
             return Ok(());
@@ -159,10 +163,11 @@ impl AwsCloud {
             .filter(|r| r.address.kind == ResourceKind::FunctionImage)
             .filter_map(|r| {
                 let l = live.get(&r.address)?;
-                ["script_sha256", "config_sha256"]
-                    .iter()
-                    .any(|k| r.attrs.get(*k) != l.attrs.get(*k))
-                    .then(|| (r.address.clone(), s(l.attrs.get("image"))))
+                let want = ImageAttrs::read(&r.attrs).ok()?;
+                let have = id::Recorded::read(&l.attrs).ok()?;
+                (want.script_sha256 != have.script_sha256
+                    || want.config_sha256 != have.config_sha256)
+                    .then(|| (r.address.clone(), have.image))
             })
             .collect();
         if changed.is_empty() {
@@ -189,10 +194,12 @@ impl AwsCloud {
             match r {
                 Ok(config) => {
                     if let Some(l) = live.resources.get_mut(&address) {
-                        l.attrs.insert(
-                            "script".into(),
-                            config.get("script").cloned().unwrap_or(json!("")),
-                        );
+                        let script = config
+                            .as_object()
+                            .and_then(|c| id::Scripted::read(c).ok())
+                            .map(|c| c.script)
+                            .unwrap_or_default();
+                        l.attrs.insert("script".into(), json!(script));
                         l.attrs.insert("config".into(), config);
                     }
                 }
@@ -216,8 +223,8 @@ impl AwsCloud {
             (ResourceKind::ImageRepository, Action::Delete) => self.delete_repository(name).await,
             (ResourceKind::ImageRepository, _) => self.put_repository(name, stack_tags).await,
             (ResourceKind::FunctionImage, Action::Delete) => {
-                self.delete_image(&s(before.get("repository")), &s(before.get("image")))
-                    .await
+                let i: id::Recorded = view(&step.address, before)?;
+                self.delete_image(&i.repository, &i.image).await
             }
             (ResourceKind::FunctionImage, _) => self.build_image(name, after).await,
             _ => Ok(()),
@@ -367,7 +374,8 @@ impl AwsCloud {
     /// records its URI and the tags that the function step writes.
     async fn build_image(&self, name: &str, after: &Map<String, Value>) -> Result<(), CloudError> {
         const OP: &str = "building the image";
-        let repository = s(after.get("repository"));
+        let want: ImageAttrs = view(&Address::new(ResourceKind::FunctionImage, name), after)?;
+        let repository = want.repository.clone();
         let uri = match self.created_output(
             &Address::new(ResourceKind::ImageRepository, repository.clone()),
             "uri",
@@ -390,7 +398,7 @@ impl AwsCloud {
         };
         let mut target = ImageRef::parse(&uri).map_err(|e| invalid(OP, e))?;
         target.tag = Some(name.to_owned());
-        let spec = Spec::from_attrs(after, target).map_err(|e| invalid(OP, e))?;
+        let spec = want.spec(target).map_err(|e| invalid(OP, e))?;
         let registry = self.registry().map_err(|e| invalid(OP, e))?;
         let built = build::build(&registry, &spec, &|line| {
             tracing::info!(function = name, "{line}");

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_lambda::types as lt;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::execute::{gone_is_fine, stale_tag_keys, view};
@@ -14,7 +15,7 @@ use super::{AwsCloud, classify};
 use crate::apply::ready::{Readiness, function_readiness};
 use crate::cloud::retry::{Backoff, PROPAGATION, until_ready, with_retry};
 use crate::cloud::{CloudError, ErrorKind};
-use crate::model::attrs::{FunctionAttrs, PermissionAttrs};
+use crate::model::attrs::{FunctionAttrs, PermissionAttrs, to_attrs};
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, ResourceKind, short_hash};
 use crate::plan::Step;
@@ -96,6 +97,104 @@ fn file_systems(f: &FunctionAttrs) -> Option<Vec<lt::FileSystemConfig>> {
         })
         .collect();
     (!out.is_empty()).then_some(out)
+}
+
+/// A function's resource policy, as `GetPolicy` returns it.
+#[derive(Debug, Default, Deserialize)]
+struct PolicyDocument {
+    #[serde(rename = "Statement", default)]
+    statements: Vec<Value>,
+}
+
+/// One statement of a resource policy: the parts a statement scar wrote has.
+#[derive(Debug, Deserialize)]
+struct PolicyStatement {
+    #[serde(rename = "Sid", default)]
+    sid: Option<String>,
+    #[serde(rename = "Principal", default)]
+    principal: Option<Principal>,
+    #[serde(rename = "Condition", default)]
+    condition: Value,
+}
+
+/// `{"Service": "s3.amazonaws.com"}`, the service alone, or another principal (not one scar
+/// writes: the plan then replaces the statement).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Principal {
+    Service {
+        #[serde(rename = "Service")]
+        service: String,
+    },
+    Plain(String),
+    Other(Value),
+}
+
+/// A statement's conditions, by test.
+#[derive(Debug, Default, Deserialize)]
+struct Condition {
+    #[serde(rename = "ArnLike", default)]
+    arn_like: BTreeMap<String, Value>,
+    #[serde(rename = "StringEquals", default)]
+    string_equals: BTreeMap<String, Value>,
+}
+
+const SOURCE_ARN: &str = "AWS:SourceArn";
+const SOURCE_ACCOUNT: &str = "AWS:SourceAccount";
+
+/// The statements of `function`'s resource policy (`GetPolicy`'s JSON text) that stack
+/// `stack` wrote: the API's and one per bucket (Sid `scar-<stack>-s3-<bucket>`). A policy
+/// that is not JSON holds none; a statement of another shape (someone else's) is skipped, not
+/// the policy. A statement of the stack's whose principal or conditions are not what scar
+/// writes reads with those fields empty, so the plan replaces it.
+fn scar_statements(policy: &str, stack: &str, function: &str) -> Vec<(Address, PermissionAttrs)> {
+    let policy: PolicyDocument = serde_json::from_str(policy).unwrap_or_default();
+    let prefix = format!("scar-{stack}-s3-");
+    let api_sid = crate::model::http::statement_id(stack);
+    let condition = |test: &BTreeMap<String, Value>, key: &str| {
+        test.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut found = Vec::new();
+    for st in policy
+        .statements
+        .into_iter()
+        .filter_map(|s| serde_json::from_value::<PolicyStatement>(s).ok())
+    {
+        let Some(sid) = st.sid else {
+            continue;
+        };
+        let name = if sid == api_sid {
+            format!("{function}/apigateway")
+        } else if let Some(bucket) = sid.strip_prefix(&prefix) {
+            format!("{function}/s3:{bucket}")
+        } else {
+            continue;
+        };
+        let principal = match st.principal {
+            Some(Principal::Service { service } | Principal::Plain(service)) => service,
+            Some(Principal::Other(p)) => {
+                tracing::debug!(function, %sid, principal = %p, "a statement of the stack names a principal scar does not write");
+                String::new()
+            }
+            None => String::new(),
+        };
+        // Conditions of another shape read as none: the plan then replaces the statement.
+        let conditions: Condition = serde_json::from_value(st.condition).unwrap_or_default();
+        found.push((
+            Address::new(ResourceKind::LambdaPermission, name),
+            PermissionAttrs {
+                function: function.to_owned(),
+                statement_id: sid,
+                principal,
+                source_arn: condition(&conditions.arn_like, SOURCE_ARN),
+                source_account: condition(&conditions.string_equals, SOURCE_ACCOUNT),
+            },
+        ));
+    }
+    found
 }
 
 /// The typed view of a function's resolved attributes; an invalid one stops the step.
@@ -236,60 +335,21 @@ impl AwsCloud {
             Err(e) if e.kind == ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        let policy: Value = out
-            .policy()
-            .and_then(|p| serde_json::from_str(p).ok())
-            .unwrap_or(Value::Null);
-        let prefix = format!("scar-{stack}-s3-");
-        let api_sid = crate::model::http::statement_id(stack);
-        let mut found = Vec::new();
-        for st in policy
-            .get("Statement")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(sid) = st.get("Sid").and_then(Value::as_str) else {
-                continue;
-            };
-            let name = if sid == api_sid {
-                format!("{function}/apigateway")
-            } else if let Some(bucket) = sid.strip_prefix(&prefix) {
-                format!("{function}/s3:{bucket}")
-            } else {
-                continue;
-            };
-            let principal = st
-                .get("Principal")
-                .and_then(|p| p.get("Service").or(Some(p)))
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let cond = st.get("Condition").cloned().unwrap_or(Value::Null);
-            let source_arn = cond
-                .pointer("/ArnLike/AWS:SourceArn")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let source_account = cond
-                .pointer("/StringEquals/AWS:SourceAccount")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let mut attrs = Map::new();
-            attrs.insert("function".into(), json!(function));
-            attrs.insert("statement_id".into(), json!(sid));
-            attrs.insert("principal".into(), json!(principal));
-            attrs.insert("source_arn".into(), json!(source_arn));
-            attrs.insert("source_account".into(), json!(source_account));
-            found.push((
-                Address::new(ResourceKind::LambdaPermission, name),
-                LiveResource {
-                    attrs,
-                    owner: Owner::ThisStack,
-                    fingerprint: out.revision_id().map(str::to_owned),
-                    outputs: BTreeMap::new(),
-                },
-            ));
-        }
-        Ok(found)
+        let revision = out.revision_id().map(str::to_owned);
+        Ok(
+            scar_statements(out.policy().unwrap_or_default(), stack, function)
+                .into_iter()
+                .map(|(address, p)| {
+                    let live = LiveResource {
+                        attrs: to_attrs(&p),
+                        owner: Owner::ThisStack,
+                        fingerprint: revision.clone(),
+                        outputs: BTreeMap::new(),
+                    };
+                    (address, live)
+                })
+                .collect(),
+        )
     }
 
     /// Polls until the function is ready for the next change, with backoff and a deadline.
@@ -474,7 +534,7 @@ impl AwsCloud {
             self.wait_ready(name).await?;
         }
         let arn = format!("arn:aws:lambda:{}:{account}:function:{name}", self.region);
-        let stale = stale_tag_keys(before, tags);
+        let stale = stale_tag_keys(&step.address, before, tags)?;
         if !stale.is_empty() {
             self.lambda_call(name, || async {
                 self.lambda
@@ -563,5 +623,38 @@ impl AwsCloud {
             })
             .await;
         gone_is_fine(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_stacks_statements_are_read_and_a_foreign_shape_is_skipped() {
+        let api = crate::model::http::statement_id("demo");
+        let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "scar-demo-s3-in", "Effect": "Allow",
+             "Principal": {"Service": "s3.amazonaws.com"}, "Action": "lambda:InvokeFunction",
+             "Condition": {"ArnLike": {"AWS:SourceArn": "arn:aws:s3:::in"},
+                           "StringEquals": {"AWS:SourceAccount": "123456789012"}}},
+            {"Sid": api, "Principal": "apigateway.amazonaws.com"},
+            {"Sid": "scar-other-s3-in", "Principal": {"Service": "s3.amazonaws.com"}},
+            {"Sid": "scar-demo-s3-odd", "Principal": {"AWS": ["arn:a", "arn:b"]},
+             "Condition": {"ArnLike": "not a map"}},
+            {"Sid": 7, "Effect": "Allow"},
+            {"Effect": "Allow"}
+        ]});
+        let found = scar_statements(&policy.to_string(), "demo", "f");
+        let names: Vec<String> = found.iter().map(|(a, _)| a.name.clone()).collect();
+        assert_eq!(names, ["f/s3:in", "f/apigateway", "f/s3:odd"]);
+        let odd = &found[2].1;
+        assert_eq!((odd.principal.as_str(), odd.source_arn.as_str()), ("", ""));
+        let (_, s3) = &found[0];
+        assert_eq!(s3.principal, "s3.amazonaws.com");
+        assert_eq!(s3.source_arn, "arn:aws:s3:::in");
+        assert_eq!(s3.source_account, "123456789012");
+        assert_eq!(found[1].1.principal, "apigateway.amazonaws.com");
+        assert!(scar_statements("not json", "demo", "f").is_empty());
     }
 }

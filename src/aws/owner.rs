@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use serde_json::Map;
 
 use super::AwsCloud;
-use super::execute::s;
+use super::execute::view;
 use super::refresh::owner_of;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::manifest::names;
+use crate::model::attrs::id;
 use crate::model::live::Owner;
 use crate::model::{ResourceKind, http};
 use crate::plan::{Action, Reason, Step};
@@ -63,28 +64,25 @@ impl AwsCloud {
                     // Taken over only for a function of the stack: that is what made it.
                     function
                 } else {
-                    self.log_group_tags_owner(stack, &s(before.get("name")))
-                        .await?
+                    let g: id::Named = view(&step.address, before)?;
+                    self.log_group_tags_owner(stack, &g.name).await?
                 }
             }
             ResourceKind::Bucket => self.bucket_owner(stack, &step.address.name).await?,
             ResourceKind::IamRole => self.role_owner(stack, &step.address.name).await?,
             ResourceKind::LambdaPermission => {
-                let sid = s(before.get("statement_id"));
-                let ours = sid == http::statement_id(stack)
+                let p: id::Statement = view(&step.address, before)?;
+                let sid = &p.statement_id;
+                let ours = *sid == http::statement_id(stack)
                     || sid.starts_with(&format!("scar-{stack}-s3-"));
                 if !ours {
                     return Err(refused(step, stack, &Owner::Unowned));
                 }
-                self.function_owner(stack, &s(before.get("function")))
-                    .await?
+                self.function_owner(stack, &p.function).await?
             }
             ResourceKind::S3Trigger => {
-                let ours = names::trigger_id_is_stacks(
-                    stack,
-                    &s(before.get("id")),
-                    &s(before.get("function_arn")),
-                );
+                let t: id::Trigger = view(&step.address, before)?;
+                let ours = names::trigger_id_is_stacks(stack, &t.id, &t.function_arn);
                 if ours {
                     Owner::ThisStack
                 } else {
@@ -94,10 +92,13 @@ impl AwsCloud {
             ResourceKind::BatchComputeEnvironment
             | ResourceKind::BatchJobQueue
             | ResourceKind::BatchJobDefinition => {
-                self.batch_owner(stack, step.address.kind, &s(before.get("name")))
-                    .await?
+                let b: id::Named = view(&step.address, before)?;
+                self.batch_owner(stack, step.address.kind, &b.name).await?
             }
-            ResourceKind::HttpApi => self.api_owner(stack, &s(before.get("id"))).await?,
+            ResourceKind::HttpApi => {
+                let a: id::Api = view(&step.address, before)?;
+                self.api_owner(stack, &a.id).await?
+            }
             ResourceKind::ImageRepository => self.repository_owner(stack).await?,
         };
         if owner == Owner::ThisStack {

@@ -12,11 +12,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::stream::{self, StreamExt};
 use serde_json::{Value, json};
 
+use super::execute::view;
 use super::lambda::FunctionRead;
 use super::page::pages;
 use super::{AwsCloud, classify};
 use crate::cloud::retry::with_retry;
 use crate::cloud::{CloudError, ErrorKind};
+use crate::model::attrs::{Attrs, PermissionAttrs, id};
 use crate::model::live::{LiveResource, LiveState, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, tags};
 
@@ -41,12 +43,10 @@ pub(super) fn owner_of(stack: &str, t: &BTreeMap<String, String>) -> Owner {
 /// False only for a function the stack owns whose last apply recorded no S3 triggers: its
 /// resource policy holds no scar statement, so `GetPolicy` is skipped.
 pub(super) fn may_hold_statements(f: &LiveResource) -> bool {
-    let recorded = f
-        .attrs
-        .get("tags")
-        .and_then(|t| t.get(tags::S3_INVOKE))
-        .and_then(Value::as_str);
-    !(f.owner == Owner::ThisStack && recorded == Some("false"))
+    let recorded = id::Tagged::read(&f.attrs)
+        .ok()
+        .and_then(|t| t.tags.get(tags::S3_INVOKE).cloned());
+    !(f.owner == Owner::ThisStack && recorded.as_deref() == Some("false"))
 }
 
 pub(super) fn tag_value(t: &BTreeMap<String, String>) -> Value {
@@ -116,12 +116,12 @@ impl AwsCloud {
                 _ => {}
             }
         }
-        let with_triggers: BTreeSet<&str> = desired
+        let with_triggers: BTreeSet<String> = desired
             .resources
             .iter()
             .filter(|r| r.address.kind == ResourceKind::LambdaPermission)
-            .filter_map(|r| r.attrs.get("function").and_then(Value::as_str))
-            .collect();
+            .map(|r| Ok(view::<id::Statement>(&r.address, &r.attrs)?.function))
+            .collect::<Result<_, CloudError>>()?;
         let with_triggers = &with_triggers;
         let mut live = LiveState {
             account: Some(account.to_owned()),
@@ -131,7 +131,7 @@ impl AwsCloud {
             .map(|name| async move {
                 let f = self.read_function(stack, account, &name).await?;
                 let perms = match &f {
-                    Some(f) if with_triggers.contains(name.as_str()) || may_hold_statements(f) => {
+                    Some(f) if with_triggers.contains(&name) || may_hold_statements(f) => {
                         self.read_permissions(stack, &name).await?
                     }
                     _ => Vec::new(),
@@ -150,12 +150,8 @@ impl AwsCloud {
                     .insert(Address::new(ResourceKind::Function, name), f);
             }
             for (address, p) in perms {
-                if let Some(bucket) = p
-                    .attrs
-                    .get("source_arn")
-                    .and_then(Value::as_str)
-                    .and_then(|a| a.strip_prefix("arn:aws:s3:::"))
-                {
+                let read: PermissionAttrs = view(&address, &p.attrs)?;
+                if let Some(bucket) = read.source_arn.strip_prefix("arn:aws:s3:::") {
                     buckets.insert(bucket.to_owned());
                 }
                 live.resources.insert(address, p);

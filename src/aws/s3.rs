@@ -12,7 +12,7 @@ use super::{AwsCloud, classify};
 use crate::cloud::retry::with_retry;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::manifest::names;
-use crate::model::attrs::TriggerAttrs;
+use crate::model::attrs::{TriggerAttrs, to_attrs};
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, short_hash};
 
@@ -106,36 +106,29 @@ impl AwsCloud {
             let mut events: Vec<String> =
                 c.events().iter().map(|e| e.as_str().to_owned()).collect();
             events.sort();
-            let rules: BTreeMap<String, String> = c
-                .filter()
-                .and_then(|f| f.key())
-                .map(|k| {
-                    k.filter_rules()
-                        .iter()
-                        .map(|r| {
-                            (
-                                r.name()
-                                    .map(|n| n.as_str().to_lowercase())
-                                    .unwrap_or_default(),
-                                r.value().unwrap_or_default().to_owned(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let mut attrs = Map::new();
-            attrs.insert("bucket".into(), json!(bucket));
-            attrs.insert("id".into(), json!(id));
-            attrs.insert("function_arn".into(), json!(c.lambda_function_arn()));
-            attrs.insert("events".into(), json!(events));
-            attrs.insert(
-                "prefix".into(),
-                json!(rules.get("prefix").cloned().unwrap_or_default()),
-            );
-            attrs.insert(
-                "suffix".into(),
-                json!(rules.get("suffix").cloned().unwrap_or_default()),
-            );
+            let rule = |name: st::FilterRuleName| {
+                c.filter()
+                    .and_then(|f| f.key())
+                    .into_iter()
+                    .flat_map(|k| k.filter_rules())
+                    // AWS answers `Prefix`; moto as sent (`prefix`).
+                    .filter(|r| {
+                        r.name()
+                            .is_some_and(|n| n.as_str().eq_ignore_ascii_case(name.as_str()))
+                    })
+                    .filter_map(|r| r.value())
+                    .next_back()
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let attrs = to_attrs(&TriggerAttrs {
+                bucket: bucket.to_owned(),
+                id: id.to_owned(),
+                function_arn: c.lambda_function_arn().to_owned(),
+                events,
+                prefix: rule(st::FilterRuleName::Prefix),
+                suffix: rule(st::FilterRuleName::Suffix),
+            });
             let fingerprint = short_hash(&Value::Object(attrs.clone()).to_string());
             out.push((
                 Address::new(ResourceKind::S3Trigger, format!("{bucket}:{id}")),

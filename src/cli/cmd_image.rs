@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use super::exit::{Done, Failure, Outcome};
 use super::output::Output;
 use super::{AwsArgs, session};
-use crate::image::build::{self, Spec};
+use crate::image::build;
 use crate::image::reference::ImageRef;
+use crate::model::attrs::{Attrs, ImageAttrs};
 use crate::model::{Address, ResourceKind};
 
 /// The arguments of `scar image build`.
@@ -99,7 +100,11 @@ pub(super) fn build(args: &BuildArgs, aws: &AwsArgs, out: &Output) -> Outcome {
         Ok(_) => return fail("--to names a repository and optionally a tag, not a digest"),
         Err(e) => return fail(&format!("--to: {e}")),
     };
-    let spec = match planned_image(&set, name).and_then(|i| Spec::from_attrs(&i.attrs, target)) {
+    let spec = match planned_image(&set, name).and_then(|i| {
+        ImageAttrs::from_attrs(&i.address, &i.attrs)
+            .map_err(|e| e.to_string())?
+            .spec(target)
+    }) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use flate2::Compression;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::reference::ImageRef;
 use super::registry::{Registry, RegistryError};
@@ -59,36 +59,35 @@ pub struct Spec {
 }
 
 impl Spec {
-    /// The build a `function_image` stands for (its planned attributes: `base`, `base_digest`,
-    /// `architecture`, `config`, `script`), pushed to `target`. A planned base digest pins the
-    /// base, so apply builds exactly what was planned.
+    /// The build of `base` (pinned to `base_digest`, the digest planned, when there is one)
+    /// for `architecture` (OCI's name) with the function's `config` and `script`, pushed to
+    /// `target`. A planned base digest pins the base, so apply builds exactly what was
+    /// planned.
     ///
     /// # Errors
     /// When the base is not a valid reference, or there is no supervisor for the architecture.
-    pub fn from_attrs(attrs: &Map<String, Value>, target: ImageRef) -> Result<Spec, String> {
-        let text = |k: &str| attrs.get(k).and_then(Value::as_str).unwrap_or_default();
-        let mut base = ImageRef::parse(text("base"))?;
-        if let Some(d) = attrs
-            .get("base_digest")
-            .and_then(Value::as_str)
-            .filter(|d| d.starts_with("sha256:"))
-        {
+    pub fn new(
+        base: &str,
+        base_digest: Option<&str>,
+        architecture: &str,
+        config: &Value,
+        script: &str,
+        target: ImageRef,
+    ) -> Result<Spec, String> {
+        let mut base = ImageRef::parse(base)?;
+        if let Some(d) = base_digest {
             base = base.at_digest(d);
         }
-        let architecture = text("architecture").to_owned();
-        let arch = super::Arch::from_oci(&architecture).ok_or_else(|| {
+        let arch = super::Arch::from_oci(architecture).ok_or_else(|| {
             format!("scar builds no images for the architecture `{architecture}`")
         })?;
         Ok(Spec {
             base,
             target,
             supervisor: super::supervisor::find(arch)?,
-            architecture,
-            config_json: attrs
-                .get("config")
-                .map(|c| c.to_string().into_bytes())
-                .unwrap_or_default(),
-            script: text("script").to_owned(),
+            architecture: architecture.to_owned(),
+            config_json: config.to_string().into_bytes(),
+            script: script.to_owned(),
         })
     }
 }

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Address;
@@ -29,6 +29,16 @@ pub struct AttrError {
     pub source: serde_json::Error,
 }
 
+/// `attrs` as the JSON map the plan carries, fields in their declared order.
+#[must_use]
+pub fn to_attrs<T: Serialize>(attrs: &T) -> Map<String, Value> {
+    match serde_json::to_value(attrs) {
+        Ok(Value::Object(m)) => m,
+        // Every view is a struct of strings, numbers, lists and string-keyed maps.
+        _ => Map::new(),
+    }
+}
+
 /// A typed view of one kind's attributes.
 pub trait Attrs: Sized + for<'de> Deserialize<'de> {
     /// Reads `attrs` of `address` as this kind's view.
@@ -36,10 +46,18 @@ pub trait Attrs: Sized + for<'de> Deserialize<'de> {
     /// # Errors
     /// A missing field, an unknown one, or one of the wrong type.
     fn from_attrs(address: &Address, attrs: &Map<String, Value>) -> Result<Self, AttrError> {
-        Self::deserialize(Value::Object(attrs.clone())).map_err(|source| AttrError {
+        Self::read(attrs).map_err(|source| AttrError {
             address: address.to_string(),
             source,
         })
+    }
+
+    /// Reads `attrs` as this kind's view, where no address is at hand.
+    ///
+    /// # Errors
+    /// A missing field, an unknown one, or one of the wrong type.
+    fn read(attrs: &Map<String, Value>) -> Result<Self, serde_json::Error> {
+        Self::deserialize(Value::Object(attrs.clone()))
     }
 }
 
@@ -52,10 +70,11 @@ impl Attrs for RoleAttrs {}
 impl Attrs for ApiAttrs {}
 impl Attrs for JobQueueAttrs {}
 impl Attrs for ComputeEnvAttrs {}
+impl Attrs for ImageAttrs {}
 
 /// A managed Batch compute environment. Fields marked EC2 are absent for Fargate; the bid
 /// only for Spot.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComputeEnvAttrs {
     /// Its name.
@@ -97,7 +116,7 @@ pub struct ComputeEnvAttrs {
 impl Attrs for JobDefinitionAttrs {}
 
 /// A Batch job queue.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobQueueAttrs {
     /// Its name.
@@ -113,7 +132,7 @@ pub struct JobQueueAttrs {
 }
 
 /// A Batch job definition (its latest revision).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobDefinitionAttrs {
     /// Its name.
@@ -150,7 +169,7 @@ pub struct JobDefinitionAttrs {
 }
 
 /// A multi-node job's nodes.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MultiNode {
     /// How many.
@@ -160,7 +179,7 @@ pub struct MultiNode {
 }
 
 /// A function's REST API.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiAttrs {
     /// Its name.
@@ -187,7 +206,7 @@ pub struct ApiAttrs {
 }
 
 /// A function's log group.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogGroupAttrs {
     /// `/aws/lambda/<function>`.
@@ -199,7 +218,7 @@ pub struct LogGroupAttrs {
 }
 
 /// A bucket the stack's functions read or write.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BucketAttrs {
     /// Its name.
@@ -211,7 +230,7 @@ pub struct BucketAttrs {
 }
 
 /// The stack's managed role.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleAttrs {
     /// Its name.
@@ -227,7 +246,7 @@ pub struct RoleAttrs {
 }
 
 /// A Lambda function, as the model writes it and the writer sends it (references resolved).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionAttrs {
     /// The image URI.
@@ -269,7 +288,7 @@ impl FunctionAttrs {
 }
 
 /// The resource-policy statement that lets S3 invoke a function.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionAttrs {
     /// The function's name.
@@ -285,7 +304,7 @@ pub struct PermissionAttrs {
 }
 
 /// One entry of a bucket's notification configuration: objects that invoke a function.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerAttrs {
     /// The bucket.
@@ -303,7 +322,7 @@ pub struct TriggerAttrs {
 }
 
 /// A function's VPC.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Vpc {
     /// Subnet ids, sorted.
@@ -313,13 +332,168 @@ pub struct Vpc {
 }
 
 /// An EFS mount.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSystem {
     /// The access point's ARN.
     pub arn: String,
     /// Where it is mounted (`/mnt/...`).
     pub mount_path: String,
+}
+
+/// The function image scar assembles: the base, the supervisor and the function's script
+/// and configuration, pushed to the stack's repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageAttrs {
+    /// The repository's name.
+    pub repository: String,
+    /// The base image reference, as the manifest names it.
+    pub base: String,
+    /// The digest the base resolved to when planned: a reference to the image itself until
+    /// refresh resolves it (apply then resolves the base again).
+    pub base_digest: Value,
+    /// `amd64` or `arm64` (OCI's names).
+    pub architecture: String,
+    /// The supervisor's version.
+    pub supervisor: String,
+    /// The script's digest.
+    pub script_sha256: String,
+    /// The configuration's digest.
+    pub config_sha256: String,
+    /// The script (`/opt/scar/script.sh`).
+    pub script: String,
+    /// The function's configuration (`/opt/scar/function.json`).
+    pub config: Value,
+}
+
+impl ImageAttrs {
+    /// The build these attributes stand for, pushed to `target`; the base pinned to the
+    /// digest planned, when refresh resolved one.
+    ///
+    /// # Errors
+    /// When the base is not a valid reference, or there is no supervisor for the architecture.
+    pub fn spec(
+        &self,
+        target: crate::image::reference::ImageRef,
+    ) -> Result<crate::image::build::Spec, String> {
+        let planned = self
+            .base_digest
+            .as_str()
+            .filter(|d| d.starts_with("sha256:"));
+        crate::image::build::Spec::new(
+            &self.base,
+            planned,
+            &self.architecture,
+            &self.config,
+            &self.script,
+            target,
+        )
+    }
+}
+
+/// Partial views of what refresh read (a step's `before`) and of what a step carries: the
+/// fields a delete, an in-place update or an ownership check needs, and nothing else. Other
+/// fields are allowed: the whole resource is its kind's view's, not these.
+pub mod id {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::Attrs;
+
+    /// A resource known by its name (log groups, Batch resources).
+    #[derive(Debug, Clone, Deserialize)]
+    pub struct Named {
+        /// Its name.
+        pub name: String,
+    }
+
+    /// The tags a resource carries (none when it carries none, or they are not read).
+    #[derive(Debug, Clone, Default, Deserialize)]
+    pub struct Tagged {
+        /// Tags, ownership tags included.
+        #[serde(default)]
+        pub tags: BTreeMap<String, String>,
+    }
+
+    /// A resource-policy statement on a function.
+    #[derive(Debug, Clone, Deserialize)]
+    pub struct Statement {
+        /// The function's name.
+        pub function: String,
+        /// The statement's id.
+        pub statement_id: String,
+    }
+
+    /// An entry of a bucket's notification configuration.
+    #[derive(Debug, Clone, Deserialize)]
+    pub struct Trigger {
+        /// The bucket.
+        pub bucket: String,
+        /// The entry's id.
+        pub id: String,
+        /// The function it invokes.
+        #[serde(default)]
+        pub function_arn: String,
+    }
+
+    /// A REST API as read: its id and what an update compares against.
+    #[derive(Debug, Clone, Deserialize)]
+    pub struct Api {
+        /// Its id.
+        pub id: String,
+        /// The stage deployed (`""`: none).
+        #[serde(default)]
+        pub stage: String,
+        /// `none`, `iam` or `api_key`.
+        #[serde(default)]
+        pub auth: String,
+        /// Media types passed as bytes.
+        #[serde(default)]
+        pub binary_media_types: Vec<String>,
+    }
+
+    /// A job definition's active revisions.
+    #[derive(Debug, Clone, Deserialize)]
+    pub struct Revisions {
+        /// Its name.
+        pub name: String,
+        /// Active revision numbers.
+        #[serde(default)]
+        pub revisions: Vec<i64>,
+    }
+
+    /// A function image as its function's tags record it.
+    #[derive(Debug, Clone, Deserialize)]
+    pub struct Recorded {
+        /// The repository's name.
+        pub repository: String,
+        /// `registry/repository@sha256:...`: the image the function was given.
+        pub image: String,
+        /// The script's digest.
+        pub script_sha256: String,
+        /// The configuration's digest.
+        pub config_sha256: String,
+    }
+
+    /// The script in an image's configuration (`/opt/scar/function.json`), as any version of
+    /// scar wrote it.
+    #[derive(Debug, Clone, Deserialize)]
+    pub struct Scripted {
+        /// The script's text (`""`: the image's own command).
+        #[serde(default)]
+        pub script: String,
+    }
+
+    impl Attrs for Named {}
+    impl Attrs for Tagged {}
+    impl Attrs for Statement {}
+    impl Attrs for Trigger {}
+    impl Attrs for Api {}
+    impl Attrs for Revisions {}
+    impl Attrs for Recorded {}
+    impl Attrs for Scripted {}
 }
 
 #[cfg(test)]
@@ -421,5 +595,24 @@ mod tests {
             .expect_err("mistyped")
             .to_string();
         assert!(e.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn a_step_whose_before_lacks_what_names_it_is_an_error_not_an_empty_name() {
+        let address = Address::new(ResourceKind::BatchJobQueue, "q");
+        let e = id::Named::from_attrs(&address, &Map::new())
+            .expect_err("no name")
+            .to_string();
+        assert!(
+            e.contains("batch_job_queue/q") && e.contains("`name`"),
+            "{e}"
+        );
+        let mut read = Map::new();
+        read.insert("name".into(), Value::String("q".into()));
+        read.insert("priority".into(), Value::from(1));
+        assert_eq!(
+            id::Named::from_attrs(&address, &read).expect("named").name,
+            "q"
+        );
     }
 }
