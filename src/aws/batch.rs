@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use super::AwsCloud;
 use super::execute::stale_tag_keys;
 use super::execute::view;
-use super::lambda::{take_script, with_script};
+use super::lambda::{decode_script, with_script};
 use super::page::{pages, wait_until};
 use super::refresh::{owner_of, tag_value};
 use crate::apply::ready::Readiness;
@@ -1062,7 +1062,10 @@ fn job_definition_attrs(d: &bt::JobDefinition) -> Map<String, Value> {
         })
         .unwrap_or_default();
     let mut env: Map<String, Value> = env.into_iter().collect();
-    let script = take_script(&mut env);
+    let script = decode_script(
+        env.remove(crate::model::SCRIPT_ENV)
+            .and_then(|v| v.as_str().map(str::to_owned)),
+    );
     let fargate = d
         .platform_capabilities()
         .iter()

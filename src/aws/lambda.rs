@@ -5,17 +5,19 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_lambda::types as lt;
+use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::execute::{gone_is_fine, stale_tag_keys, view};
 use super::page::wait_until;
-use super::refresh::{owner_of, tag_value};
+use super::refresh::owner_of;
 use super::{AwsCloud, classify};
 use crate::apply::ready::{Readiness, function_readiness};
 use crate::cloud::retry::{Backoff, PROPAGATION, until_ready, with_retry};
 use crate::cloud::{CloudError, ErrorKind};
-use crate::model::attrs::{FunctionAttrs, PermissionAttrs, to_attrs};
+use crate::manifest::types::Architecture;
+use crate::model::attrs::{FileSystem, FunctionAttrs, PermissionAttrs, Vpc, to_attrs};
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, ResourceKind, short_hash};
 use crate::plan::Step;
@@ -26,18 +28,17 @@ pub(super) type FunctionRead = (String, Option<LiveResource>, Vec<(Address, Live
 /// Marks a function fingerprint that is a Lambda RevisionId, usable as a write precondition.
 pub(super) const REVISION_PREFIX: &str = "rev:";
 
-/// Removes `SCAR_SCRIPT` from a read environment and decodes it.
-pub(super) fn take_script(env: &mut Map<String, Value>) -> String {
-    env.remove(crate::model::SCRIPT_ENV)
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .map(|b| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD
-                .decode(b.as_bytes())
-                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-                .unwrap_or(b)
-        })
-        .unwrap_or_default()
+/// `SCAR_SCRIPT`'s value, removed from a read environment, decoded (as is when it is not
+/// base64; `""` when there is none).
+pub(super) fn decode_script(raw: Option<String>) -> String {
+    raw.map(|b| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(b.as_bytes())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or(b)
+    })
+    .unwrap_or_default()
 }
 
 /// A function's environment as Lambda takes it: its variables, and a prebuilt image's script
@@ -51,12 +52,15 @@ fn environment(f: &FunctionAttrs) -> lt::Environment {
 
 /// `vars` plus `script`, base64-encoded, in `SCAR_SCRIPT` (when there is one): how a prebuilt
 /// image's function and a Batch job get their script.
-pub(super) fn with_script(
-    vars: &BTreeMap<String, String>,
+pub(super) fn with_script<'a>(
+    vars: impl IntoIterator<Item = (&'a String, &'a String)>,
     script: &str,
 ) -> BTreeMap<String, String> {
     use base64::Engine as _;
-    let mut vars = vars.clone();
+    let mut vars: BTreeMap<String, String> = vars
+        .into_iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     if !script.is_empty() {
         vars.insert(
             crate::model::SCRIPT_ENV.to_owned(),
@@ -224,50 +228,51 @@ impl AwsCloud {
             None => owner_of(stack, &t),
         };
         // Sorted, so the fingerprint hash is the same for the same content.
-        let env: BTreeMap<String, Value> = c
+        let mut environment: IndexMap<String, String> = c
             .environment()
             .and_then(|e| e.variables())
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
-        let mut env: Map<String, Value> = env.into_iter().collect();
-        let script = take_script(&mut env);
+        environment.sort_keys();
+        let script = decode_script(environment.shift_remove(crate::model::SCRIPT_ENV));
         let vpc = c.vpc_config().and_then(|v| {
             let mut subnets: Vec<String> = v.subnet_ids().to_vec();
-            let mut groups: Vec<String> = v.security_group_ids().to_vec();
+            let mut security_groups: Vec<String> = v.security_group_ids().to_vec();
             subnets.sort();
-            groups.sort();
-            (!subnets.is_empty()).then(|| json!({"subnets": subnets, "security_groups": groups}))
+            security_groups.sort();
+            (!subnets.is_empty()).then_some(Vpc {
+                subnets,
+                security_groups,
+            })
         });
-        let file_systems: Vec<Value> = c
-            .file_system_configs()
-            .iter()
-            .map(|f| json!({"arn": f.arn(), "mount_path": f.local_mount_path()}))
-            .collect();
-        let mut attrs = Map::new();
-        attrs.insert(
-            "image".into(),
-            json!(out.code().and_then(|c| c.image_uri()).unwrap_or_default()),
-        );
-        attrs.insert("script".into(), json!(script));
-        attrs.insert("memory".into(), json!(c.memory_size().unwrap_or_default()));
-        attrs.insert("timeout".into(), json!(c.timeout().unwrap_or_default()));
-        attrs.insert(
-            "ephemeral_storage".into(),
-            json!(c.ephemeral_storage().map_or(512, |e| e.size())),
-        );
-        attrs.insert(
-            "architecture".into(),
-            json!(c.architectures().first().map_or("x86_64", |a| a.as_str())),
-        );
-        attrs.insert("role".into(), json!(c.role().unwrap_or_default()));
-        attrs.insert(
-            "description".into(),
-            json!(c.description().unwrap_or_default()),
-        );
-        attrs.insert("environment".into(), Value::Object(env));
-        attrs.insert("vpc".into(), vpc.unwrap_or(Value::Null));
-        attrs.insert("file_systems".into(), json!(file_systems));
-        attrs.insert("tags".into(), tag_value(&t));
+        let attrs = to_attrs(&FunctionAttrs {
+            image: out
+                .code()
+                .and_then(|c| c.image_uri())
+                .unwrap_or_default()
+                .to_owned(),
+            script: Some(script),
+            memory: c.memory_size().unwrap_or_default(),
+            timeout: c.timeout().unwrap_or_default(),
+            ephemeral_storage: c.ephemeral_storage().map_or(512, |e| e.size()),
+            architecture: match c.architectures().first() {
+                Some(lt::Architecture::Arm64) => Architecture::Arm64,
+                _ => Architecture::X86_64,
+            },
+            role: c.role().unwrap_or_default().to_owned(),
+            description: c.description().unwrap_or_default().to_owned(),
+            environment,
+            vpc,
+            file_systems: c
+                .file_system_configs()
+                .iter()
+                .map(|f| FileSystem {
+                    arn: f.arn().to_owned(),
+                    mount_path: f.local_mount_path().to_owned(),
+                })
+                .collect(),
+            tags: t,
+        });
         let arn = c.function_arn().unwrap_or_default().to_owned();
         let mut outputs = BTreeMap::new();
         outputs.insert("arn".into(), json!(arn));

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -245,14 +246,17 @@ pub struct RoleAttrs {
     pub tags: BTreeMap<String, String>,
 }
 
-/// A Lambda function, as the model writes it and the writer sends it (references resolved).
+/// A Lambda function, as the model writes it (`R` = [`Value`]: the image and the role may be
+/// references to resources not made yet) and as the writer and the live reader see it (`R` =
+/// `String`: references resolved).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FunctionAttrs {
+pub struct FunctionAttrs<R = String> {
     /// The image URI.
-    pub image: String,
-    /// A prebuilt image's script (an assembled image holds its own).
-    #[serde(default)]
+    pub image: R,
+    /// A prebuilt image's script (an assembled image holds its own); the live function's
+    /// always (`""`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<String>,
     /// Memory in MB.
     pub memory: i32,
@@ -263,11 +267,12 @@ pub struct FunctionAttrs {
     /// The instruction set.
     pub architecture: Architecture,
     /// The execution role's ARN.
-    pub role: String,
+    pub role: R,
     /// The description.
     pub description: String,
-    /// Environment variables (secret references, not values).
-    pub environment: BTreeMap<String, String>,
+    /// Environment variables (secret references, not values), in the order the model sets
+    /// them: the manifest's, sorted, then the supervisor's.
+    pub environment: IndexMap<String, String>,
     /// The VPC, if any.
     pub vpc: Option<Vpc>,
     /// EFS mounts.
@@ -276,7 +281,7 @@ pub struct FunctionAttrs {
     pub tags: BTreeMap<String, String>,
 }
 
-impl FunctionAttrs {
+impl<R> FunctionAttrs<R> {
     /// Lambda's name for the architecture.
     #[must_use]
     pub fn lambda_architecture(&self) -> &'static str {

@@ -58,7 +58,7 @@ pub(super) struct BatchInput<'a> {
     pub role: &'a Value,
     pub user_tags: &'a std::collections::BTreeMap<String, String>,
     /// The function's environment as sent to Lambda (literals and secret references).
-    pub function_env: &'a Map<String, Value>,
+    pub function_env: &'a indexmap::IndexMap<String, String>,
 }
 
 /// The Batch resources of one delegating function; `None` for `execution: lambda` or when
@@ -103,10 +103,10 @@ pub(super) fn delegation(i: &BatchInput<'_>) -> Option<Delegation> {
     for (k, v) in &batch.environment {
         match v {
             EnvValue::Literal(s) => {
-                env.insert(k.clone(), json!(s));
+                env.insert(k.clone(), s.clone());
             }
             EnvValue::Secret(s) => {
-                env.insert(k.clone(), json!(s.secret_ref.to_reference()));
+                env.insert(k.clone(), s.secret_ref.to_reference());
             }
         }
     }
@@ -119,7 +119,7 @@ pub(super) fn delegation(i: &BatchInput<'_>) -> Option<Delegation> {
     if let Some((k, v)) =
         crate::manifest::contract::secrets_env(i.eff.environment.iter().chain(&batch.environment))
     {
-        env.insert(k.to_owned(), json!(v));
+        env.insert(k.to_owned(), v.to_string());
     }
     sensitive.sort();
     sensitive.dedup();
@@ -149,7 +149,7 @@ pub(super) fn delegation(i: &BatchInput<'_>) -> Option<Delegation> {
             ),
             ("gpu", json!(batch.gpu.unwrap_or(0))),
             ("command", json!(BATCH_COMMAND)),
-            ("environment", Value::Object(env)),
+            ("environment", json!(env)),
             ("job_role", i.role.clone()),
             (
                 "execution_role",

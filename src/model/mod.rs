@@ -14,8 +14,11 @@ pub mod policy;
 
 use std::collections::BTreeMap;
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+
+use self::attrs::FunctionAttrs;
 
 pub use address::{Address, BadAddress, ResourceKind};
 
@@ -444,46 +447,41 @@ fn function_resources(
     });
     if let Some(d) = &delegation {
         for (k, v) in &d.function_env {
-            env.insert((*k).to_owned(), json!(v));
+            env.insert((*k).to_owned(), v.clone());
         }
     }
     let source_account = stack
         .account_id
         .as_ref()
         .map_or_else(|| Reference::value(&function, "account_id"), |a| json!(a));
-    let mut attrs = Map::new();
-    attrs.insert("image".into(), image);
-    if !assembled {
-        // A prebuilt image gets its script through the environment; an assembled one has it
-        // inside (`function_image`).
-        attrs.insert("script".into(), json!(script));
-    }
-    attrs.insert("memory".into(), json!(eff.memory));
-    attrs.insert("timeout".into(), json!(eff.timeout));
-    attrs.insert("ephemeral_storage".into(), json!(eff.ephemeral_storage));
-    attrs.insert(
-        "architecture".into(),
-        serde_json::to_value(eff.architecture).unwrap_or(Value::Null),
-    );
-    attrs.insert("role".into(), role);
-    attrs.insert(
-        "description".into(),
-        json!(spec.description.clone().unwrap_or_default()),
-    );
-    attrs.insert("environment".into(), Value::Object(env));
-    attrs.insert("vpc".into(), vpc_value(eff.vpc.as_ref()));
-    let mounts: Vec<Value> = spec
-        .file_systems
-        .iter()
-        .map(|f| json!({"arn": f.arn, "mount_path": f.mount_path}))
-        .collect();
-    attrs.insert("file_systems".into(), json!(mounts));
     let mut function_tags = ownership_tags(stack_name, &function, &user_tags);
     function_tags.insert(
         tags::S3_INVOKE.into(),
         (!spec.input.is_empty() || spec.http.is_some()).to_string(),
     );
-    attrs.insert("tags".into(), json!(function_tags));
+    let attrs = attrs::to_attrs(&FunctionAttrs::<Value> {
+        image,
+        // A prebuilt image gets its script through the environment; an assembled one has it
+        // inside (`function_image`).
+        script: (!assembled).then(|| script.to_owned()),
+        memory: int(eff.memory),
+        timeout: int(eff.timeout),
+        ephemeral_storage: int(eff.ephemeral_storage),
+        architecture: eff.architecture,
+        role,
+        description: spec.description.clone().unwrap_or_default(),
+        environment: env,
+        vpc: eff.vpc.as_ref().map(vpc),
+        file_systems: spec
+            .file_systems
+            .iter()
+            .map(|f| attrs::FileSystem {
+                arn: f.arn.clone(),
+                mount_path: f.mount_path.clone(),
+            })
+            .collect(),
+        tags: function_tags,
+    });
     let mut depends_on = vec![log_group.clone()];
     if assembled {
         depends_on.push(image_address.clone());
@@ -546,18 +544,21 @@ fn function_resources(
 }
 
 /// A function's VPC as compared with AWS's answer: sorted subnets and groups, or null.
-fn vpc_value(vpc: Option<&crate::manifest::types::VpcSpec>) -> Value {
-    match vpc {
-        Some(v) => {
-            // AWS answers with its own order; compare sets.
-            let mut subnets = v.subnets.clone();
-            let mut groups = v.security_groups.clone();
-            subnets.sort();
-            groups.sort();
-            json!({"subnets": subnets, "security_groups": groups})
-        }
-        None => Value::Null,
+fn vpc(v: &crate::manifest::types::VpcSpec) -> attrs::Vpc {
+    // AWS answers with its own order; compare sets.
+    let mut subnets = v.subnets.clone();
+    let mut security_groups = v.security_groups.clone();
+    subnets.sort();
+    security_groups.sort();
+    attrs::Vpc {
+        subnets,
+        security_groups,
     }
+}
+
+/// A size or a duration the schema bounds far below `i32::MAX`, as AWS takes it.
+fn int(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
 }
 
 /// A function's environment variables (a secret as its reference, listed as sensitive), the
@@ -567,17 +568,17 @@ fn function_environment(
     stack: &crate::manifest::types::StackSpec,
     fm: &FunctionManifest,
     eff: &resolve::Effective,
-) -> (Map<String, Value>, Vec<String>) {
+) -> (IndexMap<String, String>, Vec<String>) {
     let (fname, spec) = (&fm.metadata.name, &fm.spec);
-    let mut env = Map::new();
+    let mut env = IndexMap::new();
     let mut sensitive = Vec::new();
     for (k, v) in &eff.environment {
         match v {
             EnvValue::Literal(s) => {
-                env.insert(k.clone(), json!(s));
+                env.insert(k.clone(), s.clone());
             }
             EnvValue::Secret(s) => {
-                env.insert(k.clone(), json!(s.secret_ref.to_reference()));
+                env.insert(k.clone(), s.secret_ref.to_reference());
                 sensitive.push(format!("environment.{k}"));
             }
         }
@@ -586,13 +587,13 @@ fn function_environment(
         .into_iter()
         .chain(contract::secrets_env(&eff.environment))
     {
-        env.insert(k.to_owned(), json!(v));
+        env.insert(k.to_owned(), v.to_string());
     }
     if spec.prebuilt == Some(true) {
         // No image of scar's holds the configuration: the environment does.
         let config = contract::config(stack_name, Some(stack), fm, String::new());
         for (k, v) in config.env() {
-            env.insert(k.to_owned(), json!(v));
+            env.insert(k.to_owned(), v.to_string());
         }
     }
     (env, sensitive)
