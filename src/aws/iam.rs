@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::AwsCloud;
 use super::execute::gone_is_fine;
-use super::refresh::{owner_of, tag_value};
+use super::refresh::owner_of;
 use crate::cloud::{CloudError, ErrorKind};
-use crate::model::attrs::RoleAttrs;
+use crate::model::attrs::{RoleAttrs, to_attrs};
 use crate::model::live::LiveResource;
 use crate::model::{Address, ResourceKind};
 
@@ -60,22 +60,17 @@ impl AwsCloud {
             Err(e) if e.kind == ErrorKind::NotFound => Value::Null,
             Err(e) => return Err(e),
         };
-        let mut attrs = Map::new();
-        attrs.insert("name".into(), json!(name));
-        attrs.insert(
-            "assume_role_policy".into(),
-            decode_policy(r.assume_role_policy_document().unwrap_or_default()),
-        );
-        attrs.insert("policy".into(), policy);
-        attrs.insert(
-            "permissions_boundary".into(),
-            json!(
-                r.permissions_boundary()
-                    .and_then(|b| b.permissions_boundary_arn())
-                    .unwrap_or_default()
-            ),
-        );
-        attrs.insert("tags".into(), tag_value(&t));
+        let attrs = to_attrs(&RoleAttrs {
+            name: name.to_owned(),
+            assume_role_policy: decode_policy(r.assume_role_policy_document().unwrap_or_default()),
+            policy,
+            permissions_boundary: r
+                .permissions_boundary()
+                .and_then(|b| b.permissions_boundary_arn())
+                .unwrap_or_default()
+                .to_owned(),
+            tags: t.clone(),
+        });
         let mut outputs = BTreeMap::new();
         outputs.insert("arn".into(), json!(r.arn()));
         Ok(Some((

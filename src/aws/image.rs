@@ -14,7 +14,7 @@ use super::refresh::owner_of;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::image::build;
 use crate::image::reference::ImageRef;
-use crate::model::attrs::{Attrs, ImageAttrs, id};
+use crate::model::attrs::{Attrs, ImageAttrs, RepositoryAttrs, id, to_attrs};
 use crate::model::live::{LiveResource, LiveState, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, tags};
 use crate::plan::{Action, Step};
@@ -42,9 +42,10 @@ impl AwsCloud {
         };
         let tags = self.repository_tags(&arn).await?;
         let owner = owner_of(stack, &tags);
-        let mut attrs = Map::new();
-        attrs.insert("name".into(), json!(name));
-        attrs.insert("tags".into(), json!(tags));
+        let attrs = to_attrs(&RepositoryAttrs {
+            name: name.clone(),
+            tags,
+        });
         let mut outputs = BTreeMap::new();
         outputs.insert("uri".to_owned(), json!(uri));
         Ok(vec![(

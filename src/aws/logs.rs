@@ -2,8 +2,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Map, json};
-
 use super::execute::gone_is_fine;
 use super::page::pages;
 use super::refresh::owner_of;
@@ -11,7 +9,7 @@ use super::{AwsCloud, classify};
 use crate::cloud::retry::with_retry;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::manifest::names;
-use crate::model::attrs::LogGroupAttrs;
+use crate::model::attrs::{LogGroupAttrs, to_attrs};
 use crate::model::live::{LiveResource, LiveState, Owner};
 use crate::model::{Address, ResourceKind, short_hash};
 
@@ -65,9 +63,11 @@ impl AwsCloud {
                     Some(Owner::ThisStack) => Owner::ThisStack,
                     _ => self.log_group_owner(stack, g.arn()).await,
                 };
-                let mut attrs = Map::new();
-                attrs.insert("name".into(), json!(name));
-                attrs.insert("retention_days".into(), json!(g.retention_in_days()));
+                let attrs = to_attrs(&LogGroupAttrs {
+                    name: name.to_owned(),
+                    retention_days: g.retention_in_days(),
+                    tags: BTreeMap::new(),
+                });
                 live.resources.insert(
                     Address::new(ResourceKind::LogGroup, function.clone()),
                     LiveResource {
@@ -158,15 +158,28 @@ impl AwsCloud {
             })
             .await?;
         }
-        let days = a.retention_days;
-        self.call(&name, "logs:PutRetentionPolicy", || {
-            self.logs
-                .put_retention_policy()
-                .log_group_name(&name)
-                .retention_in_days(days)
-                .send()
-        })
-        .await?;
+        match a.retention_days {
+            Some(days) => {
+                self.call(&name, "logs:PutRetentionPolicy", || {
+                    self.logs
+                        .put_retention_policy()
+                        .log_group_name(&name)
+                        .retention_in_days(days)
+                        .send()
+                })
+                .await?;
+            }
+            // Kept forever: what a group without a retention policy does.
+            None => {
+                self.call(&name, "logs:DeleteRetentionPolicy", || {
+                    self.logs
+                        .delete_retention_policy()
+                        .log_group_name(&name)
+                        .send()
+                })
+                .await?;
+            }
+        }
         Ok(())
     }
 

@@ -4,15 +4,15 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::types as st;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::execute::gone_is_fine;
-use super::refresh::{owner_of, tag_value};
+use super::refresh::owner_of;
 use super::{AwsCloud, classify};
 use crate::cloud::retry::with_retry;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::manifest::names;
-use crate::model::attrs::{TriggerAttrs, to_attrs};
+use crate::model::attrs::{BucketAttrs, TriggerAttrs, to_attrs};
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, short_hash};
 
@@ -57,14 +57,18 @@ impl AwsCloud {
             Err(e) => (BTreeMap::new(), Owner::Unknown(e.to_string())),
         };
         let mut out = Vec::new();
-        let mut attrs = Map::new();
-        attrs.insert("name".into(), json!(bucket));
-        attrs.insert("region".into(), json!(region));
-        attrs.insert("tags".into(), tag_value(&t));
         let address = Address::new(ResourceKind::Bucket, bucket);
-        if owner == Owner::ThisStack && desired.get(&address).is_none() {
-            attrs.insert("empty".into(), json!(self.is_empty(bucket).await?));
-        }
+        let empty = if owner == Owner::ThisStack && desired.get(&address).is_none() {
+            Some(self.is_empty(bucket).await?)
+        } else {
+            None
+        };
+        let attrs = to_attrs(&BucketAttrs {
+            name: bucket.to_owned(),
+            region: region.to_owned(),
+            tags: t,
+            empty,
+        });
         out.push((
             address,
             LiveResource {

@@ -72,6 +72,7 @@ impl Attrs for ApiAttrs {}
 impl Attrs for JobQueueAttrs {}
 impl Attrs for ComputeEnvAttrs {}
 impl Attrs for ImageAttrs {}
+impl Attrs for RepositoryAttrs {}
 
 /// A managed Batch compute environment. Fields marked EC2 are absent for Fargate; the bid
 /// only for Spot.
@@ -212,9 +213,10 @@ pub struct ApiAttrs {
 pub struct LogGroupAttrs {
     /// `/aws/lambda/<function>`.
     pub name: String,
-    /// Days kept.
-    pub retention_days: i32,
-    /// Tags, ownership tags included.
+    /// Days kept (none: forever, as a group scar did not make may be).
+    pub retention_days: Option<i32>,
+    /// Tags, ownership tags included (not read back: see [`LogGroupAttrs::UNREAD`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
 }
 
@@ -226,6 +228,20 @@ pub struct BucketAttrs {
     pub name: String,
     /// Its region.
     pub region: String,
+    /// Tags, ownership tags included.
+    pub tags: BTreeMap<String, String>,
+    /// Read only, for a bucket of the stack no manifest names any more: whether it holds no
+    /// objects (a bucket with objects is kept, not pruned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty: Option<bool>,
+}
+
+/// The stack's image repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryAttrs {
+    /// Its name.
+    pub name: String,
     /// Tags, ownership tags included.
     pub tags: BTreeMap<String, String>,
 }
@@ -295,29 +311,29 @@ impl<R> FunctionAttrs<R> {
 /// The resource-policy statement that lets S3 invoke a function.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PermissionAttrs {
+pub struct PermissionAttrs<R = String> {
     /// The function's name.
     pub function: String,
     /// The statement's id.
     pub statement_id: String,
-    /// Who may invoke (`s3.amazonaws.com`).
+    /// Who may invoke (`s3.amazonaws.com`, `apigateway.amazonaws.com`).
     pub principal: String,
-    /// The bucket's ARN.
-    pub source_arn: String,
-    /// The bucket's account.
-    pub source_account: String,
+    /// The bucket's or the API's ARN (the API's: a reference until it exists).
+    pub source_arn: R,
+    /// The caller's account (a reference to the credentials' until known).
+    pub source_account: R,
 }
 
 /// One entry of a bucket's notification configuration: objects that invoke a function.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TriggerAttrs {
+pub struct TriggerAttrs<R = String> {
     /// The bucket.
     pub bucket: String,
     /// The entry's id.
     pub id: String,
-    /// The function's ARN.
-    pub function_arn: String,
+    /// The function's ARN (a reference in the model's).
+    pub function_arn: R,
     /// The S3 events.
     pub events: Vec<String>,
     /// Keys start with this (`""`: any).
@@ -546,7 +562,7 @@ mod tests {
                     ResourceKind::S3Trigger => TriggerAttrs::from_attrs(&r.address, &attrs)
                         .map(|t| assert!(!t.events.is_empty(), "{}", r.address)),
                     ResourceKind::LogGroup => LogGroupAttrs::from_attrs(&r.address, &attrs)
-                        .map(|g| assert!(g.retention_days > 0, "{}", r.address)),
+                        .map(|g| assert!(g.retention_days.is_some_and(|d| d > 0), "{}", r.address)),
                     ResourceKind::Bucket => BucketAttrs::from_attrs(&r.address, &attrs).map(|_| ()),
                     ResourceKind::BatchComputeEnvironment => {
                         ComputeEnvAttrs::from_attrs(&r.address, &attrs)

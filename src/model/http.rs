@@ -2,8 +2,9 @@
 //! integration, deployed to a stage, and the permission that lets API Gateway invoke the
 //! function. The API is updated in place, so its id (and URL) survives every function update.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
+use super::attrs::{ApiAttrs, PermissionAttrs, to_attrs};
 use super::{Address, DesiredResource, Reference, ResourceKind, ownership_tags};
 use crate::manifest::names;
 use crate::manifest::types::HttpSpec;
@@ -44,61 +45,42 @@ pub(super) fn resources(
 ) -> Vec<DesiredResource> {
     let api = Address::new(ResourceKind::HttpApi, function);
     let fn_address = Address::new(ResourceKind::Function, function);
-    let own = |attribute: &str| {
-        Reference {
-            address: api.clone(),
-            attribute: attribute.into(),
-        }
-        .to_value()
-    };
-    let mut a = Map::new();
-    a.insert(
-        "name".into(),
-        json!(
-            http.name
-                .clone()
-                .unwrap_or_else(|| names::derive(stack, function).api)
-        ),
-    );
-    a.insert(
-        "description".into(),
-        json!(http.description.clone().unwrap_or_else(|| format!(
-            "HTTP endpoint of function {function} (scar stack {stack})"
-        ))),
-    );
-    a.insert("endpoint_type".into(), json!("REGIONAL"));
-    // Every body is binary to API Gateway: requests reach the function base64-encoded, and
-    // the function's base64 answers (`isBase64Encoded`) leave as the raw bytes.
-    a.insert("binary_media_types".into(), json!(BINARY_MEDIA_TYPES));
-    a.insert(
-        "stage".into(),
-        json!(
-            http.stage
-                .clone()
-                .unwrap_or_else(|| names::DEFAULT_STAGE.to_owned())
-        ),
-    );
-    a.insert("function".into(), json!(function));
-    a.insert("auth".into(), json!(auth_name(http.auth)));
-    a.insert(
-        "throttle".into(),
-        http.throttle.as_ref().map_or(
+    let a = to_attrs(&ApiAttrs {
+        name: http
+            .name
+            .clone()
+            .unwrap_or_else(|| names::derive(stack, function).api),
+        description: http.description.clone().unwrap_or_else(|| {
+            format!("HTTP endpoint of function {function} (scar stack {stack})")
+        }),
+        endpoint_type: "REGIONAL".to_owned(),
+        // Every body is binary to API Gateway: requests reach the function base64-encoded,
+        // and the function's base64 answers (`isBase64Encoded`) leave as the raw bytes.
+        binary_media_types: BINARY_MEDIA_TYPES.iter().map(|t| (*t).to_owned()).collect(),
+        stage: http
+            .stage
+            .clone()
+            .unwrap_or_else(|| names::DEFAULT_STAGE.to_owned()),
+        function: function.to_owned(),
+        auth: auth_name(http.auth).to_owned(),
+        throttle: http.throttle.as_ref().map_or(
             Value::Null,
             |t| json!({"rate_limit": t.rate_limit, "burst_limit": t.burst_limit}),
         ),
-    );
-    a.insert("url".into(), own("url"));
-    a.insert("tags".into(), json!(ownership_tags(stack, &api, user_tags)));
+        url: Reference::value(&api, "url"),
+        tags: ownership_tags(stack, &api, user_tags),
+    });
     let permission = Address::new(
         ResourceKind::LambdaPermission,
         format!("{function}/apigateway"),
     );
-    let mut p = Map::new();
-    p.insert("function".into(), json!(function));
-    p.insert("statement_id".into(), json!(statement_id(stack)));
-    p.insert("principal".into(), json!("apigateway.amazonaws.com"));
-    p.insert("source_arn".into(), own("source_arn"));
-    p.insert("source_account".into(), source_account);
+    let p = to_attrs(&PermissionAttrs::<Value> {
+        function: function.to_owned(),
+        statement_id: statement_id(stack),
+        principal: "apigateway.amazonaws.com".to_owned(),
+        source_arn: Reference::value(&api, "source_arn"),
+        source_account,
+    });
     vec![
         DesiredResource {
             address: api.clone(),

@@ -302,13 +302,12 @@ pub fn build(set: &ManifestSet) -> Option<DesiredGraph> {
     }
     for bucket in buckets.keys() {
         let address = Address::new(ResourceKind::Bucket, bucket.clone());
-        let mut attrs = Map::new();
-        attrs.insert("name".into(), json!(bucket));
-        attrs.insert("region".into(), json!(spec.region));
-        attrs.insert(
-            "tags".into(),
-            json!(ownership_tags(&name, &address, &spec.tags)),
-        );
+        let attrs = attrs::to_attrs(&attrs::BucketAttrs {
+            name: bucket.clone(),
+            region: spec.region.clone(),
+            tags: ownership_tags(&name, &address, &spec.tags),
+            empty: None,
+        });
         out.push(DesiredResource {
             address,
             attrs,
@@ -355,29 +354,18 @@ pub fn function_image(
         ResourceKind::ImageRepository,
         names::derive(stack_name, &fm.metadata.name).ecr_repository,
     );
-    let mut attrs = Map::new();
-    attrs.insert("repository".into(), json!(repository.name));
-    attrs.insert("base".into(), json!(fm.spec.image));
-    attrs.insert(
-        "base_digest".into(),
-        Reference {
-            address: address.clone(),
-            attribute: "base_digest".into(),
-        }
-        .to_value(),
-    );
-    attrs.insert("architecture".into(), json!(arch.oci()));
-    attrs.insert("supervisor".into(), json!(scar_contract::VERSION));
-    attrs.insert(
-        "script_sha256".into(),
-        json!(crate::image::digest(script.as_bytes())),
-    );
-    attrs.insert(
-        "config_sha256".into(),
-        json!(crate::image::digest(config.to_string().as_bytes())),
-    );
-    attrs.insert("script".into(), json!(script));
-    attrs.insert("config".into(), config);
+    let attrs = attrs::to_attrs(&attrs::ImageAttrs {
+        repository: repository.name.clone(),
+        base: fm.spec.image.clone(),
+        // Refresh resolves it; a plan made before the image exists shows it known after apply.
+        base_digest: Reference::value(address, "base_digest"),
+        architecture: arch.oci().to_owned(),
+        supervisor: scar_contract::VERSION.to_owned(),
+        script_sha256: crate::image::digest(script.as_bytes()),
+        config_sha256: crate::image::digest(config.to_string().as_bytes()),
+        script: script.to_owned(),
+        config,
+    });
     DesiredResource {
         address: address.clone(),
         attrs,
@@ -393,12 +381,10 @@ fn image_repository(
 ) -> DesiredResource {
     let name = names::derive(stack_name, "x").ecr_repository;
     let address = Address::new(ResourceKind::ImageRepository, name.clone());
-    let mut attrs = Map::new();
-    attrs.insert("name".into(), json!(name));
-    attrs.insert(
-        "tags".into(),
-        json!(ownership_tags(stack_name, &address, &stack.tags)),
-    );
+    let attrs = attrs::to_attrs(&attrs::RepositoryAttrs {
+        tags: ownership_tags(stack_name, &address, &stack.tags),
+        name,
+    });
     DesiredResource {
         address,
         attrs,
@@ -607,19 +593,14 @@ fn log_group_resource(
     retention_days: u32,
     user_tags: &BTreeMap<String, String>,
 ) -> DesiredResource {
-    let mut lg = Map::new();
-    lg.insert(
-        "name".into(),
-        json!(names::derive(stack_name, fname).log_group),
-    );
-    lg.insert("retention_days".into(), json!(retention_days));
-    lg.insert(
-        "tags".into(),
-        json!(ownership_tags(stack_name, &log_group, user_tags)),
-    );
+    let attrs = attrs::to_attrs(&attrs::LogGroupAttrs {
+        name: names::derive(stack_name, fname).log_group,
+        retention_days: Some(int(retention_days)),
+        tags: ownership_tags(stack_name, &log_group, user_tags),
+    });
     DesiredResource {
         address: log_group,
-        attrs: lg,
+        attrs,
         sensitive: Vec::new(),
         depends_on: Vec::new(),
     }
@@ -645,18 +626,13 @@ fn trigger_resources(
                     ResourceKind::LambdaPermission,
                     format!("{fname}/s3:{}", input.bucket),
                 );
-                let mut attrs = Map::new();
-                attrs.insert("function".into(), json!(fname));
-                attrs.insert(
-                    "statement_id".into(),
-                    json!(format!("scar-{stack_name}-s3-{}", input.bucket)),
-                );
-                attrs.insert("principal".into(), json!("s3.amazonaws.com"));
-                attrs.insert(
-                    "source_arn".into(),
-                    json!(format!("arn:aws:s3:::{}", input.bucket)),
-                );
-                attrs.insert("source_account".into(), source_account.clone());
+                let attrs = attrs::to_attrs(&attrs::PermissionAttrs::<Value> {
+                    function: fname.to_owned(),
+                    statement_id: format!("scar-{stack_name}-s3-{}", input.bucket),
+                    principal: "s3.amazonaws.com".to_owned(),
+                    source_arn: json!(format!("arn:aws:s3:::{}", input.bucket)),
+                    source_account: source_account.clone(),
+                });
                 out.push(DesiredResource {
                     address: address.clone(),
                     attrs,
@@ -668,26 +644,14 @@ fn trigger_resources(
             .clone();
         let id = trigger_id(stack_name, fname, input);
         let address = Address::new(ResourceKind::S3Trigger, format!("{}:{id}", input.bucket));
-        let mut attrs = Map::new();
-        attrs.insert("bucket".into(), json!(input.bucket));
-        attrs.insert("id".into(), json!(id));
-        attrs.insert(
-            "function_arn".into(),
-            Reference {
-                address: function.clone(),
-                attribute: "arn".into(),
-            }
-            .to_value(),
-        );
-        attrs.insert("events".into(), json!(events(input)));
-        attrs.insert(
-            "prefix".into(),
-            json!(input.prefix.clone().unwrap_or_default()),
-        );
-        attrs.insert(
-            "suffix".into(),
-            json!(input.suffix.clone().unwrap_or_default()),
-        );
+        let attrs = attrs::to_attrs(&attrs::TriggerAttrs::<Value> {
+            bucket: input.bucket.clone(),
+            id,
+            function_arn: Reference::value(function, "arn"),
+            events: events(input),
+            prefix: input.prefix.clone().unwrap_or_default(),
+            suffix: input.suffix.clone().unwrap_or_default(),
+        });
         out.push(DesiredResource {
             address,
             attrs,
@@ -713,30 +677,19 @@ fn managed_role(
 ) -> DesiredResource {
     let needs = role_needs(stack, set, spec);
     let statements = role_statements(stack, spec, &needs);
-    let mut attrs = Map::new();
-    attrs.insert("name".into(), json!(address.name));
     let principals = if needs.submit.is_empty() {
         json!("lambda.amazonaws.com")
     } else {
         json!(["ecs-tasks.amazonaws.com", "lambda.amazonaws.com"])
     };
-    attrs.insert(
-        "assume_role_policy".into(),
-        json!({"Version": "2012-10-17", "Statement": [{
+    let attrs = attrs::to_attrs(&attrs::RoleAttrs {
+        name: address.name.clone(),
+        assume_role_policy: json!({"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Principal": {"Service": principals}, "Action": "sts:AssumeRole"}]}),
-    );
-    attrs.insert(
-        "policy".into(),
-        json!({"Version": "2012-10-17", "Statement": statements}),
-    );
-    attrs.insert(
-        "permissions_boundary".into(),
-        json!(spec.role.permissions_boundary.clone().unwrap_or_default()),
-    );
-    attrs.insert(
-        "tags".into(),
-        json!(ownership_tags(stack, address, &spec.tags)),
-    );
+        policy: json!({"Version": "2012-10-17", "Statement": statements}),
+        permissions_boundary: spec.role.permissions_boundary.clone().unwrap_or_default(),
+        tags: ownership_tags(stack, address, &spec.tags),
+    });
     DesiredResource {
         address: address.clone(),
         attrs,
