@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_batch::types as bt;
+use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
@@ -16,11 +17,13 @@ use super::execute::stale_tag_keys;
 use super::execute::view;
 use super::lambda::{decode_script, with_script};
 use super::page::{pages, wait_until};
-use super::refresh::{owner_of, tag_value};
+use super::refresh::owner_of;
 use crate::apply::ready::Readiness;
 use crate::cloud::CloudError;
 use crate::cloud::retry::Backoff;
-use crate::model::attrs::{ComputeEnvAttrs, JobDefinitionAttrs, JobQueueAttrs, id};
+use crate::model::attrs::{
+    ComputeEnvAttrs, JobDefinitionAttrs, JobQueueAttrs, MultiNode, id, to_attrs,
+};
 use crate::model::batch::instance_profile_name;
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, short_hash};
@@ -49,15 +52,9 @@ fn place(
     by_name.get(&(kind, name.to_owned())).cloned()
 }
 
-/// A described compute environment or queue as a live resource: its tags added, a hash of
-/// everything read as its fingerprint, its ARN as output.
-fn described(
-    mut attrs: Map<String, Value>,
-    tags: &BTreeMap<String, String>,
-    owner: Owner,
-    arn: Option<&str>,
-) -> LiveResource {
-    attrs.insert("tags".into(), tag_value(tags));
+/// A described compute environment or queue as a live resource: a hash of everything read
+/// as its fingerprint, its ARN as output.
+fn described(attrs: Map<String, Value>, owner: Owner, arn: Option<&str>) -> LiveResource {
     let fingerprint = Some(format!(
         "sha:{}",
         short_hash(&Value::Object(attrs.clone()).to_string())
@@ -215,59 +212,48 @@ impl AwsCloud {
                 ) else {
                     continue;
                 };
-                let mut a = Map::new();
-                a.insert("name".into(), json!(name));
                 let service_role = ce.service_role().unwrap_or_default();
-                a.insert(
-                    "service_role".into(),
-                    json!(if service_role.contains(SERVICE_LINKED_ROLE) {
-                        ""
+                let cr = ce.compute_resources();
+                let kind = cr
+                    .and_then(|c| c.r#type())
+                    .map(|t| t.as_str())
+                    .unwrap_or_default();
+                let ec2 = cr.filter(|_| !kind.starts_with("FARGATE"));
+                let a = to_attrs(&ComputeEnvAttrs {
+                    name: name.to_owned(),
+                    kind: kind.to_owned(),
+                    max_vcpus: cr.and_then(|c| c.maxv_cpus()).unwrap_or(0),
+                    subnets: cr.map(|c| sorted(c.subnets())).unwrap_or_default(),
+                    security_groups: cr
+                        .map(|c| sorted(c.security_group_ids()))
+                        .unwrap_or_default(),
+                    service_role: if service_role.contains(SERVICE_LINKED_ROLE) {
+                        String::new()
                     } else {
-                        service_role
+                        service_role.to_owned()
+                    },
+                    state: ce
+                        .state()
+                        .map(|s| s.as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    min_vcpus: ec2.map(|c| c.minv_cpus().unwrap_or(0)),
+                    // Batch scales it: not read (`ComputeEnvAttrs::UNREAD`).
+                    desired_vcpus: None,
+                    allocation_strategy: ec2.map(|c| {
+                        c.allocation_strategy()
+                            .map_or("BEST_FIT", |s| s.as_str())
+                            .to_owned()
                     }),
-                );
-                a.insert(
-                    "state".into(),
-                    json!(ce.state().map(|s| s.as_str()).unwrap_or_default()),
-                );
-                if let Some(cr) = ce.compute_resources() {
-                    let kind = cr.r#type().map(|t| t.as_str()).unwrap_or_default();
-                    a.insert("type".into(), json!(kind));
-                    a.insert("max_vcpus".into(), json!(cr.maxv_cpus().unwrap_or(0)));
-                    a.insert("subnets".into(), json!(sorted(cr.subnets())));
-                    a.insert(
-                        "security_groups".into(),
-                        json!(sorted(cr.security_group_ids())),
-                    );
-                    if !kind.starts_with("FARGATE") {
-                        a.insert("min_vcpus".into(), json!(cr.minv_cpus().unwrap_or(0)));
-                        a.insert(
-                            "allocation_strategy".into(),
-                            json!(
-                                cr.allocation_strategy()
-                                    .map(|s| s.as_str())
-                                    .unwrap_or("BEST_FIT")
-                            ),
-                        );
-                        a.insert("instance_types".into(), json!(sorted(cr.instance_types())));
-                        a.insert(
-                            "instance_role".into(),
-                            json!(instance_profile_name(
-                                cr.instance_role().unwrap_or_default()
-                            )),
-                        );
-                    }
-                    if kind == "SPOT" {
-                        a.insert(
-                            "bid_percentage".into(),
-                            json!(cr.bid_percentage().unwrap_or(100)),
-                        );
-                    }
-                }
-                out.push((
-                    address,
-                    described(a, &t, owner, ce.compute_environment_arn()),
-                ));
+                    instance_types: ec2.map(|c| sorted(c.instance_types())),
+                    instance_role: ec2
+                        .map(|c| instance_profile_name(c.instance_role().unwrap_or_default())),
+                    bid_percentage: cr
+                        .filter(|_| kind == "SPOT")
+                        .map(|c| c.bid_percentage().unwrap_or(100)),
+                    tags: t,
+                });
+                out.push((address, described(a, owner, ce.compute_environment_arn())));
             }
         }
         Ok(())
@@ -326,18 +312,14 @@ impl AwsCloud {
                     })
                     .collect();
                 order.sort();
-                let mut a = Map::new();
-                a.insert("name".into(), json!(name));
-                a.insert("priority".into(), json!(q.priority().unwrap_or_default()));
-                a.insert(
-                    "state".into(),
-                    json!(q.state().map(|s| s.as_str()).unwrap_or_default()),
-                );
-                a.insert(
-                    "compute_environments".into(),
-                    json!(order.into_iter().map(|(_, n)| n).collect::<Vec<_>>()),
-                );
-                out.push((address, described(a, &t, owner, q.job_queue_arn())));
+                let a = to_attrs(&JobQueueAttrs {
+                    name: name.to_owned(),
+                    priority: q.priority().unwrap_or_default(),
+                    state: q.state().map(|s| s.as_str()).unwrap_or_default().to_owned(),
+                    compute_environments: order.into_iter().map(|(_, n)| n).collect(),
+                    tags: t,
+                });
+                out.push((address, described(a, owner, q.job_queue_arn())));
             }
         }
         Ok(())
@@ -391,18 +373,15 @@ impl AwsCloud {
             else {
                 continue;
             };
-            let mut a = job_definition_attrs(latest);
-            a.insert("tags".into(), tag_value(&t));
-            a.insert("active_revisions".into(), json!(revisions.len()));
-            a.insert(
-                "revisions".into(),
-                json!(
-                    revisions
-                        .iter()
-                        .filter_map(bt::JobDefinition::revision)
-                        .collect::<Vec<_>>()
-                ),
-            );
+            let mut d = job_definition_attrs(latest);
+            d.active_revisions = i32::try_from(revisions.len()).unwrap_or(i32::MAX);
+            d.revisions = revisions
+                .iter()
+                .filter_map(bt::JobDefinition::revision)
+                .map(i64::from)
+                .collect();
+            d.tags = t;
+            let a = to_attrs(&d);
             let mut outputs = BTreeMap::new();
             outputs.insert("arn".into(), json!(latest.job_definition_arn()));
             out.push((
@@ -1022,88 +1001,72 @@ fn format_vcpus(v: f64) -> String {
 }
 
 /// The attributes of a job definition revision, in the desired graph's shape.
-fn job_definition_attrs(d: &bt::JobDefinition) -> Map<String, Value> {
-    let (container, multi) = match d.node_properties() {
+/// A revision's attributes in the model's shape: tags, the count of active revisions and
+/// their numbers are the caller's.
+fn job_definition_attrs(d: &bt::JobDefinition) -> JobDefinitionAttrs {
+    let (container, multi_node) = match d.node_properties() {
         Some(np) => (
             np.node_range_properties()
                 .first()
                 .and_then(|r| r.container()),
-            json!({"nodes": np.num_nodes().unwrap_or(0), "main_node": np.main_node().unwrap_or(0)}),
+            Some(MultiNode {
+                nodes: np.num_nodes().unwrap_or(0),
+                main_node: np.main_node().unwrap_or(0),
+            }),
         ),
-        None => (d.container_properties(), Value::Null),
+        None => (d.container_properties(), None),
     };
-    let requirement = |kind: &str| {
+    let requirement = |kind: bt::ResourceType| {
         container.and_then(|c| {
             c.resource_requirements()
                 .iter()
-                .find(|r| r.r#type().is_some_and(|t| t.as_str() == kind))
+                .find(|r| r.r#type() == Some(&kind))
                 .and_then(|r| r.value())
-                .map(str::to_owned)
         })
     };
-    let vcpus = requirement("VCPU")
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    let memory: i64 = requirement("MEMORY")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let gpu: i64 = requirement("GPU").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let env: BTreeMap<String, Value> = container
+    let number =
+        |kind: bt::ResourceType| requirement(kind).and_then(|v| v.parse().ok()).unwrap_or(0);
+    // Sorted, as the model's are compared by content.
+    let mut environment: IndexMap<String, String> = container
         .map(|c| {
             c.environment()
                 .iter()
                 .map(|kv| {
                     (
                         kv.name().unwrap_or_default().to_owned(),
-                        json!(kv.value().unwrap_or_default()),
+                        kv.value().unwrap_or_default().to_owned(),
                     )
                 })
                 .collect()
         })
         .unwrap_or_default();
-    let mut env: Map<String, Value> = env.into_iter().collect();
-    let script = decode_script(
-        env.remove(crate::model::SCRIPT_ENV)
-            .and_then(|v| v.as_str().map(str::to_owned)),
-    );
+    environment.sort_keys();
+    let script = decode_script(environment.shift_remove(crate::model::SCRIPT_ENV));
     let fargate = d
         .platform_capabilities()
         .iter()
         .any(|p| p.as_str() == "FARGATE");
-    let mut a = Map::new();
-    a.insert("name".into(), json!(d.job_definition_name()));
-    a.insert(
-        "platform".into(),
-        json!(if fargate { "FARGATE" } else { "EC2" }),
-    );
-    a.insert("type".into(), json!(d.r#type().unwrap_or_default()));
-    a.insert(
-        "image".into(),
-        json!(container.and_then(|c| c.image()).unwrap_or_default()),
-    );
-    a.insert("script".into(), json!(script));
-    a.insert("vcpus".into(), json!(vcpus));
-    a.insert("memory".into(), json!(memory));
-    a.insert("gpu".into(), json!(gpu));
-    a.insert(
-        "command".into(),
-        json!(container.map(|c| c.command().to_vec()).unwrap_or_default()),
-    );
-    a.insert("environment".into(), Value::Object(env));
-    a.insert(
-        "job_role".into(),
-        json!(container.and_then(|c| c.job_role_arn()).unwrap_or_default()),
-    );
-    a.insert(
-        "execution_role".into(),
-        json!(
-            container
-                .and_then(|c| c.execution_role_arn())
-                .unwrap_or_default()
-        ),
-    );
-    a.insert("multi_node".into(), multi);
-    a
+    let text = |v: Option<&str>| v.unwrap_or_default().to_owned();
+    JobDefinitionAttrs {
+        name: text(d.job_definition_name()),
+        platform: if fargate { "FARGATE" } else { "EC2" }.to_owned(),
+        kind: text(d.r#type()),
+        image: text(container.and_then(|c| c.image())),
+        script,
+        vcpus: requirement(bt::ResourceType::Vcpu)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0),
+        memory: number(bt::ResourceType::Memory),
+        gpu: number(bt::ResourceType::Gpu),
+        command: container.map(|c| c.command().to_vec()).unwrap_or_default(),
+        environment,
+        job_role: text(container.and_then(|c| c.job_role_arn())),
+        execution_role: text(container.and_then(|c| c.execution_role_arn())),
+        multi_node,
+        active_revisions: 1,
+        tags: BTreeMap::new(),
+        revisions: Vec::new(),
+    }
 }
 
 #[cfg(test)]

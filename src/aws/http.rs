@@ -10,9 +10,9 @@ use serde_json::{Map, Value, json};
 use super::AwsCloud;
 use super::execute::{gone_is_fine, stale_tag_keys, view};
 use super::page::pages;
-use super::refresh::{owner_of, tag_value};
+use super::refresh::owner_of;
 use crate::cloud::{CloudError, ErrorKind};
-use crate::model::attrs::{ApiAttrs, id};
+use crate::model::attrs::{ApiAttrs, Throttle, id, to_attrs};
 use crate::model::http::invoke_url;
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, short_hash, tags};
@@ -154,42 +154,33 @@ impl AwsCloud {
                 .usage_plan_of(&id)
                 .await?
                 .and_then(|p| p.throttle().cloned())
-                .map_or(Value::Null, |t| {
-                    json!({
-                        "rate_limit": t.rate_limit().round() as u32,
-                        "burst_limit": t.burst_limit(),
-                    })
+                .map(|t| Throttle {
+                    // API Gateway keeps the rate as a double; scar sets whole numbers.
+                    rate_limit: t.rate_limit().round() as u32,
+                    burst_limit: u32::try_from(t.burst_limit()).unwrap_or(0),
                 });
             let url = invoke_url(&id, &self.region, &stage);
-            let mut a = Map::new();
-            a.insert("name".into(), json!(api.name()));
-            a.insert(
-                "description".into(),
-                json!(api.description().unwrap_or_default()),
-            );
-            a.insert(
-                "endpoint_type".into(),
-                json!(
-                    api.endpoint_configuration()
-                        .and_then(|e| e.types().first())
-                        .map(|t| t.as_str())
-                        .unwrap_or_default()
-                ),
-            );
-            let mut binary: Vec<&str> = api
-                .binary_media_types()
-                .iter()
-                .map(String::as_str)
-                .collect();
-            binary.sort_unstable();
-            a.insert("binary_media_types".into(), json!(binary));
-            a.insert("stage".into(), json!(stage));
-            a.insert("function".into(), json!(function));
-            a.insert("auth".into(), json!(auth));
-            a.insert("throttle".into(), throttle);
-            a.insert("url".into(), json!(url));
-            a.insert("tags".into(), tag_value(&t));
+            let mut binary_media_types = api.binary_media_types().to_vec();
+            binary_media_types.sort_unstable();
+            let mut a = to_attrs(&ApiAttrs {
+                name: api.name().unwrap_or_default().to_owned(),
+                description: api.description().unwrap_or_default().to_owned(),
+                endpoint_type: api
+                    .endpoint_configuration()
+                    .and_then(|e| e.types().first())
+                    .map(|t| t.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+                binary_media_types,
+                stage,
+                function,
+                auth: auth.to_owned(),
+                throttle,
+                url: json!(url),
+                tags: t,
+            });
             let fingerprint = short_hash(&Value::Object(a.clone()).to_string());
+            // Read only, for the steps that update or delete it (`id::Api`).
             a.insert("id".into(), json!(id));
             let mut outputs = BTreeMap::new();
             outputs.insert("id".into(), json!(id));
@@ -396,7 +387,7 @@ impl AwsCloud {
         if auth == "api_key" {
             if changed("auth") || changed("throttle") || changed("stage") {
                 let key = self
-                    .ensure_usage_plan(&id, stage, name, Some(&want.throttle), tags)
+                    .ensure_usage_plan(&id, stage, name, want.throttle.as_ref(), tags)
                     .await?;
                 let mut o = Map::new();
                 o.insert("api_key_id".into(), json!(key));
@@ -740,18 +731,13 @@ impl AwsCloud {
         id: &str,
         stage: &str,
         name: &str,
-        throttle: Option<&Value>,
+        throttle: Option<&Throttle>,
         tags: &BTreeMap<String, String>,
     ) -> Result<String, CloudError> {
-        let settings = throttle.filter(|t| t.is_object()).map(|t| {
+        let settings = throttle.map(|t| {
             gt::ThrottleSettings::builder()
-                .rate_limit(t["rate_limit"].as_f64().unwrap_or(0.0))
-                .burst_limit(
-                    t["burst_limit"]
-                        .as_i64()
-                        .and_then(|b| i32::try_from(b).ok())
-                        .unwrap_or(0),
-                )
+                .rate_limit(f64::from(t.rate_limit))
+                .burst_limit(i32::try_from(t.burst_limit).unwrap_or(i32::MAX))
                 .build()
         });
         let plan = match self.usage_plan_of(id).await? {

@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::stream::{self, StreamExt};
-use serde_json::{Value, json};
 
 use super::execute::view;
 use super::lambda::FunctionRead;
@@ -47,10 +46,6 @@ pub(super) fn may_hold_statements(f: &LiveResource) -> bool {
         .ok()
         .and_then(|t| t.tags.get(tags::S3_INVOKE).cloned());
     !(f.owner == Owner::ThisStack && recorded.as_deref() == Some("false"))
-}
-
-pub(super) fn tag_value(t: &BTreeMap<String, String>) -> Value {
-    json!(t)
 }
 
 /// A service the manifests may not use at all: when they do not, and the credentials may not

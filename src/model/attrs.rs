@@ -1,14 +1,16 @@
-//! Typed attributes at the adapter seam. The plan carries every resource's attributes as a
-//! JSON map (what it diffs, renders and saves); the writer reads them through a typed view of
-//! its kind, so a key the model renamed or a value of the wrong type is an error that names
-//! the resource and the field, never a function created with 0 MB.
+//! Typed attributes: one struct per resource kind. The model builds each resource's
+//! attributes from its kind's struct, the live readers build what they read from AWS from
+//! the same struct, and the writer reads a step's attributes back through it; the plan in
+//! between carries them as a JSON map (what it diffs, renders and saves, in the struct's
+//! field order), so plan, diff and renderers stay generic. A key renamed on one side only, or
+//! a value of the wrong type, is then a compile error or an error that names the resource and
+//! the field, never a plan that does not converge or a function created with 0 MB.
 //!
-//! Kinds with a typed view so far: functions, their log groups, buckets, the managed role,
-//! permissions, S3 triggers, REST APIs, Batch compute environments, queues and definitions
-//! ([`FunctionAttrs`],
-//! [`LogGroupAttrs`], [`BucketAttrs`], [`RoleAttrs`], [`PermissionAttrs`], [`TriggerAttrs`],
-//! [`ApiAttrs`], [`ComputeEnvAttrs`], [`JobQueueAttrs`], [`JobDefinitionAttrs`]). Image
-//! repositories and images are still read by key.
+//! Fields that may hold a reference to a resource not made yet (an image URI, a role ARN)
+//! are a type parameter `R`: [`Value`] in the model's, `String` once apply resolved them.
+//! Each kind's fields that force a replacement or are not read back ([`Fields`]) are listed
+//! beside its struct. Partial views of what a step's `before` holds (names and ids for
+//! deletes and ownership checks) are in [`id`].
 
 use std::collections::BTreeMap;
 
@@ -16,7 +18,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::Address;
+use super::{Address, ResourceKind};
 use crate::manifest::types::Architecture;
 
 /// Attributes that are not what their kind needs.
@@ -62,6 +64,84 @@ pub trait Attrs: Sized + for<'de> Deserialize<'de> {
     }
 }
 
+/// What the plan needs to know of a kind's fields beyond their values.
+pub trait Fields {
+    /// Fields whose change AWS cannot apply in place: the plan replaces the resource.
+    const REPLACE: &'static [&'static str] = &[];
+    /// Fields scar writes but does not read back on every plan (to stay within two calls
+    /// per function): a live resource without them is not a change.
+    const UNREAD: &'static [&'static str] = &[];
+}
+
+impl<R> Fields for FunctionAttrs<R> {}
+impl Fields for BucketAttrs {}
+impl Fields for RoleAttrs {}
+impl Fields for RepositoryAttrs {}
+impl Fields for ApiAttrs {}
+impl Fields for JobQueueAttrs {}
+impl<R> Fields for TriggerAttrs<R> {}
+
+impl Fields for LogGroupAttrs {
+    const UNREAD: &'static [&'static str] = &["tags"];
+}
+
+impl Fields for ComputeEnvAttrs {
+    // Batch scales it; set on create only.
+    const UNREAD: &'static [&'static str] = &["desired_vcpus"];
+}
+
+impl Fields for ImageAttrs {
+    // Compared through their digests (`script_sha256`, `config_sha256`); carried in the
+    // plan so that apply builds exactly what was planned.
+    const UNREAD: &'static [&'static str] = &["script", "config"];
+}
+
+impl<R> Fields for PermissionAttrs<R> {
+    // A resource-policy statement cannot be edited: remove it and add the new one.
+    const REPLACE: &'static [&'static str] =
+        &["function", "principal", "source_arn", "source_account"];
+}
+
+impl<R> Fields for JobDefinitionAttrs<R> {
+    // Job definitions are immutable: any change but tags registers a new revision.
+    const REPLACE: &'static [&'static str] = &[
+        "platform",
+        "type",
+        "image",
+        "script",
+        "vcpus",
+        "memory",
+        "gpu",
+        "command",
+        "environment",
+        "job_role",
+        "execution_role",
+        "multi_node",
+    ];
+}
+
+/// The [`Fields`] of `kind`.
+#[must_use]
+pub fn fields(kind: ResourceKind) -> (&'static [&'static str], &'static [&'static str]) {
+    fn of<T: Fields>() -> (&'static [&'static str], &'static [&'static str]) {
+        (T::REPLACE, T::UNREAD)
+    }
+    match kind {
+        ResourceKind::Function => of::<FunctionAttrs>(),
+        ResourceKind::LogGroup => of::<LogGroupAttrs>(),
+        ResourceKind::Bucket => of::<BucketAttrs>(),
+        ResourceKind::IamRole => of::<RoleAttrs>(),
+        ResourceKind::LambdaPermission => of::<PermissionAttrs>(),
+        ResourceKind::S3Trigger => of::<TriggerAttrs>(),
+        ResourceKind::HttpApi => of::<ApiAttrs>(),
+        ResourceKind::BatchComputeEnvironment => of::<ComputeEnvAttrs>(),
+        ResourceKind::BatchJobQueue => of::<JobQueueAttrs>(),
+        ResourceKind::BatchJobDefinition => of::<JobDefinitionAttrs>(),
+        ResourceKind::ImageRepository => of::<RepositoryAttrs>(),
+        ResourceKind::FunctionImage => of::<ImageAttrs>(),
+    }
+}
+
 impl Attrs for FunctionAttrs {}
 impl Attrs for PermissionAttrs {}
 impl Attrs for TriggerAttrs {}
@@ -95,22 +175,22 @@ pub struct ComputeEnvAttrs {
     /// `ENABLED`.
     pub state: String,
     /// EC2: the fewest vCPUs it keeps.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_vcpus: Option<i32>,
     /// EC2: the vCPUs it starts with (set on create only).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desired_vcpus: Option<i32>,
     /// EC2: how it picks instances.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allocation_strategy: Option<String>,
     /// EC2: instance types, sorted (`optimal` when none are named).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_types: Option<Vec<String>>,
     /// EC2: the instance profile's name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_role: Option<String>,
     /// Spot: the highest price, as a percentage of on-demand.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bid_percentage: Option<i32>,
     /// Tags, ownership tags included.
     pub tags: BTreeMap<String, String>,
@@ -133,10 +213,10 @@ pub struct JobQueueAttrs {
     pub tags: BTreeMap<String, String>,
 }
 
-/// A Batch job definition (its latest revision).
+/// A Batch job definition (its latest revision); `R` as for [`FunctionAttrs`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct JobDefinitionAttrs {
+pub struct JobDefinitionAttrs<R = String> {
     /// Its name.
     pub name: String,
     /// `EC2` or `FARGATE`.
@@ -145,7 +225,7 @@ pub struct JobDefinitionAttrs {
     #[serde(rename = "type")]
     pub kind: String,
     /// The image URI.
-    pub image: String,
+    pub image: R,
     /// The function's script (sent base64 in `SCAR_SCRIPT`).
     pub script: String,
     /// vCPUs (Fargate takes fractions).
@@ -156,18 +236,22 @@ pub struct JobDefinitionAttrs {
     pub gpu: i32,
     /// The container's command (the supervisor in Batch mode).
     pub command: Vec<String>,
-    /// Environment variables (secret references, not values).
-    pub environment: BTreeMap<String, String>,
+    /// Environment variables (secret references, not values), the function's first.
+    pub environment: IndexMap<String, String>,
     /// The job's role ARN.
-    pub job_role: String,
+    pub job_role: R,
     /// The execution role ARN (Fargate), or `""`.
-    pub execution_role: String,
+    pub execution_role: R,
     /// Nodes of a multi-node job, or none.
     pub multi_node: Option<MultiNode>,
     /// Active revisions wanted (1).
     pub active_revisions: i32,
     /// Tags, ownership tags included.
     pub tags: BTreeMap<String, String>,
+    /// Read only: the numbers of the active revisions (each one is deregistered when the
+    /// definition is replaced or deleted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<i64>,
 }
 
 /// A multi-node job's nodes.
@@ -198,13 +282,23 @@ pub struct ApiAttrs {
     pub function: String,
     /// `none`, `iam` or `api_key`.
     pub auth: String,
-    /// The usage plan's limits (`{"rate_limit", "burst_limit"}`), or null.
-    pub throttle: Value,
+    /// The usage plan's limits, or none.
+    pub throttle: Option<Throttle>,
     /// Its invoke URL: a reference to the API itself until it exists, which apply does not
     /// resolve (the URL is the API's own output).
     pub url: Value,
     /// Tags, ownership tags included.
     pub tags: BTreeMap<String, String>,
+}
+
+/// An API key's usage plan limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Throttle {
+    /// Requests per second.
+    pub rate_limit: u32,
+    /// Requests at once.
+    pub burst_limit: u32,
 }
 
 /// A function's log group.
@@ -520,7 +614,6 @@ pub mod id {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ResourceKind;
 
     /// `v` with every reference (`{"$ref": ...}`) to another resource replaced by a string,
     /// as apply resolves them; a reference to `own` (the resource itself) stays, as in apply.
@@ -543,6 +636,7 @@ mod tests {
     fn every_resource_of_a_typed_kind_the_model_builds_reads_as_its_view() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
         let mut seen = std::collections::BTreeSet::new();
+        let mut keys: BTreeMap<ResourceKind, std::collections::BTreeSet<String>> = BTreeMap::new();
         for stack in std::fs::read_dir(&root).expect("manifests/") {
             let dir = stack.expect("entry").path();
             let (set, diags) = crate::manifest::check::validate_dir(&dir);
@@ -578,15 +672,30 @@ mod tests {
                         .map(|a| assert!(!a.stage.is_empty(), "{}", r.address)),
                     ResourceKind::IamRole => RoleAttrs::from_attrs(&r.address, &attrs)
                         .map(|role| assert!(role.policy.is_object(), "{}", r.address)),
-                    _ => continue,
+                    ResourceKind::FunctionImage => ImageAttrs::from_attrs(&r.address, &attrs)
+                        .map(|i| assert!(i.script_sha256.starts_with("sha256:"), "{}", r.address)),
+                    ResourceKind::ImageRepository => {
+                        RepositoryAttrs::from_attrs(&r.address, &attrs).map(|_| ())
+                    }
                 };
                 read.unwrap_or_else(|e| panic!("{e}"));
                 seen.insert(r.address.kind);
+                keys.entry(r.address.kind)
+                    .or_default()
+                    .extend(r.attrs.keys().cloned());
+            }
+        }
+        // A field renamed in its struct but not in its kind's lists would never force a
+        // replacement, or would show as a change on every plan.
+        for (kind, keys) in &keys {
+            let (replace, unread) = fields(*kind);
+            for f in replace.iter().chain(unread) {
+                assert!(keys.contains(*f), "{kind:?} lists `{f}`, which it has not");
             }
         }
         assert_eq!(
             seen.len(),
-            10,
+            12,
             "the examples hold every typed kind: {seen:?}"
         );
     }

@@ -2,9 +2,10 @@
 //! a managed compute environment, a job queue on it, and a job definition whose command runs
 //! the supervisor with the event the function hands over.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::{Address, DesiredResource, ResourceKind, ownership_tags};
+use super::attrs::{ComputeEnvAttrs, JobDefinitionAttrs, JobQueueAttrs, MultiNode, to_attrs};
+use super::{Address, DesiredResource, ResourceKind, int, ownership_tags};
 use crate::manifest::names;
 use crate::manifest::resolve::{
     DEFAULT_BATCH_MEMORY, DEFAULT_BATCH_VCPUS, DEFAULT_INSTANCE_ROLE, DEFAULT_MAX_VCPUS, Effective,
@@ -87,13 +88,13 @@ pub(super) fn delegation(i: &BatchInput<'_>) -> Option<Delegation> {
         compute_environment(i, &ce, &ce_name, kind, &compute),
         DesiredResource {
             address: queue.clone(),
-            attrs: attrs([
-                ("name", json!(base)),
-                ("priority", json!(1)),
-                ("state", json!("ENABLED")),
-                ("compute_environments", json!([ce_name])),
-                ("tags", json!(ownership_tags(i.stack, &queue, i.user_tags))),
-            ]),
+            attrs: to_attrs(&JobQueueAttrs {
+                name: base.clone(),
+                priority: 1,
+                state: "ENABLED".to_owned(),
+                compute_environments: vec![ce_name.clone()],
+                tags: ownership_tags(i.stack, &queue, i.user_tags),
+            }),
             sensitive: Vec::new(),
             depends_on: vec![ce],
         },
@@ -123,47 +124,36 @@ pub(super) fn delegation(i: &BatchInput<'_>) -> Option<Delegation> {
     }
     sensitive.sort();
     sensitive.dedup();
-    let multi_node = batch.multi_node.as_ref().map_or(
-        Value::Null,
-        |m| json!({"nodes": m.nodes, "main_node": m.main_node.unwrap_or(0)}),
-    );
     out.push(DesiredResource {
         address: definition.clone(),
-        attrs: attrs([
-            ("name", json!(base)),
-            ("platform", json!(if fargate { "FARGATE" } else { "EC2" })),
-            (
-                "type",
-                json!(if batch.multi_node.is_some() {
-                    "multinode"
-                } else {
-                    "container"
-                }),
-            ),
-            ("image", i.image.clone()),
-            ("script", json!(i.script)),
-            ("vcpus", json!(batch.vcpus.unwrap_or(DEFAULT_BATCH_VCPUS))),
-            (
-                "memory",
-                json!(batch.memory.unwrap_or(DEFAULT_BATCH_MEMORY)),
-            ),
-            ("gpu", json!(batch.gpu.unwrap_or(0))),
-            ("command", json!(BATCH_COMMAND)),
-            ("environment", json!(env)),
-            ("job_role", i.role.clone()),
-            (
-                "execution_role",
-                if fargate { i.role.clone() } else { json!("") },
-            ),
-            ("multi_node", multi_node),
+        attrs: to_attrs(&JobDefinitionAttrs::<Value> {
+            name: base.clone(),
+            platform: if fargate { "FARGATE" } else { "EC2" }.to_owned(),
+            kind: if batch.multi_node.is_some() {
+                "multinode"
+            } else {
+                "container"
+            }
+            .to_owned(),
+            image: i.image.clone(),
+            script: i.script.to_owned(),
+            vcpus: batch.vcpus.unwrap_or(DEFAULT_BATCH_VCPUS),
+            memory: int(batch.memory.unwrap_or(DEFAULT_BATCH_MEMORY)),
+            gpu: int(batch.gpu.unwrap_or(0)),
+            command: BATCH_COMMAND.iter().map(|c| (*c).to_owned()).collect(),
+            environment: env,
+            job_role: i.role.clone(),
+            execution_role: if fargate { i.role.clone() } else { json!("") },
+            multi_node: batch.multi_node.as_ref().map(|m| MultiNode {
+                nodes: int(m.nodes),
+                main_node: int(m.main_node.unwrap_or(0)),
+            }),
             // Older revisions left active (by a run stopped between registering and
             // deregistering) are deregistered in place.
-            ("active_revisions", json!(1)),
-            (
-                "tags",
-                json!(ownership_tags(i.stack, &definition, i.user_tags)),
-            ),
-        ]),
+            active_revisions: 1,
+            tags: ownership_tags(i.stack, &definition, i.user_tags),
+            revisions: Vec::new(),
+        }),
         sensitive,
         depends_on: Vec::new(),
     });
@@ -200,58 +190,40 @@ fn compute_environment(
     kind: ComputeType,
     c: &ComputeSpec,
 ) -> DesiredResource {
-    let mut a = attrs([
-        ("name", json!(name)),
-        ("type", json!(kind.as_str())),
-        ("max_vcpus", json!(c.max_vcpus.unwrap_or(DEFAULT_MAX_VCPUS))),
-        ("subnets", json!(sorted(c.subnets.as_ref()))),
-        ("security_groups", json!(sorted(c.security_groups.as_ref()))),
-        (
-            "service_role",
-            json!(c.service_role.clone().unwrap_or_default()),
-        ),
-        ("state", json!("ENABLED")),
-    ]);
-    if !is_fargate(kind) {
-        let min = c.min_vcpus.unwrap_or(0);
-        a.insert("min_vcpus".into(), json!(min));
+    let ec2 = !is_fargate(kind);
+    let min = c.min_vcpus.unwrap_or(0);
+    let mut instance_types = sorted(c.instance_types.as_ref());
+    if instance_types.is_empty() {
+        instance_types.push("optimal".into());
+    }
+    let a = to_attrs(&ComputeEnvAttrs {
+        name: name.to_owned(),
+        kind: kind.as_str().to_owned(),
+        max_vcpus: int(c.max_vcpus.unwrap_or(DEFAULT_MAX_VCPUS)),
+        subnets: sorted(c.subnets.as_ref()),
+        security_groups: sorted(c.security_groups.as_ref()),
+        service_role: c.service_role.clone().unwrap_or_default(),
+        state: "ENABLED".to_owned(),
+        min_vcpus: ec2.then(|| int(min)),
         // Batch scales `desiredvCpus` itself: it is set on create and never compared.
-        a.insert(
-            "desired_vcpus".into(),
-            json!(c.desired_vcpus.unwrap_or(min)),
-        );
+        desired_vcpus: ec2.then(|| int(c.desired_vcpus.unwrap_or(min))),
         // The progressive strategies are the ones that let AWS update instance types,
         // subnets, security groups and the instance role in place.
-        a.insert(
-            "allocation_strategy".into(),
-            json!(if kind == ComputeType::Spot {
+        allocation_strategy: ec2.then(|| {
+            if kind == ComputeType::Spot {
                 "SPOT_CAPACITY_OPTIMIZED"
             } else {
                 "BEST_FIT_PROGRESSIVE"
-            }),
-        );
-        let mut types = sorted(c.instance_types.as_ref());
-        if types.is_empty() {
-            types.push("optimal".into());
-        }
-        a.insert("instance_types".into(), json!(types));
-        a.insert(
-            "instance_role".into(),
-            json!(instance_profile_name(
-                c.instance_role.as_deref().unwrap_or(DEFAULT_INSTANCE_ROLE)
-            )),
-        );
-    }
-    if kind == ComputeType::Spot {
-        a.insert(
-            "bid_percentage".into(),
-            json!(c.bid_percentage.unwrap_or(100)),
-        );
-    }
-    a.insert(
-        "tags".into(),
-        json!(ownership_tags(i.stack, address, i.user_tags)),
-    );
+            }
+            .to_owned()
+        }),
+        instance_types: ec2.then_some(instance_types),
+        instance_role: ec2.then(|| {
+            instance_profile_name(c.instance_role.as_deref().unwrap_or(DEFAULT_INSTANCE_ROLE))
+        }),
+        bid_percentage: (kind == ComputeType::Spot).then(|| int(c.bid_percentage.unwrap_or(100))),
+        tags: ownership_tags(i.stack, address, i.user_tags),
+    });
     DesiredResource {
         address: address.clone(),
         attrs: a,
@@ -269,10 +241,6 @@ pub fn instance_profile_name(s: &str) -> String {
         .next()
         .unwrap_or(s)
         .to_owned()
-}
-
-fn attrs<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
-    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 #[cfg(test)]

@@ -2,9 +2,9 @@
 //! integration, deployed to a stage, and the permission that lets API Gateway invoke the
 //! function. The API is updated in place, so its id (and URL) survives every function update.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::attrs::{ApiAttrs, PermissionAttrs, to_attrs};
+use super::attrs::{ApiAttrs, PermissionAttrs, Throttle, to_attrs};
 use super::{Address, DesiredResource, Reference, ResourceKind, ownership_tags};
 use crate::manifest::names;
 use crate::manifest::types::HttpSpec;
@@ -63,10 +63,10 @@ pub(super) fn resources(
             .unwrap_or_else(|| names::DEFAULT_STAGE.to_owned()),
         function: function.to_owned(),
         auth: auth_name(http.auth).to_owned(),
-        throttle: http.throttle.as_ref().map_or(
-            Value::Null,
-            |t| json!({"rate_limit": t.rate_limit, "burst_limit": t.burst_limit}),
-        ),
+        throttle: http.throttle.as_ref().map(|t| Throttle {
+            rate_limit: t.rate_limit,
+            burst_limit: t.burst_limit,
+        }),
         url: Reference::value(&api, "url"),
         tags: ownership_tags(stack, &api, user_tags),
     });

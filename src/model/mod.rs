@@ -161,45 +161,17 @@ impl DesiredGraph {
 }
 
 /// Attribute keys that scar writes but does not read back on every plan (to stay within two
-/// calls per function); a live resource without them is not a change.
+/// calls per function); a live resource without them is not a change. Each kind's list is
+/// beside its attributes ([`attrs::Fields`]).
 #[must_use]
 pub fn unread_fields(kind: ResourceKind) -> &'static [&'static str] {
-    match kind {
-        ResourceKind::LogGroup => &["tags"],
-        // Batch scales it; set on create only.
-        ResourceKind::BatchComputeEnvironment => &["desired_vcpus"],
-        // Compared through their digests (`script_sha256`, `config_sha256`); carried in the
-        // plan so that apply builds exactly what was planned.
-        ResourceKind::FunctionImage => &["script", "config"],
-        _ => &[],
-    }
+    attrs::fields(kind).1
 }
 
-/// Attribute keys whose change AWS cannot apply in place.
+/// Attribute keys whose change AWS cannot apply in place ([`attrs::Fields`]).
 #[must_use]
 pub fn replace_fields(kind: ResourceKind) -> &'static [&'static str] {
-    match kind {
-        // A resource-policy statement cannot be edited: remove it and add the new one.
-        ResourceKind::LambdaPermission => {
-            &["function", "principal", "source_arn", "source_account"]
-        }
-        // Job definitions are immutable: any change but tags registers a new revision.
-        ResourceKind::BatchJobDefinition => &[
-            "platform",
-            "type",
-            "image",
-            "script",
-            "vcpus",
-            "memory",
-            "gpu",
-            "command",
-            "environment",
-            "job_role",
-            "execution_role",
-            "multi_node",
-        ],
-        _ => &[],
-    }
+    attrs::fields(kind).0
 }
 
 /// The tags scar writes on a resource of `stack` at `address`, user tags first.
@@ -543,7 +515,7 @@ fn vpc(v: &crate::manifest::types::VpcSpec) -> attrs::Vpc {
 }
 
 /// A size or a duration the schema bounds far below `i32::MAX`, as AWS takes it.
-fn int(v: u32) -> i32 {
+pub(super) fn int(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
 
