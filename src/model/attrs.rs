@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 
 use indexmap::IndexMap;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -142,9 +143,9 @@ pub fn fields(kind: ResourceKind) -> (&'static [&'static str], &'static [&'stati
     }
 }
 
-impl Attrs for FunctionAttrs {}
-impl Attrs for PermissionAttrs {}
-impl Attrs for TriggerAttrs {}
+impl<R: DeserializeOwned> Attrs for FunctionAttrs<R> {}
+impl<R: DeserializeOwned> Attrs for PermissionAttrs<R> {}
+impl<R: DeserializeOwned> Attrs for TriggerAttrs<R> {}
 impl Attrs for LogGroupAttrs {}
 impl Attrs for BucketAttrs {}
 impl Attrs for RoleAttrs {}
@@ -195,7 +196,7 @@ pub struct ComputeEnvAttrs {
     /// Tags, ownership tags included.
     pub tags: BTreeMap<String, String>,
 }
-impl Attrs for JobDefinitionAttrs {}
+impl<R: DeserializeOwned> Attrs for JobDefinitionAttrs<R> {}
 
 /// A Batch job queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -648,12 +649,12 @@ mod tests {
                     unreachable!("an object stays an object");
                 };
                 let read = match r.address.kind {
-                    ResourceKind::Function => FunctionAttrs::from_attrs(&r.address, &attrs)
+                    ResourceKind::Function => <FunctionAttrs>::from_attrs(&r.address, &attrs)
                         .map(|f| assert!(f.memory >= 128 && f.timeout >= 1, "{}", r.address)),
                     ResourceKind::LambdaPermission => {
-                        PermissionAttrs::from_attrs(&r.address, &attrs).map(|_| ())
+                        <PermissionAttrs>::from_attrs(&r.address, &attrs).map(|_| ())
                     }
-                    ResourceKind::S3Trigger => TriggerAttrs::from_attrs(&r.address, &attrs)
+                    ResourceKind::S3Trigger => <TriggerAttrs>::from_attrs(&r.address, &attrs)
                         .map(|t| assert!(!t.events.is_empty(), "{}", r.address)),
                     ResourceKind::LogGroup => LogGroupAttrs::from_attrs(&r.address, &attrs)
                         .map(|g| assert!(g.retention_days.is_some_and(|d| d > 0), "{}", r.address)),
@@ -665,7 +666,7 @@ mod tests {
                     ResourceKind::BatchJobQueue => JobQueueAttrs::from_attrs(&r.address, &attrs)
                         .map(|q| assert!(!q.compute_environments.is_empty(), "{}", r.address)),
                     ResourceKind::BatchJobDefinition => {
-                        JobDefinitionAttrs::from_attrs(&r.address, &attrs)
+                        <JobDefinitionAttrs>::from_attrs(&r.address, &attrs)
                             .map(|d| assert!(d.memory > 0, "{}", r.address))
                     }
                     ResourceKind::HttpApi => ApiAttrs::from_attrs(&r.address, &attrs)
@@ -711,17 +712,17 @@ mod tests {
         let Value::Object(good) = good else {
             unreachable!()
         };
-        assert!(FunctionAttrs::from_attrs(&address, &good).is_ok());
+        assert!(<FunctionAttrs>::from_attrs(&address, &good).is_ok());
         let mut renamed = good.clone();
         let memory = renamed.remove("memory").expect("memory");
         renamed.insert("memory_mb".into(), memory);
-        let e = FunctionAttrs::from_attrs(&address, &renamed)
+        let e = <FunctionAttrs>::from_attrs(&address, &renamed)
             .expect_err("renamed")
             .to_string();
         assert!(e.contains("function/f") && e.contains("memory"), "{e}");
         let mut mistyped = good;
         mistyped.insert("memory".into(), Value::String("256".into()));
-        let e = FunctionAttrs::from_attrs(&address, &mistyped)
+        let e = <FunctionAttrs>::from_attrs(&address, &mistyped)
             .expect_err("mistyped")
             .to_string();
         assert!(e.contains("invalid type"), "{e}");

@@ -96,16 +96,29 @@ impl Reference {
     /// The JSON form kept inside attributes until the plan resolves it.
     #[must_use]
     pub fn to_value(&self) -> Value {
-        json!({"$ref": self.address.to_string(), "attribute": self.attribute})
+        json!(RefForm {
+            address: self.address.to_string(),
+            attribute: self.attribute.clone(),
+        })
     }
 
     /// Reads the JSON form back.
     #[must_use]
     pub fn from_value(v: &Value) -> Option<Reference> {
-        let address = v.get("$ref")?.as_str()?.parse().ok()?;
-        let attribute = v.get("attribute")?.as_str()?.to_owned();
-        Some(Reference { address, attribute })
+        let form = RefForm::deserialize(v).ok()?;
+        Some(Reference {
+            address: form.address.parse().ok()?,
+            attribute: form.attribute,
+        })
     }
+}
+
+/// A reference's JSON form: `{"$ref": "role/x", "attribute": "arn"}`.
+#[derive(Serialize, Deserialize)]
+struct RefForm {
+    #[serde(rename = "$ref")]
+    address: String,
+    attribute: String,
 }
 
 /// One resource the manifests ask for.

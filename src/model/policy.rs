@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
+use super::attrs::{Attrs, ComputeEnvAttrs, FunctionAttrs, JobDefinitionAttrs, RoleAttrs, id};
 use super::{ACCOUNT, DesiredGraph, ResourceKind};
 use crate::manifest::names;
 
@@ -117,12 +118,7 @@ fn names_of(desired: &DesiredGraph, kind: ResourceKind) -> BTreeSet<String> {
         .resources
         .iter()
         .filter(|r| r.address.kind == kind)
-        .map(|r| {
-            r.attrs
-                .get("name")
-                .and_then(Value::as_str)
-                .map_or_else(|| r.address.name.clone(), str::to_owned)
-        })
+        .map(|r| id::Named::read(&r.attrs).map_or_else(|_| r.address.name.clone(), |n| n.name))
         .collect()
 }
 
@@ -224,8 +220,8 @@ fn role_statements(desired: &DesiredGraph, sc: &Scope, statements: &mut Vec<Valu
         .resources
         .iter()
         .find(|r| r.address.kind == ResourceKind::IamRole)
-        .and_then(|r| r.attrs.get("permissions_boundary"))
-        .and_then(Value::as_str)
+        .and_then(|r| RoleAttrs::read(&r.attrs).ok())
+        .map(|r| r.permissions_boundary)
         .filter(|b| !b.is_empty());
     if desired
         .resources
@@ -274,27 +270,29 @@ fn pass_role_and_batch_statements(desired: &DesiredGraph, sc: &Scope, statements
     let mut lambda_roles = BTreeSet::new();
     let mut batch_roles = BTreeSet::new();
     for r in &desired.resources {
-        let literal = |key: &str| {
-            r.attrs
-                .get(key)
-                .and_then(Value::as_str)
-                .filter(|s| s.starts_with("arn:"))
-                .map(str::to_owned)
-        };
+        // An ARN written in the manifests; not a reference to the managed role.
+        let arn = |v: Option<&str>| v.filter(|s| s.starts_with("arn:")).map(str::to_owned);
         match r.address.kind {
             ResourceKind::Function => {
-                lambda_roles.insert(literal("role").unwrap_or_else(|| sc.role_arn.clone()));
+                let role = FunctionAttrs::<Value>::read(&r.attrs)
+                    .ok()
+                    .and_then(|f| arn(f.role.as_str()));
+                lambda_roles.insert(role.unwrap_or_else(|| sc.role_arn.clone()));
             }
             ResourceKind::BatchJobDefinition => {
-                batch_roles.extend(literal("job_role"));
-                batch_roles.extend(literal("execution_role"));
-                if r.attrs.get("job_role").is_some_and(|v| !v.is_string()) {
-                    batch_roles.insert(sc.role_arn.clone());
+                if let Ok(d) = JobDefinitionAttrs::<Value>::read(&r.attrs) {
+                    batch_roles.extend(arn(d.job_role.as_str()));
+                    batch_roles.extend(arn(d.execution_role.as_str()));
+                    if !d.job_role.is_string() {
+                        batch_roles.insert(sc.role_arn.clone());
+                    }
                 }
             }
             ResourceKind::BatchComputeEnvironment => {
-                batch_roles.extend(literal("service_role"));
-                batch_roles.extend(literal("instance_role"));
+                if let Ok(c) = ComputeEnvAttrs::read(&r.attrs) {
+                    batch_roles.extend(arn(Some(&c.service_role)));
+                    batch_roles.extend(arn(c.instance_role.as_deref()));
+                }
             }
             _ => {}
         }
