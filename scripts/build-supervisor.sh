@@ -10,10 +10,6 @@
 # Output: target/<arch>-unknown-linux-musl/{debug,supervisor}/scar-supervisor, where scar finds
 # it with no configuration (docs/runtime.md, "The supervisor binary").
 #
-# With SUPERVISOR_TARGET_DIR set, cargo builds in that folder instead and the binaries are
-# copied to the place above: cargo locks a target folder for the whole of a build, so this is
-# how the supervisors build while another cargo builds in target/ (scripts/test.sh does).
-#
 # Toolchain: the Rust standard libraries for both musl targets (rustup), and zig with
 # cargo-zigbuild from PyPI (installed into .venv-tools once) as the C compiler and linker. zig
 # carries musl's own headers and C library for every target, so one tool builds both
@@ -52,17 +48,9 @@ need_zig
 targets=()
 for arch in $arches; do targets+=(--target "$arch-unknown-linux-musl"); done
 echo "building scar-supervisor for $arches ($dir)..." >&2
-build_dir=${SUPERVISOR_TARGET_DIR:-target}
-CARGO_TARGET_DIR="$build_dir" \
-  cargo zigbuild --locked -p scar-supervisor --bin scar-supervisor "${targets[@]}" --profile "$profile"
+cargo zigbuild --locked -p scar-supervisor --bin scar-supervisor "${targets[@]}" --profile "$profile"
 for arch in $arches; do
   bin="target/$arch-unknown-linux-musl/$dir/scar-supervisor"
-  if [ "$build_dir" != target ]; then
-    mkdir -p "$(dirname "$bin")"
-    # A new file (not overwritten in place): a test may be running the old one.
-    cp "$build_dir/$arch-unknown-linux-musl/$dir/scar-supervisor" "$bin.tmp"
-    mv -f "$bin.tmp" "$bin"
-  fi
   # Static means no program interpreter: checked, not assumed (scar checks it again).
   if LC_ALL=C readelf -l "$bin" 2>/dev/null | grep -q 'Requesting program interpreter'; then
     echo "error: $bin is dynamically linked" >&2

@@ -23,30 +23,14 @@ fi
 . scripts/tools-env.sh
 need_test_tools
 need_test_packages
+# The static supervisors scar puts into images (x86_64 and aarch64), debug builds.
+./scripts/build-supervisor.sh
+echo "test.sh: static supervisors built after ${SECONDS}s" >&2
+
 export INSTA_UPDATE=no
 export NO_COLOR=1
 log=$(mktemp)
-sup_log=$(mktemp)
-trap 'rm -f "$log" "$sup_log"' EXIT
-# The static supervisors scar puts into images (x86_64 and aarch64), debug builds, in their own
-# target folder while the tests build in target/: two cargo runs on one folder would wait for
-# each other, and each build has long single-threaded stretches (build scripts, linking) that
-# the other fills.
-SUPERVISOR_TARGET_DIR=target/supervisor-build ./scripts/build-supervisor.sh >"$sup_log" 2>&1 &
-sup_pid=$!
-cargo test --locked --workspace --no-run "$@" >&2 || {
-  kill "$sup_pid" 2>/dev/null || true
-  exit 1
-}
-echo "test.sh: tests built after ${SECONDS}s" >&2
-if ! wait "$sup_pid"; then
-  cat "$sup_log" >&2
-  echo "error: building the static supervisors failed" >&2
-  exit 1
-fi
-grep -E '^(target/|error|warning)' "$sup_log" >&2 || true
-echo "test.sh: static supervisors built after ${SECONDS}s" >&2
-
+trap 'rm -f "$log"' EXIT
 set +e
 # The workspace's tests also build the glibc supervisor (its own CLI test needs it), which the
 # image tests check a plan refuses.
