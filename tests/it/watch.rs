@@ -160,15 +160,34 @@ async fn an_edit_is_applied_in_seconds_and_a_burst_of_writes_is_one_run() {
     assert_eq!(memory_of(&moto, "alpha").await, Some(1024));
 
     // Twenty writes, 10 ms apart, as an editor or a `git checkout` makes them: one run.
+    let mut longest = Duration::ZERO;
+    let mut last = Instant::now();
     for i in 0..20 {
         let text = format!("{}# save {i}\n", function("alpha", 2048));
         std::fs::write(dir.path().join("alpha.yaml"), text).expect("write");
+        longest = longest.max(last.elapsed());
+        last = Instant::now();
         std::thread::sleep(Duration::from_millis(10));
     }
-    w.wait_for("run 3 applied: 0 added, 1 changed", 10);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while memory_of(&moto, "alpha").await != Some(2048) {
+        assert!(
+            Instant::now() < deadline,
+            "not applied: {:#?}",
+            w.watch_lines()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(w.runs_started(), 3, "{:#?}", w.watch_lines());
-    assert_eq!(memory_of(&moto, "alpha").await, Some(2048));
+    // A machine that stalled this test for longer than the debounce (300 ms) between two
+    // writes made two bursts, not one (seen on a loaded 2-core CI run); the watcher then reads
+    // the file half-written, refuses (nothing to delete everything), and the next run applies.
+    if longest < Duration::from_millis(250) {
+        assert_eq!(w.runs_started(), 3, "{:#?}", w.watch_lines());
+        w.wait_for("run 3 applied: 0 added, 1 changed", 1);
+    } else {
+        eprintln!("writes stalled {longest:?} apart: not one burst; checked convergence only");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
