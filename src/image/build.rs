@@ -193,7 +193,8 @@ fn unpacks_to(blob: &[u8], want: &[u8]) -> bool {
         && out == want
 }
 
-fn cache_dir() -> Option<PathBuf> {
+/// scar's cache folder: `$SCAR_CACHE_DIR`, else `$XDG_CACHE_HOME/scar`, else `~/.cache/scar`.
+pub(crate) fn cache_dir() -> Option<PathBuf> {
     if let Ok(d) = std::env::var("SCAR_CACHE_DIR") {
         return Some(PathBuf::from(d));
     }

@@ -10,6 +10,7 @@ use std::io::Write;
 pub mod build;
 pub mod reference;
 pub mod registry;
+pub mod rootfs;
 pub mod supervisor;
 
 use flate2::Compression;
