@@ -21,6 +21,7 @@ pub mod cloud;
 pub mod diag;
 pub mod image;
 pub mod import;
+pub mod local;
 pub mod lock;
 pub mod manifest;
 pub mod model;

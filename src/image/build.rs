@@ -289,15 +289,65 @@ async fn platform_manifest(
     Ok((reg.manifest(base, entry).await?, base_digest))
 }
 
-/// Assembles and pushes `spec`. `progress` hears one line per step that takes time.
+/// What an image is made of before it is pushed or unpacked: the base's single-platform
+/// manifest and config, the supervisor layer and the function layer.
+pub(crate) struct Parts {
+    /// The base's manifest (for its layers).
+    pub base_json: Value,
+    /// The base's config.
+    pub base_config: Value,
+    /// The digest the base reference resolved to.
+    pub base_digest: String,
+    /// The supervisor layer (shared by every function).
+    pub supervisor: std::sync::Arc<Layer>,
+    /// The function's own layer.
+    pub own: Layer,
+}
+
+impl Parts {
+    /// The base's layers: digest and size of each, bottom first.
+    ///
+    /// # Errors
+    /// A manifest that lists a layer without a well-formed digest.
+    pub fn base_layers(&self) -> Result<Vec<(String, u64)>, BuildError> {
+        self.base_json
+            .get("layers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|l| {
+                let d = l.get("digest").and_then(Value::as_str).unwrap_or_default();
+                if !is_sha256(d) {
+                    return Err(BuildError::Other(format!(
+                        "the base image lists a layer with the digest `{d}`; scar reads sha256 digests"
+                    )));
+                }
+                Ok((d.to_owned(), l.get("size").and_then(Value::as_u64).unwrap_or(0)))
+            })
+            .collect()
+    }
+}
+
+/// True for `sha256:` and 64 lowercase hex digits: a digest that is safe as a file name.
+#[must_use]
+pub fn is_sha256(digest: &str) -> bool {
+    digest.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Reads the base and makes the two layers scar adds. `progress` hears one line per step that
+/// takes time.
 ///
 /// # Errors
-/// When the base cannot be read, does not match the architecture, or a push fails.
-pub async fn build(
+/// When the base cannot be read or does not match the architecture.
+pub(crate) async fn parts(
     reg: &Registry,
     spec: &Spec,
     progress: &(dyn Fn(&str) + Sync),
-) -> Result<Built, BuildError> {
+) -> Result<Parts, BuildError> {
     let (base_manifest, base_digest) =
         platform_manifest(reg, &spec.base, &spec.architecture).await?;
     let base_json = base_manifest.json()?;
@@ -333,6 +383,31 @@ pub async fn build(
     let function_config = with_command(&spec.config_json, &base_config)?;
     let own = function_layer(&function_config, &spec.script)
         .map_err(|e| BuildError::Other(format!("building the function layer: {e}")))?;
+    Ok(Parts {
+        base_json,
+        base_config,
+        base_digest,
+        supervisor,
+        own,
+    })
+}
+
+/// Assembles and pushes `spec`. `progress` hears one line per step that takes time.
+///
+/// # Errors
+/// When the base cannot be read, does not match the architecture, or a push fails.
+pub async fn build(
+    reg: &Registry,
+    spec: &Spec,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Built, BuildError> {
+    let Parts {
+        base_json,
+        base_config,
+        base_digest,
+        supervisor,
+        own,
+    } = parts(reg, spec, progress).await?;
     let inputs = super::inputs_key(
         &base_digest,
         &spec.script,

@@ -8,6 +8,7 @@
 use std::io::Write;
 
 pub mod build;
+pub mod local;
 pub mod reference;
 pub mod registry;
 pub mod rootfs;

@@ -357,6 +357,22 @@ fn clean(raw: &[u8]) -> Result<Option<Vec<OsString>>, String> {
 /// # Errors
 /// More than [`MAX_LINKS`] links, or a component that is a file where a folder must be.
 fn resolve(root: &Path, dirs: &[OsString]) -> Result<PathBuf, String> {
+    resolve_path(root, dirs, false)
+}
+
+/// The real path of `rel` (`etc/resolv.conf`) inside `root`, every symbolic link on the way,
+/// the last one included, followed as the container would follow it (see [`resolve`]); it may
+/// not exist.
+///
+/// # Errors
+/// A `..` in `rel`, more than 40 links, or a file where a folder must be.
+pub fn resolve_in(root: &Path, rel: &str) -> Result<PathBuf, String> {
+    let parts = clean(rel.as_bytes())?.unwrap_or_default();
+    resolve_path(root, &parts, true)
+}
+
+/// [`resolve`], where the last component may be a file when `file_ok`.
+fn resolve_path(root: &Path, dirs: &[OsString], file_ok: bool) -> Result<PathBuf, String> {
     let mut resolved: Vec<OsString> = Vec::new();
     let mut todo: Vec<OsString> = dirs.iter().rev().cloned().collect();
     let mut links = 0;
@@ -388,6 +404,7 @@ fn resolve(root: &Path, dirs: &[OsString]) -> Result<PathBuf, String> {
                     todo.push(OsStr::from_bytes(part).to_owned());
                 }
             }
+            Ok(m) if !m.is_dir() && file_ok && todo.is_empty() => resolved.push(c),
             Ok(m) if !m.is_dir() => {
                 return Err(format!(
                     "`{}` is a file, not a folder",

@@ -13,6 +13,7 @@ mod gitops_doc;
 mod graph;
 mod image;
 mod import;
+mod local;
 mod lock;
 mod never_panics;
 mod ops;

@@ -36,7 +36,7 @@ fn busybox() -> Vec<u8> {
 /// A base image with no C library: busybox and its applet links in one layer; a second layer
 /// that whites out a file and makes a folder opaque, a hard link, and a link pointing far
 /// above the root.
-fn push_busybox_base() -> String {
+pub(crate) fn push_busybox_base() -> String {
     let mut bottom = vec![
         Entry::file("bin/busybox", &busybox(), 0o755),
         Entry::file("etc/motd", b"lower layer\n", 0o644),
