@@ -2,5 +2,6 @@
 //! a cached root file system ([`crate::image::local`]), run in an unprivileged sandbox
 //! ([`sandbox`]) against a Lambda Runtime API scar serves on loopback ([`runtime_api`]).
 
+pub mod run;
 pub mod runtime_api;
 pub mod sandbox;

@@ -8,6 +8,8 @@ use scar::image::build::Spec;
 use scar::image::local::assemble;
 use scar::image::reference::{Endpoints, ImageRef};
 use scar::image::registry::Registry;
+use scar::local::run::{Ended, Invocation};
+use scar::local::runtime_api::Outcome;
 use scar::local::sandbox::{Sandbox, Tool, prepare_root};
 use serde_json::json;
 
@@ -22,7 +24,8 @@ async fn an_image_assembled_here_unpacks_as_the_oci_spec_says_runs_and_is_reused
         &base,
         None,
         "amd64",
-        &json!({"name": "f"}),
+        &json!({"stack": "s", "function": "f", "script": "cat /srv/keep-link.txt\n",
+                "timeout_threshold": 2, "timeout": 30}),
         "cat /srv/keep-link.txt\n",
         target,
     )
@@ -92,4 +95,98 @@ async fn an_image_assembled_here_unpacks_as_the_oci_spec_says_runs_and_is_reused
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "kept\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_supervisor_answers_through_the_runtime_api_and_a_hung_one_times_out() {
+    let base = push_busybox_base();
+    let reg = Registry::new(Endpoints::default(), None).expect("client");
+    let cache = tempfile::tempdir().expect("cache");
+    let image = |script: &str| {
+        let config = json!({"stack": "s", "function": "f", "script": script,
+                            "timeout_threshold": 1, "timeout": 3});
+        let target = ImageRef::parse("127.0.0.1:9/not/pushed:local").expect("target");
+        Spec::new(&base, None, "amd64", &config, script, target).expect("spec")
+    };
+    let tool = Tool::find().expect("bwrap or unshare");
+    let run = |root: &Path, timeout: u64| Invocation {
+        tool: tool.clone(),
+        function: "f".into(),
+        function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
+        memory: 256,
+        region: "us-east-1".into(),
+        timeout: std::time::Duration::from_secs(timeout),
+        tmp_mb: 64,
+        root: root.to_owned(),
+        cwd: "/".into(),
+        argv: vec!["/opt/scar/bin/scar-supervisor".into()],
+        env: vec![
+            ("PATH".into(), "/bin".into()),
+            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+            ("AWS_ENDPOINT_URL".into(), "http://127.0.0.1:9".into()),
+        ],
+        event: b"{}".to_vec(),
+    };
+
+    let ok = assemble(
+        &reg,
+        &image("echo from-the-image; cat /srv/keep-link.txt\n"),
+        cache.path(),
+        &|_| {},
+    )
+    .await
+    .expect("assembled");
+    prepare_root(&ok.root).expect("mount points");
+    let ran = scar::local::run::invoke(run(&ok.root, 10))
+        .await
+        .expect("runs");
+    let Ended::Answered(Outcome::Response(body)) = &ran.ended else {
+        panic!("{:?}\n{}", ran.ended, String::from_utf8_lossy(&ran.stderr));
+    };
+    let body = String::from_utf8_lossy(body);
+    assert!(
+        body.contains("\"ok\":true") && body.contains("\"exit_status\":0"),
+        "{body}"
+    );
+    // The script's output goes where Lambda sends it: the function's log.
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&ran.stdout),
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(
+        log.contains("from-the-image") && log.contains("kept"),
+        "{log}"
+    );
+    assert!(!ran.request_id.is_empty());
+
+    // A script that never ends: the supervisor stops it at the threshold and answers, or the
+    // timeout ends the sandbox; either way nothing is left running.
+    let hung = assemble(&reg, &image("sleep 600\n"), cache.path(), &|_| {})
+        .await
+        .expect("assembled");
+    prepare_root(&hung.root).expect("mount points");
+    let ran = scar::local::run::invoke(run(&hung.root, 3))
+        .await
+        .expect("runs");
+    assert!(
+        ran.took < std::time::Duration::from_secs(8),
+        "{:?}",
+        ran.took
+    );
+    assert!(
+        !matches!(ran.ended, Ended::Answered(Outcome::Response(_))),
+        "{:?}",
+        ran.ended
+    );
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 600"])
+        .output()
+        .expect("pgrep");
+    assert!(
+        left.stdout.is_empty(),
+        "left behind: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
 }
