@@ -209,26 +209,12 @@ pub(crate) fn cache_dir() -> Option<PathBuf> {
 /// The function's configuration with the base image's own command recorded in it, which the
 /// supervisor runs when the function has no script. It follows from the base's digest, which
 /// the image's inputs already include.
-fn with_command(config_json: &[u8], base_config: &Value) -> Result<Vec<u8>, BuildError> {
+fn with_command(
+    config_json: &[u8],
+    command: &scar_contract::ImageCommand,
+) -> Result<Vec<u8>, BuildError> {
     let mut config: Value = serde_json::from_slice(config_json)
         .map_err(|e| BuildError::Other(format!("the function's configuration is not JSON: {e}")))?;
-    let strings = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s.as_str().map(str::to_owned))
-            .collect()
-    };
-    let c = base_config.get("config");
-    let command = scar_contract::ImageCommand {
-        entrypoint: strings(c.and_then(|c| c.get("Entrypoint"))),
-        cmd: strings(c.and_then(|c| c.get("Cmd"))),
-        working_dir: c
-            .and_then(|c| c.get("WorkingDir"))
-            .and_then(Value::as_str)
-            .filter(|d| !d.is_empty())
-            .map(str::to_owned),
-    };
     if let Some(o) = config.as_object_mut() {
         o.insert("command".into(), json!(command));
     }
@@ -296,6 +282,8 @@ pub(crate) struct Parts {
     pub base_json: Value,
     /// The base's config.
     pub base_config: Value,
+    /// How the base's process starts.
+    pub process: Process,
     /// The digest the base reference resolved to.
     pub base_digest: String,
     /// The supervisor layer (shared by every function).
@@ -305,11 +293,9 @@ pub(crate) struct Parts {
 }
 
 impl Parts {
-    /// The base's layers: digest and size of each, bottom first.
-    ///
-    /// # Errors
-    /// A manifest that lists a layer without a well-formed digest.
-    pub fn base_layers(&self) -> Result<Vec<(String, u64)>, BuildError> {
+    /// The base's layers as its manifest lists them: digest and size of each, bottom first.
+    #[must_use]
+    pub fn base_layers(&self) -> Vec<(String, u64)> {
         self.base_json
             .get("layers")
             .and_then(Value::as_array)
@@ -317,14 +303,46 @@ impl Parts {
             .flatten()
             .map(|l| {
                 let d = l.get("digest").and_then(Value::as_str).unwrap_or_default();
-                if !is_sha256(d) {
-                    return Err(BuildError::Other(format!(
-                        "the base image lists a layer with the digest `{d}`; scar reads sha256 digests"
-                    )));
-                }
-                Ok((d.to_owned(), l.get("size").and_then(Value::as_u64).unwrap_or(0)))
+                (
+                    d.to_owned(),
+                    l.get("size").and_then(Value::as_u64).unwrap_or(0),
+                )
             })
             .collect()
+    }
+}
+
+/// How an image's process starts, from its config's `config` section: the command (which
+/// the function's configuration records) and the environment.
+pub(crate) struct Process {
+    /// Entrypoint, command and working directory.
+    pub command: scar_contract::ImageCommand,
+    /// `KEY=value` entries.
+    pub env: Vec<String>,
+}
+
+/// The [`Process`] of an image config (missing or mistyped entries read as none).
+pub(crate) fn process_of(image_config: &Value) -> Process {
+    let c = image_config.get("config");
+    let strings = |key: &str| -> Vec<String> {
+        c.and_then(|c| c.get(key))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    Process {
+        command: scar_contract::ImageCommand {
+            entrypoint: strings("Entrypoint"),
+            cmd: strings("Cmd"),
+            working_dir: c
+                .and_then(|c| c.get("WorkingDir"))
+                .and_then(Value::as_str)
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned),
+        },
+        env: strings("Env"),
     }
 }
 
@@ -380,12 +398,14 @@ pub(crate) async fn parts(
         .await
         .map_err(|e| BuildError::Other(format!("building the supervisor layer: {e}")))?
         .map_err(BuildError::Other)?;
-    let function_config = with_command(&spec.config_json, &base_config)?;
+    let process = process_of(&base_config);
+    let function_config = with_command(&spec.config_json, &process.command)?;
     let own = function_layer(&function_config, &spec.script)
         .map_err(|e| BuildError::Other(format!("building the function layer: {e}")))?;
     Ok(Parts {
         base_json,
         base_config,
+        process,
         base_digest,
         supervisor,
         own,
@@ -401,13 +421,16 @@ pub async fn build(
     spec: &Spec,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Built, BuildError> {
+    let parts = parts(reg, spec, progress).await?;
+    let layers = parts.base_layers();
     let Parts {
         base_json,
         base_config,
         base_digest,
         supervisor,
         own,
-    } = parts(reg, spec, progress).await?;
+        ..
+    } = parts;
     let inputs = super::inputs_key(
         &base_digest,
         &spec.script,
@@ -436,14 +459,8 @@ pub async fn build(
 
     let sent = Sent::default();
     let target = &spec.target;
-    let layers = base_json
-        .get("layers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for (i, l) in layers.iter().enumerate() {
-        let d = l.get("digest").and_then(Value::as_str).unwrap_or_default();
-        let size = l.get("size").and_then(Value::as_u64).unwrap_or(0);
+    for (i, (d, size)) in layers.iter().enumerate() {
+        let (d, size) = (d.as_str(), *size);
         reg.ensure_blob(target, d, || async {
             if target.registry == spec.base.registry
                 && reg.mount(target, d, &spec.base.repository).await?
@@ -683,7 +700,7 @@ mod tests {
         let base = json!({"config": {"Entrypoint": ["/usr/bin/cowsay"], "Cmd": ["moo"], "WorkingDir": "/srv"}});
         let out = with_command(
             br#"{"stack":"s","function":"f","timeout_threshold":10}"#,
-            &base,
+            &process_of(&base).command,
         )
         .expect("config");
         let config = scar_contract::Config::from_json(&out).expect("the supervisor reads it");
@@ -692,7 +709,7 @@ mod tests {
         assert_eq!(command.working_dir.as_deref(), Some("/srv"));
         let bare = with_command(
             br#"{"stack":"s","function":"f","timeout_threshold":10}"#,
-            &json!({}),
+            &process_of(&json!({})).command,
         )
         .expect("config");
         assert_eq!(

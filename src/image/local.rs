@@ -6,9 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
-use super::build::{BuildError, Parts, Spec, is_sha256, parts};
+use super::build::{BuildError, Spec, is_sha256, parts};
 use super::registry::Registry;
 use super::rootfs::{self, Unpacked};
 
@@ -40,7 +38,7 @@ pub async fn assemble(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Assembled, BuildError> {
     let parts = parts(reg, spec, progress).await?;
-    let base = parts.base_layers()?;
+    let base = parts.base_layers();
     let mut digests: Vec<&str> = base.iter().map(|(d, _)| d.as_str()).collect();
     digests.push(&parts.supervisor.digest);
     digests.push(&parts.own.digest);
@@ -56,10 +54,7 @@ pub async fn assemble(
             files.push(fetch(reg, spec, &blobs, digest, *size, (i, base.len()), progress).await?);
         }
         progress("unpacking the root file system");
-        let Parts {
-            supervisor, own, ..
-        } = &parts;
-        let (supervisor, own) = (supervisor.clone(), own.blob.clone());
+        let (supervisor, own) = (parts.supervisor.clone(), parts.own.blob.clone());
         let roots2 = roots.clone();
         let key2 = key.clone();
         let (_, stats) = tokio::task::spawn_blocking(move || {
@@ -80,27 +75,15 @@ pub async fn assemble(
         .map_err(|e| BuildError::Other(format!("unpacking {}: {e}", spec.base)))?;
         stats
     };
-    let config = parts.base_config.get("config");
-    let strings = |key: &str| -> Vec<String> {
-        config
-            .and_then(|c| c.get(key))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect()
-    };
-    let working_dir = config
-        .and_then(|c| c.get("WorkingDir"))
-        .and_then(Value::as_str)
-        .filter(|w| !w.is_empty())
-        .unwrap_or("/")
-        .to_owned();
     Ok(Assembled {
         root: done,
         unpacked,
-        env: strings("Env"),
-        working_dir,
+        env: parts.process.env,
+        working_dir: parts
+            .process
+            .command
+            .working_dir
+            .unwrap_or_else(|| "/".to_owned()),
         base_digest: parts.base_digest,
     })
 }
@@ -116,9 +99,11 @@ async fn fetch(
     (i, of): (usize, usize),
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<PathBuf, BuildError> {
-    // Checked again here: the digest names a file.
+    // The digest names a file.
     if !is_sha256(digest) {
-        return Err(BuildError::Other(format!("a layer digest `{digest}`")));
+        return Err(BuildError::Other(format!(
+            "the base image lists a layer with the digest `{digest}`; scar reads sha256 digests"
+        )));
     }
     let path = blobs.join(digest.trim_start_matches("sha256:"));
     if path.is_file() {

@@ -144,8 +144,8 @@ impl RuntimeApi {
                 done,
             });
         }
+        // A `next` waiting now wakes; one that comes later finds it queued.
         self.state.arrived.notify_waiters();
-        self.state.arrived.notify_one();
         let init_failed = async {
             loop {
                 let failed = self.state.failed.notified();

@@ -15,21 +15,21 @@ use serde_json::json;
 
 use crate::runtime::push_busybox_base;
 
+/// The image of a function `f` running `script` on `base`, for amd64 (assembled here, so
+/// its target is never pushed to).
+fn spec_of(base: &str, script: &str, threshold: u32, timeout: u32) -> Spec {
+    let config = json!({"stack": "s", "function": "f", "script": script,
+                        "timeout_threshold": threshold, "timeout": timeout});
+    let target = ImageRef::parse("127.0.0.1:9/not/pushed:local").expect("target");
+    Spec::new(base, None, "amd64", &config, script, target)
+        .expect("a spec (scripts/test.sh builds the supervisors)")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_image_assembled_here_unpacks_as_the_oci_spec_says_runs_and_is_reused() {
     let base = push_busybox_base();
     let reg = Registry::new(Endpoints::default(), None).expect("client");
-    let target = ImageRef::parse("127.0.0.1:9/not/pushed:local").expect("target");
-    let spec = Spec::new(
-        &base,
-        None,
-        "amd64",
-        &json!({"stack": "s", "function": "f", "script": "cat /srv/keep-link.txt\n",
-                "timeout_threshold": 2, "timeout": 30}),
-        "cat /srv/keep-link.txt\n",
-        target,
-    )
-    .expect("a spec (scripts/test.sh builds the supervisors)");
+    let spec = spec_of(&base, "cat /srv/keep-link.txt\n", 2, 30);
     let cache = tempfile::tempdir().expect("cache");
     let lines = Mutex::new(Vec::new());
     let note = |l: &str| lines.lock().expect("lines").push(l.to_owned());
@@ -102,12 +102,7 @@ async fn the_supervisor_answers_through_the_runtime_api_and_a_hung_one_times_out
     let base = push_busybox_base();
     let reg = Registry::new(Endpoints::default(), None).expect("client");
     let cache = tempfile::tempdir().expect("cache");
-    let image = |script: &str| {
-        let config = json!({"stack": "s", "function": "f", "script": script,
-                            "timeout_threshold": 1, "timeout": 3});
-        let target = ImageRef::parse("127.0.0.1:9/not/pushed:local").expect("target");
-        Spec::new(&base, None, "amd64", &config, script, target).expect("spec")
-    };
+    let image = |script: &str| spec_of(&base, script, 1, 3);
     let tool = Tool::find().expect("bwrap or unshare");
     let run = |root: &Path, timeout: u64| Invocation {
         tool: tool.clone(),
