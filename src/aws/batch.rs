@@ -9,13 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_batch::types as bt;
-use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
-use super::execute::stale_tag_keys;
-use super::execute::view;
-use super::lambda::{decode_script, with_script};
+use super::execute::{stale_tag_keys, view, view_read};
+use super::lambda::{split_script, with_script};
 use super::page::{pages, wait_until};
 use super::refresh::owner_of;
 use crate::apply::ready::Readiness;
@@ -429,7 +427,7 @@ impl AwsCloud {
             }
             (ResourceKind::BatchJobQueue, action) => {
                 let q: JobQueueAttrs = view(&step.address, after)?;
-                self.put_job_queue(account, &q, before, tags, action == Action::Create)
+                self.put_job_queue(step, account, &q, before, tags, action == Action::Create)
                     .await
             }
             (ResourceKind::BatchJobDefinition, Action::Delete) => {
@@ -462,15 +460,10 @@ impl AwsCloud {
                 let d: JobDefinitionAttrs = view(&step.address, after)?;
                 self.register_job_definition(&d, tags).await?;
                 // Create before destroy: the old revisions go once the new one exists.
-                let old: id::Revisions = if before.is_empty() {
-                    id::Revisions {
-                        name: d.name.clone(),
-                        revisions: Vec::new(),
-                    }
-                } else {
-                    view(&step.address, before)?
-                };
-                self.deregister_revisions(&d.name, &old.revisions).await?;
+                let old = view_read::<id::Revisions>(&step.address, before)?
+                    .map(|r| r.revisions)
+                    .unwrap_or_default();
+                self.deregister_revisions(&d.name, &old).await?;
                 Ok(())
             }
             _ => Ok(()),
@@ -657,6 +650,7 @@ impl AwsCloud {
 
     async fn put_job_queue(
         &self,
+        step: &Step,
         account: &str,
         a: &JobQueueAttrs,
         before: &Map<String, Value>,
@@ -722,8 +716,7 @@ impl AwsCloud {
             )
             .await?;
             let arn = format!("arn:aws:batch:{}:{account}:job-queue/{name}", self.region);
-            let address = Address::new(ResourceKind::BatchJobQueue, name.clone());
-            self.retag(&address, &arn, before, tags).await?;
+            self.retag(&step.address, &arn, before, tags).await?;
         }
         self.wait_job_queue(&name, Settled::Valid(true)).await?;
         Ok(())
@@ -1000,7 +993,6 @@ fn format_vcpus(v: f64) -> String {
     }
 }
 
-/// The attributes of a job definition revision, in the desired graph's shape.
 /// A revision's attributes in the model's shape: tags, the count of active revisions and
 /// their numbers are the caller's.
 fn job_definition_attrs(d: &bt::JobDefinition) -> JobDefinitionAttrs {
@@ -1026,22 +1018,14 @@ fn job_definition_attrs(d: &bt::JobDefinition) -> JobDefinitionAttrs {
     };
     let number =
         |kind: bt::ResourceType| requirement(kind).and_then(|v| v.parse().ok()).unwrap_or(0);
-    // Sorted, as the model's are compared by content.
-    let mut environment: IndexMap<String, String> = container
-        .map(|c| {
-            c.environment()
-                .iter()
-                .map(|kv| {
-                    (
-                        kv.name().unwrap_or_default().to_owned(),
-                        kv.value().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect()
+    let (environment, script) = split_script(container.into_iter().flat_map(|c| {
+        c.environment().iter().map(|kv| {
+            (
+                kv.name().unwrap_or_default().to_owned(),
+                kv.value().unwrap_or_default().to_owned(),
+            )
         })
-        .unwrap_or_default();
-    environment.sort_keys();
-    let script = decode_script(environment.shift_remove(crate::model::SCRIPT_ENV));
+    }));
     let fargate = d
         .platform_capabilities()
         .iter()

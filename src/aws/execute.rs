@@ -86,11 +86,7 @@ impl AwsCloud {
             .map(|a| self.resolve(account, a))
             .unwrap_or_default();
         let before = step.before.as_ref().unwrap_or(&empty);
-        let mut tags = if after.is_empty() {
-            BTreeMap::new()
-        } else {
-            view::<id::Tagged>(&step.address, &after)?.tags
-        };
+        let mut tags = view::<id::Tagged>(&step.address, &after)?.tags;
         if let Some(h) = &step.applied {
             tags.insert(APPLIED_TAG.to_owned(), h.clone());
         }
@@ -286,6 +282,19 @@ impl AwsCloud {
 
 /// `attrs` of `address` through its kind's typed view; attributes that are not what scar
 /// writes for that kind stop the step, naming the resource and the field.
+/// [`view`] of what refresh read (a step's `before`); `None` for a create, which read
+/// nothing.
+pub(super) fn view_read<T: Attrs>(
+    address: &crate::model::Address,
+    before: &Map<String, Value>,
+) -> Result<Option<T>, CloudError> {
+    if before.is_empty() {
+        Ok(None)
+    } else {
+        view(address, before).map(Some)
+    }
+}
+
 pub(super) fn view<T: Attrs>(
     address: &crate::model::Address,
     attrs: &Map<String, Value>,

@@ -8,7 +8,7 @@ use aws_sdk_apigateway::types as gt;
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
-use super::execute::{gone_is_fine, stale_tag_keys, view};
+use super::execute::{gone_is_fine, stale_tag_keys, view, view_read};
 use super::page::pages;
 use super::refresh::owner_of;
 use crate::cloud::{CloudError, ErrorKind};
@@ -297,11 +297,7 @@ impl AwsCloud {
         before: &Map<String, Value>,
         tags: &BTreeMap<String, String>,
     ) -> Result<(), CloudError> {
-        let live: Option<id::Api> = if before.is_empty() {
-            None
-        } else {
-            Some(view(&step.address, before)?)
-        };
+        let live: Option<id::Api> = view_read(&step.address, before)?;
         let id = live.as_ref().map(|l| l.id.clone()).unwrap_or_default();
         if step.action == Action::Delete {
             self.remove_usage_plan(&id).await?;

@@ -28,17 +28,25 @@ pub(super) type FunctionRead = (String, Option<LiveResource>, Vec<(Address, Live
 /// Marks a function fingerprint that is a Lambda RevisionId, usable as a write precondition.
 pub(super) const REVISION_PREFIX: &str = "rev:";
 
-/// `SCAR_SCRIPT`'s value, removed from a read environment, decoded (as is when it is not
-/// base64; `""` when there is none).
-pub(super) fn decode_script(raw: Option<String>) -> String {
-    raw.map(|b| {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD
-            .decode(b.as_bytes())
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or(b)
-    })
-    .unwrap_or_default()
+/// A read environment (a function's or a job's), sorted so that the fingerprint hash is the
+/// same for the same content, and the script `SCAR_SCRIPT` carried, taken out and decoded (as
+/// is when it is not base64; `""` when there is none).
+pub(super) fn split_script(
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> (IndexMap<String, String>, String) {
+    let mut environment: IndexMap<String, String> = vars.into_iter().collect();
+    environment.sort_keys();
+    let script = environment
+        .shift_remove(crate::model::SCRIPT_ENV)
+        .map(|b| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(b.as_bytes())
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .unwrap_or(b)
+        })
+        .unwrap_or_default();
+    (environment, script)
 }
 
 /// A function's environment as Lambda takes it: its variables, and a prebuilt image's script
@@ -227,24 +235,17 @@ impl AwsCloud {
             Some(e) => Owner::Unknown(format!("{}: {}", e.error_code(), e.message())),
             None => owner_of(stack, &t),
         };
-        // Sorted, so the fingerprint hash is the same for the same content.
-        let mut environment: IndexMap<String, String> = c
-            .environment()
-            .and_then(|e| e.variables())
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
-        environment.sort_keys();
-        let script = decode_script(environment.shift_remove(crate::model::SCRIPT_ENV));
-        let vpc = c.vpc_config().and_then(|v| {
-            let mut subnets: Vec<String> = v.subnet_ids().to_vec();
-            let mut security_groups: Vec<String> = v.security_group_ids().to_vec();
-            subnets.sort();
-            security_groups.sort();
-            (!subnets.is_empty()).then_some(Vpc {
-                subnets,
-                security_groups,
-            })
-        });
+        let (environment, script) = split_script(
+            c.environment()
+                .and_then(|e| e.variables())
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let vpc = c
+            .vpc_config()
+            .filter(|v| !v.subnet_ids().is_empty())
+            .map(|v| Vpc::sorted(v.subnet_ids().to_vec(), v.security_group_ids().to_vec()));
         let attrs = to_attrs(&FunctionAttrs {
             image: out
                 .code()

@@ -447,6 +447,19 @@ pub struct Vpc {
     pub security_groups: Vec<String>,
 }
 
+impl Vpc {
+    /// A VPC from ids in any order (AWS answers in its own): compared as sets.
+    #[must_use]
+    pub fn sorted(mut subnets: Vec<String>, mut security_groups: Vec<String>) -> Vpc {
+        subnets.sort();
+        security_groups.sort();
+        Vpc {
+            subnets,
+            security_groups,
+        }
+    }
+}
+
 /// An EFS mount.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -442,7 +442,10 @@ fn function_resources(
         role,
         description: spec.description.clone().unwrap_or_default(),
         environment: env,
-        vpc: eff.vpc.as_ref().map(vpc),
+        vpc: eff
+            .vpc
+            .as_ref()
+            .map(|v| attrs::Vpc::sorted(v.subnets.clone(), v.security_groups.clone())),
         file_systems: spec
             .file_systems
             .iter()
@@ -512,19 +515,6 @@ fn function_resources(
         &source_account,
     ));
     out
-}
-
-/// A function's VPC as compared with AWS's answer: sorted subnets and groups, or null.
-fn vpc(v: &crate::manifest::types::VpcSpec) -> attrs::Vpc {
-    // AWS answers with its own order; compare sets.
-    let mut subnets = v.subnets.clone();
-    let mut security_groups = v.security_groups.clone();
-    subnets.sort();
-    security_groups.sort();
-    attrs::Vpc {
-        subnets,
-        security_groups,
-    }
 }
 
 /// A size or a duration the schema bounds far below `i32::MAX`, as AWS takes it.
