@@ -57,6 +57,10 @@ pub struct AwsCloud {
     pub ready_timeout: Duration,
     /// How long a Batch compute environment or job queue may take to settle.
     pub batch_timeout: Duration,
+    /// The credentials the connection signs with (handed to functions run here).
+    credentials: Option<aws_sdk_s3::config::SharedCredentialsProvider>,
+    /// The endpoint every service is reached at, when one is set (an emulator).
+    endpoint: Option<String>,
     /// The registry client, made on first use.
     registry: std::sync::OnceLock<Arc<crate::image::registry::Registry>>,
     /// Outputs of resources created during this run (an API's id), for the steps after.
@@ -117,6 +121,8 @@ impl AwsCloud {
             account: tokio::sync::OnceCell::new(),
             ready_timeout: Duration::from_secs(600),
             batch_timeout: Duration::from_secs(1200),
+            credentials: shared.credentials_provider(),
+            endpoint: shared.endpoint_url().map(str::to_owned),
             registry: std::sync::OnceLock::new(),
             created: Mutex::new(HashMap::new()),
         }

@@ -42,6 +42,45 @@ pub struct LogEvent {
 }
 
 impl AwsCloud {
+    /// What a function run here needs to reach the stack's AWS as this connection does: the
+    /// credentials (resolved now: keys, and a session token when there is one) and the
+    /// endpoints set for an emulator (`--endpoint-url`, `AWS_ENDPOINT_URL`,
+    /// `AWS_ENDPOINT_URL_<SERVICE>`).
+    ///
+    /// # Errors
+    /// When no credentials are configured or they cannot be resolved.
+    pub async fn function_environment(&self) -> Result<Vec<(String, String)>, CloudError> {
+        use aws_sdk_s3::config::ProvideCredentials as _;
+        let provider = self.credentials.as_ref().ok_or_else(|| {
+            CloudError::new(
+                ErrorKind::Other,
+                "credentials",
+                "no AWS credentials are configured (a function run here gets the stack's credentials)",
+            )
+        })?;
+        let c = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| CloudError::new(ErrorKind::Other, "credentials", e.to_string()))?;
+        let mut env = vec![
+            ("AWS_ACCESS_KEY_ID".to_owned(), c.access_key_id().to_owned()),
+            (
+                "AWS_SECRET_ACCESS_KEY".to_owned(),
+                c.secret_access_key().to_owned(),
+            ),
+        ];
+        if let Some(t) = c.session_token() {
+            env.push(("AWS_SESSION_TOKEN".to_owned(), t.to_owned()));
+        }
+        env.extend(
+            std::env::vars().filter(|(k, v)| k.starts_with("AWS_ENDPOINT_URL_") && !v.is_empty()),
+        );
+        if let Some(e) = &self.endpoint {
+            env.push(("AWS_ENDPOINT_URL".to_owned(), e.clone()));
+        }
+        Ok(env)
+    }
+
     /// The live status of function `name`; `None` when it does not exist.
     ///
     /// # Errors

@@ -23,11 +23,23 @@ pub struct InvokeArgs {
     /// The function.
     pub function: String,
     /// A file to send as the input.
-    #[arg(long, conflicts_with = "json")]
+    #[arg(long, conflicts_with_all = ["json", "event", "input"])]
     pub data: Option<PathBuf>,
     /// An event to send as it is (JSON), such as '{"input": {"bucket": "b", "key": "k"}}'.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["event", "input"])]
     pub json: Option<String>,
+    /// A file holding the event to send as it is (JSON).
+    #[arg(long, value_name = "FILE", conflicts_with = "input")]
+    pub event: Option<PathBuf>,
+    /// Run here, inside the function's image, instead of in AWS (no Docker needed): the
+    /// image is assembled and unpacked into a cache, and run in an unprivileged sandbox
+    /// against a Lambda Runtime API on loopback. S3 and the other services are the stack's.
+    #[arg(long, conflicts_with_all = ["asynchronous", "url"])]
+    pub local: bool,
+    /// With `--local`: start from this object as S3 would: a local file (uploaded to the
+    /// function's first input first) or `s3://BUCKET/KEY` (already there).
+    #[arg(long, value_name = "PATH", requires = "local")]
+    pub input: Option<String>,
     /// Do not wait for the result (Lambda's Event invocation; `X-Amz-Invocation-Type: Event`
     /// over HTTP).
     #[arg(long = "async")]
@@ -54,11 +66,26 @@ pub struct InvokeArgs {
 pub struct RunArgs {
     /// The stack directory.
     pub dir: PathBuf,
-    /// The function.
-    pub function: String,
-    /// Which of the function's inputs (0 is the first).
-    #[arg(long, default_value_t = 0)]
-    pub input: usize,
+    /// The function (with `--local`: the one the inputs go to; by default the one function
+    /// whose input no other function's output feeds).
+    pub function: Option<String>,
+    /// Which of the function's inputs (0 is the first). With `--local`: the files (uploaded
+    /// to the function's first input) or `s3://BUCKET/KEY` objects to start from.
+    #[arg(long, num_args = 1.., value_name = "N | PATH...")]
+    pub input: Vec<String>,
+    /// Run the whole workflow here, inside each function's image, instead of in AWS: each
+    /// invocation's uploads start the functions whose inputs they match, until nothing is
+    /// left. S3 is the stack's.
+    #[arg(long)]
+    pub local: bool,
+    /// With `--local`: how long a Batch job may run here, in seconds.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 3600,
+        requires = "local"
+    )]
+    pub job_timeout: u64,
     /// Invocations at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
@@ -95,7 +122,7 @@ pub(super) struct CallTime {
 
 impl CallTime {
     /// Adds `script` and `args` to a direct invocation's event.
-    fn add_to(&self, mut event: Value) -> Value {
+    pub(super) fn add_to(&self, mut event: Value) -> Value {
         if let Some(o) = event.as_object_mut() {
             if let Some(s) = &self.script {
                 o.insert("script".into(), json!(s));
@@ -107,7 +134,7 @@ impl CallTime {
         event
     }
 
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.script.is_none() && self.args.is_empty()
     }
 }
@@ -115,7 +142,7 @@ impl CallTime {
 impl Payload {
     /// The Lambda event: `{"data": base64}` for bytes (the supervisor's direct invocation),
     /// with the call-time script and arguments.
-    fn event(&self, call: &CallTime) -> Vec<u8> {
+    pub(super) fn event(&self, call: &CallTime) -> Vec<u8> {
         use base64::Engine as _;
         let event = match self {
             Payload::Data(b) => {
@@ -128,7 +155,7 @@ impl Payload {
     }
 
     /// The HTTP request body.
-    fn body(&self) -> Vec<u8> {
+    pub(super) fn body(&self) -> Vec<u8> {
         match self {
             Payload::Data(b) => b.clone(),
             Payload::Json(v) => v.to_string().into_bytes(),
@@ -214,15 +241,23 @@ fn write_answer(output: Option<&Path>, bytes: &[u8]) -> std::io::Result<()> {
 /// [-o FILE] [-- ARGS]`.
 /// `scar invoke`: reads the payload and the call-time script, then calls.
 pub(super) fn invoke(args: &InvokeArgs, aws: &AwsArgs, out: &Output) -> Outcome {
-    let payload = match (&args.data, &args.json) {
-        (Some(p), _) => Payload::Data(
+    let payload = match (&args.data, &args.json, &args.event) {
+        (Some(p), _, _) => Payload::Data(
             std::fs::read(p).map_err(|e| Failure::Message(format!("{}: {e}", p.display())))?,
         ),
-        (None, Some(j)) => Payload::Json(
+        (None, Some(j), _) => Payload::Json(
             serde_json::from_str(j)
                 .map_err(|e| Failure::Message(format!("--json is not JSON: {e}")))?,
         ),
-        (None, None) => Payload::Empty,
+        (None, None, Some(p)) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| Failure::Message(format!("{}: {e}", p.display())))?;
+            Payload::Json(
+                serde_json::from_str(&text)
+                    .map_err(|e| Failure::Message(format!("{}: not JSON: {e}", p.display())))?,
+            )
+        }
+        (None, None, None) => Payload::Empty,
     };
     let how = Invoke {
         payload,
@@ -231,6 +266,9 @@ pub(super) fn invoke(args: &InvokeArgs, aws: &AwsArgs, out: &Output) -> Outcome 
         url: args.url.clone(),
         output: args.output.clone(),
     };
+    if args.local {
+        return super::cmd_local::invoke(args, &how, aws, out);
+    }
     invoke_with(&args.dir, &args.function, &how, aws, out)
 }
 
@@ -318,6 +356,39 @@ fn invoke_with(dir: &Path, name: &str, how: &Invoke, aws: &AwsArgs, out: &Output
     })
 }
 
+/// Prints a function's answer as `scar invoke` does: an HTTP function's body as bytes (its
+/// status on stderr), else the JSON pretty-printed; to `output` or stdout. A failure when the
+/// function failed (`function_error`, Lambda's `X-Amz-Function-Error`), answered an HTTP
+/// error, or reported `"ok": false`.
+pub(super) fn print_answer(
+    payload: &[u8],
+    function_error: Option<&str>,
+    output: Option<&Path>,
+) -> Outcome {
+    let answer: Option<Value> = serde_json::from_slice(payload).ok();
+    // An HTTP function's answer: its body, as bytes.
+    if let Some((status, bytes)) = answer.as_ref().and_then(proxy_body) {
+        eprintln!("HTTP {status}");
+        write_answer(output, &bytes)?;
+        return success_if(status < 400 && function_error.is_none());
+    }
+    let mut text = answer
+        .as_ref()
+        .and_then(|v| serde_json::to_string_pretty(v).ok())
+        .unwrap_or_else(|| String::from_utf8_lossy(payload).into_owned());
+    text.push('\n');
+    write_answer(output, text.as_bytes())?;
+    let failed = answer
+        .as_ref()
+        .and_then(|v| v.get("ok"))
+        .and_then(Value::as_bool)
+        == Some(false);
+    match function_error {
+        Some(kind) => Err(Failure::Message(format!("the function failed ({kind})"))),
+        None => success_if(!failed),
+    }
+}
+
 /// The bytes an HTTP proxy answer carries (`statusCode`, `body`, `isBase64Encoded`), decoded.
 fn proxy_body(answer: &Value) -> Option<(u64, Vec<u8>)> {
     use base64::Engine as _;
@@ -351,30 +422,11 @@ async fn lambda_invoke(
             );
             Ok(Done::Success)
         }
-        Ok(r) => {
-            let answer: Option<Value> = serde_json::from_slice(&r.payload).ok();
-            // An HTTP function's answer: its body, as bytes.
-            if let Some((status, bytes)) = answer.as_ref().and_then(proxy_body) {
-                eprintln!("HTTP {status}");
-                write_answer(how.output.as_deref(), &bytes)?;
-                return success_if(status < 400 && r.function_error.is_none());
-            }
-            let mut text = answer
-                .as_ref()
-                .and_then(|v| serde_json::to_string_pretty(v).ok())
-                .unwrap_or_else(|| String::from_utf8_lossy(&r.payload).into_owned());
-            text.push('\n');
-            write_answer(how.output.as_deref(), text.as_bytes())?;
-            let failed = answer
-                .as_ref()
-                .and_then(|v| v.get("ok"))
-                .and_then(Value::as_bool)
-                == Some(false);
-            match r.function_error {
-                Some(kind) => Err(Failure::Message(format!("the function failed ({kind})"))),
-                None => success_if(!failed),
-            }
-        }
+        Ok(r) => print_answer(
+            &r.payload,
+            r.function_error.as_deref(),
+            how.output.as_deref(),
+        ),
         Err(e) => Err(session::cloud_failed(out, "invoking failed", &e)),
     }
 }
@@ -388,7 +440,28 @@ async fn lambda_invoke(
 /// `scar run`: one invocation per object already in the function's input.
 pub(super) fn run(args: &RunArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     let call = call_time(args.script.as_deref(), &args.args)?;
-    let (dir, name, input) = (args.dir.as_path(), args.function.as_str(), args.input);
+    if args.local {
+        return super::cmd_local::run(args, &call, aws, out);
+    }
+    let Some(name) = args.function.as_deref() else {
+        return Err(Failure::Message(
+            "name the function to run (or run the whole workflow here with --local)".into(),
+        ));
+    };
+    let input = match args.input.as_slice() {
+        [] => 0,
+        [one] => one.parse::<usize>().map_err(|_| {
+            Failure::Message(format!(
+                "--input takes the index of one of the function's inputs (0 is the first), not `{one}`; files to start from are for --local"
+            ))
+        })?,
+        _ => {
+            return Err(Failure::Message(
+                "--input takes one index without --local".into(),
+            ));
+        }
+    };
+    let dir = args.dir.as_path();
     let (concurrency, as_json, call) = (args.concurrency, args.as_json, &call);
     let (_, desired, f) = super::cmd_ops::load_function(dir, name, out)?;
     let Some(source) = f.spec.input.get(input).cloned() else {

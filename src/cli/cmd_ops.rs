@@ -249,7 +249,7 @@ pub(super) fn ls(args: &LsArgs, aws: &AwsArgs, out: &Output) -> Outcome {
 
 /// Every file under `path` (or `path` itself), with the key suffix it gets: the path
 /// relative to the folder given, or the file's name.
-fn files_to_put(path: &Path) -> std::io::Result<Vec<(PathBuf, String)>> {
+pub(super) fn files_to_put(path: &Path) -> std::io::Result<Vec<(PathBuf, String)>> {
     if path.is_file() {
         let name = path
             .file_name()

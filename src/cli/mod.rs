@@ -9,6 +9,7 @@ mod cmd_graph;
 mod cmd_image;
 mod cmd_import;
 mod cmd_invoke;
+mod cmd_local;
 mod cmd_ops;
 mod cmd_plan;
 mod cmd_policy;

@@ -275,28 +275,23 @@ async fn platform_manifest(
     Ok((reg.manifest(base, entry).await?, base_digest))
 }
 
-/// What an image is made of before it is pushed or unpacked: the base's single-platform
-/// manifest and config, the supervisor layer and the function layer.
-pub(crate) struct Parts {
+/// A base image as read from its registry: its single-platform manifest and config.
+pub(crate) struct Base {
     /// The base's manifest (for its layers).
-    pub base_json: Value,
+    pub json: Value,
     /// The base's config.
-    pub base_config: Value,
+    pub config: Value,
     /// How the base's process starts.
     pub process: Process,
     /// The digest the base reference resolved to.
-    pub base_digest: String,
-    /// The supervisor layer (shared by every function).
-    pub supervisor: std::sync::Arc<Layer>,
-    /// The function's own layer.
-    pub own: Layer,
+    pub digest: String,
 }
 
-impl Parts {
+impl Base {
     /// The base's layers as its manifest lists them: digest and size of each, bottom first.
     #[must_use]
-    pub fn base_layers(&self) -> Vec<(String, u64)> {
-        self.base_json
+    pub fn layers(&self) -> Vec<(String, u64)> {
+        self.json
             .get("layers")
             .and_then(Value::as_array)
             .into_iter()
@@ -310,6 +305,17 @@ impl Parts {
             })
             .collect()
     }
+}
+
+/// What an image is made of before it is pushed or unpacked: the base, the supervisor layer
+/// and the function layer.
+pub(crate) struct Parts {
+    /// The base.
+    pub base: Base,
+    /// The supervisor layer (shared by every function).
+    pub supervisor: std::sync::Arc<Layer>,
+    /// The function's own layer.
+    pub own: Layer,
 }
 
 /// How an image's process starts, from its config's `config` section: the command (which
@@ -356,6 +362,45 @@ pub fn is_sha256(digest: &str) -> bool {
     })
 }
 
+/// Reads `base` for `architecture`: its manifest, config and process settings.
+///
+/// # Errors
+/// When the base cannot be read or is not for the architecture.
+pub(crate) async fn base_of(
+    reg: &Registry,
+    base: &ImageRef,
+    architecture: &str,
+) -> Result<Base, BuildError> {
+    let (base_manifest, digest) = platform_manifest(reg, base, architecture).await?;
+    let json = base_manifest.json()?;
+    let config_digest = json
+        .pointer("/config/digest")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            BuildError::Other(format!(
+                "the base image {base} has a manifest without a config ({}); scar reads OCI and Docker schema 2 images",
+                base_manifest.media_type
+            ))
+        })?;
+    let config: Value = serde_json::from_slice(&reg.blob(base, config_digest).await?)
+        .map_err(|e| BuildError::Other(format!("the base image's config is not JSON: {e}")))?;
+    let arch = config
+        .get("architecture")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if arch != architecture {
+        return Err(BuildError::Other(format!(
+            "the base image {base} is for {arch}, the function for {architecture}"
+        )));
+    }
+    Ok(Base {
+        process: process_of(&config),
+        json,
+        config,
+        digest,
+    })
+}
+
 /// Reads the base and makes the two layers scar adds. `progress` hears one line per step that
 /// takes time.
 ///
@@ -366,30 +411,7 @@ pub(crate) async fn parts(
     spec: &Spec,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Parts, BuildError> {
-    let (base_manifest, base_digest) =
-        platform_manifest(reg, &spec.base, &spec.architecture).await?;
-    let base_json = base_manifest.json()?;
-    let config_digest = base_json
-        .pointer("/config/digest")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            BuildError::Other(format!(
-                "the base image {} has a manifest without a config ({}); scar reads OCI and Docker schema 2 images",
-                spec.base, base_manifest.media_type
-            ))
-        })?;
-    let base_config: Value = serde_json::from_slice(&reg.blob(&spec.base, config_digest).await?)
-        .map_err(|e| BuildError::Other(format!("the base image's config is not JSON: {e}")))?;
-    let arch = base_config
-        .get("architecture")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if arch != spec.architecture {
-        return Err(BuildError::Other(format!(
-            "the base image {} is for {arch}, the function for {}",
-            spec.base, spec.architecture
-        )));
-    }
+    let base = base_of(reg, &spec.base, &spec.architecture).await?;
     progress("preparing the supervisor layer");
     // Reading, hashing and (once) compressing tens of megabytes: off the async workers, which
     // also carry the lock's heartbeat.
@@ -398,15 +420,11 @@ pub(crate) async fn parts(
         .await
         .map_err(|e| BuildError::Other(format!("building the supervisor layer: {e}")))?
         .map_err(BuildError::Other)?;
-    let process = process_of(&base_config);
-    let function_config = with_command(&spec.config_json, &process.command)?;
+    let function_config = with_command(&spec.config_json, &base.process.command)?;
     let own = function_layer(&function_config, &spec.script)
         .map_err(|e| BuildError::Other(format!("building the function layer: {e}")))?;
     Ok(Parts {
-        base_json,
-        base_config,
-        process,
-        base_digest,
+        base,
         supervisor,
         own,
     })
@@ -421,16 +439,18 @@ pub async fn build(
     spec: &Spec,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Built, BuildError> {
-    let parts = parts(reg, spec, progress).await?;
-    let layers = parts.base_layers();
     let Parts {
-        base_json,
-        base_config,
-        base_digest,
+        base,
         supervisor,
         own,
+    } = parts(reg, spec, progress).await?;
+    let layers = base.layers();
+    let Base {
+        json: base_json,
+        config: base_config,
+        digest: base_digest,
         ..
-    } = parts;
+    } = base;
     let inputs = super::inputs_key(
         &base_digest,
         &spec.script,

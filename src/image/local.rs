@@ -5,8 +5,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::build::{BuildError, Spec, is_sha256, parts};
+use super::Layer;
+use super::build::{Base, BuildError, Spec, base_of, is_sha256, parts};
+use super::reference::ImageRef;
 use super::registry::Registry;
 use super::rootfs::{self, Unpacked};
 
@@ -17,6 +20,9 @@ pub struct Assembled {
     pub root: PathBuf,
     /// What unpacking it did; `None` when the cache had it.
     pub unpacked: Option<Unpacked>,
+    /// The image's process: its entrypoint and command (the supervisor, in an image scar
+    /// assembles).
+    pub argv: Vec<String>,
     /// The base image's environment (`KEY=value`), which the image's process starts with.
     pub env: Vec<String>,
     /// The image's working directory (`/` when the base names none).
@@ -38,10 +44,48 @@ pub async fn assemble(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Assembled, BuildError> {
     let parts = parts(reg, spec, progress).await?;
-    let base = parts.base_layers();
-    let mut digests: Vec<&str> = base.iter().map(|(d, _)| d.as_str()).collect();
-    digests.push(&parts.supervisor.digest);
-    digests.push(&parts.own.digest);
+    let own = vec![parts.supervisor, Arc::new(parts.own)];
+    let argv = vec![format!("/{}", super::SUPERVISOR_PATH)];
+    unpacked(reg, &spec.base, parts.base, own, argv, cache, progress).await
+}
+
+/// Unpacks the image `image` for `architecture` as it is (a prebuilt function's: scar adds
+/// nothing), into the same cache as [`assemble`]. Its process is its own entrypoint and
+/// command.
+///
+/// # Errors
+/// As [`assemble`].
+pub async fn prebuilt(
+    reg: &Registry,
+    image: &ImageRef,
+    architecture: &str,
+    cache: &Path,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Assembled, BuildError> {
+    let base = base_of(reg, image, architecture).await?;
+    let argv = base.process.command.argv(&[]);
+    if argv.is_empty() {
+        return Err(BuildError::Other(format!(
+            "the image {image} names no entrypoint or command to run"
+        )));
+    }
+    unpacked(reg, image, base, Vec::new(), argv, cache, progress).await
+}
+
+/// The root file system of `base`'s layers and then `own`, from the cache or
+/// unpacked into it.
+async fn unpacked(
+    reg: &Registry,
+    image: &ImageRef,
+    base: Base,
+    own: Vec<Arc<Layer>>,
+    argv: Vec<String>,
+    cache: &Path,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Assembled, BuildError> {
+    let layers = base.layers();
+    let mut digests: Vec<&str> = layers.iter().map(|(d, _)| d.as_str()).collect();
+    digests.extend(own.iter().map(|l| l.digest.as_str()));
     let key = rootfs::cache_key(&digests);
     let roots = cache.join("rootfs");
     let done = roots.join(&key);
@@ -50,13 +94,12 @@ pub async fn assemble(
     } else {
         let blobs = cache.join("blobs").join("sha256");
         let mut files = Vec::new();
-        for (i, (digest, size)) in base.iter().enumerate() {
-            files.push(fetch(reg, spec, &blobs, digest, *size, (i, base.len()), progress).await?);
+        for (i, (digest, size)) in layers.iter().enumerate() {
+            let at = (i, layers.len());
+            files.push(fetch(reg, image, &blobs, digest, *size, at, progress).await?);
         }
         progress("unpacking the root file system");
-        let (supervisor, own) = (parts.supervisor.clone(), parts.own.blob.clone());
-        let roots2 = roots.clone();
-        let key2 = key.clone();
+        let (roots2, key2) = (roots.clone(), key.clone());
         let (_, stats) = tokio::task::spawn_blocking(move || {
             rootfs::cached(&roots2, &key2, |root| {
                 let mut stats = Unpacked::default();
@@ -65,26 +108,28 @@ pub async fn assemble(
                         .map_err(|source| rootfs::RootfsError::Io { layer: i, source })?;
                     rootfs::apply_layer(root, i, file, &mut stats)?;
                 }
-                rootfs::apply_layer(root, files.len(), &supervisor.blob[..], &mut stats)?;
-                rootfs::apply_layer(root, files.len() + 1, &own[..], &mut stats)?;
+                for (i, layer) in own.iter().enumerate() {
+                    rootfs::apply_layer(root, files.len() + i, &layer.blob[..], &mut stats)?;
+                }
                 Ok(stats)
             })
         })
         .await
         .map_err(|e| BuildError::Other(format!("unpacking: {e}")))?
-        .map_err(|e| BuildError::Other(format!("unpacking {}: {e}", spec.base)))?;
+        .map_err(|e| BuildError::Other(format!("unpacking {image}: {e}")))?;
         stats
     };
     Ok(Assembled {
         root: done,
         unpacked,
-        env: parts.process.env,
-        working_dir: parts
+        argv,
+        env: base.process.env,
+        working_dir: base
             .process
             .command
             .working_dir
             .unwrap_or_else(|| "/".to_owned()),
-        base_digest: parts.base_digest,
+        base_digest: base.digest,
     })
 }
 
@@ -92,7 +137,7 @@ pub async fn assemble(
 /// name, checked against the digest, then renamed).
 async fn fetch(
     reg: &Registry,
-    spec: &Spec,
+    image: &ImageRef,
     blobs: &Path,
     digest: &str,
     size: u64,
@@ -118,7 +163,7 @@ async fn fetch(
         size
     ));
     let mut tmp = tempfile::NamedTempFile::new_in(blobs).map_err(local)?;
-    let got = reg.blob_into(&spec.base, digest, tmp.as_file_mut()).await?;
+    let got = reg.blob_into(image, digest, tmp.as_file_mut()).await?;
     if size != 0 && got != size {
         return Err(BuildError::Other(format!(
             "{digest}: the registry sent {got} bytes, the manifest says {size}"

@@ -3,5 +3,8 @@
 //! ([`sandbox`]) against a Lambda Runtime API scar serves on loopback ([`runtime_api`]).
 
 pub mod run;
+pub mod runner;
 pub mod runtime_api;
 pub mod sandbox;
+pub mod stack;
+pub mod workflow;

@@ -92,6 +92,57 @@ pub fn lambda_env(function: &str, memory: u32, region: &str) -> Vec<(String, Str
     .collect()
 }
 
+/// A started sandbox: its first process and what its output pipes collect.
+struct Started {
+    child: tokio::process::Child,
+    stdout: tokio::task::JoinHandle<Vec<u8>>,
+    stderr: tokio::task::JoinHandle<Vec<u8>>,
+    at: Instant,
+}
+
+impl Started {
+    fn spawn(tool: &Tool, sandbox: &Sandbox) -> std::io::Result<Started> {
+        let at = Instant::now();
+        let mut child = sandbox
+            .command(tool)?
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let drain = |pipe: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_end(&mut out).await;
+                }
+                out
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+        Ok(Started {
+            child,
+            stdout,
+            stderr,
+            at,
+        })
+    }
+
+    /// Kills what is left (killing the sandbox's first process ends its PID namespace, and
+    /// every process in it) and collects the output.
+    async fn end(mut self, ended: Ended, request_id: String) -> Ran {
+        let took = self.at.elapsed();
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        Ran {
+            ended,
+            request_id,
+            stdout: self.stdout.await.unwrap_or_default(),
+            stderr: self.stderr.await.unwrap_or_default(),
+            took,
+        }
+    }
+}
+
 /// Runs `inv` once.
 ///
 /// # Errors
@@ -108,39 +159,31 @@ pub async fn invoke(inv: Invocation) -> std::io::Result<Ran> {
         cwd: inv.cwd.clone(),
         argv: inv.argv.clone(),
     };
-    let started = Instant::now();
-    let mut child = sandbox
-        .command(&inv.tool)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let drain = |pipe: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
-        tokio::spawn(async move {
-            let mut out = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut out).await;
-            }
-            out
-        })
-    };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let mut started = Started::spawn(&inv.tool, &sandbox)?;
     let (request_id, ended) = tokio::select! {
         (id, outcome) = api.invoke(inv.event.clone(), inv.timeout) => {
             (id, outcome.map_or(Ended::TimedOut, Ended::Answered))
         }
-        status = child.wait() => (String::new(), Ended::Exited(status.ok().and_then(|s| s.code()))),
+        status = started.child.wait() => (String::new(), Ended::Exited(status.ok().and_then(|s| s.code()))),
     };
-    let took = started.elapsed();
-    // Killing the sandbox's first process ends its PID namespace: nothing is left behind.
-    let _ = child.start_kill();
-    let _ = child.wait().await;
-    Ok(Ran {
-        ended,
-        request_id,
-        stdout: stdout.await.unwrap_or_default(),
-        stderr: stderr.await.unwrap_or_default(),
-        took,
-    })
+    Ok(started.end(ended, request_id).await)
+}
+
+/// Runs a command to its end in the sandbox (a Batch job's), or until `timeout`; it ends as
+/// [`Ended::Exited`] or [`Ended::TimedOut`].
+///
+/// # Errors
+/// When the sandbox cannot start.
+pub async fn to_end(
+    tool: &Tool,
+    sandbox: &Sandbox,
+    timeout: Duration,
+    request_id: String,
+) -> std::io::Result<Ran> {
+    let mut started = Started::spawn(tool, sandbox)?;
+    let ended = match tokio::time::timeout(timeout, started.child.wait()).await {
+        Ok(status) => Ended::Exited(status.ok().and_then(|s| s.code())),
+        Err(_) => Ended::TimedOut,
+    };
+    Ok(started.end(ended, request_id).await)
 }

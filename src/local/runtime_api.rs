@@ -177,6 +177,12 @@ impl RuntimeApi {
     }
 }
 
+/// A new request id, unique in this process.
+pub(crate) fn new_request_id() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    request_id(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) | (1 << 63))
+}
+
 /// A request id in the shape Lambda gives them (a UUID's), unique in this process.
 fn request_id(n: u64) -> String {
     let t = SystemTime::now()

@@ -88,7 +88,12 @@ async fn an_image_assembled_here_unpacks_as_the_oci_spec_says_runs_and_is_reused
         argv: vec!["/bin/sh".into(), "/opt/scar/script.sh".into()],
     };
     let tool = Tool::find().expect("bwrap or unshare (scripts/test.sh installs bubblewrap)");
-    let out = sandbox.command(&tool).output().await.expect("runs");
+    let out = sandbox
+        .command(&tool)
+        .expect("command")
+        .output()
+        .await
+        .expect("runs");
     assert!(
         out.status.success(),
         "{}",
@@ -158,7 +163,7 @@ async fn the_supervisor_answers_through_the_runtime_api_and_a_hung_one_times_out
 
     // A script that never ends: the supervisor stops it at the threshold and answers, or the
     // timeout ends the sandbox; either way nothing is left running.
-    let hung = assemble(&reg, &image("sleep 600\n"), cache.path(), &|_| {})
+    let hung = assemble(&reg, &image("sleep 611\n"), cache.path(), &|_| {})
         .await
         .expect("assembled");
     prepare_root(&hung.root).expect("mount points");
@@ -176,7 +181,7 @@ async fn the_supervisor_answers_through_the_runtime_api_and_a_hung_one_times_out
         ran.ended
     );
     let left = std::process::Command::new("pgrep")
-        .args(["-f", "sleep 600"])
+        .args(["-f", "sleep 611"])
         .output()
         .expect("pgrep");
     assert!(

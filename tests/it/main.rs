@@ -14,6 +14,7 @@ mod graph;
 mod image;
 mod import;
 mod local;
+mod local_run;
 mod lock;
 mod never_panics;
 mod ops;

@@ -44,7 +44,8 @@ pub(crate) fn push_busybox_base() -> String {
         Entry::file("srv/keep.txt", b"kept\n", 0o644),
     ];
     for applet in [
-        "sh", "cat", "tr", "basename", "wc", "ls", "echo", "mkdir", "cp", "sleep",
+        "sh", "cat", "tr", "basename", "wc", "ls", "echo", "mkdir", "cp", "sleep", "touch", "head",
+        "sed",
     ] {
         bottom.push(Entry::Symlink(format!("bin/{applet}"), "busybox".into()));
     }

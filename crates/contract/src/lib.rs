@@ -112,6 +112,10 @@ pub mod env {
     pub const REQUEST_ID: &str = "SCAR_REQUEST_ID";
     /// A log filter for the supervisor (`debug`, `scar_supervisor=trace`...), over the level.
     pub const LOG: &str = "SCAR_LOG";
+    /// Set by `scar invoke --local` and `scar run --local`: work that would be delegated to
+    /// Batch is reported (`delegated_job_id` = this variable's value), not submitted; scar then
+    /// runs the job command here.
+    pub const DELEGATE_HERE: &str = "SCAR_DELEGATE_HERE";
 
     /// The staged input file (SCAR's name).
     pub const INPUT_FILE_PATH: &str = "INPUT_FILE_PATH";
@@ -145,6 +149,7 @@ pub mod env {
         BATCH_MULTI_NODE,
         EVENT,
         REQUEST_ID,
+        DELEGATE_HERE,
         INPUT_FILE_PATH,
         TMP_OUTPUT_DIR,
         INPUT_BUCKET,

@@ -507,6 +507,11 @@ impl Supervisor {
     /// Submits the event to the function's Batch queue; returns the job id. A multi-node job
     /// gets the event through `nodeOverrides` (all nodes), as a multi-node job requires.
     async fn submit(&self, event: &Value, request_id: &str) -> Result<String, SupervisorError> {
+        if let Ok(here) = std::env::var(env::DELEGATE_HERE) {
+            // Run here (`scar invoke --local`): scar runs the job command itself.
+            tracing::info!(job_id = here, "delegated: the job runs here");
+            return Ok(here);
+        }
         use aws_sdk_batch::types::{
             ContainerOverrides, KeyValuePair, NodeOverrides, NodePropertyOverride,
         };

@@ -109,6 +109,18 @@ pub fn feeds(o: &OutputSpec, i: &InputSpec) -> bool {
         .any(|e| events_overlap(e, "s3:ObjectCreated:Put"))
 }
 
+/// True when an object `key` created in `bucket` starts the function input `i`: S3's own
+/// notification rule (the bucket, the key's prefix and suffix, an object-creation event).
+#[must_use]
+pub fn fires(i: &InputSpec, bucket: &str, key: &str) -> bool {
+    i.bucket == bucket
+        && key.starts_with(i.prefix.as_deref().unwrap_or(""))
+        && key.ends_with(i.suffix.as_deref().unwrap_or(""))
+        && events(i)
+            .iter()
+            .any(|e| events_overlap(e, "s3:ObjectCreated:Put"))
+}
+
 fn key_space(bucket: &str, prefix: Option<&str>) -> String {
     format!("s3://{bucket}/{}", prefix.unwrap_or(""))
 }

@@ -39,5 +39,5 @@ pub fn validate_dir(dir: &std::path::Path) -> (ManifestSet, Diagnostics) {
 }
 
 pub use function::is_reserved_env;
-pub use graph::feeds;
+pub use graph::{feeds, fires};
 pub use secrets::{literal_secret, url_with_password};

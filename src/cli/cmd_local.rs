@@ -1,0 +1,458 @@
+//! `scar invoke DIR FN --local` and `scar run DIR --local`: functions run here, inside their
+//! images, in an unprivileged sandbox (see `crate::local`), against the stack's S3 and other
+//! services with the stack's credentials.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::cmd_invoke::{CallTime, Invoke, InvokeArgs, Payload, RunArgs, print_answer};
+use super::exit::{Failure, Outcome, success_if};
+use super::output::Output;
+use super::{AwsArgs, session};
+use crate::aws::AwsCloud;
+use crate::image::registry::Registry;
+use crate::local::run::Ended;
+use crate::local::runner::{self, Host, Ready, RunResult};
+use crate::local::sandbox::Tool;
+use crate::local::stack::Function;
+use crate::local::workflow::{self, Start, Step};
+use crate::manifest::check::{feeds, fires};
+use crate::manifest::load::ManifestSet;
+use crate::model::DesiredGraph;
+
+/// At most this many invocations in one local run (`scar validate` rejects cycles; this
+/// guards against what it cannot see).
+const MAX_INVOCATIONS: usize = 10_000;
+
+/// What runs here: the stack's functions, their images made ready once each, on first use.
+struct Local {
+    host: Host,
+    cloud: Arc<AwsCloud>,
+    registry: Arc<Registry>,
+    functions: Vec<Function>,
+    ready: Vec<tokio::sync::OnceCell<Result<Ready, String>>>,
+}
+
+impl Local {
+    /// Finds the sandbox tool and checks it works, connects, and reads every function.
+    async fn new(
+        set: &ManifestSet,
+        desired: &DesiredGraph,
+        aws: &AwsArgs,
+        job_timeout: Duration,
+    ) -> Result<Local, String> {
+        let tool = Tool::find()?;
+        tool.probe().await?;
+        let functions = set
+            .functions
+            .iter()
+            .map(|f| Function::of(set, desired, &f.value.metadata.name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cloud = session::connect(aws, desired).await;
+        let env = cloud
+            .function_environment()
+            .await
+            .map_err(|e| e.to_string())?;
+        let registry = cloud.registry()?;
+        let cache = crate::image::build::cache_dir()
+            .ok_or("no cache folder: set SCAR_CACHE_DIR, XDG_CACHE_HOME or HOME")?;
+        let host = Host {
+            tool,
+            region: cloud.region().to_owned(),
+            account: desired
+                .account_id
+                .clone()
+                .unwrap_or_else(|| "000000000000".to_owned()),
+            env,
+            job_timeout,
+            cache,
+        };
+        let ready = functions
+            .iter()
+            .map(|_| tokio::sync::OnceCell::new())
+            .collect();
+        Ok(Local {
+            host,
+            cloud,
+            registry,
+            functions,
+            ready,
+        })
+    }
+
+    fn index(&self, name: &str) -> Option<usize> {
+        self.functions.iter().position(|f| f.name == name)
+    }
+
+    /// Function `i`'s image, made ready on first use.
+    async fn ready(&self, i: usize) -> Result<&Ready, String> {
+        let f = &self.functions[i];
+        self.ready[i]
+            .get_or_init(|| async {
+                let name = f.name.clone();
+                let says = move |line: &str| eprintln!("  {name}: {line}");
+                runner::ready(&self.host, &self.registry, f.clone(), &says).await
+            })
+            .await
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Runs function `i` on `event`.
+    async fn run(&self, i: usize, event: Vec<u8>) -> Result<RunResult, String> {
+        let ready = self.ready(i).await?;
+        runner::run(&self.host, ready, &event).await
+    }
+
+    /// The S3 objects an `--input` names: `s3://BUCKET/KEY` as it is, or local files (a
+    /// folder's, relative paths kept) uploaded to function `into`'s first input.
+    async fn objects(&self, input: &str, into: usize) -> Result<Vec<(String, String)>, String> {
+        if let Some(rest) = input.strip_prefix("s3://") {
+            return match rest.split_once('/') {
+                Some((b, k)) if !b.is_empty() && !k.is_empty() => {
+                    Ok(vec![(b.to_owned(), k.to_owned())])
+                }
+                _ => Err(format!("{input}: give s3://BUCKET/KEY")),
+            };
+        }
+        let f = &self.functions[into];
+        let target = f
+            .inputs
+            .first()
+            .ok_or_else(|| format!("function `{}` has no S3 input to put {input} into", f.name))?;
+        let files =
+            super::cmd_ops::files_to_put(Path::new(input)).map_err(|e| format!("{input}: {e}"))?;
+        let prefix = target.prefix.clone().unwrap_or_default();
+        let mut out = Vec::new();
+        for (path, rel) in files {
+            let key = format!("{prefix}{rel}");
+            self.cloud
+                .upload_file(&target.bucket, &key, &path)
+                .await
+                .map_err(|e| format!("uploading {}: {e}", path.display()))?;
+            eprintln!(
+                "uploaded {} to s3://{}/{key}",
+                path.display(),
+                target.bucket
+            );
+            out.push((target.bucket.clone(), key));
+        }
+        Ok(out)
+    }
+
+    /// Every invocation S3 would make for an object created at `bucket`/`key`.
+    fn starts_for(&self, bucket: &str, key: &str) -> Vec<Start> {
+        self.functions
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.inputs.iter().any(|i| fires(i, bucket, key)))
+            .map(|(g, _)| Start {
+                function: g,
+                input: format!("s3://{bucket}/{key}"),
+                event: workflow::s3_event(&self.host.region, bucket, key),
+            })
+            .collect()
+    }
+}
+
+/// The event of a local `scar invoke`: an S3 record for `--input`, an API Gateway request for
+/// an HTTP function called with no call-time script or arguments, else the direct event.
+fn event_for(f: &Function, how: &Invoke, object: Option<(&str, &str)>, region: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    if let Some((bucket, key)) = object {
+        let event = workflow::s3_event(region, bucket, key);
+        return match serde_json::from_slice::<Value>(&event) {
+            Ok(v) if !how.call.is_empty() => how.call.add_to(v).to_string().into_bytes(),
+            _ => event,
+        };
+    }
+    if f.http && how.call.is_empty() && !matches!(how.payload, Payload::Json(_)) {
+        let body = base64::engine::general_purpose::STANDARD.encode(how.payload.body());
+        return json!({
+            "resource": "/{proxy+}",
+            "path": "/",
+            "httpMethod": "POST",
+            "headers": {"content-type": "application/octet-stream"},
+            "requestContext": {"httpMethod": "POST", "path": "/", "stage": "local"},
+            "body": body,
+            "isBase64Encoded": true,
+        })
+        .to_string()
+        .into_bytes();
+    }
+    how.payload.event(&how.call)
+}
+
+/// Prints what the function's processes wrote (Lambda sends it to the function's log) and a
+/// report line, on stderr.
+fn print_log(r: &RunResult, memory: u32) {
+    use std::io::Write as _;
+    let mut err = std::io::stderr().lock();
+    for ran in [&r.lambda, &r.job].into_iter().flatten() {
+        let _ = err.write_all(&ran.stdout);
+        let _ = err.write_all(&ran.stderr);
+    }
+    let _ = writeln!(
+        err,
+        "REPORT RequestId: {}  Duration: {:.2} ms  Memory Size: {memory} MB (not enforced here)",
+        r.lambda
+            .as_ref()
+            .or(r.job.as_ref())
+            .map_or("", |x| x.request_id.as_str()),
+        r.took().as_secs_f64() * 1000.0
+    );
+}
+
+/// `scar invoke DIR FN --local`.
+pub(super) fn invoke(args: &InvokeArgs, how: &Invoke, aws: &AwsArgs, out: &Output) -> Outcome {
+    let (set, desired, _) = super::cmd_ops::load_function(&args.dir, &args.function, out)?;
+    let rt = session::runtime()?;
+    rt.block_on(async {
+        let fail = |e: String| {
+            out.error(&e);
+            Failure::Reported
+        };
+        let local = Local::new(&set, &desired, aws, Duration::from_secs(3600))
+            .await
+            .map_err(fail)?;
+        let i = local
+            .index(&args.function)
+            .ok_or_else(|| fail(format!("no function `{}`", args.function)))?;
+        let object = match &args.input {
+            Some(input) => {
+                let mut objects = local.objects(input, i).await.map_err(fail)?;
+                if objects.len() != 1 {
+                    return Err(fail(format!(
+                        "--input {input} holds {} files; `scar invoke` runs one (`scar run --local` runs many)",
+                        objects.len()
+                    )));
+                }
+                objects.pop()
+            }
+            None => None,
+        };
+        let f = &local.functions[i];
+        let event = event_for(
+            f,
+            how,
+            object.as_ref().map(|(b, k)| (b.as_str(), k.as_str())),
+            &local.host.region,
+        );
+        let r = local.run(i, event).await.map_err(fail)?;
+        print_log(&r, f.memory);
+        answer(&r, how.output.as_deref(), out)
+    })
+}
+
+/// Prints the answer of a local run as a remote `scar invoke` prints Lambda's.
+fn answer(r: &RunResult, output: Option<&Path>, out: &Output) -> Outcome {
+    let answered = r
+        .job
+        .as_ref()
+        .or(r.lambda.as_ref())
+        .and_then(|ran| match &ran.ended {
+            Ended::Answered(crate::local::runtime_api::Outcome::Response(body)) => {
+                Some(body.clone())
+            }
+            _ => None,
+        });
+    let payload = match (answered, &r.report) {
+        (Some(body), _) if r.job.is_none() => body,
+        (_, Some(report)) => serde_json::to_vec(report).unwrap_or_default(),
+        (_, None) => Vec::new(),
+    };
+    let printed = if payload.is_empty() {
+        success_if(true)
+    } else {
+        print_answer(&payload, None, output)
+    };
+    match &r.failure {
+        None => printed,
+        Some(why) => {
+            out.error(&format!("the function failed: {why}"));
+            Err(Failure::Reported)
+        }
+    }
+}
+
+/// The function a local run's files go to: the one named, else the only function with an S3
+/// input that no function's output feeds.
+fn entry(local: &Local, set: &ManifestSet, named: Option<&str>) -> Result<usize, String> {
+    if let Some(n) = named {
+        return local
+            .index(n)
+            .ok_or_else(|| format!("the stack has no function `{n}`"));
+    }
+    let firsts: Vec<usize> = local
+        .functions
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| {
+            !f.inputs.is_empty()
+                && !f.inputs.iter().any(|i| {
+                    set.functions
+                        .iter()
+                        .any(|g| g.value.spec.output.iter().any(|o| feeds(o, i)))
+                })
+        })
+        .map(|(i, _)| i)
+        .collect();
+    match firsts.as_slice() {
+        [one] => Ok(*one),
+        [] => Err("no function has an S3 input that no other function feeds: name the function to start with".into()),
+        many => Err(format!(
+            "several functions start workflows ({}): name the one to start with",
+            many.iter()
+                .map(|i| local.functions[*i].name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// `scar run DIR [FN] --local --input PATH...`.
+pub(super) fn run(args: &RunArgs, call: &CallTime, aws: &AwsArgs, out: &Output) -> Outcome {
+    let (set, desired) = session::load_set(&args.dir, out)?;
+    if args.input.is_empty() {
+        return Err(Failure::Message(
+            "give the files (or s3://BUCKET/KEY objects) to start from: --input PATH...".into(),
+        ));
+    }
+    let rt = session::runtime()?;
+    rt.block_on(async {
+        let fail = |e: String| {
+            out.error(&e);
+            Failure::Reported
+        };
+        let local = Local::new(&set, &desired, aws, Duration::from_secs(args.job_timeout))
+            .await
+            .map_err(fail)?;
+        let into = entry(&local, &set, args.function.as_deref()).map_err(fail)?;
+        let mut starts = Vec::new();
+        for input in &args.input {
+            for (b, k) in local.objects(input, into).await.map_err(fail)? {
+                let s = local.starts_for(&b, &k);
+                if s.is_empty() {
+                    return Err(fail(format!(
+                        "s3://{b}/{k} starts no function of the stack"
+                    )));
+                }
+                starts.extend(s);
+            }
+        }
+        if !call.is_empty() {
+            for s in &mut starts {
+                if let Ok(v) = serde_json::from_slice::<Value>(&s.event) {
+                    s.event = call.add_to(v).to_string().into_bytes();
+                }
+            }
+        }
+        let began = Instant::now();
+        let names: Vec<&str> = local.functions.iter().map(|f| f.name.as_str()).collect();
+        let seen = |s: &Step| {
+            let verdict = if s.ok() { "ok    " } else { "failed" };
+            let took = s.result.as_ref().map_or(0.0, |r| r.took().as_secs_f64());
+            let from = s
+                .parent
+                .map(|p| format!("  (from #{p})"))
+                .unwrap_or_default();
+            eprintln!(
+                "#{} {verdict} {} <- {}  {took:.2} s{from}",
+                s.id, names[s.function], s.input
+            );
+        };
+        let steps = workflow::run_all(
+            &local.functions,
+            starts,
+            args.concurrency,
+            MAX_INVOCATIONS,
+            &local.host.region,
+            |i, event| local.run(i, event),
+            &seen,
+        )
+        .await;
+        report(&steps, &names, began.elapsed(), args.as_json);
+        success_if(steps.iter().all(Step::ok))
+    })
+}
+
+/// Why a step failed, and the last lines of its standard error.
+fn why(s: &Step) -> (String, Vec<String>) {
+    match &s.result {
+        Ok(r) => (r.failure.clone().unwrap_or_default(), r.stderr_tail(10)),
+        Err(e) => (e.clone(), Vec::new()),
+    }
+}
+
+/// The run's tree of invocations and a summary (or JSON), on stdout.
+fn report(steps: &[Step], names: &[&str], took: Duration, as_json: bool) {
+    let failed: Vec<&Step> = steps.iter().filter(|s| !s.ok()).collect();
+    if as_json {
+        let mut ordered: Vec<&Step> = steps.iter().collect();
+        ordered.sort_by_key(|s| s.id);
+        let rows: Vec<Value> = ordered
+            .iter()
+            .map(|s| {
+                let (error, stderr) = why(s);
+                json!({
+                    "id": s.id,
+                    "parent": s.parent,
+                    "function": names[s.function],
+                    "input": s.input,
+                    "ok": s.ok(),
+                    "seconds": s.result.as_ref().map_or(0.0, |r| r.took().as_secs_f64()),
+                    "uploaded": s.result.as_ref().map(RunResult::uploaded).unwrap_or_default(),
+                    "error": (!s.ok()).then_some(error),
+                    "stderr_tail": (!s.ok()).then_some(stderr),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"invocations": rows, "succeeded": steps.len() - failed.len(), "failed": failed.len(), "seconds": took.as_secs_f64()})
+        );
+        return;
+    }
+    fn tree(steps: &[Step], names: &[&str], parent: Option<usize>, indent: &str) {
+        let mut children: Vec<&Step> = steps.iter().filter(|s| s.parent == parent).collect();
+        children.sort_by_key(|s| s.id);
+        for (n, s) in children.iter().enumerate() {
+            let last = n + 1 == children.len();
+            let (branch, more) = match (parent, last) {
+                (None, _) => ("", ""),
+                (Some(_), true) => ("└─ ", "   "),
+                (Some(_), false) => ("├─ ", "│  "),
+            };
+            let took = s.result.as_ref().map_or(0.0, |r| r.took().as_secs_f64());
+            println!(
+                "{indent}{branch}#{} {} <- {}  {}  {took:.2} s",
+                s.id,
+                names[s.function],
+                s.input,
+                if s.ok() { "ok" } else { "FAILED" }
+            );
+            tree(steps, names, Some(s.id), &format!("{indent}{more}"));
+        }
+    }
+    tree(steps, names, None, "");
+    println!(
+        "{} invocations: {} succeeded, {} failed, in {:.1} s",
+        steps.len(),
+        steps.len() - failed.len(),
+        failed.len(),
+        took.as_secs_f64()
+    );
+    for s in failed {
+        let (error, stderr) = why(s);
+        println!(
+            "failed: #{} {} on {}: {error}",
+            s.id, names[s.function], s.input
+        );
+        for l in stderr {
+            println!("  | {l}");
+        }
+    }
+}

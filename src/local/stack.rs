@@ -1,0 +1,148 @@
+//! A stack's functions as they run here: what the model plans for each (its image, Lambda
+//! settings, environment, Batch job) read from the desired graph, so a local run uses the
+//! same values `scar apply` sends to AWS.
+
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use crate::image::build::Spec;
+use crate::image::reference::ImageRef;
+use crate::manifest::load::ManifestSet;
+use crate::manifest::resolve;
+use crate::manifest::types::{Execution, InputSpec, OutputSpec};
+use crate::model::attrs::{Attrs, FunctionAttrs, ImageAttrs, JobDefinitionAttrs};
+use crate::model::{Address, DesiredGraph, ResourceKind};
+
+/// Where a function's image comes from.
+#[derive(Debug, Clone)]
+pub enum Image {
+    /// Assembled by scar: the base, the supervisor and the function's layer.
+    Assembled(Box<Spec>),
+    /// A prebuilt image, run as it is, for an architecture (OCI's name).
+    Prebuilt(ImageRef, String),
+}
+
+/// A Batch job that runs a function's work (`execution: batch` or `lambda-batch`).
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The job's command (the supervisor in Batch mode).
+    pub command: Vec<String>,
+    /// Its environment (secret references, not values).
+    pub environment: IndexMap<String, String>,
+    /// Its memory in MiB (told to the job; limited where cgroups allow).
+    pub memory: u32,
+}
+
+/// One function of the stack, ready to run here.
+#[derive(Debug, Clone)]
+pub struct Function {
+    /// Its name in the manifests.
+    pub name: String,
+    /// Where its work runs.
+    pub execution: Execution,
+    /// Its image.
+    pub image: Image,
+    /// Memory in MB.
+    pub memory: u32,
+    /// Its timeout.
+    pub timeout: Duration,
+    /// `/tmp` in MB.
+    pub tmp_mb: u32,
+    /// Its environment as Lambda gets it (secret references, which the supervisor resolves).
+    pub environment: IndexMap<String, String>,
+    /// Its Batch job, when it delegates.
+    pub job: Option<Job>,
+    /// Its S3 inputs.
+    pub inputs: Vec<InputSpec>,
+    /// Its outputs.
+    pub outputs: Vec<OutputSpec>,
+    /// True when it serves HTTP.
+    pub http: bool,
+}
+
+fn positive(v: i32) -> u32 {
+    u32::try_from(v).unwrap_or(0)
+}
+
+impl Function {
+    /// The function `name` of the stack `set` plans as `desired`.
+    ///
+    /// # Errors
+    /// When the stack has no such function, its planned attributes cannot be read, or it is a
+    /// multi-node Batch job (which does not run here).
+    pub fn of(set: &ManifestSet, desired: &DesiredGraph, name: &str) -> Result<Function, String> {
+        let doc = set
+            .functions
+            .iter()
+            .find(|f| f.value.metadata.name == name)
+            .ok_or_else(|| format!("the stack has no function `{name}`"))?;
+        let spec = &doc.value.spec;
+        let eff = resolve::effective(set.stack().map(|s| &s.value.spec), spec);
+        let planned = |kind: ResourceKind| {
+            let address = Address::new(kind, name);
+            desired.get(&address).map(|r| (address, &r.attrs))
+        };
+        let (address, attrs) = planned(ResourceKind::Function)
+            .ok_or_else(|| format!("the plan has no function `{name}`"))?;
+        let f = FunctionAttrs::<Value>::from_attrs(&address, attrs).map_err(|e| e.to_string())?;
+        let architecture = match eff.architecture {
+            crate::manifest::types::Architecture::X86_64 => "amd64",
+            crate::manifest::types::Architecture::Arm64 => "arm64",
+        };
+        let image = match planned(ResourceKind::FunctionImage) {
+            Some((address, attrs)) => {
+                let image = ImageAttrs::from_attrs(&address, attrs).map_err(|e| e.to_string())?;
+                // Nothing is pushed: the target only names the image in messages.
+                let target = ImageRef::parse(&format!("local/{name}:local"))?;
+                Image::Assembled(Box::new(image.spec(target)?))
+            }
+            None => {
+                let reference = f.image.as_str().ok_or_else(|| {
+                    format!("function `{name}`: its image is not known before apply")
+                })?;
+                Image::Prebuilt(ImageRef::parse(reference)?, architecture.to_owned())
+            }
+        };
+        let job = match planned(ResourceKind::BatchJobDefinition) {
+            Some((address, attrs)) => {
+                let j = JobDefinitionAttrs::<Value>::from_attrs(&address, attrs)
+                    .map_err(|e| e.to_string())?;
+                if j.multi_node.is_some() {
+                    return Err(format!(
+                        "function `{name}` runs as a multi-node Batch job, which does not run here: run it in AWS Batch"
+                    ));
+                }
+                Some(Job {
+                    command: j.command,
+                    environment: j.environment,
+                    memory: positive(j.memory),
+                })
+            }
+            None => None,
+        };
+        Ok(Function {
+            name: name.to_owned(),
+            execution: eff.execution,
+            image,
+            memory: positive(f.memory),
+            timeout: Duration::from_secs(u64::from(positive(f.timeout))),
+            tmp_mb: positive(f.ephemeral_storage),
+            environment: f.environment,
+            job,
+            inputs: spec.input.clone(),
+            outputs: spec.output.clone(),
+            http: spec.http.is_some(),
+        })
+    }
+
+    /// The architecture its image is for (OCI's name).
+    #[must_use]
+    pub fn architecture(&self) -> &str {
+        match &self.image {
+            Image::Assembled(s) => &s.architecture,
+            Image::Prebuilt(_, arch) => arch,
+        }
+    }
+}

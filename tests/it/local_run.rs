@@ -1,0 +1,262 @@
+//! `scar invoke --local` and `scar run --local` from the command line: a three-stage workflow
+//! on a base with no C library, each stage in its own image, against moto's S3; a failing
+//! stage, a timeout, and a script that tries to get out of its sandbox.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::runtime::push_busybox_base;
+use crate::support::moto::{Moto, s3};
+use crate::support::{ok, stderr, stdout};
+
+const STACK: &str = "apiVersion: scar/v1alpha1\nkind: Stack\nmetadata:\n  name: localwf\nspec:\n  region: us-east-1\n  role:\n    managed: true\n";
+
+/// A function `name` on `image` reading `input` (bucket/prefix) and writing to `output`.
+fn function(
+    dir: &Path,
+    image: &str,
+    name: &str,
+    input: (&str, &str),
+    output: (&str, &str),
+    script: &str,
+    timeout: u32,
+) {
+    std::fs::write(
+        dir.join(format!("{name}.yaml")),
+        format!(
+            "apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: {name}\nspec:\n  image: {image}\n  script: {name}.sh\n  timeout: {timeout}\n  timeoutThreshold: 1\n  environment:\n    STAGE: {name}\n  input:\n    - bucket: {}\n      prefix: {}\n  output:\n    - bucket: {}\n      prefix: {}\n",
+            input.0, input.1, output.0, output.1
+        ),
+    )
+    .expect("function");
+    std::fs::write(dir.join(format!("{name}.sh")), script).expect("script");
+}
+
+async fn buckets(moto: &Moto, names: &[&str]) -> aws_sdk_s3::Client {
+    let client = s3(&moto.sdk().await);
+    for b in names {
+        client
+            .create_bucket()
+            .bucket(*b)
+            .send()
+            .await
+            .expect("bucket");
+    }
+    client
+}
+
+async fn object(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<String> {
+    let got = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .ok()?;
+    let bytes = got.body.collect().await.ok()?.into_bytes();
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Each stage appends its name to the file it got (stage one upper-cases it first).
+const APPEND: &str = "name=$(basename \"$INPUT_FILE_PATH\")\n{ cat \"$INPUT_FILE_PATH\"; echo \"$STAGE\"; } > \"$TMP_OUTPUT_DIR/$name\"\necho \"$STAGE ran on $name\"\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_three_stage_workflow_runs_here_each_stage_in_its_own_image() {
+    let moto = Moto::start();
+    let base = push_busybox_base();
+    let client = buckets(&moto, &["wf-a", "wf-out"]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    std::fs::write(d.join("stack.yaml"), STACK).expect("stack");
+    let one = "name=$(basename \"$INPUT_FILE_PATH\")\ntr a-z A-Z < \"$INPUT_FILE_PATH\" > \"$TMP_OUTPUT_DIR/$name\"\n";
+    function(d, &base, "one", ("wf-a", "in/"), ("wf-a", "mid/"), one, 30);
+    function(
+        d,
+        &base,
+        "two",
+        ("wf-a", "mid/"),
+        ("wf-a", "late/"),
+        APPEND,
+        30,
+    );
+    function(
+        d,
+        &base,
+        "three",
+        ("wf-a", "late/"),
+        ("wf-out", "done/"),
+        APPEND,
+        30,
+    );
+    std::fs::write(d.join("note.txt"), "hello local\n").expect("input");
+
+    let run = moto.scar(d, &["run", ".", "--local", "--input", "note.txt"]);
+    ok(&run);
+    let out = stdout(&run);
+    // The tree: one started two, which started three; three's output starts nothing.
+    assert!(out.contains("#1 one <- s3://wf-a/in/note.txt  ok"), "{out}");
+    assert!(
+        out.contains("└─ #2 two <- s3://wf-a/mid/note.txt  ok"),
+        "{out}"
+    );
+    assert!(
+        out.contains("└─ #3 three <- s3://wf-a/late/note.txt  ok"),
+        "{out}"
+    );
+    assert!(
+        out.contains("3 invocations: 3 succeeded, 0 failed"),
+        "{out}"
+    );
+    assert_eq!(
+        object(&client, "wf-out", "done/note.txt").await.as_deref(),
+        Some("HELLO LOCAL\ntwo\nthree\n"),
+        "{}",
+        stderr(&run)
+    );
+    // Three images: each stage's own layer on the shared base.
+    let roots = std::fs::read_dir(crate::support::registry::cache_dir().join("rootfs"))
+        .expect("rootfs cache")
+        .count();
+    assert!(roots >= 3, "{roots}");
+
+    // One function on its own, as `scar invoke` prints a remote one.
+    let inv = moto.scar(
+        d,
+        &[
+            "invoke",
+            ".",
+            "two",
+            "--local",
+            "--input",
+            "s3://wf-a/mid/note.txt",
+        ],
+    );
+    ok(&inv);
+    let answer: Value = serde_json::from_str(&stdout(&inv)).expect("JSON answer");
+    assert_eq!(answer["ok"], true, "{answer:#}");
+    assert_eq!(
+        answer["results"][0]["uploaded"][0],
+        "s3://wf-a/late/note.txt"
+    );
+    let log = stderr(&inv);
+    assert!(
+        log.contains("two ran on note.txt") && log.contains("REPORT RequestId: "),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_stage_a_timeout_and_an_escape_attempt_are_reported_and_contained() {
+    let moto = Moto::start();
+    let base = push_busybox_base();
+    let client = buckets(&moto, &["wf2"]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    std::fs::write(d.join("stack.yaml"), STACK).expect("stack");
+    function(
+        d,
+        &base,
+        "first",
+        ("wf2", "in/"),
+        ("wf2", "mid/"),
+        APPEND,
+        30,
+    );
+    function(
+        d,
+        &base,
+        "broken",
+        ("wf2", "mid/"),
+        ("wf2", "never/"),
+        "echo \"cannot read $INPUT_FILE_PATH\" >&2\necho second line >&2\nexit 3\n",
+        30,
+    );
+    function(
+        d,
+        &base,
+        "slow",
+        ("wf2", "slow/"),
+        ("wf2", "slow-out/"),
+        "sleep 622\n",
+        3,
+    );
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let marker = Path::new(&home).join(format!(".scar-escape-{}", std::process::id()));
+    let escape = format!(
+        "for p in /opt/scar/x /bin/x /srv/escape/x {home}/x {marker}; do touch \"$p\" 2>/dev/null && echo \"wrote $p\" || echo \"refused $p\"; done\n\
+         ls {home} 2>/dev/null | head -3 | sed 's/^/home: /'\n\
+         touch /tmp/ok && echo tmp-ok\n\
+         touch \"$TMP_OUTPUT_DIR/ok\" && echo output-ok\n\
+         sleep 633 &\n\
+         echo left-a-process\n",
+        marker = marker.display()
+    );
+    function(
+        d,
+        &base,
+        "escape",
+        ("wf2", "esc/"),
+        ("wf2", "esc-out/"),
+        &escape,
+        30,
+    );
+    std::fs::write(d.join("a.txt"), "a\n").expect("input");
+
+    // A failing stage: the run goes on with what it can, names the function, the input and the
+    // end of its stderr, and exits 1.
+    let run = moto.scar(d, &["run", ".", "first", "--local", "--input", "a.txt"]);
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    let out = stdout(&run);
+    assert!(out.contains("#1 first <- s3://wf2/in/a.txt  ok"), "{out}");
+    assert!(
+        out.contains("#2 broken <- s3://wf2/mid/a.txt  FAILED"),
+        "{out}"
+    );
+    assert!(
+        out.contains("failed: #2 broken on s3://wf2/mid/a.txt: the script exited with status 3"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  | cannot read /tmp/") && out.contains("  | second line"),
+        "{out}"
+    );
+    assert_eq!(
+        object(&client, "wf2", "mid/a.txt").await.as_deref(),
+        Some("a\nfirst\n")
+    );
+
+    // A timeout: ended at the function's timeout, nothing left running.
+    let started = std::time::Instant::now();
+    let slow = moto.scar(d, &["invoke", ".", "slow", "--local"]);
+    assert_eq!(slow.status.code(), Some(1));
+    assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
+    let said = stderr(&slow);
+    assert!(
+        said.contains("the function failed: the script ran out of time"),
+        "{said}"
+    );
+
+    // An escape attempt: writes outside /tmp and $TMP_OUTPUT_DIR fail, the host's home is not
+    // there, and the process it leaves behind goes with the sandbox.
+    let esc = moto.scar(d, &["invoke", ".", "escape", "--local"]);
+    ok(&esc);
+    let log = stderr(&esc);
+    for p in ["/opt/scar/x", "/bin/x", "/srv/escape/x"] {
+        assert!(log.contains(&format!("refused {p}")), "{p}: {log}");
+    }
+    assert!(
+        log.contains(&format!("refused {}", marker.display())),
+        "{log}"
+    );
+    assert!(!marker.exists(), "the host's home changed");
+    assert!(!log.contains("home: "), "the host's home is visible: {log}");
+    assert!(log.contains("tmp-ok") && log.contains("output-ok"), "{log}");
+    for pattern in ["sleep 633", "sleep 622"] {
+        let left = std::process::Command::new("pgrep")
+            .args(["-f", pattern])
+            .output()
+            .expect("pgrep");
+        assert!(left.stdout.is_empty(), "left behind: {pattern}");
+    }
+}
