@@ -5,15 +5,24 @@
 # and for ECR's registry API (moto has ECR's API, not its registry); validates the examples,
 # applies one (an S3-triggered container function: its image is assembled on the base image
 # without Docker and pushed), checks the image with skopeo, shows that a second plan has no
-# changes, edits a field and plans again, destroys, stops both. Nothing leaves this machine.
+# changes, edits a field and plans again, destroys; then runs the two-stage wordcount example
+# here, each stage inside its own image in an unprivileged sandbox (bubblewrap), against moto's
+# S3 (`scar run --local`), and stops both. Nothing leaves this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo=$(pwd)
 
 command -v cargo >/dev/null 2>&1 || { echo "error: cargo not found; install Rust with rustup" >&2; exit 1; }
 # shellcheck source=scripts/moto-env.sh
 . scripts/moto-env.sh
 # shellcheck source=scripts/registry-env.sh
 . scripts/registry-env.sh
+# The local run: Debian's static busybox (the example's base image is made of it) and
+# bubblewrap (the sandbox; util-linux's unshare serves when it is missing).
+local_need=()
+[ -x /bin/busybox ] || local_need+=(busybox-static)
+command -v bwrap >/dev/null 2>&1 || local_need+=(bubblewrap)
+apt_need "the quickstart's local run" "${local_need[@]}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -77,5 +86,25 @@ step "scar destroy imagemagick --auto-approve (the bucket and its objects are ke
 step "importing SCAR's video-process function definition file"
 (cd "$OLDPWD/tests/fixtures/import/video-process" &&
   "$SCAR" import scar-video-process.yaml -o "$work/video-process")
+
+step "running a whole workflow here, inside its images, without Docker (scar run --local)"
+# The busybox image the example names, as Docker Hub has it: busybox and its applet links.
+seed_busybox library/busybox:1.36
+cp -r "$repo/manifests/wordcount" "$work/wordcount"
+# Its buckets, made by applying the stack to moto (the functions are created there too).
+quiet() { "$@" > "$work/quiet.log" 2>&1 || { cat "$work/quiet.log" >&2; return 1; }; }
+quiet "$SCAR" apply wordcount --auto-approve
+cat > "$work/poem.txt" <<'TXT'
+The woods are lovely, dark and deep,
+But I have promises to keep,
+And miles to go before I sleep,
+And miles to go before I sleep.
+TXT
+"$SCAR" run wordcount --local --input "$work/poem.txt"
+quiet "$SCAR" get wordcount wordcount-count --to "$work/counts"
+echo "the words counted, as the last stage wrote them to S3:"
+cat "$work/counts/poem.txt"
+grep -q "2 sleep" "$work/counts/poem.txt" || { echo "error: unexpected word counts" >&2; exit 1; }
+quiet "$SCAR" destroy wordcount --auto-approve
 
 step "done: see docs/ for every command and field"

@@ -50,6 +50,53 @@ stop_registry() {
   fi
 }
 
+# seed_busybox NAME:TAG: pushes a linux/amd64 busybox image to the local registry as NAME:TAG,
+# made as Docker Hub's busybox is: one static busybox binary (Debian's busybox-static, from this
+# machine) and a link in /bin for each of its applets; PATH=/bin, command `sh`.
+seed_busybox() {
+  local layout
+  layout=$(mktemp -d)
+  python3 - "$layout" /bin/busybox <<'PY'
+import gzip, hashlib, io, json, os, subprocess, sys, tarfile
+root, busybox = sys.argv[1], sys.argv[2]
+os.makedirs(f"{root}/blobs/sha256")
+def blob(data):
+    h = hashlib.sha256(data).hexdigest()
+    open(f"{root}/blobs/sha256/{h}", "wb").write(data)
+    return {"digest": f"sha256:{h}", "size": len(data)}
+applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout.split()
+raw = io.BytesIO()
+with tarfile.open(fileobj=raw, mode="w") as t:
+    for d in ("bin", "tmp", "etc"):
+        info = tarfile.TarInfo(d); info.type = tarfile.DIRTYPE; info.mode = 0o1777 if d == "tmp" else 0o755
+        t.addfile(info)
+    data = open(busybox, "rb").read()
+    info = tarfile.TarInfo("bin/busybox"); info.size = len(data); info.mode = 0o755
+    t.addfile(info, io.BytesIO(data))
+    for a in applets:
+        if a == "busybox":
+            continue
+        info = tarfile.TarInfo(f"bin/{a}"); info.type = tarfile.SYMTYPE; info.linkname = "busybox"
+        t.addfile(info)
+raw = raw.getvalue()
+layer = blob(gzip.compress(raw, mtime=0))
+config = blob(json.dumps({"architecture": "amd64", "os": "linux",
+    "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
+    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]}}).encode())
+manifest = blob(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": dict(config, mediaType="application/vnd.oci.image.config.v1+json"),
+    "layers": [dict(layer, mediaType="application/vnd.oci.image.layer.v1.tar+gzip")]}).encode())
+open(f"{root}/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
+open(f"{root}/index.json", "w").write(json.dumps({"schemaVersion": 2, "manifests": [dict(manifest,
+    mediaType="application/vnd.oci.image.manifest.v1+json",
+    annotations={"org.opencontainers.image.ref.name": "base"})]}))
+PY
+  echo '{"default":[{"type":"insecureAcceptAnything"}]}' > "$layout/policy.json"
+  skopeo --policy "$layout/policy.json" copy --quiet --dest-tls-verify=false \
+    "oci:$layout:base" "docker://$REGISTRY_HOST/$1"
+  rm -rf "$layout"
+}
+
 # seed_base NAME:TAG: builds a tiny linux/amd64 base image (one layer holding etc/os-release)
 # as an OCI layout and pushes it to the local registry as NAME:TAG with skopeo, so image
 # assembly has a base without reaching Docker Hub.

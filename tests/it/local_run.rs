@@ -260,3 +260,87 @@ async fn a_failing_stage_a_timeout_and_an_escape_attempt_are_reported_and_contai
         assert!(left.stdout.is_empty(), "left behind: {pattern}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_jobs_run_here_as_their_job_command_and_delegated_work_follows() {
+    let moto = Moto::start();
+    let base = push_busybox_base();
+    let client = buckets(&moto, &["wf3"]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    std::fs::write(
+        d.join("stack.yaml"),
+        format!("{STACK}  defaults:\n    batch:\n      compute:\n        type: EC2\n        maxVcpus: 4\n        subnets: [subnet-0a1b2c3d4e5f60718]\n        securityGroups: [sg-0a1b2c3d4e5f60718]\n"),
+    )
+    .expect("stack");
+    function(
+        d,
+        &base,
+        "prep",
+        ("wf3", "in/"),
+        ("wf3", "prepped/"),
+        APPEND,
+        30,
+    );
+    function(
+        d,
+        &base,
+        "heavy",
+        ("wf3", "prepped/"),
+        ("wf3", "heavy/"),
+        // Only a Batch job has a job id.
+        &format!("[ -n \"$AWS_BATCH_JOB_ID\" ] || exit 9\n{APPEND}"),
+        30,
+    );
+    // Lambda stops it at 2 s (timeout 3, threshold 1): the work is delegated, and the job,
+    // which has no Lambda deadline, finishes it.
+    let slow = format!("sleep 4\n{APPEND}");
+    function(
+        d,
+        &base,
+        "maybe",
+        ("wf3", "heavy/"),
+        ("wf3", "done/"),
+        &slow,
+        3,
+    );
+    for (name, mode) in [("heavy", "batch"), ("maybe", "lambda-batch")] {
+        let path = d.join(format!("{name}.yaml"));
+        let text = std::fs::read_to_string(&path).expect("manifest");
+        std::fs::write(
+            &path,
+            text.replace("spec:\n", &format!("spec:\n  execution: {mode}\n")),
+        )
+        .expect("manifest");
+    }
+    std::fs::write(d.join("b.txt"), "b\n").expect("input");
+    let run = moto.scar(d, &["run", ".", "--local", "--input", "b.txt", "--json"]);
+    ok(&run);
+    let report: Value = serde_json::from_str(&stdout(&run)).expect("JSON");
+    assert_eq!(report["succeeded"], 3, "{report:#}\n{}", stderr(&run));
+    assert_eq!(
+        object(&client, "wf3", "done/b.txt").await.as_deref(),
+        Some("b\nprep\nheavy\nmaybe\n")
+    );
+    let steps = report["invocations"].as_array().expect("invocations");
+    assert_eq!(steps[2]["function"], "maybe");
+    assert!(
+        steps[2]["seconds"].as_f64().unwrap_or(0.0) >= 4.0,
+        "{report:#}"
+    );
+
+    // A function built for another architecture than this machine's, with no emulator: said.
+    let arm = std::fs::read_to_string(d.join("prep.yaml")).expect("manifest");
+    std::fs::write(
+        d.join("prep.yaml"),
+        arm.replace("spec:\n", "spec:\n  architecture: arm64\n"),
+    )
+    .expect("arm");
+    let inv = moto.scar(d, &["invoke", ".", "prep", "--local"]);
+    assert_eq!(inv.status.code(), Some(1));
+    assert!(
+        stderr(&inv).contains("is built for arm64; this machine is amd64"),
+        "{}",
+        stderr(&inv)
+    );
+}
