@@ -2,16 +2,29 @@
 # Runs the benchmarks against moto on loopback and prints the figures:
 #   plan/apply and watch (cargo bench), and the function runtime: the release scar-supervisor
 #   beside SCAR's own faas-supervisor 1.5.8 (scripts/bench-supervisor.py).
-# `scripts/bench.sh runtime` runs the runtime benchmark alone.
+#   local runs (cargo bench --bench local: scar invoke --local and scar run --local).
+# `scripts/bench.sh runtime` runs the runtime benchmark alone; `scripts/bench.sh local` the
+# local-run one alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/moto-env.sh
 . scripts/moto-env.sh
 
-if [ "${1:-all}" != runtime ]; then
+if [ "${1:-all}" = all ]; then
   cargo bench --locked --bench reconcile
   cargo bench --locked --bench watch
   cargo bench --locked --bench validate
+fi
+
+if [ "${1:-all}" = all ] || [ "${1:-all}" = local ]; then
+  echo "== local runs: scar invoke --local, scar run --local" >&2
+  # shellcheck source=scripts/registry-env.sh
+  . scripts/registry-env.sh
+  need_test_packages
+  ./scripts/build-supervisor.sh --release --arch x86_64
+  SCAR_SUPERVISOR=$PWD/target/x86_64-unknown-linux-musl/supervisor/scar-supervisor \
+    cargo bench --locked --bench local
+  [ "${1:-all}" = local ] && exit 0
 fi
 
 echo "== the function runtime: scar-supervisor vs faas-supervisor 1.5.8" >&2

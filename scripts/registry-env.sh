@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sourced by the other scripts: makes sure Debian's docker-registry (a real container registry,
 # the CNCF distribution server) and skopeo (an independent registry client) are installed, and
-# defines start_registry, stop_registry and seed_base for the quickstart. The image tests start
+# defines start_registry, stop_registry, seed_base and seed_busybox for the quickstart. The image tests start
 # their own registry on loopback and check scar's pushes with skopeo.
 # Installs them with apt-get when run as root on Debian or Ubuntu; says what to install
 # otherwise.
@@ -50,76 +50,52 @@ stop_registry() {
   fi
 }
 
+# seed_base NAME:TAG: pushes a tiny linux/amd64 base image (one layer holding etc/os-release)
+# to the local registry as NAME:TAG with skopeo, so image assembly has a base without reaching
+# Docker Hub.
+seed_base() { seed_image "$1" tiny; }
+
 # seed_busybox NAME:TAG: pushes a linux/amd64 busybox image to the local registry as NAME:TAG,
 # made as Docker Hub's busybox is: one static busybox binary (Debian's busybox-static, from this
 # machine) and a link in /bin for each of its applets; PATH=/bin, command `sh`.
-seed_busybox() {
-  local layout
-  layout=$(mktemp -d)
-  python3 - "$layout" /bin/busybox <<'PY'
-import gzip, hashlib, io, json, os, subprocess, sys, tarfile
-root, busybox = sys.argv[1], sys.argv[2]
-os.makedirs(f"{root}/blobs/sha256")
-def blob(data):
-    h = hashlib.sha256(data).hexdigest()
-    open(f"{root}/blobs/sha256/{h}", "wb").write(data)
-    return {"digest": f"sha256:{h}", "size": len(data)}
-applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout.split()
-raw = io.BytesIO()
-with tarfile.open(fileobj=raw, mode="w") as t:
-    for d in ("bin", "tmp", "etc"):
-        info = tarfile.TarInfo(d); info.type = tarfile.DIRTYPE; info.mode = 0o1777 if d == "tmp" else 0o755
-        t.addfile(info)
-    data = open(busybox, "rb").read()
-    info = tarfile.TarInfo("bin/busybox"); info.size = len(data); info.mode = 0o755
-    t.addfile(info, io.BytesIO(data))
-    for a in applets:
-        if a == "busybox":
-            continue
-        info = tarfile.TarInfo(f"bin/{a}"); info.type = tarfile.SYMTYPE; info.linkname = "busybox"
-        t.addfile(info)
-raw = raw.getvalue()
-layer = blob(gzip.compress(raw, mtime=0))
-config = blob(json.dumps({"architecture": "amd64", "os": "linux",
-    "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
-    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]}}).encode())
-manifest = blob(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-    "config": dict(config, mediaType="application/vnd.oci.image.config.v1+json"),
-    "layers": [dict(layer, mediaType="application/vnd.oci.image.layer.v1.tar+gzip")]}).encode())
-open(f"{root}/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
-open(f"{root}/index.json", "w").write(json.dumps({"schemaVersion": 2, "manifests": [dict(manifest,
-    mediaType="application/vnd.oci.image.manifest.v1+json",
-    annotations={"org.opencontainers.image.ref.name": "base"})]}))
-PY
-  echo '{"default":[{"type":"insecureAcceptAnything"}]}' > "$layout/policy.json"
-  skopeo --policy "$layout/policy.json" copy --quiet --dest-tls-verify=false \
-    "oci:$layout:base" "docker://$REGISTRY_HOST/$1"
-  rm -rf "$layout"
-}
+seed_busybox() { seed_image "$1" busybox; }
 
-# seed_base NAME:TAG: builds a tiny linux/amd64 base image (one layer holding etc/os-release)
-# as an OCI layout and pushes it to the local registry as NAME:TAG with skopeo, so image
-# assembly has a base without reaching Docker Hub.
-seed_base() {
+# seed_image NAME:TAG tiny|busybox: builds the image as an OCI layout and pushes it.
+seed_image() {
   local layout
   layout=$(mktemp -d)
-  python3 - "$layout" <<'PY'
-import gzip, hashlib, io, json, os, sys, tarfile
-root = sys.argv[1]
+  python3 - "$layout" "$2" <<'PY'
+import gzip, hashlib, io, json, os, subprocess, sys, tarfile
+root, kind = sys.argv[1], sys.argv[2]
 os.makedirs(f"{root}/blobs/sha256")
 def blob(data):
     h = hashlib.sha256(data).hexdigest()
     open(f"{root}/blobs/sha256/{h}", "wb").write(data)
     return {"digest": f"sha256:{h}", "size": len(data)}
+def add(t, name, data=None, link=None, mode=0o644):
+    info = tarfile.TarInfo(name); info.mtime = 0; info.mode = mode
+    if link is not None:
+        info.type = tarfile.SYMTYPE; info.linkname = link; t.addfile(info)
+    elif data is None:
+        info.type = tarfile.DIRTYPE; t.addfile(info)
+    else:
+        info.size = len(data); t.addfile(info, io.BytesIO(data))
 raw = io.BytesIO()
 with tarfile.open(fileobj=raw, mode="w") as t:
-    text = b'NAME="scar quickstart base"\n'
-    info = tarfile.TarInfo("etc/os-release"); info.size = len(text); info.mtime = 0
-    t.addfile(info, io.BytesIO(text))
+    if kind == "busybox":
+        applets = subprocess.run(["/bin/busybox", "--list"], capture_output=True, text=True, check=True).stdout.split()
+        add(t, "bin", mode=0o755); add(t, "etc", mode=0o755); add(t, "tmp", mode=0o1777)
+        add(t, "bin/busybox", open("/bin/busybox", "rb").read(), mode=0o755)
+        for a in applets:
+            if a != "busybox":
+                add(t, f"bin/{a}", link="busybox")
+        config = {"Env": ["PATH=/bin"], "Cmd": ["sh"]}
+    else:
+        add(t, "etc/os-release", b'NAME="scar quickstart base"\n')
+        config = {"Env": ["PATH=/usr/bin:/bin"]}
 raw = raw.getvalue()
 layer = blob(gzip.compress(raw, mtime=0))
-config = blob(json.dumps({"architecture": "amd64", "os": "linux",
-    "config": {"Env": ["PATH=/usr/bin:/bin"]},
+config = blob(json.dumps({"architecture": "amd64", "os": "linux", "config": config,
     "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]}}).encode())
 manifest = blob(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
     "config": dict(config, mediaType="application/vnd.oci.image.config.v1+json"),

@@ -401,6 +401,17 @@ pub(crate) async fn base_of(
     })
 }
 
+/// The function's own layer on `base`: its configuration (with the base's command recorded)
+/// and its script.
+///
+/// # Errors
+/// When the configuration is not JSON or the layer cannot be written.
+pub(crate) fn own_layer(spec: &Spec, base: &Base) -> Result<Layer, BuildError> {
+    let function_config = with_command(&spec.config_json, &base.process.command)?;
+    function_layer(&function_config, &spec.script)
+        .map_err(|e| BuildError::Other(format!("building the function layer: {e}")))
+}
+
 /// Reads the base and makes the two layers scar adds. `progress` hears one line per step that
 /// takes time.
 ///
@@ -420,9 +431,7 @@ pub(crate) async fn parts(
         .await
         .map_err(|e| BuildError::Other(format!("building the supervisor layer: {e}")))?
         .map_err(BuildError::Other)?;
-    let function_config = with_command(&spec.config_json, &base.process.command)?;
-    let own = function_layer(&function_config, &spec.script)
-        .map_err(|e| BuildError::Other(format!("building the function layer: {e}")))?;
+    let own = own_layer(spec, &base)?;
     Ok(Parts {
         base,
         supervisor,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Layer;
-use super::build::{Base, BuildError, Spec, base_of, is_sha256, parts};
+use super::build::{Base, BuildError, Spec, base_of, is_sha256, own_layer};
 use super::reference::ImageRef;
 use super::registry::Registry;
 use super::rootfs::{self, Unpacked};
@@ -43,10 +43,64 @@ pub async fn assemble(
     cache: &Path,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Assembled, BuildError> {
-    let parts = parts(reg, spec, progress).await?;
-    let own = vec![parts.supervisor, Arc::new(parts.own)];
+    let base = base_of(reg, &spec.base, &spec.architecture).await?;
+    let own = Arc::new(own_layer(spec, &base)?);
+    // The supervisor layer is tens of megabytes to read, hash and check: it is made only when
+    // the root file system is not cached. The cache knows the binary by its file's identity.
+    let supervisor = Supervisor {
+        identity: file_identity(&spec.supervisor)
+            .map_err(|e| BuildError::Other(format!("{}: {e}", spec.supervisor.display())))?,
+        path: spec.supervisor.clone(),
+        progress,
+    };
     let argv = vec![format!("/{}", super::SUPERVISOR_PATH)];
-    unpacked(reg, &spec.base, parts.base, own, argv, cache, progress).await
+    unpacked(
+        reg,
+        &spec.base,
+        base,
+        Some(supervisor),
+        vec![own],
+        argv,
+        cache,
+        progress,
+    )
+    .await
+}
+
+/// The supervisor layer of an assembly, made only when needed.
+struct Supervisor<'a> {
+    /// Stands for the binary in the cache key.
+    identity: String,
+    path: PathBuf,
+    progress: &'a (dyn Fn(&str) + Sync),
+}
+
+impl Supervisor<'_> {
+    async fn layer(&self) -> Result<Arc<Layer>, BuildError> {
+        (self.progress)("preparing the supervisor layer");
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || super::build::supervisor_layer(&path))
+            .await
+            .map_err(|e| BuildError::Other(format!("building the supervisor layer: {e}")))?
+            .map_err(BuildError::Other)
+    }
+}
+
+/// A file's identity for the local cache: its path, size, modification time and scar's
+/// supervisor version (a rebuilt or replaced binary gets a new root file system).
+fn file_identity(path: &Path) -> std::io::Result<String> {
+    let path = fs::canonicalize(path)?;
+    let meta = fs::metadata(&path)?;
+    let modified = meta
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    Ok(format!(
+        "local-file:{}:{}:{modified}:{}",
+        path.display(),
+        meta.len(),
+        super::build::SUPERVISOR_VERSION
+    ))
 }
 
 /// Unpacks the image `image` for `architecture` as it is (a prebuilt function's: scar adds
@@ -69,15 +123,20 @@ pub async fn prebuilt(
             "the image {image} names no entrypoint or command to run"
         )));
     }
-    unpacked(reg, image, base, Vec::new(), argv, cache, progress).await
+    unpacked(reg, image, base, None, Vec::new(), argv, cache, progress).await
 }
 
-/// The root file system of `base`'s layers and then `own`, from the cache or
-/// unpacked into it.
+/// The root file system of `base`'s layers, then the supervisor's (when given), then `own`,
+/// from the cache or unpacked into it.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of one image, passed once by two callers"
+)]
 async fn unpacked(
     reg: &Registry,
     image: &ImageRef,
     base: Base,
+    supervisor: Option<Supervisor<'_>>,
     own: Vec<Arc<Layer>>,
     argv: Vec<String>,
     cache: &Path,
@@ -85,6 +144,7 @@ async fn unpacked(
 ) -> Result<Assembled, BuildError> {
     let layers = base.layers();
     let mut digests: Vec<&str> = layers.iter().map(|(d, _)| d.as_str()).collect();
+    digests.extend(supervisor.iter().map(|s| s.identity.as_str()));
     digests.extend(own.iter().map(|l| l.digest.as_str()));
     let key = rootfs::cache_key(&digests);
     let roots = cache.join("rootfs");
@@ -97,6 +157,10 @@ async fn unpacked(
         for (i, (digest, size)) in layers.iter().enumerate() {
             let at = (i, layers.len());
             files.push(fetch(reg, image, &blobs, digest, *size, at, progress).await?);
+        }
+        let mut own = own;
+        if let Some(s) = &supervisor {
+            own.insert(0, s.layer().await?);
         }
         progress("unpacking the root file system");
         let (roots2, key2) = (roots.clone(), key.clone());

@@ -134,18 +134,7 @@ impl RunResult {
         let from_report: Vec<String> = self
             .report
             .iter()
-            .flat_map(|r| {
-                r.get("results")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-            })
-            .flat_map(|r| {
-                r.get("stderr_tail")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-            })
+            .flat_map(|r| each_result(r, "stderr_tail"))
             .filter_map(|l| l.as_str().map(str::to_owned))
             .collect();
         let all = if from_report.is_empty() {
@@ -177,19 +166,19 @@ impl RunResult {
     }
 }
 
-/// `s3://` and other URLs a report lists as uploaded.
-fn uploads(report: &Value) -> Vec<String> {
+/// The entries of the array `field` of every result of a supervisor's report.
+fn each_result<'a>(report: &'a Value, field: &'a str) -> impl Iterator<Item = &'a Value> {
     report
         .get("results")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .flat_map(|r| {
-            r.get("uploaded")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-        })
+        .flat_map(move |r| r.get(field).and_then(Value::as_array).into_iter().flatten())
+}
+
+/// `s3://` and other URLs a report lists as uploaded.
+fn uploads(report: &Value) -> Vec<String> {
+    each_result(report, "uploaded")
         .filter_map(|u| u.as_str().map(str::to_owned))
         .collect()
 }

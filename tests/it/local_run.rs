@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::runtime::push_busybox_base;
-use crate::support::moto::{Moto, s3};
+use crate::support::moto::{Moto, buckets};
 use crate::support::{ok, stderr, stdout};
 
 const STACK: &str = "apiVersion: scar/v1alpha1\nkind: Stack\nmetadata:\n  name: localwf\nspec:\n  region: us-east-1\n  role:\n    managed: true\n";
@@ -31,19 +31,6 @@ fn function(
     )
     .expect("function");
     std::fs::write(dir.join(format!("{name}.sh")), script).expect("script");
-}
-
-async fn buckets(moto: &Moto, names: &[&str]) -> aws_sdk_s3::Client {
-    let client = s3(&moto.sdk().await);
-    for b in names {
-        client
-            .create_bucket()
-            .bucket(*b)
-            .send()
-            .await
-            .expect("bucket");
-    }
-    client
 }
 
 async fn object(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<String> {

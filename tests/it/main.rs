@@ -6,6 +6,7 @@
 
 mod support;
 
+mod acceptance;
 mod architecture;
 mod batch_http;
 mod faults;

@@ -12,7 +12,7 @@ use crate::support;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::support::moto::{Moto, s3};
+use crate::support::moto::{Moto, buckets, s3};
 use crate::support::supervisor::{Stack, local, log};
 
 fn s3_event(records: &[(&str, &str)]) -> Value {
@@ -62,19 +62,6 @@ async fn put(client: &aws_sdk_s3::Client, key: &str, body: Vec<u8>) {
         .send()
         .await
         .expect("put");
-}
-
-async fn buckets(moto: &Moto, names: &[&str]) -> aws_sdk_s3::Client {
-    let client = s3(&moto.sdk().await);
-    for b in names {
-        client
-            .create_bucket()
-            .bucket(*b)
-            .send()
-            .await
-            .expect("bucket");
-    }
-    client
 }
 
 const OUTPUTS: &str = "  output:

@@ -154,6 +154,20 @@ pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
         .await
 }
 
+/// Makes buckets `names` in `moto`; returns an S3 client for it.
+pub async fn buckets(moto: &Moto, names: &[&str]) -> aws_sdk_s3::Client {
+    let client = s3(&moto.sdk().await);
+    for b in names {
+        client
+            .create_bucket()
+            .bucket(*b)
+            .send()
+            .await
+            .expect("bucket");
+    }
+    client
+}
+
 /// An S3 client with path-style addressing, as the emulator needs.
 pub fn s3(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(
