@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::runtime::push_busybox_base;
-use crate::support::moto::{Moto, buckets};
+use crate::support::moto::{Moto, buckets, scar_command};
 use crate::support::{ok, stderr, stdout};
 
 const STACK: &str = "apiVersion: scar/v1alpha1\nkind: Stack\nmetadata:\n  name: localwf\nspec:\n  region: us-east-1\n  role:\n    managed: true\n";
@@ -77,6 +77,12 @@ async fn a_three_stage_workflow_runs_here_each_stage_in_its_own_image() {
         30,
     );
     std::fs::write(d.join("note.txt"), "hello local\n").expect("input");
+    std::fs::write(
+        d.join("shout.yaml"),
+        format!("apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: shout\nspec:\n  image: {base}\n  script: shout.sh\n  http:\n    name: shout\n    stage: scar\n"),
+    )
+    .expect("http function");
+    std::fs::write(d.join("shout.sh"), "tr a-z A-Z < \"$INPUT_FILE_PATH\"\n").expect("script");
 
     let run = moto.scar(d, &["run", ".", "--local", "--input", "note.txt"]);
     ok(&run);
@@ -127,6 +133,29 @@ async fn a_three_stage_workflow_runs_here_each_stage_in_its_own_image() {
         "s3://wf-a/late/note.txt"
     );
     let log = stderr(&inv);
+
+    // An HTTP function gets the request its endpoint would send; its answer's body is bytes.
+    let http = moto.scar(
+        d,
+        &[
+            "invoke",
+            ".",
+            "shout",
+            "--local",
+            "--data",
+            "note.txt",
+            "-o",
+            "shouted.txt",
+        ],
+    );
+    ok(&http);
+    assert!(stderr(&http).contains("HTTP 200"), "{}", stderr(&http));
+    assert_eq!(
+        std::fs::read_to_string(d.join("shouted.txt"))
+            .ok()
+            .as_deref(),
+        Some("HELLO LOCAL\n")
+    );
     assert!(
         log.contains("two ran on note.txt") && log.contains("REPORT RequestId: "),
         "{log}"
@@ -329,5 +358,34 @@ async fn batch_jobs_run_here_as_their_job_command_and_delegated_work_follows() {
         stderr(&inv).contains("is built for arm64; this machine is amd64"),
         "{}",
         stderr(&inv)
+    );
+
+    // A machine where the sandbox cannot be made (here: a bubblewrap that is refused its user
+    // namespace, as where they are turned off) gets an error saying so, and nothing runs.
+    let fake = tempfile::tempdir().expect("bin");
+    let bwrap = fake.path().join("bwrap");
+    std::fs::write(
+        &bwrap,
+        "#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n",
+    )
+    .expect("fake bwrap");
+    std::fs::set_permissions(&bwrap, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("mode");
+    let path = format!(
+        "{}:{}",
+        fake.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let refused = scar_command(&moto.endpoint, d, &["invoke", ".", "heavy", "--local"])
+        .env("PATH", path)
+        .env("SCAR_SANDBOX", "bwrap")
+        .output()
+        .expect("scar runs");
+    assert_eq!(refused.status.code(), Some(1));
+    let said = stderr(&refused);
+    assert!(
+        said.contains("this machine cannot make the sandbox a function runs in here")
+            && said.contains("setting up uid map: Permission denied"),
+        "{said}"
     );
 }
