@@ -11,6 +11,7 @@ mod cmd_import;
 mod cmd_invoke;
 mod cmd_local;
 mod cmd_ops;
+mod cmd_output;
 mod cmd_plan;
 mod cmd_policy;
 mod cmd_schema;
@@ -193,6 +194,10 @@ pub enum Command {
     /// List the stack's functions with their live state: state, last update, memory, timeout,
     /// execution mode, image digest, supervisor version and HTTP URL.
     Ls(cmd_ops::LsArgs),
+    /// Print what the stack's live resources expose: function and role ARNs, bucket names,
+    /// HTTP endpoint URLs, image URIs with their digests, Batch ARNs. Reads AWS as `scar plan`
+    /// does; writes nothing.
+    Output(cmd_output::OutputArgs),
     /// Upload files and folders to a function's S3 input (relative paths kept): each file
     /// starts the function, as a drop into the bucket would.
     Put(cmd_ops::PutArgs),
@@ -267,6 +272,7 @@ pub fn main() -> ExitCode {
         Command::Invoke(a) => cmd_invoke::invoke(a, aws, &out),
         Command::Run(a) => cmd_invoke::run(a, aws, &out),
         Command::Ls(a) => cmd_ops::ls(a, aws, &out),
+        Command::Output(a) => cmd_output::run(a, aws, &out),
         Command::Put(a) => cmd_ops::put(a, aws, &out),
         Command::Get(a) => cmd_ops::get(a, aws, &out),
         Command::Logs(a) => cmd_ops::logs(a, aws, &out),

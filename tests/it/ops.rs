@@ -536,3 +536,68 @@ async fn put_log_lines(
         .await
         .expect("events");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn output_prints_what_the_live_resources_expose() {
+    let moto = Moto::start();
+    let dir = stack();
+    let before = moto.scar(dir.path(), &["output", "."]);
+    ok(&before);
+    assert!(
+        stderr(&before).contains("apply it first"),
+        "{}",
+        stderr(&before)
+    );
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+
+    let all = json_of(&moto.scar(dir.path(), &["output", ".", "--json"]));
+    let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
+    let arn = lambda
+        .get_function()
+        .function_name("thumbs")
+        .send()
+        .await
+        .expect("function")
+        .configuration()
+        .and_then(|c| c.function_arn())
+        .expect("arn")
+        .to_owned();
+    assert_eq!(all["function/thumbs"]["arn"], arn.as_str(), "{all:#}");
+    assert_eq!(all["bucket/ops-data"]["name"], "ops-data", "{all:#}");
+    assert!(
+        all["http_api/web"]["url"]
+            .as_str()
+            .is_some_and(|u| u.contains(".execute-api.us-east-1.amazonaws.com/")),
+        "{all:#}"
+    );
+    assert!(
+        all["function_image/thumbs"]["uri"]
+            .as_str()
+            .is_some_and(|u| u.contains("@sha256:")),
+        "{all:#}"
+    );
+    assert!(
+        all["function/thumbs"].get("account_id").is_none(),
+        "{all:#}"
+    );
+
+    // One resource with one value: the value alone, for scripts.
+    let one = moto.scar(dir.path(), &["output", ".", "function/thumbs"]);
+    ok(&one);
+    assert_eq!(stdout(&one).trim_end(), arn);
+    let table = stdout(&moto.scar(dir.path(), &["output", "."]));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("function/thumbs.arn") && l.ends_with(&arn)),
+        "{table}"
+    );
+    let missing = moto.scar(dir.path(), &["output", ".", "function/nope"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("`function/nope` has no outputs")
+            && stderr(&missing).contains("function/thumbs"),
+        "{}",
+        stderr(&missing)
+    );
+}
