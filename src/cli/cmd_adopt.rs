@@ -21,6 +21,9 @@ pub struct AdoptArgs {
     /// Adopt without asking.
     #[arg(long)]
     pub auto_approve: bool,
+    /// Waiting for the stack's lock.
+    #[command(flatten)]
+    pub lock: session::LockArgs,
 }
 
 pub(super) fn run(args: &AdoptArgs, aws: &AwsArgs, out: &Output) -> Outcome {
@@ -45,7 +48,8 @@ pub(super) fn run(args: &AdoptArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
         let (cloud, desired, wanted, address) = (&cloud, &desired, &wanted, &address);
-        session::locked(cloud, &desired.stack, dir, Operation::Adopt, out, |_| async move {
+        let wait = args.lock.lock_timeout;
+        session::locked(cloud, &desired.stack, dir, Operation::Adopt, wait, out, |_| async move {
         let mut live = match cloud.refresh(desired).await {
             Ok(l) => l,
             Err(e) => return Err(session::cloud_failed(out, "reading live state failed", &e)),

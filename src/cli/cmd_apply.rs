@@ -27,6 +27,9 @@ pub struct ApplyArgs {
     /// Allow deleting every function of the stack (a Stack with no Functions).
     #[arg(long)]
     pub allow_empty: bool,
+    /// Waiting for the stack's lock.
+    #[command(flatten)]
+    pub lock: session::LockArgs,
 }
 
 /// The arguments of `scar destroy`.
@@ -40,6 +43,9 @@ pub struct DestroyArgs {
     /// Steps run at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallelism: u16,
+    /// Waiting for the stack's lock.
+    #[command(flatten)]
+    pub lock: session::LockArgs,
 }
 
 /// What apply and destroy share once their arguments are read.
@@ -49,6 +55,7 @@ struct Options<'a> {
     parallelism: usize,
     allow_empty: bool,
     destroy: bool,
+    lock_wait: std::time::Duration,
 }
 
 /// `scar apply DIR|plan.json`.
@@ -59,6 +66,7 @@ pub(super) fn apply(args: &ApplyArgs, aws: &AwsArgs, out: &Output) -> Outcome {
         parallelism: usize::from(args.parallelism),
         allow_empty: args.allow_empty,
         destroy: false,
+        lock_wait: args.lock.lock_timeout,
     };
     if options.target.is_file() {
         return run_saved(&options, aws, out);
@@ -74,6 +82,7 @@ pub(super) fn destroy(args: &DestroyArgs, aws: &AwsArgs, out: &Output) -> Outcom
         parallelism: usize::from(args.parallelism),
         allow_empty: true,
         destroy: true,
+        lock_wait: args.lock.lock_timeout,
     };
     run(&options, aws, out)
 }
@@ -94,6 +103,7 @@ fn run(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
             &desired.stack,
             args.target,
             operation,
+            args.lock_wait,
             out,
             |lost| async move {
                 let stop = || lost.load(Ordering::SeqCst);
@@ -199,6 +209,7 @@ fn run_saved(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
             &desired.stack,
             args.target,
             operation,
+            args.lock_wait,
             out,
             |lost| async move {
                 let live = match cloud.refresh(&desired.to_read(file.plan.destroy)).await {

@@ -207,6 +207,8 @@ impl WatchRunner<'_> {
             &desired.stack,
             &self.dir,
             Operation::Watch,
+            // A run that finds the lock held reports it; the next run tries again.
+            std::time::Duration::ZERO,
             out,
             |lost| async move {
                 let halt = || stop.load(Ordering::SeqCst) || lost.load(Ordering::SeqCst);

@@ -74,14 +74,33 @@ pub(super) fn lease() -> Duration {
         .map_or(crate::lock::DEFAULT_LEASE, Duration::from_secs)
 }
 
+/// How long to wait for a stack's lock someone else holds: `--lock-timeout` (Terraform's
+/// flag), 0 by default (fail at once).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LockArgs {
+    /// Wait this long for the stack's lock when another run holds it (such as 30s, 5m),
+    /// trying again every few seconds, instead of failing at once.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = crate::watch::parse_duration)]
+    pub lock_timeout: Duration,
+}
+
+/// How often a waiting run tries the lock again.
+const LOCK_RETRY: Duration = Duration::from_secs(2);
+
 /// Runs `body` holding the stack's lock for `operation`; `body` gets the flag a lost lease
-/// sets (stop starting steps). When someone else holds the lock: says who, what, since when
-/// and how to break it, and exits 1 having written nothing.
+/// sets (stop starting steps). When someone else holds the lock: waits up to `wait` for it
+/// (saying whom it waits for), then says who, what, since when and how to break it, and exits
+/// 1 having written nothing.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the lock's scope, its wait, and the body it guards"
+)]
 pub(super) async fn locked<T, F, Fut>(
     cloud: &Arc<AwsCloud>,
     stack: &str,
     dir: &Path,
     operation: Operation,
+    wait: Duration,
     out: &Output,
     body: F,
 ) -> Result<T, Failure>
@@ -89,23 +108,57 @@ where
     F: FnOnce(Arc<AtomicBool>) -> Fut,
     Fut: Future<Output = Result<T, Failure>>,
 {
-    let held = match cloud.lock(stack, operation.clone(), lease()).await {
-        Ok(h) => h,
-        Err(LockError::Held(r)) => {
-            out.error(&r.conflict_message(&dir.display().to_string(), crate::lock::now()));
-            return Err(Failure::Reported);
-        }
-        Err(LockError::Cloud(e)) => {
-            out.error(&format!(
+    let deadline = std::time::Instant::now() + wait;
+    let mut said = false;
+    let held = loop {
+        match cloud.lock(stack, operation.clone(), lease()).await {
+            Ok(h) => break h,
+            Err(LockError::Held(r)) if std::time::Instant::now() < deadline => {
+                if !said {
+                    eprintln!(
+                        "waiting up to {} for the lock of stack `{stack}`: {} is running `scar {}`",
+                        humanize(wait),
+                        r.holder,
+                        r.operation
+                    );
+                    said = true;
+                }
+                tracing::info!(
+                    lock = r.id,
+                    holder = r.holder,
+                    "waiting for the stack's lock"
+                );
+                tokio::time::sleep(
+                    LOCK_RETRY.min(deadline.saturating_duration_since(std::time::Instant::now())),
+                )
+                .await;
+            }
+            Err(LockError::Held(r)) => {
+                out.error(&r.conflict_message(&dir.display().to_string(), crate::lock::now()));
+                return Err(Failure::Reported);
+            }
+            Err(LockError::Cloud(e)) => {
+                out.error(&format!(
                 "taking the stack's lock failed: {e}; nothing was written. The lock lives in an S3 bucket of this account (scar-locks-<account>-<region>); if that name is taken or not yours, set SCAR_LOCK_BUCKET to a bucket you own"
             ));
-            return Err(Failure::Reported);
+                return Err(Failure::Reported);
+            }
         }
     };
     tracing::info!(lock = held.record.id, %operation, "took the stack's lock");
     let result = body(held.lost.clone()).await;
     cloud.release(held).await;
     result
+}
+
+/// `1m30s`-style text of a duration, to the second.
+fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 60, s % 60) {
+        (0, s) => format!("{s}s"),
+        (m, 0) => format!("{m}m"),
+        (m, s) => format!("{m}m{s}s"),
+    }
 }
 
 /// Builds the plan of `desired` against `live`, then checks what the plan's own machine must

@@ -320,3 +320,56 @@ async fn lease_expiry_uses_the_local_clock() {
         stderr(&apply)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lock_timeout_waits_for_the_holder_then_goes_on_or_gives_up() {
+    let moto = Moto::start();
+    let dir = stack();
+    let (proxy, mut first) = apply_held_midway(&moto, dir.path(), "120");
+
+    // Held longer than the wait: it says whom it waits for, then gives up, having written
+    // nothing.
+    let started = Instant::now();
+    let gave_up = moto.scar(
+        dir.path(),
+        &["apply", ".", "--auto-approve", "--lock-timeout", "2s"],
+    );
+    assert_eq!(gave_up.status.code(), Some(1));
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let said = stderr(&gave_up);
+    assert!(
+        said.contains("waiting up to 2s for the lock of stack `locked`"),
+        "{said}"
+    );
+    assert!(said.contains("is running `scar apply` since"), "{said}");
+    let id = said
+        .split("scar unlock . ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_hexdigit()).next())
+        .expect("a lock id in the message")
+        .to_owned();
+
+    // Released while it waits: it takes the lock and applies.
+    let mut waiting = scar_command(
+        &moto.endpoint,
+        dir.path(),
+        &["apply", ".", "--auto-approve", "--lock-timeout", "60s"],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("scar starts");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(waiting.try_wait().expect("status").is_none(), "it waits");
+    let _ = first.kill();
+    let _ = first.wait();
+    drop(proxy);
+    ok(&moto.scar(dir.path(), &["unlock", ".", &id]));
+    let status = waiting.wait().expect("the waiting apply ends");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(functions(&moto).await, ["one", "two"]);
+}
