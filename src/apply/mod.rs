@@ -210,6 +210,7 @@ mod tests {
             notes: Vec::new(),
             errors: Vec::new(),
             workflow_graph: None,
+            targets: Vec::new(),
         }
     }
 

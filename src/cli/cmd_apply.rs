@@ -30,6 +30,9 @@ pub struct ApplyArgs {
     /// Waiting for the stack's lock.
     #[command(flatten)]
     pub lock: session::LockArgs,
+    /// Narrowing the plan.
+    #[command(flatten)]
+    pub narrow: session::TargetArgs,
 }
 
 /// The arguments of `scar destroy`.
@@ -46,6 +49,9 @@ pub struct DestroyArgs {
     /// Waiting for the stack's lock.
     #[command(flatten)]
     pub lock: session::LockArgs,
+    /// Narrowing the plan.
+    #[command(flatten)]
+    pub narrow: session::TargetArgs,
 }
 
 /// What apply and destroy share once their arguments are read.
@@ -56,6 +62,7 @@ struct Options<'a> {
     allow_empty: bool,
     destroy: bool,
     lock_wait: std::time::Duration,
+    targets: Vec<crate::model::Address>,
 }
 
 /// `scar apply DIR|plan.json`.
@@ -67,8 +74,14 @@ pub(super) fn apply(args: &ApplyArgs, aws: &AwsArgs, out: &Output) -> Outcome {
         allow_empty: args.allow_empty,
         destroy: false,
         lock_wait: args.lock.lock_timeout,
+        targets: args.narrow.addresses()?,
     };
     if options.target.is_file() {
+        if !options.targets.is_empty() {
+            return Err(Failure::Message(
+                "--target narrows a plan being made; a saved plan is applied as it was saved (plan it with --target)".into(),
+            ));
+        }
         return run_saved(&options, aws, out);
     }
     run(&options, aws, out)
@@ -83,6 +96,7 @@ pub(super) fn destroy(args: &DestroyArgs, aws: &AwsArgs, out: &Output) -> Outcom
         allow_empty: true,
         destroy: true,
         lock_wait: args.lock.lock_timeout,
+        targets: args.narrow.addresses()?,
     };
     run(&options, aws, out)
 }
@@ -121,6 +135,7 @@ fn run(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
                         stop: &stop,
                         announce: None,
                     }),
+                    targets: &args.targets,
                 };
                 match reconcile_once(cloud, &request, out).await? {
                     Reconciled::NoChanges(_) | Reconciled::Planned(_) => Ok(Done::Success),
@@ -226,6 +241,17 @@ fn run_saved(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
                     ));
                 }
                 let mut fresh = session::build_plan(desired, &live, file.plan.destroy);
+                // A plan saved with --target is compared with a fresh plan narrowed the same
+                // way (whatever its `targets` say, its steps must be the fresh plan's).
+                if !file.plan.targets.is_empty() {
+                    fresh = match crate::plan::target::narrow(fresh, &file.plan.targets) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            out.error(&format!("{e}; nothing was written"));
+                            return Err(Failure::Reported);
+                        }
+                    };
+                }
                 if fresh.reshapes_workflow() && !fresh.destroy {
                     fresh.workflow_graph = Some(crate::render::graph::build(set).mermaid());
                 }

@@ -31,9 +31,13 @@ pub struct PlanArgs {
     /// Allow a plan that deletes every function of the stack (a Stack with no Functions).
     #[arg(long)]
     pub allow_empty: bool,
+    /// Narrowing the plan.
+    #[command(flatten)]
+    pub narrow: session::TargetArgs,
 }
 
 pub(super) fn run(args: &PlanArgs, aws: &AwsArgs, out: &Output) -> Outcome {
+    let targets = args.narrow.addresses()?;
     let (set, desired) = session::load_set(&args.dir, out)?;
     let rt = session::runtime()?;
     let request = Request {
@@ -43,6 +47,7 @@ pub(super) fn run(args: &PlanArgs, aws: &AwsArgs, out: &Output) -> Outcome {
         allow_empty: args.allow_empty,
         show: Show::Always(args.format),
         apply: None,
+        targets: &targets,
     };
     let reconciled = rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;

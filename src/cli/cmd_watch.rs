@@ -232,6 +232,7 @@ impl WatchRunner<'_> {
                         stop: &halt,
                         announce: Some(&announce),
                     }),
+                    targets: &[],
                 };
                 reconcile_once(cloud_ref, &request, out).await
             },
@@ -258,9 +259,9 @@ impl WatchRunner<'_> {
     /// The log line of a run that reached AWS.
     fn describe(&self, cloud: &AwsCloud, reconciled: Reconciled) -> String {
         match reconciled {
-            Reconciled::Refused(Refusal::ReadFailed | Refusal::NotConfirmed) => {
-                "stopped early (see the error above): nothing changed".into()
-            }
+            Reconciled::Refused(
+                Refusal::ReadFailed | Refusal::NotConfirmed | Refusal::UnknownTarget,
+            ) => "stopped early (see the error above): nothing changed".into(),
             Reconciled::Refused(Refusal::Empty) => {
                 "refused to delete every function: nothing changed".into()
             }

@@ -10,7 +10,7 @@ use super::{PlanFormat, session};
 use crate::apply::{Reader, Report};
 use crate::aws::AwsCloud;
 use crate::manifest::ManifestSet;
-use crate::model::DesiredGraph;
+use crate::model::{Address, DesiredGraph};
 use crate::plan::Plan;
 
 /// When to print the plan.
@@ -52,6 +52,8 @@ pub(super) struct Request<'a> {
     pub show: Show,
     /// Apply it, or only plan (`None`).
     pub apply: Option<Apply<'a>>,
+    /// `--target`: narrow the plan to these and what they depend on (none: the whole stack).
+    pub targets: &'a [Address],
 }
 
 /// Why a step wrote nothing (the reason is printed).
@@ -65,6 +67,8 @@ pub(super) enum Refusal {
     TooManyDeletes(usize),
     /// Nobody confirmed.
     NotConfirmed,
+    /// A `--target` names no resource of the plan.
+    UnknownTarget,
 }
 
 /// How one reconcile step ended.
@@ -119,6 +123,16 @@ pub(super) async fn reconcile_once(
         return Ok(Reconciled::Refused(Refusal::Empty));
     }
     let mut plan = session::build_plan(desired, &live, request.destroy);
+    if !request.targets.is_empty() {
+        plan = match crate::plan::target::narrow(plan, request.targets) {
+            Ok(p) => p,
+            Err(e) => {
+                out.error(&e);
+                return Ok(Reconciled::Refused(Refusal::UnknownTarget));
+            }
+        };
+        out.warn("the plan is partial (--target): changes to other resources are left out; run a full plan afterwards");
+    }
     if plan.reshapes_workflow()
         && !request.destroy
         && let Some(set) = request.set

@@ -84,6 +84,32 @@ pub struct LockArgs {
     pub lock_timeout: Duration,
 }
 
+/// `--target ADDRESS`, repeatable: narrow a plan to resources and what they depend on.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
+    /// Plan (and apply) only this resource and what it depends on, such as `function/split`;
+    /// repeat for several. The plan says it is partial.
+    #[arg(long = "target", value_name = "ADDRESS")]
+    pub targets: Vec<String>,
+}
+
+impl TargetArgs {
+    /// The addresses given.
+    ///
+    /// # Errors
+    /// One that is not `KIND/NAME`.
+    pub(super) fn addresses(&self) -> Result<Vec<crate::model::Address>, Failure> {
+        self.targets
+            .iter()
+            .map(|t| {
+                t.parse().map_err(|e: crate::model::BadAddress| {
+                    Failure::Message(format!("--target: {e}"))
+                })
+            })
+            .collect()
+    }
+}
+
 /// How often a waiting run tries the lock again.
 const LOCK_RETRY: Duration = Duration::from_secs(2);
 

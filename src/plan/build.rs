@@ -103,6 +103,7 @@ pub fn build(desired: &DesiredGraph, live: &LiveState, destroy: bool) -> Plan {
         notes,
         errors,
         workflow_graph: None,
+        targets: Vec::new(),
     }
 }
 

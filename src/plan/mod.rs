@@ -7,6 +7,7 @@
 mod build;
 pub mod file;
 mod order;
+pub mod target;
 pub mod verify;
 
 use serde::{Deserialize, Serialize};
@@ -180,6 +181,10 @@ pub struct Plan {
     /// only: the Markdown comment embeds it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow_graph: Option<String>,
+    /// The `--target` addresses the plan was narrowed to (none: the whole stack). A saved
+    /// plan is re-derived narrowed the same way before apply compares it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<Address>,
 }
 
 impl Step {

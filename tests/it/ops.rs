@@ -601,3 +601,88 @@ async fn output_prints_what_the_live_resources_expose() {
         stderr(&missing)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn target_narrows_plan_and_apply_and_a_saved_targeted_plan_applies_as_saved() {
+    let moto = Moto::start();
+    let dir = stack();
+    let d = dir.path();
+    ok(&moto.scar(d, &["apply", ".", "--auto-approve"]));
+    for (file, from, to) in [
+        (
+            "thumbs.yaml",
+            "  image: grycap/imagemagick\n",
+            "  image: grycap/imagemagick\n  memory: 768\n",
+        ),
+        ("web.yaml", "  memory: 1024\n", "  memory: 2048\n"),
+    ] {
+        let p = d.join(file);
+        let text = std::fs::read_to_string(&p).expect("read");
+        write(&p, &text.replace(from, to));
+    }
+
+    let narrowed = moto.scar(d, &["plan", ".", "--target", "function/thumbs"]);
+    ok(&narrowed);
+    let text = stdout(&narrowed);
+    assert!(
+        text.contains("Plan: 0 to add, 1 to change, 0 to destroy."),
+        "{text}"
+    );
+    assert!(
+        text.contains("function/thumbs will be updated") && !text.contains("function/web will"),
+        "{text}"
+    );
+    assert!(
+        text.contains("partial plan: only function/thumbs"),
+        "{text}"
+    );
+    assert!(
+        stderr(&narrowed).contains("the plan is partial (--target)"),
+        "{}",
+        stderr(&narrowed)
+    );
+
+    ok(&moto.scar(
+        d,
+        &[
+            "apply",
+            ".",
+            "--auto-approve",
+            "--target",
+            "function/thumbs",
+        ],
+    ));
+    let rest = stdout(&moto.scar(d, &["plan", "."]));
+    assert!(
+        rest.contains("Plan: 0 to add, 1 to change, 0 to destroy."),
+        "{rest}"
+    );
+    assert!(rest.contains("function/web will be updated"), "{rest}");
+
+    // Saved narrowed, applied as saved; the saved plan's steps are compared with a fresh plan
+    // narrowed the same way.
+    ok(&moto.scar(
+        d,
+        &["plan", ".", "--target", "function/web", "-o", "web.json"],
+    ));
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("web.json")).expect("plan"))
+            .expect("JSON");
+    assert_eq!(saved["plan"]["targets"][0], "function/web", "{saved:#}");
+    let refused = moto.scar(d, &["apply", "web.json", "--target", "function/thumbs"]);
+    assert_eq!(refused.status.code(), Some(1));
+    ok(&moto.scar(d, &["apply", "web.json", "--auto-approve"]));
+    assert_eq!(
+        moto.scar(d, &["plan", ".", "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let unknown = moto.scar(d, &["plan", ".", "--target", "function/nope"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("--target function/nope: the plan has no such resource"),
+        "{}",
+        stderr(&unknown)
+    );
+}

@@ -1,0 +1,154 @@
+//! `--target ADDRESS`: a plan narrowed to some resources and what they need, as Terraform's
+//! `-target` narrows one. Pure.
+
+use std::collections::BTreeSet;
+
+use super::{Action, Plan};
+use crate::model::Address;
+
+/// `plan` narrowed to `targets`: each target's step, the steps it depends on (transitively),
+/// and, for a target deleted or replaced, the deletions of what depends on it (a function's
+/// triggers go with it). A step another step performs (`covered_by`) brings that step. Notes
+/// say the plan is partial; errors outside the kept steps are dropped.
+///
+/// # Errors
+/// A target the plan has no step for, naming the plan's addresses.
+pub fn narrow(mut plan: Plan, targets: &[Address]) -> Result<Plan, String> {
+    let known: BTreeSet<&Address> = plan.steps.iter().map(|s| &s.address).collect();
+    if let Some(missing) = targets.iter().find(|t| !known.contains(t)) {
+        return Err(format!(
+            "--target {missing}: the plan has no such resource; its resources: {}",
+            known
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let mut keep: BTreeSet<Address> = targets.iter().cloned().collect();
+    loop {
+        let before = keep.len();
+        for s in &plan.steps {
+            if keep.contains(&s.address) {
+                keep.extend(s.depends_on.iter().cloned());
+                keep.extend(s.covered_by.iter().cloned());
+            } else if s.action == Action::Delete
+                && s.depends_on.iter().any(|d| {
+                    keep.contains(d)
+                        && plan.steps.iter().any(|t| {
+                            &t.address == d && matches!(t.action, Action::Delete | Action::Replace)
+                        })
+                })
+            {
+                keep.insert(s.address.clone());
+            }
+        }
+        if keep.len() == before {
+            break;
+        }
+    }
+    plan.steps.retain(|s| keep.contains(&s.address));
+    plan.errors.retain(|e| keep.contains(&e.address));
+    plan.notes.push(format!(
+        "partial plan: only {} and what {} on (--target); other changes are left for a full plan",
+        targets
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        if targets.len() == 1 {
+            "it depends"
+        } else {
+            "they depend"
+        }
+    ));
+    plan.targets = targets.to_vec();
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ResourceKind::{
+        Bucket, Function, IamRole, LambdaPermission as Permission, LogGroup, S3Trigger as Trigger,
+    };
+    use crate::plan::Step;
+
+    fn plan(steps: Vec<Step>) -> Plan {
+        Plan {
+            format_version: super::super::FORMAT_VERSION.into(),
+            stack: "s".into(),
+            region: "us-east-1".into(),
+            destroy: false,
+            steps,
+            notes: Vec::new(),
+            errors: Vec::new(),
+            workflow_graph: None,
+            targets: Vec::new(),
+        }
+    }
+
+    fn a(kind: crate::model::ResourceKind, name: &str) -> Address {
+        Address::new(kind, name)
+    }
+
+    fn names(p: &Plan) -> Vec<String> {
+        p.steps.iter().map(|s| s.address.to_string()).collect()
+    }
+
+    #[test]
+    fn a_target_keeps_what_it_depends_on_and_nothing_else() {
+        let p = plan(vec![
+            Step::bare(IamRole, "r", Action::NoOp, &[]),
+            Step::bare(LogGroup, "f", Action::Create, &[]),
+            Step::bare(
+                Function,
+                "f",
+                Action::Update,
+                &[a(IamRole, "r"), a(LogGroup, "f")],
+            ),
+            Step::bare(Function, "g", Action::Update, &[a(IamRole, "r")]),
+            Step::bare(Bucket, "b", Action::Create, &[]),
+            Step::bare(
+                Trigger,
+                "b:f",
+                Action::Create,
+                &[a(Function, "f"), a(Bucket, "b")],
+            ),
+        ]);
+        let narrowed = narrow(p.clone(), &[a(Function, "f")]).expect("narrowed");
+        assert_eq!(
+            names(&narrowed),
+            ["iam_role/r", "log_group/f", "function/f"]
+        );
+        assert!(
+            narrowed.notes[0].starts_with("partial plan: only function/f"),
+            "{:?}",
+            narrowed.notes
+        );
+        assert_eq!(narrowed.targets, [a(Function, "f")]);
+        // The trigger brings the function and the bucket, and theirs.
+        let t = narrow(p.clone(), &[a(Trigger, "b:f")]).expect("narrowed");
+        assert_eq!(t.steps.len(), 5, "{:?}", names(&t));
+        let err = narrow(p, &[a(Function, "nope")]).expect_err("unknown");
+        assert!(
+            err.contains("function/nope") && err.contains("function/g"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_deleted_target_takes_the_deletions_of_what_depends_on_it() {
+        let p = plan(vec![
+            Step::bare(Function, "f", Action::Delete, &[]),
+            Step::bare(Permission, "f/s3", Action::Delete, &[a(Function, "f")]),
+            Step::bare(Trigger, "b:f", Action::Delete, &[a(Permission, "f/s3")]),
+            Step::bare(Function, "g", Action::Delete, &[]),
+        ]);
+        let narrowed = narrow(p, &[a(Function, "f")]).expect("narrowed");
+        assert_eq!(
+            names(&narrowed),
+            ["function/f", "lambda_permission/f/s3", "s3_trigger/b:f"]
+        );
+    }
+}
