@@ -136,6 +136,7 @@ fn run(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
                         announce: None,
                     }),
                     targets: &args.targets,
+                    refresh_only: false,
                 };
                 match reconcile_once(cloud, &request, out).await? {
                     Reconciled::NoChanges(_) | Reconciled::Planned(_) => Ok(Done::Success),

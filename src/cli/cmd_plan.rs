@@ -34,6 +34,10 @@ pub struct PlanArgs {
     /// Narrowing the plan.
     #[command(flatten)]
     pub narrow: session::TargetArgs,
+    /// Show only what changed outside scar since the last apply (drift), and what a normal
+    /// plan would do about it; manifest changes are left out. Like every plan, writes nothing.
+    #[arg(long, conflicts_with = "destroy")]
+    pub refresh_only: bool,
 }
 
 pub(super) fn run(args: &PlanArgs, aws: &AwsArgs, out: &Output) -> Outcome {
@@ -48,6 +52,7 @@ pub(super) fn run(args: &PlanArgs, aws: &AwsArgs, out: &Output) -> Outcome {
         show: Show::Always(args.format),
         apply: None,
         targets: &targets,
+        refresh_only: args.refresh_only,
     };
     let reconciled = rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;

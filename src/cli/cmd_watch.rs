@@ -233,6 +233,7 @@ impl WatchRunner<'_> {
                         announce: Some(&announce),
                     }),
                     targets: &[],
+                    refresh_only: false,
                 };
                 reconcile_once(cloud_ref, &request, out).await
             },

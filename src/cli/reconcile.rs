@@ -54,6 +54,8 @@ pub(super) struct Request<'a> {
     pub apply: Option<Apply<'a>>,
     /// `--target`: narrow the plan to these and what they depend on (none: the whole stack).
     pub targets: &'a [Address],
+    /// `--refresh-only`: keep only the changes made outside scar (never applied).
+    pub refresh_only: bool,
 }
 
 /// Why a step wrote nothing (the reason is printed).
@@ -132,6 +134,9 @@ pub(super) async fn reconcile_once(
             }
         };
         out.warn("the plan is partial (--target): changes to other resources are left out; run a full plan afterwards");
+    }
+    if request.refresh_only {
+        plan = crate::plan::target::drift_only(plan);
     }
     if plan.reshapes_workflow()
         && !request.destroy

@@ -1,5 +1,5 @@
 //! `--target ADDRESS`: a plan narrowed to some resources and what they need, as Terraform's
-//! `-target` narrows one. Pure.
+//! `-target` narrows one; `--refresh-only`: a plan narrowed to what changed outside scar. Pure.
 
 use std::collections::BTreeSet;
 
@@ -64,6 +64,24 @@ pub fn narrow(mut plan: Plan, targets: &[Address]) -> Result<Plan, String> {
     ));
     plan.targets = targets.to_vec();
     Ok(plan)
+}
+
+/// `plan` with only the changes made outside scar since the last apply (`--refresh-only`):
+/// the drifted resources, what changed, and what a normal plan would do about it; other
+/// changes are dropped, and a note says so.
+#[must_use]
+pub fn drift_only(mut plan: Plan) -> Plan {
+    let others = plan
+        .changes()
+        .filter(|s| s.cause != super::Cause::Drift)
+        .count();
+    plan.steps
+        .retain(|s| s.action == Action::NoOp || s.cause == super::Cause::Drift);
+    let drifted = plan.changes().count();
+    plan.notes.push(format!(
+        "refresh-only plan: {drifted} resource(s) changed outside scar since the last apply; nothing is written. A normal plan restores them unless the manifests take the changes up; {others} change(s) from the manifests are not shown"
+    ));
+    plan
 }
 
 #[cfg(test)]

@@ -686,3 +686,48 @@ async fn target_narrows_plan_and_apply_and_a_saved_targeted_plan_applies_as_save
         stderr(&unknown)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_only_shows_the_drift_alone_and_writes_nothing() {
+    let moto = Moto::start();
+    let dir = stack();
+    let d = dir.path();
+    ok(&moto.scar(d, &["apply", ".", "--auto-approve"]));
+    // Someone changes thumbs in the console; the manifests change web.
+    let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
+    lambda
+        .update_function_configuration()
+        .function_name("thumbs")
+        .memory_size(3008)
+        .send()
+        .await
+        .expect("drift");
+    let p = d.join("web.yaml");
+    let text = std::fs::read_to_string(&p).expect("read");
+    write(&p, &text.replace("  memory: 1024\n", "  memory: 2048\n"));
+
+    let refreshed = moto.scar(d, &["plan", ".", "--refresh-only", "--detailed-exitcode"]);
+    assert_eq!(refreshed.status.code(), Some(2), "{}", stderr(&refreshed));
+    let out = stdout(&refreshed);
+    assert!(
+        out.contains("function/thumbs has changed") && out.contains("memory = 3008"),
+        "{out}"
+    );
+    assert!(!out.contains("function/web"), "{out}");
+    assert!(
+        out.contains("refresh-only plan: 1 resource(s) changed outside scar"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 change(s) from the manifests are not shown"),
+        "{out}"
+    );
+    let memory = lambda
+        .get_function_configuration()
+        .function_name("thumbs")
+        .send()
+        .await
+        .expect("read")
+        .memory_size();
+    assert_eq!(memory, Some(3008), "nothing was written");
+}
