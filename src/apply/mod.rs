@@ -175,7 +175,6 @@ mod tests {
     use super::*;
     use crate::cloud::ErrorKind;
     use crate::model::ResourceKind;
-    use crate::plan::FORMAT_VERSION;
     use std::sync::Mutex;
 
     struct Fake {
@@ -201,17 +200,7 @@ mod tests {
     }
 
     fn plan(steps: Vec<Step>) -> Plan {
-        Plan {
-            format_version: FORMAT_VERSION.into(),
-            stack: "demo".into(),
-            region: "us-east-1".into(),
-            destroy: false,
-            steps,
-            notes: Vec::new(),
-            errors: Vec::new(),
-            workflow_graph: None,
-            targets: Vec::new(),
-        }
+        Plan::bare(steps)
     }
 
     fn chain() -> Plan {

@@ -187,6 +187,24 @@ pub struct Plan {
     pub targets: Vec<Address>,
 }
 
+impl Plan {
+    /// A plan of `steps` for tests: stack `demo` in us-east-1, no notes or errors.
+    #[cfg(test)]
+    pub(crate) fn bare(steps: Vec<Step>) -> Plan {
+        Plan {
+            format_version: FORMAT_VERSION.into(),
+            stack: "demo".into(),
+            region: "us-east-1".into(),
+            destroy: false,
+            steps,
+            notes: Vec::new(),
+            errors: Vec::new(),
+            workflow_graph: None,
+            targets: Vec::new(),
+        }
+    }
+}
+
 impl Step {
     /// A bare step for tests: no changes, no attributes, manifest cause.
     #[cfg(test)]

@@ -93,17 +93,7 @@ mod tests {
     use crate::plan::Step;
 
     fn plan(steps: Vec<Step>) -> Plan {
-        Plan {
-            format_version: super::super::FORMAT_VERSION.into(),
-            stack: "s".into(),
-            region: "us-east-1".into(),
-            destroy: false,
-            steps,
-            notes: Vec::new(),
-            errors: Vec::new(),
-            workflow_graph: None,
-            targets: Vec::new(),
-        }
+        Plan::bare(steps)
     }
 
     fn a(kind: crate::model::ResourceKind, name: &str) -> Address {
