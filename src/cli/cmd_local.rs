@@ -125,26 +125,20 @@ impl Local {
             .ok_or_else(|| format!("function `{}` has no S3 input to put {input} into", f.name))?;
         let files =
             super::cmd_ops::files_to_put(Path::new(input)).map_err(|e| format!("{input}: {e}"))?;
-        let prefix = target.prefix.clone().unwrap_or_default();
-        let mut out = Vec::new();
-        for (path, rel) in files {
-            let key = format!("{prefix}{rel}");
-            self.cloud
-                .upload_file(&target.bucket, &key, &path)
-                .await
-                .map_err(|e| format!("uploading {}: {e}", path.display()))?;
-            eprintln!(
-                "uploaded {} to s3://{}/{key}",
-                path.display(),
-                target.bucket
-            );
-            out.push((target.bucket.clone(), key));
-        }
-        Ok(out)
+        let keys = super::cmd_ops::upload_files(&self.cloud, target, &files, |_, path, uri| {
+            eprintln!("uploaded {} to {uri}", path.display());
+        })
+        .await
+        .map_err(|(path, e)| format!("uploading {}: {e}", path.display()))?;
+        Ok(keys
+            .into_iter()
+            .map(|k| (target.bucket.clone(), k))
+            .collect())
     }
 
-    /// Every invocation S3 would make for an object created at `bucket`/`key`.
-    fn starts_for(&self, bucket: &str, key: &str) -> Vec<Start> {
+    /// Every invocation S3 would make for an object created at `bucket`/`key`, with the
+    /// call-time script and arguments.
+    fn starts_for(&self, bucket: &str, key: &str, call: &CallTime) -> Vec<Start> {
         self.functions
             .iter()
             .enumerate()
@@ -152,7 +146,10 @@ impl Local {
             .map(|(g, _)| Start {
                 function: g,
                 input: format!("s3://{bucket}/{key}"),
-                event: workflow::s3_event(&self.host.region, bucket, key),
+                event: call
+                    .add_to(workflow::s3_event(&self.host.region, bucket, key))
+                    .to_string()
+                    .into_bytes(),
             })
             .collect()
     }
@@ -164,10 +161,7 @@ fn event_for(f: &Function, how: &Invoke, object: Option<(&str, &str)>, region: &
     use base64::Engine as _;
     if let Some((bucket, key)) = object {
         let event = workflow::s3_event(region, bucket, key);
-        return match serde_json::from_slice::<Value>(&event) {
-            Ok(v) if !how.call.is_empty() => how.call.add_to(v).to_string().into_bytes(),
-            _ => event,
-        };
+        return how.call.add_to(event).to_string().into_bytes();
     }
     if f.http && how.call.is_empty() && !matches!(how.payload, Payload::Json(_)) {
         let body = base64::engine::general_purpose::STANDARD.encode(how.payload.body());
@@ -334,20 +328,13 @@ pub(super) fn run(args: &RunArgs, call: &CallTime, aws: &AwsArgs, out: &Output) 
         let mut starts = Vec::new();
         for input in &args.input {
             for (b, k) in local.objects(input, into).await.map_err(fail)? {
-                let s = local.starts_for(&b, &k);
+                let s = local.starts_for(&b, &k, call);
                 if s.is_empty() {
                     return Err(fail(format!(
                         "s3://{b}/{k} starts no function of the stack"
                     )));
                 }
                 starts.extend(s);
-            }
-        }
-        if !call.is_empty() {
-            for s in &mut starts {
-                if let Ok(v) = serde_json::from_slice::<Value>(&s.event) {
-                    s.event = call.add_to(v).to_string().into_bytes();
-                }
             }
         }
         let began = Instant::now();
@@ -404,7 +391,7 @@ fn report(steps: &[Step], names: &[&str], took: Duration, as_json: bool) {
                     "input": s.input,
                     "ok": s.ok(),
                     "seconds": s.result.as_ref().map_or(0.0, |r| r.took().as_secs_f64()),
-                    "uploaded": s.result.as_ref().map(RunResult::uploaded).unwrap_or_default(),
+                    "uploaded": s.result.as_ref().map(|r| r.uploaded.as_slice()).unwrap_or_default(),
                     "error": (!s.ok()).then_some(error),
                     "stderr_tail": (!s.ok()).then_some(stderr),
                 })

@@ -279,6 +279,29 @@ pub(super) fn files_to_put(path: &Path) -> std::io::Result<Vec<(PathBuf, String)
     Ok(out)
 }
 
+/// Uploads `files` (a path, and its name relative to what was given) to the input `target`,
+/// under its prefix, one after the other; `done` hears each (its index, path and
+/// `s3://` URI). Returns the keys written; the first failure stops it.
+pub(super) async fn upload_files(
+    cloud: &crate::aws::AwsCloud,
+    target: &crate::manifest::types::InputSpec,
+    files: &[(PathBuf, String)],
+    done: impl Fn(usize, &Path, &str),
+) -> Result<Vec<String>, (PathBuf, crate::cloud::CloudError)> {
+    let prefix = target.prefix.as_deref().unwrap_or_default();
+    let mut keys = Vec::new();
+    for (i, (path, rel)) in files.iter().enumerate() {
+        let key = format!("{prefix}{rel}");
+        cloud
+            .upload_file(&target.bucket, &key, path)
+            .await
+            .map_err(|e| (path.clone(), e))?;
+        done(i, path, &format!("s3://{}/{key}", target.bucket));
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
 /// Progress on stderr: one line per file.
 pub(super) fn progress(i: usize, n: usize, what: &str) {
     eprintln!("[{i}/{n}] {what}");
@@ -315,20 +338,23 @@ pub(super) fn put(args: &PutArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     let rt = session::runtime()?;
     rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
-        let mut done = Vec::new();
-        for (i, (path, rel)) in files.iter().enumerate() {
-            let key = format!("{prefix}{rel}");
-            if let Err(e) = cloud.upload_file(&target.bucket, &key, path).await {
+        let uploaded = upload_files(&cloud, target, &files, |i, _, uri| {
+            progress(i + 1, files.len(), uri);
+        })
+        .await;
+        let done: Vec<String> = match uploaded {
+            Ok(keys) => keys
+                .iter()
+                .map(|k| format!("s3://{}/{k}", target.bucket))
+                .collect(),
+            Err((path, e)) => {
                 return Err(session::cloud_failed(
                     out,
                     &format!("uploading {}", path.display()),
                     &e,
                 ));
             }
-            let uri = format!("s3://{}/{key}", target.bucket);
-            progress(i + 1, files.len(), &uri);
-            done.push(uri);
-        }
+        };
         if as_json {
             println!("{}", json!({"uploaded": done}));
         } else {

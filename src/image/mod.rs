@@ -64,6 +64,14 @@ impl Arch {
         }
     }
 
+    /// From Rust's name (`std::env::consts::ARCH`); `None` for anything else.
+    #[must_use]
+    pub fn from_rust(name: &str) -> Option<Arch> {
+        [Arch::Amd64, Arch::Arm64]
+            .into_iter()
+            .find(|a| a.rust() == name)
+    }
+
     /// Rust's name (`x86_64`, `aarch64`), as target triples say it.
     #[must_use]
     pub fn rust(self) -> &'static str {

@@ -12,6 +12,7 @@ use super::run::{self, Ended, Invocation, Ran};
 use super::runtime_api::Outcome;
 use super::sandbox::{Sandbox, Tool, prepare_root};
 use super::stack::{Function, Image};
+use crate::image::Arch;
 use crate::image::local::Assembled;
 use crate::image::registry::Registry;
 use crate::manifest::types::Execution;
@@ -43,27 +44,22 @@ pub struct Ready {
     pub image: Assembled,
 }
 
-/// The operating system's name for this machine's architecture, as OCI names it.
+/// This machine's architecture, as OCI names it (Rust's name for one scar builds no images for).
 #[must_use]
 pub fn host_architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
+    Arch::from_rust(std::env::consts::ARCH).map_or(std::env::consts::ARCH, Arch::oci)
 }
 
 /// True when an image for `architecture` can run here: this machine's own, or one the kernel
 /// runs through an emulator (`binfmt_misc`, as Debian's `qemu-user-static` registers).
 fn runs_here(architecture: &str) -> bool {
-    if architecture == host_architecture() {
+    let Some(arch) = Arch::from_oci(architecture) else {
+        return false;
+    };
+    if Arch::from_rust(std::env::consts::ARCH) == Some(arch) {
         return true;
     }
-    let qemu = match architecture {
-        "arm64" => "qemu-aarch64",
-        "amd64" => "qemu-x86_64",
-        _ => return false,
-    };
+    let qemu = format!("qemu-{}", arch.rust());
     std::fs::read_to_string(Path::new("/proc/sys/fs/binfmt_misc").join(qemu))
         .is_ok_and(|s| s.starts_with("enabled"))
 }
@@ -101,7 +97,7 @@ pub async fn ready(
 }
 
 /// How a run of a function on one event went.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunResult {
     /// The Lambda invocation, when there was one.
     pub lambda: Option<Ran>,
@@ -112,19 +108,20 @@ pub struct RunResult {
     pub report: Option<Value>,
     /// `None` when it worked, else why not.
     pub failure: Option<String>,
+    /// Every file the function uploaded (`s3://bucket/key`...), from every part that ran.
+    pub uploaded: Vec<String>,
 }
 
 impl RunResult {
-    /// Every file the function uploaded (`s3://bucket/key`...), from every part that ran.
-    #[must_use]
-    pub fn uploaded(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for ran in [&self.lambda, &self.job].into_iter().flatten() {
-            if let Some(r) = report_of(ran) {
-                out.extend(uploads(&r));
-            }
+    /// Takes in what one part (the Lambda invocation, or the job, which may run `timeout`)
+    /// left: its report, its verdict and its uploads.
+    fn take(&mut self, ran: &Ran, timeout: Duration) {
+        let report = report_of(ran);
+        self.failure = failure_of(ran, timeout, report.as_ref());
+        if let Some(r) = &report {
+            self.uploaded.extend(uploads(r));
         }
-        out
+        self.report = report;
     }
 
     /// The last lines of the failing script's standard error (from the supervisor's report),
@@ -268,10 +265,10 @@ fn failure_of(ran: &Ran, timeout: Duration, report: Option<&Value>) -> Option<St
     }
 }
 
-/// The base image's environment (`KEY=value`), then `over`.
-fn environment<'a>(
+/// The base image's environment (`KEY=value`), then `over` (a later value of a name wins).
+fn environment(
     image: &Assembled,
-    over: impl IntoIterator<Item = (&'a String, &'a String)>,
+    over: impl IntoIterator<Item = (String, String)>,
 ) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = image
         .env
@@ -280,8 +277,8 @@ fn environment<'a>(
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     for (k, v) in over {
-        env.retain(|(old, _)| old != k);
-        env.push((k.clone(), v.clone()));
+        env.retain(|(old, _)| *old != k);
+        env.push((k, v));
     }
     env
 }
@@ -294,26 +291,21 @@ fn environment<'a>(
 pub async fn run(host: &Host, r: &Ready, event: &[u8]) -> Result<RunResult, String> {
     let f = &r.function;
     let id = super::runtime_api::new_request_id();
-    let mut result = RunResult {
-        lambda: None,
-        job: None,
-        report: None,
-        failure: None,
-    };
+    let mut result = RunResult::default();
     if f.execution != Execution::Batch {
         let delegate_here = format!("local-{id}");
-        let mut over: Vec<(String, String)> = f
-            .environment
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        over.extend(host.env.iter().cloned());
-        if f.execution == Execution::LambdaBatch {
-            over.push((
-                scar_contract::env::DELEGATE_HERE.into(),
+        let delegation = (f.execution == Execution::LambdaBatch).then(|| {
+            (
+                scar_contract::env::DELEGATE_HERE.to_owned(),
                 delegate_here.clone(),
-            ));
-        }
+            )
+        });
+        let over = f
+            .environment
+            .clone()
+            .into_iter()
+            .chain(host.env.iter().cloned())
+            .chain(delegation);
         let inv = Invocation {
             tool: host.tool.clone(),
             function: f.name.clone(),
@@ -328,22 +320,20 @@ pub async fn run(host: &Host, r: &Ready, event: &[u8]) -> Result<RunResult, Stri
             root: r.image.root.clone(),
             cwd: r.image.working_dir.clone(),
             argv: r.image.argv.clone(),
-            env: environment(&r.image, over.iter().map(|(k, v)| (k, v))),
+            env: environment(&r.image, over),
             event: event.to_vec(),
         };
         let ran = run::invoke(inv)
             .await
             .map_err(|e| format!("starting the sandbox ({}): {e}", host.tool.name()))?;
-        let report = report_of(&ran);
-        result.failure = failure_of(&ran, f.timeout, report.as_ref());
-        let delegated = report.as_ref().is_some_and(|rep| {
+        result.take(&ran, f.timeout);
+        let delegated = result.report.as_ref().is_some_and(|rep| {
             rep.get("results")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
                 .any(|x| x.get("delegated_job_id").and_then(Value::as_str) == Some(&delegate_here))
         });
-        result.report = report;
         result.lambda = Some(ran);
         if !delegated {
             return Ok(result);
@@ -368,35 +358,32 @@ async fn job(
             f.name
         ));
     };
-    let mut over: Vec<(String, String)> = job
+    let over = job
         .environment
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    over.extend(host.env.iter().cloned());
-    over.extend([
-        ("AWS_REGION".to_owned(), host.region.clone()),
-        ("AWS_DEFAULT_REGION".to_owned(), host.region.clone()),
-        ("AWS_BATCH_JOB_ID".to_owned(), format!("local-{id}")),
-        (
-            scar_contract::env::EVENT.to_owned(),
-            String::from_utf8_lossy(event).into_owned(),
-        ),
-        (scar_contract::env::REQUEST_ID.to_owned(), id.to_owned()),
-    ]);
+        .clone()
+        .into_iter()
+        .chain(host.env.iter().cloned())
+        .chain([
+            ("AWS_REGION".to_owned(), host.region.clone()),
+            ("AWS_DEFAULT_REGION".to_owned(), host.region.clone()),
+            ("AWS_BATCH_JOB_ID".to_owned(), format!("local-{id}")),
+            (
+                scar_contract::env::EVENT.to_owned(),
+                String::from_utf8_lossy(event).into_owned(),
+            ),
+            (scar_contract::env::REQUEST_ID.to_owned(), id.to_owned()),
+        ]);
     let sandbox = Sandbox {
         root: r.image.root.clone(),
         tmp_mb: f.tmp_mb.max(job.memory / 2),
-        env: environment(&r.image, over.iter().map(|(k, v)| (k, v))),
+        env: environment(&r.image, over),
         cwd: r.image.working_dir.clone(),
         argv: job.command.clone(),
     };
     let ran = run::to_end(&host.tool, &sandbox, host.job_timeout, id.to_owned())
         .await
         .map_err(|e| format!("starting the sandbox ({}): {e}", host.tool.name()))?;
-    let report = report_of(&ran);
-    result.failure = failure_of(&ran, host.job_timeout, report.as_ref());
-    result.report = report;
+    result.take(&ran, host.job_timeout);
     result.job = Some(ran);
     Ok(())
 }

@@ -87,10 +87,7 @@ impl Function {
         let (address, attrs) = planned(ResourceKind::Function)
             .ok_or_else(|| format!("the plan has no function `{name}`"))?;
         let f = FunctionAttrs::<Value>::from_attrs(&address, attrs).map_err(|e| e.to_string())?;
-        let architecture = match eff.architecture {
-            crate::manifest::types::Architecture::X86_64 => "amd64",
-            crate::manifest::types::Architecture::Arm64 => "arm64",
-        };
+        let architecture = f.architecture.image_arch().oci();
         let image = match planned(ResourceKind::FunctionImage) {
             Some((address, attrs)) => {
                 let image = ImageAttrs::from_attrs(&address, attrs).map_err(|e| e.to_string())?;

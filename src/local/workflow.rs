@@ -49,24 +49,18 @@ impl Step {
     }
 }
 
-/// S3's encoding of a key in an event notification (a space is `+`).
+/// S3's encoding of a key in an event notification: each segment percent-encoded, a space
+/// as `+`, the `/` between segments kept.
 fn event_key(key: &str) -> String {
-    let mut out = String::new();
-    for b in key.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(char::from(b));
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    key.split('/')
+        .map(|segment| crate::text::percent_encode(segment).replace("%20", "+"))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The event S3 sends a function when `key` is created in `bucket`.
 #[must_use]
-pub fn s3_event(region: &str, bucket: &str, key: &str) -> Vec<u8> {
+pub fn s3_event(region: &str, bucket: &str, key: &str) -> serde_json::Value {
     json!({"Records": [{
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
@@ -78,8 +72,6 @@ pub fn s3_event(region: &str, bucket: &str, key: &str) -> Vec<u8> {
             "object": {"key": event_key(key)},
         },
     }]})
-    .to_string()
-    .into_bytes()
 }
 
 /// The invocations that function `from`'s uploads start: an upload to the stack's own S3 (an
@@ -111,7 +103,7 @@ pub fn started_by(
                 out.push(Start {
                     function: g,
                     input: url.clone(),
-                    event: s3_event(region, bucket, key),
+                    event: s3_event(region, bucket, key).to_string().into_bytes(),
                 });
             }
         }
@@ -167,7 +159,7 @@ where
             break;
         };
         let started = match &result {
-            Ok(r) => started_by(functions, start.function, &r.uploaded(), region),
+            Ok(r) => started_by(functions, start.function, &r.uploaded, region),
             Err(_) => Vec::new(),
         };
         pending.extend(started.iter().cloned().map(|s| (Some(id), s)));
@@ -183,4 +175,17 @@ where
         steps.push(step);
     }
     steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_encoded_as_s3_encodes_them_in_events() {
+        assert_eq!(event_key("in/a b/c+d é.txt"), "in/a+b/c%2Bd+%C3%A9.txt");
+        let e = s3_event("us-east-1", "b", "in/x y.txt");
+        assert_eq!(e["Records"][0]["s3"]["object"]["key"], "in/x+y.txt");
+        assert_eq!(e["Records"][0]["s3"]["bucket"]["name"], "b");
+    }
 }
