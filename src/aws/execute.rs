@@ -110,7 +110,12 @@ impl AwsCloud {
             (ResourceKind::Function, Action::Create) => {
                 self.create_function(name, &after, &tags).await
             }
-            (ResourceKind::Function, Action::Update | Action::Replace) => {
+            // Lambda cannot recreate a function in place (nor change its package type): it
+            // goes, and comes again under its name; its permissions are separate steps after.
+            (ResourceKind::Function, Action::Replace) => {
+                self.replace_function(name, &after, &tags).await
+            }
+            (ResourceKind::Function, Action::Update) => {
                 self.update_function(step, name, account, &after, before, &tags)
                     .await
             }

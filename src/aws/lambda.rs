@@ -566,6 +566,31 @@ impl AwsCloud {
         Ok(())
     }
 
+    /// Deletes the function and creates it again under its name (`--replace`, or a change
+    /// of package type). The record of its assembled image (tags the function step does not
+    /// write unless the image was built in this run) moves to the new function.
+    pub(super) async fn replace_function(
+        &self,
+        name: &str,
+        a: &Map<String, Value>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        let mut tags = tags.clone();
+        if let Some(old) = self.get_function(name).await? {
+            let record = crate::model::tags::IMAGE_RECORD
+                .iter()
+                .map(|(t, _)| *t)
+                .chain([crate::model::tags::IMAGE_DEPLOYED]);
+            for key in record {
+                if let Some(v) = old.tags().and_then(|t| t.get(key)) {
+                    tags.entry(key.to_owned()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+        self.delete_function(name).await?;
+        self.create_function(name, a, &tags).await
+    }
+
     pub(super) async fn delete_function(&self, name: &str) -> Result<(), CloudError> {
         let r = self
             .lambda_call(name, || async {

@@ -33,6 +33,9 @@ pub struct ApplyArgs {
     /// Narrowing the plan.
     #[command(flatten)]
     pub narrow: session::TargetArgs,
+    /// Forcing replacements.
+    #[command(flatten)]
+    pub force: session::ReplaceArgs,
 }
 
 /// The arguments of `scar destroy`.
@@ -63,6 +66,7 @@ struct Options<'a> {
     destroy: bool,
     lock_wait: std::time::Duration,
     targets: Vec<crate::model::Address>,
+    replace: Vec<crate::model::Address>,
 }
 
 /// `scar apply DIR|plan.json`.
@@ -75,11 +79,12 @@ pub(super) fn apply(args: &ApplyArgs, aws: &AwsArgs, out: &Output) -> Outcome {
         destroy: false,
         lock_wait: args.lock.lock_timeout,
         targets: args.narrow.addresses()?,
+        replace: args.force.addresses()?,
     };
     if options.target.is_file() {
-        if !options.targets.is_empty() {
+        if !options.targets.is_empty() || !options.replace.is_empty() {
             return Err(Failure::Message(
-                "--target narrows a plan being made; a saved plan is applied as it was saved (plan it with --target)".into(),
+                "--target and --replace shape a plan being made; a saved plan is applied as it was saved (plan it with them)".into(),
             ));
         }
         return run_saved(&options, aws, out);
@@ -97,6 +102,7 @@ pub(super) fn destroy(args: &DestroyArgs, aws: &AwsArgs, out: &Output) -> Outcom
         destroy: true,
         lock_wait: args.lock.lock_timeout,
         targets: args.narrow.addresses()?,
+        replace: Vec::new(),
     };
     run(&options, aws, out)
 }
@@ -136,6 +142,7 @@ fn run(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
                         announce: None,
                     }),
                     targets: &args.targets,
+                    replace: &args.replace,
                     refresh_only: false,
                 };
                 match reconcile_once(cloud, &request, out).await? {
@@ -241,18 +248,21 @@ fn run_saved(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
                         &stale,
                     ));
                 }
-                let mut fresh = session::build_plan(desired, &live, file.plan.destroy);
-                // A plan saved with --target is compared with a fresh plan narrowed the same
-                // way (whatever its `targets` say, its steps must be the fresh plan's).
-                if !file.plan.targets.is_empty() {
-                    fresh = match crate::plan::target::narrow(fresh, &file.plan.targets) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            out.error(&format!("{e}; nothing was written"));
-                            return Err(Failure::Reported);
-                        }
-                    };
-                }
+                // A plan saved with --replace or --target is compared with a fresh plan
+                // shaped the same way (whatever its `replace` and `targets` say, its steps
+                // must be the fresh plan's).
+                let fresh = session::shape(
+                    session::build_plan(desired, &live, file.plan.destroy),
+                    &file.plan.replace,
+                    &file.plan.targets,
+                );
+                let mut fresh = match fresh {
+                    Ok(p) => p,
+                    Err(e) => {
+                        out.error(&format!("{e}; nothing was written"));
+                        return Err(Failure::Reported);
+                    }
+                };
                 if fresh.reshapes_workflow() && !fresh.destroy {
                     fresh.workflow_graph = Some(crate::render::graph::build(set).mermaid());
                 }

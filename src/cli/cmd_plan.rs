@@ -34,6 +34,9 @@ pub struct PlanArgs {
     /// Narrowing the plan.
     #[command(flatten)]
     pub narrow: session::TargetArgs,
+    /// Forcing replacements.
+    #[command(flatten)]
+    pub force: session::ReplaceArgs,
     /// Show only what changed outside scar since the last apply (drift), and what a normal
     /// plan would do about it; manifest changes are left out. Like every plan, writes nothing.
     #[arg(long, conflicts_with = "destroy")]
@@ -42,6 +45,7 @@ pub struct PlanArgs {
 
 pub(super) fn run(args: &PlanArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     let targets = args.narrow.addresses()?;
+    let replace = args.force.addresses()?;
     let (set, desired) = session::load_set(&args.dir, out)?;
     let rt = session::runtime()?;
     let request = Request {
@@ -52,6 +56,7 @@ pub(super) fn run(args: &PlanArgs, aws: &AwsArgs, out: &Output) -> Outcome {
         show: Show::Always(args.format),
         apply: None,
         targets: &targets,
+        replace: &replace,
         refresh_only: args.refresh_only,
     };
     let reconciled = rt.block_on(async {

@@ -233,6 +233,7 @@ impl WatchRunner<'_> {
                         announce: Some(&announce),
                     }),
                     targets: &[],
+                    replace: &[],
                     refresh_only: false,
                 };
                 reconcile_once(cloud_ref, &request, out).await
@@ -261,7 +262,7 @@ impl WatchRunner<'_> {
     fn describe(&self, cloud: &AwsCloud, reconciled: Reconciled) -> String {
         match reconciled {
             Reconciled::Refused(
-                Refusal::ReadFailed | Refusal::NotConfirmed | Refusal::UnknownTarget,
+                Refusal::ReadFailed | Refusal::NotConfirmed | Refusal::BadAddress,
             ) => "stopped early (see the error above): nothing changed".into(),
             Reconciled::Refused(Refusal::Empty) => {
                 "refused to delete every function: nothing changed".into()

@@ -54,6 +54,8 @@ pub(super) struct Request<'a> {
     pub apply: Option<Apply<'a>>,
     /// `--target`: narrow the plan to these and what they depend on (none: the whole stack).
     pub targets: &'a [Address],
+    /// `--replace`: replace these though nothing forces it.
+    pub replace: &'a [Address],
     /// `--refresh-only`: keep only the changes made outside scar (never applied).
     pub refresh_only: bool,
 }
@@ -69,8 +71,8 @@ pub(super) enum Refusal {
     TooManyDeletes(usize),
     /// Nobody confirmed.
     NotConfirmed,
-    /// A `--target` names no resource of the plan.
-    UnknownTarget,
+    /// A `--target` or `--replace` address the plan cannot take.
+    BadAddress,
 }
 
 /// How one reconcile step ended.
@@ -125,14 +127,14 @@ pub(super) async fn reconcile_once(
         return Ok(Reconciled::Refused(Refusal::Empty));
     }
     let mut plan = session::build_plan(desired, &live, request.destroy);
+    plan = match session::shape(plan, request.replace, request.targets) {
+        Ok(p) => p,
+        Err(e) => {
+            out.error(&e);
+            return Ok(Reconciled::Refused(Refusal::BadAddress));
+        }
+    };
     if !request.targets.is_empty() {
-        plan = match crate::plan::target::narrow(plan, request.targets) {
-            Ok(p) => p,
-            Err(e) => {
-                out.error(&e);
-                return Ok(Reconciled::Refused(Refusal::UnknownTarget));
-            }
-        };
         out.warn("the plan is partial (--target): changes to other resources are left out; run a full plan afterwards");
     }
     if request.refresh_only {

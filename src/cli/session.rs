@@ -99,15 +99,56 @@ impl TargetArgs {
     /// # Errors
     /// One that is not `KIND/NAME`.
     pub(super) fn addresses(&self) -> Result<Vec<crate::model::Address>, Failure> {
-        self.targets
-            .iter()
-            .map(|t| {
-                t.parse().map_err(|e: crate::model::BadAddress| {
-                    Failure::Message(format!("--target: {e}"))
-                })
-            })
-            .collect()
+        parse_addresses("--target", &self.targets)
     }
+}
+
+/// `--replace ADDRESS`, repeatable: replace resources though nothing forces it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplaceArgs {
+    /// Replace this resource though nothing forces it (such as `function/split`: deleted and
+    /// created again, its permissions after it); repeat for several. The plan shows it.
+    #[arg(long = "replace", value_name = "ADDRESS")]
+    pub replace: Vec<String>,
+}
+
+impl ReplaceArgs {
+    /// The addresses given.
+    ///
+    /// # Errors
+    /// One that is not `KIND/NAME`.
+    pub(super) fn addresses(&self) -> Result<Vec<crate::model::Address>, Failure> {
+        parse_addresses("--replace", &self.replace)
+    }
+}
+
+fn parse_addresses(flag: &str, given: &[String]) -> Result<Vec<crate::model::Address>, Failure> {
+    given
+        .iter()
+        .map(|t| {
+            t.parse()
+                .map_err(|e: crate::model::BadAddress| Failure::Message(format!("{flag}: {e}")))
+        })
+        .collect()
+}
+
+/// A fresh plan forced (`--replace`) and narrowed (`--target`) as asked: the one place both
+/// a plan being made and a saved plan's re-derivation go through, so they cannot differ.
+///
+/// # Errors
+/// An address the plan cannot take (printed by the caller).
+pub(super) fn shape(
+    mut plan: crate::plan::Plan,
+    replace: &[crate::model::Address],
+    targets: &[crate::model::Address],
+) -> Result<crate::plan::Plan, String> {
+    if !replace.is_empty() {
+        plan = crate::plan::target::replace(plan, replace)?;
+    }
+    if !targets.is_empty() {
+        plan = crate::plan::target::narrow(plan, targets)?;
+    }
+    Ok(plan)
 }
 
 /// How often a waiting run tries the lock again.

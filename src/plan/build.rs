@@ -104,6 +104,7 @@ pub fn build(desired: &DesiredGraph, live: &LiveState, destroy: bool) -> Plan {
         errors,
         workflow_graph: None,
         targets: Vec::new(),
+        replace: Vec::new(),
     }
 }
 

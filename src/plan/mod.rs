@@ -68,6 +68,11 @@ impl Action {
 pub enum Reason {
     /// Replaced because these fields cannot change in place.
     ReplaceBecauseCannotUpdate,
+    /// Replaced because `--replace` asked for it (Terraform's `replace_by_request`).
+    ReplaceByRequest,
+    /// A function's permission statement, replaced because its function is: Lambda deletes
+    /// a function's statements with it, so they are added again to the new one.
+    ReplaceWithFunction,
     /// A Batch job definition changed: a new revision is registered, then the old one is
     /// deregistered (job definitions are immutable).
     NewRevision,
@@ -185,6 +190,10 @@ pub struct Plan {
     /// plan is re-derived narrowed the same way before apply compares it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<Address>,
+    /// The `--replace` addresses forced to be replaced. A saved plan is re-derived with the
+    /// same replacements before apply compares it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replace: Vec<Address>,
 }
 
 impl Plan {
@@ -201,6 +210,7 @@ impl Plan {
             errors: Vec::new(),
             workflow_graph: None,
             targets: Vec::new(),
+            replace: Vec::new(),
         }
     }
 }

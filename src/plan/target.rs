@@ -1,10 +1,11 @@
 //! `--target ADDRESS`: a plan narrowed to some resources and what they need, as Terraform's
-//! `-target` narrows one; `--refresh-only`: a plan narrowed to what changed outside scar. Pure.
+//! `-target` narrows one; `--replace ADDRESS`: resources replaced though nothing forces it;
+//! `--refresh-only`: a plan narrowed to what changed outside scar. Pure.
 
 use std::collections::BTreeSet;
 
-use super::{Action, Plan};
-use crate::model::Address;
+use super::{Action, Cause, Plan, Reason};
+use crate::model::{Address, ResourceKind};
 
 /// `plan` narrowed to `targets`: each target's step, the steps it depends on (transitively),
 /// and, for a target deleted or replaced, the deletions of what depends on it (a function's
@@ -32,7 +33,7 @@ pub fn narrow(mut plan: Plan, targets: &[Address]) -> Result<Plan, String> {
             if keep.contains(&s.address) {
                 keep.extend(s.depends_on.iter().cloned());
                 keep.extend(s.covered_by.iter().cloned());
-            } else if s.action == Action::Delete
+            } else if matches!(s.action, Action::Delete | Action::Replace)
                 && s.depends_on.iter().any(|d| {
                     keep.contains(d)
                         && plan.steps.iter().any(|t| {
@@ -63,6 +64,90 @@ pub fn narrow(mut plan: Plan, targets: &[Address]) -> Result<Plan, String> {
         }
     ));
     plan.targets = targets.to_vec();
+    Ok(plan)
+}
+
+/// Kinds `--replace` can replace, with what replacing one does.
+const REPLACEABLE: [(ResourceKind, &str); 5] = [
+    (
+        ResourceKind::Function,
+        "deleted and created again under its name (its permissions added again after it)",
+    ),
+    (ResourceKind::FunctionImage, "built and pushed again"),
+    (ResourceKind::LambdaPermission, "removed and added again"),
+    (
+        ResourceKind::S3Trigger,
+        "its notification entry written again",
+    ),
+    (
+        ResourceKind::BatchJobDefinition,
+        "registered as a new revision, the old one deregistered",
+    ),
+];
+
+/// `plan` with `addresses` replaced though nothing forces it (`--replace`, Terraform's
+/// `-replace`): an unchanged or updated resource becomes a replacement; one being created is
+/// created as planned. A replaced function's permission statements are replaced with it
+/// (Lambda deletes them with the function), after it. The steps are ordered again.
+///
+/// # Errors
+/// An address the plan has no step for, one being deleted, or a kind that cannot be replaced
+/// (data or names others use: buckets, repositories, roles, log groups, HTTP APIs, Batch
+/// environments and queues).
+pub fn replace(mut plan: Plan, addresses: &[Address]) -> Result<Plan, String> {
+    for address in addresses {
+        let Some(step) = plan.steps.iter().find(|s| &s.address == address) else {
+            return Err(format!(
+                "--replace {address}: the plan has no such resource; its resources: {}",
+                plan.steps
+                    .iter()
+                    .map(|s| s.address.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        };
+        if !REPLACEABLE.iter().any(|(k, _)| *k == address.kind) {
+            return Err(format!(
+                "--replace {address}: a {} cannot be replaced by scar (it holds data or a name others use); these can: {}",
+                address.kind,
+                REPLACEABLE
+                    .iter()
+                    .map(|(k, what)| format!("{k} ({what})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if step.action == Action::Delete {
+            return Err(format!(
+                "--replace {address}: the plan deletes it (no manifest asks for it any more)"
+            ));
+        }
+    }
+    let forced = |s: &super::Step| {
+        addresses.contains(&s.address) && matches!(s.action, Action::NoOp | Action::Update)
+    };
+    let functions: Vec<Address> = plan
+        .steps
+        .iter()
+        .filter(|s| forced(s) && s.address.kind == ResourceKind::Function)
+        .map(|s| s.address.clone())
+        .collect();
+    for s in &mut plan.steps {
+        if forced(s) {
+            s.action = Action::Replace;
+            s.reason = Some(Reason::ReplaceByRequest);
+            s.cause = Cause::Manifest;
+        } else if s.address.kind == ResourceKind::LambdaPermission
+            && matches!(s.action, Action::NoOp | Action::Update)
+            && s.depends_on.iter().any(|d| functions.contains(d))
+        {
+            s.action = Action::Replace;
+            s.reason = Some(Reason::ReplaceWithFunction);
+            s.cause = Cause::Manifest;
+        }
+    }
+    super::order::order(&mut plan.steps);
+    plan.replace = addresses.to_vec();
     Ok(plan)
 }
 
@@ -158,5 +243,76 @@ mod tests {
             names(&narrowed),
             ["function/f", "lambda_permission/f/s3", "s3_trigger/b:f"]
         );
+    }
+
+    #[test]
+    fn a_replaced_function_takes_its_permissions_after_it_and_data_is_refused() {
+        let p = plan(vec![
+            Step::bare(IamRole, "r", Action::NoOp, &[]),
+            Step::bare(Bucket, "b", Action::NoOp, &[]),
+            Step::bare(Function, "f", Action::NoOp, &[a(IamRole, "r")]),
+            Step::bare(
+                Permission,
+                "f/s3:b",
+                Action::NoOp,
+                &[a(Function, "f"), a(Bucket, "b")],
+            ),
+            Step::bare(
+                Trigger,
+                "b:f",
+                Action::NoOp,
+                &[a(Function, "f"), a(Permission, "f/s3:b")],
+            ),
+            Step::bare(Function, "g", Action::Update, &[a(IamRole, "r")]),
+            Step::bare(Function, "old", Action::Delete, &[]),
+        ]);
+        let r = replace(p.clone(), &[a(Function, "f")]).expect("replaced");
+        let changed: Vec<(String, Action, Option<Reason>)> = r
+            .changes()
+            .map(|s| (s.address.to_string(), s.action, s.reason.clone()))
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                ("function/old".into(), Action::Delete, None),
+                (
+                    "function/f".into(),
+                    Action::Replace,
+                    Some(Reason::ReplaceByRequest)
+                ),
+                ("function/g".into(), Action::Update, None),
+                (
+                    "lambda_permission/f/s3:b".into(),
+                    Action::Replace,
+                    Some(Reason::ReplaceWithFunction)
+                ),
+            ]
+        );
+        // The trigger points at the same ARN: left alone.
+        assert_eq!(r.summary().add, 2);
+        assert_eq!(r.replace, [a(Function, "f")]);
+        // A permission waits for its function, which waits for the deletes.
+        let step = |n: &str| r.steps.iter().find(|s| s.address.to_string() == n);
+        let f = step("function/f").expect("f");
+        assert!(f.depends_on.contains(&a(Function, "old")), "{f:?}");
+        assert!(
+            step("lambda_permission/f/s3:b")
+                .expect("p")
+                .depends_on
+                .contains(&a(Function, "f"))
+        );
+        // Narrowed to the function, the permission comes too.
+        let n = narrow(r, &[a(Function, "f")]).expect("narrowed");
+        assert!(names(&n).contains(&"lambda_permission/f/s3:b".to_owned()));
+
+        let bucket = replace(p.clone(), &[a(Bucket, "b")]).expect_err("data");
+        assert!(
+            bucket.contains("a bucket cannot be replaced") && bucket.contains("function ("),
+            "{bucket}"
+        );
+        let gone = replace(p.clone(), &[a(Function, "old")]).expect_err("deleted");
+        assert!(gone.contains("the plan deletes it"), "{gone}");
+        let unknown = replace(p, &[a(Function, "nope")]).expect_err("unknown");
+        assert!(unknown.contains("no such resource"), "{unknown}");
     }
 }

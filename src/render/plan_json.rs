@@ -38,6 +38,8 @@ pub fn render(plan: &Plan) -> Value {
 fn resource_change(s: &Step) -> Value {
     let reason = s.reason.as_ref().map(|r| match r {
         Reason::ReplaceBecauseCannotUpdate => "replace_because_cannot_update",
+        Reason::ReplaceByRequest => "replace_by_request",
+        Reason::ReplaceWithFunction => "replace_with_function",
         Reason::NewRevision => "new_revision",
         Reason::DeleteBecauseNoManifest => "delete_because_no_manifest",
         Reason::DeleteBecauseDestroy => "delete_because_destroy",

@@ -176,6 +176,10 @@ fn header(s: &Step) -> String {
         (Some(crate::plan::Reason::NewRevision), _) => {
             " (job definitions cannot change; the old revision is deregistered after)"
         }
+        (Some(crate::plan::Reason::ReplaceByRequest), _) => " (as requested with --replace)",
+        (Some(crate::plan::Reason::ReplaceWithFunction), _) => {
+            " (with its function: Lambda deletes a function's permissions with it)"
+        }
         (Some(crate::plan::Reason::AdoptCreatedByAws), _) => {
             " (created by AWS for a function of this stack; taken over)"
         }
