@@ -48,16 +48,13 @@ fn planned_image(
         .iter()
         .find(|f| f.value.metadata.name == name)
         .ok_or_else(|| format!("the stack has no function `{name}`"))?;
-    let script = match &doc.value.spec.script {
-        Some(p) => std::fs::read_to_string(doc.dir().join(p))
-            .map_err(|e| format!("{}: {e}", doc.dir().join(p).display()))?,
-        None => String::new(),
-    };
+    // The script as the loader read it (inside the stack's directories, checked).
+    let script = set.script_of(doc);
     Ok(crate::model::function_image(
         &stack.value.metadata.name,
         &stack.value.spec,
         &doc.value,
-        &script,
+        script,
         &Address::new(ResourceKind::FunctionImage, name),
     ))
 }

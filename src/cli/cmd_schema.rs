@@ -10,10 +10,11 @@ use crate::manifest::schema::{self, Kind};
 /// The arguments of `scar schema`.
 #[derive(Debug, clap::Args)]
 pub struct SchemaArgs {
-    /// Which schema: manifest (any kind), stack, function or workflow.
+    /// Which schema: manifest (any kind), stack, function, workflow or overlay.
     #[arg(value_enum, default_value_t = SchemaKind::Manifest)]
     pub kind: SchemaKind,
-    /// Write all schema files (stack.json, function.json, workflow.json, manifest.json)
+    /// Write all schema files (stack.json, function.json, workflow.json, overlay.json,
+    /// manifest.json)
     /// into this directory instead of printing one.
     #[arg(long, value_name = "DIR")]
     pub write: Option<PathBuf>,
@@ -38,6 +39,7 @@ pub(super) fn run(args: &SchemaArgs) -> Outcome {
         SchemaKind::Stack => schema::schema_for(Kind::Stack),
         SchemaKind::Function => schema::schema_for(Kind::Function),
         SchemaKind::Workflow => schema::schema_for(Kind::Workflow),
+        SchemaKind::Overlay => schema::schema_for(Kind::Overlay),
     };
     let text = serde_json::to_string_pretty(&value).map_err(std::io::Error::other)?;
     let mut out = std::io::stdout().lock();

@@ -56,8 +56,11 @@ impl WatchArgs {
 
 /// True for files whose change should start a run: not editor swap or backup files, not
 /// anything under a hidden directory.
-fn relevant(path: &Path, root: &Path) -> bool {
-    let rel = path.strip_prefix(root).unwrap_or(path);
+fn relevant(path: &Path, roots: &[PathBuf]) -> bool {
+    let rel = roots
+        .iter()
+        .find_map(|r| path.strip_prefix(r).ok())
+        .unwrap_or(path);
     let hidden = rel
         .components()
         .any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
@@ -79,7 +82,11 @@ pub(super) fn run(args: &WatchArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     rt.block_on(async {
         let (tx, mut rx) = mpsc::channel::<Event>(1024);
         let files = tx.clone();
-        let watched = root.clone();
+        // An overlay's bases are followed too: an edit there changes this environment.
+        let mut roots = crate::manifest::load_dir(&args.dir).0.roots;
+        roots.retain(|r| r != &root);
+        roots.insert(0, root.clone());
+        let watched = roots.clone();
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             if let Ok(e) = res
                 && !matches!(e.kind, notify::EventKind::Access(_))
@@ -90,9 +97,11 @@ pub(super) fn run(args: &WatchArgs, aws: &AwsArgs, out: &Output) -> Outcome {
             }
         })
         .map_err(std::io::Error::other)?;
-        watcher
-            .watch(&root, notify::RecursiveMode::Recursive)
-            .map_err(std::io::Error::other)?;
+        for r in &roots {
+            watcher
+                .watch(r, notify::RecursiveMode::Recursive)
+                .map_err(std::io::Error::other)?;
+        }
         let stop = Arc::new(AtomicBool::new(false));
         tokio::spawn(stop_on_signal(stop.clone(), tx));
         println!(
@@ -307,7 +316,7 @@ mod tests {
 
     #[test]
     fn editor_droppings_and_hidden_files_start_no_run() {
-        let root = Path::new("/s");
+        let root = &[PathBuf::from("/s")][..];
         assert!(relevant(Path::new("/s/split.yaml"), root));
         assert!(relevant(Path::new("/s/scripts/run.sh"), root));
         for p in [

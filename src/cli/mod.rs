@@ -247,6 +247,8 @@ pub enum SchemaKind {
     Function,
     /// Workflow manifests.
     Workflow,
+    /// Overlay manifests (`overlay.yaml`).
+    Overlay,
 }
 
 /// Parses arguments, runs the command and returns the process exit code.

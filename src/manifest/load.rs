@@ -33,34 +33,39 @@ pub struct Doc<T> {
 }
 
 impl<T> Doc<T> {
-    /// The location of the value at `pointer` (or its nearest ancestor).
+    /// The location of the value at `pointer` (or its nearest ancestor), in the file it was
+    /// written in (an overlay's, for a value it patched).
     #[must_use]
     pub fn at(&self, pointer: &str) -> Location {
-        Location {
-            file: self.path.clone(),
-            span: self
-                .spans
-                .value(pointer)
-                .or_else(|| self.spans.nearest(pointer)),
-        }
+        self.locate(pointer, self.spans.value(pointer))
     }
 
     /// The location of the key at `pointer`, for "this field" messages.
     #[must_use]
     pub fn key_at(&self, pointer: &str) -> Location {
+        self.locate(pointer, self.spans.key(pointer))
+    }
+
+    fn locate(&self, pointer: &str, exact: Option<crate::diag::Span>) -> Location {
+        let found = self.spans.nearest_pointer(pointer);
         Location {
-            file: self.path.clone(),
-            span: self
-                .spans
-                .key(pointer)
-                .or_else(|| self.spans.nearest(pointer)),
+            file: found
+                .and_then(|p| self.spans.file(p))
+                .unwrap_or(&self.path)
+                .to_path_buf(),
+            span: exact.or_else(|| found.and_then(|p| self.spans.value(p))),
         }
     }
 
-    /// The directory holding the document's file, for resolving relative paths.
+    /// The directory of the file the value at `pointer` was written in, for resolving a
+    /// relative path it holds (a script named in an overlay is next to the overlay).
     #[must_use]
-    pub fn dir(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("."))
+    pub fn dir_of(&self, pointer: &str) -> &Path {
+        self.spans
+            .file(pointer)
+            .unwrap_or(&self.path)
+            .parent()
+            .unwrap_or(Path::new("."))
     }
 }
 
@@ -80,6 +85,9 @@ pub struct ManifestSet {
     /// Kinds of documents that were recognised but rejected (schema or type errors), so that
     /// later checks do not report them as missing.
     pub rejected: Vec<Kind>,
+    /// The directories the manifests came from, resolved: the one named, and for an overlay
+    /// its bases. Scripts must be inside one; `watch` follows them all.
+    pub roots: Vec<PathBuf>,
     /// Each function's script, read once at load (by the manifest's path and document index):
     /// only files inside the stack directory, valid UTF-8.
     pub scripts: std::collections::BTreeMap<(PathBuf, usize), String>,
@@ -134,7 +142,7 @@ pub fn field_path(pointer: &str) -> String {
 }
 
 /// Finds every manifest file below `dir`, sorted, skipping hidden folders.
-fn manifest_files(dir: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
+pub(super) fn manifest_files(dir: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     // Each folder once, by where it really is: links that loop back (or two that point at
@@ -162,7 +170,10 @@ fn manifest_files(dir: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
                 continue;
             }
             if path.is_dir() {
-                todo.push(path);
+                // A folder with an overlay.yaml is another environment, not part of this one.
+                if !super::overlay::is_overlay(&path) {
+                    todo.push(path);
+                }
             } else if (name.ends_with(".yaml") || name.ends_with(".yml"))
                 && seen.insert(std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone()))
             {
@@ -177,9 +188,20 @@ fn manifest_files(dir: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
 /// The path shown to the user: `dir` joined with the file's path below it, without a leading
 /// `./`.
 fn shown(path: &Path) -> PathBuf {
-    path.strip_prefix(".")
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|_| path.to_path_buf())
+    use std::path::Component;
+    // `envs/prod/../../split.yaml` reads as `split.yaml` (an overlay's base is named relative
+    // to it); a `..` that climbs above where the path starts is kept.
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out.iter().collect()
 }
 
 /// Loads every manifest below `dir`.
@@ -200,36 +222,62 @@ pub fn load_dir(dir: &Path) -> (ManifestSet, Diagnostics) {
         );
         return (set, diags);
     }
-    for path in manifest_files(dir, &mut diags) {
-        let shown = shown(&path);
-        match std::fs::read(&path) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => {
-                    load_text(&shown, &text, &mut set, &mut diags);
-                    set.files.push(SourceFile { path: shown, text });
-                }
-                Err(_) => diags.push(Diagnostic::error("file is not valid UTF-8").at(Location {
-                    file: shown,
-                    span: None,
-                })),
-            },
-            Err(e) => diags.push(Diagnostic::error(format!("cannot read file: {e}")).at(
-                Location {
-                    file: shown,
-                    span: None,
-                },
-            )),
-        }
+    for raw in raw_docs(dir, &mut set, &mut diags, 0) {
+        load_doc(raw, &mut set, &mut diags);
     }
     read_scripts(&mut set, &mut diags);
     (set, diags)
+}
+
+/// The documents of `dir` before their schema check: its files' documents, or for an
+/// overlay directory its base's merged with its patches and renamed. `depth` counts the
+/// overlays above (a base that leads back to itself stops).
+pub(super) fn raw_docs(
+    dir: &Path,
+    set: &mut ManifestSet,
+    diags: &mut Diagnostics,
+    depth: usize,
+) -> Vec<Doc<Value>> {
+    set.roots
+        .push(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()));
+    if super::overlay::is_overlay(dir) {
+        return super::overlay::raw_docs(dir, set, diags, depth);
+    }
+    let mut out = Vec::new();
+    for path in manifest_files(dir, diags) {
+        if let Some((shown, text)) = read_source(&path, diags) {
+            out.extend(parse_docs(&shown, &text, diags));
+            set.files.push(SourceFile { path: shown, text });
+        }
+    }
+    out
+}
+
+/// The text of a manifest file and the path shown for it; `None` (reported) when it cannot
+/// be read or is not UTF-8.
+pub(super) fn read_source(path: &Path, diags: &mut Diagnostics) -> Option<(PathBuf, String)> {
+    let shown = shown(path);
+    let at = |file: PathBuf| Location { file, span: None };
+    match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Some((shown, text)),
+            Err(_) => {
+                diags.push(Diagnostic::error("file is not valid UTF-8").at(at(shown)));
+                None
+            }
+        },
+        Err(e) => {
+            diags.push(Diagnostic::error(format!("cannot read file: {e}")).at(at(shown)));
+            None
+        }
+    }
 }
 
 /// Reads every function's `script` once. A script must be a file inside the stack directory
 /// (after following links): `/etc/passwd` or `../../secret` would put another file's content
 /// into the plan and the image. Unreadable and non-UTF-8 scripts are errors, never empty.
 fn read_scripts(set: &mut ManifestSet, diags: &mut Diagnostics) {
-    let root = std::fs::canonicalize(&set.dir).unwrap_or_else(|_| set.dir.clone());
+    let roots = set.roots.clone();
     let mut scripts = std::collections::BTreeMap::new();
     for f in &set.functions {
         let Some(script) = &f.value.spec.script else {
@@ -241,7 +289,7 @@ fn read_scripts(set: &mut ManifestSet, diags: &mut Diagnostics) {
                 .field("spec.script")
                 .hint(hint)
         };
-        let path = f.dir().join(script);
+        let path = f.dir_of("/spec/script").join(script);
         let inside =
             "a script is a file inside the stack directory, named relative to the manifest";
         if Path::new(script).is_absolute() {
@@ -264,7 +312,7 @@ fn read_scripts(set: &mut ManifestSet, diags: &mut Diagnostics) {
                 continue;
             }
         };
-        if !real.starts_with(&root) {
+        if !roots.iter().any(|r| real.starts_with(r)) {
             diags.push(problem(
                 format!("script `{script}` is outside the stack directory"),
                 inside.into(),
@@ -299,6 +347,14 @@ fn read_scripts(set: &mut ManifestSet, diags: &mut Diagnostics) {
 
 /// Loads the documents of one file's text into `set`.
 pub fn load_text(path: &Path, text: &str, set: &mut ManifestSet, diags: &mut Diagnostics) {
+    for raw in parse_docs(path, text, diags) {
+        load_doc(raw, set, diags);
+    }
+}
+
+/// The non-empty documents of one file's text, as JSON with their spans; a syntax error is
+/// reported and gives none.
+pub(super) fn parse_docs(path: &Path, text: &str, diags: &mut Diagnostics) -> Vec<Doc<Value>> {
     let docs = match yaml::parse(text) {
         Ok(d) => d,
         Err(e) => {
@@ -308,25 +364,25 @@ pub fn load_text(path: &Path, text: &str, set: &mut ManifestSet, diags: &mut Dia
                     span: Some(e.span),
                 }),
             );
-            return;
+            return Vec::new();
         }
     };
-    for (index, doc) in docs.iter().enumerate() {
-        if doc.root.value == yaml::NodeValue::Null {
-            continue;
-        }
-        let (value, spans) = yaml::to_json(&doc.root);
-        let raw = Doc {
-            path: path.to_path_buf(),
-            index,
-            spans,
-            value,
-        };
-        load_doc(raw, set, diags);
-    }
+    docs.iter()
+        .enumerate()
+        .filter(|(_, doc)| doc.root.value != yaml::NodeValue::Null)
+        .map(|(index, doc)| {
+            let (value, spans) = yaml::to_json(&doc.root);
+            Doc {
+                path: path.to_path_buf(),
+                index,
+                spans,
+                value,
+            }
+        })
+        .collect()
 }
 
-fn load_doc(raw: Doc<Value>, set: &mut ManifestSet, diags: &mut Diagnostics) {
+pub(super) fn load_doc(raw: Doc<Value>, set: &mut ManifestSet, diags: &mut Diagnostics) {
     let Some(map) = raw.value.as_object() else {
         diags.push(
             Diagnostic::error("a manifest must be a mapping")
@@ -396,16 +452,29 @@ fn load_doc(raw: Doc<Value>, set: &mut ManifestSet, diags: &mut Diagnostics) {
         spans,
         value,
     } = raw;
-    let failed =
-        match kind {
-            Kind::Stack => {
-                serde_json::from_value(value).map(|v| set.stacks.push(doc(&path, index, &spans, v)))
-            }
-            Kind::Function => serde_json::from_value(value)
-                .map(|v| set.functions.push(doc(&path, index, &spans, v))),
-            Kind::Workflow => serde_json::from_value(value)
-                .map(|v| set.workflows.push(doc(&path, index, &spans, v))),
-        };
+    let failed = match kind {
+        Kind::Stack => {
+            serde_json::from_value(value).map(|v| set.stacks.push(doc(&path, index, &spans, v)))
+        }
+        Kind::Function => {
+            serde_json::from_value(value).map(|v| set.functions.push(doc(&path, index, &spans, v)))
+        }
+        Kind::Workflow => {
+            serde_json::from_value(value).map(|v| set.workflows.push(doc(&path, index, &spans, v)))
+        }
+        Kind::Overlay => {
+            diags.push(
+                    Diagnostic::error("an Overlay is read only from a file named overlay.yaml at the top of its directory")
+                        .at(Location {
+                            file: path.clone(),
+                            span: spans.value("/kind"),
+                        })
+                        .field("kind")
+                        .hint(format!("move it into {}, or pass the directory that holds overlay.yaml", super::overlay::FILE)),
+                );
+            return;
+        }
+    };
     if let Err(e) = failed {
         // The schema accepted what serde refused: a gap between the two worth a bug report.
         tracing::debug!(
@@ -431,7 +500,7 @@ fn doc<T>(path: &Path, index: usize, spans: &SpanIndex, value: T) -> Doc<T> {
     }
 }
 
-fn issue_diagnostics(raw: &Doc<Value>, issue: &schema::SchemaIssue) -> Vec<Diagnostic> {
+pub(super) fn issue_diagnostics(raw: &Doc<Value>, issue: &schema::SchemaIssue) -> Vec<Diagnostic> {
     let p = &issue.pointer;
     let found = raw.value.pointer(p);
     match &issue.problem {

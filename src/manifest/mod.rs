@@ -7,6 +7,7 @@ pub mod check;
 pub mod contract;
 pub mod load;
 pub mod names;
+pub mod overlay;
 pub mod resolve;
 pub mod schema;
 pub mod types;

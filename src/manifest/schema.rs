@@ -10,9 +10,9 @@ use jsonschema::error::ValidationErrorKind;
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
-use super::types::{FunctionManifest, StackManifest, WorkflowManifest};
+use super::types::{FunctionManifest, OverlayManifest, StackManifest, WorkflowManifest};
 
-/// The three manifest kinds.
+/// The manifest kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     /// `kind: Stack`
@@ -21,11 +21,13 @@ pub enum Kind {
     Function,
     /// `kind: Workflow`
     Workflow,
+    /// `kind: Overlay` (only in an `overlay.yaml`)
+    Overlay,
 }
 
 impl Kind {
     /// Every kind, in documentation order.
-    pub const ALL: [Kind; 3] = [Kind::Stack, Kind::Function, Kind::Workflow];
+    pub const ALL: [Kind; 4] = [Kind::Stack, Kind::Function, Kind::Workflow, Kind::Overlay];
 
     /// The `kind:` string.
     #[must_use]
@@ -34,6 +36,7 @@ impl Kind {
             Kind::Stack => "Stack",
             Kind::Function => "Function",
             Kind::Workflow => "Workflow",
+            Kind::Overlay => "Overlay",
         }
     }
 
@@ -50,6 +53,7 @@ impl Kind {
             Kind::Stack => "stack.json",
             Kind::Function => "function.json",
             Kind::Workflow => "workflow.json",
+            Kind::Overlay => "overlay.json",
         }
     }
 }
@@ -66,6 +70,7 @@ pub fn schema_for(kind: Kind) -> Value {
         Kind::Stack => generator.into_root_schema_for::<StackManifest>(),
         Kind::Function => generator.into_root_schema_for::<FunctionManifest>(),
         Kind::Workflow => generator.into_root_schema_for::<WorkflowManifest>(),
+        Kind::Overlay => generator.into_root_schema_for::<OverlayManifest>(),
     };
     let mut v = schema.to_value();
     strip_null(&mut v);
@@ -81,6 +86,7 @@ pub fn manifest_schema() -> Value {
         ("Stack", generator.subschema_for::<StackManifest>()),
         ("Function", generator.subschema_for::<FunctionManifest>()),
         ("Workflow", generator.subschema_for::<WorkflowManifest>()),
+        ("Overlay", generator.subschema_for::<OverlayManifest>()),
     ];
     let all_of: Vec<Value> = refs
         .iter()
@@ -95,12 +101,12 @@ pub fn manifest_schema() -> Value {
     let mut v = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "scar manifest",
-        "description": "Any scar manifest (Stack, Function or Workflow), chosen by `kind`.",
+        "description": "Any scar manifest (Stack, Function, Workflow or Overlay), chosen by `kind`.",
         "type": "object",
         "required": ["apiVersion", "kind"],
         "properties": {
             "apiVersion": {"const": super::types::API_VERSION},
-            "kind": {"enum": ["Stack", "Function", "Workflow"]},
+            "kind": {"enum": ["Stack", "Function", "Workflow", "Overlay"]},
         },
         "allOf": all_of,
         "$defs": defs,

@@ -653,3 +653,45 @@ pub struct EdgeSpec {
     /// The bucket the edge must go through, when it matters.
     pub bucket: Option<String>,
 }
+
+kind_enum!(OverlayKind, Overlay);
+
+/// An Overlay: one environment of a stack, in the Kustomize way. It lives in a file named
+/// `overlay.yaml` at the top of its directory; the other manifests there are partial
+/// manifests merged into the base's documents of the same kind and name (a JSON merge patch:
+/// mappings merge, anything else replaces, `null` removes), or whole new documents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "scar Overlay")]
+pub struct OverlayManifest {
+    /// Always `scar/v1alpha1`.
+    pub api_version: ApiVersion,
+    /// Always `Overlay`.
+    pub kind: OverlayKind,
+    /// `name` names the environment (shown in messages).
+    pub metadata: Metadata,
+    /// The base and the names of this environment.
+    pub spec: OverlaySpec,
+}
+
+/// What an Overlay builds on and how it renames.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OverlaySpec {
+    /// The base: a stack directory (or another overlay's), relative to this file.
+    #[schemars(length(min = 1))]
+    pub base: String,
+    /// Put before the name of the stack, every function and workflow, and every S3 bucket
+    /// (those with no `provider`), so environments never share one.
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^[a-z0-9-]*$"))]
+    pub name_prefix: String,
+    /// Put after those names.
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^[a-z0-9-]*$"))]
+    pub name_suffix: String,
+    /// Buckets named outright in this environment (base name: this environment's name),
+    /// instead of prefixed and suffixed: a bucket that already exists, or one shared.
+    #[serde(default)]
+    pub buckets: BTreeMap<String, String>,
+}

@@ -412,6 +412,9 @@ pub fn parse(text: &str) -> Result<Vec<YamlDocument>, YamlError> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SpanIndex {
     entries: HashMap<String, (Option<Span>, Span)>,
+    /// Pointers whose value was written in another file than the document's (an overlay's
+    /// patch merged into a base document), with that file.
+    files: HashMap<String, std::path::PathBuf>,
 }
 
 impl SpanIndex {
@@ -430,16 +433,49 @@ impl SpanIndex {
     /// The span of `pointer`, or of the nearest ancestor that exists.
     #[must_use]
     pub fn nearest(&self, pointer: &str) -> Option<Span> {
+        self.nearest_pointer(pointer).and_then(|p| self.value(p))
+    }
+
+    /// `pointer`, or its nearest ancestor that has a span.
+    #[must_use]
+    pub fn nearest_pointer<'a>(&self, pointer: &'a str) -> Option<&'a str> {
         let mut p = pointer;
         loop {
-            if let Some(s) = self.value(p) {
-                return Some(s);
+            if self.entries.contains_key(p) {
+                return Some(p);
             }
             match p.rfind('/') {
                 Some(i) => p = &p[..i],
                 None => return None,
             }
         }
+    }
+
+    /// The file the value at `pointer` was written in, when it is not the document's own.
+    #[must_use]
+    pub fn file(&self, pointer: &str) -> Option<&std::path::Path> {
+        self.files.get(pointer).map(std::path::PathBuf::as_path)
+    }
+
+    /// Makes the value at `pointer`, and everything below it, come from `other` (the same
+    /// pointers in a patch written in `file`): what a merge that replaced the value there
+    /// must record, so that a problem in it is shown where it was written.
+    pub fn graft(&mut self, pointer: &str, other: &SpanIndex, file: &std::path::Path) {
+        let under = |p: &str| p == pointer || p.starts_with(&format!("{pointer}/"));
+        self.entries.retain(|p, _| !under(p));
+        self.files.retain(|p, _| !under(p));
+        for (p, e) in other.entries.iter().filter(|(p, _)| under(p)) {
+            self.entries.insert(p.clone(), *e);
+            let from = other.file(p).unwrap_or(file);
+            self.files.insert(p.clone(), from.to_path_buf());
+        }
+    }
+
+    /// Forgets the value at `pointer` and everything below it (a merge removed it).
+    pub fn remove(&mut self, pointer: &str) {
+        let under = |p: &str| p == pointer || p.starts_with(&format!("{pointer}/"));
+        self.entries.retain(|p, _| !under(p));
+        self.files.retain(|p, _| !under(p));
     }
 }
 

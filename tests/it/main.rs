@@ -9,6 +9,7 @@ mod support;
 mod acceptance;
 mod architecture;
 mod batch_http;
+mod environments;
 mod faults;
 mod gitops_doc;
 mod graph;

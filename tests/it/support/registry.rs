@@ -64,7 +64,9 @@ pub fn shared() -> &'static Registry {
 /// `SCAR_REGISTRY_ENDPOINTS` sending Docker Hub and moto's ECR to `r`.
 #[must_use]
 pub fn endpoints(r: &Registry) -> String {
-    format!("docker.io=http://{0},{MOTO_ECR}=http://{0}", r.host())
+    // moto's ECR in the other region a test uses (an environment in eu-west-1) too.
+    let (host, other) = (r.host(), MOTO_ECR.replace("us-east-1", "eu-west-1"));
+    format!("docker.io=http://{host},{MOTO_ECR}=http://{host},{other}=http://{host}")
 }
 
 /// A supervisor-layer cache shared by the tests (compressing the supervisor once).
