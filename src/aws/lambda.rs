@@ -273,6 +273,9 @@ impl AwsCloud {
                 })
                 .collect(),
             tags: t,
+            reserved_concurrency: out
+                .concurrency()
+                .and_then(|c| c.reserved_concurrent_executions()),
         });
         let arn = c.function_arn().unwrap_or_default().to_owned();
         let mut outputs = BTreeMap::new();
@@ -463,6 +466,24 @@ impl AwsCloud {
         })
         .await?;
         self.wait_ready(name).await?;
+        if let Some(n) = f.reserved_concurrency {
+            self.put_concurrency(name, n).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets the function's reserved concurrency.
+    async fn put_concurrency(&self, name: &str, n: i32) -> Result<(), CloudError> {
+        self.lambda_call(name, || async {
+            self.lambda
+                .put_function_concurrency()
+                .function_name(name)
+                .reserved_concurrent_executions(n)
+                .send()
+                .await
+                .map_err(|e| classify("lambda:PutFunctionConcurrency", &e))
+        })
+        .await?;
         Ok(())
     }
 
@@ -538,6 +559,11 @@ impl AwsCloud {
             })
             .await?;
             self.wait_ready(name).await?;
+        }
+        if changed("reserved_concurrency")
+            && let Some(n) = f.reserved_concurrency
+        {
+            self.put_concurrency(name, n).await?;
         }
         let arn = format!("arn:aws:lambda:{}:{account}:function:{name}", self.region);
         let stale = stale_tag_keys(&step.address, before, tags)?;

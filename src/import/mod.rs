@@ -517,6 +517,9 @@ impl<'a> StackBuilder<'a> {
             vpc: None,
             file_systems: Vec::new(),
             tags: BTreeMap::new(),
+            reserved_concurrency: None,
+            deletion_protection: None,
+            ignore_changes: Vec::new(),
         };
         self.lambda_options(r, &mut l, &lp, &name, &mut spec);
         self.container(r, &mut l, &lp, &name, &mut spec);

@@ -54,6 +54,8 @@ pub struct Effective {
     pub environment: BTreeMap<String, EnvValue>,
     /// Batch settings merged field by field, when either side has any.
     pub batch: Option<BatchSpec>,
+    /// Deletion protection.
+    pub deletion_protection: bool,
 }
 
 /// Resolves a function's effective settings.
@@ -97,6 +99,10 @@ pub fn effective(stack: Option<&StackSpec>, f: &FunctionSpec) -> Effective {
         vpc: f.vpc.clone().or_else(|| d.and_then(|d| d.vpc.clone())),
         environment,
         batch: merge_batch(d.and_then(|d| d.batch.as_ref()), f.batch.as_ref()),
+        deletion_protection: f
+            .deletion_protection
+            .or(d.and_then(|d| d.deletion_protection))
+            .unwrap_or(false),
     }
 }
 

@@ -150,6 +150,8 @@ pub struct FunctionDefaults {
     pub environment: BTreeMap<String, EnvValue>,
     /// Batch settings merged under each function's own (useful for shared networking).
     pub batch: Option<BatchSpec>,
+    /// Deletion protection for every function that does not say otherwise.
+    pub deletion_protection: Option<bool>,
 }
 
 /// Storage providers besides the stack's own S3, referenced by outputs as `<type>.<id>`.
@@ -384,6 +386,56 @@ pub struct FunctionSpec {
     /// Tags for this function's resources, on top of the stack's.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Concurrent executions reserved for the function (0 stops it from running). Unset:
+    /// scar leaves whatever is set live alone.
+    #[schemars(range(min = 0, max = 100000))]
+    pub reserved_concurrency: Option<u32>,
+    /// When true, a plan that would delete or replace the function is an error, even once its
+    /// manifest is gone (the protection is recorded on the function). Turn it off and apply
+    /// before deleting.
+    pub deletion_protection: Option<bool>,
+    /// Fields another system owns: their live values are kept (the manifest's are used only
+    /// to create the function).
+    #[serde(default)]
+    pub ignore_changes: Vec<IgnorableField>,
+}
+
+/// A function field `ignoreChanges` can name.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum IgnorableField {
+    /// `memory`
+    Memory,
+    /// `timeout`
+    Timeout,
+    /// `ephemeralStorage`
+    EphemeralStorage,
+    /// `description`
+    Description,
+    /// `reservedConcurrency`
+    ReservedConcurrency,
+    /// `vpc`
+    Vpc,
+    /// `fileSystems`
+    FileSystems,
+}
+
+impl IgnorableField {
+    /// The function attribute it stands for.
+    #[must_use]
+    pub fn attribute(self) -> &'static str {
+        match self {
+            IgnorableField::Memory => "memory",
+            IgnorableField::Timeout => "timeout",
+            IgnorableField::EphemeralStorage => "ephemeral_storage",
+            IgnorableField::Description => "description",
+            IgnorableField::ReservedConcurrency => "reserved_concurrency",
+            IgnorableField::Vpc => "vpc",
+            IgnorableField::FileSystems => "file_systems",
+        }
+    }
 }
 
 /// One S3 trigger.

@@ -390,6 +390,9 @@ pub struct FunctionAttrs<R = String> {
     pub file_systems: Vec<FileSystem>,
     /// Tags, ownership tags included.
     pub tags: BTreeMap<String, String>,
+    /// Reserved concurrency; none in a desired function: not managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_concurrency: Option<i32>,
 }
 
 impl<R> FunctionAttrs<R> {

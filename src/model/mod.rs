@@ -40,6 +40,9 @@ pub mod tags {
     /// policy holds scar statements). A plan reads the policy (`GetPolicy`, 15 req/s) only of
     /// functions that have such statements now or had them at the last apply.
     pub const S3_INVOKE: &str = "scar:s3-invoke";
+    /// On a function with `deletionProtection: true`: a plan that would delete or replace it
+    /// is an error, whatever the manifests say now (the manifest may be gone).
+    pub const DELETION_PROTECTION: &str = "scar:deletion-protection";
     /// On a function with an assembled image: the supervisor version inside it.
     pub const SUPERVISOR: &str = "scar:supervisor";
     /// On such a function: the base image as the manifest names it.
@@ -147,6 +150,9 @@ pub struct DesiredGraph {
     pub delete_empty_buckets: bool,
     /// Resources, sorted by address.
     pub resources: Vec<DesiredResource>,
+    /// Attributes whose live values a plan keeps (`ignoreChanges`), by resource.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ignore_changes: BTreeMap<Address, Vec<String>>,
 }
 
 impl DesiredGraph {
@@ -308,6 +314,26 @@ pub fn build(set: &ManifestSet) -> Option<DesiredGraph> {
         delete_empty_buckets: spec.buckets.deletion_policy
             == crate::manifest::types::DeletionPolicy::DeleteIfEmpty,
         resources: out,
+        ignore_changes: set
+            .functions
+            .iter()
+            .filter(|f| !f.value.spec.ignore_changes.is_empty())
+            .map(|f| {
+                let mut fields: Vec<String> = f
+                    .value
+                    .spec
+                    .ignore_changes
+                    .iter()
+                    .map(|i| i.attribute().to_owned())
+                    .collect();
+                fields.sort();
+                fields.dedup();
+                (
+                    Address::new(ResourceKind::Function, f.value.metadata.name.clone()),
+                    fields,
+                )
+            })
+            .collect(),
     })
 }
 
@@ -430,6 +456,9 @@ fn function_resources(
         tags::S3_INVOKE.into(),
         (!spec.input.is_empty() || spec.http.is_some()).to_string(),
     );
+    if eff.deletion_protection {
+        function_tags.insert(tags::DELETION_PROTECTION.into(), "true".into());
+    }
     let attrs = attrs::to_attrs(&FunctionAttrs::<Value> {
         image,
         // A prebuilt image gets its script through the environment; an assembled one has it
@@ -455,6 +484,7 @@ fn function_resources(
             })
             .collect(),
         tags: function_tags,
+        reserved_concurrency: spec.reserved_concurrency.map(int),
     });
     let mut depends_on = vec![log_group.clone()];
     if assembled {

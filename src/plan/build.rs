@@ -71,6 +71,9 @@ pub fn build(desired: &DesiredGraph, live: &LiveState, destroy: bool) -> Plan {
                 continue;
             }
         }
+        if super::protected(Some(&l.attrs)) {
+            errors.push(super::protection_error(address, "delete"));
+        }
         steps.push(Step {
             address: address.clone(),
             action: Action::Delete,
@@ -117,7 +120,17 @@ fn desired_step(
     notes: &mut Vec<String>,
 ) -> Option<Step> {
     let address = &d.address;
-    let (after, unknown) = resolve(&d.attrs, graph, live, pending);
+    let (mut after, unknown) = resolve(&d.attrs, graph, live, pending);
+    // `ignoreChanges`: another system owns these fields; the live values stand.
+    if let (Some(l), Some(fields)) = (live.get(address), graph.ignore_changes.get(address)) {
+        for k in fields {
+            match l.attrs.get(k) {
+                Some(v) => after.insert(k.clone(), v.clone()),
+                None => after.remove(k),
+            };
+        }
+    }
+    let after = after;
     let step = |action, reason, cause, changes, before: Option<&LiveResource>| Step {
         address: address.clone(),
         action,
@@ -417,6 +430,7 @@ mod tests {
             account_id: None,
             delete_empty_buckets: false,
             resources,
+            ignore_changes: BTreeMap::new(),
         }
     }
 
@@ -489,6 +503,45 @@ mod tests {
         let plan = build(&graph(vec![d]), &live, false);
         let step = plan.changes().next().expect("one change");
         assert_eq!(step.cause, Cause::Drift);
+    }
+
+    #[test]
+    fn ignored_fields_keep_their_live_values_and_others_still_change() {
+        let mut d = function(512);
+        d.attrs.insert("timeout".into(), json!(60));
+        let mut live = live_of(&d, Owner::ThisStack, true);
+        if let Some(l) = live.resources.values_mut().next() {
+            l.attrs.insert("memory".into(), json!(3008));
+            l.attrs.insert("timeout".into(), json!(30));
+        }
+        let mut g = graph(vec![d]);
+        g.ignore_changes.insert(
+            Address::new(ResourceKind::Function, "f"),
+            vec!["memory".into()],
+        );
+        let plan = build(&g, &live, false);
+        let step = plan.changes().next().expect("the timeout");
+        let fields: Vec<&str> = step.changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["timeout"]);
+        // What apply writes keeps the live memory.
+        assert_eq!(
+            step.after.as_ref().and_then(|a| a.get("memory")),
+            Some(&json!(3008))
+        );
+    }
+
+    #[test]
+    fn a_protected_function_cannot_be_deleted_even_with_its_manifest_gone() {
+        let mut d = function(512);
+        if let Some(Value::Object(t)) = d.attrs.get_mut("tags") {
+            t.insert(tags::DELETION_PROTECTION.into(), json!("true"));
+        }
+        let live = live_of(&d, Owner::ThisStack, true);
+        for (desired, destroy) in [(graph(Vec::new()), false), (graph(vec![d]), true)] {
+            let plan = build(&desired, &live, destroy);
+            assert_eq!(plan.errors.len(), 1, "{plan:?}");
+            assert!(plan.errors[0].message.contains("deletion protection is on"));
+        }
     }
 
     #[test]

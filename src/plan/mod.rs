@@ -252,6 +252,30 @@ impl Step {
     }
 }
 
+/// True when the live attributes `before` carry deletion protection (the tag
+/// `deletionProtection: true` writes on a function).
+#[must_use]
+pub fn protected(before: Option<&Map<String, Value>>) -> bool {
+    before
+        .and_then(|b| b.get("tags"))
+        .and_then(|t| t.get(crate::model::tags::DELETION_PROTECTION))
+        .and_then(Value::as_str)
+        == Some("true")
+}
+
+/// The plan error for a step that would `what` (delete, replace) a protected resource.
+#[must_use]
+pub fn protection_error(address: &Address, what: &str) -> PlanError {
+    PlanError {
+        address: address.clone(),
+        message: format!("deletion protection is on: the plan would {what} it"),
+        hint: Some(format!(
+            "if that is meant, set `deletionProtection: false` in its manifest and apply first (the protection is recorded on the resource, tag {}), then {what} it",
+            crate::model::tags::DELETION_PROTECTION
+        )),
+    }
+}
+
 impl Plan {
     /// Add/change/destroy counts.
     #[must_use]

@@ -122,6 +122,14 @@ pub fn replace(mut plan: Plan, addresses: &[Address]) -> Result<Plan, String> {
                 "--replace {address}: the plan deletes it (no manifest asks for it any more)"
             ));
         }
+        if super::protected(step.before.as_ref()) {
+            let e = super::protection_error(address, "replace");
+            return Err(format!(
+                "--replace {address}: {}; {}",
+                e.message,
+                e.hint.unwrap_or_default()
+            ));
+        }
     }
     let forced = |s: &super::Step| {
         addresses.contains(&s.address) && matches!(s.action, Action::NoOp | Action::Update)

@@ -880,3 +880,121 @@ async fn replace_recreates_a_function_then_its_permission_and_the_trigger_still_
     );
     assert!(policy.contains("s3.amazonaws.com"), "{policy}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn protection_and_ignored_fields_hold_against_plans_that_would_undo_them() {
+    let moto = Moto::start();
+    let dir = stack();
+    let d = dir.path();
+    let thumbs = d.join("thumbs.yaml");
+    let protected = THUMBS.replace(
+        "  image: grycap/imagemagick\n",
+        "  image: grycap/imagemagick\n  deletionProtection: true\n  reservedConcurrency: 5\n  ignoreChanges: [reservedConcurrency, memory]\n",
+    );
+    write(&thumbs, &protected);
+    ok(&moto.scar(d, &["apply", ".", "--auto-approve"]));
+    let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
+    let read = || async {
+        let f = lambda
+            .get_function()
+            .function_name("thumbs")
+            .send()
+            .await
+            .expect("function");
+        (
+            f.concurrency()
+                .and_then(|c| c.reserved_concurrent_executions()),
+            f.configuration().and_then(|c| c.memory_size()),
+            f.configuration().and_then(|c| c.timeout()),
+            f.tags()
+                .and_then(|t| t.get("scar:deletion-protection"))
+                .cloned(),
+        )
+    };
+    assert_eq!(
+        read().await,
+        (Some(5), Some(512), Some(300), Some("true".into()))
+    );
+
+    // Operations raise the concurrency and the memory during an incident: scar keeps them.
+    lambda
+        .put_function_concurrency()
+        .function_name("thumbs")
+        .reserved_concurrent_executions(50)
+        .send()
+        .await
+        .expect("ops");
+    lambda
+        .update_function_configuration()
+        .function_name("thumbs")
+        .memory_size(3008)
+        .send()
+        .await
+        .expect("ops");
+    let quiet = moto.scar(d, &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(quiet.status.code(), Some(0), "{}", stdout(&quiet));
+    write(
+        &thumbs,
+        &protected.replace(
+            "  reservedConcurrency: 5\n",
+            "  reservedConcurrency: 5\n  timeout: 60\n",
+        ),
+    );
+    let plan = stdout(&moto.scar(d, &["plan", "."]));
+    assert!(
+        plan.contains("timeout = 300 -> 60")
+            && !plan.contains("memory")
+            && !plan.contains("reserved"),
+        "{plan}"
+    );
+    ok(&moto.scar(d, &["apply", ".", "--auto-approve"]));
+    assert_eq!(
+        read().await,
+        (Some(50), Some(3008), Some(60), Some("true".into()))
+    );
+
+    // Its manifest gone, or the stack destroyed, or a replace: refused, nothing deleted.
+    std::fs::remove_file(&thumbs).expect("rm");
+    for args in [
+        &["plan", "."][..],
+        &["apply", ".", "--auto-approve"],
+        &["destroy", ".", "--auto-approve"],
+    ] {
+        let refused = moto.scar(d, args);
+        assert_eq!(refused.status.code(), Some(1), "{args:?}");
+        assert!(
+            stdout(&refused).contains("deletion protection is on")
+                || stderr(&refused).contains("deletion protection is on"),
+            "{args:?}: {}{}",
+            stdout(&refused),
+            stderr(&refused)
+        );
+    }
+    write(&thumbs, &protected);
+    let replace = moto.scar(d, &["plan", ".", "--replace", "function/thumbs"]);
+    assert_eq!(replace.status.code(), Some(1));
+    assert!(
+        stderr(&replace).contains("deletion protection is on"),
+        "{}",
+        stderr(&replace)
+    );
+    assert!(read().await.0.is_some(), "still there");
+
+    // Turned off and applied, then deleted.
+    write(
+        &thumbs,
+        &protected.replace("deletionProtection: true", "deletionProtection: false"),
+    );
+    ok(&moto.scar(d, &["apply", ".", "--auto-approve"]));
+    std::fs::remove_file(&thumbs).expect("rm");
+    ok(&moto.scar(d, &["apply", ".", "--auto-approve"]));
+    assert!(
+        lambda
+            .get_function()
+            .function_name("thumbs")
+            .send()
+            .await
+            .is_err(),
+        "deleted"
+    );
+}

@@ -95,6 +95,21 @@ pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
 fn check_one(set: &ManifestSet, f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics) {
     let spec = &f.value.spec;
     check_image(set, f, out);
+    if spec.reserved_concurrency.is_none()
+        && let Some(i) = spec
+            .ignore_changes
+            .iter()
+            .position(|i| *i == crate::manifest::types::IgnorableField::ReservedConcurrency)
+    {
+        out.push(
+            Diagnostic::warning(
+                "ignoreChanges names reservedConcurrency, which the function does not set: scar leaves it alone anyway",
+            )
+            .at(f.at(&format!("/spec/ignoreChanges/{i}")))
+            .field(format!("spec.ignoreChanges[{i}]"))
+            .hint("set `reservedConcurrency` (used when the function is created), or remove the entry"),
+        );
+    }
     if eff.timeout_threshold >= eff.timeout {
         out.push(
             Diagnostic::error(format!(
