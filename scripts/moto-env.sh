@@ -12,8 +12,13 @@ if [ -z "${SCAR_MOTO_SERVER:-}" ]; then
     python3 -m venv "$ROOT/.venv-moto"
     "$ROOT/.venv-moto/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
   fi
+  # The reference Prometheus text parser, which the watcher's /metrics test reads with.
+  if ! "$ROOT/.venv-moto/bin/python" -c "import prometheus_client" 2>/dev/null; then
+    "$ROOT/.venv-moto/bin/pip" install --quiet --disable-pip-version-check "prometheus-client==0.26.0"
+  fi
   export SCAR_MOTO_SERVER="$ROOT/.venv-moto/bin/moto_server"
 fi
+export SCAR_TEST_PYTHON="${SCAR_TEST_PYTHON:-$(dirname "$SCAR_MOTO_SERVER")/python}"
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 
 # start_moto: starts moto_server on a free loopback port, waits until it answers, and sets

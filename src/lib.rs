@@ -10,7 +10,7 @@
 //! - `plan` (desired against live, pure), `render` (what users read);
 //! - `model` (the desired graph and live state), `image` (daemonless images), `import`;
 //! - `manifest` (load, schema, checks and the supervisor's contract), `diag`, `cloud` (the
-//!   errors and retry policy every adapter shares), `text`.
+//!   errors and retry policy every adapter shares), `text`, `net` (one HTTP POST).
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +25,7 @@ pub mod local;
 pub mod lock;
 pub mod manifest;
 pub mod model;
+pub mod net;
 pub mod plan;
 pub mod render;
 pub mod text;

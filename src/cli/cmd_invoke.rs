@@ -184,34 +184,11 @@ fn http_target(url: &str, endpoint: Option<&str>) -> String {
 }
 
 async fn post(url: &str, body: Vec<u8>, asynchronous: bool) -> Result<(u16, Vec<u8>), String> {
-    use http_body_util::BodyExt as _;
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
-        .map_err(|e| format!("TLS roots: {e}"))?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build::<_, http_body_util::Full<hyper::body::Bytes>>(connector);
-    let mut req = hyper::Request::post(url).header("content-type", "application/octet-stream");
+    let mut headers = vec![("content-type", "application/octet-stream")];
     if asynchronous {
-        req = req.header("X-Amz-Invocation-Type", "Event");
+        headers.push(("X-Amz-Invocation-Type", "Event"));
     }
-    let req = req
-        .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
-    let resp = client
-        .request(req)
-        .await
-        .map_err(|e| format!("POST {url}: {e}"))?;
-    let status = resp.status().as_u16();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("reading the answer of {url}: {e}"))?
-        .to_bytes();
-    Ok((status, bytes.to_vec()))
+    crate::net::post(url, &headers, body).await
 }
 
 /// How `scar invoke` is asked to call.

@@ -6,8 +6,8 @@
 //! in flight finish, release the lock and exit 0.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use notify::Watcher as _;
@@ -20,7 +20,9 @@ use super::reconcile::{Apply, Reconciled, Refusal, Request, Show, reconcile_once
 use super::{AwsArgs, session};
 use crate::aws::AwsCloud;
 use crate::lock::Operation;
-use crate::watch::{Event, Ran, Reason, Runner, Timing, watch};
+use crate::watch::git::GitSource;
+use crate::watch::metrics::{self, Metrics};
+use crate::watch::{Event, Ran, Reason, Runner, Timing, serve, watch, webhook};
 
 /// The arguments of `scar watch`.
 #[derive(Debug, clap::Args)]
@@ -45,6 +47,29 @@ pub struct WatchArgs {
     /// Steps run at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallelism: u16,
+    /// Serve `/healthz` (JSON) and `/metrics` (Prometheus text) on this address, such as
+    /// 127.0.0.1:9090. Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Follow this Git remote instead of the folder: fetch it every --poll and apply the
+    /// committed tree of --branch (DIR is then a path inside the repository). Uncommitted
+    /// edits are never applied.
+    #[arg(long, value_name = "URL")]
+    pub git: Option<String>,
+    /// The branch followed with --git.
+    #[arg(long, default_value = "main", requires = "git")]
+    pub branch: String,
+    /// How often the Git remote is fetched.
+    #[arg(long, default_value = "1m", value_parser = crate::watch::parse_duration, requires = "git")]
+    pub poll: std::time::Duration,
+    /// POST a JSON notification to this URL when a run fails and when a run sets back
+    /// changes made outside scar.
+    #[arg(long, value_name = "URL")]
+    pub notify: Option<String>,
+    /// Pause while this file exists: runs are skipped (and counted as paused). SIGUSR1
+    /// pauses and SIGUSR2 resumes as well.
+    #[arg(long, value_name = "PATH")]
+    pub pause_file: Option<PathBuf>,
 }
 
 impl WatchArgs {
@@ -76,37 +101,64 @@ fn relevant(path: &Path, roots: &[PathBuf]) -> bool {
 }
 
 pub(super) fn run(args: &WatchArgs, aws: &AwsArgs, out: &Output) -> Outcome {
-    let root = std::fs::canonicalize(&args.dir)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", args.dir.display())))?;
+    let source = match &args.git {
+        Some(url) => {
+            let cache = crate::image::build::cache_dir()
+                .ok_or("no cache folder for the Git mirror: set SCAR_CACHE_DIR, XDG_CACHE_HOME or HOME")
+                .map_err(|e| super::exit::Failure::Message(e.into()))?;
+            let s =
+                GitSource::new(url, &args.branch, &cache).map_err(super::exit::Failure::Message)?;
+            if args.dir.is_absolute() {
+                return Err(super::exit::Failure::Message(format!(
+                    "with --git, DIR is a path inside the repository, such as manifests/wordcount; `{}` is absolute",
+                    args.dir.display()
+                )));
+            }
+            Some(s)
+        }
+        None => None,
+    };
     let rt = session::runtime()?;
     rt.block_on(async {
         let (tx, mut rx) = mpsc::channel::<Event>(1024);
-        let files = tx.clone();
-        // An overlay's bases are followed too: an edit there changes this environment.
-        let mut roots = crate::manifest::load_dir(&args.dir).0.roots;
-        roots.retain(|r| r != &root);
-        roots.insert(0, root.clone());
-        let watched = roots.clone();
-        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if let Ok(e) = res
-                && !matches!(e.kind, notify::EventKind::Access(_))
-                && e.paths.iter().any(|p| relevant(p, &watched))
-            {
-                // A full channel already means "something changed".
-                let _ = files.try_send(Event::FileChanged);
+        let metrics = Arc::new(Mutex::new(Metrics::default()));
+        let _server = match args.listen {
+            Some(addr) => {
+                let (bound, task) = serve::start(addr, metrics.clone())
+                    .await
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("--listen {addr}: {e}")))?;
+                println!("[watch] serving /healthz and /metrics on http://{bound}");
+                Some(AbortOnDrop(task))
             }
-        })
-        .map_err(std::io::Error::other)?;
-        for r in &roots {
-            watcher
-                .watch(r, notify::RecursiveMode::Recursive)
-                .map_err(std::io::Error::other)?;
-        }
+            None => None,
+        };
+        // The folder's watcher, or the Git poller: either says "something changed".
+        let (_watcher, _poller) = match &source {
+            None => (Some(watch_files(&args.dir, tx.clone())?), None),
+            Some(s) => {
+                // Fetched once before the poller starts, so that it knows the commit the
+                // first run applies (a failure here is the first run's to report).
+                let _ = s.fetch().await;
+                let poller = tokio::spawn(poll_git(s.clone(), args.poll, tx.clone()));
+                (None, Some(AbortOnDrop(poller)))
+            }
+        };
         let stop = Arc::new(AtomicBool::new(false));
-        tokio::spawn(stop_on_signal(stop.clone(), tx));
+        let paused = Arc::new(AtomicBool::new(false));
+        tokio::spawn(stop_on_signal(stop.clone(), tx.clone()));
+        tokio::spawn(pause_on_signal(paused.clone(), tx));
+        let what = match &source {
+            Some(s) => format!(
+                "{} in {} (branch {}, fetched every {:?})",
+                args.dir.display(),
+                s.shown_url(),
+                s.branch(),
+                args.poll
+            ),
+            None => args.dir.display().to_string(),
+        };
         println!(
-            "[watch] watching {} (debounce {:?}, interval {}){}",
-            args.dir.display(),
+            "[watch] watching {what} (debounce {:?}, interval {}){}",
             args.debounce,
             args.interval()
                 .map_or_else(|| "off".to_owned(), |i| format!("{i:?}")),
@@ -118,19 +170,106 @@ pub(super) fn run(args: &WatchArgs, aws: &AwsArgs, out: &Output) -> Outcome {
             out,
             dir: args.dir.to_path_buf(),
             stop,
+            paused,
             cloud: None,
             n: 0,
+            metrics,
+            source,
         };
         let timing = Timing {
             debounce: args.debounce,
             interval: args.interval(),
         };
         let runs = watch(&mut rx, timing, &mut runner).await;
-        drop(watcher);
         println!("[watch] stopped after {runs} runs");
         tracing::info!(runs, "watch stopped");
         Ok(Done::Success)
     })
+}
+
+/// A task that ends when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Watches the stack directory (and an overlay's bases) for changes.
+fn watch_files(dir: &Path, tx: mpsc::Sender<Event>) -> std::io::Result<notify::RecommendedWatcher> {
+    let root = std::fs::canonicalize(dir)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+    // An overlay's bases are followed too: an edit there changes this environment.
+    let mut roots = crate::manifest::load_dir(dir).0.roots;
+    roots.retain(|r| r != &root);
+    roots.insert(0, root);
+    let watched = roots.clone();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(e) = res
+            && !matches!(e.kind, notify::EventKind::Access(_))
+            && e.paths.iter().any(|p| relevant(p, &watched))
+        {
+            // A full channel already means "something changed".
+            let _ = tx.try_send(Event::FileChanged);
+        }
+    })
+    .map_err(std::io::Error::other)?;
+    for r in &roots {
+        watcher
+            .watch(r, notify::RecursiveMode::Recursive)
+            .map_err(std::io::Error::other)?;
+    }
+    Ok(watcher)
+}
+
+/// Fetches the remote every `every`; a new commit on the branch is a change. The runner
+/// fetches at start-up itself; fetch failures are logged and tried again at the next poll.
+async fn poll_git(source: GitSource, every: Duration, tx: mpsc::Sender<Event>) {
+    let mut last = source.head().await.ok();
+    loop {
+        tokio::time::sleep(every).await;
+        match source.fetch().await {
+            Ok(commit) if last.as_deref() != Some(commit.as_str()) => {
+                tracing::info!(commit, "the branch moved");
+                last = Some(commit);
+                let _ = tx.try_send(Event::FileChanged);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "fetching the Git remote failed"),
+        }
+    }
+}
+
+/// SIGUSR1 pauses, SIGUSR2 resumes (and starts a run).
+async fn pause_on_signal(paused: Arc<AtomicBool>, tx: mpsc::Sender<Event>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut pause), Ok(mut resume)) = (
+            signal(SignalKind::user_defined1()),
+            signal(SignalKind::user_defined2()),
+        ) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = pause.recv() => {
+                    paused.store(true, Ordering::SeqCst);
+                    println!("[watch] paused (SIGUSR1): runs are skipped until SIGUSR2");
+                }
+                _ = resume.recv() => {
+                    paused.store(false, Ordering::SeqCst);
+                    println!("[watch] resumed (SIGUSR2)");
+                    let _ = tx.try_send(Event::FileChanged);
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (paused, tx);
+    }
 }
 
 async fn stop_on_signal(stop: Arc<AtomicBool>, tx: mpsc::Sender<Event>) {
@@ -161,9 +300,37 @@ struct WatchRunner<'a> {
     out: &'a Output,
     dir: PathBuf,
     stop: Arc<AtomicBool>,
+    /// Set by SIGUSR1, cleared by SIGUSR2.
+    paused: Arc<AtomicBool>,
     /// Connected on the first valid run; again when the stack's region changes.
     cloud: Option<(String, Arc<AwsCloud>)>,
     n: usize,
+    metrics: Arc<Mutex<Metrics>>,
+    /// The Git remote followed, if any.
+    source: Option<GitSource>,
+}
+
+/// How one run ended.
+struct RunEnd {
+    /// The log line's words.
+    text: String,
+    /// For scheduling.
+    ran: Ran,
+    /// For the metrics and notifications.
+    outcome: metrics::Outcome,
+    /// Resources changed outside scar that the run set back.
+    drift: Vec<String>,
+}
+
+impl RunEnd {
+    fn new(text: impl Into<String>, ran: Ran, outcome: metrics::Outcome) -> RunEnd {
+        RunEnd {
+            text: text.into(),
+            ran,
+            outcome,
+            drift: Vec::new(),
+        }
+    }
 }
 
 impl Runner for WatchRunner<'_> {
@@ -171,34 +338,126 @@ impl Runner for WatchRunner<'_> {
         self.n += 1;
         let n = self.n;
         let started = Instant::now();
-        println!("[watch] run {n} started: {}", reason.as_str());
-        tracing::info!(run = n, reason = reason.as_str(), "run started");
-        let (outcome, ran) = self.once(n).await;
-        println!(
-            "[watch] run {n} {outcome} ({:.1}s)",
-            started.elapsed().as_secs_f64()
-        );
+        let paused = self.paused.load(Ordering::SeqCst)
+            || self.args.pause_file.as_deref().is_some_and(Path::exists);
+        if let Ok(mut m) = self.metrics.lock() {
+            m.paused = paused;
+        }
+        let (end, commit) = if paused {
+            let end = RunEnd::new(
+                "skipped: paused (remove the pause file or send SIGUSR2 to resume)",
+                Ran::Settled,
+                metrics::Outcome::Paused,
+            );
+            (end, None)
+        } else {
+            println!("[watch] run {n} started: {}", reason.as_str());
+            tracing::info!(run = n, reason = reason.as_str(), "run started");
+            self.once(n).await
+        };
+        let secs = started.elapsed().as_secs_f64();
+        let at = commit
+            .as_deref()
+            .map(|c| format!(" at commit {}", &c[..c.len().min(12)]))
+            .unwrap_or_default();
+        println!("[watch] run {n} {}{at} ({secs:.1}s)", end.text);
         tracing::info!(
             run = n,
-            outcome,
-            failed = ran == Ran::Failed,
-            secs = started.elapsed().as_secs_f64(),
+            outcome = end.text,
+            result = end.outcome.label(),
+            commit,
+            failed = end.ran == Ran::Failed,
+            secs,
             "run finished"
         );
-        ran
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let stack = match self.metrics.lock() {
+            Ok(mut m) => {
+                m.record(end.outcome, secs, now, end.drift.len() as u64);
+                if commit.is_some() && end.outcome.success() {
+                    m.commit.clone_from(&commit);
+                }
+                m.stack.clone()
+            }
+            Err(_) => String::new(),
+        };
+        if let Some(url) = &self.args.notify {
+            let failed = matches!(
+                end.outcome,
+                metrics::Outcome::Failed
+                    | metrics::Outcome::Locked
+                    | metrics::Outcome::Refused
+                    | metrics::Outcome::Invalid
+            );
+            let mut events = Vec::new();
+            if failed {
+                events.push(webhook::Kind::Failed);
+            }
+            if !end.drift.is_empty() {
+                events.push(webhook::Kind::DriftCorrected);
+            }
+            for kind in events {
+                let doc = webhook::document(
+                    kind,
+                    &stack,
+                    n,
+                    &end.text,
+                    &end.drift,
+                    commit.as_deref(),
+                    now,
+                );
+                webhook::send(url, &doc).await;
+            }
+        }
+        end.ran
     }
 }
 
 impl WatchRunner<'_> {
-    /// One run: what happened (for the log line), and how it ended for scheduling.
-    async fn once(&mut self, n: usize) -> (String, Ran) {
-        let out = self.out;
-        let Ok(desired) = session::load(&self.dir, out) else {
-            return (
-                "found invalid manifests: nothing changed, still watching".into(),
-                Ran::Settled,
-            );
+    /// The directory to plan: the folder given, or that path inside the commit the Git
+    /// branch points at (as the poller last fetched it); the commit.
+    async fn checkout(&mut self) -> Result<Option<String>, String> {
+        let Some(source) = &self.source else {
+            return Ok(None);
         };
+        // The poller keeps the mirror current; a mirror never fetched is fetched here.
+        let commit = match source.head().await {
+            Ok(c) => c,
+            Err(_) => source.fetch().await?,
+        };
+        let tree = source.tree(&commit).await?;
+        self.dir = tree.join(&self.args.dir);
+        Ok(Some(commit))
+    }
+
+    /// One run: how it ended, and the commit it planned (following Git).
+    async fn once(&mut self, n: usize) -> (RunEnd, Option<String>) {
+        let out = self.out;
+        let commit = match self.checkout().await {
+            Ok(c) => c,
+            Err(e) => {
+                out.error(&format!("reading the Git remote failed: {e}"));
+                let end = RunEnd::new(
+                    "could not read the Git remote: nothing changed",
+                    Ran::Failed,
+                    metrics::Outcome::Failed,
+                );
+                return (end, None);
+            }
+        };
+        let Ok(desired) = session::load(&self.dir, out) else {
+            let end = RunEnd::new(
+                "found invalid manifests: nothing changed, still watching",
+                Ran::Settled,
+                metrics::Outcome::Invalid,
+            );
+            return (end, commit);
+        };
+        if let Ok(mut m) = self.metrics.lock() {
+            m.stack.clone_from(&desired.stack);
+        }
         let cloud = match &self.cloud {
             Some((region, c)) if *region == desired.region => c.clone(),
             _ => {
@@ -251,12 +510,22 @@ impl WatchRunner<'_> {
         .await;
         let reconciled = match locked {
             Ok(r) => r,
-            // The lock held by another run (printed), or the plan could not be printed.
-            Err(_) => {
-                return (
-                    "stopped early (see the error above): nothing changed".into(),
+            Err(super::exit::Failure::LockHeld) => {
+                let end = RunEnd::new(
+                    "found the lock held (see above): nothing changed, the next run tries again",
                     Ran::Failed,
+                    metrics::Outcome::Locked,
                 );
+                return (end, commit);
+            }
+            // The lock could not be taken, or the plan could not be printed.
+            Err(_) => {
+                let end = RunEnd::new(
+                    "stopped early (see the error above): nothing changed",
+                    Ran::Failed,
+                    metrics::Outcome::Failed,
+                );
+                return (end, commit);
             }
         };
         let ran = if reconciled.should_retry() {
@@ -264,47 +533,76 @@ impl WatchRunner<'_> {
         } else {
             Ran::Settled
         };
-        (self.describe(&cloud, reconciled), ran)
+        let mut end = self.describe(&cloud, reconciled);
+        end.ran = ran;
+        (end, commit)
     }
 
-    /// The log line of a run that reached AWS.
-    fn describe(&self, cloud: &AwsCloud, reconciled: Reconciled) -> String {
+    /// How a run that reached AWS ended.
+    fn describe(&self, cloud: &AwsCloud, reconciled: Reconciled) -> RunEnd {
+        use metrics::Outcome as O;
+        let end = |text: String, outcome| RunEnd::new(text, Ran::Settled, outcome);
         match reconciled {
             Reconciled::Refused(
                 Refusal::ReadFailed | Refusal::NotConfirmed | Refusal::BadAddress,
-            ) => "stopped early (see the error above): nothing changed".into(),
-            Reconciled::Refused(Refusal::Empty) => {
-                "refused to delete every function: nothing changed".into()
-            }
+            ) => end(
+                "stopped early (see the error above): nothing changed".into(),
+                O::Failed,
+            ),
+            Reconciled::Refused(Refusal::Empty) => end(
+                "refused to delete every function: nothing changed".into(),
+                O::Refused,
+            ),
             Reconciled::Refused(Refusal::TooManyDeletes(deletes)) => {
                 self.out.error(&format!(
                     "the plan deletes {deletes} resources, more than --max-deletes {}: watch mode does not apply it. Review it and run `scar apply {}` by hand, or raise --max-deletes",
                     self.args.max_deletes,
                     self.args.dir.display()
                 ));
-                format!("refused {deletes} deletes: nothing changed")
+                end(
+                    format!("refused {deletes} deletes: nothing changed"),
+                    O::Refused,
+                )
             }
-            Reconciled::PlanErrors(_) => "found plan errors: nothing changed".into(),
-            Reconciled::NoChanges(_) => "found no changes".into(),
-            Reconciled::Planned(_) => "planned (dry run): nothing changed".into(),
+            Reconciled::PlanErrors(_) => {
+                end("found plan errors: nothing changed".into(), O::Refused)
+            }
+            Reconciled::NoChanges(_) => end("found no changes".into(), O::NoChanges),
+            Reconciled::Planned(_) => end("planned (dry run): nothing changed".into(), O::Planned),
             Reconciled::Applied { plan, report } => {
                 let (added, changed, destroyed) = report.counts();
                 if !report.ok() {
                     for (a, e) in &report.failed {
                         eprintln!("  failed:  {a}: {e}");
                     }
-                    format!(
-                        "failed after {added} added, {changed} changed, {destroyed} destroyed; the next run retries"
-                    )
-                } else if !report.skipped.is_empty() {
-                    format!(
-                        "stopped after {added} added, {changed} changed, {destroyed} destroyed; {} steps not started, the next run converges",
-                        report.skipped.len()
-                    )
-                } else {
-                    print_outputs(cloud, &plan);
-                    format!("applied: {added} added, {changed} changed, {destroyed} destroyed")
+                    return end(
+                        format!(
+                            "failed after {added} added, {changed} changed, {destroyed} destroyed; the next run retries"
+                        ),
+                        O::Failed,
+                    );
                 }
+                if !report.skipped.is_empty() {
+                    return end(
+                        format!(
+                            "stopped after {added} added, {changed} changed, {destroyed} destroyed; {} steps not started, the next run converges",
+                            report.skipped.len()
+                        ),
+                        O::Failed,
+                    );
+                }
+                print_outputs(cloud, &plan);
+                let mut e = end(
+                    format!("applied: {added} added, {changed} changed, {destroyed} destroyed"),
+                    O::Applied,
+                );
+                e.drift = plan
+                    .changes()
+                    .filter(|s| s.cause == crate::plan::Cause::Drift)
+                    .filter(|s| report.done.iter().any(|(a, _)| a == &s.address))
+                    .map(|s| s.address.to_string())
+                    .collect();
+                e
             }
         }
     }

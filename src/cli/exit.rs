@@ -20,6 +20,8 @@ pub(super) enum Done {
 pub(super) enum Failure {
     /// The reason is printed already (diagnostics, a refusal, a failed step).
     Reported,
+    /// Another run holds the stack's lock (printed already): `watch` counts these.
+    LockHeld,
     /// A reason still to print.
     Message(String),
     /// Writing to stdout or a local file failed; a closed pipe (`scar plan | head`) is not a
@@ -52,7 +54,7 @@ pub(super) fn code(outcome: Outcome, out: &Output) -> ExitCode {
     match outcome {
         Ok(Done::Success) => ExitCode::SUCCESS,
         Ok(Done::Changes) => ExitCode::from(2),
-        Err(Failure::Reported) => ExitCode::from(1),
+        Err(Failure::Reported | Failure::LockHeld) => ExitCode::from(1),
         Err(Failure::Message(m)) => {
             out.error(&m);
             ExitCode::from(1)

@@ -202,7 +202,7 @@ where
             }
             Err(LockError::Held(r)) => {
                 out.error(&r.conflict_message(&dir.display().to_string(), crate::lock::now()));
-                return Err(Failure::Reported);
+                return Err(Failure::LockHeld);
             }
             Err(LockError::Cloud(e)) => {
                 out.error(&format!(

@@ -3,6 +3,11 @@
 //! a single next run, only one run is ever in flight, and a periodic tick re-runs to heal
 //! drift. The runner decides what a run does; tests drive this loop with tokio's paused clock.
 
+pub mod git;
+pub mod metrics;
+pub mod serve;
+pub mod webhook;
+
 use std::future::Future;
 use std::time::Duration;
 

@@ -1,7 +1,10 @@
 //! `scar watch` against moto, through the real binary: an edit is applied within seconds; a
 //! burst of 20 writes is one run; broken YAML deletes nothing and watching goes on, and fixing
 //! it applies; too many deletes are refused; SIGTERM mid-apply exits 0, releases the lock,
-//! and the next run converges.
+//! and the next run converges. As a controller: `/metrics` read by Prometheus's own text
+//! parser, `/healthz`, webhook notifications on drift corrected and on failure, a pause file,
+//! and a Git remote followed (a pushed commit applied within one poll, an uncommitted edit
+//! never).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -62,7 +65,12 @@ impl Watching {
     fn start(endpoint: &str, dir: &Path, extra: &[&str]) -> Watching {
         let mut args = vec!["watch", ".", "--interval", "0"];
         args.extend_from_slice(extra);
-        let mut child = scar_command(endpoint, dir, &args)
+        Watching::run(endpoint, dir, &args)
+    }
+
+    /// `scar ARGS` in `dir`, watched.
+    fn run(endpoint: &str, dir: &Path, args: &[&str]) -> Watching {
+        let mut child = scar_command(endpoint, dir, args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -282,4 +290,352 @@ async fn with_json_logs_every_run_is_a_structured_log_line() {
             .iter()
             .any(|e| e["fields"]["message"] == "took the stack's lock")
     );
+}
+
+/// `GET path` on `addr`: the status and the body.
+fn get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The samples of `text` as Prometheus's reference parser (Python `prometheus_client`) reads
+/// them: `name{labels} value` per line, sorted. Panics if the parser refuses the text.
+fn parsed_by_prometheus(text: &str) -> Vec<String> {
+    use std::io::Write;
+    let python =
+        std::env::var("SCAR_TEST_PYTHON").expect("SCAR_TEST_PYTHON (scripts/moto-env.sh sets it)");
+    let script = "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as parse\nout = []\nfor f in parse(sys.stdin.read()):\n    for s in f.samples:\n        labels = ','.join(f'{k}={v}' for k, v in sorted(s.labels.items()))\n        out.append(f'{s.name}{{{labels}}} {float(s.value)!r}')\nprint('\\n'.join(sorted(out)))\n";
+    let mut child = std::process::Command::new(python)
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("parser");
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused /metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A webhook receiver on loopback: every request body it got.
+fn webhook() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "http://{}/hooks/secret-token",
+        listener.local_addr().expect("addr")
+    );
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut stream = stream;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Headers, then as many body bytes as Content-Length says.
+            while let Ok(n) = stream.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        if let (Ok(v), Ok(mut g)) =
+                            (serde_json::from_str(&body[..len]), sink.lock())
+                        {
+                            g.push(v);
+                        }
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    (url, got)
+}
+
+fn events_of(got: &Arc<Mutex<Vec<serde_json::Value>>>, event: &str) -> Vec<serde_json::Value> {
+    got.lock()
+        .map(|g| g.iter().filter(|e| e["event"] == event).cloned().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn as_a_controller_it_serves_metrics_and_health_notifies_and_pauses() {
+    let moto = Moto::start();
+    let dir = stack_dir(&["alpha"]);
+    let (hook, got) = webhook();
+    let w = Watching::run(
+        &moto.endpoint,
+        dir.path(),
+        &[
+            "watch",
+            ".",
+            "--interval",
+            "2s",
+            "--listen",
+            "127.0.0.1:0",
+            "--notify",
+            &hook,
+            "--pause-file",
+            "pause",
+        ],
+    );
+    let serving = w.wait_for("serving /healthz and /metrics on http://", 30);
+    let addr = serving
+        .rsplit("http://")
+        .next()
+        .expect("address")
+        .trim()
+        .to_owned();
+    w.wait_for("run 1 applied:", 30);
+
+    let (status, health) = get(&addr, "/healthz");
+    assert_eq!(status, 200, "{health}");
+    let health: serde_json::Value = serde_json::from_str(&health).expect("JSON");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["stack"], "watched");
+    let (status, text) = get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    let samples = parsed_by_prometheus(&text);
+    for want in [
+        "scar_watch_runs_total{outcome=applied,stack=watched} 1.0",
+        "scar_watch_lock_waits_total{stack=watched} 0.0",
+        "scar_watch_paused{stack=watched} 0.0",
+        "scar_watch_run_duration_seconds_count{stack=watched} 1.0",
+    ] {
+        assert!(
+            samples.iter().any(|s| s == want),
+            "{want} not in {samples:#?}"
+        );
+    }
+    assert!(
+        samples
+            .iter()
+            .any(|s| s.starts_with("scar_watch_last_success_timestamp_seconds{stack=watched} 1")),
+        "{samples:#?}"
+    );
+
+    // A change made outside scar is set back at the next interval, and said so.
+    let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
+    lambda
+        .update_function_configuration()
+        .function_name("alpha")
+        .memory_size(3008)
+        .send()
+        .await
+        .expect("drift");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while events_of(&got, "drift_corrected").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no drift notification: {:#?}",
+            w.watch_lines()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let drift = &events_of(&got, "drift_corrected")[0];
+    assert_eq!(drift["stack"], "watched");
+    assert_eq!(drift["resources"], serde_json::json!(["function/alpha"]));
+    assert_eq!(memory_of(&moto, "alpha").await, Some(512));
+    let samples = parsed_by_prometheus(&get(&addr, "/metrics").1);
+    assert!(
+        samples
+            .iter()
+            .any(|s| s == "scar_watch_drift_corrected_total{stack=watched} 1.0"),
+        "{samples:#?}"
+    );
+
+    // Paused: runs are skipped, and the next drift stays until the pause ends.
+    std::fs::write(dir.path().join("pause"), "").expect("pause");
+    w.wait_for("skipped: paused", 10);
+    lambda
+        .update_function_configuration()
+        .function_name("alpha")
+        .memory_size(2048)
+        .send()
+        .await
+        .expect("drift");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        memory_of(&moto, "alpha").await,
+        Some(2048),
+        "paused: left alone"
+    );
+    let samples = parsed_by_prometheus(&get(&addr, "/metrics").1);
+    assert!(
+        samples
+            .iter()
+            .any(|s| s == "scar_watch_paused{stack=watched} 1.0"),
+        "{samples:#?}"
+    );
+    std::fs::remove_file(dir.path().join("pause")).expect("resume");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while memory_of(&moto, "alpha").await != Some(512) {
+        assert!(
+            Instant::now() < deadline,
+            "not resumed: {:#?}",
+            w.watch_lines()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A failing run: notified, and /healthz says so.
+    std::fs::write(
+        dir.path().join("alpha.yaml"),
+        "apiVersion: scar/v1alpha1\nkind: [",
+    )
+    .expect("break");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while events_of(&got, "run_failed").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no failure notification: {:#?}",
+            w.watch_lines()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get(&addr, "/healthz").0, 503);
+    // The webhook's URL (a secret) is never printed.
+    let all: Vec<String> = w
+        .lines
+        .lock()
+        .expect("out")
+        .iter()
+        .chain(w.errors.lock().expect("err").iter())
+        .cloned()
+        .collect();
+    assert!(all.iter().all(|l| !l.contains("secret-token")), "{all:#?}");
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=scar test",
+            "-c",
+            "user.email=test@example.org",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .status()
+        .expect("git");
+    assert!(status.success(), "git {args:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn following_git_a_pushed_commit_is_applied_within_one_poll_and_an_uncommitted_edit_never() {
+    let moto = Moto::start();
+    // The remote: a repository with a worktree someone edits.
+    let repo = tempfile::tempdir().expect("tempdir");
+    let r = repo.path();
+    std::fs::create_dir_all(r.join("infra")).expect("mkdir");
+    std::fs::write(r.join("infra/stack.yaml"), STACK).expect("write");
+    std::fs::write(r.join("infra/alpha.yaml"), function("alpha", 512)).expect("write");
+    git(r, &["init", "--quiet", "-b", "main"]);
+    git(r, &["add", "."]);
+    git(r, &["commit", "--quiet", "-m", "first"]);
+    let cache = tempfile::tempdir().expect("cache");
+    let url = r.display().to_string();
+    let elsewhere = tempfile::tempdir().expect("cwd");
+    let mut child_args = vec![
+        "watch",
+        "infra",
+        "--git",
+        &url,
+        "--branch",
+        "main",
+        "--poll",
+        "1s",
+        "--interval",
+        "0",
+    ];
+    let w = {
+        let mut c = scar_command(&moto.endpoint, elsewhere.path(), &child_args);
+        c.env("SCAR_CACHE_DIR", cache.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("scar watch");
+        let lines = collect(child.stdout.take().expect("stdout"));
+        let errors = collect(child.stderr.take().expect("stderr"));
+        Watching {
+            child,
+            lines,
+            errors,
+        }
+    };
+    child_args.clear();
+    let first = w.wait_for("run 1 applied:", 30);
+    let head = String::from_utf8(
+        std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(r)
+            .output()
+            .expect("git")
+            .stdout,
+    )
+    .expect("utf-8");
+    assert!(
+        first.contains(&format!("at commit {}", &head.trim()[..12])),
+        "{first}"
+    );
+
+    // An edit not committed: never applied.
+    std::fs::write(r.join("infra/alpha.yaml"), function("alpha", 1024)).expect("edit");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(w.runs_started(), 1, "{:#?}", w.watch_lines());
+    assert_eq!(memory_of(&moto, "alpha").await, Some(512));
+
+    // Committed: applied within one poll (1 s) and the run.
+    git(r, &["commit", "--quiet", "-am", "more memory"]);
+    let committed = Instant::now();
+    let line = w.wait_for("run 2 applied: 0 added, 1 changed", 15);
+    assert!(
+        committed.elapsed() < Duration::from_secs(8),
+        "{line} after {:?}",
+        committed.elapsed()
+    );
+    assert_eq!(memory_of(&moto, "alpha").await, Some(1024));
 }
