@@ -276,6 +276,7 @@ impl AwsCloud {
             reserved_concurrency: out
                 .concurrency()
                 .and_then(|c| c.reserved_concurrent_executions()),
+            package_type: (c.package_type() == Some(&lt::PackageType::Zip)).then(|| "Zip".into()),
         });
         let arn = c.function_arn().unwrap_or_default().to_owned();
         let mut outputs = BTreeMap::new();

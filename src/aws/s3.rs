@@ -280,6 +280,54 @@ impl AwsCloud {
         })
     }
 
+    /// Takes over the notification entries of the function `name`, which the stack has just
+    /// adopted: in each bucket the stack's manifests give it an input in, the entries another
+    /// tool wrote for it (SCAR 4.x's) are replaced by the stack's, in one write per bucket, so
+    /// that S3 never holds two overlapping entries (it would refuse them) and the function is
+    /// never without its trigger. The buckets written.
+    ///
+    /// # Errors
+    /// The first S3 error.
+    pub async fn take_over_triggers(
+        &self,
+        desired: &crate::model::DesiredGraph,
+        name: &str,
+        account: &str,
+    ) -> Result<Vec<String>, CloudError> {
+        let arn = format!("arn:aws:lambda:{}:{account}:function:{name}", self.region);
+        let mut written = Vec::new();
+        for d in desired
+            .resources
+            .iter()
+            .filter(|d| d.address.kind == ResourceKind::S3Trigger)
+        {
+            let resolved = self.resolve(account, &d.attrs);
+            let t: TriggerAttrs = super::execute::view(&d.address, &resolved)?;
+            if t.function_arn != arn {
+                continue;
+            }
+            let stack = desired.stack.as_str();
+            let foreign = |c: &st::LambdaFunctionConfiguration| {
+                c.lambda_function_arn() == arn
+                    && !c
+                        .id()
+                        .is_some_and(|id| names::trigger_id_is_stacks(stack, id, &arn))
+            };
+            let lock = self.bucket_lock(&t.bucket);
+            let _guard = lock.lock().await;
+            let drop =
+                |c: &st::LambdaFunctionConfiguration| c.id() == Some(t.id.as_str()) || foreign(c);
+            self.with_bucket_lease(&t.bucket, || async {
+                self.merge_entries(&t.bucket, &drop, Some(&t)).await
+            })
+            .await?;
+            if !written.contains(&t.bucket) {
+                written.push(t.bucket.clone());
+            }
+        }
+        Ok(written)
+    }
+
     /// One read-merge-write of the entry `id`.
     pub(super) async fn merge_trigger(
         &self,
@@ -287,6 +335,20 @@ impl AwsCloud {
         id: &str,
         entry: Option<&TriggerAttrs>,
     ) -> Result<(), CloudError> {
+        self.merge_entries(bucket, &|c| c.id() == Some(id), entry)
+            .await
+    }
+
+    /// One read-merge-write of `bucket`'s notification configuration: the Lambda entries
+    /// `drop` picks go, `entry` (if any) comes; the rest (other tools' entries, queues,
+    /// topics, EventBridge) stays as it was.
+    async fn merge_entries(
+        &self,
+        bucket: &str,
+        drop: &(dyn Fn(&st::LambdaFunctionConfiguration) -> bool + Sync),
+        entry: Option<&TriggerAttrs>,
+    ) -> Result<(), CloudError> {
+        let id = entry.map(|e| e.id.as_str()).unwrap_or_default();
         let current = match self.notifications(bucket).await {
             Ok(c) => c,
             Err(e) if e.kind == ErrorKind::NotFound && entry.is_none() => {
@@ -298,11 +360,8 @@ impl AwsCloud {
             .as_ref()
             .map(|c| c.lambda_function_configurations())
             .unwrap_or_default();
-        let mut lambdas: Vec<st::LambdaFunctionConfiguration> = existing
-            .iter()
-            .filter(|c| c.id() != Some(id))
-            .cloned()
-            .collect();
+        let mut lambdas: Vec<st::LambdaFunctionConfiguration> =
+            existing.iter().filter(|c| !drop(c)).cloned().collect();
         let had = lambdas.len() != existing.len();
         if entry.is_none() && !had {
             return Ok(());

@@ -63,6 +63,15 @@ pub(super) fn run(args: &AdoptArgs, aws: &AwsArgs, out: &Output) -> Outcome {
         match &current.owner {
             Owner::Unowned => {}
             Owner::ThisStack => {
+                // A SCAR function adopted by a run that stopped before its triggers moved.
+                if address.kind == crate::model::ResourceKind::Function
+                    && !scar4_marks(&current.attrs).is_empty()
+                {
+                    let account = cloud.account_id().await.map_err(|e| {
+                        session::cloud_failed(out, "cannot tell the account", &e)
+                    })?;
+                    take_over_triggers(cloud, desired, address, &account, out).await?;
+                }
                 println!("{address} already belongs to stack `{}`.", desired.stack);
                 return Ok(Done::Success);
             }
@@ -77,28 +86,85 @@ pub(super) fn run(args: &AdoptArgs, aws: &AwsArgs, out: &Output) -> Outcome {
                 return Err(Failure::Reported);
             }
         }
+        let scar4 = scar4_marks(&current.attrs);
+        let zip = current.attrs.get("package_type").and_then(serde_json::Value::as_str) == Some("Zip");
+        if address.kind == crate::model::ResourceKind::Function && !scar4.is_empty() {
+            println!(
+                "{address} was deployed by SCAR 4.x ({}). Adopting it also takes over its S3 notification entries: SCAR's are replaced by the stack's, one write per bucket.",
+                scar4.join(", ")
+            );
+        }
         // Preview: the plan as it will look once the resource is ours.
         current.owner = Owner::ThisStack;
         let mut plan = session::build_plan(desired, &live, false);
         plan.steps.retain(|s| s.address == *address);
         println!("Once adopted, the next `scar apply` will do this to {address}:\n");
         print(&plan, PlanFormat::Text, out)?;
+        if zip {
+            println!(
+                "{address} is a zip function: Lambda cannot change a package type in place, so the next apply deletes it and creates it again as an image function under the same name (its permissions after it). S3 events for it fail from the delete until its permission is back (the new function's creation, until Active, then AddPermission: seconds) and S3 does not retry them: apply when its input buckets are quiet.\n"
+            );
+        }
         session::confirm(&plan, auto_approve, out)?;
         let account = match cloud.account_id().await {
             Ok(a) => a,
             Err(e) => return Err(session::cloud_failed(out, "cannot tell the account", &e)),
         };
-        match cloud.adopt(address, wanted, &account).await {
-            Ok(()) => {
-                println!(
-                    "\n{address} now belongs to stack `{}`. Run `scar apply` to bring it in line.",
-                    desired.stack
-                );
-                Ok(Done::Success)
-            }
-            Err(e) => Err(session::cloud_failed(out, "adopting failed", &e)),
+        if let Err(e) = cloud.adopt(address, wanted, &account).await {
+            return Err(session::cloud_failed(out, "adopting failed", &e));
         }
+        if address.kind == crate::model::ResourceKind::Function && !scar4.is_empty() {
+            take_over_triggers(cloud, desired, address, &account, out).await?;
+        }
+        println!(
+            "\n{address} now belongs to stack `{}`. Run `scar apply` to bring it in line.",
+            desired.stack
+        );
+        Ok(Done::Success)
         })
         .await
     })
+}
+
+/// What shows that a live function was deployed by SCAR 4.x: its `createdby: scar` tag and
+/// its `FDL` environment variable (the function definition SCAR stores there).
+fn scar4_marks(attrs: &serde_json::Map<String, serde_json::Value>) -> Vec<&'static str> {
+    let mut marks = Vec::new();
+    let get = |field: &str, key: &str| attrs.get(field).and_then(|m| m.get(key));
+    if get("tags", "createdby").and_then(serde_json::Value::as_str) == Some("scar") {
+        marks.push("tag createdby=scar");
+    }
+    if get("environment", "FDL").is_some() {
+        marks.push("FDL variable");
+    }
+    marks
+}
+
+/// Moves the S3 notification entries of an adopted SCAR function to the stack's (printed).
+async fn take_over_triggers(
+    cloud: &crate::aws::AwsCloud,
+    desired: &crate::model::DesiredGraph,
+    address: &Address,
+    account: &str,
+    out: &Output,
+) -> Result<(), Failure> {
+    match cloud
+        .take_over_triggers(desired, &address.name, account)
+        .await
+    {
+        Ok(buckets) => {
+            if !buckets.is_empty() {
+                println!(
+                    "took over the S3 notification entries of {address} in {}",
+                    buckets.join(", ")
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(session::cloud_failed(
+            out,
+            "taking over the function's S3 notification entries failed (the function is adopted; run `scar adopt` again to finish)",
+            &e,
+        )),
+    }
 }

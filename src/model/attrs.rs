@@ -393,6 +393,11 @@ pub struct FunctionAttrs<R = String> {
     /// Reserved concurrency; none in a desired function: not managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserved_concurrency: Option<i32>,
+    /// `Zip` for a live function deployed as a zip (SCAR 4.x's default); none for an image
+    /// function, which every desired function is. A zip function is replaced: Lambda cannot
+    /// change a package type in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_type: Option<String>,
 }
 
 impl<R> FunctionAttrs<R> {

@@ -485,6 +485,7 @@ fn function_resources(
             .collect(),
         tags: function_tags,
         reserved_concurrency: spec.reserved_concurrency.map(int),
+        package_type: None,
     });
     let mut depends_on = vec![log_group.clone()];
     if assembled {

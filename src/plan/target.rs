@@ -145,7 +145,20 @@ pub fn replace(mut plan: Plan, addresses: &[Address]) -> Result<Plan, String> {
             s.action = Action::Replace;
             s.reason = Some(Reason::ReplaceByRequest);
             s.cause = Cause::Manifest;
-        } else if s.address.kind == ResourceKind::LambdaPermission
+        }
+    }
+    replace_permissions_of(&mut plan.steps, &functions);
+    super::order::order(&mut plan.steps);
+    plan.replace = addresses.to_vec();
+    Ok(plan)
+}
+
+/// Replaces the permission statements of `functions` (being replaced) that the plan keeps
+/// or updates: Lambda deletes a function's statements with it, so they are added again to
+/// the new one, after it.
+pub(super) fn replace_permissions_of(steps: &mut [super::Step], functions: &[Address]) {
+    for s in steps {
+        if s.address.kind == ResourceKind::LambdaPermission
             && matches!(s.action, Action::NoOp | Action::Update)
             && s.depends_on.iter().any(|d| functions.contains(d))
         {
@@ -154,9 +167,6 @@ pub fn replace(mut plan: Plan, addresses: &[Address]) -> Result<Plan, String> {
             s.cause = Cause::Manifest;
         }
     }
-    super::order::order(&mut plan.steps);
-    plan.replace = addresses.to_vec();
-    Ok(plan)
 }
 
 /// `plan` with only the changes made outside scar since the last apply (`--refresh-only`):

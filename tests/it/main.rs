@@ -7,6 +7,7 @@
 mod support;
 
 mod acceptance;
+mod adopt_scar;
 mod architecture;
 mod batch_http;
 mod environments;

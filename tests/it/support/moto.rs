@@ -196,6 +196,31 @@ fn http_request(port: u16, path: &str, header: &str) -> Option<String> {
     out.starts_with("HTTP/1.1 200").then_some(out)
 }
 
+impl Moto {
+    /// The log streams of `group`, read with a plain JSON request: moto writes the streams of
+    /// the invocations it attempts with fractional timestamps, which the SDK refuses to read.
+    pub fn log_stream_count(&self, group: &str) -> usize {
+        let body = serde_json::json!({ "logGroupName": group }).to_string();
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port())) else {
+            return 0;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let sent = write!(
+            s,
+            "POST / HTTP/1.1\r\nHost: logs.us-east-1.amazonaws.com\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: Logs_20140328.DescribeLogStreams\r\nAuthorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/logs/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut out = String::new();
+        if sent.is_err() || s.read_to_string(&mut out).is_err() {
+            return 0;
+        }
+        out.split_once("\r\n\r\n")
+            .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(b).ok())
+            .and_then(|v| v["logStreams"].as_array().map(Vec::len))
+            .unwrap_or(0)
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
