@@ -13,6 +13,7 @@ mod image;
 mod lambda;
 mod lock;
 mod logs;
+mod network;
 mod ops;
 mod owner;
 mod page;

@@ -173,6 +173,20 @@ impl AwsCloud {
                 .iter()
                 .any(|r| kinds.contains(&r.address.kind))
         };
+        // A compute environment that names no network gets the default VPC's, as the Batch
+        // console offers it: read here, filled in by the plan, shown there.
+        let needs_network = desired.resources.iter().any(|r| {
+            r.address.kind == ResourceKind::BatchComputeEnvironment
+                && ["subnets", "security_groups"].iter().any(|k| {
+                    r.attrs
+                        .get(*k)
+                        .and_then(serde_json::Value::as_array)
+                        .is_some_and(Vec::is_empty)
+                })
+        });
+        if needs_network {
+            live.default_network = self.default_network().await?;
+        }
         let batch = self.read_batch(stack, desired).await;
         live.resources.extend(optional_read(
             "Batch",

@@ -98,7 +98,14 @@ pub fn effective(stack: Option<&StackSpec>, f: &FunctionSpec) -> Effective {
             .unwrap_or(LogLevel::Info),
         vpc: f.vpc.clone().or_else(|| d.and_then(|d| d.vpc.clone())),
         environment,
-        batch: merge_batch(d.and_then(|d| d.batch.as_ref()), f.batch.as_ref()),
+        // A delegating function with no Batch settings gets the built-in ones (SCAR's
+        // scar.cfg defaults: EC2, up to 2 vCPUs, the default VPC).
+        batch: merge_batch(d.and_then(|d| d.batch.as_ref()), f.batch.as_ref()).or_else(|| {
+            f.execution
+                .or(d.and_then(|d| d.execution))
+                .is_some_and(Execution::delegates)
+                .then(BatchSpec::default)
+        }),
         deletion_protection: f
             .deletion_protection
             .or(d.and_then(|d| d.deletion_protection))

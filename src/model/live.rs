@@ -49,6 +49,21 @@ pub struct LiveState {
     /// with [`super::ACCOUNT`] are completed with it.
     #[serde(default)]
     pub account: Option<String>,
+    /// The region's default VPC network, read when a Batch compute environment names no
+    /// subnets or security groups; `None` when not read or when there is no default VPC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_network: Option<DefaultNetwork>,
+}
+
+/// The region's default VPC: what the Batch console offers when nothing is chosen.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultNetwork {
+    /// The default VPC's id.
+    pub vpc: String,
+    /// Its default subnets (one per availability zone), sorted.
+    pub subnets: Vec<String>,
+    /// Its `default` security group.
+    pub security_group: String,
 }
 
 impl LiveState {

@@ -129,7 +129,9 @@ fn read_statements(sc: &Scope) -> Vec<Value> {
         json!({"Sid": "WhoAmIAndWhatIsTagged", "Effect": "Allow",
             "Action": ["sts:GetCallerIdentity", "tag:GetResources", "logs:DescribeLogGroups",
                 "ecr:GetAuthorizationToken", "batch:DescribeComputeEnvironments",
-                "batch:DescribeJobQueues", "batch:DescribeJobDefinitions"],
+                "batch:DescribeJobQueues", "batch:DescribeJobDefinitions",
+                // The default VPC, for a compute environment that names no network.
+                "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
             "Resource": "*"}),
         json!({"Sid": "ReadFunctions", "Effect": "Allow",
             "Action": ["lambda:GetFunction", "lambda:GetPolicy", "lambda:ListTags"],

@@ -142,6 +142,11 @@ fn desired_step(
             };
         }
     }
+    if address.kind == ResourceKind::BatchComputeEnvironment
+        && !default_network(address, &mut after, live, errors, notes)
+    {
+        return None;
+    }
     let after = after;
     let step = |action, reason, cause, changes, before: Option<&LiveResource>| Step {
         address: address.clone(),
@@ -244,6 +249,58 @@ fn desired_step(
         (Action::Update, reason)
     };
     Some(step(action, reason, cause, changes, Some(l)))
+}
+
+/// Fills a compute environment's empty `subnets` and `security_groups` with the region's
+/// default VPC network (read with the live state), saying so in a note; false (with an error)
+/// when it needs one and the region has none.
+fn default_network(
+    address: &Address,
+    after: &mut Map<String, Value>,
+    live: &LiveState,
+    errors: &mut Vec<PlanError>,
+    notes: &mut Vec<String>,
+) -> bool {
+    let empty = |k: &str| {
+        after
+            .get(k)
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+    };
+    let (no_subnets, no_groups) = (empty("subnets"), empty("security_groups"));
+    if !no_subnets && !no_groups {
+        return true;
+    }
+    let Some(n) = live
+        .default_network
+        .as_ref()
+        .filter(|n| !n.subnets.is_empty())
+    else {
+        errors.push(PlanError {
+            address: address.clone(),
+            message: "names no subnets or security groups, and the region has no default VPC to take them from".into(),
+            hint: Some("give `batch.compute.subnets` and `batch.compute.securityGroups` (in the Function or the Stack's defaults)".into()),
+        });
+        return false;
+    };
+    let mut used = Vec::new();
+    if no_subnets {
+        after.insert("subnets".into(), serde_json::json!(n.subnets));
+        used.push(format!("subnets {}", n.subnets.join(", ")));
+    }
+    if no_groups {
+        after.insert(
+            "security_groups".into(),
+            serde_json::json!([n.security_group]),
+        );
+        used.push(format!("security group {}", n.security_group));
+    }
+    notes.push(format!(
+        "{address} names no network: it uses the default VPC {} ({}), as the Batch console does",
+        n.vpc,
+        used.join("; ")
+    ));
+    true
 }
 
 /// What a live environment value that the manifests do not show reads as in a plan.

@@ -557,6 +557,55 @@ async fn the_video_process_example_applies_and_destroys() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_compute_environment_that_names_no_network_runs_in_the_default_vpc() {
+    let moto = Moto::start();
+    let compute = batch_prerequisites(&moto).await;
+    // Only the service role: no subnets, no security groups (as SCAR's examples).
+    let role_only: String = compute
+        .lines()
+        .filter(|l| l.contains("serviceRole"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(d.join("stack.yaml"), stack("netless", &role_only)).expect("write");
+    std::fs::write(
+        d.join("thumbs.yaml"),
+        "apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: thumbs\nspec:\n  image: grycap/ffmpeg\n  execution: batch\n  batch:\n    vcpus: 1\n",
+    )
+    .expect("write");
+    ok(&moto.scar(d, &["validate", "."]));
+    let (subnet, group) = moto.default_network();
+    let plan = moto.scar(d, &["plan", "."]);
+    ok(&plan);
+    let text = stdout(&plan);
+    assert!(
+        text.contains(
+            "batch_compute_environment/thumbs names no network: it uses the default VPC vpc-"
+        ) && text.contains(&subnet)
+            && text.contains(&format!("security group {group}")),
+        "{text}"
+    );
+    ok(&moto.scar(d, &["apply", ".", "--auto-approve"]));
+    let batch = aws_sdk_batch::Client::new(&moto.sdk().await);
+    let ces = batch
+        .describe_compute_environments()
+        .send()
+        .await
+        .expect("environments");
+    let resources = ces.compute_environments()[0]
+        .compute_resources()
+        .expect("resources");
+    assert!(resources.subnets().contains(&subnet), "{resources:?}");
+    assert_eq!(resources.security_group_ids(), [group]);
+    assert_eq!(
+        plan_exit(&moto, d).0,
+        Some(0),
+        "the default network is not drift"
+    );
+}
+
 const HTTP_STACK: &str = "apiVersion: scar/v1alpha1
 kind: Stack
 metadata:

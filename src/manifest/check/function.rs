@@ -411,48 +411,15 @@ fn check_batch(f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics
             Diagnostic::error("execution delegates to AWS Batch but no `batch` settings are given")
                 .at(f.at("/spec/execution"))
                 .field("spec.batch")
-                .hint("add `batch.compute` with `subnets` and `securityGroups` (here or in the Stack's defaults)"),
+                .hint("add `batch.compute` (here or in the Stack's defaults); without `subnets` and `securityGroups` it runs in the region's default VPC"),
         );
         return;
     };
-    let Some(compute) = &batch.compute else {
-        out.push(
-            Diagnostic::error(
-                "`batch.compute` is missing: scar needs it to create the compute environment",
-            )
-            .at(f.key_at("/spec/batch"))
-            .field("spec.batch.compute")
-            .hint("give at least `subnets` and `securityGroups`"),
-        );
-        return;
-    };
+    // Left out, the compute environment is the built-in one: EC2, up to 2 vCPUs.
+    let compute = &batch.compute.clone().unwrap_or_default();
     let kind = compute.kind.unwrap_or(ComputeType::Ec2);
     let fargate = matches!(kind, ComputeType::Fargate | ComputeType::FargateSpot);
-    for (field, present) in [
-        (
-            "subnets",
-            compute.subnets.as_ref().is_some_and(|v| !v.is_empty()),
-        ),
-        (
-            "securityGroups",
-            compute
-                .security_groups
-                .as_ref()
-                .is_some_and(|v| !v.is_empty()),
-        ),
-    ] {
-        if !present {
-            out.push(
-                Diagnostic::error(format!(
-                    "`batch.compute.{field}` is required for {} compute",
-                    kind.as_str()
-                ))
-                .at(f.key_at("/spec/batch/compute"))
-                .field(format!("spec.batch.compute.{field}"))
-                .hint("Batch starts its instances or tasks in these; give at least one"),
-            );
-        }
-    }
+    // Subnets and security groups left out come from the region's default VPC at plan time.
     let min = compute.min_vcpus.unwrap_or(0);
     let max = compute
         .max_vcpus
