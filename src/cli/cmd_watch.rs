@@ -1,4 +1,6 @@
-//! `scar watch DIR`: apply on every change of the manifest directory and every interval.
+//! `scar watch DIR`: apply on every change of the manifest directory (or every new commit of a
+//! followed Git branch) and every interval; optionally a monitoring endpoint, webhook
+//! notifications and a pause switch (the watcher as a controller).
 //!
 //! Each run validates (invalid manifests change nothing, and watching goes on), takes the
 //! stack's lock, plans, refuses deletes above `--max-deletes` (and deleting every function
