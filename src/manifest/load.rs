@@ -243,19 +243,32 @@ pub(super) fn raw_docs(
     if super::overlay::is_overlay(dir) {
         return super::overlay::raw_docs(dir, set, diags, depth);
     }
-    let mut out = Vec::new();
-    for path in manifest_files(dir, diags) {
-        if let Some((shown, text)) = read_source(&path, diags) {
-            out.extend(parse_docs(&shown, &text, diags));
-            set.files.push(SourceFile { path: shown, text });
-        }
-    }
-    out
+    manifest_files(dir, diags)
+        .iter()
+        .filter_map(|path| file_docs(path, set, diags))
+        .flat_map(|(_, docs)| docs)
+        .collect()
+}
+
+/// The documents of the file at `path`, its text kept in `set` (for snippets), with the path
+/// shown for it; `None` (reported) when it cannot be read.
+pub(super) fn file_docs(
+    path: &Path,
+    set: &mut ManifestSet,
+    diags: &mut Diagnostics,
+) -> Option<(PathBuf, Vec<Doc<Value>>)> {
+    let (shown, text) = read_source(path, diags)?;
+    let docs = parse_docs(&shown, &text, diags);
+    set.files.push(SourceFile {
+        path: shown.clone(),
+        text,
+    });
+    Some((shown, docs))
 }
 
 /// The text of a manifest file and the path shown for it; `None` (reported) when it cannot
 /// be read or is not UTF-8.
-pub(super) fn read_source(path: &Path, diags: &mut Diagnostics) -> Option<(PathBuf, String)> {
+fn read_source(path: &Path, diags: &mut Diagnostics) -> Option<(PathBuf, String)> {
     let shown = shown(path);
     let at = |file: PathBuf| Location { file, span: None };
     match std::fs::read(path) {

@@ -14,9 +14,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::load::{
-    Doc, ManifestSet, SourceFile, issue_diagnostics, manifest_files, parse_docs, read_source,
-};
+use super::load::{Doc, ManifestSet, file_docs, issue_diagnostics, manifest_files};
 use super::schema::{self, Kind};
 use super::types::{API_VERSION, OverlayManifest, OverlaySpec};
 use super::yaml::escape_segment;
@@ -82,13 +80,12 @@ pub(super) fn raw_docs(
         if path.file_name().is_some_and(|n| n == FILE) {
             continue;
         }
-        let Some((shown, text)) = read_source(&path, diags) else {
-            continue;
-        };
-        for patch in parse_docs(&shown, &text, diags) {
+        for patch in file_docs(&path, set, diags)
+            .map(|(_, d)| d)
+            .unwrap_or_default()
+        {
             apply_patch(&mut docs, patch, diags);
         }
-        set.files.push(SourceFile { path: shown, text });
     }
     rename(&mut docs, &spec, &overlay, diags);
     docs
@@ -100,12 +97,7 @@ fn read_overlay(
     set: &mut ManifestSet,
     diags: &mut Diagnostics,
 ) -> Option<(Doc<Value>, OverlaySpec)> {
-    let (shown, text) = read_source(&dir.join(FILE), diags)?;
-    let mut docs = parse_docs(&shown, &text, diags);
-    set.files.push(SourceFile {
-        path: shown.clone(),
-        text,
-    });
+    let (shown, mut docs) = file_docs(&dir.join(FILE), set, diags)?;
     if docs.len() != 1 {
         diags.push(
             Diagnostic::error(format!(

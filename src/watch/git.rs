@@ -63,7 +63,8 @@ impl GitSource {
         &self.branch
     }
 
-    async fn git(&self, args: &[&str]) -> Result<String, String> {
+    /// Runs git on the mirror; its output.
+    async fn raw(&self, args: &[&str]) -> Result<Vec<u8>, String> {
         let out = Command::new("git")
             .arg("-c")
             .arg("protocol.ext.allow=never")
@@ -79,7 +80,7 @@ impl GitSource {
             .await
             .map_err(|e| format!("running git: {e} (is git installed?)"))?;
         if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            Ok(out.stdout)
         } else {
             Err(format!(
                 "git {}: {}",
@@ -89,6 +90,12 @@ impl GitSource {
                     .replace(&self.url, &redact(&self.url))
             ))
         }
+    }
+
+    /// Runs git on the mirror; its output as trimmed text.
+    async fn git(&self, args: &[&str]) -> Result<String, String> {
+        let out = self.raw(args).await?;
+        Ok(String::from_utf8_lossy(&out).trim().to_owned())
     }
 
     /// Fetches the branch; the commit it points at now.
@@ -136,26 +143,10 @@ impl GitSource {
         }
         std::fs::create_dir_all(&self.trees)
             .map_err(|e| format!("{}: {e}", self.trees.display()))?;
-        let out = Command::new("git")
-            .arg("--git-dir")
-            .arg(&self.mirror)
-            .args(["archive", "--format=tar", commit])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(|e| format!("running git: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "git archive {commit}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
+        let tar = self.raw(&["archive", "--format=tar", commit]).await?;
         let partial = self.trees.join(format!(".{commit}.partial"));
         let _ = std::fs::remove_dir_all(&partial);
-        tar::Archive::new(out.stdout.as_slice())
+        tar::Archive::new(tar.as_slice())
             .unpack(&partial)
             .map_err(|e| format!("exporting {commit}: {e}"))?;
         std::fs::rename(&partial, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
