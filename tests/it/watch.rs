@@ -639,3 +639,32 @@ async fn following_git_a_pushed_commit_is_applied_within_one_poll_and_an_uncommi
     );
     assert_eq!(memory_of(&moto, "alpha").await, Some(1024));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watching_an_overlay_follows_edits_to_its_base() {
+    let moto = Moto::start();
+    let dir = stack_dir(&["alpha"]);
+    let dev = dir.path().join("envs/dev");
+    std::fs::create_dir_all(&dev).expect("mkdir");
+    std::fs::write(
+        dev.join("overlay.yaml"),
+        "apiVersion: scar/v1alpha1\nkind: Overlay\nmetadata:\n  name: dev\nspec:\n  base: ../..\n  nameSuffix: -dev\n",
+    )
+    .expect("write");
+    let w = Watching::run(
+        &moto.endpoint,
+        dir.path(),
+        &["watch", "envs/dev", "--interval", "0"],
+    );
+    w.wait_for("run 1 applied:", 30);
+    assert_eq!(memory_of(&moto, "alpha-dev").await, Some(512));
+    assert_eq!(
+        memory_of(&moto, "alpha").await,
+        None,
+        "the base is not applied"
+    );
+    // An edit in the base, outside the overlay's folder: the environment follows.
+    std::fs::write(dir.path().join("alpha.yaml"), function("alpha", 1024)).expect("write");
+    w.wait_for("run 2 applied: 0 added, 1 changed", 15);
+    assert_eq!(memory_of(&moto, "alpha-dev").await, Some(1024));
+}
