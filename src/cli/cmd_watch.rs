@@ -56,7 +56,12 @@ pub struct WatchArgs {
     /// Follow this Git remote instead of the folder: fetch it every --poll and apply the
     /// committed tree of --branch (DIR is then a path inside the repository). Uncommitted
     /// edits are never applied.
-    #[arg(long, value_name = "URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SCAR_WATCH_GIT",
+        hide_env_values = true
+    )]
     pub git: Option<String>,
     /// The branch followed with --git.
     #[arg(long, default_value = "main", requires = "git")]
@@ -65,8 +70,14 @@ pub struct WatchArgs {
     #[arg(long, default_value = "1m", value_parser = crate::watch::parse_duration, requires = "git")]
     pub poll: std::time::Duration,
     /// POST a JSON notification to this URL when a run fails and when a run sets back
-    /// changes made outside scar.
-    #[arg(long, value_name = "URL")]
+    /// changes made outside scar. A webhook URL is a secret: prefer the variable, which no
+    /// other user of the machine can read in the process list.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SCAR_WATCH_NOTIFY",
+        hide_env_values = true
+    )]
     pub notify: Option<String>,
     /// Pause while this file exists: runs are skipped (and counted as paused). SIGUSR1
     /// pauses and SIGUSR2 resumes as well.

@@ -29,7 +29,8 @@ impl GitSource {
     /// # Errors
     /// A URL or branch that could be read as an option, or a branch name Git refuses.
     pub fn new(url: &str, branch: &str, cache: &Path) -> Result<GitSource, String> {
-        if url.starts_with('-') || url.trim().is_empty() {
+        // Control characters could write more than the URL into the mirror's config.
+        if url.starts_with('-') || url.trim().is_empty() || url.chars().any(char::is_control) {
             return Err(format!("--git `{url}` is not a repository URL"));
         }
         let refused = branch.starts_with('-')
@@ -107,11 +108,34 @@ impl GitSource {
             std::fs::create_dir_all(&self.mirror)
                 .map_err(|e| format!("{}: {e}", self.mirror.display()))?;
             self.git(&["init", "--quiet", "--bare"]).await?;
+            self.write_remote()?;
         }
         let refspec = format!("+refs/heads/{0}:refs/heads/{0}", self.branch);
-        self.git(&["fetch", "--quiet", "--no-tags", "--", &self.url, &refspec])
+        // The URL (which may carry a token) is in the mirror's config, not on a command line
+        // every user of the machine can read.
+        self.git(&["fetch", "--quiet", "--no-tags", "origin", &refspec])
             .await?;
         self.head().await
+    }
+
+    /// Records the remote in the mirror's config, readable by its owner only.
+    fn write_remote(&self) -> Result<(), String> {
+        use std::io::Write as _;
+        let config = self.mirror.join("config");
+        let quoted = self.url.replace('\\', "\\\\").replace('"', "\\\"");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&config)
+            .map_err(|e| format!("{}: {e}", config.display()))?;
+        writeln!(f, "[remote \"origin\"]\n\turl = \"{quoted}\"")
+            .map_err(|e| format!("{}: {e}", config.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| format!("{}: {e}", config.display()))?;
+        }
+        Ok(())
     }
 
     /// The commit the mirrored branch points at (as last fetched).
@@ -207,6 +231,14 @@ mod tests {
     fn option_like_urls_and_branches_are_refused() {
         let cache = Path::new("/tmp");
         assert!(GitSource::new("--upload-pack=touch /tmp/x", "main", cache).is_err());
+        assert!(
+            GitSource::new(
+                "https://x/y.git\"\n[core]\n\tsshCommand = touch /tmp/x",
+                "main",
+                cache
+            )
+            .is_err()
+        );
         assert!(GitSource::new("https://x/y.git", "-b", cache).is_err());
         assert!(GitSource::new("https://x/y.git", "a..b", cache).is_err());
         assert!(GitSource::new("https://x/y.git", "release/1.2", cache).is_ok());
