@@ -72,7 +72,27 @@ pub(super) fn raw_docs(
         ));
         return Vec::new();
     }
-    let mut docs = super::load::raw_docs(&base, set, diags, depth + 1);
+    // A base is a stack: a folder with no Stack in it (`../../../home/me/.aws`) is refused
+    // before anything read there reaches a message, a snippet or a script.
+    let (files, roots) = (set.files.len(), set.roots.len());
+    let mut read = Diagnostics::default();
+    let mut docs = super::load::raw_docs(&base, set, &mut read, depth + 1);
+    let stack_line = |t: &str| t.lines().any(|l| l.trim_end() == "kind: Stack");
+    let is_stack = is_overlay(&base)
+        || docs
+            .iter()
+            .any(|d| d.value.get("kind").and_then(Value::as_str) == Some("Stack"))
+        || set.files[files..].iter().any(|f| stack_line(&f.text));
+    if !is_stack {
+        set.files.truncate(files);
+        set.roots.truncate(roots);
+        diags.push(problem(
+            format!("base `{}` holds no Stack manifest", spec.base),
+            "a base is a stack directory (or another overlay's), relative to overlay.yaml",
+        ));
+        return Vec::new();
+    }
+    diags.extend(read);
     if docs.is_empty() {
         return docs;
     }
@@ -519,6 +539,27 @@ spec:
             diags.0.iter().any(|d| d.message.contains("absolute path")),
             "{diags:?}"
         );
+        // A folder that is no stack: refused, and nothing read there is shown.
+        let secrets = dir.path().join("secrets");
+        write(&secrets, &[("creds.yaml", "token: [not yaml\n")]);
+        let y = dir.path().join("envs/y");
+        write(
+            &y,
+            &[("overlay.yaml", &PROD.replace("../..", "../../secrets"))],
+        );
+        let (set, diags) = validate_dir(&y);
+        assert!(
+            diags
+                .0
+                .iter()
+                .any(|d| d.message.contains("holds no Stack manifest")),
+            "{diags:?}"
+        );
+        assert!(
+            diags.0.iter().all(|d| !d.message.contains("invalid YAML")),
+            "{diags:?}"
+        );
+        assert!(set.files.iter().all(|f| !f.text.contains("token")));
         // Two overlays that are each other's base.
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         write(&a, &[("overlay.yaml", &PROD.replace("../..", "../b"))]);
