@@ -223,23 +223,7 @@ pub fn apply_layer<R: Read>(
                     .link_name_bytes()
                     .ok_or_else(|| fail("a hard link to nothing".into()))?
                     .into_owned();
-                let target_parts = clean(&target)
-                    .map_err(|why| fail(format!("its link target: {why}")))?
-                    .ok_or_else(|| fail("a hard link to the root".into()))?;
-                let (target_name, target_dirs) = target_parts
-                    .split_last()
-                    .ok_or_else(|| fail("a hard link to nothing".into()))?;
-                let source = resolve(root, target_dirs).map_err(&fail)?.join(target_name);
-                match fs::symlink_metadata(&source) {
-                    Ok(m) if !m.is_dir() => {}
-                    Ok(_) => return Err(fail("a hard link to a folder".into())),
-                    Err(_) => {
-                        return Err(fail(format!(
-                            "a hard link to `{}`, which no earlier entry made",
-                            String::from_utf8_lossy(&target)
-                        )));
-                    }
-                }
+                let source = link_source(root, &target).map_err(&fail)?;
                 ensure_dir(&parent).map_err(io)?;
                 if source != path {
                     remove(&path).map_err(io)?;
@@ -264,6 +248,26 @@ pub fn apply_layer<R: Read>(
         created.insert(path);
     }
     Ok(())
+}
+
+/// The file a hard link entry names (`target`, a path inside the image), which an earlier
+/// entry must have made and which is not a folder; the reason when it is not so.
+fn link_source(root: &Path, target: &[u8]) -> Result<PathBuf, String> {
+    let parts = clean(target)
+        .map_err(|why| format!("its link target: {why}"))?
+        .ok_or_else(|| "a hard link to the root".to_owned())?;
+    let (name, dirs) = parts
+        .split_last()
+        .ok_or_else(|| "a hard link to nothing".to_owned())?;
+    let source = resolve(root, dirs)?.join(name);
+    match fs::symlink_metadata(&source) {
+        Ok(m) if !m.is_dir() => Ok(source),
+        Ok(_) => Err("a hard link to a folder".into()),
+        Err(_) => Err(format!(
+            "a hard link to `{}`, which no earlier entry made",
+            String::from_utf8_lossy(target)
+        )),
+    }
 }
 
 /// Where root file systems are kept: `rootfs/` in scar's cache folder (`$SCAR_CACHE_DIR`,
