@@ -1,36 +1,28 @@
-//! Moving off SCAR 4.x against moto: a function deployed the way SCAR deploys it (a zip
-//! package, tags `createdby`/`owner`, the `FDL` variable, a permission with a random statement
-//! id, a bucket notification entry of its own) is adopted: its entry is taken over in one write,
-//! the plan replaces the zip by an image function, apply does it, the stack's permission and
-//! entry point at the new function, and the next plan is empty.
+//! Moving off SCAR 4.x against moto, as docs/migrating.md walks through it: a function deployed
+//! the way SCAR deploys it (a zip package, tags `createdby`/`owner`, the `FDL` variable, a
+//! permission with a random statement id, a bucket notification entry of its own) is imported
+//! from its FDL and adopted: its entry is taken over in one write, the plan replaces the zip
+//! by an image function, apply does it, the stack's permission and entry point at the new
+//! function, and the next plan is empty.
 
 use base64::Engine as _;
 
 use crate::support::moto::{Moto, s3};
 use crate::support::{ok, stderr, stdout};
 
-const STACK: &str = "apiVersion: scar/v1alpha1
-kind: Stack
-metadata:
-  name: legacy
-spec:
-  region: us-east-1
-  role:
-    managed: true
-";
-
-const FUNCTION: &str = "apiVersion: scar/v1alpha1
-kind: Function
-metadata:
-  name: scar-cowsay
-spec:
-  image: grycap/cowsay
-  input:
-    - bucket: scar-legacy
-      prefix: scar-cowsay/input/
-  output:
-    - bucket: scar-legacy
-      prefix: scar-cowsay/output/
+/// The function definition SCAR deployed it from.
+const FDL: &str = "functions:
+  aws:
+  - lambda:
+      name: scar-cowsay
+      container:
+        image: grycap/cowsay
+      input:
+      - storage_provider: s3
+        path: scar-legacy/scar-cowsay/input
+      output:
+      - storage_provider: s3
+        path: scar-legacy/scar-cowsay/output
 ";
 
 /// An empty zip archive: what moto needs to create a zip function.
@@ -173,10 +165,21 @@ async fn a_scar_4_zip_function_is_adopted_replaced_by_an_image_and_keeps_its_tri
     put(&moto, "scar-cowsay/input/before.txt").await;
     assert_eq!(invocations(&moto), 1, "SCAR's trigger fires");
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    std::fs::write(d.join("stack.yaml"), STACK).expect("write");
-    std::fs::write(d.join("cowsay.yaml"), FUNCTION).expect("write");
+    // docs/migrating.md, step 1: the FDL becomes a stack.
+    let work = tempfile::tempdir().expect("tempdir");
+    std::fs::write(work.path().join("scar-cowsay.yaml"), FDL).expect("write");
+    ok(&moto.scar(
+        work.path(),
+        &[
+            "import",
+            "scar-cowsay.yaml",
+            "-o",
+            "stack",
+            "--stack",
+            "legacy",
+        ],
+    ));
+    let d = &work.path().join("stack");
     let refused = moto.scar(d, &["plan", "."]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
