@@ -206,7 +206,20 @@ fn check_one(set: &ManifestSet, f: &Doc<FunctionManifest>, eff: &Effective, out:
                 .hint("callers get the Batch job id, not the script's output"),
         );
     }
-    super::stack::check_tags(&spec.tags, "/spec/tags", f, out);
+    // The Stack's tags go on the function's resources too (the function's own win).
+    // (A function with no tags of its own leaves that to the Stack's check.)
+    let inherited = set
+        .stack()
+        .filter(|_| !spec.tags.is_empty())
+        .map_or(0, |st| {
+            st.value
+                .spec
+                .tags
+                .keys()
+                .filter(|k| !spec.tags.contains_key(*k))
+                .count()
+        });
+    super::stack::check_tags(&spec.tags, inherited, "/spec/tags", f, out);
 }
 
 /// True for variable names Lambda or the supervisor reserves.

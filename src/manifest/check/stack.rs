@@ -6,9 +6,10 @@ use crate::manifest::names;
 
 /// Tags AWS allows on a resource.
 const MAX_TAGS: usize = 50;
-/// Tags scar writes itself (`scar:stack`, `scar:managed-by`, `scar:address`, `scar:applied`,
-/// and on functions `scar:s3-invoke` and the seven that record an assembled image).
-const SCAR_TAGS: usize = 12;
+/// Tags scar writes itself, at most (on a function): `scar:stack`, `scar:managed-by`,
+/// `scar:address`, `scar:applied`, `scar:s3-invoke`, `scar:deletion-protection`, the seven that
+/// record an assembled image and `scar:image`.
+const SCAR_TAGS: usize = 14;
 
 pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
     match set.stacks.as_slice() {
@@ -82,7 +83,7 @@ pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
                 .related(s.at("/spec/accountId"), "the account guard is here"),
             );
         }
-        check_tags(&spec.tags, "/spec/tags", s, out);
+        check_tags(&spec.tags, 0, "/spec/tags", s, out);
         let providers = &spec.storage_providers;
         let ids = providers
             .s3
@@ -155,9 +156,11 @@ fn check_providers(
     }
 }
 
-/// Checks user tags: reserved prefixes, lengths, and room for scar's own tags.
+/// Checks user tags: reserved prefixes, lengths, and room for scar's own tags beside them and
+/// `inherited` more (the Stack's tags a Function's resources carry too).
 pub(super) fn check_tags<T>(
     tags: &std::collections::BTreeMap<String, String>,
+    inherited: usize,
     pointer: &str,
     doc: &crate::manifest::Doc<T>,
     out: &mut Diagnostics,
@@ -182,14 +185,26 @@ pub(super) fn check_tags<T>(
             );
         }
     }
-    if tags.len() + SCAR_TAGS > MAX_TAGS {
+    let total = tags.len() + inherited;
+    if total + SCAR_TAGS > MAX_TAGS {
+        let counted = if inherited > 0 {
+            format!(
+                "{total} tags ({} here, {inherited} more from the Stack)",
+                tags.len()
+            )
+        } else {
+            format!("{total} tags")
+        };
         out.push(
             Diagnostic::error(format!(
-                "{} tags leave no room for scar's {SCAR_TAGS} ownership tags (AWS allows {MAX_TAGS})",
-                tags.len()
+                "{counted} leave no room for the {SCAR_TAGS} tags scar writes on a function (AWS allows {MAX_TAGS})"
             ))
             .at(doc.key_at(pointer))
-            .field(field),
+            .field(field)
+            .hint(format!(
+                "keep the Stack's and a Function's tags together at {} or fewer",
+                MAX_TAGS - SCAR_TAGS
+            )),
         );
     }
 }
