@@ -152,7 +152,8 @@ pub(super) fn run(args: &WatchArgs, aws: &AwsArgs, out: &Output) -> Outcome {
                 // Fetched once before the poller starts, so that it knows the commit the
                 // first run applies (a failure here is the first run's to report).
                 let _ = s.fetch().await;
-                let poller = tokio::spawn(poll_git(s.clone(), args.poll, tx.clone()));
+                let poller =
+                    tokio::spawn(poll_git(s.clone(), args.poll, tx.clone(), metrics.clone()));
                 (None, Some(AbortOnDrop(poller)))
             }
         };
@@ -238,11 +239,20 @@ fn watch_files(dir: &Path, tx: mpsc::Sender<Event>) -> std::io::Result<notify::R
 
 /// Fetches the remote every `every`; a new commit on the branch is a change. The runner
 /// fetches at start-up itself; fetch failures are logged and tried again at the next poll.
-async fn poll_git(source: GitSource, every: Duration, tx: mpsc::Sender<Event>) {
+async fn poll_git(
+    source: GitSource,
+    every: Duration,
+    tx: mpsc::Sender<Event>,
+    metrics: Arc<Mutex<Metrics>>,
+) {
     let mut last = source.head().await.ok();
     loop {
         tokio::time::sleep(every).await;
-        match source.fetch().await {
+        let fetched = source.fetch().await;
+        if let Ok(mut m) = metrics.lock() {
+            m.fetched(fetched.is_ok());
+        }
+        match fetched {
             Ok(commit) if last.as_deref() != Some(commit.as_str()) => {
                 tracing::info!(commit, "the branch moved");
                 last = Some(commit);

@@ -70,6 +70,9 @@ pub struct Metrics {
     pub paused: bool,
     /// The commit applied last (following a Git remote).
     pub commit: Option<String>,
+    fetch_failures: u64,
+    /// False while the last fetch of the Git remote failed.
+    fetch_failing: bool,
 }
 
 impl Metrics {
@@ -96,13 +99,24 @@ impl Metrics {
         }
     }
 
-    /// True unless the last run that was not skipped failed to converge.
+    /// Counts a fetch of the followed Git remote: a failing remote (expired credentials, a
+    /// deleted branch) makes the watcher unhealthy until a fetch succeeds, even with no run.
+    pub fn fetched(&mut self, ok: bool) {
+        self.fetch_failing = !ok;
+        if !ok {
+            self.fetch_failures += 1;
+        }
+    }
+
+    /// True unless the last run that was not skipped failed to converge, or the last fetch
+    /// of the followed Git remote failed.
     #[must_use]
     pub fn healthy(&self) -> bool {
-        !matches!(
-            self.last_outcome,
-            Some(Outcome::Failed | Outcome::Locked | Outcome::Refused | Outcome::Invalid)
-        )
+        !self.fetch_failing
+            && !matches!(
+                self.last_outcome,
+                Some(Outcome::Failed | Outcome::Locked | Outcome::Refused | Outcome::Invalid)
+            )
     }
 
     /// The `/healthz` document.
@@ -116,6 +130,7 @@ impl Metrics {
             "last_success_unix": self.last_success,
             "runs": self.runs.values().sum::<u64>(),
             "commit": self.commit,
+            "git_fetch_failing": self.fetch_failing,
         })
     }
 
@@ -173,6 +188,12 @@ impl Metrics {
                 "counter",
                 "Runs that found the stack's lock held by another run.",
                 self.lock_waits as f64,
+            ),
+            (
+                "scar_watch_git_fetch_failures_total",
+                "counter",
+                "Fetches of the followed Git remote that failed.",
+                self.fetch_failures as f64,
             ),
             (
                 "scar_watch_last_success_timestamp_seconds",
@@ -243,6 +264,14 @@ mod tests {
         m.record(Outcome::Paused, 0.0, 1020.0, 0);
         assert!(!m.healthy(), "a paused run does not hide the last outcome");
         m.record(Outcome::NoChanges, 0.2, 1030.0, 0);
+        assert!(m.healthy());
+        m.fetched(false);
+        assert!(!m.healthy(), "a remote that cannot be fetched");
+        assert!(
+            m.render()
+                .contains("scar_watch_git_fetch_failures_total{stack=\"wc\"} 1")
+        );
+        m.fetched(true);
         assert!(m.healthy());
     }
 

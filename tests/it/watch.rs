@@ -591,6 +591,8 @@ async fn following_git_a_pushed_commit_is_applied_within_one_poll_and_an_uncommi
         "1s",
         "--interval",
         "0",
+        "--listen",
+        "127.0.0.1:0",
     ];
     let w = {
         let mut c = scar_command(&moto.endpoint, elsewhere.path(), &child_args);
@@ -634,6 +636,29 @@ async fn following_git_a_pushed_commit_is_applied_within_one_poll_and_an_uncommi
     w.wait_for("run 2 started: files changed", 15);
     w.wait_for("run 2 applied: 0 added, 1 changed", 15);
     assert_eq!(memory_of(&moto, "alpha").await, Some(1024));
+
+    // The remote gone (moved, credentials expired): no run, but /healthz says so.
+    let addr = w
+        .wait_for("serving /healthz and /metrics on http://", 1)
+        .rsplit("http://")
+        .next()
+        .expect("address")
+        .trim()
+        .to_owned();
+    assert_eq!(get(&addr, "/healthz").0, 200);
+    let moved = r.with_extension("moved");
+    std::fs::rename(r, &moved).expect("move the remote");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while get(&addr, "/healthz").0 != 503 {
+        assert!(Instant::now() < deadline, "still healthy without a remote");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::rename(&moved, r).expect("back");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while get(&addr, "/healthz").0 != 200 {
+        assert!(Instant::now() < deadline, "not healthy again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
