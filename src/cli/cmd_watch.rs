@@ -189,6 +189,7 @@ pub(super) fn run(args: &WatchArgs, aws: &AwsArgs, out: &Output) -> Outcome {
             n: 0,
             metrics,
             source,
+            tree: None,
         };
         let timing = Timing {
             debounce: args.debounce,
@@ -331,6 +332,8 @@ struct WatchRunner<'a> {
     metrics: Arc<Mutex<Metrics>>,
     /// The Git remote followed, if any.
     source: Option<GitSource>,
+    /// The export of the commit planned last (following Git).
+    tree: Option<PathBuf>,
 }
 
 /// How one run ended.
@@ -452,6 +455,7 @@ impl WatchRunner<'_> {
         };
         let tree = source.tree(&commit).await?;
         self.dir = tree.join(&self.args.dir);
+        self.tree = Some(tree);
         Ok(Some(commit))
     }
 
@@ -470,7 +474,11 @@ impl WatchRunner<'_> {
                 return (end, None);
             }
         };
-        let Ok(desired) = session::load(&self.dir, out) else {
+        let loaded = match (&self.tree, &commit) {
+            (Some(tree), Some(c)) => session::load_from_commit(&self.dir, tree, c, out),
+            _ => session::load(&self.dir, out),
+        };
+        let Ok(desired) = loaded else {
             let end = RunEnd::new(
                 "found invalid manifests: nothing changed, still watching",
                 Ran::Settled,

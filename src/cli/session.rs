@@ -30,18 +30,51 @@ pub(super) fn load_set(
     dir: &Path,
     out: &Output,
 ) -> Result<(crate::manifest::load::ManifestSet, DesiredGraph), Failure> {
+    load_set_shown(dir, out, None)
+}
+
+/// [`load`] of files exported from a Git commit under `tree`: problems are shown as
+/// `COMMIT:PATH` (as `git show` names a file of a commit), not at the export's place.
+pub(super) fn load_from_commit(
+    dir: &Path,
+    tree: &Path,
+    commit: &str,
+    out: &Output,
+) -> Result<DesiredGraph, Failure> {
+    load_set_shown(dir, out, Some((tree, commit))).map(|(_, d)| d)
+}
+
+fn load_set_shown(
+    dir: &Path,
+    out: &Output,
+    commit: Option<(&Path, &str)>,
+) -> Result<(crate::manifest::load::ManifestSet, DesiredGraph), Failure> {
     let (set, diags) = validate_dir(dir);
+    let show = |diags: &crate::diag::Diagnostics| match commit {
+        None => out.diagnostics(diags, &set),
+        Some((tree, commit)) => {
+            let (diags, set) = in_commit(diags, &set, tree, commit);
+            out.diagnostics(&diags, &set);
+        }
+    };
     if diags.has_errors() {
-        out.diagnostics(&diags, &set);
+        show(&diags);
+        let shown = match commit {
+            Some((tree, c)) => format!(
+                "{}:{}",
+                &c[..c.len().min(12)],
+                dir.strip_prefix(tree).unwrap_or(dir).display()
+            ),
+            None => dir.display().to_string(),
+        };
         out.error(&format!(
-            "{} is invalid ({}); nothing was read from or written to AWS",
-            dir.display(),
+            "{shown} is invalid ({}); nothing was read from or written to AWS",
             count(diags.error_count(), "error")
         ));
         return Err(Failure::Reported);
     }
     if diags.warning_count() > 0 {
-        out.diagnostics(&diags, &set);
+        show(&diags);
     }
     match crate::model::build(&set) {
         Some(d) => Ok((set, d)),
@@ -50,6 +83,39 @@ pub(super) fn load_set(
             Err(Failure::Reported)
         }
     }
+}
+
+/// `diags` and the sources they quote with every path under `tree` named `COMMIT:PATH`.
+fn in_commit(
+    diags: &crate::diag::Diagnostics,
+    set: &crate::manifest::load::ManifestSet,
+    tree: &Path,
+    commit: &str,
+) -> (crate::diag::Diagnostics, crate::manifest::load::ManifestSet) {
+    let short = &commit[..commit.len().min(12)];
+    let name = |p: &Path| match p.strip_prefix(tree) {
+        Ok(rest) => std::path::PathBuf::from(format!("{short}:{}", rest.display())),
+        Err(_) => p.to_path_buf(),
+    };
+    let mut diags = diags.clone();
+    for d in &mut diags.0 {
+        if let Some(l) = &mut d.location {
+            l.file = name(&l.file);
+        }
+        for (l, _) in &mut d.related {
+            l.file = name(&l.file);
+        }
+    }
+    let mut shown = crate::manifest::load::ManifestSet::default();
+    shown.files = set
+        .files
+        .iter()
+        .map(|f| crate::manifest::load::SourceFile {
+            path: name(&f.path),
+            text: f.text.clone(),
+        })
+        .collect();
+    (diags, shown)
 }
 
 /// A Tokio runtime for one command.

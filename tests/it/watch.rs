@@ -659,6 +659,27 @@ async fn following_git_a_pushed_commit_is_applied_within_one_poll_and_an_uncommi
         assert!(Instant::now() < deadline, "not healthy again");
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // A committed mistake is shown as Git names the file of that commit.
+    let bad = function("alpha", 1024).replace("memory: 1024", "memory: lots");
+    std::fs::write(r.join("infra/alpha.yaml"), bad).expect("edit");
+    git(r, &["commit", "--quiet", "-am", "a mistake"]);
+    w.wait_for("run 3 found invalid manifests", 15);
+    let head = String::from_utf8(
+        std::process::Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .current_dir(r)
+            .output()
+            .expect("git")
+            .stdout,
+    )
+    .expect("utf-8");
+    let errors = w.errors.lock().expect("stderr").join("\n");
+    assert!(
+        errors.contains(&format!("{}:infra/alpha.yaml:", head.trim()))
+            && !errors.contains("trees/"),
+        "{errors}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
