@@ -106,15 +106,17 @@ fn in_commit(
             l.file = name(&l.file);
         }
     }
-    let mut shown = crate::manifest::load::ManifestSet::default();
-    shown.files = set
-        .files
-        .iter()
-        .map(|f| crate::manifest::load::SourceFile {
-            path: name(&f.path),
-            text: f.text.clone(),
-        })
-        .collect();
+    let shown = crate::manifest::load::ManifestSet {
+        files: set
+            .files
+            .iter()
+            .map(|f| crate::manifest::load::SourceFile {
+                path: name(&f.path),
+                text: f.text.clone(),
+            })
+            .collect(),
+        ..crate::manifest::load::ManifestSet::default()
+    };
     (diags, shown)
 }
 
