@@ -395,6 +395,15 @@ fn webhook() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
     (url, got)
 }
 
+/// Waits up to `secs` for `ready()`, panicking with `what()` when it never is.
+fn wait_until(secs: u64, mut ready: impl FnMut() -> bool, what: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ready() {
+        assert!(Instant::now() < deadline, "{}", what());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn events_of(got: &Arc<Mutex<Vec<serde_json::Value>>>, event: &str) -> Vec<serde_json::Value> {
     got.lock()
         .map(|g| g.iter().filter(|e| e["event"] == event).cloned().collect())
@@ -466,15 +475,11 @@ async fn as_a_controller_it_serves_metrics_and_health_notifies_and_pauses() {
         .send()
         .await
         .expect("drift");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while events_of(&got, "drift_corrected").is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "no drift notification: {:#?}",
-            w.watch_lines()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        15,
+        || !events_of(&got, "drift_corrected").is_empty(),
+        || format!("no drift notification: {:#?}", w.watch_lines()),
+    );
     let drift = &events_of(&got, "drift_corrected")[0];
     assert_eq!(drift["stack"], "watched");
     assert_eq!(drift["resources"], serde_json::json!(["function/alpha"]));
@@ -527,15 +532,11 @@ async fn as_a_controller_it_serves_metrics_and_health_notifies_and_pauses() {
         "apiVersion: scar/v1alpha1\nkind: [",
     )
     .expect("break");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while events_of(&got, "run_failed").is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "no failure notification: {:#?}",
-            w.watch_lines()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        15,
+        || !events_of(&got, "run_failed").is_empty(),
+        || format!("no failure notification: {:#?}", w.watch_lines()),
+    );
     assert_eq!(get(&addr, "/healthz").0, 503);
     // The webhook's URL (a secret) is never printed.
     let all: Vec<String> = w
@@ -648,17 +649,17 @@ async fn following_git_a_pushed_commit_is_applied_within_one_poll_and_an_uncommi
     assert_eq!(get(&addr, "/healthz").0, 200);
     let moved = r.with_extension("moved");
     std::fs::rename(r, &moved).expect("move the remote");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while get(&addr, "/healthz").0 != 503 {
-        assert!(Instant::now() < deadline, "still healthy without a remote");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        15,
+        || get(&addr, "/healthz").0 == 503,
+        || "still healthy without a remote".into(),
+    );
     std::fs::rename(&moved, r).expect("back");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while get(&addr, "/healthz").0 != 200 {
-        assert!(Instant::now() < deadline, "not healthy again");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        15,
+        || get(&addr, "/healthz").0 == 200,
+        || "not healthy again".into(),
+    );
 
     // A committed mistake is shown as Git names the file of that commit.
     let bad = function("alpha", 1024).replace("memory: 1024", "memory: lots");
