@@ -229,11 +229,24 @@ impl AwsCloud {
         id: &str,
         entry: Option<&TriggerAttrs>,
     ) -> Result<(), CloudError> {
+        self.write_entries(bucket, id, &|c| c.id() == Some(id), entry)
+            .await
+    }
+
+    /// [`Self::write_trigger`], dropping every Lambda entry `drop` picks (the entry `id`
+    /// among them) in the same write.
+    async fn write_entries(
+        &self,
+        bucket: &str,
+        id: &str,
+        drop: &(dyn Fn(&st::LambdaFunctionConfiguration) -> bool + Sync),
+        entry: Option<&TriggerAttrs>,
+    ) -> Result<(), CloudError> {
         let lock = self.bucket_lock(bucket);
         let _guard = lock.lock().await;
         self.with_bucket_lease(bucket, || async {
             for _ in 0..3 {
-                self.merge_trigger(bucket, id, entry).await?;
+                self.merge_entries(bucket, drop, entry).await?;
                 if self.trigger_is_written(bucket, id, entry).await? {
                     return Ok(());
                 }
@@ -282,7 +295,7 @@ impl AwsCloud {
 
     /// Takes over the notification entries of the function `name`, which the stack has just
     /// adopted: in each bucket the stack's manifests give it an input in, the entries another
-    /// tool wrote for it (SCAR 4.x's) are replaced by the stack's, in one write per bucket, so
+    /// tool wrote for it (SCAR 4.x's) are replaced by the stack's in the same write that adds it, so
     /// that S3 never holds two overlapping entries (it would refuse them) and the function is
     /// never without its trigger. The buckets written.
     ///
@@ -313,30 +326,15 @@ impl AwsCloud {
                         .id()
                         .is_some_and(|id| names::trigger_id_is_stacks(stack, id, &arn))
             };
-            let lock = self.bucket_lock(&t.bucket);
-            let _guard = lock.lock().await;
             let drop =
                 |c: &st::LambdaFunctionConfiguration| c.id() == Some(t.id.as_str()) || foreign(c);
-            self.with_bucket_lease(&t.bucket, || async {
-                self.merge_entries(&t.bucket, &drop, Some(&t)).await
-            })
-            .await?;
+            self.write_entries(&t.bucket, &t.id, &drop, Some(&t))
+                .await?;
             if !written.contains(&t.bucket) {
                 written.push(t.bucket.clone());
             }
         }
         Ok(written)
-    }
-
-    /// One read-merge-write of the entry `id`.
-    pub(super) async fn merge_trigger(
-        &self,
-        bucket: &str,
-        id: &str,
-        entry: Option<&TriggerAttrs>,
-    ) -> Result<(), CloudError> {
-        self.merge_entries(bucket, &|c| c.id() == Some(id), entry)
-            .await
     }
 
     /// One read-merge-write of `bucket`'s notification configuration: the Lambda entries

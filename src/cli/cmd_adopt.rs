@@ -90,7 +90,7 @@ pub(super) fn run(args: &AdoptArgs, aws: &AwsArgs, out: &Output) -> Outcome {
         let zip = current.attrs.get("package_type").and_then(serde_json::Value::as_str) == Some("Zip");
         if address.kind == crate::model::ResourceKind::Function && !scar4.is_empty() {
             println!(
-                "{address} was deployed by SCAR 4.x ({}). Adopting it also takes over its S3 notification entries: SCAR's are replaced by the stack's, one write per bucket.",
+                "{address} was deployed by SCAR 4.x ({}). Adopting it also takes over its S3 notification entries: SCAR's are replaced by the stack's, in the same write.",
                 scar4.join(", ")
             );
         }
