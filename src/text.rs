@@ -15,3 +15,16 @@ pub fn percent_encode(s: &str) -> String {
     }
     out
 }
+
+/// The parts of `scheme://[userinfo@]host[...]`: the scheme with its `://`, the user
+/// information before an `@` (a name, a password, a token), the host (and port), and the rest
+/// from the first `/`, `?` or `#`; `None` for text with no `://`.
+#[must_use]
+pub fn url_parts(url: &str) -> Option<(&str, Option<&str>, &str, &str)> {
+    let (scheme, rest) = url.split_at(url.find("://")? + 3);
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    Some(match authority.rsplit_once('@') {
+        Some((userinfo, host)) => (scheme, Some(userinfo), host, tail),
+        None => (scheme, None, authority, tail),
+    })
+}

@@ -238,8 +238,9 @@ fn watch_files(dir: &Path, tx: mpsc::Sender<Event>) -> std::io::Result<notify::R
     Ok(watcher)
 }
 
-/// Fetches the remote every `every`; a new commit on the branch is a change. The runner
-/// fetches at start-up itself; fetch failures are logged and tried again at the next poll.
+/// Fetches the remote every `every`; a new commit on the branch is a change. The first fetch
+/// is made before this starts; failures are logged, counted (and make the watcher unhealthy)
+/// and tried again at the next poll.
 async fn poll_git(
     source: GitSource,
     every: Duration,
@@ -384,7 +385,7 @@ impl Runner for WatchRunner<'_> {
         let secs = started.elapsed().as_secs_f64();
         let at = commit
             .as_deref()
-            .map(|c| format!(" at commit {}", &c[..c.len().min(12)]))
+            .map(|c| format!(" at commit {}", crate::watch::git::short(c)))
             .unwrap_or_default();
         println!("[watch] run {n} {}{at} ({secs:.1}s)", end.text);
         tracing::info!(
@@ -410,15 +411,8 @@ impl Runner for WatchRunner<'_> {
             Err(_) => String::new(),
         };
         if let Some(url) = &self.args.notify {
-            let failed = matches!(
-                end.outcome,
-                metrics::Outcome::Failed
-                    | metrics::Outcome::Locked
-                    | metrics::Outcome::Refused
-                    | metrics::Outcome::Invalid
-            );
             let mut events = Vec::new();
-            if failed {
+            if end.outcome.failing() {
                 events.push(webhook::Kind::Failed);
             }
             if !end.drift.is_empty() {

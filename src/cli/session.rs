@@ -62,7 +62,7 @@ fn load_set_shown(
         let shown = match commit {
             Some((tree, c)) => format!(
                 "{}:{}",
-                &c[..c.len().min(12)],
+                crate::watch::git::short(c),
                 dir.strip_prefix(tree).unwrap_or(dir).display()
             ),
             None => dir.display().to_string(),
@@ -92,7 +92,7 @@ fn in_commit(
     tree: &Path,
     commit: &str,
 ) -> (crate::diag::Diagnostics, crate::manifest::load::ManifestSet) {
-    let short = &commit[..commit.len().min(12)];
+    let short = crate::watch::git::short(commit);
     let name = |p: &Path| match p.strip_prefix(tree) {
         Ok(rest) => std::path::PathBuf::from(format!("{short}:{}", rest.display())),
         Err(_) => p.to_path_buf(),

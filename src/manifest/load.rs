@@ -49,23 +49,25 @@ impl<T> Doc<T> {
     fn locate(&self, pointer: &str, exact: Option<crate::diag::Span>) -> Location {
         let found = self.spans.nearest_pointer(pointer);
         Location {
-            file: found
-                .and_then(|p| self.spans.file(p))
-                .unwrap_or(&self.path)
-                .to_path_buf(),
+            file: self.file_of(pointer).to_path_buf(),
             span: exact.or_else(|| found.and_then(|p| self.spans.value(p))),
         }
+    }
+
+    /// The file the value at `pointer` (or its nearest ancestor) was written in: an
+    /// overlay's, for a value it patched, else the document's own.
+    fn file_of(&self, pointer: &str) -> &Path {
+        self.spans
+            .nearest_pointer(pointer)
+            .and_then(|p| self.spans.file(p))
+            .unwrap_or(&self.path)
     }
 
     /// The directory of the file the value at `pointer` was written in, for resolving a
     /// relative path it holds (a script named in an overlay is next to the overlay).
     #[must_use]
     pub fn dir_of(&self, pointer: &str) -> &Path {
-        self.spans
-            .file(pointer)
-            .unwrap_or(&self.path)
-            .parent()
-            .unwrap_or(Path::new("."))
+        self.file_of(pointer).parent().unwrap_or(Path::new("."))
     }
 }
 

@@ -275,29 +275,29 @@ fn rename(
         if matches!(kind, "Stack" | "Function" | "Workflow") {
             pointers.push(("/metadata/name".into(), false));
         }
-        let items = |d: &Doc<Value>, list: &str| -> Vec<(usize, Value)> {
+        let count = |list: &str| {
             d.value
                 .pointer(list)
                 .and_then(Value::as_array)
-                .map(|a| a.iter().cloned().enumerate().collect())
-                .unwrap_or_default()
+                .map_or(0, Vec::len)
         };
         match kind {
             "Function" => {
-                for (i, _) in items(d, "/spec/input") {
+                for i in 0..count("/spec/input") {
                     pointers.push((format!("/spec/input/{i}/bucket"), true));
                 }
-                for (i, o) in items(d, "/spec/output") {
-                    if o.get("provider").is_none() {
-                        pointers.push((format!("/spec/output/{i}/bucket"), true));
+                for i in 0..count("/spec/output") {
+                    let own = format!("/spec/output/{i}");
+                    if d.value.pointer(&format!("{own}/provider")).is_none() {
+                        pointers.push((format!("{own}/bucket"), true));
                     }
                 }
             }
             "Workflow" => {
-                for (i, _) in items(d, "/spec/stages") {
+                for i in 0..count("/spec/stages") {
                     pointers.push((format!("/spec/stages/{i}"), false));
                 }
-                for (i, _) in items(d, "/spec/edges") {
+                for i in 0..count("/spec/edges") {
                     pointers.push((format!("/spec/edges/{i}/from"), false));
                     pointers.push((format!("/spec/edges/{i}/to"), false));
                     pointers.push((format!("/spec/edges/{i}/bucket"), true));

@@ -461,10 +461,8 @@ impl SpanIndex {
     /// pointers in a patch written in `file`): what a merge that replaced the value there
     /// must record, so that a problem in it is shown where it was written.
     pub fn graft(&mut self, pointer: &str, other: &SpanIndex, file: &std::path::Path) {
-        let under = |p: &str| p == pointer || p.starts_with(&format!("{pointer}/"));
-        self.entries.retain(|p, _| !under(p));
-        self.files.retain(|p, _| !under(p));
-        for (p, e) in other.entries.iter().filter(|(p, _)| under(p)) {
+        self.remove(pointer);
+        for (p, e) in other.entries.iter().filter(|(p, _)| under(pointer, p)) {
             self.entries.insert(p.clone(), *e);
             let from = other.file(p).unwrap_or(file);
             self.files.insert(p.clone(), from.to_path_buf());
@@ -473,10 +471,15 @@ impl SpanIndex {
 
     /// Forgets the value at `pointer` and everything below it (a merge removed it).
     pub fn remove(&mut self, pointer: &str) {
-        let under = |p: &str| p == pointer || p.starts_with(&format!("{pointer}/"));
-        self.entries.retain(|p, _| !under(p));
-        self.files.retain(|p, _| !under(p));
+        self.entries.retain(|p, _| !under(pointer, p));
+        self.files.retain(|p, _| !under(pointer, p));
     }
+}
+
+/// True when `p` is `pointer` or a pointer below it.
+fn under(pointer: &str, p: &str) -> bool {
+    p.strip_prefix(pointer)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Escapes one JSON pointer segment (RFC 6901).

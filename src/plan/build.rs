@@ -102,12 +102,7 @@ pub fn build(desired: &DesiredGraph, live: &LiveState, destroy: bool) -> Plan {
     {
         errors.push(super::protection_error(&s.address, "replace"));
     }
-    let replaced: Vec<Address> = steps
-        .iter()
-        .filter(|s| s.address.kind == ResourceKind::Function && s.action == Action::Replace)
-        .map(|s| s.address.clone())
-        .collect();
-    super::target::replace_permissions_of(&mut steps, &replaced);
+    super::target::replace_permissions_with_functions(&mut steps);
     super::order::order(&mut steps);
     Plan {
         format_version: super::FORMAT_VERSION.to_owned(),

@@ -15,16 +15,11 @@ use crate::model::{Address, ResourceKind};
 /// # Errors
 /// A target the plan has no step for, naming the plan's addresses.
 pub fn narrow(mut plan: Plan, targets: &[Address]) -> Result<Plan, String> {
-    let known: BTreeSet<&Address> = plan.steps.iter().map(|s| &s.address).collect();
-    if let Some(missing) = targets.iter().find(|t| !known.contains(t)) {
-        return Err(format!(
-            "--target {missing}: the plan has no such resource; its resources: {}",
-            known
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+    if let Some(missing) = targets
+        .iter()
+        .find(|t| !plan.steps.iter().any(|s| &s.address == *t))
+    {
+        return Err(no_such("--target", missing, &plan));
     }
     let mut keep: BTreeSet<Address> = targets.iter().cloned().collect();
     loop {
@@ -97,14 +92,7 @@ const REPLACEABLE: [(ResourceKind, &str); 5] = [
 pub fn replace(mut plan: Plan, addresses: &[Address]) -> Result<Plan, String> {
     for address in addresses {
         let Some(step) = plan.steps.iter().find(|s| &s.address == address) else {
-            return Err(format!(
-                "--replace {address}: the plan has no such resource; its resources: {}",
-                plan.steps
-                    .iter()
-                    .map(|s| s.address.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            return Err(no_such("--replace", address, &plan));
         };
         if !REPLACEABLE.iter().any(|(k, _)| *k == address.kind) {
             return Err(format!(
@@ -131,32 +119,41 @@ pub fn replace(mut plan: Plan, addresses: &[Address]) -> Result<Plan, String> {
             ));
         }
     }
-    let forced = |s: &super::Step| {
-        addresses.contains(&s.address) && matches!(s.action, Action::NoOp | Action::Update)
-    };
-    let functions: Vec<Address> = plan
-        .steps
-        .iter()
-        .filter(|s| forced(s) && s.address.kind == ResourceKind::Function)
-        .map(|s| s.address.clone())
-        .collect();
     for s in &mut plan.steps {
-        if forced(s) {
+        if addresses.contains(&s.address) && matches!(s.action, Action::NoOp | Action::Update) {
             s.action = Action::Replace;
             s.reason = Some(Reason::ReplaceByRequest);
             s.cause = Cause::Manifest;
         }
     }
-    replace_permissions_of(&mut plan.steps, &functions);
+    replace_permissions_with_functions(&mut plan.steps);
     super::order::order(&mut plan.steps);
     plan.replace = addresses.to_vec();
     Ok(plan)
 }
 
-/// Replaces the permission statements of `functions` (being replaced) that the plan keeps
-/// or updates: Lambda deletes a function's statements with it, so they are added again to
-/// the new one, after it.
-pub(super) fn replace_permissions_of(steps: &mut [super::Step], functions: &[Address]) {
+/// The error for an address the plan has no step for, listing the plan's (sorted).
+fn no_such(flag: &str, address: &Address, plan: &Plan) -> String {
+    let known: BTreeSet<&Address> = plan.steps.iter().map(|s| &s.address).collect();
+    format!(
+        "{flag} {address}: the plan has no such resource; its resources: {}",
+        known
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Replaces the permission statements of every function the plan replaces, where the plan
+/// keeps or updates them: Lambda deletes a function's statements with it, so they are added
+/// again to the new one, after it.
+pub(super) fn replace_permissions_with_functions(steps: &mut [super::Step]) {
+    let functions: Vec<Address> = steps
+        .iter()
+        .filter(|s| s.address.kind == ResourceKind::Function && s.action == Action::Replace)
+        .map(|s| s.address.clone())
+        .collect();
     for s in steps {
         if s.address.kind == ResourceKind::LambdaPermission
             && matches!(s.action, Action::NoOp | Action::Update)

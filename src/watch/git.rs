@@ -196,17 +196,18 @@ impl GitSource {
     }
 }
 
+/// A commit id as scar shows it: its first 12 hex digits (what `git show` takes).
+#[must_use]
+pub fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
 /// `url` with any password or token (the user-information part) replaced by `***`.
 #[must_use]
 pub fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end + 3..];
-    let host_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..host_end].rfind('@') {
-        Some(at) => format!("{}***@{}", &url[..scheme_end + 3], &rest[at + 1..]),
-        None => url.to_owned(),
+    match crate::text::url_parts(url) {
+        Some((scheme, Some(_), host, rest)) => format!("{scheme}***@{host}{rest}"),
+        _ => url.to_owned(),
     }
 }
 

@@ -47,6 +47,16 @@ impl Outcome {
     pub fn success(self) -> bool {
         matches!(self, Outcome::Applied | Outcome::NoChanges)
     }
+
+    /// True for a run that failed to converge: what makes the watcher unhealthy and what a
+    /// `run_failed` notification reports.
+    #[must_use]
+    pub fn failing(self) -> bool {
+        matches!(
+            self,
+            Outcome::Failed | Outcome::Locked | Outcome::Refused | Outcome::Invalid
+        )
+    }
 }
 
 /// Upper bounds of the run duration histogram, in seconds.
@@ -112,11 +122,7 @@ impl Metrics {
     /// of the followed Git remote failed.
     #[must_use]
     pub fn healthy(&self) -> bool {
-        !self.fetch_failing
-            && !matches!(
-                self.last_outcome,
-                Some(Outcome::Failed | Outcome::Locked | Outcome::Refused | Outcome::Invalid)
-            )
+        !self.fetch_failing && !self.last_outcome.is_some_and(Outcome::failing)
     }
 
     /// The `/healthz` document.

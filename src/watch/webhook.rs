@@ -85,13 +85,10 @@ pub async fn send(url: &str, doc: &serde_json::Value) {
 /// `scheme://host/...` of `url`: what logs may show of a webhook.
 #[must_use]
 pub fn host_of(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return "(webhook)".into();
-    };
-    let rest = &url[scheme_end + 3..];
-    let host = &rest[..rest.find('/').unwrap_or(rest.len())];
-    let host = host.rsplit('@').next().unwrap_or(host);
-    format!("{}{host}/...", &url[..scheme_end + 3])
+    match crate::text::url_parts(url) {
+        Some((scheme, _, host, _)) => format!("{scheme}{host}/..."),
+        None => "(webhook)".into(),
+    }
 }
 
 #[cfg(test)]

@@ -347,6 +347,15 @@ fn parsed_by_prometheus(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that `/metrics` on `addr`, as Prometheus's parser reads it, has the sample `want`.
+fn assert_sample(addr: &str, want: &str) {
+    let samples = parsed_by_prometheus(&get(addr, "/metrics").1);
+    assert!(
+        samples.iter().any(|s| s == want),
+        "{want} not in {samples:#?}"
+    );
+}
+
 /// A webhook receiver on loopback: every request body it got.
 fn webhook() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
     use std::io::{Read, Write};
@@ -484,13 +493,7 @@ async fn as_a_controller_it_serves_metrics_and_health_notifies_and_pauses() {
     assert_eq!(drift["stack"], "watched");
     assert_eq!(drift["resources"], serde_json::json!(["function/alpha"]));
     assert_eq!(memory_of(&moto, "alpha").await, Some(512));
-    let samples = parsed_by_prometheus(&get(&addr, "/metrics").1);
-    assert!(
-        samples
-            .iter()
-            .any(|s| s == "scar_watch_drift_corrected_total{stack=watched} 1.0"),
-        "{samples:#?}"
-    );
+    assert_sample(&addr, "scar_watch_drift_corrected_total{stack=watched} 1.0");
 
     // Paused: runs are skipped, and the next drift stays until the pause ends.
     std::fs::write(dir.path().join("pause"), "").expect("pause");
@@ -508,13 +511,7 @@ async fn as_a_controller_it_serves_metrics_and_health_notifies_and_pauses() {
         Some(2048),
         "paused: left alone"
     );
-    let samples = parsed_by_prometheus(&get(&addr, "/metrics").1);
-    assert!(
-        samples
-            .iter()
-            .any(|s| s == "scar_watch_paused{stack=watched} 1.0"),
-        "{samples:#?}"
-    );
+    assert_sample(&addr, "scar_watch_paused{stack=watched} 1.0");
     std::fs::remove_file(dir.path().join("pause")).expect("resume");
     let deadline = Instant::now() + Duration::from_secs(15);
     while memory_of(&moto, "alpha").await != Some(512) {

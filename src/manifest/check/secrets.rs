@@ -95,13 +95,11 @@ fn env<T>(doc: &Doc<T>, vars: &BTreeMap<String, EnvValue>, base: &str, out: &mut
 /// True for a URL that carries a password (`scheme://user:password@host`).
 #[must_use]
 pub fn url_with_password(value: &str) -> bool {
-    let Some((_, rest)) = value.split_once("://") else {
-        return false;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    authority
-        .rsplit_once('@')
-        .is_some_and(|(userinfo, _)| userinfo.split_once(':').is_some_and(|(_, p)| !p.is_empty()))
+    crate::text::url_parts(value).is_some_and(|(_, userinfo, _, _)| {
+        userinfo
+            .and_then(|u| u.split_once(':'))
+            .is_some_and(|(_, p)| !p.is_empty())
+    })
 }
 
 /// Why a literal value looks like a secret, if it does.
