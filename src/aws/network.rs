@@ -62,8 +62,18 @@ impl AwsCloud {
         }))
     }
 
-    /// One signed EC2 Query API call; the XML answer.
+    /// One signed EC2 Query API call, retried as every AWS call is (throttling, 5xx); the
+    /// XML answer.
     async fn ec2(&self, action: &str, params: &[(String, String)]) -> Result<String, CloudError> {
+        crate::cloud::retry::with_retry(self.backoff, action, || self.ec2_once(action, params))
+            .await
+    }
+
+    async fn ec2_once(
+        &self,
+        action: &str,
+        params: &[(String, String)],
+    ) -> Result<String, CloudError> {
         let op = format!("ec2:{action}");
         let fail = |kind, message: String| CloudError::new(kind, &op, message);
         let url = match &self.endpoint {
