@@ -10,12 +10,14 @@
 //! - `plan` (desired against live, pure), `render` (what users read);
 //! - `model` (the desired graph and live state), `image` (daemonless images), `import`;
 //! - `manifest` (load, schema, checks and the supervisor's contract), `diag`, `cloud` (the
-//!   errors and retry policy every adapter shares), `text`, `net` (one HTTP POST).
+//!   errors and retry policy every adapter shares), `text`, `net` (one HTTP POST), `cache`
+//!   (scar's private cache folder).
 
 #![forbid(unsafe_code)]
 
 pub mod apply;
 pub mod aws;
+pub mod cache;
 pub mod cli;
 pub mod cloud;
 pub mod diag;

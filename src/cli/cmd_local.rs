@@ -57,7 +57,7 @@ impl Local {
             .await
             .map_err(|e| e.to_string())?;
         let registry = cloud.registry()?;
-        let cache = crate::image::build::cache_dir()
+        let cache = crate::cache::dir()
             .ok_or("no cache folder: set SCAR_CACHE_DIR, XDG_CACHE_HOME or HOME")?;
         let host = Host {
             tool,

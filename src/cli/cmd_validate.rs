@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use super::Format;
 use super::exit::{Done, Failure, Outcome};
 use super::output::{Output, count};
-use crate::manifest::check::validate_dir;
 
 /// The arguments of `scar validate`.
 #[derive(Debug, clap::Args)]
@@ -20,7 +19,7 @@ pub struct ValidateArgs {
 
 pub(super) fn run(args: &ValidateArgs, out: &Output) -> Outcome {
     let (dir, format) = (args.dir.as_path(), args.format);
-    let (set, diags) = validate_dir(dir);
+    let (set, diags) = super::session::validate(dir);
     let valid = !diags.has_errors();
     let stack = set.stack().map(|s| s.value.metadata.name.clone());
     match format {

@@ -22,7 +22,7 @@ use super::reconcile::{Apply, Reconciled, Refusal, Request, Show, reconcile_once
 use super::{AwsArgs, session};
 use crate::aws::AwsCloud;
 use crate::lock::Operation;
-use crate::watch::git::GitSource;
+use crate::watch::git::{Export, GitSource};
 use crate::watch::metrics::{self, Metrics};
 use crate::watch::{Event, Ran, Reason, Runner, Timing, serve, watch, webhook};
 
@@ -116,7 +116,7 @@ fn relevant(path: &Path, roots: &[PathBuf]) -> bool {
 pub(super) fn run(args: &WatchArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     let source = match &args.git {
         Some(url) => {
-            let cache = crate::image::build::cache_dir()
+            let cache = crate::cache::dir()
                 .ok_or("no cache folder for the Git mirror: set SCAR_CACHE_DIR, XDG_CACHE_HOME or HOME")
                 .map_err(|e| super::exit::Failure::Message(e.into()))?;
             let s =
@@ -189,7 +189,6 @@ pub(super) fn run(args: &WatchArgs, aws: &AwsArgs, out: &Output) -> Outcome {
             n: 0,
             metrics,
             source,
-            tree: None,
         };
         let timing = Timing {
             debounce: args.debounce,
@@ -216,7 +215,7 @@ fn watch_files(dir: &Path, tx: mpsc::Sender<Event>) -> std::io::Result<notify::R
     let root = std::fs::canonicalize(dir)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
     // An overlay's bases are followed too: an edit there changes this environment.
-    let mut roots = crate::manifest::load_dir(dir).0.roots;
+    let mut roots = session::validate(dir).0.roots;
     roots.retain(|r| r != &root);
     roots.insert(0, root);
     let watched = roots.clone();
@@ -333,8 +332,6 @@ struct WatchRunner<'a> {
     metrics: Arc<Mutex<Metrics>>,
     /// The Git remote followed, if any.
     source: Option<GitSource>,
-    /// The export of the commit planned last (following Git).
-    tree: Option<PathBuf>,
 }
 
 /// How one run ended.
@@ -436,9 +433,10 @@ impl Runner for WatchRunner<'_> {
 }
 
 impl WatchRunner<'_> {
-    /// The directory to plan: the folder given, or that path inside the commit the Git
-    /// branch points at (as the poller last fetched it); the commit.
-    async fn checkout(&mut self) -> Result<Option<String>, String> {
+    /// Following Git: the commit the branch points at (as the poller last fetched it) and its
+    /// files, exported (the mirror's lock held until it is dropped); the stack directory is
+    /// then DIR inside them. `None` when watching a folder.
+    async fn checkout(&mut self) -> Result<Option<(String, Export)>, String> {
         let Some(source) = &self.source else {
             return Ok(None);
         };
@@ -447,16 +445,22 @@ impl WatchRunner<'_> {
             Ok(c) => c,
             Err(_) => source.fetch().await?,
         };
-        let tree = source.tree(&commit).await?;
-        self.dir = tree.join(&self.args.dir);
-        self.tree = Some(tree);
-        Ok(Some(commit))
+        let export = source.tree(&commit).await?;
+        if !export.left_out.is_empty() {
+            self.out.warn(&format!(
+                "commit {}: links that lead outside the commit's files are left out: {}",
+                crate::watch::git::short(&commit),
+                export.left_out.join(", ")
+            ));
+        }
+        self.dir = export.dir.join(&self.args.dir);
+        Ok(Some((commit, export)))
     }
 
     /// One run: how it ended, and the commit it planned (following Git).
     async fn once(&mut self, n: usize) -> (RunEnd, Option<String>) {
         let out = self.out;
-        let commit = match self.checkout().await {
+        let checkout = match self.checkout().await {
             Ok(c) => c,
             Err(e) => {
                 out.error(&format!("reading the Git remote failed: {e}"));
@@ -468,9 +472,14 @@ impl WatchRunner<'_> {
                 return (end, None);
             }
         };
-        let loaded = match (&self.tree, &commit) {
-            (Some(tree), Some(c)) => session::load_from_commit(&self.dir, tree, c, out),
-            _ => session::load(&self.dir, out),
+        // Everything the plan needs is read here (scripts included); the export is let go
+        // (and its lock with it) right after.
+        let (loaded, commit) = match checkout {
+            Some((c, export)) => (
+                session::load_from_commit(&self.dir, &export.dir, &c, out),
+                Some(c),
+            ),
+            None => (session::load(&self.dir, out), None),
         };
         let Ok(desired) = loaded else {
             let end = RunEnd::new(

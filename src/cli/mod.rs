@@ -45,6 +45,11 @@ pub struct Cli {
     /// Log format: text for people, json for log pipelines.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// The trust root: every manifest, overlay base and script a command reads must resolve
+    /// inside it (default: the Git work tree that holds the stack directory, else the stack
+    /// directory itself).
+    #[arg(long, global = true, env = "SCAR_ROOT", value_name = "DIR")]
+    pub root: Option<std::path::PathBuf>,
     /// AWS connection settings.
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -260,6 +265,7 @@ pub fn main() -> ExitCode {
     };
     output::init_logging(cli.verbose, cli.log_format);
     let out = Output::new(cli.color);
+    session::set_root(cli.root.clone());
     let aws = &cli.aws;
     let outcome = match &cli.command {
         Command::Validate(a) => cmd_validate::run(a, &out),

@@ -14,10 +14,38 @@ use super::output::{Output, count};
 use crate::aws::{AwsCloud, LockError};
 use crate::cloud::CloudError;
 use crate::lock::Operation;
-use crate::manifest::check::validate_dir;
+use crate::manifest::TrustRoot;
+use crate::manifest::check::{validate_dir, validate_dir_in};
+use crate::manifest::trust::Source;
 use crate::model::live::{LiveState, Owner};
 use crate::model::{DesiredGraph, ResourceKind};
 use crate::plan::Plan;
+
+/// The trust root `--root` (or `SCAR_ROOT`) names, set once by `main`.
+static ROOT: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+
+/// Records the `--root` given (once, before any command runs).
+pub(super) fn set_root(root: Option<std::path::PathBuf>) {
+    let _ = ROOT.set(root);
+}
+
+/// Loads and checks `dir` within the trust root: `--root` when given, else the Git work tree
+/// that holds `dir`, else `dir` itself.
+pub(super) fn validate(
+    dir: &Path,
+) -> (crate::manifest::load::ManifestSet, crate::diag::Diagnostics) {
+    match ROOT.get().and_then(Option::as_deref) {
+        None => validate_dir(dir),
+        Some(root) => match TrustRoot::at(root, Source::Explicit) {
+            Ok(root) => validate_dir_in(dir, &root),
+            Err(e) => {
+                let mut diags = crate::diag::Diagnostics::default();
+                diags.push(crate::diag::Diagnostic::error(e).hint("--root names a folder"));
+                (crate::manifest::load::ManifestSet::default(), diags)
+            }
+        },
+    }
+}
 
 /// Validates `dir` and builds its desired graph. Invalid manifests print their diagnostics and
 /// end the command with exit 1 before any AWS call.
@@ -49,7 +77,17 @@ fn load_set_shown(
     out: &Output,
     commit: Option<(&Path, &str)>,
 ) -> Result<(crate::manifest::load::ManifestSet, DesiredGraph), Failure> {
-    let (set, diags) = validate_dir(dir);
+    // Following Git, the commit's files are the trust root: nothing outside the export.
+    let (set, diags) = match commit {
+        Some((tree, _)) => match TrustRoot::at(tree, Source::Export) {
+            Ok(root) => validate_dir_in(dir, &root),
+            Err(e) => {
+                out.error(&e);
+                return Err(Failure::Reported);
+            }
+        },
+        None => validate(dir),
+    };
     let show = |diags: &crate::diag::Diagnostics| match commit {
         None => out.diagnostics(diags, &set),
         Some((tree, commit)) => {

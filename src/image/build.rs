@@ -135,7 +135,7 @@ pub fn supervisor_layer(path: &Path) -> Result<std::sync::Arc<Layer>, String> {
 }
 
 fn make_supervisor_layer(path: &Path) -> Result<Layer, String> {
-    make_supervisor_layer_in(path, cache_dir().map(|d| d.join("layers")))
+    make_supervisor_layer_in(path, crate::cache::dir().map(|d| d.join("layers")))
 }
 
 fn make_supervisor_layer_in(path: &Path, cache: Option<PathBuf>) -> Result<Layer, String> {
@@ -173,7 +173,7 @@ fn make_supervisor_layer_in(path: &Path, cache: Option<PathBuf>) -> Result<Layer
         .map_err(|e| format!("building the supervisor layer: {e}"))?;
     if let Some(dir) = &cache {
         // The cache is an optimisation: failing to write it changes nothing.
-        let _ = std::fs::create_dir_all(dir).and_then(|()| {
+        let _ = crate::cache::private_dir(dir).and_then(|()| {
             let tmp = dir.join(format!("{hex}.tar.gz.{}.tmp", std::process::id()));
             std::fs::write(&tmp, &layer.blob)?;
             std::fs::rename(&tmp, dir.join(format!("{hex}.tar.gz")))
@@ -191,19 +191,6 @@ fn unpacks_to(blob: &[u8], want: &[u8]) -> bool {
         .read_to_end(&mut out)
         .is_ok()
         && out == want
-}
-
-/// scar's cache folder: `$SCAR_CACHE_DIR`, else `$XDG_CACHE_HOME/scar`, else `~/.cache/scar`.
-pub(crate) fn cache_dir() -> Option<PathBuf> {
-    if let Ok(d) = std::env::var("SCAR_CACHE_DIR") {
-        return Some(PathBuf::from(d));
-    }
-    if let Ok(d) = std::env::var("XDG_CACHE_HOME") {
-        return Some(Path::new(&d).join("scar"));
-    }
-    std::env::var("HOME")
-        .ok()
-        .map(|h| Path::new(&h).join(".cache/scar"))
 }
 
 /// The function's configuration with the base image's own command recorded in it, which the

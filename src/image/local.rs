@@ -149,10 +149,15 @@ async fn unpacked(
     let key = rootfs::cache_key(&digests);
     let roots = cache.join("rootfs");
     let done = roots.join(&key);
+    let private = |e: std::io::Error| BuildError::Other(format!("the image cache: {e}"));
+    crate::cache::private_dir(&roots).map_err(private)?;
     let unpacked = if done.is_dir() {
+        // Only this user can have made it (the cache is private): another's is refused.
+        crate::cache::check_owned(&done).map_err(private)?;
         None
     } else {
         let blobs = cache.join("blobs").join("sha256");
+        crate::cache::private_dir(&blobs).map_err(private)?;
         let mut files = Vec::new();
         for (i, (digest, size)) in layers.iter().enumerate() {
             let at = (i, layers.len());
@@ -215,11 +220,11 @@ async fn fetch(
         )));
     }
     let path = blobs.join(digest.trim_start_matches("sha256:"));
+    let local = |e: std::io::Error| BuildError::Other(format!("caching {digest}: {e}"));
     if path.is_file() {
+        crate::cache::check_owned(&path).map_err(local)?;
         return Ok(path);
     }
-    let local = |e: std::io::Error| BuildError::Other(format!("caching {digest}: {e}"));
-    fs::create_dir_all(blobs).map_err(local)?;
     progress(&format!(
         "downloading base layer {}/{of} {} ({} bytes)",
         i + 1,

@@ -29,6 +29,11 @@ const MAX_LINKS: usize = 40;
 /// The most an image may unpack to: Lambda's limit for a container image.
 pub const MAX_UNPACKED: u64 = 10 * 1024 * 1024 * 1024;
 
+/// The most entries an image's layers may hold, all layers together: a small layer of empty
+/// files or folders costs no bytes but an inode each, and could use up the file system's.
+/// Large real images (a CUDA or TeX Live base) hold a few hundred thousand.
+pub const MAX_ENTRIES: u64 = 1_000_000;
+
 /// The whiteout prefix.
 const WHITEOUT: &str = ".wh.";
 /// The opaque-folder marker.
@@ -62,6 +67,12 @@ pub enum RootfsError {
         /// The limit.
         limit: u64,
     },
+    /// The layers hold more than [`MAX_ENTRIES`] entries.
+    #[error("the image's layers hold more than {limit} entries; scar unpacks no more")]
+    TooManyEntries {
+        /// The limit.
+        limit: u64,
+    },
 }
 
 /// What applying layers did.
@@ -81,6 +92,8 @@ pub struct Unpacked {
     pub whiteouts: u64,
     /// Device files and FIFOs left out.
     pub skipped: u64,
+    /// Every entry read, of any type (what [`MAX_ENTRIES`] caps).
+    pub entries: u64,
 }
 
 /// Applies each layer (a tar stream, gzip-compressed or not) in order onto `root`, which must
@@ -88,7 +101,7 @@ pub struct Unpacked {
 ///
 /// # Errors
 /// An entry that would leave the root, a hard link to nothing, a compression scar does not
-/// read, more than [`MAX_UNPACKED`] bytes, or an I/O error.
+/// read, more than [`MAX_UNPACKED`] bytes or [`MAX_ENTRIES`] entries, or an I/O error.
 pub fn apply_layers<R: Read>(
     root: &Path,
     layers: impl IntoIterator<Item = R>,
@@ -132,6 +145,10 @@ pub fn apply_layer<R: Read>(
     let mut created: HashSet<PathBuf> = HashSet::new();
     for entry in archive.entries().map_err(io)? {
         let mut entry = entry.map_err(io)?;
+        stats.entries += 1;
+        if stats.entries > MAX_ENTRIES {
+            return Err(RootfsError::TooManyEntries { limit: MAX_ENTRIES });
+        }
         let raw = entry.path_bytes().into_owned();
         let fail = |why: String| RootfsError::Entry {
             layer: index,
@@ -185,8 +202,10 @@ pub fn apply_layer<R: Read>(
                     Err(_) => fs::create_dir(&path).map_err(io)?,
                 }
                 // Owner rwx always: later layers write into it (the sandbox mounts it
-                // read-only).
-                fs::set_permissions(&path, fs::Permissions::from_mode(mode | 0o700)).map_err(io)?;
+                // read-only). Never writable by others on the host (`/tmp`'s 1777 included):
+                // the cache is run from.
+                fs::set_permissions(&path, fs::Permissions::from_mode(host_mode(mode) | 0o700))
+                    .map_err(io)?;
                 stats.dirs += 1;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
@@ -205,7 +224,8 @@ pub fn apply_layer<R: Read>(
                     // Kept so that caches keyed on it (Python's .pyc) stay valid.
                     let _ = file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(t));
                 }
-                fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o777)).map_err(io)?;
+                fs::set_permissions(&path, fs::Permissions::from_mode(host_mode(mode)))
+                    .map_err(io)?;
                 stats.files += 1;
             }
             tar::EntryType::Symlink => {
@@ -250,6 +270,12 @@ pub fn apply_layer<R: Read>(
     Ok(())
 }
 
+/// An entry's mode as its file gets it on the host: permission bits only, none that lets the
+/// group or others write (set-user-ID, set-group-ID and sticky bits are dropped).
+fn host_mode(mode: u32) -> u32 {
+    mode & 0o755
+}
+
 /// The file a hard link entry names (`target`, a path inside the image), which an earlier
 /// entry must have made and which is not a folder; the reason when it is not so.
 fn link_source(root: &Path, target: &[u8]) -> Result<PathBuf, String> {
@@ -274,7 +300,7 @@ fn link_source(root: &Path, target: &[u8]) -> Result<PathBuf, String> {
 /// else `$XDG_CACHE_HOME/scar`, else `~/.cache/scar`).
 #[must_use]
 pub fn cache_root() -> Option<PathBuf> {
-    super::build::cache_dir().map(|d| d.join("rootfs"))
+    crate::cache::dir().map(|d| d.join("rootfs"))
 }
 
 /// The name of the root file system made of layers with these digests, in this order: the
@@ -304,7 +330,7 @@ pub fn cached(
     if done.is_dir() {
         return Ok((done, None));
     }
-    fs::create_dir_all(cache).map_err(io)?;
+    crate::cache::private_dir(cache).map_err(io)?;
     let prefix = format!("{key}.partial-");
     for stale in fs::read_dir(cache).map_err(io)? {
         let stale = stale.map_err(io)?;
@@ -319,7 +345,13 @@ pub fn cached(
     }
     let partial = cache.join(format!("{prefix}{}", std::process::id()));
     remove(&partial).map_err(io)?;
-    fs::create_dir(&partial).map_err(io)?;
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&partial)
+            .map_err(io)?;
+    }
     let stats = match unpack(&partial) {
         Ok(s) => s,
         Err(e) => {
@@ -677,5 +709,54 @@ mod tests {
             .expect_err("loop")
             .to_string();
         assert!(e.contains("more than 40"), "{e}");
+    }
+
+    #[test]
+    fn a_small_layer_of_empty_entries_cannot_use_up_the_inodes() {
+        // Regression (issue 23, finding 11): the cap counted file bytes only, so a layer of a
+        // million empty files (a few kilobytes gzipped) made a million inodes. Entries are
+        // counted across layers: here the layers before this one held all but two.
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut l = Vec::new();
+        for i in 0..3 {
+            file(&mut l, &format!("empty-{i}"), "");
+        }
+        let layer = gz(&finish(l));
+        let mut stats = Unpacked {
+            entries: MAX_ENTRIES - 2,
+            ..Unpacked::default()
+        };
+        let e = apply_layer(dir.path(), 1, &layer[..], &mut stats).expect_err("capped");
+        assert!(matches!(e, RootfsError::TooManyEntries { .. }), "{e}");
+        assert!(!dir.path().join("empty-2").exists());
+    }
+
+    #[test]
+    fn nothing_unpacked_is_writable_by_other_users_of_the_host() {
+        // Regression (issue 23, finding 10): folders kept 0777 (and 1777) from the layer, so
+        // any user of the machine could change what a function runs.
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, kind, mode) in [
+            ("open/", tar::EntryType::Directory, 0o777),
+            ("sticky/", tar::EntryType::Directory, 0o1777),
+            ("open/file", tar::EntryType::Regular, 0o4777),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(mode);
+            h.set_size(0);
+            h.set_cksum();
+            b.append_data(&mut h, path, &[][..]).expect("entry");
+        }
+        let layer = b.into_inner().expect("tar");
+        apply_layers(dir.path(), [&layer[..]]).expect("applied");
+        for (p, want) in [("open", 0o755), ("sticky", 0o755), ("open/file", 0o755)] {
+            let mode = fs::metadata(dir.path().join(p))
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o7777, want, "{p}");
+        }
     }
 }

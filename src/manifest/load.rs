@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::schema::{self, Kind, Problem};
+use super::trust::{Outside, TrustRoot};
 use super::types::{API_VERSION, FunctionManifest, StackManifest, WorkflowManifest};
 use super::yaml::{self, SpanIndex};
 use crate::diag::{Diagnostic, Diagnostics, Location};
@@ -143,8 +144,14 @@ pub fn field_path(pointer: &str) -> String {
     out
 }
 
-/// Finds every manifest file below `dir`, sorted, skipping hidden folders.
-pub(super) fn manifest_files(dir: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
+/// Finds every manifest file below `dir`, sorted, skipping hidden folders. A link (to a
+/// folder or a file) is followed only when it resolves inside `root`; one that leads outside
+/// is reported and nothing there is read.
+pub(super) fn manifest_files(
+    dir: &Path,
+    root: &TrustRoot,
+    diags: &mut Diagnostics,
+) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     // Each folder once, by where it really is: links that loop back (or two that point at
@@ -171,12 +178,34 @@ pub(super) fn manifest_files(dir: &Path, diags: &mut Diagnostics) -> Vec<PathBuf
             if name.starts_with('.') {
                 continue;
             }
+            let manifest = name.ends_with(".yaml") || name.ends_with(".yml");
+            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                match root.resolve(&path) {
+                    Ok(_) => {}
+                    Err(Outside::Elsewhere) => {
+                        diags.push(
+                            Diagnostic::error(format!(
+                                "{} is a link that leads outside the trust root; it is not read",
+                                shown(&path).display()
+                            ))
+                            .hint(root.hint()),
+                        );
+                        continue;
+                    }
+                    // A link to nothing: a manifest's is reported when it is read.
+                    Err(Outside::Missing) if manifest => {
+                        out.push(path);
+                        continue;
+                    }
+                    Err(Outside::Missing) => continue,
+                }
+            }
             if path.is_dir() {
                 // A folder with an overlay.yaml is another environment, not part of this one.
                 if !super::overlay::is_overlay(&path) {
                     todo.push(path);
                 }
-            } else if (name.ends_with(".yaml") || name.ends_with(".yml"))
+            } else if manifest
                 && seen.insert(std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone()))
             {
                 out.push(path);
@@ -206,36 +235,74 @@ fn shown(path: &Path) -> PathBuf {
     out.iter().collect()
 }
 
-/// Loads every manifest below `dir`.
+/// Loads every manifest below `dir`, with the trust root [`TrustRoot::for_dir`] chooses (the
+/// Git work tree that holds `dir`, else `dir`).
 ///
 /// Returns what could be loaded and every problem found while loading (syntax, schema, types).
 /// Cross-document checks are [`super::check::check`]'s job.
 #[must_use]
 pub fn load_dir(dir: &Path) -> (ManifestSet, Diagnostics) {
+    if !dir.is_dir() {
+        return not_a_directory(dir);
+    }
+    match TrustRoot::for_dir(dir) {
+        Ok(root) => load_dir_in(dir, &root),
+        Err(e) => {
+            let mut diags = Diagnostics::default();
+            diags.push(Diagnostic::error(e));
+            (ManifestSet::default(), diags)
+        }
+    }
+}
+
+fn not_a_directory(dir: &Path) -> (ManifestSet, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    diags.push(
+        Diagnostic::error(format!("{} is not a directory", dir.display()))
+            .hint("pass the directory that holds the stack's manifests"),
+    );
+    let set = ManifestSet {
+        dir: dir.to_path_buf(),
+        ..ManifestSet::default()
+    };
+    (set, diags)
+}
+
+/// Loads every manifest below `dir`, reading nothing that does not resolve inside `root`:
+/// `dir` itself, the folders and files walked, an overlay's bases and the scripts.
+#[must_use]
+pub fn load_dir_in(dir: &Path, root: &TrustRoot) -> (ManifestSet, Diagnostics) {
+    if !dir.is_dir() {
+        return not_a_directory(dir);
+    }
     let mut diags = Diagnostics::default();
     let mut set = ManifestSet {
         dir: dir.to_path_buf(),
         ..ManifestSet::default()
     };
-    if !dir.is_dir() {
+    if root.resolve(dir).is_err() {
         diags.push(
-            Diagnostic::error(format!("{} is not a directory", dir.display()))
-                .hint("pass the directory that holds the stack's manifests"),
+            Diagnostic::error(format!(
+                "{} resolves outside the trust root; nothing there is read",
+                dir.display()
+            ))
+            .hint(root.hint()),
         );
         return (set, diags);
     }
-    for raw in raw_docs(dir, &mut set, &mut diags, 0) {
+    for raw in raw_docs(dir, root, &mut set, &mut diags, 0) {
         load_doc(raw, &mut set, &mut diags);
     }
-    read_scripts(&mut set, &mut diags);
+    read_scripts(&mut set, root, &mut diags);
     (set, diags)
 }
 
 /// The documents of `dir` before their schema check: its files' documents, or for an
 /// overlay directory its base's merged with its patches and renamed. `depth` counts the
-/// overlays above (a base that leads back to itself stops).
+/// overlays above (a base that leads back to itself stops). `dir` resolves inside `root`.
 pub(super) fn raw_docs(
     dir: &Path,
+    root: &TrustRoot,
     set: &mut ManifestSet,
     diags: &mut Diagnostics,
     depth: usize,
@@ -243,9 +310,9 @@ pub(super) fn raw_docs(
     set.roots
         .push(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()));
     if super::overlay::is_overlay(dir) {
-        return super::overlay::raw_docs(dir, set, diags, depth);
+        return super::overlay::raw_docs(dir, root, set, diags, depth);
     }
-    manifest_files(dir, diags)
+    manifest_files(dir, root, diags)
         .iter()
         .filter_map(|path| file_docs(path, set, diags))
         .flat_map(|(_, docs)| docs)
@@ -288,10 +355,11 @@ fn read_source(path: &Path, diags: &mut Diagnostics) -> Option<(PathBuf, String)
     }
 }
 
-/// Reads every function's `script` once. A script must be a file inside the stack directory
-/// (after following links): `/etc/passwd` or `../../secret` would put another file's content
-/// into the plan and the image. Unreadable and non-UTF-8 scripts are errors, never empty.
-fn read_scripts(set: &mut ManifestSet, diags: &mut Diagnostics) {
+/// Reads every function's `script` once. A script must be a file inside the trust root and
+/// inside the stack directory (after following links): `/etc/passwd` or `../../secret` would
+/// put another file's content into the plan and the image. Unreadable and non-UTF-8 scripts
+/// are errors, never empty.
+fn read_scripts(set: &mut ManifestSet, root: &TrustRoot, diags: &mut Diagnostics) {
     let roots = set.roots.clone();
     let mut scripts = std::collections::BTreeMap::new();
     for f in &set.functions {
@@ -327,6 +395,13 @@ fn read_scripts(set: &mut ManifestSet, diags: &mut Diagnostics) {
                 continue;
             }
         };
+        if !root.holds(&real) {
+            diags.push(problem(
+                format!("script `{script}` resolves outside the trust root"),
+                root.hint(),
+            ));
+            continue;
+        }
         if !roots.iter().any(|r| real.starts_with(r)) {
             diags.push(problem(
                 format!("script `{script}` is outside the stack directory"),

@@ -10,7 +10,9 @@ pub mod names;
 pub mod overlay;
 pub mod resolve;
 pub mod schema;
+pub mod trust;
 pub mod types;
 pub mod yaml;
 
-pub use load::{Doc, ManifestSet, SourceFile, load_dir};
+pub use load::{Doc, ManifestSet, SourceFile, load_dir, load_dir_in};
+pub use trust::TrustRoot;

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use super::load::{Doc, ManifestSet, file_docs, issue_diagnostics, manifest_files};
 use super::schema::{self, Kind};
+use super::trust::{Outside, TrustRoot};
 use super::types::{API_VERSION, OverlayManifest, OverlaySpec};
 use super::yaml::escape_segment;
 use crate::diag::{Diagnostic, Diagnostics};
@@ -36,6 +37,7 @@ pub fn is_overlay(dir: &Path) -> bool {
 /// manifests and renamed. Problems are reported in `diags`; what could not be read is left out.
 pub(super) fn raw_docs(
     dir: &Path,
+    root: &TrustRoot,
     set: &mut ManifestSet,
     diags: &mut Diagnostics,
     depth: usize,
@@ -58,6 +60,15 @@ pub(super) fn raw_docs(
         return Vec::new();
     }
     let base = dir.join(&spec.base);
+    // Before anything there is looked at: a base that climbs out of the repository
+    // (`../../../home/me/.aws`, or `/` by enough `..`) or leads out through a link.
+    if root.resolve(&base) == Err(Outside::Elsewhere) {
+        diags.push(problem(
+            format!("base `{}` is outside the trust root", spec.base),
+            &root.hint(),
+        ));
+        return Vec::new();
+    }
     if !base.is_dir() {
         diags.push(problem(
             format!("base `{}` is not a directory", spec.base),
@@ -76,7 +87,7 @@ pub(super) fn raw_docs(
     // before anything read there reaches a message, a snippet or a script.
     let (files, roots) = (set.files.len(), set.roots.len());
     let mut read = Diagnostics::default();
-    let mut docs = super::load::raw_docs(&base, set, &mut read, depth + 1);
+    let mut docs = super::load::raw_docs(&base, root, set, &mut read, depth + 1);
     let stack_line = |t: &str| t.lines().any(|l| l.trim_end() == "kind: Stack");
     let is_stack = is_overlay(&base)
         || docs
@@ -96,7 +107,7 @@ pub(super) fn raw_docs(
     if docs.is_empty() {
         return docs;
     }
-    for path in manifest_files(dir, diags) {
+    for path in manifest_files(dir, root, diags) {
         if path.file_name().is_some_and(|n| n == FILE) {
             continue;
         }
@@ -391,8 +402,11 @@ spec:
   stages: [split]
 ";
 
+    /// A stack in a Git work tree (its environments' bases are inside the tree: the trust
+    /// root).
     fn base() -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join(".git")).expect("a work tree");
         write(
             dir.path(),
             &[

@@ -8,19 +8,48 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use tokio::process::Command;
 
 /// How many exported trees are kept (the current one and the one before).
 const TREES_KEPT: usize = 2;
 
+/// The most a commit's files may hold, in bytes and in entries: an export is written to disk
+/// and walked, and a pushed commit decides its size.
+pub const MAX_EXPORT_BYTES: u64 = 1024 * 1024 * 1024;
+/// See [`MAX_EXPORT_BYTES`].
+pub const MAX_EXPORT_ENTRIES: u64 = 200_000;
+
+/// How long a run waits for another scar (a second watcher on the same repository) to finish
+/// with the mirror.
+const LOCK_WAIT: Duration = Duration::from_secs(600);
+
 /// One branch of one remote, mirrored under a cache directory.
+///
+/// The mirror (`git/mirrors/KEY.git`, which holds the URL and its token) is kept apart from
+/// the exports (`git/trees/KEY/COMMIT`), so that no path inside an export leads to it by
+/// climbing a folder or two. Every change to either (init, fetch, export, prune) is made
+/// holding `git/mirrors/KEY.lock`, so two watchers of one repository (one per environment)
+/// never write the same folder.
 #[derive(Debug, Clone)]
 pub struct GitSource {
     url: String,
     branch: String,
     mirror: PathBuf,
+    lock: PathBuf,
     trees: PathBuf,
+}
+
+/// The files of one commit, exported; the mirror's lock is held (no other scar prunes or
+/// rewrites them) until this is dropped.
+#[derive(Debug)]
+pub struct Export {
+    /// The folder holding the commit's files: the trust root of what is read from it.
+    pub dir: PathBuf,
+    /// Links that led outside the commit's files, left out of the export.
+    pub left_out: Vec<String>,
+    _lock: std::fs::File,
 }
 
 impl GitSource {
@@ -43,12 +72,13 @@ impl GitSource {
             return Err(format!("--branch `{branch}` is not a branch name"));
         }
         let key = crate::model::short_hash(&format!("{url}#{branch}"));
-        let root = cache.join("git").join(key);
+        let git = cache.join("git");
         Ok(GitSource {
             url: url.to_owned(),
             branch: branch.to_owned(),
-            mirror: root.join("mirror.git"),
-            trees: root.join("trees"),
+            mirror: git.join("mirrors").join(format!("{key}.git")),
+            lock: git.join("mirrors").join(format!("{key}.lock")),
+            trees: git.join("trees").join(key),
         })
     }
 
@@ -64,16 +94,22 @@ impl GitSource {
         &self.branch
     }
 
-    /// Runs git on the mirror; its output.
-    async fn raw(&self, args: &[&str]) -> Result<Vec<u8>, String> {
-        let out = Command::new("git")
-            .arg("-c")
+    /// The git command on the mirror.
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new("git");
+        c.arg("-c")
             .arg("protocol.ext.allow=never")
             .arg("--git-dir")
             .arg(&self.mirror)
             .args(args)
             .env("GIT_TERMINAL_PROMPT", "0")
-            .stdin(Stdio::null())
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs git on the mirror; its output.
+    async fn raw(&self, args: &[&str]) -> Result<Vec<u8>, String> {
+        let out = Command::from(self.command(args))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -83,14 +119,19 @@ impl GitSource {
         if out.status.success() {
             Ok(out.stdout)
         } else {
-            Err(format!(
-                "git {}: {}",
-                args.first().copied().unwrap_or_default(),
-                String::from_utf8_lossy(&out.stderr)
-                    .trim()
-                    .replace(&self.url, &redact(&self.url))
-            ))
+            Err(self.failed(args, &out.stderr))
         }
+    }
+
+    /// What a failed git command said, without the URL's token.
+    fn failed(&self, args: &[&str], stderr: &[u8]) -> String {
+        format!(
+            "git {}: {}",
+            args.first().copied().unwrap_or_default(),
+            String::from_utf8_lossy(stderr)
+                .trim()
+                .replace(&self.url, &redact(&self.url))
+        )
     }
 
     /// Runs git on the mirror; its output as trimmed text.
@@ -99,17 +140,49 @@ impl GitSource {
         Ok(String::from_utf8_lossy(&out).trim().to_owned())
     }
 
+    /// Takes the mirror's lock (waiting up to [`LOCK_WAIT`] for another scar to finish).
+    async fn locked(&self) -> Result<std::fs::File, String> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let folder = self.lock.parent().unwrap_or(Path::new("."));
+        crate::cache::private_dir(folder).map_err(|e| e.to_string())?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&self.lock)
+            .map_err(|e| format!("{}: {e}", self.lock.display()))?;
+        let started = tokio::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(format!(
+                        "another scar has held {} for {} s; is a git command hanging?",
+                        self.lock.display(),
+                        LOCK_WAIT.as_secs()
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(format!("{}: {e}", self.lock.display()));
+                }
+            }
+        }
+    }
+
     /// Fetches the branch; the commit it points at now.
     ///
     /// # Errors
     /// Git's message when the mirror cannot be made or the fetch fails.
     pub async fn fetch(&self) -> Result<String, String> {
+        let _lock = self.locked().await?;
         if !self.mirror.join("HEAD").is_file() {
-            std::fs::create_dir_all(&self.mirror)
-                .map_err(|e| format!("{}: {e}", self.mirror.display()))?;
-            self.git(&["init", "--quiet", "--bare"]).await?;
-            self.write_remote()?;
+            self.init().await?;
         }
+        crate::cache::check_owned(&self.mirror).map_err(|e| e.to_string())?;
         let refspec = format!("+refs/heads/{0}:refs/heads/{0}", self.branch);
         // The URL (which may carry a token) is in the mirror's config, not on a command line
         // every user of the machine can read.
@@ -118,23 +191,40 @@ impl GitSource {
         self.head().await
     }
 
-    /// Records the remote in the mirror's config, readable by its owner only.
+    /// Makes the bare mirror with its remote, under a temporary name renamed when whole (a
+    /// mirror whose remote was never written is never left behind).
+    async fn init(&self) -> Result<(), String> {
+        let partial = self
+            .mirror
+            .with_extension(format!("partial-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&partial);
+        crate::cache::private_dir(&partial).map_err(|e| e.to_string())?;
+        let made = GitSource {
+            mirror: partial.clone(),
+            ..self.clone()
+        };
+        made.git(&["init", "--quiet", "--bare"]).await?;
+        made.write_remote()?;
+        let _ = std::fs::remove_dir_all(&self.mirror);
+        std::fs::rename(&partial, &self.mirror)
+            .map_err(|e| format!("{}: {e}", self.mirror.display()))
+    }
+
+    /// Records the remote in the mirror's config, readable by its owner only (before the URL
+    /// is written into it).
     fn write_remote(&self) -> Result<(), String> {
         use std::io::Write as _;
+        use std::os::unix::fs::PermissionsExt as _;
         let config = self.mirror.join("config");
         let quoted = self.url.replace('\\', "\\\\").replace('"', "\\\"");
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("{}: {e}", config.display()))?;
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&config)
             .map_err(|e| format!("{}: {e}", config.display()))?;
         writeln!(f, "[remote \"origin\"]\n\turl = \"{quoted}\"")
             .map_err(|e| format!("{}: {e}", config.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| format!("{}: {e}", config.display()))?;
-        }
         Ok(())
     }
 
@@ -152,30 +242,117 @@ impl GitSource {
         .await
     }
 
-    /// The files of `commit`, exported into a folder of their own (once per commit); older
-    /// exports are removed but for the last [`TREES_KEPT`].
+    /// The files of `commit`, exported into a folder of their own (once per commit, checked
+    /// against the commit's tree each time it is used); older exports are removed but for the
+    /// last [`TREES_KEPT`]. The mirror's lock is held until the [`Export`] is dropped.
     ///
     /// # Errors
-    /// When Git cannot export the commit or the files cannot be written.
-    pub async fn tree(&self, commit: &str) -> Result<PathBuf, String> {
+    /// When Git cannot export the commit, it holds more than [`MAX_EXPORT_BYTES`] or
+    /// [`MAX_EXPORT_ENTRIES`], or the files cannot be written.
+    pub async fn tree(&self, commit: &str) -> Result<Export, String> {
         if !commit.chars().all(|c| c.is_ascii_hexdigit()) || commit.len() < 7 {
             return Err(format!("`{commit}` is not a commit id"));
         }
+        let lock = self.locked().await?;
+        crate::cache::private_dir(&self.trees).map_err(|e| e.to_string())?;
+        let listed = self.listing(commit).await?;
         let dir = self.trees.join(commit);
+        let record = self.trees.join(format!(".{commit}.left-out"));
         if dir.is_dir() {
-            return Ok(dir);
+            crate::cache::check_owned(&dir).map_err(|e| e.to_string())?;
+            let known: Vec<String> = std::fs::read(&record)
+                .map(|b| {
+                    b.split(|c| *c == 0)
+                        .filter(|p| !p.is_empty())
+                        .map(|p| String::from_utf8_lossy(p).into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            match complete(&dir, &listed, &known) {
+                Ok(found) if found.is_empty() => {
+                    return Ok(Export {
+                        dir,
+                        left_out: known,
+                        _lock: lock,
+                    });
+                }
+                Ok(_) => {
+                    tracing::warn!(
+                        commit,
+                        "an export gained links that lead outside it; exporting it again"
+                    );
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        commit,
+                        problem = e,
+                        "an export differs from its commit; exporting it again"
+                    );
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            }
         }
-        std::fs::create_dir_all(&self.trees)
-            .map_err(|e| format!("{}: {e}", self.trees.display()))?;
-        let tar = self.raw(&["archive", "--format=tar", commit]).await?;
-        let partial = self.trees.join(format!(".{commit}.partial"));
-        let _ = std::fs::remove_dir_all(&partial);
-        tar::Archive::new(tar.as_slice())
-            .unpack(&partial)
-            .map_err(|e| format!("exporting {commit}: {e}"))?;
+        self.remove_partials();
+        let partial = self
+            .trees
+            .join(format!(".{commit}.partial-{}", std::process::id()));
+        crate::cache::private_dir(&partial).map_err(|e| e.to_string())?;
+        let archive = self.command(&["archive", "--format=tar", commit]);
+        let (to, shown) = (partial.clone(), self.clone());
+        let exported = tokio::task::spawn_blocking(move || export(archive, &to, &shown))
+            .await
+            .map_err(|e| format!("exporting {commit}: {e}"))?
+            .and_then(|()| complete(&partial, &listed, &[]));
+        let left_out = match exported {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&partial);
+                return Err(format!("exporting {}: {e}", short(commit)));
+            }
+        };
+        for link in &left_out {
+            tracing::info!(
+                commit,
+                link,
+                "a link in the commit leads outside it: left out"
+            );
+        }
+        let written: Vec<u8> = left_out.iter().flat_map(|l| l.bytes().chain([0])).collect();
+        std::fs::write(&record, written).map_err(|e| format!("{}: {e}", record.display()))?;
         std::fs::rename(&partial, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         self.prune(commit);
-        Ok(dir)
+        Ok(Export {
+            dir,
+            left_out,
+            _lock: lock,
+        })
+    }
+
+    /// Every file and link of `commit` (paths relative to its root): what an export of it
+    /// holds.
+    async fn listing(&self, commit: &str) -> Result<Vec<String>, String> {
+        let out = self
+            .raw(&["ls-tree", "-r", "-z", "--full-tree", "--name-only", commit])
+            .await?;
+        Ok(out
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect())
+    }
+
+    /// Removes exports that a run which stopped midway left (the lock is held: none is
+    /// being written).
+    fn remove_partials(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.trees) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().contains(".partial-") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     /// Removes exported trees but the newest [`TREES_KEPT`] (and `keep`).
@@ -191,9 +368,174 @@ impl GitSource {
         trees.sort();
         let surplus = trees.len().saturating_sub(TREES_KEPT - 1);
         for (_, path) in trees.into_iter().take(surplus) {
-            let _ = std::fs::remove_dir_all(path);
+            let _ = std::fs::remove_dir_all(&path);
+            if let Some(name) = path.file_name() {
+                let record = format!(".{}.left-out", name.to_string_lossy());
+                let _ = std::fs::remove_file(self.trees.join(record));
+            }
         }
     }
+}
+
+/// Counts what passes through, and stops past the cap.
+struct Capped<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        // The tar stream's headers and padding count too: a little more than the files.
+        if self.read > MAX_EXPORT_BYTES + MAX_EXPORT_ENTRIES * 1024 {
+            return Err(std::io::Error::other(format!(
+                "the commit's files hold more than {MAX_EXPORT_BYTES} bytes"
+            )));
+        }
+        Ok(n)
+    }
+}
+
+/// Unpacks what `archive` (`git archive --format=tar`) writes into `to`, streamed (never held
+/// whole in memory) and capped. Links are made last, once every file is there, so that no
+/// entry is written through one; a link that resolves outside `to` is then removed.
+fn export(mut archive: std::process::Command, to: &Path, source: &GitSource) -> Result<(), String> {
+    let mut child = archive
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("running git: {e} (is git installed?)"))?;
+    let unpacked = child
+        .stdout
+        .take()
+        .ok_or_else(|| "git archive has no output".to_owned())
+        .and_then(|out| {
+            unpack(
+                Capped {
+                    inner: out,
+                    read: 0,
+                },
+                to,
+            )
+        });
+    if unpacked.is_err() {
+        let _ = child.kill();
+    }
+    let done = child.wait_with_output().map_err(|e| e.to_string())?;
+    unpacked?;
+    if done.status.success() {
+        Ok(())
+    } else {
+        Err(source.failed(&["archive"], &done.stderr))
+    }
+}
+
+/// Unpacks a tar stream into `to`; see [`export`].
+fn unpack(stream: impl std::io::Read, to: &Path) -> Result<(), String> {
+    let mut archive = tar::Archive::new(stream);
+    let mut links = Vec::new();
+    let mut entries = 0u64;
+    let mut bytes = 0u64;
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        entries += 1;
+        bytes = bytes.saturating_add(entry.header().size().unwrap_or(0));
+        if entries > MAX_EXPORT_ENTRIES {
+            return Err(format!(
+                "the commit holds more than {MAX_EXPORT_ENTRIES} files and folders"
+            ));
+        }
+        if bytes > MAX_EXPORT_BYTES {
+            return Err(format!(
+                "the commit's files hold more than {MAX_EXPORT_BYTES} bytes"
+            ));
+        }
+        match entry.header().entry_type() {
+            tar::EntryType::Symlink => {
+                let path = entry.path().map_err(|e| e.to_string())?.into_owned();
+                let target = entry
+                    .link_name()
+                    .map_err(|e| e.to_string())?
+                    .map(std::borrow::Cow::into_owned)
+                    .unwrap_or_default();
+                links.push((path, target));
+            }
+            tar::EntryType::Regular | tar::EntryType::Directory => {
+                // The tar crate refuses `..` and absolute paths, and (no link exists yet)
+                // writes nothing through one.
+                entry.unpack_in(to).map_err(|e| e.to_string())?;
+            }
+            // Git writes a pax global header (the commit id); nothing else is a file.
+            _ => {}
+        }
+    }
+    for (path, target) in links {
+        let at = crate::manifest::trust::lexical(&to.join(&path));
+        if !at.starts_with(to) {
+            continue;
+        }
+        if let Some(parent) = at.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        std::os::unix::fs::symlink(&target, &at).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Checks that `dir` holds exactly the files and links of `listed` (the commit's listing)
+/// but those `known` to have been left out: a run that stopped midway, or another that wrote
+/// the same folder, must not leave an export missing a file, which would still validate and
+/// delete that file's function. Links that resolve outside `dir` are removed first; they are
+/// returned.
+fn complete(dir: &Path, listed: &[String], known: &[String]) -> Result<Vec<String>, String> {
+    let root = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut found = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    let mut todo = vec![root.clone()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))? {
+            let e = e.map_err(|e| e.to_string())?;
+            let path = e.path();
+            let kind = e.file_type().map_err(|e| e.to_string())?;
+            let rel = path
+                .strip_prefix(&root)
+                .map_err(|e| e.to_string())?
+                .to_string_lossy()
+                .into_owned();
+            if kind.is_dir() {
+                todo.push(path);
+                continue;
+            }
+            // Resolved as anything read through it would be (links chained through links,
+            // `..` after a link), every one before any is removed.
+            if kind.is_symlink()
+                && std::fs::canonicalize(&path).is_ok_and(|r| !r.starts_with(&root))
+            {
+                out.push((rel, path));
+                continue;
+            }
+            found.insert(rel);
+        }
+    }
+    let mut left_out = Vec::new();
+    for (rel, path) in out {
+        std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        left_out.push(rel);
+    }
+    let want: std::collections::BTreeSet<String> = listed
+        .iter()
+        .filter(|p| !left_out.contains(p) && !known.contains(p))
+        .cloned()
+        .collect();
+    if let Some(missing) = want.difference(&found).next() {
+        return Err(format!("`{missing}` of the commit is missing"));
+    }
+    if let Some(extra) = found.difference(&want).next() {
+        return Err(format!("`{extra}` is not in the commit"));
+    }
+    left_out.sort();
+    Ok(left_out)
 }
 
 /// A commit id as scar shows it: its first 12 hex digits (what `git show` takes).

@@ -11,6 +11,14 @@ use crate::support::{ok, stderr, stdout};
 fn example(dir: &Path) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/wordcount");
     copy_dir(&src, dir);
+    // In a repository, as it would be: the work tree is the trust root the overlays' base
+    // (`../..`) is inside.
+    let init = std::process::Command::new("git")
+        .args(["init", "--quiet"])
+        .current_dir(dir)
+        .status()
+        .expect("git");
+    assert!(init.success());
     let image = crate::runtime::push_busybox_base();
     for f in ["split.yaml", "count.yaml"] {
         let p = dir.join(f);

@@ -26,5 +26,6 @@ mod reconcile;
 mod runtime;
 mod schemas;
 mod supervisor;
+mod trust;
 mod validate;
 mod watch;

@@ -686,6 +686,7 @@ async fn watching_an_overlay_follows_edits_to_its_base() {
     let dir = stack_dir(&["alpha"]);
     let dev = dir.path().join("envs/dev");
     std::fs::create_dir_all(&dev).expect("mkdir");
+    // The base is outside the overlay's folder: inside the trust root named with --root.
     std::fs::write(
         dev.join("overlay.yaml"),
         "apiVersion: scar/v1alpha1\nkind: Overlay\nmetadata:\n  name: dev\nspec:\n  base: ../..\n  nameSuffix: -dev\n",
@@ -694,7 +695,7 @@ async fn watching_an_overlay_follows_edits_to_its_base() {
     let w = Watching::run(
         &moto.endpoint,
         dir.path(),
-        &["watch", "envs/dev", "--interval", "0"],
+        &["watch", "envs/dev", "--interval", "0", "--root", "."],
     );
     w.wait_for("run 1 applied:", 30);
     assert_eq!(memory_of(&moto, "alpha-dev").await, Some(512));

@@ -23,10 +23,24 @@ pub fn check(set: &ManifestSet) -> Diagnostics {
     out
 }
 
-/// Loads and checks a directory: everything `scar validate` reports, sorted.
+/// Loads and checks a directory: everything `scar validate` reports, sorted. The trust root
+/// is the Git work tree that holds `dir`, else `dir` ([`crate::manifest::TrustRoot::for_dir`]).
 #[must_use]
 pub fn validate_dir(dir: &std::path::Path) -> (ManifestSet, Diagnostics) {
-    let (set, mut diags) = crate::manifest::load_dir(dir);
+    finish(dir, crate::manifest::load_dir(dir))
+}
+
+/// [`validate_dir`] with the trust root given.
+#[must_use]
+pub fn validate_dir_in(
+    dir: &std::path::Path,
+    root: &crate::manifest::TrustRoot,
+) -> (ManifestSet, Diagnostics) {
+    finish(dir, crate::manifest::load_dir_in(dir, root))
+}
+
+fn finish(dir: &std::path::Path, loaded: (ManifestSet, Diagnostics)) -> (ManifestSet, Diagnostics) {
+    let (set, mut diags) = loaded;
     if set.files.is_empty() && !diags.has_errors() {
         diags.push(
             Diagnostic::error(format!("no manifests (*.yaml, *.yml) in {}", dir.display()))

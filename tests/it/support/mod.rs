@@ -51,3 +51,29 @@ pub fn ok(o: &Output) {
         stderr(o)
     );
 }
+
+/// Collects a spawned child's stdout and stderr as they come; the function returns what
+/// has come so far, both together.
+pub fn collect_output(child: &mut std::process::Child) -> impl Fn() -> String + use<> {
+    use std::io::Read as _;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let pipes: [Option<Box<dyn std::io::Read + Send>>; 2] = [
+        child.stdout.take().map(|p| Box::new(p) as _),
+        child.stderr.take().map(|p| Box::new(p) as _),
+    ];
+    for mut pipe in pipes.into_iter().flatten() {
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut s) = sink.lock() {
+                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            }
+        });
+    }
+    move || seen.lock().map(|s| s.clone()).unwrap_or_default()
+}
