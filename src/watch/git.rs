@@ -21,6 +21,18 @@ pub const MAX_EXPORT_BYTES: u64 = 1024 * 1024 * 1024;
 /// See [`MAX_EXPORT_BYTES`].
 pub const MAX_EXPORT_ENTRIES: u64 = 200_000;
 
+/// The caps of one export.
+#[derive(Debug, Clone, Copy)]
+struct Caps {
+    bytes: u64,
+    entries: u64,
+}
+
+const CAPS: Caps = Caps {
+    bytes: MAX_EXPORT_BYTES,
+    entries: MAX_EXPORT_ENTRIES,
+};
+
 /// How long a run waits for another scar (a second watcher on the same repository) to finish
 /// with the mirror.
 const LOCK_WAIT: Duration = Duration::from_secs(600);
@@ -300,7 +312,7 @@ impl GitSource {
         crate::cache::private_dir(&partial).map_err(|e| e.to_string())?;
         let archive = self.command(&["archive", "--format=tar", commit]);
         let (to, shown) = (partial.clone(), self.clone());
-        let exported = tokio::task::spawn_blocking(move || export(archive, &to, &shown))
+        let exported = tokio::task::spawn_blocking(move || export(archive, &to, &shown, CAPS))
             .await
             .map_err(|e| format!("exporting {commit}: {e}"))?
             .and_then(|()| complete(&partial, &listed, &[]));
@@ -381,16 +393,17 @@ impl GitSource {
 struct Capped<R> {
     inner: R,
     read: u64,
+    cap: u64,
 }
 
 impl<R: std::io::Read> std::io::Read for Capped<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
-        // The tar stream's headers and padding count too: a little more than the files.
-        if self.read > MAX_EXPORT_BYTES + MAX_EXPORT_ENTRIES * 1024 {
+        if self.read > self.cap {
             return Err(std::io::Error::other(format!(
-                "the commit's files hold more than {MAX_EXPORT_BYTES} bytes"
+                "git archive wrote more than {} bytes",
+                self.cap
             )));
         }
         Ok(n)
@@ -400,24 +413,30 @@ impl<R: std::io::Read> std::io::Read for Capped<R> {
 /// Unpacks what `archive` (`git archive --format=tar`) writes into `to`, streamed (never held
 /// whole in memory) and capped. Links are made last, once every file is there, so that no
 /// entry is written through one; a link that resolves outside `to` is then removed.
-fn export(mut archive: std::process::Command, to: &Path, source: &GitSource) -> Result<(), String> {
+fn export(
+    mut archive: std::process::Command,
+    to: &Path,
+    source: &GitSource,
+    caps: Caps,
+) -> Result<(), String> {
     let mut child = archive
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("running git: {e} (is git installed?)"))?;
+    // The tar stream's headers and padding count too: a little more than the files.
+    let cap = caps.bytes + caps.entries * 1536 + 1024 * 1024;
     let unpacked = child
         .stdout
         .take()
         .ok_or_else(|| "git archive has no output".to_owned())
         .and_then(|out| {
-            unpack(
-                Capped {
-                    inner: out,
-                    read: 0,
-                },
-                to,
-            )
+            let stream = Capped {
+                inner: out,
+                read: 0,
+                cap,
+            };
+            unpack(stream, to, caps)
         });
     if unpacked.is_err() {
         let _ = child.kill();
@@ -432,7 +451,7 @@ fn export(mut archive: std::process::Command, to: &Path, source: &GitSource) -> 
 }
 
 /// Unpacks a tar stream into `to`; see [`export`].
-fn unpack(stream: impl std::io::Read, to: &Path) -> Result<(), String> {
+fn unpack(stream: impl std::io::Read, to: &Path, caps: Caps) -> Result<(), String> {
     let mut archive = tar::Archive::new(stream);
     let mut links = Vec::new();
     let mut entries = 0u64;
@@ -441,14 +460,16 @@ fn unpack(stream: impl std::io::Read, to: &Path) -> Result<(), String> {
         let mut entry = entry.map_err(|e| e.to_string())?;
         entries += 1;
         bytes = bytes.saturating_add(entry.header().size().unwrap_or(0));
-        if entries > MAX_EXPORT_ENTRIES {
+        if entries > caps.entries {
             return Err(format!(
-                "the commit holds more than {MAX_EXPORT_ENTRIES} files and folders"
+                "the commit holds more than {} files and folders",
+                caps.entries
             ));
         }
-        if bytes > MAX_EXPORT_BYTES {
+        if bytes > caps.bytes {
             return Err(format!(
-                "the commit's files hold more than {MAX_EXPORT_BYTES} bytes"
+                "the commit's files hold more than {} bytes",
+                caps.bytes
             ));
         }
         match entry.header().entry_type() {
@@ -585,5 +606,117 @@ mod tests {
         assert!(GitSource::new("https://x/y.git", "-b", cache).is_err());
         assert!(GitSource::new("https://x/y.git", "a..b", cache).is_err());
         assert!(GitSource::new("https://x/y.git", "release/1.2", cache).is_ok());
+    }
+
+    fn git_in(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// A remote holding `files` functions' manifests, committed.
+    fn remote(files: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("remote");
+        for i in 0..files {
+            std::fs::write(dir.path().join(format!("f{i}.yaml")), format!("n: {i}\n"))
+                .expect("write");
+        }
+        git_in(dir.path(), &["init", "--quiet", "-b", "main"]);
+        git_in(dir.path(), &["add", "."]);
+        git_in(dir.path(), &["commit", "--quiet", "-m", "c"]);
+        dir
+    }
+
+    fn files_in(dir: &Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |d| d.flatten().count())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_watchers_of_one_repository_never_share_a_half_written_export() {
+        // Regression (issue 23, finding 3): both wrote `trees/.<commit>.partial`; in 4 of 12
+        // trials one renamed the other's half-written folder into place, and the export that
+        // was then used (and validated) missed a file. Here: 12 trials of two at once.
+        let r = remote(40);
+        let url = r.path().display().to_string();
+        for trial in 0..12 {
+            let cache = tempfile::tempdir().expect("cache");
+            let a = GitSource::new(&url, "main", cache.path()).expect("source");
+            let b = a.clone();
+            let commit = a.fetch().await.expect("fetched");
+            let (ta, tb) = (commit.clone(), commit.clone());
+            let first = tokio::spawn(async move {
+                let e = a.tree(&ta).await.expect("exported");
+                files_in(&e.dir)
+            });
+            let second = tokio::spawn(async move {
+                let e = b.tree(&tb).await.expect("exported");
+                files_in(&e.dir)
+            });
+            let (x, y) = (first.await.expect("a"), second.await.expect("b"));
+            assert_eq!((x, y), (40, 40), "trial {trial}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_export_that_lost_a_file_is_made_again_not_used() {
+        let r = remote(3);
+        let cache = tempfile::tempdir().expect("cache");
+        let s =
+            GitSource::new(&r.path().display().to_string(), "main", cache.path()).expect("source");
+        let commit = s.fetch().await.expect("fetched");
+        let dir = s.tree(&commit).await.expect("exported").dir;
+        std::fs::remove_file(dir.join("f1.yaml")).expect("lose a file");
+        std::fs::write(dir.join("planted.yaml"), "x: 1\n").expect("plant one");
+        let again = s.tree(&commit).await.expect("again");
+        assert!(again.dir.join("f1.yaml").is_file());
+        assert!(!again.dir.join("planted.yaml").exists());
+    }
+
+    #[test]
+    fn a_commit_over_the_caps_is_refused_not_unpacked() {
+        // Regression (issue 23, finding 9): the export was held whole in memory, uncapped.
+        let mut tar = tar::Builder::new(Vec::new());
+        for i in 0..5 {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(4);
+            h.set_mode(0o644);
+            h.set_cksum();
+            tar.append_data(&mut h, format!("f{i}"), &b"data"[..])
+                .expect("entry");
+        }
+        let tar = tar.into_inner().expect("tar");
+        let to = tempfile::tempdir().expect("to");
+        let entries = unpack(
+            &tar[..],
+            to.path(),
+            Caps {
+                bytes: 1 << 20,
+                entries: 4,
+            },
+        );
+        assert!(entries.is_err_and(|e| e.contains("more than 4 files")));
+        let bytes = unpack(
+            &tar[..],
+            to.path(),
+            Caps {
+                bytes: 12,
+                entries: 100,
+            },
+        );
+        assert!(bytes.is_err_and(|e| e.contains("more than 12 bytes")));
+        let fine = unpack(
+            &tar[..],
+            to.path(),
+            Caps {
+                bytes: 20,
+                entries: 5,
+            },
+        );
+        assert_eq!(fine, Ok(()));
     }
 }
