@@ -239,6 +239,21 @@ pub enum Command {
     Schema(cmd_schema::SchemaArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(cmd_completions::CompletionsArgs),
+    /// scar's own sandbox launcher, which `--local` runs start when bubblewrap is not
+    /// installed (see `crate::local::launcher`); not for people.
+    #[command(name = "__sandbox", hide = true)]
+    Sandbox(SandboxArgs),
+}
+
+/// The launcher's step.
+#[derive(Debug, clap::Args)]
+pub struct SandboxArgs {
+    /// Step 2: the sandbox's first process.
+    #[arg(long, conflicts_with = "probe")]
+    init: bool,
+    /// Make the namespaces and end.
+    #[arg(long)]
+    probe: bool,
 }
 
 /// Which schema `scar schema` prints.
@@ -263,6 +278,16 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return exit::code(Err(Failure::Usage(e)), &Output::new(ColorChoice::Auto)),
     };
+    // Before anything else: the launcher must stay one thread, and its output is the
+    // function's.
+    if let Command::Sandbox(a) = &cli.command {
+        use crate::local::launcher::{Step, run};
+        return run(match (a.init, a.probe) {
+            (true, _) => Step::Init,
+            (_, true) => Step::Probe,
+            _ => Step::Outside,
+        });
+    }
     output::init_logging(cli.verbose, cli.log_format);
     let out = Output::new(cli.color);
     session::set_root(cli.root.clone());
@@ -294,6 +319,7 @@ pub fn main() -> ExitCode {
         Command::Unlock(a) => cmd_unlock::run(a, aws, &out),
         Command::Policy(a) => cmd_policy::run(a, aws, &out),
         Command::Completions(a) => cmd_completions::run(a),
+        Command::Sandbox(_) => Ok(exit::Done::Success),
     };
     exit::code(outcome, &out)
 }

@@ -2,6 +2,7 @@
 //! a cached root file system ([`crate::image::local`]), run in an unprivileged sandbox
 //! ([`sandbox`]) against a Lambda Runtime API scar serves on loopback ([`runtime_api`]).
 
+pub mod launcher;
 pub mod run;
 pub mod runner;
 pub mod runtime_api;

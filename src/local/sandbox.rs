@@ -1,15 +1,19 @@
 //! The unprivileged sandbox a function runs in here: new user, mount, PID, IPC and UTS
 //! namespaces (no root needed, no daemon), the image's root file system read-only as `/`, a
 //! fresh `/proc`, a minimal `/dev`, a writable `/tmp` of the function's ephemeral storage size,
-//! and nothing of the host's environment but what is set. The network is the host's: the
-//! Runtime API scar serves and the stack's endpoints are on it.
+//! and nothing of the host's environment but what is set. The function runs as Lambda's user
+//! (993) with no capability. The network is the host's: the Runtime API scar serves and the
+//! stack's endpoints are on it.
 //!
-//! bubblewrap (`bwrap`) does it when installed; otherwise util-linux's `unshare`, with the
-//! host's `sh` and `mount` setting up the mounts before it enters the root. Killing the
-//! sandbox's first process ends every process in it (the PID namespace goes with it).
+//! bubblewrap (`bwrap`) makes it when installed; otherwise scar's own launcher does
+//! ([`super::launcher`]): either way nothing of the host runs inside the sandbox, and the
+//! host's file system is unmounted from it. Killing the sandbox's first process ends every
+//! process in it (the PID namespace goes with it).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+
+use super::launcher;
 
 /// The user id a function runs as, as in Lambda (`sbx_user1051`).
 pub const LAMBDA_UID: u32 = 993;
@@ -21,32 +25,37 @@ pub const LAMBDA_GID: u32 = 990;
 pub enum Tool {
     /// bubblewrap.
     Bwrap(PathBuf),
-    /// util-linux's `unshare`.
-    Unshare(PathBuf),
+    /// scar's own launcher: this program (a `scar` binary) run as `scar __sandbox`.
+    Builtin(PathBuf),
 }
 
 impl Tool {
-    /// `bwrap` when it is on `PATH`, else `unshare`; `SCAR_SANDBOX=bwrap|unshare` picks one.
+    /// `bwrap` when it is on `PATH`, else scar's own launcher (this process's own binary);
+    /// `SCAR_SANDBOX=bwrap|builtin` picks one (`unshare`, which named util-linux's tool
+    /// before scar had its own launcher, picks `builtin`).
     ///
     /// # Errors
-    /// When neither is installed, naming the packages that provide them.
+    /// When bubblewrap is asked for and not installed, or the variable says something else.
     pub fn find() -> Result<Tool, String> {
-        let want = std::env::var("SCAR_SANDBOX").ok();
-        let bwrap = || which("bwrap").map(Tool::Bwrap);
-        let unshare = || which("unshare").map(Tool::Unshare);
-        let found = match want.as_deref() {
-            Some("bwrap") => bwrap(),
-            Some("unshare") => unshare(),
-            Some(other) => {
-                return Err(format!(
-                    "SCAR_SANDBOX is `{other}`; it takes `bwrap` or `unshare`"
-                ));
-            }
-            None => bwrap().or_else(unshare),
-        };
-        found.ok_or_else(|| {
-            "running a function here needs bubblewrap (`bwrap`, Debian and Ubuntu package `bubblewrap`) or util-linux's `unshare` on PATH".to_owned()
-        })
+        Tool::find_with(Path::new("/proc/self/exe"))
+    }
+
+    /// [`Tool::find`], with `scar` the binary that runs the built-in launcher.
+    ///
+    /// # Errors
+    /// As [`Tool::find`].
+    pub fn find_with(scar: &Path) -> Result<Tool, String> {
+        let builtin = Tool::Builtin(scar.to_path_buf());
+        match std::env::var("SCAR_SANDBOX").ok().as_deref() {
+            Some("bwrap") => which("bwrap").map(Tool::Bwrap).ok_or_else(|| {
+                "SCAR_SANDBOX=bwrap, but bubblewrap (`bwrap`, Debian and Ubuntu package `bubblewrap`) is not on PATH".to_owned()
+            }),
+            Some("builtin" | "unshare") => Ok(builtin),
+            Some(other) => Err(format!(
+                "SCAR_SANDBOX is `{other}`; it takes `bwrap` or `builtin`"
+            )),
+            None => Ok(which("bwrap").map_or(builtin, Tool::Bwrap)),
+        }
     }
 
     /// Checks that the tool can make the sandbox's namespaces on this machine.
@@ -67,18 +76,7 @@ impl Tool {
                     "/bin/true",
                 ],
             ),
-            Tool::Unshare(p) => (
-                p,
-                &[
-                    "--user",
-                    "--map-root-user",
-                    "--mount",
-                    "--pid",
-                    "--fork",
-                    "--",
-                    "/bin/true",
-                ],
-            ),
+            Tool::Builtin(p) => (p, &[launcher::SUBCOMMAND, "--probe"]),
         };
         let out = tokio::process::Command::new(program)
             .args(args)
@@ -103,7 +101,7 @@ impl Tool {
     pub fn name(&self) -> &'static str {
         match self {
             Tool::Bwrap(_) => "bwrap",
-            Tool::Unshare(_) => "unshare",
+            Tool::Builtin(_) => "scar's sandbox launcher",
         }
     }
 }
@@ -176,15 +174,17 @@ impl Sandbox {
     /// it) never appears on a command line, which every user of the host can read in
     /// `/proc/PID/cmdline`: it is written to an unlinked file only this user can read, given to
     /// the sandbox as its standard input, which bubblewrap reads its arguments from
-    /// (`--args 0`) and `xargs` hands to `env -i` just before the program starts. The program
-    /// then finds standard input at its end, as a Lambda function does.
+    /// (`--args 0`) and scar's launcher what to run from (JSON). The program then finds
+    /// standard input at its end, as a Lambda function does.
     ///
     /// # Errors
-    /// When the file cannot be written.
+    /// When a variable's name or value, or an argument, holds a NUL (it would end one argument
+    /// and start another, such as bubblewrap's `--cap-add`), or the file cannot be written.
     pub fn command(&self, tool: &Tool) -> std::io::Result<tokio::process::Command> {
+        self.check()?;
         let (program, args, stdin) = match tool {
-            Tool::Bwrap(p) => (p, self.bwrap_args(), self.bwrap_stdin()),
-            Tool::Unshare(p) => (p, self.unshare_args(), self.unshare_stdin(p)),
+            Tool::Bwrap(p) => (p, self.bwrap_args(), self.bwrap_stdin()?),
+            Tool::Builtin(p) => (p, vec![launcher::SUBCOMMAND.into()], self.launcher_stdin()?),
         };
         let mut file = tempfile::tempfile()?;
         {
@@ -201,18 +201,46 @@ impl Sandbox {
         Ok(c)
     }
 
-    /// NUL-separated items.
-    fn nul_separated<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    /// Refuses a NUL or another control character in a variable's name, and a NUL in a
+    /// value, the working directory or an argument: the environment reaches bubblewrap as
+    /// NUL-separated arguments. (Validation refuses them in manifests and image
+    /// configurations first; this is the writer's own check.)
+    fn check(&self) -> std::io::Result<()> {
+        let bad = |what: String| Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, what));
+        for (k, v) in &self.env {
+            if k.is_empty() || k.contains('=') || k.chars().any(char::is_control) {
+                return bad(format!("the environment variable name {k:?} cannot be set"));
+            }
+            if v.contains('\0') {
+                return bad(format!("the value of {k} holds a NUL character"));
+            }
+        }
+        if self.cwd.contains('\0') || self.argv.iter().any(|a| a.contains('\0')) {
+            return bad(
+                "the program, its arguments or its working directory hold a NUL character".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// NUL-separated items, none of which may hold a NUL itself.
+    fn nul_separated<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::new();
         for i in items {
+            if i.contains(&0) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "an argument holds a NUL character",
+                ));
+            }
             out.extend_from_slice(i);
             out.push(0);
         }
-        out
+        Ok(out)
     }
 
     /// bubblewrap's arguments read from standard input: the environment.
-    fn bwrap_stdin(&self) -> Vec<u8> {
+    fn bwrap_stdin(&self) -> std::io::Result<Vec<u8>> {
         Self::nul_separated(
             self.env
                 .iter()
@@ -269,65 +297,18 @@ impl Sandbox {
         a
     }
 
-    /// What `xargs -0 env -i` reads: the environment, then `unshare --root` (no new
-    /// namespaces), which enters the root and runs the program.
-    fn unshare_stdin(&self, unshare: &Path) -> Vec<u8> {
-        let env = self
-            .env
-            .iter()
-            .map(|(k, v)| format!("{k}={v}").into_bytes());
-        let enter = [
-            unshare.as_os_str().as_encoded_bytes().to_vec(),
-            format!("--root={}", self.root.display()).into_bytes(),
-            format!("--wd={}", self.cwd).into_bytes(),
-            b"--".to_vec(),
-        ];
-        let argv = self.argv.iter().map(|a| a.clone().into_bytes());
-        let items: Vec<Vec<u8>> = env.chain(enter).chain(argv).collect();
-        Self::nul_separated(items.iter().map(Vec::as_slice))
-    }
-
-    /// `unshare` makes the namespaces and runs the host's `sh`, which mounts the root
-    /// read-only, `/proc`, `/dev` (the host's null, zero, random and urandom), `/tmp` and the
-    /// DNS settings; the host's `xargs` then runs `env -i` with the environment, which runs
-    /// `unshare --root` (see [`Sandbox::unshare_stdin`]). The program runs as root of its user
-    /// namespace (bubblewrap's, as Lambda's user, 993).
-    fn unshare_args(&self) -> Vec<OsString> {
-        const SCRIPT: &str = r#"set -e
-root=$1; tmp_mb=$2
-mount --bind "$root" "$root"
-mount -t proc proc "$root/proc"
-mount -t tmpfs -o mode=0755,size=64k tmpfs "$root/dev"
-for d in null zero random urandom; do
-  : > "$root/dev/$d"; mount --bind "/dev/$d" "$root/dev/$d"
-done
-ln -s /proc/self/fd "$root/dev/fd"
-mount -t tmpfs -o "mode=1777,size=${tmp_mb}m" tmpfs "$root/tmp"
-[ -e /etc/resolv.conf ] && mount --bind /etc/resolv.conf "$root/etc/resolv.conf"
-mount -o remount,bind,ro "$root"
-exec xargs -0 -x env -i
-"#;
-        let mut a: Vec<OsString> = [
-            "--user",
-            "--map-root-user",
-            "--mount",
-            "--pid",
-            "--ipc",
-            "--uts",
-            "--fork",
-            "--kill-child",
-            "--",
-            "/bin/sh",
-            "-c",
-            SCRIPT,
-            "sh",
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
-        a.push(self.root.clone().into_os_string());
-        a.push(self.tmp_mb.to_string().into());
-        a
+    /// What scar's launcher reads: the whole sandbox, as JSON.
+    fn launcher_stdin(&self) -> std::io::Result<Vec<u8>> {
+        let spec = launcher::Spec {
+            root: self.root.clone(),
+            tmp_mb: self.tmp_mb,
+            cwd: self.cwd.clone(),
+            env: self.env.clone(),
+            argv: self.argv.clone(),
+            uid: LAMBDA_UID,
+            gid: LAMBDA_GID,
+        };
+        serde_json::to_vec(&spec).map_err(std::io::Error::other)
     }
 }
 
@@ -335,155 +316,49 @@ exec xargs -0 -x env -i
 mod tests {
     use super::*;
 
-    /// A root made of the host's busybox: `/bin/busybox` and its applets.
-    fn busybox_root() -> Option<tempfile::TempDir> {
-        let busybox = Path::new("/bin/busybox");
-        if !busybox.is_file() || which("bwrap").is_none() {
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("tmp");
-        let bin = dir.path().join("bin");
-        std::fs::create_dir(&bin).expect("bin");
-        std::fs::copy(busybox, bin.join("busybox")).expect("copy");
-        for applet in [
-            "sh", "cat", "echo", "ls", "touch", "env", "sort", "cut", "tr", "sleep",
-        ] {
-            std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("link");
-        }
-        prepare_root(dir.path()).expect("mount points");
-        Some(dir)
-    }
-
-    async fn run(tool: &Tool, root: &Path, script: &str) -> (i32, String, String) {
-        let sb = Sandbox {
-            root: root.to_owned(),
+    fn sandbox(env: Vec<(String, String)>) -> Sandbox {
+        Sandbox {
+            root: PathBuf::from("/nonexistent"),
             tmp_mb: 16,
-            env: vec![
-                ("GREETING".into(), "hi".into()),
-                ("PATH".into(), "/bin".into()),
-            ],
-            cwd: "/tmp".into(),
-            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
-        };
-        let out = sb
-            .command(tool)
-            .expect("command")
-            .output()
-            .await
-            .expect("runs");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    /// Every host process's command line holding `needle`.
-    fn command_lines_with(needle: &str) -> Vec<String> {
-        std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-            .filter(|c| c.contains(needle))
-            .collect()
-    }
-
-    #[tokio::test]
-    async fn the_environment_is_on_no_command_line_the_host_can_read() {
-        let Some(root) = busybox_root() else {
-            assert!(std::env::var_os("CI").is_none(), "needs busybox and bwrap");
-            return;
-        };
-        let secret = format!("not-on-a-command-line-{}", std::process::id());
-        for tool in [
-            which("bwrap").map(Tool::Bwrap),
-            which("unshare").map(Tool::Unshare),
-        ]
-        .iter()
-        .flatten()
-        {
-            let sb = Sandbox {
-                root: root.path().to_owned(),
-                tmp_mb: 16,
-                env: vec![
-                    ("SECRET".into(), secret.clone()),
-                    ("PATH".into(), "/bin".into()),
-                ],
-                cwd: "/".into(),
-                argv: vec![
-                    "/bin/sh".into(),
-                    "-c".into(),
-                    "echo \"$SECRET\"; exec sleep 30".into(),
-                ],
-            };
-            let mut child = sb
-                .command(tool)
-                .expect("command")
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .expect("starts");
-            let mut out = child.stdout.take().expect("stdout");
-            let mut first = [0u8; 8];
-            tokio::io::AsyncReadExt::read_exact(&mut out, &mut first)
-                .await
-                .expect("the program started");
-            assert_eq!(&first, b"not-on-a", "{}", tool.name());
-            let seen = command_lines_with(&secret);
-            // The scan sees the sandbox's processes.
-            let running = command_lines_with("sleep 30");
-            let _ = child.kill().await;
-            assert!(seen.is_empty(), "{}: {seen:?}", tool.name());
-            assert!(!running.is_empty(), "{}", tool.name());
+            env,
+            cwd: "/".into(),
+            argv: vec!["/bin/sh".into()],
         }
     }
 
-    #[tokio::test]
-    async fn both_sandboxes_give_a_read_only_root_a_private_tmp_and_only_the_environment_set() {
-        let Some(root) = busybox_root() else {
-            // test.sh installs both; CI must not pass this by skipping it.
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "needs /bin/busybox (busybox-static) and bwrap"
-            );
-            eprintln!(
-                "skipped: needs /bin/busybox (busybox-static) and bwrap, which test.sh installs"
-            );
-            return;
-        };
-        let tools = [
-            which("bwrap").map(Tool::Bwrap),
-            which("unshare").map(Tool::Unshare),
-        ];
-        for tool in tools.iter().flatten() {
-            let (code, out, err) = run(
-                tool,
-                root.path(),
-                "echo $GREETING; env | sort | cut -d= -f1 | tr '\\n' ' '; echo; pwd; \
-                 touch /tmp/ok && echo tmp-writable; touch /bin/x 2>/dev/null || echo root-read-only; \
-                 ls /proc/1/exe >/dev/null && echo proc; cat /dev/null && echo dev",
-            )
-            .await;
-            assert_eq!(code, 0, "{}: {err}", tool.name());
-            let lines: Vec<&str> = out.lines().collect();
-            assert_eq!(lines[0], "hi", "{}: {out}", tool.name());
-            assert!(
-                !lines[1].contains("HOME") && lines[1].contains("GREETING"),
-                "{}: {out}",
-                tool.name()
-            );
-            assert_eq!(
-                &lines[2..],
-                ["/tmp", "tmp-writable", "root-read-only", "proc", "dev"],
-                "{}",
-                tool.name()
-            );
-            assert!(
-                !root.path().join("tmp/ok").exists(),
-                "{}: /tmp is the sandbox's",
-                tool.name()
-            );
+    #[test]
+    fn a_nul_in_the_environment_cannot_add_sandbox_arguments() {
+        // Regression (issue 23, finding 7): a value `x\0--cap-add\0ALL` became three of
+        // bubblewrap's arguments read from standard input.
+        for (k, v) in [
+            ("A", "x\0--cap-add\0ALL"),
+            ("A\0--cap-add", "ALL"),
+            ("A\nB", "x"),
+            ("A=B", "x"),
+            ("", "x"),
+        ] {
+            let sb = sandbox(vec![(k.into(), v.into())]);
+            for tool in [
+                Tool::Bwrap("/bin/true".into()),
+                Tool::Builtin("/bin/true".into()),
+            ] {
+                let e = sb.command(&tool).expect_err("refused");
+                assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{k:?}");
+            }
         }
+        assert!(Sandbox::nul_separated([b"a\0b".as_slice()]).is_err());
+        // Newlines and tabs in a value are a value's business.
+        let fine = sandbox(vec![("A".into(), "line 1\nline 2\t.".into())]);
+        assert!(fine.command(&Tool::Bwrap("/bin/true".into())).is_ok());
+    }
+
+    #[test]
+    fn the_launcher_reads_the_whole_sandbox_as_json_with_lambdas_user() {
+        let sb = sandbox(vec![("K".into(), "v".into())]);
+        let spec: launcher::Spec =
+            serde_json::from_slice(&sb.launcher_stdin().expect("json")).expect("spec");
+        assert_eq!((spec.uid, spec.gid), (LAMBDA_UID, LAMBDA_GID));
+        assert_eq!(spec.env, [("K".to_owned(), "v".to_owned())]);
+        assert_eq!(spec.argv, ["/bin/sh"]);
     }
 }

@@ -87,19 +87,21 @@ async fn an_image_assembled_here_unpacks_as_the_oci_spec_says_runs_and_is_reused
         cwd: "/".into(),
         argv: vec!["/bin/sh".into(), "/opt/scar/script.sh".into()],
     };
-    let tool = Tool::find().expect("bwrap or unshare (scripts/test.sh installs bubblewrap)");
-    let out = sandbox
-        .command(&tool)
-        .expect("command")
-        .output()
-        .await
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "kept\n");
+    for tool in tools() {
+        let out = sandbox
+            .command(&tool)
+            .expect("command")
+            .output()
+            .await
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            tool.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "kept\n");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -108,8 +110,7 @@ async fn the_supervisor_answers_through_the_runtime_api_and_a_hung_one_times_out
     let reg = Registry::new(Endpoints::default(), None).expect("client");
     let cache = tempfile::tempdir().expect("cache");
     let image = |script: &str| spec_of(&base, script, 1, 3);
-    let tool = Tool::find().expect("bwrap or unshare");
-    let run = |root: &Path, timeout: u64| Invocation {
+    let run = |tool: &Tool, root: &Path, timeout: u64| Invocation {
         tool: tool.clone(),
         function: "f".into(),
         function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
@@ -138,28 +139,30 @@ async fn the_supervisor_answers_through_the_runtime_api_and_a_hung_one_times_out
     .await
     .expect("assembled");
     prepare_root(&ok.root).expect("mount points");
-    let ran = scar::local::run::invoke(run(&ok.root, 10))
-        .await
-        .expect("runs");
-    let Ended::Answered(Outcome::Response(body)) = &ran.ended else {
-        panic!("{:?}\n{}", ran.ended, String::from_utf8_lossy(&ran.stderr));
-    };
-    let body = String::from_utf8_lossy(body);
-    assert!(
-        body.contains("\"ok\":true") && body.contains("\"exit_status\":0"),
-        "{body}"
-    );
-    // The script's output goes where Lambda sends it: the function's log.
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&ran.stdout),
-        String::from_utf8_lossy(&ran.stderr)
-    );
-    assert!(
-        log.contains("from-the-image") && log.contains("kept"),
-        "{log}"
-    );
-    assert!(!ran.request_id.is_empty());
+    for tool in tools() {
+        let ran = scar::local::run::invoke(run(&tool, &ok.root, 10))
+            .await
+            .expect("runs");
+        let Ended::Answered(Outcome::Response(body)) = &ran.ended else {
+            panic!("{:?}\n{}", ran.ended, String::from_utf8_lossy(&ran.stderr));
+        };
+        let body = String::from_utf8_lossy(body);
+        assert!(
+            body.contains("\"ok\":true") && body.contains("\"exit_status\":0"),
+            "{body}"
+        );
+        // The script's output goes where Lambda sends it: the function's log.
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&ran.stdout),
+            String::from_utf8_lossy(&ran.stderr)
+        );
+        assert!(
+            log.contains("from-the-image") && log.contains("kept"),
+            "{log}"
+        );
+        assert!(!ran.request_id.is_empty());
+    }
 
     // A script that never ends: the supervisor stops it at the threshold and answers, or the
     // timeout ends the sandbox; either way nothing is left running.
@@ -167,26 +170,269 @@ async fn the_supervisor_answers_through_the_runtime_api_and_a_hung_one_times_out
         .await
         .expect("assembled");
     prepare_root(&hung.root).expect("mount points");
-    let ran = scar::local::run::invoke(run(&hung.root, 3))
+    for tool in tools() {
+        let ran = scar::local::run::invoke(run(&tool, &hung.root, 3))
+            .await
+            .expect("runs");
+        assert!(
+            ran.took < std::time::Duration::from_secs(8),
+            "{:?}",
+            ran.took
+        );
+        assert!(
+            !matches!(ran.ended, Ended::Answered(Outcome::Response(_))),
+            "{:?}",
+            ran.ended
+        );
+        let left = std::process::Command::new("pgrep")
+            .args(["-f", "sleep 611"])
+            .output()
+            .expect("pgrep");
+        assert!(
+            left.stdout.is_empty(),
+            "{}: left behind: {}",
+            tool.name(),
+            String::from_utf8_lossy(&left.stdout)
+        );
+    }
+}
+
+/// Both sandboxes: bubblewrap (scripts/test.sh installs it) and scar's own launcher.
+fn tools() -> Vec<Tool> {
+    let bwrap = Tool::find_with(Path::new(env!("CARGO_BIN_EXE_scar")));
+    let mut tools = vec![Tool::Builtin(env!("CARGO_BIN_EXE_scar").into())];
+    match bwrap {
+        Ok(t @ Tool::Bwrap(_)) => tools.push(t),
+        _ => assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs both sandboxes: install bubblewrap"
+        ),
+    }
+    tools
+}
+
+/// A root made of the host's busybox (Debian's busybox-static, which scripts/test.sh
+/// installs): `/bin/busybox` and its applets, in a folder of the cache's kind (private).
+fn busybox_root() -> tempfile::TempDir {
+    let busybox = Path::new("/bin/busybox");
+    assert!(busybox.is_file(), "needs /bin/busybox (busybox-static)");
+    let dir = tempfile::tempdir().expect("tmp");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin");
+    std::fs::copy(busybox, bin.join("busybox")).expect("copy");
+    for applet in [
+        "sh", "cat", "echo", "ls", "touch", "env", "sort", "cut", "tr", "sleep", "mount", "id",
+        "readlink", "grep", "head", "chmod", "rm", "ps",
+    ] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("link");
+    }
+    prepare_root(dir.path()).expect("mount points");
+    dir
+}
+
+/// Runs `script` with `/bin/sh` in a sandbox of `tool` on `root`.
+async fn sh(tool: &Tool, root: &Path, env: &[(&str, &str)], script: &str) -> (i32, String, String) {
+    let sb = Sandbox {
+        root: root.to_owned(),
+        tmp_mb: 16,
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .chain([("PATH".to_owned(), "/bin".to_owned())])
+            .collect(),
+        cwd: "/tmp".into(),
+        argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+    };
+    let out = sb
+        .command(tool)
+        .expect("command")
+        .output()
         .await
         .expect("runs");
-    assert!(
-        ran.took < std::time::Duration::from_secs(8),
-        "{:?}",
-        ran.took
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_sandboxes_give_a_read_only_root_a_private_tmp_and_only_the_environment_set() {
+    let root = busybox_root();
+    for tool in tools() {
+        let (code, out, err) = sh(
+            &tool,
+            root.path(),
+            &[("GREETING", "hi")],
+            "echo $GREETING; env | sort | cut -d= -f1 | tr '\\n' ' '; echo; pwd; \
+             touch /tmp/ok && echo tmp-writable; touch /bin/x 2>/dev/null || echo root-read-only; \
+             ls /proc/1/exe >/dev/null 2>&1; cat /dev/null && echo dev; id -u; \
+             echo to-stderr >/dev/stderr; exit 3",
+        )
+        .await;
+        let name = tool.name();
+        assert_eq!(code, 3, "{name}: {err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "hi", "{name}: {out}");
+        assert!(
+            !lines[1].contains("HOME") && lines[1].contains("GREETING"),
+            "{name}: {out}"
+        );
+        assert_eq!(
+            &lines[2..],
+            ["/tmp", "tmp-writable", "root-read-only", "dev", "993"],
+            "{name}"
+        );
+        assert!(err.contains("to-stderr"), "{name}: {err}");
+        assert!(
+            !root.path().join("tmp/ok").exists(),
+            "{name}: /tmp is the sandbox's"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_sandbox_lets_a_function_reach_the_host_through_proc_or_a_remount() {
+    // Regression (issue 23, finding 2): under `unshare` the host's `sh` (then `xargs`) was PID 1
+    // of the namespace, outside the chroot, and a function read and wrote the host's files
+    // through /proc/1/root. Each way out is tried under both sandboxes: the host's files
+    // through any process's root, remounting the root read-write (also from a user namespace
+    // of the function's own), writing into the root file system (the cache it was unpacked
+    // into), and the host's processes.
+    let root = busybox_root();
+    // Outside /tmp, which the sandbox has a /tmp of its own for.
+    let host_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("host dir");
+    let host_file = host_dir.path().join("secret");
+    std::fs::write(&host_file, "host-secret").expect("write");
+    let (host, dir) = (host_file.display(), host_dir.path().display());
+    let probe = format!(
+        "for p in /proc/[0-9]*; do cat $p/root{host} 2>/dev/null && echo \"read through $p\"; \
+           echo x > $p/root{host} 2>/dev/null && echo \"wrote through $p\"; \
+           ls $p/root{dir} >/dev/null 2>&1 && echo \"host root through $p\"; done; \
+         ls /proc | grep -c '^[0-9]' | sed 's/^/processes: /'; \
+         readlink /proc/self/root; readlink /proc/1/root 2>/dev/null | sed 's/^/pid 1: /'; \
+         mount -o remount,rw / && echo remounted; \
+         mount -o remount,bind,rw / && echo remounted-bind; \
+         touch /bin/planted && echo planted; \
+         chmod 777 /bin/busybox && echo chmodded; \
+         unshare -rm sh -c 'mount -o remount,rw / && touch /bin/planted-ns' && echo nested; \
+         echo done"
     );
-    assert!(
-        !matches!(ran.ended, Ended::Answered(Outcome::Response(_))),
-        "{:?}",
-        ran.ended
-    );
-    let left = std::process::Command::new("pgrep")
-        .args(["-f", "sleep 611"])
-        .output()
-        .expect("pgrep");
-    assert!(
-        left.stdout.is_empty(),
-        "left behind: {}",
-        String::from_utf8_lossy(&left.stdout)
-    );
+    for tool in tools() {
+        let name = tool.name();
+        let (code, out, err) = sh(&tool, root.path(), &[], &probe).await;
+        assert_eq!(code, 0, "{name}: {err}");
+        for escaped in [
+            "read through",
+            "wrote through",
+            "host root through",
+            "remounted",
+            "planted",
+            "chmodded",
+            "nested",
+        ] {
+            assert!(!out.contains(escaped), "{name}: {escaped}: {out}");
+        }
+        assert!(out.contains("done"), "{name}: {out}");
+        // Each was tried, and refused by the kernel (busybox's words).
+        assert_eq!(err.matches("permission denied").count(), 3, "{name}: {err}");
+        assert_eq!(
+            err.matches("Read-only file system").count(),
+            2,
+            "{name}: {err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&host_file).expect("host file"),
+            "host-secret",
+            "{name}"
+        );
+        assert!(!root.path().join("bin/planted").exists(), "{name}");
+        // The sandbox's own processes only (the shell, its pipeline), and its root is `/`.
+        let processes: usize = out
+            .lines()
+            .find_map(|l| l.strip_prefix("processes: "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("counted");
+        assert!(processes < 10, "{name}: {out}");
+        assert!(out.lines().any(|l| l == "/"), "{name}: its own root: {out}");
+        // PID 1's root is the sandbox's too, where it can be read at all.
+        assert!(
+            out.lines()
+                .filter_map(|l| l.strip_prefix("pid 1: "))
+                .all(|r| r == "/"),
+            "{name}: {out}"
+        );
+    }
+}
+
+/// Every host process's command line holding `needle`.
+fn command_lines_with(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(needle))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_environment_is_on_no_command_line_at_any_moment_of_a_start() {
+    // Regression (issue 23, finding 8): under `unshare`, `env -i KEY=value...` held
+    // AWS_SECRET_ACCESS_KEY in its argv until it ran the program; a poller reading every
+    // process's command line caught it in 4 of 6 starts. Here every command line is read
+    // throughout each start, from before the spawn to the program's first output, ten starts
+    // per sandbox.
+    let root = busybox_root();
+    for tool in tools() {
+        for start in 0..10 {
+            let secret = format!("not-on-a-command-line-{}-{start}", std::process::id());
+            let sb = Sandbox {
+                root: root.path().to_owned(),
+                tmp_mb: 16,
+                env: vec![
+                    ("AWS_SECRET_ACCESS_KEY".into(), secret.clone()),
+                    ("PATH".into(), "/bin".into()),
+                ],
+                cwd: "/".into(),
+                argv: vec![
+                    "/bin/sh".into(),
+                    "-c".into(),
+                    "echo \"$AWS_SECRET_ACCESS_KEY\"; exec sleep 30".into(),
+                ],
+            };
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let poller = {
+                let (stop, secret) = (stop.clone(), secret.clone());
+                std::thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    let mut scans = 0;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        seen.extend(command_lines_with(&secret));
+                        scans += 1;
+                    }
+                    (seen, scans)
+                })
+            };
+            let mut child = sb
+                .command(&tool)
+                .expect("command")
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("starts");
+            let mut out = child.stdout.take().expect("stdout");
+            let mut first = [0u8; 8];
+            tokio::io::AsyncReadExt::read_exact(&mut out, &mut first)
+                .await
+                .expect("the program started");
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            let (seen, scans) = poller.join().expect("poller");
+            let running = command_lines_with("sleep 30");
+            let _ = child.kill().await;
+            assert_eq!(&first, b"not-on-a", "{}", tool.name());
+            assert!(seen.is_empty(), "{}: {seen:?}", tool.name());
+            assert!(scans > 0 && !running.is_empty(), "{}", tool.name());
+        }
+    }
 }

@@ -199,14 +199,21 @@ async fn a_failing_stage_a_timeout_and_an_escape_attempt_are_reported_and_contai
     );
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
     let marker = Path::new(&home).join(format!(".scar-escape-{}", std::process::id()));
+    // The root file systems scar unpacked, which every run after this one runs.
+    let rootfs = crate::support::registry::cache_dir().join("rootfs");
     let escape = format!(
         "for p in /opt/scar/x /bin/x /srv/escape/x {home}/x {marker}; do touch \"$p\" 2>/dev/null && echo \"wrote $p\" || echo \"refused $p\"; done\n\
+         for p in /proc/[0-9]*; do touch \"$p/root{marker}\" 2>/dev/null && echo \"wrote through $p\"; ls \"$p/root{home}\" >/dev/null 2>&1 && echo \"home through $p\"; \
+           for r in $p/root{rootfs}/*/bin; do touch \"$r/planted\" 2>/dev/null && echo \"planted through $p\"; done; done\n\
+         mount -o remount,rw / 2>/dev/null && echo remounted\n\
+         mount -o remount,bind,rw / 2>/dev/null && echo remounted\n\
          ls {home} 2>/dev/null | head -3 | sed 's/^/home: /'\n\
          touch /tmp/ok && echo tmp-ok\n\
          touch \"$TMP_OUTPUT_DIR/ok\" && echo output-ok\n\
          sleep 633 &\n\
          echo left-a-process\n",
-        marker = marker.display()
+        marker = marker.display(),
+        rootfs = rootfs.display(),
     );
     function(
         d,
@@ -253,28 +260,58 @@ async fn a_failing_stage_a_timeout_and_an_escape_attempt_are_reported_and_contai
         "{said}"
     );
 
-    // An escape attempt: writes outside /tmp and $TMP_OUTPUT_DIR fail, the host's home is not
-    // there, and the process it leaves behind goes with the sandbox.
-    let esc = moto.scar(d, &["invoke", ".", "escape", "--local"]);
-    ok(&esc);
-    let log = stderr(&esc);
-    for p in ["/opt/scar/x", "/bin/x", "/srv/escape/x"] {
-        assert!(log.contains(&format!("refused {p}")), "{p}: {log}");
-    }
-    assert!(
-        log.contains(&format!("refused {}", marker.display())),
-        "{log}"
-    );
-    assert!(!marker.exists(), "the host's home changed");
-    assert!(!log.contains("home: "), "the host's home is visible: {log}");
-    assert!(log.contains("tmp-ok") && log.contains("output-ok"), "{log}");
-    for pattern in ["sleep 633", "sleep 622"] {
-        let left = std::process::Command::new("pgrep")
-            .args(["-f", pattern])
+    // An escape attempt, under bubblewrap and under scar's own launcher (issue 23, finding 2:
+    // under `unshare` the host's shell was PID 1 and /proc/1/root was the host's `/`): writes
+    // outside /tmp and $TMP_OUTPUT_DIR fail, through any process's root too; the root stays
+    // read-only; the host's home and scar's rootfs cache are not there; and the process it
+    // leaves behind goes with the sandbox.
+    for sandbox in ["bwrap", "builtin"] {
+        let esc = scar_command(&moto.endpoint, d, &["invoke", ".", "escape", "--local"])
+            .env("SCAR_SANDBOX", sandbox)
             .output()
-            .expect("pgrep");
-        assert!(left.stdout.is_empty(), "left behind: {pattern}");
+            .expect("scar runs");
+        ok(&esc);
+        let log = stderr(&esc);
+        for p in ["/opt/scar/x", "/bin/x", "/srv/escape/x"] {
+            assert!(
+                log.contains(&format!("refused {p}")),
+                "{sandbox}: {p}: {log}"
+            );
+        }
+        assert!(
+            log.contains(&format!("refused {}", marker.display())),
+            "{sandbox}: {log}"
+        );
+        for escaped in [
+            "wrote through",
+            "home through",
+            "planted through",
+            "remounted",
+        ] {
+            assert!(!log.contains(escaped), "{sandbox}: {escaped}: {log}");
+        }
+        assert!(!marker.exists(), "{sandbox}: the host's home changed");
+        assert!(
+            !log.contains("home: "),
+            "{sandbox}: the host's home is visible: {log}"
+        );
+        assert!(
+            log.contains("tmp-ok") && log.contains("output-ok"),
+            "{sandbox}: {log}"
+        );
+        for pattern in ["sleep 633", "sleep 622"] {
+            let left = std::process::Command::new("pgrep")
+                .args(["-f", pattern])
+                .output()
+                .expect("pgrep");
+            assert!(left.stdout.is_empty(), "{sandbox}: left behind: {pattern}");
+        }
     }
+    let planted = std::fs::read_dir(&rootfs)
+        .expect("the rootfs cache")
+        .flatten()
+        .any(|e| e.path().join("bin/planted").exists());
+    assert!(!planted, "a function wrote into the rootfs cache");
 }
 
 #[tokio::test(flavor = "multi_thread")]
