@@ -28,3 +28,25 @@ pub fn url_parts(url: &str) -> Option<(&str, Option<&str>, &str, &str)> {
         None => (scheme, None, authority, tail),
     })
 }
+/// True for a character an environment variable's value may not hold: NUL (it ends the value
+/// where a process's environment is a list of C strings, and one sandbox argument where they
+/// are NUL-separated) and the other control characters, but tab, line feed and carriage
+/// return, which multi-line values (a certificate) hold.
+#[must_use]
+pub fn unsafe_in_env_value(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+}
+
+/// The first problem of an image configuration's `Env` entry (`KEY=value`) or working
+/// directory, as a sentence; `None` when it is fine.
+#[must_use]
+pub fn image_env_problem(entry: &str) -> Option<String> {
+    let (key, value) = entry.split_once('=').unwrap_or((entry, ""));
+    if key.is_empty() || key.chars().any(char::is_control) {
+        return Some(format!("its Env entry {entry:?} has no usable name"));
+    }
+    value
+        .chars()
+        .any(unsafe_in_env_value)
+        .then(|| format!("its Env entry {key} holds a control character"))
+}

@@ -380,8 +380,26 @@ pub(crate) async fn base_of(
             "the base image {base} is for {arch}, the function for {architecture}"
         )));
     }
+    let process = process_of(&config);
+    // A registry's answer reaches the sandbox's arguments: a NUL there would start another.
+    let working_dir = process.command.working_dir.as_deref().unwrap_or_default();
+    let problem = process
+        .env
+        .iter()
+        .find_map(|e| crate::text::image_env_problem(e))
+        .or_else(|| {
+            working_dir
+                .chars()
+                .any(char::is_control)
+                .then(|| "its WorkingDir holds a control character".to_owned())
+        });
+    if let Some(p) = problem {
+        return Err(BuildError::Other(format!(
+            "the base image {base} is refused: {p}"
+        )));
+    }
     Ok(Base {
-        process: process_of(&config),
+        process,
         json,
         config,
         digest,

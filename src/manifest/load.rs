@@ -182,16 +182,23 @@ pub(super) fn manifest_files(
             if entry.file_type().is_ok_and(|t| t.is_symlink()) {
                 match root.resolve(&path) {
                     Ok(_) => {}
-                    Err(Outside::Elsewhere) => {
+                    // A folder or a manifest the walker would read: refused, and said. Any
+                    // other file is read only if a manifest names it (a script, checked then).
+                    Err(Outside::Elsewhere) if manifest || path.is_dir() => {
                         diags.push(
                             Diagnostic::error(format!(
                                 "{} is a link that leads outside the trust root; it is not read",
                                 shown(&path).display()
                             ))
+                            .at(Location {
+                                file: shown(&path),
+                                span: None,
+                            })
                             .hint(root.hint()),
                         );
                         continue;
                     }
+                    Err(Outside::Elsewhere) => continue,
                     // A link to nothing: a manifest's is reported when it is read.
                     Err(Outside::Missing) if manifest => {
                         out.push(path);
@@ -395,17 +402,19 @@ fn read_scripts(set: &mut ManifestSet, root: &TrustRoot, diags: &mut Diagnostics
                 continue;
             }
         };
-        if !root.holds(&real) {
-            diags.push(problem(
-                format!("script `{script}` resolves outside the trust root"),
-                root.hint(),
-            ));
-            continue;
-        }
         if !roots.iter().any(|r| real.starts_with(r)) {
             diags.push(problem(
                 format!("script `{script}` is outside the stack directory"),
                 inside.into(),
+            ));
+            continue;
+        }
+        // The stack's directories are inside the trust root (they were checked when read):
+        // this holds whatever changes above.
+        if !root.holds(&real) {
+            diags.push(problem(
+                format!("script `{script}` resolves outside the trust root"),
+                root.hint(),
             ));
             continue;
         }

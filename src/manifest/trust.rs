@@ -122,6 +122,26 @@ impl TrustRoot {
         }
     }
 
+    /// The root as messages show it: relative to the current folder when one holds the other
+    /// (`.`, `../..`, `repo`), else absolute.
+    #[must_use]
+    pub fn shown(&self) -> PathBuf {
+        let Ok(here) = std::env::current_dir().and_then(std::fs::canonicalize) else {
+            return self.path.clone();
+        };
+        if let Ok(below) = self.path.strip_prefix(&here) {
+            return if below.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                below.to_path_buf()
+            };
+        }
+        match here.strip_prefix(&self.path) {
+            Ok(above) => above.components().map(|_| "..").collect(),
+            Err(_) => self.path.clone(),
+        }
+    }
+
     /// A sentence naming the root and why it is the root, for hints.
     #[must_use]
     pub fn describe(&self) -> String {
@@ -131,7 +151,7 @@ impl TrustRoot {
             Source::StackDir => "the stack directory, which is in no Git work tree",
             Source::Export => "the commit's files",
         };
-        format!("{} ({why})", self.path.display())
+        format!("{} ({why})", self.shown().display())
     }
 
     /// The hint for a path refused for resolving outside the root.

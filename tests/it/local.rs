@@ -436,3 +436,49 @@ async fn the_environment_is_on_no_command_line_at_any_moment_of_a_start() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_base_image_whose_env_holds_a_nul_is_refused_before_anything_runs() {
+    // Regression (issue 23, finding 7): an image's `Env` (a registry's answer) reached the
+    // sandbox's arguments as it was; under bubblewrap `A=x\0--cap-add\0ALL` added
+    // `--cap-add ALL`.
+    use crate::support::registry::{push_image, shared};
+    use crate::support::rootfs::{Entry, layer};
+    let busybox = std::fs::read("/bin/busybox").expect("busybox-static");
+    for (tag, config) in [
+        (
+            "nul-env",
+            json!({"Env": ["PATH=/bin", "A=x\u{0}--cap-add\u{0}ALL"]}),
+        ),
+        ("nul-name", json!({"Env": ["A\u{0}--cap-add=ALL"]})),
+        (
+            "nul-workdir",
+            json!({"Env": ["PATH=/bin"], "WorkingDir": "/\u{0}--cap-add\u{0}ALL"}),
+        ),
+    ] {
+        let base = push_image(
+            shared(),
+            "base/hostile",
+            tag,
+            "amd64",
+            &[layer(&[Entry::file("bin/busybox", &busybox, 0o755)])],
+            config,
+        );
+        let reg = Registry::new(Endpoints::default(), None).expect("client");
+        let cache = tempfile::tempdir().expect("cache");
+        let e = assemble(
+            &reg,
+            &spec_of(&base, "true\n", 2, 30),
+            cache.path(),
+            &|_| {},
+        )
+        .await
+        .expect_err("refused")
+        .to_string();
+        assert!(e.contains("is refused: its"), "{tag}: {e}");
+        assert!(
+            std::fs::read_dir(cache.path().join("rootfs")).map_or(0, |d| d.count()) == 0,
+            "{tag}: nothing unpacked"
+        );
+    }
+}

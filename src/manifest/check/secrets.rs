@@ -74,6 +74,32 @@ fn env<T>(doc: &Doc<T>, vars: &BTreeMap<String, EnvValue>, base: &str, out: &mut
     for (k, v) in vars {
         let pointer = format!("{base}/{}", escape_segment(k));
         let field = crate::manifest::load::field_path(&pointer);
+        // A NUL would end the value (a process's environment is C strings) and, where a
+        // sandbox reads NUL-separated arguments, start another argument.
+        if k.chars().any(char::is_control) {
+            // The name as Rust writes a string: a control character shown, not printed.
+            let shown = format!("{base}/{}", escape_segment(&format!("{k:?}")));
+            out.push(
+                Diagnostic::error(format!(
+                    "the environment variable name {k:?} holds a control character"
+                ))
+                .at(doc.key_at(&pointer))
+                .field(crate::manifest::load::field_path(&shown))
+                .hint("names use letters, digits and `_`"),
+            );
+            continue;
+        }
+        if matches!(v, EnvValue::Literal(s) if s.chars().any(crate::text::unsafe_in_env_value)) {
+            out.push(
+                Diagnostic::error(format!(
+                    "environment variable `{k}` holds a control character"
+                ))
+                .at(doc.at(&pointer))
+                .field(field)
+                .hint("a value may hold tabs and line breaks, not NUL or other control characters"),
+            );
+            continue;
+        }
         match v {
             EnvValue::Secret(s) => {
                 reference(doc, &s.secret_ref, &format!("{pointer}/secretRef"), out)
