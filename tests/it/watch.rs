@@ -709,3 +709,93 @@ async fn watching_an_overlay_follows_edits_to_its_base() {
     w.wait_for("run 2 applied: 0 added, 1 changed", 15);
     assert_eq!(memory_of(&moto, "alpha-dev").await, Some(1024));
 }
+
+/// CPU time (user and system, in clock ticks) process `pid` has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // Fields after the command's closing parenthesis: utime is the 14th field, stime 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0)
+}
+
+#[test]
+fn one_client_cannot_stall_listen_and_a_full_file_table_does_not_make_it_spin() {
+    // Regression (issue 23, finding 4): a client that sent half a request held its
+    // connection forever (no header timeout), connections were unlimited, and once they had
+    // used up the file table `accept` failed with EMFILE in a tight loop (93 % CPU, runs
+    // failing, /healthz silent). Here the watcher runs with 40 file descriptors.
+    let dir = stack_dir(&["alpha"]);
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -n 40 && exec \"$0\" \"$@\"",
+            env!("CARGO_BIN_EXE_scar"),
+            "watch",
+            ".",
+            "--interval",
+            "0",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(dir.path())
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("scar watch");
+    let w = Watching {
+        lines: collect(child.stdout.take().expect("stdout")),
+        errors: collect(child.stderr.take().expect("stderr")),
+        child,
+    };
+    let addr = w
+        .wait_for("serving /healthz and /metrics on http://", 30)
+        .rsplit("http://")
+        .next()
+        .expect("address")
+        .trim()
+        .to_owned();
+    w.wait_for("run 1 ", 30);
+
+    // Half a request, then nothing: others are still answered, and it is let go.
+    use std::io::{Read, Write};
+    let mut slow = std::net::TcpStream::connect(&addr).expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\n")
+        .expect("half a request");
+    assert_ne!(get(&addr, "/healthz").0, 0);
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let started = Instant::now();
+    let mut buf = [0u8; 512];
+    let _ = slow.read(&mut buf);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "a half request was held {:?}",
+        started.elapsed()
+    );
+
+    // Far more connections than the watcher has file descriptors, held open and silent.
+    let pid = w.child.id();
+    let held: Vec<std::net::TcpStream> = (0..80)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(held.len() > 40, "{} connections", held.len());
+    std::thread::sleep(Duration::from_secs(1));
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_ticks(pid) - before;
+    // 100 ticks a second; a spinning accept used 93 % of a core (280 in 3 s).
+    assert!(used < 60, "{used} clock ticks in 3 s");
+    drop(held);
+    wait_until(
+        20,
+        || get(&addr, "/healthz").0 != 0,
+        || "no answer after the clients left".into(),
+    );
+    let errors = w.errors.lock().expect("stderr").join("\n");
+    assert!(errors.contains("accepting a connection failed"), "{errors}");
+}
