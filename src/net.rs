@@ -4,15 +4,17 @@
 
 use http_body_util::BodyExt as _;
 
-/// POSTs `body` to `url` with `headers`; the status and the answer's body.
+/// POSTs `body` to `url` with `headers`; the status and the answer's body, of at most
+/// `max_answer` bytes (an address a user names decides how much it sends back).
 ///
 /// # Errors
 /// A message naming the URL when TLS roots cannot be loaded, the request cannot be made or
-/// sent, or the answer cannot be read.
+/// sent, or the answer cannot be read or is longer than `max_answer`.
 pub async fn post(
     url: &str,
     headers: &[(&str, &str)],
     body: Vec<u8>,
+    max_answer: usize,
 ) -> Result<(u16, Vec<u8>), String> {
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
@@ -34,11 +36,10 @@ pub async fn post(
         .await
         .map_err(|e| format!("POST {url}: {e}"))?;
     let status = resp.status().as_u16();
-    let bytes = resp
-        .into_body()
+    let bytes = http_body_util::Limited::new(resp.into_body(), max_answer)
         .collect()
         .await
-        .map_err(|e| format!("reading the answer of {url}: {e}"))?
+        .map_err(|e| format!("reading the answer of {url} (at most {max_answer} bytes): {e}"))?
         .to_bytes();
     Ok((status, bytes.to_vec()))
 }

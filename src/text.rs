@@ -28,6 +28,7 @@ pub fn url_parts(url: &str) -> Option<(&str, Option<&str>, &str, &str)> {
         None => (scheme, None, authority, tail),
     })
 }
+
 /// True for a character an environment variable's value may not hold: NUL (it ends the value
 /// where a process's environment is a list of C strings, and one sandbox argument where they
 /// are NUL-separated) and the other control characters, but tab, line feed and carriage

@@ -124,7 +124,8 @@ impl AwsCloud {
             .collect();
         let mut headers: Vec<(&str, &str)> = vec![("content-type", content_type)];
         headers.extend(signed.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let (status, answer) = crate::net::post(&url, &headers, body.into_bytes())
+        // EC2's answers for one VPC's subnets and groups: kilobytes; 16 MiB is far beyond.
+        let (status, answer) = crate::net::post(&url, &headers, body.into_bytes(), 16 << 20)
             .await
             .map_err(|e| fail(ErrorKind::Transient, e))?;
         let text = String::from_utf8_lossy(&answer).into_owned();

@@ -188,7 +188,8 @@ async fn post(url: &str, body: Vec<u8>, asynchronous: bool) -> Result<(u16, Vec<
     if asynchronous {
         headers.push(("X-Amz-Invocation-Type", "Event"));
     }
-    crate::net::post(url, &headers, body).await
+    // API Gateway answers at most 10 MB, a function URL 20 MB streamed.
+    crate::net::post(url, &headers, body, 32 << 20).await
 }
 
 /// How `scar invoke` is asked to call.

@@ -67,7 +67,7 @@ pub struct WatchArgs {
     #[arg(long, default_value = "main", requires = "git")]
     pub branch: String,
     /// How often the Git remote is fetched.
-    #[arg(long, default_value = "1m", value_parser = crate::watch::parse_duration, requires = "git")]
+    #[arg(long, default_value = "1m", value_parser = crate::watch::parse_poll, requires = "git")]
     pub poll: std::time::Duration,
     /// POST a JSON notification to this URL when a run fails and when a run sets back
     /// changes made outside scar. A webhook URL is a secret: prefer the variable, which no
@@ -76,7 +76,8 @@ pub struct WatchArgs {
         long,
         value_name = "URL",
         env = "SCAR_WATCH_NOTIFY",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = crate::watch::webhook::parse_url
     )]
     pub notify: Option<String>,
     /// Pause while this file exists: runs are skipped (and counted as paused). SIGUSR1

@@ -177,15 +177,35 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = n
         .parse()
         .map_err(|_| format!("`{s}` is not a duration (such as 300ms, 30s, 5m, 1h)"))?;
+    let seconds = |per: u64| {
+        n.checked_mul(per)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("`{s}` is too long a duration"))
+    };
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
+        "" | "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(3600),
         _ => Err(format!(
             "`{s}` has an unknown unit `{unit}` (use ms, s, m or h)"
         )),
     }
+}
+
+/// [`parse_duration`] for how often to fetch a Git remote: at least a second (0 would fetch
+/// in a tight loop).
+///
+/// # Errors
+/// As [`parse_duration`], and below one second.
+pub fn parse_poll(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!(
+            "`{s}`: the remote is fetched at most once a second (such as 30s or 1m)"
+        ));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -347,5 +367,10 @@ mod tests {
         assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
         assert!(parse_duration("5 minutes").is_err());
         assert!(parse_duration("m").is_err());
+        // Regression (issue 23, finding 12): `n * 3600` overflowed (a panic in a debug build,
+        // a wrapped, short interval in a release one).
+        assert!(parse_duration(&format!("{}h", u64::MAX / 1000)).is_err());
+        assert!(parse_poll("0s").is_err() && parse_poll("500ms").is_err());
+        assert_eq!(parse_poll("1s"), Ok(Duration::from_secs(1)));
     }
 }

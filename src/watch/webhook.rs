@@ -8,6 +8,36 @@ use std::time::Duration;
 /// How long a webhook may take to answer.
 const TIME_LIMIT: Duration = Duration::from_secs(10);
 
+/// The most of a webhook's answer read (it is only logged by its status).
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// Checks a `--notify` URL: `https://`, or `http://` to a loopback IP address only. A webhook
+/// URL is a secret (Slack's and Teams' are), and the notification crosses the network.
+///
+/// # Errors
+/// When the URL is not `https://` (nor `http://` to 127.0.0.0/8 or `[::1]`).
+pub fn parse_url(url: &str) -> Result<String, String> {
+    match crate::text::url_parts(url) {
+        Some(("https://", _, host, _)) if !host.is_empty() => Ok(url.to_owned()),
+        Some(("http://", _, host, _)) if is_loopback(host) => Ok(url.to_owned()),
+        Some(("http://", ..)) => Err(format!(
+            "{} is plain HTTP: a webhook URL is a secret and its notifications cross the network; use https:// (http:// is taken only for a loopback address such as 127.0.0.1)",
+            host_of(url)
+        )),
+        _ => Err("--notify takes an https:// URL".to_owned()),
+    }
+}
+
+/// True for `127.x.x.x[:port]` and `[::1][:port]`, as IP addresses (a name is not enough).
+fn is_loopback(host: &str) -> bool {
+    let ip = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    ip.parse::<std::net::IpAddr>()
+        .is_ok_and(|a| a.is_loopback())
+}
+
 /// What a notification is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -63,7 +93,12 @@ pub async fn send(url: &str, doc: &serde_json::Value) {
     let body = doc.to_string().into_bytes();
     let sent = tokio::time::timeout(
         TIME_LIMIT,
-        crate::net::post(url, &[("content-type", "application/json")], body),
+        crate::net::post(
+            url,
+            &[("content-type", "application/json")],
+            body,
+            MAX_ANSWER,
+        ),
     )
     .await;
     match sent {
@@ -104,6 +139,53 @@ mod tests {
         assert_eq!(
             host_of("http://u:p@127.0.0.1:9/x"),
             "http://127.0.0.1:9/..."
+        );
+    }
+
+    #[test]
+    fn a_webhook_is_https_or_on_loopback() {
+        // Regression (issue 23, finding 12): `--notify http://hooks.example.org/...` was taken
+        // silently, sending the URL's token and every notification in the clear.
+        assert!(parse_url("https://hooks.slack.com/services/T/B/x").is_ok());
+        assert!(parse_url("http://127.0.0.1:9/hook").is_ok());
+        assert!(parse_url("http://[::1]:9/hook").is_ok());
+        for refused in [
+            "http://hooks.example.org/services/tok3n",
+            "http://localhost:9/hook",
+            "http://127.0.0.1.example.org/hook",
+            "ftp://x/y",
+            "hooks.slack.com/x",
+        ] {
+            let e = parse_url(refused).expect_err(refused);
+            assert!(!e.contains("tok3n"), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_webhooks_answer_is_read_no_further_than_the_cap() {
+        // Regression (issue 23, finding 12): the answer was read whole, however long.
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await;
+            let chunk = format!("{:x}\r\n{}\r\n", 65536, "x".repeat(65536));
+            // Endless, unless the reader stops.
+            while s.write_all(chunk.as_bytes()).await.is_ok() {}
+        });
+        let answer = crate::net::post(&url, &[], Vec::new(), MAX_ANSWER).await;
+        assert!(
+            answer
+                .as_ref()
+                .is_err_and(|e| e.contains("at most 65536 bytes")),
+            "{answer:?}"
         );
     }
 
