@@ -585,6 +585,65 @@ async fn outputs_reach_every_storage_provider_and_a_lost_one_fails_the_invocatio
         Some(b"pixels".as_slice())
     );
 
+    // Regression (issue 23, finding 5): an input key `in/..\..\..\escaped.txt` made a file of
+    // that name in the output folder; its backslashes became `/`, and the WebDAV upload went
+    // to `data/scar/out/../../../escaped.txt`, which the server put above `data/`. Now such a
+    // name is uploaded nowhere (S3 and MinIO alike) and the invocation says so; a backslash
+    // that climbs nothing is a character of the name.
+    let copy = "cp \"$INPUT_FILE_PATH\" \"$TMP_OUTPUT_DIR/\"\n";
+    stack.function("thumbs", outputs, copy);
+    for (key, body) in [
+        ("in/..\\..\\..\\escaped.txt", b"out of place".to_vec()),
+        ("in/ok\\name.txt", b"fine".to_vec()),
+    ] {
+        put(&client, key, body).await;
+    }
+    let escaping = s3_event(&[("sup-in", "in/..\\..\\..\\escaped.txt")]);
+    let (out, response) = local(&moto.endpoint, &stack.config("thumbs"), &escaping, &[]);
+    assert_eq!(out.status.code(), Some(1), "{response:#}");
+    let errors = response["results"][0]["upload_errors"].to_string();
+    assert!(errors.contains("path segment"), "{response:#}");
+    assert_eq!(
+        response["results"][0]["uploaded"],
+        json!([]),
+        "{response:#}"
+    );
+    let mut written = Vec::new();
+    let mut todo = vec![dav.files()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("dav files").flatten() {
+            if e.path().is_dir() {
+                todo.push(e.path());
+            } else {
+                written.push(e.path());
+            }
+        }
+    }
+    assert!(
+        written
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("escaped")),
+        "{written:?}"
+    );
+    assert!(
+        keys(&client, "sup-out")
+            .await
+            .iter()
+            .all(|k| !k.contains("escaped"))
+    );
+    let fine = s3_event(&[("sup-in", "in/ok\\name.txt")]);
+    let (out, response) = local(&moto.endpoint, &stack.config("thumbs"), &fine, &[]);
+    assert!(out.status.success(), "{response:#}\n{}", log(&out));
+    assert_eq!(
+        dav.read("data/scar/out/ok\\name.txt").as_deref(),
+        Some(b"fine".as_slice())
+    );
+    assert!(
+        keys(&client, "sup-out")
+            .await
+            .contains(&"own/ok\\name.txt".to_owned())
+    );
+
     // The WebDAV server now refuses the password: that output is lost, the others are not,
     // and the invocation fails naming it.
     let refusing = support::webdav::WebDav::start("scar", "another-password");

@@ -448,14 +448,23 @@ impl Supervisor {
             let rel = file
                 .strip_prefix(dir)
                 .unwrap_or(&file)
-                .to_string_lossy()
-                .replace('\\', "/");
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            let outside = outside_its_folder(&rel);
             for out in self
                 .config
                 .outputs
                 .iter()
                 .filter(|o| o.filter.accepts(&rel))
             {
+                if let Some(why) = &outside {
+                    let e = format!("output {} ({rel}): {why}; not uploaded", out.describe());
+                    tracing::error!("{e}");
+                    failed.push(e);
+                    continue;
+                }
                 match self.upload(prepared, out, &rel, &file, input).await {
                     Ok(url) => {
                         tracing::info!(output = out.describe(), file = rel, url, "uploaded");
@@ -602,6 +611,20 @@ async fn stage(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
         tokio::fs::create_dir_all(dir).await?;
     }
     tokio::fs::write(file, bytes).await
+}
+
+/// Why a file's path below the output folder (an input's name may have made it: a key
+/// `..\..\x` becomes a file of that name) would land outside the destination's folder,
+/// if it would: a `.`, `..` or empty segment, with `/` or a backslash as the separator (a
+/// Windows server, and some WebDAV ones, take a backslash for one).
+#[must_use]
+pub fn outside_its_folder(rel: &str) -> Option<String> {
+    rel.split(['/', '\\'])
+        .any(|s| s.is_empty() || s == "." || s == "..")
+        .then(|| {
+            "its name has a `.`, `..` or empty path segment, which could leave the output's folder"
+                .to_owned()
+        })
 }
 
 fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {

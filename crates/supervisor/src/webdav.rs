@@ -77,6 +77,26 @@ impl WebDav {
         })
     }
 
+    /// True when `url`, its dot segments removed as a server would (RFC 3986, 5.2.4), is
+    /// below the configured folder.
+    fn holds(&self, url: &str) -> bool {
+        let Some(path) = url.strip_prefix(&self.origin) else {
+            return false;
+        };
+        let mut out: Vec<&str> = Vec::new();
+        for s in path.split('/') {
+            match s {
+                "." => {}
+                ".." => {
+                    out.pop();
+                }
+                s => out.push(s),
+            }
+        }
+        let resolved = out.join("/");
+        resolved.starts_with(&format!("{}/", self.base)) && resolved.len() > self.base.len() + 1
+    }
+
     fn url(&self, path: &[&str]) -> String {
         let mut u = format!("{}{}", self.origin, self.base);
         for s in path {
@@ -151,6 +171,22 @@ impl WebDav {
         let Some((_, dirs)) = segments.split_last() else {
             return Err(format!("`{path}` names no file"));
         };
+        // Never a folder above the configured one: no dot segment (nor one a server that
+        // takes `\` for `/` would see), and the URL checked once made.
+        if segments
+            .iter()
+            .flat_map(|s| s.split('\\'))
+            .any(|s| s == "." || s == "..")
+        {
+            return Err(format!("`{path}` has a `.` or `..` segment"));
+        }
+        let url = self.url(&segments);
+        if !self.holds(&url) {
+            return Err(format!(
+                "`{path}` leads outside {}{}",
+                self.origin, self.base
+            ));
+        }
         self.make_folders(dirs).await?;
         let length = tokio::fs::metadata(file)
             .await
@@ -160,7 +196,6 @@ impl WebDav {
             .await
             .map_err(|e| format!("{}: {e}", file.display()))?
             .into_inner();
-        let url = self.url(&segments);
         let status = self.send(Method::PUT, &url, body, Some(length)).await?;
         if status.is_success() {
             Ok(url)
@@ -187,6 +222,14 @@ mod tests {
             d.url(&["out", "a b#1.txt"]),
             "https://dav.example.org:2880/data/out/a%20b%231.txt"
         );
+        assert_eq!(
+            d.url(&["out", "a\\b.txt"]),
+            "https://dav.example.org:2880/data/out/a%5Cb.txt"
+        );
+        assert!(d.holds(&d.url(&["out", "x"])));
+        assert!(!d.holds("https://dav.example.org:2880/data/../x"));
+        assert!(!d.holds("https://dav.example.org:2880/database/x"));
+        assert!(!d.holds("https://elsewhere.example.org/data/x"));
         assert!(
             WebDav::new(
                 crate::net::client(true, None),
