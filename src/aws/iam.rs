@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::AwsCloud;
 use super::execute::gone_is_fine;
-use super::refresh::owner_of;
+use super::refresh::global_owner_of;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::model::attrs::{RoleAttrs, to_attrs};
 use crate::model::live::LiveResource;
@@ -77,7 +77,7 @@ impl AwsCloud {
             Address::new(ResourceKind::IamRole, name),
             LiveResource {
                 attrs,
-                owner: owner_of(stack, &t),
+                owner: global_owner_of(stack, &self.region, &t),
                 fingerprint: None,
                 outputs,
             },

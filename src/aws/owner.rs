@@ -20,6 +20,7 @@ fn refused(step: &Step, stack: &str, owner: &Owner) -> CloudError {
     let whose = match owner {
         Owner::ThisStack => format!("stack `{stack}`"),
         Owner::OtherStack(s) => format!("scar stack `{s}`"),
+        Owner::OtherRegion(r) => format!("the stack `{stack}` of region {r}"),
         Owner::Unowned => "nobody scar knows (no scar tags)".into(),
         Owner::Unknown(why) => format!("an owner scar cannot read ({why})"),
     };
@@ -180,7 +181,7 @@ impl AwsCloud {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(owner_of(stack, &t))
+        Ok(super::refresh::global_owner_of(stack, &self.region, &t))
     }
 
     async fn batch_owner(

@@ -39,6 +39,17 @@ pub(super) fn owner_of(stack: &str, t: &BTreeMap<String, String>) -> Owner {
     }
 }
 
+/// The owner of a global resource (the managed IAM role) with tags `t`, for `stack` in
+/// `region`: a role recorded for the same stack name in another region is that region's
+/// stack's. A role without the record (made before scar wrote it) is taken as this one's, and
+/// its next update records the region.
+pub(super) fn global_owner_of(stack: &str, region: &str, t: &BTreeMap<String, String>) -> Owner {
+    match (owner_of(stack, t), t.get(tags::REGION)) {
+        (Owner::ThisStack, Some(r)) if r != region => Owner::OtherRegion(r.clone()),
+        (owner, _) => owner,
+    }
+}
+
 /// False only for a function the stack owns whose last apply recorded no S3 triggers: its
 /// resource policy holds no scar statement, so `GetPolicy` is skipped.
 pub(super) fn may_hold_statements(f: &LiveResource) -> bool {

@@ -81,6 +81,13 @@ pub(super) fn run(args: &AdoptArgs, aws: &AwsArgs, out: &Output) -> Outcome {
                 ));
                 return Err(Failure::Reported);
             }
+            Owner::OtherRegion(r) => {
+                out.error(&format!(
+                    "{address} belongs to the stack `{}` of region {r}; give this region's stack a name of its own",
+                    desired.stack
+                ));
+                return Err(Failure::Reported);
+            }
             Owner::Unknown(why) => {
                 out.error(&format!("cannot tell who owns {address}: {why}"));
                 return Err(Failure::Reported);

@@ -107,6 +107,16 @@ pub(super) fn raw_docs(
     if docs.is_empty() {
         return docs;
     }
+    let stack_of = |docs: &[Doc<Value>]| -> Option<(String, String)> {
+        let s = docs
+            .iter()
+            .find(|d| d.value.get("kind").and_then(Value::as_str) == Some("Stack"))?;
+        Some((
+            s.value.pointer("/metadata/name")?.as_str()?.to_owned(),
+            s.value.pointer("/spec/region")?.as_str()?.to_owned(),
+        ))
+    };
+    let base_stack = stack_of(&docs);
     for path in manifest_files(dir, root, diags) {
         if path.file_name().is_some_and(|n| n == FILE) {
             continue;
@@ -119,6 +129,25 @@ pub(super) fn raw_docs(
         }
     }
     rename(&mut docs, &spec, &overlay, diags);
+    // IAM is global: the same stack name in another region would share (and fight over) the
+    // managed role, under another lock.
+    if let (Some((name, base_region)), Some((new_name, region))) = (base_stack, stack_of(&docs))
+        && name == new_name
+        && base_region != region
+    {
+        let at = docs
+            .iter()
+            .find(|d| d.value.get("kind").and_then(Value::as_str) == Some("Stack"))
+            .map_or_else(|| overlay.at("/spec"), |s| s.at("/spec/region"));
+        diags.push(
+            Diagnostic::error(format!(
+                "this environment moves stack `{name}` from {base_region} to {region} under the same name"
+            ))
+            .at(at)
+            .field("spec.region")
+            .hint("IAM roles are global: two regions' stacks of one name would share `scar-<stack>-exec`; give the environment a nameSuffix or namePrefix in overlay.yaml"),
+        );
+    }
     docs
 }
 

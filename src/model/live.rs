@@ -16,6 +16,9 @@ pub enum Owner {
     ThisStack,
     /// Owned by another scar stack (its name).
     OtherStack(String),
+    /// A global resource (the managed IAM role) owned by a stack of the same name in another
+    /// region (that region): another stack, whose lock this one does not hold.
+    OtherRegion(String),
     /// Carries no scar tags: someone else's.
     Unowned,
     /// The tags could not be read (the reason): ownership is unknown, so scar must not write.

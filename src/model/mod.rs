@@ -36,6 +36,9 @@ pub mod tags {
     pub const MANAGED_BY: &str = "scar:managed-by";
     /// The resource's address in its stack.
     pub const ADDRESS: &str = "scar:address";
+    /// On a global resource (the managed IAM role): the region of the stack that owns it. A
+    /// stack of the same name in another region is another stack (its lock is another).
+    pub const REGION: &str = "scar:region";
     /// On a function: `true` when it has S3 triggers or an HTTP endpoint (so its resource
     /// policy holds scar statements). A plan reads the policy (`GetPolicy`, 15 req/s) only of
     /// functions that have such statements now or had them at the last apply.
@@ -694,7 +697,12 @@ fn managed_role(
             "Effect": "Allow", "Principal": {"Service": principals}, "Action": "sts:AssumeRole"}]}),
         policy: json!({"Version": "2012-10-17", "Statement": statements}),
         permissions_boundary: spec.role.permissions_boundary.clone().unwrap_or_default(),
-        tags: ownership_tags(stack, address, &spec.tags),
+        tags: {
+            // IAM is global: the region says which of two same-named stacks owns the role.
+            let mut t = ownership_tags(stack, address, &spec.tags);
+            t.insert(tags::REGION.into(), spec.region.clone());
+            t
+        },
     });
     DesiredResource {
         address: address.clone(),

@@ -196,6 +196,19 @@ fn desired_step(
         {
             reason = Some(Reason::AdoptCreatedByAws);
         }
+        (Owner::OtherRegion(region), _) => {
+            errors.push(PlanError {
+                address: address.clone(),
+                message: format!(
+                    "already exists and belongs to the stack `{}` of region {region}: IAM is global, and two regions' stacks of one name would share it",
+                    graph.stack
+                ),
+                hint: Some(
+                    "give this region's stack a name of its own (an overlay's nameSuffix, such as -eu)".into(),
+                ),
+            });
+            return None;
+        }
         (owner, _) => {
             let whose = match owner {
                 Owner::OtherStack(s) => format!("scar stack `{s}`"),

@@ -131,3 +131,82 @@ async fn dev_and_prod_overlays_apply_side_by_side_without_touching_each_other() 
         stderr(&bad)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_stack_name_in_two_regions_cannot_take_over_the_global_role() {
+    // Regression (issue 23, finding 6): the managed role `scar-<stack>-exec` is global while
+    // locks are per region. A stack of the same name applied in another region planned to
+    // rewrite the first region's role (two watchers would undo each other for ever) and its
+    // destroy deleted it. Now the role records its region; the other region's plan is an
+    // error, its destroy leaves the role, and an overlay that moves a stack to another region
+    // under the same name is refused at validation.
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    example(d);
+    ok(&moto.scar(d, &["apply", ".", "--auto-approve"]));
+    let iam = aws_sdk_iam::Client::new(&moto.sdk().await);
+    let role = |name: &'static str| {
+        let iam = iam.clone();
+        async move { iam.get_role().role_name(name).send().await }
+    };
+    let tags = role("scar-wordcount-exec")
+        .await
+        .expect("the role")
+        .role()
+        .map(|r| r.tags().to_vec())
+        .unwrap_or_default();
+    assert!(
+        tags.iter()
+            .any(|t| t.key() == "scar:region" && t.value() == "us-east-1"),
+        "{tags:?}"
+    );
+
+    // The same stack, named the same, in eu-west-1.
+    let other = tempfile::tempdir().expect("tempdir");
+    let o = other.path();
+    example(o);
+    let stack = o.join("stack.yaml");
+    let text = std::fs::read_to_string(&stack).expect("stack");
+    std::fs::write(
+        &stack,
+        text.replace("region: us-east-1", "region: eu-west-1"),
+    )
+    .expect("write");
+    let plan = moto.scar(o, &["plan", "."]);
+    assert_eq!(plan.status.code(), Some(1), "{}", stdout(&plan));
+    let said = format!("{}{}", stdout(&plan), stderr(&plan));
+    assert!(
+        said.contains("iam_role/scar-wordcount-exec")
+            && said.contains("belongs to the stack `wordcount` of region us-east-1"),
+        "{said}"
+    );
+    ok(&moto.scar(o, &["destroy", ".", "--auto-approve"]));
+    assert!(
+        role("scar-wordcount-exec").await.is_ok(),
+        "the other region's destroy deleted the role"
+    );
+
+    // An overlay that moves the stack to another region without renaming it.
+    let moved = d.join("envs/eu");
+    std::fs::create_dir_all(&moved).expect("mkdir");
+    std::fs::write(
+        moved.join("overlay.yaml"),
+        "apiVersion: scar/v1alpha1\nkind: Overlay\nmetadata:\n  name: eu\nspec:\n  base: ../..\n",
+    )
+    .expect("overlay");
+    std::fs::write(
+        moved.join("stack.yaml"),
+        "apiVersion: scar/v1alpha1\nkind: Stack\nmetadata:\n  name: wordcount\nspec:\n  region: eu-west-1\n",
+    )
+    .expect("patch");
+    let bad = moto.scar(d, &["validate", "envs/eu"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad)
+            .contains("moves stack `wordcount` from us-east-1 to eu-west-1 under the same name")
+            && stderr(&bad).contains("envs/eu/stack.yaml:6:11"),
+        "{}",
+        stderr(&bad)
+    );
+}
