@@ -110,21 +110,7 @@ impl AwsCloud {
             let mut events: Vec<String> =
                 c.events().iter().map(|e| e.as_str().to_owned()).collect();
             events.sort();
-            let rule = |name: st::FilterRuleName| {
-                c.filter()
-                    .and_then(|f| f.key())
-                    .into_iter()
-                    .flat_map(|k| k.filter_rules())
-                    // AWS answers `Prefix`; moto as sent (`prefix`).
-                    .filter(|r| {
-                        r.name()
-                            .is_some_and(|n| n.as_str().eq_ignore_ascii_case(name.as_str()))
-                    })
-                    .filter_map(|r| r.value())
-                    .next_back()
-                    .unwrap_or_default()
-                    .to_owned()
-            };
+            let rule = |name: st::FilterRuleName| rule(c, &name).unwrap_or_default().to_owned();
             let attrs = to_attrs(&TriggerAttrs {
                 bucket: bucket.to_owned(),
                 id: id.to_owned(),
@@ -294,13 +280,16 @@ impl AwsCloud {
     }
 
     /// Takes over the notification entries of the function `name`, which the stack has just
-    /// adopted: in each bucket the stack's manifests give it an input in, the entries another
-    /// tool wrote for it (SCAR 4.x's) are replaced by the stack's in the same write that adds it, so
-    /// that S3 never holds two overlapping entries (it would refuse them) and the function is
-    /// never without its trigger. The buckets written.
+    /// adopted: in each bucket the stack's manifests give it an input in, the entries SCAR 4.x
+    /// wrote for it are replaced by the stack's in the same write that adds it, so that S3 never
+    /// holds two overlapping entries (it would refuse them) and the function is never without
+    /// its trigger. An entry is SCAR's by its shape: SCAR writes `s3:ObjectCreated:*` with at
+    /// most a prefix ending in `/`, and no suffix. Entries other tools wrote for the function
+    /// (another event, a suffix) are kept as they are. What was replaced, one line per entry
+    /// (`bucket: entry ID (prefix P)`).
     ///
     /// # Errors
-    /// The first S3 error.
+    /// The first S3 error (S3 refuses the write when a kept entry overlaps the stack's).
     pub async fn take_over_triggers(
         &self,
         desired: &crate::model::DesiredGraph,
@@ -308,7 +297,7 @@ impl AwsCloud {
         account: &str,
     ) -> Result<Vec<String>, CloudError> {
         let arn = format!("arn:aws:lambda:{}:{account}:function:{name}", self.region);
-        let mut written = Vec::new();
+        let replaced = std::sync::Mutex::new(Vec::<String>::new());
         for d in desired
             .resources
             .iter()
@@ -320,21 +309,32 @@ impl AwsCloud {
                 continue;
             }
             let stack = desired.stack.as_str();
-            let foreign = |c: &st::LambdaFunctionConfiguration| {
+            let scars = |c: &st::LambdaFunctionConfiguration| {
                 c.lambda_function_arn() == arn
                     && !c
                         .id()
                         .is_some_and(|id| names::trigger_id_is_stacks(stack, id, &arn))
+                    && written_by_scar4(c)
             };
-            let drop =
-                |c: &st::LambdaFunctionConfiguration| c.id() == Some(t.id.as_str()) || foreign(c);
+            let drop = |c: &st::LambdaFunctionConfiguration| {
+                let goes = scars(c);
+                if goes && let Ok(mut r) = replaced.lock() {
+                    let line = format!(
+                        "{}: entry {} (prefix {})",
+                        t.bucket,
+                        c.id().unwrap_or("without an id"),
+                        rule(c, &st::FilterRuleName::Prefix).unwrap_or("none")
+                    );
+                    if !r.contains(&line) {
+                        r.push(line);
+                    }
+                }
+                goes || c.id() == Some(t.id.as_str())
+            };
             self.write_entries(&t.bucket, &t.id, &drop, Some(&t))
                 .await?;
-            if !written.contains(&t.bucket) {
-                written.push(t.bucket.clone());
-            }
         }
-        Ok(written)
+        Ok(replaced.into_inner().unwrap_or_default())
     }
 
     /// One read-merge-write of `bucket`'s notification configuration: the Lambda entries
@@ -422,4 +422,34 @@ impl AwsCloud {
         .await?;
         Ok(())
     }
+}
+
+/// The value of `c`'s filter rule `name`, when it has one.
+fn rule<'a>(c: &'a st::LambdaFunctionConfiguration, name: &st::FilterRuleName) -> Option<&'a str> {
+    c.filter()
+        .and_then(|f| f.key())
+        .into_iter()
+        .flat_map(|k| k.filter_rules())
+        // AWS answers `Prefix`; moto as sent (`prefix`).
+        .filter(|r| {
+            r.name()
+                .is_some_and(|n| n.as_str().eq_ignore_ascii_case(name.as_str()))
+        })
+        .filter_map(|r| r.value())
+        .next_back()
+}
+
+/// True for an entry of the shape SCAR 4.x writes (scar.md, 4.1): `s3:ObjectCreated:*` alone,
+/// and at most a prefix rule ending in `/`; never a suffix.
+fn written_by_scar4(c: &st::LambdaFunctionConfiguration) -> bool {
+    let events: Vec<&str> = c.events().iter().map(st::Event::as_str).collect();
+    let rules = c
+        .filter()
+        .and_then(|f| f.key())
+        .map_or(0, |k| k.filter_rules().len());
+    let prefix = rule(c, &st::FilterRuleName::Prefix);
+    events == ["s3:ObjectCreated:*"]
+        && rule(c, &st::FilterRuleName::Suffix).is_none()
+        && rules <= 1
+        && prefix.is_none_or(|p| p.ends_with('/'))
 }

@@ -97,7 +97,7 @@ pub(super) fn run(args: &AdoptArgs, aws: &AwsArgs, out: &Output) -> Outcome {
         let zip = current.attrs.get("package_type").and_then(serde_json::Value::as_str) == Some("Zip");
         if address.kind == crate::model::ResourceKind::Function && !scar4.is_empty() {
             println!(
-                "{address} was deployed by SCAR 4.x ({}). Adopting it also takes over its S3 notification entries: SCAR's are replaced by the stack's, in the same write.",
+                "{address} was deployed by SCAR 4.x ({}). Adopting it also takes over its S3 notification entries: SCAR's (s3:ObjectCreated:* with at most a prefix) are replaced by the stack's, in the same write; entries other tools wrote for it are kept.",
                 scar4.join(", ")
             );
         }
@@ -159,12 +159,9 @@ async fn take_over_triggers(
         .take_over_triggers(desired, &address.name, account)
         .await
     {
-        Ok(buckets) => {
-            if !buckets.is_empty() {
-                println!(
-                    "took over the S3 notification entries of {address} in {}",
-                    buckets.join(", ")
-                );
+        Ok(replaced) => {
+            for entry in replaced {
+                println!("replaced SCAR's S3 notification entry of {address} in {entry}");
             }
             Ok(())
         }

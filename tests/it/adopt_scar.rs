@@ -108,12 +108,36 @@ async fn deploy_like_scar(moto: &Moto) -> String {
         )
         .build()
         .expect("entry");
+    // Another tool's entry for the same function: thumbnails of PNG uploads elsewhere.
+    let rule = |name, value: &str| {
+        aws_sdk_s3::types::FilterRule::builder()
+            .name(name)
+            .value(value)
+            .build()
+    };
+    let teams = aws_sdk_s3::types::LambdaFunctionConfiguration::builder()
+        .id("team-thumbnails")
+        .lambda_function_arn(&arn)
+        .events(aws_sdk_s3::types::Event::from("s3:ObjectCreated:Put"))
+        .filter(
+            aws_sdk_s3::types::NotificationConfigurationFilter::builder()
+                .key(
+                    aws_sdk_s3::types::S3KeyFilter::builder()
+                        .filter_rules(rule(aws_sdk_s3::types::FilterRuleName::Prefix, "uploads/"))
+                        .filter_rules(rule(aws_sdk_s3::types::FilterRuleName::Suffix, ".png"))
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+        .expect("entry");
     s3(&sdk)
         .put_bucket_notification_configuration()
         .bucket("scar-legacy")
         .notification_configuration(
             aws_sdk_s3::types::NotificationConfiguration::builder()
                 .lambda_function_configurations(entry)
+                .lambda_function_configurations(teams)
                 .build(),
         )
         .send()
@@ -202,8 +226,19 @@ async fn a_scar_4_zip_function_is_adopted_replaced_by_an_image_and_keeps_its_tri
         "{said}"
     );
     // SCAR's entry is gone, the stack's points at the same function: no moment without one.
-    let now = entries(&moto).await;
-    assert_eq!(now.len(), 1, "{now:?}");
+    // Regression (issue 23, finding 13): every other entry for the function went too, though
+    // the message said only SCAR's were replaced; another tool's entry stays.
+    assert!(
+        said.contains("replaced SCAR's S3 notification entry of function/scar-cowsay in scar-legacy: entry scar-legacy-entry (prefix scar-cowsay/input/)"),
+        "{said}"
+    );
+    let mut now = entries(&moto).await;
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(
+        now.contains(&("team-thumbnails".to_owned(), arn.clone())),
+        "{now:?}"
+    );
+    now.retain(|(id, _)| id != "team-thumbnails");
     assert!(now[0].0.starts_with("scar"), "{now:?}");
     assert_ne!(now[0].0, "scar-legacy-entry");
     assert_eq!(now[0].1, arn);
@@ -246,11 +281,9 @@ async fn a_scar_4_zip_function_is_adopted_replaced_by_an_image_and_keeps_its_tri
         policy.contains("arn:aws:s3:::scar-legacy") && !policy.contains("6f1c1b7e"),
         "the stack's statement, not SCAR's: {policy}"
     );
-    assert_eq!(
-        entries(&moto).await,
-        now,
-        "the entry was kept across the replace"
-    );
+    let mut kept = entries(&moto).await;
+    kept.retain(|(id, _)| id != "team-thumbnails");
+    assert_eq!(kept, now, "the entry was kept across the replace");
     let again = moto.scar(d, &["plan", ".", "--detailed-exitcode"]);
     assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
 }
