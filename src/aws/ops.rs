@@ -41,15 +41,39 @@ pub struct LogEvent {
     pub message: String,
 }
 
+/// Which credentials a function run here (`--local`) gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LocalCredentials {
+    /// Its role's, when they may be had; else short-lived ones of yours.
+    Auto,
+    /// Short-lived ones of yours (your session's, or `sts:GetSessionToken`'s).
+    Session,
+    /// Yours as they are, long-term keys included.
+    LongTerm,
+}
+
+/// How long the short-lived credentials a function run here gets last, in seconds.
+const LOCAL_CREDENTIALS_SECONDS: i32 = 3600;
+
 impl AwsCloud {
-    /// What a function run here needs to reach the stack's AWS as this connection does: the
-    /// credentials (resolved now: keys, and a session token when there is one) and the
-    /// endpoints set for an emulator (`--endpoint-url`, `AWS_ENDPOINT_URL`,
-    /// `AWS_ENDPOINT_URL_<SERVICE>`).
+    /// The credentials and endpoints a function run here gets, as environment variables, and
+    /// a sentence saying whose they are.
+    ///
+    /// [`LocalCredentials::Auto`] gives the function `role`'s credentials (an hour of
+    /// `sts:AssumeRole`, as Lambda gives a function its execution role's) when this identity
+    /// may assume it, else short-lived credentials of this identity: the session it already
+    /// has, or an hour of `sts:GetSessionToken`. [`LocalCredentials::Session`] skips the role.
+    /// Long-term keys reach a function only with [`LocalCredentials::LongTerm`].
     ///
     /// # Errors
-    /// When no credentials are configured or they cannot be resolved.
-    pub async fn function_environment(&self) -> Result<Vec<(String, String)>, CloudError> {
+    /// When there are no credentials, or short-lived ones cannot be had (the message says to
+    /// give `--credentials long-term` on purpose).
+    pub async fn function_environment(
+        &self,
+        mode: LocalCredentials,
+        role: Option<&str>,
+        session_name: &str,
+    ) -> Result<(Vec<(String, String)>, String), CloudError> {
         use aws_sdk_s3::config::ProvideCredentials as _;
         let provider = self.credentials.as_ref().ok_or_else(|| {
             CloudError::new(
@@ -62,23 +86,120 @@ impl AwsCloud {
             .provide_credentials()
             .await
             .map_err(|e| CloudError::new(ErrorKind::Other, "credentials", e.to_string()))?;
-        let mut env = vec![
-            ("AWS_ACCESS_KEY_ID".to_owned(), c.access_key_id().to_owned()),
-            (
-                "AWS_SECRET_ACCESS_KEY".to_owned(),
-                c.secret_access_key().to_owned(),
+        let keys = |id: &str, secret: &str, token: Option<&str>| {
+            let mut env = vec![
+                ("AWS_ACCESS_KEY_ID".to_owned(), id.to_owned()),
+                ("AWS_SECRET_ACCESS_KEY".to_owned(), secret.to_owned()),
+            ];
+            if let Some(t) = token {
+                env.push(("AWS_SESSION_TOKEN".to_owned(), t.to_owned()));
+            }
+            env
+        };
+        let from_sts = |c: Option<&aws_sdk_sts::types::Credentials>| {
+            c.map(|c| {
+                keys(
+                    c.access_key_id(),
+                    c.secret_access_key(),
+                    Some(c.session_token()),
+                )
+            })
+        };
+        let session_name: String = session_name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "=,.@-_".contains(*c))
+            .take(64)
+            .collect();
+        let (mut env, said) = match (mode, role) {
+            (LocalCredentials::LongTerm, _) => (
+                keys(c.access_key_id(), c.secret_access_key(), c.session_token()),
+                "functions run here with your own credentials (--credentials long-term)".to_owned(),
             ),
-        ];
-        if let Some(t) = c.session_token() {
-            env.push(("AWS_SESSION_TOKEN".to_owned(), t.to_owned()));
-        }
+            (LocalCredentials::Auto, Some(role)) => {
+                let assumed = self
+                    .call(role, "sts:AssumeRole", || {
+                        self.sts
+                            .assume_role()
+                            .role_arn(role)
+                            .role_session_name(&session_name)
+                            .duration_seconds(LOCAL_CREDENTIALS_SECONDS)
+                            .send()
+                    })
+                    .await;
+                match assumed.map(|o| from_sts(o.credentials())) {
+                    Ok(Some(env)) => (
+                        env,
+                        format!(
+                            "functions run here with the credentials of their role {role}, for an hour, as in Lambda"
+                        ),
+                    ),
+                    Ok(None) | Err(_) => {
+                        self.session_credentials(&c, &keys, &from_sts, Some(role))
+                            .await?
+                    }
+                }
+            }
+            (LocalCredentials::Auto | LocalCredentials::Session, _) => {
+                self.session_credentials(&c, &keys, &from_sts, None).await?
+            }
+        };
         env.extend(
             std::env::vars().filter(|(k, v)| k.starts_with("AWS_ENDPOINT_URL_") && !v.is_empty()),
         );
         if let Some(e) = &self.endpoint {
             env.push(("AWS_ENDPOINT_URL".to_owned(), e.clone()));
         }
-        Ok(env)
+        Ok((env, said))
+    }
+
+    /// Short-lived credentials of this identity: the session it has, or an hour of
+    /// `sts:GetSessionToken` for long-term keys.
+    async fn session_credentials(
+        &self,
+        c: &aws_credential_types::Credentials,
+        keys: &dyn Fn(&str, &str, Option<&str>) -> Vec<(String, String)>,
+        from_sts: &dyn Fn(
+            Option<&aws_sdk_sts::types::Credentials>,
+        ) -> Option<Vec<(String, String)>>,
+        role: Option<&str>,
+    ) -> Result<(Vec<(String, String)>, String), CloudError> {
+        let not_role = role
+            .map(|r| format!(" (role {r} could not be assumed)"))
+            .unwrap_or_default();
+        if let Some(token) = c.session_token() {
+            return Ok((
+                keys(c.access_key_id(), c.secret_access_key(), Some(token)),
+                format!("functions run here with your session's short-lived credentials{not_role}"),
+            ));
+        }
+        let got = self
+            .call("session", "sts:GetSessionToken", || {
+                self.sts
+                    .get_session_token()
+                    .duration_seconds(LOCAL_CREDENTIALS_SECONDS)
+                    .send()
+            })
+            .await
+            .map_err(|e| {
+                CloudError::new(
+                    e.kind,
+                    "sts:GetSessionToken",
+                    format!("{}; short-lived credentials for the functions could not be had: give `--credentials long-term` to hand them your own keys", e.message),
+                )
+            })?;
+        let env = from_sts(got.credentials()).ok_or_else(|| {
+            CloudError::new(
+                ErrorKind::Other,
+                "sts:GetSessionToken",
+                "no credentials in the answer",
+            )
+        })?;
+        Ok((
+            env,
+            format!(
+                "functions run here with short-lived credentials of yours (sts:GetSessionToken, an hour){not_role}"
+            ),
+        ))
     }
 
     /// The live status of function `name`; `None` when it does not exist.

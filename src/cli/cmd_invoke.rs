@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::exit::{Done, Failure, Outcome, success_if};
 use super::output::Output;
 use super::{AwsArgs, session};
-use crate::aws::AwsCloud;
+use crate::aws::{AwsCloud, LocalCredentials};
 use crate::model::{Address, ResourceKind};
 
 /// The arguments of `scar invoke`.
@@ -40,6 +40,13 @@ pub struct InvokeArgs {
     /// function's first input first) or `s3://BUCKET/KEY` (already there).
     #[arg(long, value_name = "PATH", requires = "local")]
     pub input: Option<String>,
+    /// With `--local`: the credentials the function gets. `auto`: its role's, when you may
+    /// assume it (an hour, as Lambda gives them), else short-lived ones of yours (your
+    /// session's, or an hour of `sts:GetSessionToken`); `session`: short-lived ones of yours;
+    /// `long-term`: yours as they are, long-term keys included.
+    #[arg(long, value_enum, default_value_t = LocalCredentials::Auto, requires = "local")]
+    pub credentials: LocalCredentials,
+
     /// Do not wait for the result (Lambda's Event invocation; `X-Amz-Invocation-Type: Event`
     /// over HTTP).
     #[arg(long = "async")]
@@ -86,6 +93,13 @@ pub struct RunArgs {
         requires = "local"
     )]
     pub job_timeout: u64,
+    /// With `--local`: the credentials the function gets. `auto`: its role's, when you may
+    /// assume it (an hour, as Lambda gives them), else short-lived ones of yours (your
+    /// session's, or an hour of `sts:GetSessionToken`); `session`: short-lived ones of yours;
+    /// `long-term`: yours as they are, long-term keys included.
+    #[arg(long, value_enum, default_value_t = LocalCredentials::Auto, requires = "local")]
+    pub credentials: LocalCredentials,
+
     /// Invocations at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,

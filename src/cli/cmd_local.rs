@@ -12,7 +12,7 @@ use super::cmd_invoke::{CallTime, Invoke, InvokeArgs, Payload, RunArgs, print_an
 use super::exit::{Failure, Outcome, success_if};
 use super::output::Output;
 use super::{AwsArgs, session};
-use crate::aws::AwsCloud;
+use crate::aws::{AwsCloud, LocalCredentials};
 use crate::image::registry::Registry;
 use crate::local::run::Ended;
 use crate::local::runner::{self, Host, Ready, RunResult};
@@ -43,6 +43,7 @@ impl Local {
         desired: &DesiredGraph,
         aws: &AwsArgs,
         job_timeout: Duration,
+        credentials: LocalCredentials,
     ) -> Result<Local, String> {
         let tool = Tool::find()?;
         tool.probe().await?;
@@ -52,10 +53,28 @@ impl Local {
             .map(|f| Function::of(set, desired, &f.value.metadata.name))
             .collect::<Result<Vec<_>, _>>()?;
         let cloud = session::connect(aws, desired).await;
-        let env = cloud
-            .function_environment()
+        // One environment serves every function: a role is assumed only when they share one.
+        let role = match functions.split_first() {
+            Some((first, rest)) if rest.iter().all(|f| f.role == first.role) => {
+                let account = match &first.role {
+                    crate::local::stack::Role::Managed(_) => {
+                        cloud.account_id().await.map_err(|e| e.to_string())?
+                    }
+                    crate::local::stack::Role::Arn(_) => String::new(),
+                };
+                Some(first.role.arn(&account)).filter(|a| !a.is_empty())
+            }
+            _ => None,
+        };
+        let (env, said) = cloud
+            .function_environment(
+                credentials,
+                role.as_deref(),
+                &format!("scar-local-{}", desired.stack),
+            )
             .await
             .map_err(|e| e.to_string())?;
+        eprintln!("{said}");
         let registry = cloud.registry()?;
         let cache = crate::cache::dir()
             .ok_or("no cache folder: set SCAR_CACHE_DIR, XDG_CACHE_HOME or HOME")?;
@@ -209,7 +228,13 @@ pub(super) fn invoke(args: &InvokeArgs, how: &Invoke, aws: &AwsArgs, out: &Outpu
             out.error(&e);
             Failure::Reported
         };
-        let local = Local::new(&set, &desired, aws, Duration::from_secs(3600))
+        let local = Local::new(
+            &set,
+            &desired,
+            aws,
+            Duration::from_secs(3600),
+            args.credentials,
+        )
             .await
             .map_err(fail)?;
         let i = local
@@ -321,9 +346,15 @@ pub(super) fn run(args: &RunArgs, call: &CallTime, aws: &AwsArgs, out: &Output) 
             out.error(&e);
             Failure::Reported
         };
-        let local = Local::new(&set, &desired, aws, Duration::from_secs(args.job_timeout))
-            .await
-            .map_err(fail)?;
+        let local = Local::new(
+            &set,
+            &desired,
+            aws,
+            Duration::from_secs(args.job_timeout),
+            args.credentials,
+        )
+        .await
+        .map_err(fail)?;
         let into = entry(&local, &set, args.function.as_deref()).map_err(fail)?;
         let mut starts = Vec::new();
         for input in &args.input {

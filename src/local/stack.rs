@@ -24,6 +24,26 @@ pub enum Image {
     Prebuilt(ImageRef, String),
 }
 
+/// A function's execution role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// An existing role's ARN.
+    Arn(String),
+    /// The stack's managed role, by name.
+    Managed(String),
+}
+
+impl Role {
+    /// Its ARN in `account`.
+    #[must_use]
+    pub fn arn(&self, account: &str) -> String {
+        match self {
+            Role::Arn(a) => a.clone(),
+            Role::Managed(name) => format!("arn:aws:iam::{account}:role/{name}"),
+        }
+    }
+}
+
 /// A Batch job that runs a function's work (`execution: batch` or `lambda-batch`).
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -58,6 +78,9 @@ pub struct Function {
     pub inputs: Vec<InputSpec>,
     /// Its outputs.
     pub outputs: Vec<OutputSpec>,
+    /// Its execution role, as planned: an ARN, or the stack's managed role (by name) before
+    /// the account is known.
+    pub role: Role,
     /// True when it serves HTTP.
     pub http: bool,
 }
@@ -131,6 +154,10 @@ impl Function {
             inputs: spec.input.clone(),
             outputs: spec.output.clone(),
             http: spec.http.is_some(),
+            role: match crate::model::Reference::from_value(&f.role) {
+                Some(r) => Role::Managed(r.address.name),
+                None => Role::Arn(f.role.as_str().unwrap_or_default().to_owned()),
+            },
         })
     }
 

@@ -426,3 +426,88 @@ async fn batch_jobs_run_here_as_their_job_command_and_delegated_work_follows() {
         "{said}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_run_here_gets_short_lived_credentials_unless_asked_otherwise() {
+    // Regression (issue 23, finding 14): a local run handed the user's long-term keys to the
+    // function, whose script (and anything the image runs) could keep them. Now it gets its
+    // role's credentials (an hour of sts:AssumeRole) or short-lived ones of the user's; the
+    // long-term keys only with `--credentials long-term`. The tests' keys are long-term
+    // (`test`, no session token).
+    let moto = Moto::start();
+    let base = push_busybox_base();
+    let _client = buckets(&moto, &["creds"]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    std::fs::write(d.join("stack.yaml"), STACK).expect("stack");
+    let whoami = "echo \"key=$AWS_ACCESS_KEY_ID session=${AWS_SESSION_TOKEN:+yes}\"\n";
+    function(
+        d,
+        &base,
+        "whoami",
+        ("creds", "in/"),
+        ("creds", "out/"),
+        whoami,
+        30,
+    );
+    // What the script printed (in the supervisor's log line).
+    let key = |o: &std::process::Output| {
+        stderr(o)
+            .lines()
+            .find_map(|l| l.split_once("key=").map(|(_, k)| k))
+            .and_then(|k| k.split(" stream=").next())
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    // Short-lived credentials of the user's. (moto answers sts:AssumeRole for any ARN, the role
+    // existing or not and trusting the caller or not, so the fallback `auto` takes when the
+    // role cannot be assumed is shown here by asking for it.)
+    let session = moto.scar(
+        d,
+        &[
+            "invoke",
+            ".",
+            "whoami",
+            "--local",
+            "--credentials",
+            "session",
+        ],
+    );
+    ok(&session);
+    assert!(
+        stderr(&session).contains("functions run here with short-lived credentials of yours"),
+        "{}",
+        stderr(&session)
+    );
+    assert!(
+        !key(&session).starts_with("test ") && key(&session).ends_with("session=yes"),
+        "{}",
+        stderr(&session)
+    );
+    // Applied, the stack's managed role exists: the function runs with its credentials.
+    ok(&moto.scar(d, &["apply", ".", "--auto-approve"]));
+    let role = moto.scar(d, &["invoke", ".", "whoami", "--local"]);
+    ok(&role);
+    assert!(
+        stderr(&role).contains("with the credentials of their role arn:aws:iam::")
+            && stderr(&role).contains(":role/scar-localwf-exec"),
+        "{}",
+        stderr(&role)
+    );
+    assert!(key(&role).ends_with("session=yes"), "{}", stderr(&role));
+    assert_ne!(key(&role), key(&session));
+    // Asked for: the user's own keys.
+    let long = moto.scar(
+        d,
+        &[
+            "invoke",
+            ".",
+            "whoami",
+            "--local",
+            "--credentials",
+            "long-term",
+        ],
+    );
+    ok(&long);
+    assert_eq!(key(&long), "test session=", "{}", stderr(&long));
+}
