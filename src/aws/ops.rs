@@ -55,6 +55,29 @@ pub enum LocalCredentials {
 /// How long the short-lived credentials a function run here gets last, in seconds.
 const LOCAL_CREDENTIALS_SECONDS: i32 = 3600;
 
+/// Credentials as a process's environment.
+fn keys(id: &str, secret: &str, token: Option<&str>) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("AWS_ACCESS_KEY_ID".to_owned(), id.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY".to_owned(), secret.to_owned()),
+    ];
+    if let Some(t) = token {
+        env.push(("AWS_SESSION_TOKEN".to_owned(), t.to_owned()));
+    }
+    env
+}
+
+/// STS's credentials as a process's environment.
+fn from_sts(c: Option<&aws_sdk_sts::types::Credentials>) -> Option<Vec<(String, String)>> {
+    c.map(|c| {
+        keys(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token()),
+        )
+    })
+}
+
 impl AwsCloud {
     /// The credentials and endpoints a function run here gets, as environment variables, and
     /// a sentence saying whose they are.
@@ -86,25 +109,6 @@ impl AwsCloud {
             .provide_credentials()
             .await
             .map_err(|e| CloudError::new(ErrorKind::Other, "credentials", e.to_string()))?;
-        let keys = |id: &str, secret: &str, token: Option<&str>| {
-            let mut env = vec![
-                ("AWS_ACCESS_KEY_ID".to_owned(), id.to_owned()),
-                ("AWS_SECRET_ACCESS_KEY".to_owned(), secret.to_owned()),
-            ];
-            if let Some(t) = token {
-                env.push(("AWS_SESSION_TOKEN".to_owned(), t.to_owned()));
-            }
-            env
-        };
-        let from_sts = |c: Option<&aws_sdk_sts::types::Credentials>| {
-            c.map(|c| {
-                keys(
-                    c.access_key_id(),
-                    c.secret_access_key(),
-                    Some(c.session_token()),
-                )
-            })
-        };
         let session_name: String = session_name
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || "=,.@-_".contains(*c))
@@ -133,14 +137,11 @@ impl AwsCloud {
                             "functions run here with the credentials of their role {role}, for an hour, as in Lambda"
                         ),
                     ),
-                    Ok(None) | Err(_) => {
-                        self.session_credentials(&c, &keys, &from_sts, Some(role))
-                            .await?
-                    }
+                    Ok(None) | Err(_) => self.session_credentials(&c, Some(role)).await?,
                 }
             }
             (LocalCredentials::Auto | LocalCredentials::Session, _) => {
-                self.session_credentials(&c, &keys, &from_sts, None).await?
+                self.session_credentials(&c, None).await?
             }
         };
         env.extend(
@@ -157,10 +158,6 @@ impl AwsCloud {
     async fn session_credentials(
         &self,
         c: &aws_credential_types::Credentials,
-        keys: &dyn Fn(&str, &str, Option<&str>) -> Vec<(String, String)>,
-        from_sts: &dyn Fn(
-            Option<&aws_sdk_sts::types::Credentials>,
-        ) -> Option<Vec<(String, String)>>,
         role: Option<&str>,
     ) -> Result<(Vec<(String, String)>, String), CloudError> {
         let not_role = role
