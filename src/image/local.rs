@@ -150,6 +150,8 @@ async fn unpacked(
     let roots = cache.join("rootfs");
     let done = roots.join(&key);
     let private = |e: std::io::Error| BuildError::Other(format!("the image cache: {e}"));
+    // The cache folder itself too: one an earlier scar made 0755 is tightened.
+    crate::cache::private_dir(cache).map_err(private)?;
     crate::cache::private_dir(&roots).map_err(private)?;
     let unpacked = if done.is_dir() {
         // Only this user can have made it (the cache is private): another's is refused.

@@ -156,6 +156,17 @@ impl GitSource {
     async fn locked(&self) -> Result<std::fs::File, String> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let folder = self.lock.parent().unwrap_or(Path::new("."));
+        // The cache and its git folder too: ones an earlier scar made 0755 are tightened.
+        for private in folder
+            .ancestors()
+            .skip(1)
+            .take(2)
+            .collect::<Vec<_>>()
+            .iter()
+            .rev()
+        {
+            crate::cache::private_dir(private).map_err(|e| e.to_string())?;
+        }
         crate::cache::private_dir(folder).map_err(|e| e.to_string())?;
         let file = std::fs::OpenOptions::new()
             .create(true)

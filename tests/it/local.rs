@@ -62,6 +62,30 @@ async fn an_image_assembled_here_unpacks_as_the_oci_spec_says_runs_and_is_reused
         lines.lock().expect("lines")
     );
 
+    // Regression (issue 23, finding 10): a cached root file system was used whoever had put
+    // it there. One that another user owns (root can make one here) is refused, not run.
+    if std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0) {
+        std::os::unix::fs::chown(root, Some(4242), None).expect("chown");
+        let e = assemble(&reg, &spec, cache.path(), &note)
+            .await
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("owned by uid 4242"), "{e}");
+        std::os::unix::fs::chown(root, Some(0), None).expect("chown back");
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    for private in [
+        cache.path().to_path_buf(),
+        cache.path().join("rootfs"),
+        root.to_owned(),
+    ] {
+        let mode = std::fs::metadata(&private)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{}", private.display());
+    }
+
     // The same inputs: the same folder, nothing downloaded or unpacked again.
     lines.lock().expect("lines").clear();
     let again = assemble(&reg, &spec, cache.path(), &note)
