@@ -4,8 +4,10 @@
 //!
 //! - a local invoke of a cached image: the whole `scar invoke DIR FN --local` process, from
 //!   start to exit, for a script that does nothing (`:`), so all of it is overhead: reading the
-//!   manifests, resolving the base in the registry, the sandbox, the supervisor's start, the
-//!   Runtime API round trip. The goal: under 100 ms.
+//!   manifests, resolving the base in the registry, the credentials, the sandbox, the
+//!   supervisor's start, the Runtime API round trip. The goal: under 100 ms. Also
+//!   with scar's own sandbox launcher instead of bubblewrap, and with the user's own keys
+//!   (no STS call).
 //! - the first unpack of a 100 MB image (busybox and 100 MB of incompressible files in four
 //!   layers): download, check and unpack into an empty cache; then the same invoke cached.
 //! - a 20-input run of a two-stage workflow (40 invocations) with `--concurrency` 1, 4 and 8.
@@ -77,9 +79,21 @@ fn function(dir: &Path, name: &str, image: &str, script: &str, io: (&str, &str))
 
 /// Runs scar in `dir` with `cache` as its cache; returns the wall time.
 fn scar(moto: &moto::Moto, dir: &Path, cache: &Path, args: &[&str]) -> Duration {
+    scar_with(moto, dir, cache, args, "bwrap")
+}
+
+/// [`scar`] with the sandbox `sandbox` (`bwrap` or `builtin`).
+fn scar_with(
+    moto: &moto::Moto,
+    dir: &Path,
+    cache: &Path,
+    args: &[&str],
+    sandbox: &str,
+) -> Duration {
     let started = Instant::now();
     let out = moto::scar_command(&moto.endpoint, dir, args)
         .env("SCAR_CACHE_DIR", cache)
+        .env("SCAR_SANDBOX", sandbox)
         .output()
         .expect("scar runs");
     let took = started.elapsed();
@@ -152,6 +166,20 @@ fn main() {
     let walls: Vec<Duration> = (0..INVOKES)
         .map(|_| scar(&moto, d, cache.path(), &invoke))
         .collect();
+    let builtin: Vec<Duration> = (0..INVOKES)
+        .map(|_| scar_with(&moto, d, cache.path(), &invoke, "builtin"))
+        .collect();
+    let long_term = [
+        "invoke",
+        ".",
+        "noop",
+        "--local",
+        "--credentials",
+        "long-term",
+    ];
+    let own_keys: Vec<Duration> = (0..INVOKES)
+        .map(|_| scar(&moto, d, cache.path(), &long_term))
+        .collect();
     let validate: Vec<Duration> = (0..INVOKES)
         .map(|_| scar(&moto, d, cache.path(), &["validate", "."]))
         .collect();
@@ -206,6 +234,14 @@ fn main() {
         ms(median(walls.clone())),
         ms(*walls.iter().min().unwrap_or(&Duration::ZERO)),
         ms(*walls.iter().max().unwrap_or(&Duration::ZERO))
+    );
+    println!(
+        "  the same with scar's own sandbox launcher (SCAR_SANDBOX=builtin): median {}",
+        ms(median(builtin))
+    );
+    println!(
+        "  the same with --credentials long-term (no STS call for short-lived ones): median {}",
+        ms(median(own_keys))
     );
     println!(
         "  for scale, `scar validate` of the same stack: median {}",

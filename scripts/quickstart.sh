@@ -18,7 +18,7 @@ command -v cargo >/dev/null 2>&1 || { echo "error: cargo not found; install Rust
 # shellcheck source=scripts/registry-env.sh
 . scripts/registry-env.sh
 # The local run: Debian's static busybox (the example's base image is made of it) and
-# bubblewrap (the sandbox; util-linux's unshare serves when it is missing).
+# bubblewrap (the sandbox; scar's own launcher serves when it is missing).
 local_need=()
 [ -x /bin/busybox ] || local_need+=(busybox-static)
 command -v bwrap >/dev/null 2>&1 || local_need+=(bubblewrap)
