@@ -79,6 +79,14 @@ fn load_set_shown(
 ) -> Result<(crate::manifest::load::ManifestSet, DesiredGraph), Failure> {
     // Following Git, the commit's files are the trust root: nothing outside the export.
     let (set, diags) = match commit {
+        Some((tree, c)) if !dir.is_dir() => {
+            out.error(&format!(
+                "{}:{} is not a folder of the commit (a link leading outside it is left out of the export)",
+                crate::watch::git::short(c),
+                dir.strip_prefix(tree).unwrap_or(dir).display()
+            ));
+            return Err(Failure::Reported);
+        }
         Some((tree, _)) => match TrustRoot::at(tree, Source::Export) {
             Ok(root) => validate_dir_in(dir, &root),
             Err(e) => {
