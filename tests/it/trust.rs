@@ -2,11 +2,10 @@
 //! names (an overlay's base, the stack directory, a folder or file on the way, a script) is
 //! read when it resolves outside the trust root, in folder mode and following Git.
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{scar_in, stderr, stdout};
+use crate::support::{git, scar_in, stderr, stdout, write};
 
 const STACK: &str = "apiVersion: scar/v1alpha1
 kind: Stack
@@ -32,16 +31,6 @@ spec:
 
 /// What the attacker wants: a file of the user's outside the repository.
 const SECRET: &str = "aws_secret_access_key = do-not-leak-7f3a";
-
-fn write(root: &Path, files: &[(&str, &str)]) {
-    for (name, text) in files {
-        let p = root.join(name);
-        if let Some(d) = p.parent() {
-            std::fs::create_dir_all(d).expect("mkdir");
-        }
-        std::fs::write(p, text).expect("write");
-    }
-}
 
 /// `$HOME/.aws/credentials` and, in `$HOME/repo`, a Git work tree holding a valid stack.
 fn home_with_repo() -> tempfile::TempDir {
@@ -153,17 +142,6 @@ fn a_committed_link_used_as_the_stack_directory_or_met_on_the_way_is_not_followe
         "{}",
         stderr(&o)
     );
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let status = std::process::Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .status()
-        .expect("git");
-    assert!(status.success(), "git {args:?}");
 }
 
 #[test]

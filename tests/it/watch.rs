@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::moto::{Moto, scar_command};
 use crate::support::proxy::{Fault, Proxy};
-use crate::support::{ok, stdout};
+use crate::support::{git, ok, stdout};
 
 const STACK: &str = "apiVersion: scar/v1alpha1
 kind: Stack
@@ -545,22 +545,6 @@ async fn as_a_controller_it_serves_metrics_and_health_notifies_and_pauses() {
         .cloned()
         .collect();
     assert!(all.iter().all(|l| !l.contains("secret-token")), "{all:#?}");
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let status = std::process::Command::new("git")
-        .args([
-            "-c",
-            "user.name=scar test",
-            "-c",
-            "user.email=test@example.org",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .status()
-        .expect("git");
-    assert!(status.success(), "git {args:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

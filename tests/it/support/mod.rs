@@ -77,3 +77,31 @@ pub fn collect_output(child: &mut std::process::Child) -> impl Fn() -> String + 
     }
     move || seen.lock().map(|s| s.clone()).unwrap_or_default()
 }
+
+/// Writes each `(path, text)` below `root`, making the folders.
+pub fn write(root: &Path, files: &[(&str, &str)]) {
+    for (name, text) in files {
+        let p = root.join(name);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::write(p, text).expect("write");
+    }
+}
+
+/// Runs `git ARGS` in `dir` as a test user, and asserts it succeeded.
+pub fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args([
+            "-c",
+            "user.name=scar test",
+            "-c",
+            "user.email=test@example.org",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("git");
+    assert!(status.success(), "git {args:?}");
+}
