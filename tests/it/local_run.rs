@@ -199,12 +199,14 @@ async fn a_failing_stage_a_timeout_and_an_escape_attempt_are_reported_and_contai
     );
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
     let marker = Path::new(&home).join(format!(".scar-escape-{}", std::process::id()));
-    // The root file systems scar unpacked, which every run after this one runs.
+    // The root file systems scar unpacked, which every run after this one runs (the cache is
+    // shared by the tests: the name is this run's own).
     let rootfs = crate::support::registry::cache_dir().join("rootfs");
+    let planted = format!("planted-{}", std::process::id());
     let escape = format!(
         "for p in /opt/scar/x /bin/x /srv/escape/x {home}/x {marker}; do touch \"$p\" 2>/dev/null && echo \"wrote $p\" || echo \"refused $p\"; done\n\
          for p in /proc/[0-9]*; do touch \"$p/root{marker}\" 2>/dev/null && echo \"wrote through $p\"; ls \"$p/root{home}\" >/dev/null 2>&1 && echo \"home through $p\"; \
-           for r in $p/root{rootfs}/*/bin; do touch \"$r/planted\" 2>/dev/null && echo \"planted through $p\"; done; done\n\
+           for r in $p/root{rootfs}/*/bin; do touch \"$r/{planted}\" 2>/dev/null && echo \"planted through $p\"; done; done\n\
          mount -o remount,rw / 2>/dev/null && echo remounted\n\
          mount -o remount,bind,rw / 2>/dev/null && echo remounted\n\
          ls {home} 2>/dev/null | head -3 | sed 's/^/home: /'\n\
@@ -307,11 +309,11 @@ async fn a_failing_stage_a_timeout_and_an_escape_attempt_are_reported_and_contai
             assert!(left.stdout.is_empty(), "{sandbox}: left behind: {pattern}");
         }
     }
-    let planted = std::fs::read_dir(&rootfs)
+    let written = std::fs::read_dir(&rootfs)
         .expect("the rootfs cache")
         .flatten()
-        .any(|e| e.path().join("bin/planted").exists());
-    assert!(!planted, "a function wrote into the rootfs cache");
+        .any(|e| e.path().join("bin").join(&planted).exists());
+    assert!(!written, "a function wrote into the rootfs cache");
 }
 
 #[tokio::test(flavor = "multi_thread")]
