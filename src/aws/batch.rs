@@ -15,7 +15,6 @@ use super::AwsCloud;
 use super::execute::{stale_tag_keys, view, view_read};
 use super::lambda::{split_script, with_script};
 use super::page::{pages, wait_until};
-use super::refresh::owner_of;
 use crate::apply::ready::Readiness;
 use crate::cloud::CloudError;
 use crate::cloud::retry::Backoff;
@@ -200,7 +199,7 @@ impl AwsCloud {
                     .tags()
                     .map(|m| m.clone().into_iter().collect())
                     .unwrap_or_default();
-                let owner = owner_of(stack, &t);
+                let owner = Owner::from_tags(stack, &t);
                 let Some(address) = place(
                     ResourceKind::BatchComputeEnvironment,
                     name,
@@ -294,7 +293,7 @@ impl AwsCloud {
                     .tags()
                     .map(|m| m.clone().into_iter().collect())
                     .unwrap_or_default();
-                let owner = owner_of(stack, &t);
+                let owner = Owner::from_tags(stack, &t);
                 let Some(address) = place(ResourceKind::BatchJobQueue, name, &owner, &t, by_name)
                 else {
                     continue;
@@ -366,7 +365,7 @@ impl AwsCloud {
                 .tags()
                 .map(|m| m.clone().into_iter().collect())
                 .unwrap_or_default();
-            let owner = owner_of(stack, &t);
+            let owner = Owner::from_tags(stack, &t);
             let Some(address) = place(ResourceKind::BatchJobDefinition, &name, &owner, &t, by_name)
             else {
                 continue;

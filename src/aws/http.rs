@@ -10,7 +10,6 @@ use serde_json::{Map, Value, json};
 use super::AwsCloud;
 use super::execute::{gone_is_fine, stale_tag_keys, view, view_read};
 use super::page::pages;
-use super::refresh::owner_of;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::model::attrs::{ApiAttrs, Throttle, id, to_attrs};
 use crate::model::http::invoke_url;
@@ -87,7 +86,7 @@ impl AwsCloud {
                     .tags()
                     .map(|m| m.clone().into_iter().collect())
                     .unwrap_or_default();
-                if owner_of(stack, &t) != Owner::ThisStack {
+                if Owner::from_tags(stack, &t) != Owner::ThisStack {
                     continue;
                 }
                 let address = t

@@ -6,10 +6,9 @@ use serde_json::{Value, json};
 
 use super::AwsCloud;
 use super::execute::gone_is_fine;
-use super::refresh::global_owner_of;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::model::attrs::{RoleAttrs, to_attrs};
-use crate::model::live::LiveResource;
+use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, ResourceKind};
 
 /// The name of the inline policy scar writes on its managed role.
@@ -77,7 +76,7 @@ impl AwsCloud {
             Address::new(ResourceKind::IamRole, name),
             LiveResource {
                 attrs,
-                owner: global_owner_of(stack, &self.region, &t),
+                owner: Owner::from_global_tags(stack, &self.region, &t),
                 fingerprint: None,
                 outputs,
             },

@@ -10,7 +10,6 @@ use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
 use super::execute::view;
-use super::refresh::owner_of;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::image::build;
 use crate::image::reference::ImageRef;
@@ -41,7 +40,7 @@ impl AwsCloud {
             return Ok(Vec::new());
         };
         let tags = self.repository_tags(&arn).await?;
-        let owner = owner_of(stack, &tags);
+        let owner = Owner::from_tags(stack, &tags);
         let attrs = to_attrs(&RepositoryAttrs {
             name: name.clone(),
             tags,
@@ -264,7 +263,7 @@ impl AwsCloud {
                 };
                 let have = self.repository_tags(&arn).await?;
                 let stack = wanted.get(tags::STACK).map_or("", String::as_str);
-                if owner_of(stack, &have) != Owner::ThisStack {
+                if Owner::from_tags(stack, &have) != Owner::ThisStack {
                     return Err(CloudError::new(
                         ErrorKind::AlreadyExists,
                         "ecr:CreateRepository",

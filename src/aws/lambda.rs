@@ -11,7 +11,6 @@ use serde_json::{Map, Value, json};
 
 use super::execute::{gone_is_fine, stale_tag_keys, view};
 use super::page::wait_until;
-use super::refresh::owner_of;
 use super::{AwsCloud, classify};
 use crate::apply::ready::{Readiness, function_readiness};
 use crate::cloud::retry::{Backoff, PROPAGATION, until_ready, with_retry};
@@ -233,7 +232,7 @@ impl AwsCloud {
             .unwrap_or_default();
         let owner = match out.tags_error() {
             Some(e) => Owner::Unknown(format!("{}: {}", e.error_code(), e.message())),
-            None => owner_of(stack, &t),
+            None => Owner::from_tags(stack, &t),
         };
         let (environment, script) = split_script(
             c.environment()

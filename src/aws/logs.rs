@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::execute::gone_is_fine;
 use super::page::pages;
-use super::refresh::owner_of;
 use super::{AwsCloud, classify};
 use crate::cloud::retry::with_retry;
 use crate::cloud::{CloudError, ErrorKind};
@@ -101,7 +100,7 @@ impl AwsCloud {
                     .tags()
                     .map(|m| m.clone().into_iter().collect())
                     .unwrap_or_default();
-                owner_of(stack, &t)
+                Owner::from_tags(stack, &t)
             }
             Err(e) => Owner::Unknown(e.to_string()),
         }

@@ -8,7 +8,6 @@ use serde_json::Map;
 
 use super::AwsCloud;
 use super::execute::view;
-use super::refresh::owner_of;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::manifest::names;
 use crate::model::attrs::id;
@@ -129,7 +128,7 @@ impl AwsCloud {
             .tags()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
-        Ok(owner_of(stack, &t))
+        Ok(Owner::from_tags(stack, &t))
     }
 
     async fn log_group_tags_owner(&self, stack: &str, name: &str) -> Result<Owner, CloudError> {
@@ -144,7 +143,7 @@ impl AwsCloud {
             .tags()
             .map(|m| m.clone().into_iter().collect())
             .unwrap_or_default();
-        Ok(owner_of(stack, &t))
+        Ok(Owner::from_tags(stack, &t))
     }
 
     async fn bucket_owner(&self, stack: &str, bucket: &str) -> Result<Owner, CloudError> {
@@ -154,7 +153,7 @@ impl AwsCloud {
             })
             .await;
         Ok(match tagging {
-            Ok(o) => owner_of(
+            Ok(o) => Owner::from_tags(
                 stack,
                 &o.tag_set()
                     .iter()
@@ -181,7 +180,7 @@ impl AwsCloud {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(super::refresh::global_owner_of(stack, &self.region, &t))
+        Ok(Owner::from_global_tags(stack, &self.region, &t))
     }
 
     async fn batch_owner(
@@ -239,7 +238,7 @@ impl AwsCloud {
                     .and_then(|d| d.tags().cloned())
             }
         };
-        Ok(owner_of(
+        Ok(Owner::from_tags(
             stack,
             &tags.unwrap_or_default().into_iter().collect(),
         ))
@@ -258,7 +257,7 @@ impl AwsCloud {
             .tags()
             .map(|m| m.clone().into_iter().collect())
             .unwrap_or_default();
-        Ok(owner_of(stack, &t))
+        Ok(Owner::from_tags(stack, &t))
     }
 
     async fn repository_owner(&self, stack: &str) -> Result<Owner, CloudError> {
@@ -266,6 +265,6 @@ impl AwsCloud {
         let Some((arn, _)) = self.describe_repository(&name).await? else {
             return Ok(Owner::Unowned);
         };
-        Ok(owner_of(stack, &self.repository_tags(&arn).await?))
+        Ok(Owner::from_tags(stack, &self.repository_tags(&arn).await?))
     }
 }

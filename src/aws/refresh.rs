@@ -24,32 +24,6 @@ use crate::model::{Address, DesiredGraph, ResourceKind, tags};
 /// Reads in flight at once.
 pub(super) const READ_CONCURRENCY: usize = 32;
 
-/// The owner a tag map says.
-pub(super) fn owner_of(stack: &str, t: &BTreeMap<String, String>) -> Owner {
-    match t.get(tags::STACK) {
-        // Both tags, or it is not ours: a hand-copied `scar:stack` tag does not make a
-        // resource prunable.
-        Some(s) if t.get(tags::MANAGED_BY).map(String::as_str) != Some("scar") => {
-            let _ = s;
-            Owner::Unowned
-        }
-        Some(s) if s == stack => Owner::ThisStack,
-        Some(s) => Owner::OtherStack(s.clone()),
-        None => Owner::Unowned,
-    }
-}
-
-/// The owner of a global resource (the managed IAM role) with tags `t`, for `stack` in
-/// `region`: a role recorded for the same stack name in another region is that region's
-/// stack's. A role without the record (made before scar wrote it) is taken as this one's, and
-/// its next update records the region.
-pub(super) fn global_owner_of(stack: &str, region: &str, t: &BTreeMap<String, String>) -> Owner {
-    match (owner_of(stack, t), t.get(tags::REGION)) {
-        (Owner::ThisStack, Some(r)) if r != region => Owner::OtherRegion(r.clone()),
-        (owner, _) => owner,
-    }
-}
-
 /// False only for a function the stack owns whose last apply recorded no S3 triggers: its
 /// resource policy holds no scar statement, so `GetPolicy` is skipped.
 pub(super) fn may_hold_statements(f: &LiveResource) -> bool {
@@ -304,20 +278,5 @@ mod tests {
             "503",
         ));
         assert!(optional_read::<Vec<u8>>("Batch", "x", false, broken).is_err());
-    }
-
-    #[test]
-    fn owners_come_from_both_tags() {
-        let mut t = BTreeMap::new();
-        assert_eq!(owner_of("demo", &t), Owner::Unowned);
-        t.insert(tags::STACK.to_owned(), "demo".to_owned());
-        assert_eq!(
-            owner_of("demo", &t),
-            Owner::Unowned,
-            "scar:managed-by is required too"
-        );
-        t.insert(tags::MANAGED_BY.to_owned(), "scar".to_owned());
-        assert_eq!(owner_of("demo", &t), Owner::ThisStack);
-        assert_eq!(owner_of("other", &t), Owner::OtherStack("demo".into()));
     }
 }

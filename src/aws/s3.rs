@@ -7,7 +7,6 @@ use aws_sdk_s3::types as st;
 use serde_json::Value;
 
 use super::execute::gone_is_fine;
-use super::refresh::owner_of;
 use super::{AwsCloud, classify};
 use crate::cloud::retry::with_retry;
 use crate::cloud::{CloudError, ErrorKind};
@@ -50,7 +49,7 @@ impl AwsCloud {
                     .iter()
                     .map(|t| (t.key().to_owned(), t.value().to_owned()))
                     .collect();
-                let owner = owner_of(stack, &t);
+                let owner = Owner::from_tags(stack, &t);
                 (t, owner)
             }
             Err(e) if e.kind == ErrorKind::NotFound => (BTreeMap::new(), Owner::Unowned),

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use super::cmd_plan::print;
 use super::exit::{Done, Failure, Outcome};
 use super::output::Output;
+use super::output::print_plan;
 use super::{AwsArgs, PlanFormat, session};
 use crate::lock::Operation;
 use crate::model::Address;
@@ -106,7 +106,7 @@ pub(super) fn run(args: &AdoptArgs, aws: &AwsArgs, out: &Output) -> Outcome {
         let mut plan = session::build_plan(desired, &live, false);
         plan.steps.retain(|s| s.address == *address);
         println!("Once adopted, the next `scar apply` will do this to {address}:\n");
-        print(&plan, PlanFormat::Text, out)?;
+        print_plan(&plan, PlanFormat::Text, out)?;
         if zip {
             println!(
                 "{address} is a zip function: Lambda cannot change a package type in place, so the next apply deletes it and creates it again as an image function under the same name (its permissions after it). S3 events for it fail from the delete until its permission is back (the new function's creation, until Active, then AddPermission: seconds) and S3 does not retry them: apply when its input buckets are quiet.\n"

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::cmd_plan::error_chain;
 use super::exit::{Done, Failure, Outcome};
 use super::output::Output;
+use super::output::error_chain;
 use super::reconcile::{Apply, Reconciled, Request, Show, execute, reconcile_once};
 use super::{AwsArgs, PlanFormat, session};
 use crate::apply::{self, Report};

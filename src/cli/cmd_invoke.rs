@@ -230,9 +230,15 @@ fn write_answer(output: Option<&Path>, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// `scar invoke DIR FUNCTION [--data FILE | --json JSON] [--script FILE] [--async] [--url URL]
-/// [-o FILE] [-- ARGS]`.
-/// `scar invoke`: reads the payload and the call-time script, then calls.
+/// [-o FILE] [-- ARGS]`: reads the payload and the call-time script, then calls AWS. (With
+/// `--local`, `cli::main` hands [`request`]'s answer to `cmd_local` instead.)
 pub(super) fn invoke(args: &InvokeArgs, aws: &AwsArgs, out: &Output) -> Outcome {
+    let how = request(args)?;
+    invoke_with(&args.dir, &args.function, &how, aws, out)
+}
+
+/// What `scar invoke` is asked to send: the payload read, the call-time script read.
+pub(super) fn request(args: &InvokeArgs) -> Result<Invoke, Failure> {
     let payload = match (&args.data, &args.json, &args.event) {
         (Some(p), _, _) => Payload::Data(
             std::fs::read(p).map_err(|e| Failure::Message(format!("{}: {e}", p.display())))?,
@@ -251,21 +257,17 @@ pub(super) fn invoke(args: &InvokeArgs, aws: &AwsArgs, out: &Output) -> Outcome 
         }
         (None, None, None) => Payload::Empty,
     };
-    let how = Invoke {
+    Ok(Invoke {
         payload,
         call: call_time(args.script.as_deref(), &args.args)?,
         asynchronous: args.asynchronous,
         url: args.url.clone(),
         output: args.output.clone(),
-    };
-    if args.local {
-        return super::cmd_local::invoke(args, &how, aws, out);
-    }
-    invoke_with(&args.dir, &args.function, &how, aws, out)
+    })
 }
 
 /// A call-time script (read from `script`) and arguments.
-fn call_time(script: Option<&Path>, args: &[String]) -> Result<CallTime, Failure> {
+pub(super) fn call_time(script: Option<&Path>, args: &[String]) -> Result<CallTime, Failure> {
     let script = match script {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -424,17 +426,10 @@ async fn lambda_invoke(
 }
 
 /// `scar run DIR FUNCTION [--input N] [--concurrency N] [--json]`: one invocation per object
-/// already under the function's input, `concurrency` at once, then a summary.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the command's flags, passed once"
-)]
-/// `scar run`: one invocation per object already in the function's input.
+/// already under the function's input, `concurrency` at once, then a summary. (With `--local`,
+/// `cli::main` runs the workflow through `cmd_local` instead.)
 pub(super) fn run(args: &RunArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     let call = call_time(args.script.as_deref(), &args.args)?;
-    if args.local {
-        return super::cmd_local::run(args, &call, aws, out);
-    }
     let Some(name) = args.function.as_deref() else {
         return Err(Failure::Message(
             "name the function to run (or run the whole workflow here with --local)".into(),

@@ -1,15 +1,13 @@
 //! `scar plan DIR`: validate, read live AWS state, print the plan; optionally save it.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use super::exit::{Done, Failure, Outcome};
-use super::output::Output;
+use super::output::{Output, error_chain};
 use super::reconcile::{Reconciled, Request, Show, reconcile_once};
 use super::{AwsArgs, PlanFormat, session};
+use crate::plan::FORMAT_VERSION;
 use crate::plan::file::{PlanFile, save};
-use crate::plan::{FORMAT_VERSION, Plan};
-use crate::render::plan_text::Palette;
 
 /// The arguments of `scar plan`.
 #[derive(Debug, clap::Args)]
@@ -96,39 +94,4 @@ pub(super) fn run(args: &PlanArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     } else {
         Ok(Done::Success)
     }
-}
-
-/// Prints a plan to stdout in `format`.
-pub(super) fn print(plan: &Plan, format: PlanFormat, out: &Output) -> std::io::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match format {
-        PlanFormat::Text => write!(
-            stdout,
-            "{}",
-            crate::render::plan_text::render(
-                plan,
-                Palette {
-                    color: out.out_color()
-                }
-            )
-        ),
-        PlanFormat::Markdown => write!(stdout, "{}", crate::render::plan_markdown::render(plan)),
-        PlanFormat::Json => writeln!(
-            stdout,
-            "{}",
-            serde_json::to_string_pretty(&crate::render::plan_json::render(plan))
-                .map_err(std::io::Error::other)?
-        ),
-    }
-}
-
-/// An error and its causes on one line.
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(&format!(": {c}"));
-        cur = c.source();
-    }
-    s
 }

@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 
 use super::PlanFormat;
-use super::cmd_plan::{error_chain, print};
 use super::exit::{Done, Failure, Outcome};
 use super::output::Output;
+use super::output::{error_chain, print_plan};
 
 /// The arguments of `scar show`.
 #[derive(Debug, clap::Args)]
@@ -35,7 +35,7 @@ pub(super) fn run(args: &ShowArgs, out: &Output) -> Outcome {
                 ));
                 return Err(Failure::Reported);
             }
-            print(&file.plan, format, out)?;
+            print_plan(&file.plan, format, out)?;
             Ok(Done::Success)
         }
         Err(e) => {

@@ -302,7 +302,12 @@ pub fn main() -> ExitCode {
         Command::Destroy(a) => cmd_apply::destroy(a, aws, &out),
         Command::Adopt(a) => cmd_adopt::run(a, aws, &out),
         Command::Watch(a) => cmd_watch::run(a, aws, &out),
+        Command::Invoke(a) if a.local => {
+            cmd_invoke::request(a).and_then(|how| cmd_local::invoke(a, &how, aws, &out))
+        }
         Command::Invoke(a) => cmd_invoke::invoke(a, aws, &out),
+        Command::Run(a) if a.local => cmd_invoke::call_time(a.script.as_deref(), &a.args)
+            .and_then(|call| cmd_local::run(a, &call, aws, &out)),
         Command::Run(a) => cmd_invoke::run(a, aws, &out),
         Command::Ls(a) => cmd_ops::ls(a, aws, &out),
         Command::Output(a) => cmd_output::run(a, aws, &out),

@@ -3,10 +3,12 @@
 
 use std::io::{IsTerminal, Write};
 
-use super::{ColorChoice, LogFormat};
+use super::{ColorChoice, LogFormat, PlanFormat};
 use crate::diag::Diagnostics;
 use crate::manifest::ManifestSet;
+use crate::plan::Plan;
 use crate::render::diagnostic::{Style, render_all};
+use crate::render::plan_text::Palette;
 
 /// Where and how a command writes for people.
 #[derive(Debug, Clone, Copy)]
@@ -103,4 +105,39 @@ pub fn count(n: usize, word: &str) -> String {
     } else {
         format!("{n} {word}s")
     }
+}
+
+/// Prints a plan to stdout in `format`.
+pub(super) fn print_plan(plan: &Plan, format: PlanFormat, out: &Output) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        PlanFormat::Text => write!(
+            stdout,
+            "{}",
+            crate::render::plan_text::render(
+                plan,
+                Palette {
+                    color: out.out_color()
+                }
+            )
+        ),
+        PlanFormat::Markdown => write!(stdout, "{}", crate::render::plan_markdown::render(plan)),
+        PlanFormat::Json => writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string_pretty(&crate::render::plan_json::render(plan))
+                .map_err(std::io::Error::other)?
+        ),
+    }
+}
+
+/// An error and its causes on one line.
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(&format!(": {c}"));
+        cur = c.source();
+    }
+    s
 }

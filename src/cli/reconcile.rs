@@ -3,9 +3,9 @@
 //! for and what the typed [`Reconciled`] outcome means for it (an exit code, a watch log line,
 //! the delay before the next watch run).
 
-use super::cmd_plan::print;
 use super::exit::Failure;
 use super::output::Output;
+use super::output::print_plan;
 use super::{PlanFormat, session};
 use crate::apply::{Reader, Report};
 use crate::aws::AwsCloud;
@@ -148,8 +148,8 @@ pub(super) async fn reconcile_once(
     }
     let changed = plan.has_changes() || !plan.errors.is_empty();
     match request.show {
-        Show::Always(format) => print(&plan, format, out)?,
-        Show::WhenChanged if changed => print(&plan, PlanFormat::Text, out)?,
+        Show::Always(format) => print_plan(&plan, format, out)?,
+        Show::WhenChanged if changed => print_plan(&plan, PlanFormat::Text, out)?,
         Show::WhenChanged => {}
     }
     if !plan.errors.is_empty() {

@@ -10,20 +10,6 @@ use crate::manifest::names;
 use crate::manifest::resolve;
 use crate::manifest::types::{self, EnvValue, FunctionManifest, StackSpec};
 
-/// The contract's form of a manifest's secret reference (`None` when it names no store, which
-/// validation refuses).
-#[must_use]
-pub fn secret_ref(r: &types::SecretRef) -> Option<SecretRef> {
-    match (&r.ssm, &r.secrets_manager) {
-        (Some(p), _) => Some(SecretRef::Ssm(p.clone())),
-        (None, Some(id)) => Some(SecretRef::SecretsManager {
-            id: id.clone(),
-            key: r.key.clone(),
-        }),
-        (None, None) => None,
-    }
-}
-
 /// The URL a WebDAV provider's `hostname` stands for: as written when it has a scheme, else
 /// `https://` in front (SCAR's rule).
 #[must_use]
@@ -41,7 +27,7 @@ pub fn webdav_url(hostname: &str) -> String {
 #[must_use]
 pub fn provider(name: &str, providers: &types::StorageProviders) -> Option<Provider> {
     let (kind, id) = name.split_once('.')?;
-    let secret = |r: &types::SecretRef| secret_ref(r);
+    let secret = |r: &types::SecretRef| r.to_contract();
     match kind {
         "s3" => providers.s3.get(id).and_then(|p| {
             Some(Provider::S3 {
@@ -102,7 +88,7 @@ pub fn secret_refs(
         .values()
         .chain(eff.batch.iter().flat_map(|b| b.environment.values()))
         .filter_map(|v| match v {
-            EnvValue::Secret(s) => secret_ref(&s.secret_ref),
+            EnvValue::Secret(s) => s.secret_ref.to_contract(),
             EnvValue::Literal(_) => None,
         });
     let providers = f

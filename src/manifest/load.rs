@@ -144,6 +144,15 @@ pub fn field_path(pointer: &str) -> String {
     out
 }
 
+/// The file that makes a directory an overlay (an environment of a base stack).
+pub const OVERLAY_FILE: &str = "overlay.yaml";
+
+/// True when `dir` is an overlay directory (it holds [`OVERLAY_FILE`]).
+#[must_use]
+pub fn is_overlay(dir: &Path) -> bool {
+    dir.join(OVERLAY_FILE).is_file()
+}
+
 /// Finds every manifest file below `dir`, sorted, skipping hidden folders. A link (to a
 /// folder or a file) is followed only when it resolves inside `root`; one that leads outside
 /// is reported and nothing there is read.
@@ -209,7 +218,7 @@ pub(super) fn manifest_files(
             }
             if path.is_dir() {
                 // A folder with an overlay.yaml is another environment, not part of this one.
-                if !super::overlay::is_overlay(&path) {
+                if !is_overlay(&path) {
                     todo.push(path);
                 }
             } else if manifest
@@ -242,83 +251,14 @@ fn shown(path: &Path) -> PathBuf {
     out.iter().collect()
 }
 
-/// Loads every manifest below `dir`, with the trust root [`TrustRoot::for_dir`] chooses (the
-/// Git work tree that holds `dir`, else `dir`).
-///
-/// Returns what could be loaded and every problem found while loading (syntax, schema, types).
-/// Cross-document checks are [`super::check::check`]'s job.
-#[must_use]
-pub fn load_dir(dir: &Path) -> (ManifestSet, Diagnostics) {
-    if !dir.is_dir() {
-        return not_a_directory(dir);
-    }
-    match TrustRoot::for_dir(dir) {
-        Ok(root) => load_dir_in(dir, &root),
-        Err(e) => {
-            let mut diags = Diagnostics::default();
-            diags.push(Diagnostic::error(e));
-            (ManifestSet::default(), diags)
-        }
-    }
-}
-
-fn not_a_directory(dir: &Path) -> (ManifestSet, Diagnostics) {
-    let mut diags = Diagnostics::default();
-    diags.push(
-        Diagnostic::error(format!("{} is not a directory", dir.display()))
-            .hint("pass the directory that holds the stack's manifests"),
-    );
-    let set = ManifestSet {
-        dir: dir.to_path_buf(),
-        ..ManifestSet::default()
-    };
-    (set, diags)
-}
-
-/// Loads every manifest below `dir`, reading nothing that does not resolve inside `root`:
-/// `dir` itself, the folders and files walked, an overlay's bases and the scripts.
-#[must_use]
-pub fn load_dir_in(dir: &Path, root: &TrustRoot) -> (ManifestSet, Diagnostics) {
-    if !dir.is_dir() {
-        return not_a_directory(dir);
-    }
-    let mut diags = Diagnostics::default();
-    let mut set = ManifestSet {
-        dir: dir.to_path_buf(),
-        ..ManifestSet::default()
-    };
-    if root.resolve(dir).is_err() {
-        diags.push(
-            Diagnostic::error(format!(
-                "{} resolves outside the trust root; nothing there is read",
-                dir.display()
-            ))
-            .hint(root.hint()),
-        );
-        return (set, diags);
-    }
-    for raw in raw_docs(dir, root, &mut set, &mut diags, 0) {
-        load_doc(raw, &mut set, &mut diags);
-    }
-    read_scripts(&mut set, root, &mut diags);
-    (set, diags)
-}
-
-/// The documents of `dir` before their schema check: its files' documents, or for an
-/// overlay directory its base's merged with its patches and renamed. `depth` counts the
-/// overlays above (a base that leads back to itself stops). `dir` resolves inside `root`.
-pub(super) fn raw_docs(
+/// The documents of the manifest files below `dir` (not an overlay directory: the walker
+/// leaves those out), before their schema check.
+pub(super) fn plain_docs(
     dir: &Path,
     root: &TrustRoot,
     set: &mut ManifestSet,
     diags: &mut Diagnostics,
-    depth: usize,
 ) -> Vec<Doc<Value>> {
-    set.roots
-        .push(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()));
-    if super::overlay::is_overlay(dir) {
-        return super::overlay::raw_docs(dir, root, set, diags, depth);
-    }
     manifest_files(dir, root, diags)
         .iter()
         .filter_map(|path| file_docs(path, set, diags))
@@ -366,7 +306,7 @@ fn read_source(path: &Path, diags: &mut Diagnostics) -> Option<(PathBuf, String)
 /// inside the stack directory (after following links): `/etc/passwd` or `../../secret` would
 /// put another file's content into the plan and the image. Unreadable and non-UTF-8 scripts
 /// are errors, never empty.
-fn read_scripts(set: &mut ManifestSet, root: &TrustRoot, diags: &mut Diagnostics) {
+pub(super) fn read_scripts(set: &mut ManifestSet, root: &TrustRoot, diags: &mut Diagnostics) {
     let roots = set.roots.clone();
     let mut scripts = std::collections::BTreeMap::new();
     for f in &set.functions {
@@ -569,7 +509,7 @@ pub(super) fn load_doc(raw: Doc<Value>, set: &mut ManifestSet, diags: &mut Diagn
                             span: spans.value("/kind"),
                         })
                         .field("kind")
-                        .hint(format!("move it into {}, or pass the directory that holds overlay.yaml", super::overlay::FILE)),
+                        .hint(format!("move it into {}, or pass the directory that holds overlay.yaml", OVERLAY_FILE)),
                 );
             return;
         }

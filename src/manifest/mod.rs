@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod contract;
+pub mod dir;
 pub mod load;
 pub mod names;
 pub mod overlay;
@@ -14,5 +15,6 @@ pub mod trust;
 pub mod types;
 pub mod yaml;
 
-pub use load::{Doc, ManifestSet, SourceFile, load_dir, load_dir_in};
+pub use dir::{load_dir, load_dir_in};
+pub use load::{Doc, ManifestSet, SourceFile};
 pub use trust::TrustRoot;

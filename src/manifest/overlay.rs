@@ -22,7 +22,7 @@ use super::yaml::escape_segment;
 use crate::diag::{Diagnostic, Diagnostics};
 
 /// The file that makes a directory an overlay.
-pub const FILE: &str = "overlay.yaml";
+pub const FILE: &str = super::load::OVERLAY_FILE;
 
 /// How many overlays may stand on each other (a base that leads back to itself stops here).
 const MAX_DEPTH: usize = 8;
@@ -30,12 +30,31 @@ const MAX_DEPTH: usize = 8;
 /// True when `dir` is an overlay directory (it holds [`FILE`]).
 #[must_use]
 pub fn is_overlay(dir: &Path) -> bool {
-    dir.join(FILE).is_file()
+    super::load::is_overlay(dir)
+}
+
+/// The documents of `dir` before their schema check: its files' documents, or for an
+/// overlay directory its base's merged with its patches and renamed. `depth` counts the
+/// overlays above (a base that leads back to itself stops). `dir` resolves inside `root`.
+pub(super) fn raw_docs(
+    dir: &Path,
+    root: &TrustRoot,
+    set: &mut ManifestSet,
+    diags: &mut Diagnostics,
+    depth: usize,
+) -> Vec<Doc<Value>> {
+    set.roots
+        .push(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()));
+    if is_overlay(dir) {
+        overlay_docs(dir, root, set, diags, depth)
+    } else {
+        super::load::plain_docs(dir, root, set, diags)
+    }
 }
 
 /// The documents of the overlay directory `dir`: its base's, merged with its partial
 /// manifests and renamed. Problems are reported in `diags`; what could not be read is left out.
-pub(super) fn raw_docs(
+fn overlay_docs(
     dir: &Path,
     root: &TrustRoot,
     set: &mut ManifestSet,
@@ -87,7 +106,7 @@ pub(super) fn raw_docs(
     // before anything read there reaches a message, a snippet or a script.
     let (files, roots) = (set.files.len(), set.roots.len());
     let mut read = Diagnostics::default();
-    let mut docs = super::load::raw_docs(&base, root, set, &mut read, depth + 1);
+    let mut docs = raw_docs(&base, root, set, &mut read, depth + 1);
     let stack_line = |t: &str| t.lines().any(|l| l.trim_end() == "kind: Stack");
     let is_stack = is_overlay(&base)
         || docs

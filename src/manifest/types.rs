@@ -244,11 +244,25 @@ pub struct SecretRef {
 }
 
 impl SecretRef {
+    /// The contract's form of the reference (`None` when it names no store, which validation
+    /// refuses).
+    #[must_use]
+    pub fn to_contract(&self) -> Option<scar_contract::SecretRef> {
+        match (&self.ssm, &self.secrets_manager) {
+            (Some(p), _) => Some(scar_contract::SecretRef::Ssm(p.clone())),
+            (None, Some(id)) => Some(scar_contract::SecretRef::SecretsManager {
+                id: id.clone(),
+                key: self.key.clone(),
+            }),
+            (None, None) => None,
+        }
+    }
+
     /// The reference as the supervisor receives it in its environment: `ssm:NAME` or
     /// `secretsmanager:NAME[#KEY]`. Never the secret itself.
     #[must_use]
     pub fn to_reference(&self) -> String {
-        crate::manifest::contract::secret_ref(self)
+        self.to_contract()
             .map(|r| r.to_string())
             .unwrap_or_default()
     }

@@ -25,6 +25,34 @@ pub enum Owner {
     Unknown(String),
 }
 
+impl Owner {
+    /// The owner the tags `t` say, for `stack`. Both `scar:stack` and `scar:managed-by=scar`
+    /// are needed: a hand-copied `scar:stack` tag does not make a resource prunable.
+    #[must_use]
+    pub fn from_tags(stack: &str, t: &BTreeMap<String, String>) -> Owner {
+        match t.get(super::tags::STACK) {
+            Some(_) if t.get(super::tags::MANAGED_BY).map(String::as_str) != Some("scar") => {
+                Owner::Unowned
+            }
+            Some(s) if s == stack => Owner::ThisStack,
+            Some(s) => Owner::OtherStack(s.clone()),
+            None => Owner::Unowned,
+        }
+    }
+
+    /// [`Owner::from_tags`] for a global resource (the managed IAM role), for `stack` in
+    /// `region`: one recorded for the same stack name in another region is that region's
+    /// stack's. One without the record (made before scar wrote it) is taken as this one's, and
+    /// its next update records the region.
+    #[must_use]
+    pub fn from_global_tags(stack: &str, region: &str, t: &BTreeMap<String, String>) -> Owner {
+        match (Owner::from_tags(stack, t), t.get(super::tags::REGION)) {
+            (Owner::ThisStack, Some(r)) if r != region => Owner::OtherRegion(r.clone()),
+            (owner, _) => owner,
+        }
+    }
+}
+
 /// One live resource.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LiveResource {
@@ -121,5 +149,38 @@ impl LiveState {
             ));
         }
         self.resources.extend(images);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tags;
+
+    #[test]
+    fn owners_come_from_both_tags() {
+        let mut t = BTreeMap::new();
+        assert_eq!(Owner::from_tags("demo", &t), Owner::Unowned);
+        t.insert(tags::STACK.to_owned(), "demo".to_owned());
+        assert_eq!(
+            Owner::from_tags("demo", &t),
+            Owner::Unowned,
+            "scar:managed-by is required too"
+        );
+        t.insert(tags::MANAGED_BY.to_owned(), "scar".to_owned());
+        assert_eq!(Owner::from_tags("demo", &t), Owner::ThisStack);
+        assert_eq!(
+            Owner::from_tags("other", &t),
+            Owner::OtherStack("demo".into())
+        );
+        t.insert(tags::REGION.to_owned(), "eu-west-1".to_owned());
+        assert_eq!(
+            Owner::from_global_tags("demo", "us-east-1", &t),
+            Owner::OtherRegion("eu-west-1".into())
+        );
+        assert_eq!(
+            Owner::from_global_tags("demo", "eu-west-1", &t),
+            Owner::ThisStack
+        );
     }
 }

@@ -392,7 +392,7 @@ async fn the_timeout_threshold_stops_the_script_uploads_partial_results_and_lamb
 /// The Lambda environment the desired graph gives function `name`: what `scar plan` shows
 /// and `scar apply` sets.
 fn planned_environment(stack: &Stack, name: &str) -> Value {
-    let (set, _) = scar::manifest::load::load_dir(stack.dir.path());
+    let (set, _) = scar::manifest::load_dir(stack.dir.path());
     let graph = scar::model::build(&set).expect("a valid stack");
     let function = graph
         .resources
