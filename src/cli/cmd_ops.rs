@@ -369,7 +369,6 @@ pub(super) fn put(args: &PutArgs, aws: &AwsArgs, out: &Output) -> Outcome {
 }
 
 /// `scar get DIR FUNCTION [--output N] [--to DIR] [--json]`: download the function's outputs.
-#[allow(clippy::too_many_arguments, reason = "one per flag of the command")]
 pub(super) fn get(args: &GetArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     let (dir, name, output, to, overwrite, as_json) = (
         args.dir.as_path(),
@@ -495,7 +494,6 @@ fn unsafe_target(to: &Path, rel: &str, overwrite: bool) -> Option<String> {
 const BATCH_LOG_GROUP: &str = "/aws/batch/job";
 
 /// `scar logs DIR FUNCTION [--request-id ID] [--since DURATION] [--follow] [--json]`.
-#[allow(clippy::too_many_arguments, reason = "one per flag of the command")]
 pub(super) fn logs(args: &LogsArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     let (dir, name, request_id, since, follow, as_json) = (
         args.dir.as_path(),

@@ -272,10 +272,6 @@ const LOCK_RETRY: Duration = Duration::from_secs(2);
 /// sets (stop starting steps). When someone else holds the lock: waits up to `wait` for it
 /// (saying whom it waits for), then says who, what, since when and how to break it, and exits
 /// 1 having written nothing.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the lock's scope, its wait, and the body it guards"
-)]
 pub(super) async fn locked<T, F, Fut>(
     cloud: &Arc<AwsCloud>,
     stack: &str,

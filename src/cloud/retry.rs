@@ -53,7 +53,7 @@ fn jitter() -> f64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(u64::from(std::process::id()));
     let bits = h.finish();
-    #[allow(
+    #[expect(
         clippy::cast_precision_loss,
         reason = "53 random bits are plenty for a jitter factor"
     )]

@@ -660,7 +660,7 @@ pub fn short(digest: &str) -> &str {
 }
 
 fn human(bytes: u64) -> String {
-    #[allow(clippy::cast_precision_loss)]
+    #[expect(clippy::cast_precision_loss)]
     let b = bytes as f64;
     if b >= 1024.0 * 1024.0 {
         format!("{:.1} MiB", b / 1024.0 / 1024.0)

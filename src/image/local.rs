@@ -128,7 +128,7 @@ pub async fn prebuilt(
 
 /// The root file system of `base`'s layers, then the supervisor's (when given), then `own`,
 /// from the cache or unpacked into it.
-#[allow(
+#[expect(
     clippy::too_many_arguments,
     reason = "the parts of one image, passed once by two callers"
 )]

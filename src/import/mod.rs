@@ -479,10 +479,6 @@ impl<'a> StackBuilder<'a> {
         }
     }
 
-    #[allow(
-        clippy::too_many_lines,
-        reason = "one SCAR block after another, in FDL order"
-    )]
     fn function(&mut self, r: &mut Reader, mut item: Map<String, Value>, base: &str) {
         let lp = child(base, "lambda");
         let Some(mut l) = r.object(&mut item, base, "lambda") else {

@@ -137,7 +137,10 @@ fn code_of(status: std::process::ExitStatus) -> u8 {
 /// `unshare(2)`. rustix marks it deprecated because unsharing the file table (`CLONE_FILES`)
 /// would break other threads' descriptors; the launcher unshares namespaces only, and is one
 /// thread.
-#[allow(deprecated)]
+#[expect(
+    deprecated,
+    reason = "rustix deprecates the safe unshare for CLONE_FILES, which is never passed here"
+)]
 fn unshare(flags: UnshareFlags) -> rustix::io::Result<()> {
     debug_assert!(!flags.contains(UnshareFlags::FILES));
     rustix::thread::unshare(flags)

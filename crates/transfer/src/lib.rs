@@ -331,7 +331,7 @@ pub async fn upload(
     Ok(size)
 }
 
-#[allow(
+#[expect(
     clippy::too_many_arguments,
     reason = "one upload's coordinates, used once"
 )]
