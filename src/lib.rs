@@ -6,6 +6,7 @@
 //! module depends on one that depends back on it):
 //! - `cli` parses arguments and dispatches to one command each;
 //! - `aws` is the adapter: the only module that speaks to AWS's SDKs;
+//! - `reconcile` (the one reconcile step, written against its ports: a `Cloud`, a `Ui`);
 //! - `apply` (the executor port and engine), `watch` (scheduling), `lock`;
 //! - `plan` (desired against live, pure), `render` (what users read);
 //! - `model` (the desired graph and live state), `image` (daemonless images), `import`;
@@ -29,6 +30,7 @@ pub mod manifest;
 pub mod model;
 pub mod net;
 pub mod plan;
+pub mod reconcile;
 pub mod render;
 pub mod text;
 pub mod watch;

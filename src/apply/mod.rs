@@ -7,7 +7,6 @@
 //! - The engine prints nothing: progress goes through [`Progress`] (Terraform's hook idea).
 
 pub mod ready;
-pub mod stale;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -92,7 +91,7 @@ impl Report {
 }
 
 /// Runs `plan` with at most `parallelism` steps at once.
-pub async fn run<E: Executor, P: Progress>(
+pub async fn run<E: Executor, P: Progress + ?Sized>(
     executor: &E,
     plan: &Plan,
     parallelism: usize,
@@ -103,7 +102,7 @@ pub async fn run<E: Executor, P: Progress>(
 
 /// [`run`], except that once `stop()` says so (a signal, a lost lock) no new step starts:
 /// steps in flight finish and the rest are reported skipped, as after a failure.
-pub async fn run_until<E: Executor, P: Progress>(
+pub async fn run_until<E: Executor, P: Progress + ?Sized>(
     executor: &E,
     plan: &Plan,
     parallelism: usize,

@@ -281,6 +281,22 @@ pub struct AccountSession<'a> {
     pub stack: String,
 }
 
+impl crate::reconcile::Cloud for AwsCloud {
+    type Session<'a> = AccountSession<'a>;
+
+    async fn account_id(&self) -> Result<String, CloudError> {
+        AwsCloud::account_id(self).await
+    }
+
+    fn session(&self, account: String, stack: &str) -> AccountSession<'_> {
+        AccountSession {
+            cloud: self,
+            account,
+            stack: stack.to_owned(),
+        }
+    }
+}
+
 impl crate::apply::Executor for AccountSession<'_> {
     async fn execute(&self, step: &crate::plan::Step) -> Result<(), CloudError> {
         self.cloud.check_still_owned(&self.stack, step).await?;

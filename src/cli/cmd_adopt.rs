@@ -103,7 +103,17 @@ pub(super) fn run(args: &AdoptArgs, aws: &AwsArgs, out: &Output) -> Outcome {
         }
         // Preview: the plan as it will look once the resource is ours.
         current.owner = Owner::ThisStack;
-        let mut plan = session::build_plan(desired, &live, false);
+        let shape = crate::plan::prepare::Shape {
+            allow_empty: true,
+            ..crate::plan::prepare::Shape::default()
+        };
+        let mut plan = match crate::reconcile::plan_of(desired, &live, &shape, None) {
+            Ok(p) => p,
+            Err(e) => {
+                out.error(&e.to_string());
+                return Err(Failure::Reported);
+            }
+        };
         plan.steps.retain(|s| s.address == *address);
         println!("Once adopted, the next `scar apply` will do this to {address}:\n");
         print_plan(&plan, PlanFormat::Text, out)?;
@@ -112,7 +122,13 @@ pub(super) fn run(args: &AdoptArgs, aws: &AwsArgs, out: &Output) -> Outcome {
                 "{address} is a zip function: Lambda cannot change a package type in place, so the next apply deletes it and creates it again as an image function under the same name (its permissions after it). S3 events for it fail from the delete until its permission is back (the new function's creation, until Active, then AddPermission: seconds) and S3 does not retry them: apply when its input buckets are quiet.\n"
             );
         }
-        session::confirm(&plan, auto_approve, out)?;
+        let ui = super::output::Terminal {
+            out,
+            format: PlanFormat::Text,
+        };
+        if !auto_approve && !crate::reconcile::Ui::confirm(&ui, &plan) {
+            return Err(Failure::Reported);
+        }
         let account = match cloud.account_id().await {
             Ok(a) => a,
             Err(e) => return Err(session::cloud_failed(out, "cannot tell the account", &e)),

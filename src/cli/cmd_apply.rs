@@ -4,14 +4,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::exit::{Done, Failure, Outcome};
-use super::output::Output;
-use super::output::error_chain;
-use super::reconcile::{Apply, Reconciled, Request, Show, execute, reconcile_once};
+use super::output::{Output, Terminal, error_chain};
 use super::{AwsArgs, PlanFormat, session};
-use crate::apply::{self, Report};
+use crate::apply::Report;
 use crate::aws::AwsCloud;
 use crate::lock::Operation;
 use crate::plan::Plan;
+use crate::plan::verify::{self, Verdict};
+use crate::reconcile::{
+    Apply, Reconciled, Request, Saved, Show, apply_saved, reconcile_once, refused,
+};
 
 /// The arguments of `scar apply`.
 #[derive(Debug, clap::Args)]
@@ -132,7 +134,7 @@ fn run(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
                     set: None,
                     destroy: args.destroy,
                     allow_empty: args.allow_empty,
-                    show: Show::Always(PlanFormat::Text),
+                    show: Show::Always,
                     apply: Some(Apply {
                         auto_approve: args.auto_approve,
                         parallelism: args.parallelism,
@@ -145,7 +147,11 @@ fn run(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
                     replace: &args.replace,
                     refresh_only: false,
                 };
-                match reconcile_once(cloud, &request, out).await? {
+                let ui = Terminal {
+                    out,
+                    format: PlanFormat::Text,
+                };
+                match reconcile_once(cloud.as_ref(), &request, &ui).await? {
                     Reconciled::NoChanges(_) | Reconciled::Planned(_) => Ok(Done::Success),
                     Reconciled::Applied { plan, report } => {
                         finish(cloud, &plan, &report, &lost, out)
@@ -171,33 +177,22 @@ fn run_saved(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
             return Err(Failure::Reported);
         }
     };
-    let refuse = |what: &str, reasons: &[String]| {
-        for r in reasons {
-            eprintln!("  - {r}");
-        }
-        out.error(&format!(
-            "{what} ({} differences above); nothing was written. Run `scar plan` again.",
-            reasons.len()
-        ));
-        Failure::Reported
+    let ui = Terminal {
+        out,
+        format: PlanFormat::Text,
     };
-    let consistency = crate::plan::verify::inconsistencies(&file.plan);
-    if !consistency.is_empty() {
-        return Err(refuse(
-            &format!(
-                "{} was edited: its listed changes are not what it would write",
-                args.target.display()
-            ),
-            &consistency,
-        ));
-    }
-    if !file.plan.errors.is_empty() {
-        out.error("the saved plan has errors and cannot be applied");
-        return Err(Failure::Reported);
-    }
-    if !file.plan.has_changes() {
-        println!("No changes. The saved plan has nothing to do.");
-        return Ok(Done::Success);
+    let shown = args.target.display().to_string();
+    // The file alone first: nothing is read for an edited plan.
+    match verify::saved(&file, &shown, &verify::Now::default()) {
+        Verdict::Go => {}
+        Verdict::NothingToDo => {
+            println!("No changes. The saved plan has nothing to do.");
+            return Ok(Done::Success);
+        }
+        Verdict::Refuse { what, reasons } => {
+            refused(&ui, &what, &reasons);
+            return Err(Failure::Reported);
+        }
     }
     let dir = std::path::PathBuf::from(&file.dir);
     if !dir.is_dir() {
@@ -208,15 +203,13 @@ fn run_saved(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
         return Err(Failure::Reported);
     }
     let (set, desired) = session::load_set(&dir, out)?;
-    let changed = crate::plan::verify::desired_differences(&file.desired, &desired);
-    if !changed.is_empty() {
-        return Err(refuse(
-            &format!(
-                "the saved plan was not made from the manifests in {} as they are now",
-                file.dir
-            ),
-            &changed,
-        ));
+    let now = verify::Now {
+        desired: Some(&desired),
+        ..verify::Now::default()
+    };
+    if let Verdict::Refuse { what, reasons } = verify::saved(&file, &shown, &now) {
+        refused(&ui, &what, &reasons);
+        return Err(Failure::Reported);
     }
     let rt = session::runtime()?;
     let operation = if file.plan.destroy {
@@ -226,7 +219,7 @@ fn run_saved(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
     };
     rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
-        let (cloud, file, desired, set) = (&cloud, &file, &desired, &set);
+        let (cloud, file, desired, set, ui, shown) = (&cloud, &file, &desired, &set, &ui, &shown);
         session::locked(
             cloud,
             &desired.stack,
@@ -235,55 +228,22 @@ fn run_saved(args: &Options<'_>, aws: &AwsArgs, out: &Output) -> Outcome {
             args.lock_wait,
             out,
             |lost| async move {
-                let live = match cloud.refresh(&desired.to_read(file.plan.destroy)).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        return Err(session::cloud_failed(out, "reading live state failed", &e));
-                    }
-                };
-                let stale = apply::stale::stale_reasons(&file.plan, &live);
-                if !stale.is_empty() {
-                    return Err(refuse(
-                        "the saved plan is stale: AWS changed since it was made",
-                        &stale,
-                    ));
-                }
-                // A plan saved with --replace or --target is compared with a fresh plan
-                // shaped the same way (whatever its `replace` and `targets` say, its steps
-                // must be the fresh plan's).
-                let fresh = session::shape(
-                    session::build_plan(desired, &live, file.plan.destroy),
-                    &file.plan.replace,
-                    &file.plan.targets,
-                );
-                let mut fresh = match fresh {
-                    Ok(p) => p,
-                    Err(e) => {
-                        out.error(&format!("{e}; nothing was written"));
-                        return Err(Failure::Reported);
-                    }
-                };
-                if fresh.reshapes_workflow() && !fresh.destroy {
-                    fresh.workflow_graph = Some(crate::render::graph::build(set).mermaid());
-                }
-                if let Some(e) = fresh.errors.first() {
-                    out.error(&format!(
-                        "{}: {}; nothing was written",
-                        e.address, e.message
-                    ));
-                    return Err(Failure::Reported);
-                }
-                let differ = crate::plan::verify::plan_differences(&file.plan, &fresh);
-                if !differ.is_empty() {
-                    return Err(refuse(
-                        "the saved plan is not the plan the manifests and AWS give now",
-                        &differ,
-                    ));
-                }
                 let stop = || lost.load(Ordering::SeqCst);
-                match execute(cloud, &fresh, args.parallelism, &stop, out).await {
-                    Some(report) => finish(cloud, &fresh, &report, &lost, out),
-                    None => Err(Failure::Reported),
+                let saved = Saved {
+                    file,
+                    shown,
+                    desired,
+                    set: Some(set),
+                    parallelism: args.parallelism,
+                    stop: &stop,
+                };
+                let applied = apply_saved(cloud.as_ref(), &saved, ui).await?;
+                match applied {
+                    Reconciled::Applied { plan, report } => {
+                        finish(cloud, &plan, &report, &lost, out)
+                    }
+                    Reconciled::NoChanges(_) | Reconciled::Planned(_) => Ok(Done::Success),
+                    Reconciled::Refused(_) | Reconciled::PlanErrors(_) => Err(Failure::Reported),
                 }
             },
         )

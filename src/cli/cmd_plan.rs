@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 
 use super::exit::{Done, Failure, Outcome};
+use super::output::Terminal;
 use super::output::{Output, error_chain};
-use super::reconcile::{Reconciled, Request, Show, reconcile_once};
 use super::{AwsArgs, PlanFormat, session};
 use crate::plan::FORMAT_VERSION;
 use crate::plan::file::{PlanFile, save};
+use crate::reconcile::{Reconciled, Request, Show, reconcile_once};
 
 /// The arguments of `scar plan`.
 #[derive(Debug, clap::Args)]
@@ -51,7 +52,7 @@ pub(super) fn run(args: &PlanArgs, aws: &AwsArgs, out: &Output) -> Outcome {
         set: Some(&set),
         destroy: args.destroy,
         allow_empty: args.allow_empty,
-        show: Show::Always(args.format),
+        show: Show::Always,
         apply: None,
         targets: &targets,
         replace: &replace,
@@ -59,7 +60,11 @@ pub(super) fn run(args: &PlanArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     };
     let reconciled = rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
-        reconcile_once(&cloud, &request, out).await
+        let ui = Terminal {
+            out,
+            format: args.format,
+        };
+        reconcile_once(cloud.as_ref(), &request, &ui).await
     })?;
     let (plan, valid) = match reconciled {
         Reconciled::Refused(_) => return Err(Failure::Reported),

@@ -18,10 +18,11 @@ use tokio::sync::mpsc;
 use super::cmd_apply::print_outputs;
 use super::exit::{Done, Outcome};
 use super::output::Output;
-use super::reconcile::{Apply, Reconciled, Refusal, Request, Show, reconcile_once};
+use super::output::Terminal;
 use super::{AwsArgs, session};
 use crate::aws::AwsCloud;
 use crate::lock::Operation;
+use crate::reconcile::{Apply, Reconciled, Refusal, Request, Show, reconcile_once};
 use crate::watch::git::{Export, GitSource};
 use crate::watch::metrics::{self, Metrics};
 use crate::watch::{Event, Ran, Reason, Runner, Timing, serve, watch, webhook};
@@ -539,7 +540,11 @@ impl WatchRunner<'_> {
                     replace: &[],
                     refresh_only: false,
                 };
-                reconcile_once(cloud_ref, &request, out).await
+                let ui = Terminal {
+                    out,
+                    format: crate::cli::PlanFormat::Text,
+                };
+                Ok(reconcile_once(cloud_ref.as_ref(), &request, &ui).await?)
             },
         )
         .await;
@@ -579,7 +584,7 @@ impl WatchRunner<'_> {
         let end = |text: String, outcome| RunEnd::new(text, Ran::Settled, outcome);
         match reconciled {
             Reconciled::Refused(
-                Refusal::ReadFailed | Refusal::NotConfirmed | Refusal::BadAddress,
+                Refusal::ReadFailed | Refusal::NotConfirmed | Refusal::BadAddress | Refusal::Stale,
             ) => end(
                 "stopped early (see the error above): nothing changed".into(),
                 O::Failed,

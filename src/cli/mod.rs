@@ -22,7 +22,7 @@ mod cmd_watch;
 mod exit;
 pub mod output;
 mod progress;
-mod reconcile;
+
 mod session;
 
 use std::process::ExitCode;

@@ -1,7 +1,7 @@
 //! Output settings: colour (NO_COLOR, terminals, `--color`), logging through tracing, and the
 //! few plain messages every command prints.
 
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Write};
 
 use super::{ColorChoice, LogFormat, PlanFormat};
 use crate::diag::Diagnostics;
@@ -140,4 +140,57 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+/// The command line as a reconcile step's [`crate::reconcile::Ui`]: plans printed to stdout in
+/// the format asked for, errors and warnings on stderr, confirmation asked on the terminal,
+/// progress as lines.
+pub(super) struct Terminal<'a> {
+    /// Where and how to write.
+    pub out: &'a Output,
+    /// The format plans are shown in.
+    pub format: PlanFormat,
+}
+
+impl crate::reconcile::Ui for Terminal<'_> {
+    fn show(&self, plan: &Plan) -> std::io::Result<()> {
+        print_plan(plan, self.format, self.out)
+    }
+
+    fn confirm(&self, plan: &Plan) -> bool {
+        if !std::io::stdin().is_terminal() {
+            self.out.error("no terminal to confirm on: pass --auto-approve to apply without asking (nothing was changed)");
+            return false;
+        }
+        let verb = if plan.destroy { "destroy" } else { "perform" };
+        print!(
+            "\nDo you want to {verb} these actions in stack `{}`?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ",
+            plan.stack
+        );
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if answer.trim() == "yes" {
+            true
+        } else {
+            self.out.error("apply cancelled; nothing was changed");
+            false
+        }
+    }
+
+    fn error(&self, message: &str) {
+        self.out.error(message);
+    }
+
+    fn warn(&self, message: &str) {
+        self.out.warn(message);
+    }
+
+    fn line(&self, text: &str) {
+        eprintln!("{text}");
+    }
+
+    fn progress(&self) -> &dyn crate::apply::Progress {
+        &super::progress::Lines
+    }
 }

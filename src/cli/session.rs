@@ -2,7 +2,6 @@
 //! read live state, and build the plan.
 
 use std::future::Future;
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -17,9 +16,7 @@ use crate::lock::Operation;
 use crate::manifest::TrustRoot;
 use crate::manifest::check::{validate_dir, validate_dir_in};
 use crate::manifest::trust::Source;
-use crate::model::live::{LiveState, Owner};
-use crate::model::{DesiredGraph, ResourceKind};
-use crate::plan::Plan;
+use crate::model::DesiredGraph;
 
 /// The trust root `--root` (or `SCAR_ROOT`) names, set once by `main`.
 static ROOT: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
@@ -246,25 +243,6 @@ fn parse_addresses(flag: &str, given: &[String]) -> Result<Vec<crate::model::Add
         .collect()
 }
 
-/// A fresh plan forced (`--replace`) and narrowed (`--target`) as asked: the one place both
-/// a plan being made and a saved plan's re-derivation go through, so they cannot differ.
-///
-/// # Errors
-/// An address the plan cannot take (printed by the caller).
-pub(super) fn shape(
-    mut plan: crate::plan::Plan,
-    replace: &[crate::model::Address],
-    targets: &[crate::model::Address],
-) -> Result<crate::plan::Plan, String> {
-    if !replace.is_empty() {
-        plan = crate::plan::target::replace(plan, replace)?;
-    }
-    if !targets.is_empty() {
-        plan = crate::plan::target::narrow(plan, targets)?;
-    }
-    Ok(plan)
-}
-
 /// How often a waiting run tries the lock again.
 const LOCK_RETRY: Duration = Duration::from_secs(2);
 
@@ -338,98 +316,8 @@ fn humanize(d: Duration) -> String {
     }
 }
 
-/// Builds the plan of `desired` against `live`, then checks what the plan's own machine must
-/// bring to apply it: an image to assemble needs a supervisor for its architecture. Missing
-/// one is a plan error, so nothing is written rather than failing halfway.
-pub(super) fn build_plan(desired: &DesiredGraph, live: &LiveState, destroy: bool) -> Plan {
-    let mut plan = crate::plan::build(desired, live, destroy);
-    let missing = missing_supervisors(&plan);
-    plan.errors.extend(missing);
-    plan
-}
-
-/// The images `plan` assembles for which this machine has no supervisor.
-pub(super) fn missing_supervisors(plan: &Plan) -> Vec<crate::plan::PlanError> {
-    let mut missing = Vec::new();
-    for step in plan.changes() {
-        if step.address.kind != ResourceKind::FunctionImage
-            || step.action == crate::plan::Action::Delete
-        {
-            continue;
-        }
-        let named = step
-            .after
-            .as_ref()
-            .and_then(|a| a.get("architecture"))
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("amd64");
-        let found = crate::image::Arch::from_oci(named)
-            .ok_or_else(|| format!("scar builds no images for the architecture `{named}`"))
-            .and_then(crate::image::supervisor::find);
-        if let Err(e) = found {
-            missing.push(crate::plan::PlanError {
-                address: step.address.clone(),
-                message: e,
-                hint: Some("scar puts its supervisor into every image it assembles; install the scar release that ships it, or mark the function `prebuilt: true` with an image that has one".into()),
-            });
-        }
-    }
-    missing
-}
-
 /// Reports a failed AWS read or write.
 pub(super) fn cloud_failed(out: &Output, what: &str, e: &CloudError) -> Failure {
     out.error(&format!("{what}: {e}"));
     Failure::Reported
-}
-
-/// Refuses a plan that would delete every function of a stack that has some, unless allowed:
-/// an emptied directory is more often a mistake than an intent.
-pub(super) fn check_empty(
-    desired: &DesiredGraph,
-    live: &LiveState,
-    allow: bool,
-    out: &Output,
-) -> Result<(), Failure> {
-    let wants = desired
-        .resources
-        .iter()
-        .any(|r| r.address.kind == ResourceKind::Function);
-    let owns = live
-        .resources
-        .iter()
-        .any(|(a, r)| a.kind == ResourceKind::Function && r.owner == Owner::ThisStack);
-    if !wants && owns && !allow {
-        out.error(&format!(
-            "the manifests of stack `{}` name no function, and applying would delete all of the stack's functions; pass --allow-empty if that is what you want (or use `scar destroy`)",
-            desired.stack
-        ));
-        return Err(Failure::Reported);
-    }
-    Ok(())
-}
-
-/// Asks for confirmation on a terminal; refuses without one.
-pub(super) fn confirm(plan: &Plan, auto_approve: bool, out: &Output) -> Result<(), Failure> {
-    if auto_approve {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        out.error("no terminal to confirm on: pass --auto-approve to apply without asking (nothing was changed)");
-        return Err(Failure::Reported);
-    }
-    let verb = if plan.destroy { "destroy" } else { "perform" };
-    print!(
-        "\nDo you want to {verb} these actions in stack `{}`?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ",
-        plan.stack
-    );
-    let _ = std::io::stdout().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    if answer.trim() == "yes" {
-        Ok(())
-    } else {
-        out.error("apply cancelled; nothing was changed");
-        Err(Failure::Reported)
-    }
 }

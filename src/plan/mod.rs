@@ -7,6 +7,7 @@
 mod build;
 pub mod file;
 mod order;
+pub mod prepare;
 pub mod target;
 pub mod verify;
 

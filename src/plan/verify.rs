@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::{Action, Plan, Step};
 use crate::model::DesiredGraph;
+use crate::model::live::LiveState;
 
 /// Where a plan's displayed changes (`changes[]`, what `scar show` renders) are not those of
 /// its attributes (`before`/`after`, what apply writes); empty when they agree.
@@ -182,4 +183,124 @@ pub fn plan_differences(saved: &Plan, fresh: &Plan) -> Vec<String> {
         out.push("the workflow graph differs".into());
     }
     out
+}
+/// Stale saved plans: a plan records the fingerprint of each live resource it read (Lambda
+/// RevisionId, a hash of a notification entry); if any moved, or a resource the plan would
+/// create now exists, or one it would change is gone, the plan is refused whole.
+/// Why the plan no longer matches AWS; empty when it still does.
+#[must_use]
+pub fn stale_reasons(plan: &Plan, live: &LiveState) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in plan.changes() {
+        let now = live.get(&s.address);
+        match (s.action, now) {
+            (Action::Create, Some(_)) => out.push(format!("{} now exists", s.address)),
+            (Action::Create, None) => {}
+            (_, None) => out.push(format!("{} no longer exists", s.address)),
+            (_, Some(l)) => {
+                if s.expected_fingerprint.is_some() && l.fingerprint != s.expected_fingerprint {
+                    out.push(format!(
+                        "{} changed since the plan was made ({} -> {})",
+                        s.address,
+                        s.expected_fingerprint.as_deref().unwrap_or("-"),
+                        l.fingerprint.as_deref().unwrap_or("-")
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What is known when a saved plan is judged: each stage of `scar apply FILE` knows more (the
+/// file alone; then the manifests it names; then AWS, and the plan they give now).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Now<'a> {
+    /// The desired graph of the manifests the plan names, as they are now.
+    pub desired: Option<&'a DesiredGraph>,
+    /// Live state, read now.
+    pub live: Option<&'a LiveState>,
+    /// The plan the manifests and AWS give now, shaped as the saved one was.
+    pub fresh: Option<&'a Plan>,
+}
+
+/// The verdict on a saved plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing refuses it (as far as what is known tells).
+    Go,
+    /// The saved plan has nothing to do.
+    NothingToDo,
+    /// Refused: what is wrong, and each difference found.
+    Refuse {
+        /// The sentence.
+        what: String,
+        /// The differences, one per line.
+        reasons: Vec<String>,
+    },
+}
+
+/// The one verdict on the saved plan `file`, as far as `now` tells, in the order `scar apply
+/// FILE` learns things: the file's listed changes must be those of its own attributes and it
+/// must have no errors; the manifests must give the desired graph it was made from; nothing
+/// it read in AWS may have moved; and the plan made afresh must have no errors and be the
+/// saved one, step for step. `shown` names the file in messages. A refusal with reasons is
+/// said as "WHAT (N differences above); nothing was written"; one without, as WHAT alone.
+#[must_use]
+pub fn saved(file: &super::file::PlanFile, shown: &str, now: &Now<'_>) -> Verdict {
+    let saved = &file.plan;
+    let refuse = |what: String, reasons: Vec<String>| Verdict::Refuse { what, reasons };
+    let consistency = inconsistencies(saved);
+    if !consistency.is_empty() {
+        return refuse(
+            format!("{shown} was edited: its listed changes are not what it would write"),
+            consistency,
+        );
+    }
+    if !saved.errors.is_empty() {
+        return refuse(
+            "the saved plan has errors and cannot be applied".into(),
+            Vec::new(),
+        );
+    }
+    if !saved.has_changes() {
+        return Verdict::NothingToDo;
+    }
+    if let Some(desired) = now.desired {
+        let changed = desired_differences(&file.desired, desired);
+        if !changed.is_empty() {
+            return refuse(
+                format!(
+                    "the saved plan was not made from the manifests in {} as they are now",
+                    file.dir
+                ),
+                changed,
+            );
+        }
+    }
+    if let Some(live) = now.live {
+        let stale = stale_reasons(saved, live);
+        if !stale.is_empty() {
+            return refuse(
+                "the saved plan is stale: AWS changed since it was made".into(),
+                stale,
+            );
+        }
+    }
+    if let Some(fresh) = now.fresh {
+        if let Some(e) = fresh.errors.first() {
+            return refuse(
+                format!("{}: {}; nothing was written", e.address, e.message),
+                Vec::new(),
+            );
+        }
+        let differ = plan_differences(saved, fresh);
+        if !differ.is_empty() {
+            return refuse(
+                "the saved plan is not the plan the manifests and AWS give now".into(),
+                differ,
+            );
+        }
+    }
+    Verdict::Go
 }
