@@ -19,10 +19,23 @@ pub struct Moto {
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on loopback")
+    // The kernel may hand a port just released to the next caller: two servers started at
+    // once by two tests would then share one (the second fails to bind, and its test talks to
+    // the first's). A port is handed out once per test process.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port on loopback");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 fn server_binary() -> PathBuf {
@@ -59,8 +72,13 @@ impl Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
+        let mut moto = moto;
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
+            // Another process on the port would answer for a server that could not bind it.
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!("moto_server on port {port} ended at start ({status})");
+            }
             if http_get(port, "/moto-api/").is_some() {
                 return moto;
             }
