@@ -637,6 +637,65 @@ pub mod id {
 mod tests {
     use super::*;
 
+    /// The field names serde knows for `T`, asked through a deserializer that only listens.
+    fn names<T: for<'de> Deserialize<'de>>() -> Vec<&'static str> {
+        use serde::de::value::Error;
+        struct Listen(Vec<&'static str>);
+        impl<'de> serde::Deserializer<'de> for &mut Listen {
+            type Error = Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+                Err(serde::de::Error::custom("only listening"))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Error> {
+                self.0 = fields.to_vec();
+                Err(serde::de::Error::custom("only listening"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+                identifier ignored_any
+            }
+        }
+        let mut listen = Listen(Vec::new());
+        let _ = T::deserialize(&mut listen);
+        listen.0
+    }
+
+    #[test]
+    fn every_replace_and_unread_name_is_a_field_of_its_kind() {
+        for kind in ResourceKind::ALL {
+            let known = match kind {
+                ResourceKind::Function => names::<FunctionAttrs>(),
+                ResourceKind::LogGroup => names::<LogGroupAttrs>(),
+                ResourceKind::Bucket => names::<BucketAttrs>(),
+                ResourceKind::IamRole => names::<RoleAttrs>(),
+                ResourceKind::LambdaPermission => names::<PermissionAttrs>(),
+                ResourceKind::S3Trigger => names::<TriggerAttrs>(),
+                ResourceKind::HttpApi => names::<ApiAttrs>(),
+                ResourceKind::BatchComputeEnvironment => names::<ComputeEnvAttrs>(),
+                ResourceKind::BatchJobQueue => names::<JobQueueAttrs>(),
+                ResourceKind::BatchJobDefinition => names::<JobDefinitionAttrs>(),
+                ResourceKind::ImageRepository => names::<RepositoryAttrs>(),
+                ResourceKind::FunctionImage => names::<ImageAttrs>(),
+            };
+            assert!(!known.is_empty(), "{kind:?}: no fields heard");
+            let (replace, unread) = fields(kind);
+            for f in replace.iter().chain(unread) {
+                assert!(
+                    known.contains(f),
+                    "{kind:?} lists `{f}`, which is none of {known:?}"
+                );
+            }
+        }
+        // The listener hears what it should.
+        assert!(names::<LogGroupAttrs>().contains(&"retention_days"));
+    }
+
     /// `v` with every reference (`{"$ref": ...}`) to another resource replaced by a string,
     /// as apply resolves them; a reference to `own` (the resource itself) stays, as in apply.
     fn resolved(v: &Value, own: &str) -> Value {
