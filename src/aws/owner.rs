@@ -13,7 +13,7 @@ use crate::manifest::names;
 use crate::model::attrs::id;
 use crate::model::live::Owner;
 use crate::model::{ResourceKind, http};
-use crate::plan::{Action, Reason, Step};
+use crate::plan::{Action, Step};
 
 fn refused(step: &Step, stack: &str, owner: &Owner) -> CloudError {
     let whose = match owner {
@@ -60,7 +60,7 @@ impl AwsCloud {
                 let function = self.function_owner(stack, &step.address.name).await?;
                 if function == Owner::ThisStack {
                     Owner::ThisStack
-                } else if step.reason == Some(Reason::AdoptCreatedByAws) {
+                } else if step.adopts {
                     // Taken over only for a function of the stack: that is what made it.
                     function
                 } else {

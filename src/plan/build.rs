@@ -93,6 +93,7 @@ pub fn build(desired: &DesiredGraph, live: &LiveState, destroy: bool) -> Plan {
             expected_fingerprint: l.fingerprint.clone(),
             applied: None,
             covered_by: None,
+            adopts: false,
         });
     }
     cover_permissions(&mut steps);
@@ -146,7 +147,6 @@ fn desired_step(
     let step = |action, reason, cause, changes, before: Option<&LiveResource>| Step {
         address: address.clone(),
         action,
-        reason,
         cause,
         changes,
         before: before.map(|l| l.attrs.clone()),
@@ -156,6 +156,8 @@ fn desired_step(
         expected_fingerprint: before.and_then(|l| l.fingerprint.clone()),
         applied: d.attrs.contains_key("tags").then(|| applied_hash(d)),
         covered_by: None,
+        adopts: matches!(reason, Some(Reason::AdoptCreatedByAws)),
+        reason,
     };
     let Some(l) = live.get(address) else {
         let changes = after

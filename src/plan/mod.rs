@@ -142,6 +142,11 @@ pub struct Step {
     /// statements go with the function): shown, but no call is made for it.
     #[serde(default)]
     pub covered_by: Option<Address>,
+    /// The step takes over a resource the stack did not make but owns by what made it (the
+    /// log group Lambda created for one of the stack's functions): its owner is checked
+    /// through that function.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopts: bool,
 }
 
 /// A problem that makes the plan impossible to apply.
@@ -238,6 +243,7 @@ impl Step {
             expected_fingerprint: None,
             applied: None,
             covered_by: None,
+            adopts: false,
         }
     }
 
