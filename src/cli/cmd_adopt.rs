@@ -94,7 +94,10 @@ pub(super) fn run(args: &AdoptArgs, aws: &AwsArgs, out: &Output) -> Outcome {
             }
         }
         let scar4 = scar4_marks(&current.attrs);
-        let zip = current.attrs.get("package_type").and_then(serde_json::Value::as_str) == Some("Zip");
+        let zip = {
+            use crate::model::attrs::Attrs as _;
+            crate::model::attrs::id::Packaged::read(&current.attrs).is_ok_and(|p| p.is_zip())
+        };
         if address.kind == crate::model::ResourceKind::Function && !scar4.is_empty() {
             println!(
                 "{address} was deployed by SCAR 4.x ({}). Adopting it also takes over its S3 notification entries: SCAR's (s3:ObjectCreated:* with at most a prefix) are replaced by the stack's, in the same write; entries other tools wrote for it are kept.",

@@ -282,9 +282,13 @@ pub(super) fn print_outputs(cloud: &AwsCloud, plan: &Plan) {
         .collect();
     let mut lines = Vec::new();
     for s in apis {
-        let url = cloud
-            .created_output(&s.address, "url")
-            .or_else(|| s.after.as_ref().and_then(|a| a.get("url").cloned()));
+        let url = cloud.created_output(&s.address, "url").or_else(|| {
+            use crate::model::attrs::Attrs as _;
+            let after = s.after.as_ref()?;
+            crate::model::attrs::ApiAttrs::from_attrs(&s.address, after)
+                .ok()
+                .map(|a| a.url)
+        });
         if let Some(url) = url.as_ref().and_then(|u| u.as_str()) {
             lines.push(format!("  {} url = {url}", s.address));
         }

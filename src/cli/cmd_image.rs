@@ -65,7 +65,10 @@ pub(super) fn config(args: &ConfigArgs, out: &Output) -> Outcome {
     let (set, _, _) = super::cmd_ops::load_function(dir, name, out)?;
     match planned_image(&set, name) {
         Ok(image) => {
-            let config = image.attrs.get("config").cloned().unwrap_or_default();
+            use crate::model::attrs::Attrs as _;
+            let config = crate::model::attrs::ImageAttrs::from_attrs(&image.address, &image.attrs)
+                .map(|i| i.config)
+                .map_err(|e| Failure::Message(e.to_string()))?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&config).unwrap_or_default()

@@ -623,7 +623,36 @@ pub mod id {
         pub script: String,
     }
 
+    /// Where a resource lives, and whether it is empty (a bucket as read).
+    #[derive(Debug, Clone, Default, Deserialize)]
+    pub struct Located {
+        /// Its region (`""`: not known).
+        #[serde(default)]
+        pub region: String,
+        /// Whether it holds nothing (a bucket; not known: not empty).
+        #[serde(default)]
+        pub empty: Option<bool>,
+    }
+
+    /// How a function's code is packaged (`Zip`: SCAR 4.x's; not read: an image).
+    #[derive(Debug, Clone, Default, Deserialize)]
+    pub struct Packaged {
+        /// `Image` or `Zip`.
+        #[serde(default)]
+        pub package_type: Option<String>,
+    }
+
+    impl Packaged {
+        /// True for a zip function.
+        #[must_use]
+        pub fn is_zip(&self) -> bool {
+            self.package_type.as_deref() == Some("Zip")
+        }
+    }
+
     impl Attrs for Named {}
+    impl Attrs for Located {}
+    impl Attrs for Packaged {}
     impl Attrs for Tagged {}
     impl Attrs for Statement {}
     impl Attrs for Trigger {}

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 use super::{Action, Cause, FieldChange, Plan, PlanError, Reason, Step};
+use crate::model::attrs::{Attrs as _, id};
 use crate::model::live::{LiveResource, LiveState, Owner};
 use crate::model::{
     Address, DesiredGraph, DesiredResource, Reference, ResourceKind, replace_fields, short_hash,
@@ -61,7 +62,7 @@ pub fn build(desired: &DesiredGraph, live: &LiveState, destroy: bool) -> Plan {
             continue;
         }
         if address.kind == ResourceKind::Bucket {
-            let empty = l.attrs.get("empty").and_then(Value::as_bool) == Some(true);
+            let empty = id::Located::read(&l.attrs).is_ok_and(|b| b.empty == Some(true));
             if destroy || !desired.delete_empty_buckets {
                 notes.push(format!("{address} is kept: scar never deletes bucket data unless the stack's deletionPolicy is DeleteIfEmpty"));
                 continue;
@@ -234,11 +235,8 @@ fn desired_step(
         return Some(step(Action::NoOp, None, Cause::Manifest, changes, Some(l)));
     }
     let replace = changes.iter().any(|c| c.forces_replacement);
-    let applied = l
-        .attrs
-        .get("tags")
-        .and_then(|t| t.get(APPLIED_TAG))
-        .and_then(Value::as_str);
+    let recorded = id::Tagged::read(&l.attrs).unwrap_or_default();
+    let applied = recorded.tags.get(APPLIED_TAG).map(String::as_str);
     // A field waiting on another resource's change (an image being built) is that change's
     // doing, not drift.
     let cause = if applied == Some(applied_hash(d).as_str())
@@ -364,13 +362,11 @@ fn cover_permissions(steps: &mut [Step]) {
         if s.action != Action::Delete || s.address.kind != ResourceKind::LambdaPermission {
             continue;
         }
-        let function = s
-            .before
-            .as_ref()
-            .and_then(|b| b.get("function"))
-            .and_then(Value::as_str);
-        if let Some(f) = function.filter(|f| deleted.contains(*f)) {
-            s.covered_by = Some(Address::new(ResourceKind::Function, f));
+        let statement = s.before.as_ref().map(id::Statement::read);
+        if let Some(Ok(p)) = statement
+            && deleted.contains(&p.function)
+        {
+            s.covered_by = Some(Address::new(ResourceKind::Function, p.function));
         }
     }
 }
@@ -381,8 +377,12 @@ fn region_check(
     l: &LiveResource,
     errors: &mut Vec<PlanError>,
 ) -> bool {
-    match (after.get("region"), l.attrs.get("region")) {
-        (Some(want), Some(have)) if want != have => {
+    let (want, have) = (
+        id::Located::read(after).unwrap_or_default().region,
+        id::Located::read(&l.attrs).unwrap_or_default().region,
+    );
+    match (want.as_str(), have.as_str()) {
+        (want, have) if !want.is_empty() && !have.is_empty() && want != have => {
             errors.push(PlanError {
                 address: address.clone(),
                 message: format!("exists in region {have}, but the stack is in {want}"),
@@ -463,7 +463,7 @@ pub(super) fn diff(
     // A zip function (SCAR 4.x's) becomes an image function: only a replacement does that.
     let zip = (kind == ResourceKind::Function
         && !after.contains_key("package_type")
-        && before.get("package_type").and_then(Value::as_str) == Some("Zip"))
+        && id::Packaged::read(before).is_ok_and(|p| p.is_zip()))
     .then(|| FieldChange {
         field: "package_type".into(),
         before: Some(Value::String("Zip".into())),
