@@ -263,11 +263,14 @@ impl Step {
 /// `deletionProtection: true` writes on a function).
 #[must_use]
 pub fn protected(before: Option<&Map<String, Value>>) -> bool {
+    use crate::model::attrs::Attrs as _;
     before
-        .and_then(|b| b.get("tags"))
-        .and_then(|t| t.get(crate::model::tags::DELETION_PROTECTION))
-        .and_then(Value::as_str)
-        == Some("true")
+        .and_then(|b| crate::model::attrs::id::Tagged::read(b).ok())
+        .is_some_and(|t| {
+            t.tags
+                .get(crate::model::tags::DELETION_PROTECTION)
+                .is_some_and(|v| v == "true")
+        })
 }
 
 /// The plan error for a step that would `what` (delete, replace) a protected resource.
