@@ -536,3 +536,31 @@ impl AwsCloud {
         Ok(record)
     }
 }
+impl crate::reconcile::lock::Locker for Arc<AwsCloud> {
+    type Held = HeldLock;
+
+    async fn lock(
+        &self,
+        stack: &str,
+        operation: Operation,
+        lease: Duration,
+    ) -> Result<HeldLock, crate::reconcile::lock::Taken> {
+        use crate::reconcile::lock::Taken;
+        match AwsCloud::lock(self, stack, operation, lease).await {
+            Ok(h) => {
+                tracing::debug!(lock = h.record.id, "lock record written");
+                Ok(h)
+            }
+            Err(LockError::Held(r)) => Err(Taken::Held(r)),
+            Err(LockError::Cloud(e)) => Err(Taken::Failed(e)),
+        }
+    }
+
+    fn lost(held: &HeldLock) -> Arc<AtomicBool> {
+        held.lost.clone()
+    }
+
+    async fn release(&self, held: HeldLock) {
+        AwsCloud::release(self, held).await;
+    }
+}

@@ -1,6 +1,5 @@
-//! `scar watch DIR`: apply on every change of the manifest directory (or every new commit of a
-//! followed Git branch) and every interval; optionally a monitoring endpoint, webhook
-//! notifications and a pause switch (the watcher as a controller).
+//! `scar watch DIR`: the controller (`crate::watch::controller`) run with the command line's
+//! arguments, its manifests loaded and its plans shown as the other commands do.
 //!
 //! Each run validates (invalid manifests change nothing, and watching goes on), takes the
 //! stack's lock, plans, refuses deletes above `--max-deletes` (and deleting every function
@@ -8,24 +7,17 @@
 //! in flight finish, release the lock and exit 0.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use notify::Watcher as _;
-use tokio::sync::mpsc;
-
-use super::cmd_apply::print_outputs;
-use super::exit::{Done, Outcome};
-use super::output::Output;
-use super::output::Terminal;
-use super::{AwsArgs, session};
+use super::exit::{Done, Failure, Outcome};
+use super::output::{Output, Terminal};
+use super::{AwsArgs, PlanFormat, session};
 use crate::aws::AwsCloud;
-use crate::lock::Operation;
-use crate::reconcile::{Apply, Reconciled, Refusal, Request, Show, reconcile_once};
-use crate::watch::git::{Export, GitSource};
-use crate::watch::metrics::{self, Metrics};
-use crate::watch::{Event, Ran, Reason, Runner, Timing, serve, watch, webhook};
+use crate::model::DesiredGraph;
+use crate::plan::Plan;
+use crate::watch::controller::{self, Config, Host};
+use crate::watch::git::GitSource;
 
 /// The arguments of `scar watch`.
 #[derive(Debug, clap::Args)]
@@ -94,37 +86,15 @@ impl WatchArgs {
     }
 }
 
-/// True for files whose change should start a run: not editor swap or backup files, not
-/// anything under a hidden directory.
-fn relevant(path: &Path, roots: &[PathBuf]) -> bool {
-    let rel = roots
-        .iter()
-        .find_map(|r| path.strip_prefix(r).ok())
-        .unwrap_or(path);
-    let hidden = rel
-        .components()
-        .any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
-    let name = rel
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    !hidden
-        && !name.ends_with('~')
-        && !name.ends_with(".swp")
-        && !name.ends_with(".swx")
-        && name != "4913"
-}
-
 pub(super) fn run(args: &WatchArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     let source = match &args.git {
         Some(url) => {
             let cache = crate::cache::dir()
                 .ok_or("no cache folder for the Git mirror: set SCAR_CACHE_DIR, XDG_CACHE_HOME or HOME")
-                .map_err(|e| super::exit::Failure::Message(e.into()))?;
-            let s =
-                GitSource::new(url, &args.branch, &cache).map_err(super::exit::Failure::Message)?;
+                .map_err(|e| Failure::Message(e.into()))?;
+            let s = GitSource::new(url, &args.branch, &cache).map_err(Failure::Message)?;
             if args.dir.is_absolute() {
-                return Err(super::exit::Failure::Message(format!(
+                return Err(Failure::Message(format!(
                     "with --git, DIR is a path inside the repository, such as manifests/wordcount; `{}` is absolute",
                     args.dir.display()
                 )));
@@ -133,538 +103,68 @@ pub(super) fn run(args: &WatchArgs, aws: &AwsArgs, out: &Output) -> Outcome {
         }
         None => None,
     };
+    let config = Config {
+        dir: args.dir.clone(),
+        interval: args.interval(),
+        debounce: args.debounce,
+        dry_run: args.dry_run,
+        allow_empty: args.allow_empty,
+        max_deletes: args.max_deletes,
+        parallelism: usize::from(args.parallelism),
+        listen: args.listen,
+        source,
+        poll: args.poll,
+        notify: args.notify.clone(),
+        pause_file: args.pause_file.clone(),
+    };
+    let host = CommandLine {
+        aws,
+        ui: Terminal {
+            out,
+            format: PlanFormat::Text,
+        },
+    };
     let rt = session::runtime()?;
-    rt.block_on(async {
-        let (tx, mut rx) = mpsc::channel::<Event>(1024);
-        let metrics = Arc::new(Mutex::new(Metrics::default()));
-        let _server = match args.listen {
-            Some(addr) => {
-                let (bound, task) = serve::start(addr, metrics.clone())
-                    .await
-                    .map_err(|e| std::io::Error::new(e.kind(), format!("--listen {addr}: {e}")))?;
-                println!("[watch] serving /healthz and /metrics on http://{bound}");
-                Some(AbortOnDrop(task))
-            }
-            None => None,
-        };
-        // The folder's watcher, or the Git poller: either says "something changed".
-        let (_watcher, _poller) = match &source {
-            None => (Some(watch_files(&args.dir, tx.clone())?), None),
-            Some(s) => {
-                // Fetched once before the poller starts, so that it knows the commit the
-                // first run applies (a failure here is the first run's to report).
-                let _ = s.fetch().await;
-                let poller =
-                    tokio::spawn(poll_git(s.clone(), args.poll, tx.clone(), metrics.clone()));
-                (None, Some(AbortOnDrop(poller)))
-            }
-        };
-        let stop = Arc::new(AtomicBool::new(false));
-        let paused = Arc::new(AtomicBool::new(false));
-        tokio::spawn(stop_on_signal(stop.clone(), tx.clone()));
-        tokio::spawn(pause_on_signal(paused.clone(), tx));
-        let what = match &source {
-            Some(s) => format!(
-                "{} in {} (branch {}, fetched every {:?})",
-                args.dir.display(),
-                s.shown_url(),
-                s.branch(),
-                args.poll
-            ),
-            None => args.dir.display().to_string(),
-        };
-        println!(
-            "[watch] watching {what} (debounce {:?}, interval {}){}",
-            args.debounce,
-            args.interval()
-                .map_or_else(|| "off".to_owned(), |i| format!("{i:?}")),
-            if args.dry_run { ", dry run" } else { "" }
-        );
-        let mut runner = WatchRunner {
-            args,
-            aws,
-            out,
-            dir: args.dir.to_path_buf(),
-            stop,
-            paused,
-            cloud: None,
-            n: 0,
-            metrics,
-            source,
-        };
-        let timing = Timing {
-            debounce: args.debounce,
-            interval: args.interval(),
-        };
-        let runs = watch(&mut rx, timing, &mut runner).await;
-        println!("[watch] stopped after {runs} runs");
-        tracing::info!(runs, "watch stopped");
-        Ok(Done::Success)
-    })
+    let runs = rt.block_on(controller::run(&config, &host))?;
+    println!("[watch] stopped after {runs} runs");
+    tracing::info!(runs, "watch stopped");
+    Ok(Done::Success)
 }
 
-/// A task that ends when this is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Watches the stack directory (and an overlay's bases) for changes.
-fn watch_files(dir: &Path, tx: mpsc::Sender<Event>) -> std::io::Result<notify::RecommendedWatcher> {
-    let root = std::fs::canonicalize(dir)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
-    // An overlay's bases are followed too: an edit there changes this environment.
-    let mut roots = session::validate(dir).0.roots;
-    roots.retain(|r| r != &root);
-    roots.insert(0, root);
-    let watched = roots.clone();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if let Ok(e) = res
-            && !matches!(e.kind, notify::EventKind::Access(_))
-            && e.paths.iter().any(|p| relevant(p, &watched))
-        {
-            // A full channel already means "something changed".
-            let _ = tx.try_send(Event::FileChanged);
-        }
-    })
-    .map_err(std::io::Error::other)?;
-    for r in &roots {
-        watcher
-            .watch(r, notify::RecursiveMode::Recursive)
-            .map_err(std::io::Error::other)?;
-    }
-    Ok(watcher)
-}
-
-/// Fetches the remote every `every`; a new commit on the branch is a change. The first fetch
-/// is made before this starts; failures are logged, counted (and make the watcher unhealthy)
-/// and tried again at the next poll.
-async fn poll_git(
-    source: GitSource,
-    every: Duration,
-    tx: mpsc::Sender<Event>,
-    metrics: Arc<Mutex<Metrics>>,
-) {
-    let mut last = source.head().await.ok();
-    loop {
-        tokio::time::sleep(every).await;
-        let fetched = source.fetch().await;
-        if let Ok(mut m) = metrics.lock() {
-            m.fetched(fetched.is_ok());
-        }
-        match fetched {
-            Ok(commit) if last.as_deref() != Some(commit.as_str()) => {
-                tracing::info!(commit, "the branch moved");
-                last = Some(commit);
-                let _ = tx.try_send(Event::FileChanged);
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "fetching the Git remote failed"),
-        }
-    }
-}
-
-/// SIGUSR1 pauses, SIGUSR2 resumes (and starts a run).
-async fn pause_on_signal(paused: Arc<AtomicBool>, tx: mpsc::Sender<Event>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut pause), Ok(mut resume)) = (
-            signal(SignalKind::user_defined1()),
-            signal(SignalKind::user_defined2()),
-        ) else {
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = pause.recv() => {
-                    paused.store(true, Ordering::SeqCst);
-                    println!("[watch] paused (SIGUSR1): runs are skipped until SIGUSR2");
-                }
-                _ = resume.recv() => {
-                    paused.store(false, Ordering::SeqCst);
-                    println!("[watch] resumed (SIGUSR2)");
-                    let _ = tx.try_send(Event::FileChanged);
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (paused, tx);
-    }
-}
-
-async fn stop_on_signal(stop: Arc<AtomicBool>, tx: mpsc::Sender<Event>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    println!("[watch] stopping: the step in flight finishes, then the lock is released");
-    tracing::info!("stop signal received");
-    stop.store(true, Ordering::SeqCst);
-    let _ = tx.send(Event::Stop).await;
-}
-
-struct WatchRunner<'a> {
-    args: &'a WatchArgs,
+/// The command line as the controller's host.
+struct CommandLine<'a> {
     aws: &'a AwsArgs,
-    out: &'a Output,
-    dir: PathBuf,
-    stop: Arc<AtomicBool>,
-    /// Set by SIGUSR1, cleared by SIGUSR2.
-    paused: Arc<AtomicBool>,
-    /// Connected on the first valid run; again when the stack's region changes.
-    cloud: Option<(String, Arc<AwsCloud>)>,
-    n: usize,
-    metrics: Arc<Mutex<Metrics>>,
-    /// The Git remote followed, if any.
-    source: Option<GitSource>,
+    ui: Terminal<'a>,
 }
 
-/// How one run ended.
-struct RunEnd {
-    /// The log line's words.
-    text: String,
-    /// For scheduling.
-    ran: Ran,
-    /// For the metrics and notifications.
-    outcome: metrics::Outcome,
-    /// Resources changed outside scar that the run set back.
-    drift: Vec<String>,
-}
+impl<'a> Host for CommandLine<'a> {
+    type Cloud = AwsCloud;
+    type Ui = Terminal<'a>;
 
-impl RunEnd {
-    fn new(text: impl Into<String>, ran: Ran, outcome: metrics::Outcome) -> RunEnd {
-        RunEnd {
-            text: text.into(),
-            ran,
-            outcome,
-            drift: Vec::new(),
+    fn load(&self, dir: &Path, commit: Option<(&Path, &str)>) -> Option<DesiredGraph> {
+        match commit {
+            Some((tree, c)) => session::load_from_commit(dir, tree, c, self.ui.out).ok(),
+            None => session::load(dir, self.ui.out).ok(),
         }
     }
-}
 
-impl Runner for WatchRunner<'_> {
-    async fn run(&mut self, reason: Reason) -> Ran {
-        self.n += 1;
-        let n = self.n;
-        let started = Instant::now();
-        let paused = self.paused.load(Ordering::SeqCst)
-            || self.args.pause_file.as_deref().is_some_and(Path::exists);
-        if let Ok(mut m) = self.metrics.lock() {
-            m.paused = paused;
-        }
-        let (end, commit) = if paused {
-            let end = RunEnd::new(
-                "skipped: paused (remove the pause file or send SIGUSR2 to resume)",
-                Ran::Settled,
-                metrics::Outcome::Paused,
-            );
-            (end, None)
-        } else {
-            println!("[watch] run {n} started: {}", reason.as_str());
-            tracing::info!(run = n, reason = reason.as_str(), "run started");
-            self.once(n).await
-        };
-        let secs = started.elapsed().as_secs_f64();
-        let at = commit
-            .as_deref()
-            .map(|c| format!(" at commit {}", crate::watch::git::short(c)))
-            .unwrap_or_default();
-        println!("[watch] run {n} {}{at} ({secs:.1}s)", end.text);
-        tracing::info!(
-            run = n,
-            outcome = end.text,
-            result = end.outcome.label(),
-            commit,
-            failed = end.ran == Ran::Failed,
-            secs,
-            "run finished"
-        );
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        let stack = match self.metrics.lock() {
-            Ok(mut m) => {
-                m.record(end.outcome, secs, now, end.drift.len() as u64);
-                if commit.is_some() && end.outcome.success() {
-                    m.commit.clone_from(&commit);
-                }
-                m.stack.clone()
-            }
-            Err(_) => String::new(),
-        };
-        if let Some(url) = &self.args.notify {
-            let mut events = Vec::new();
-            if end.outcome.failing() {
-                events.push(webhook::Kind::Failed);
-            }
-            if !end.drift.is_empty() {
-                events.push(webhook::Kind::DriftCorrected);
-            }
-            for kind in events {
-                let doc = webhook::document(
-                    kind,
-                    &stack,
-                    n,
-                    &end.text,
-                    &end.drift,
-                    commit.as_deref(),
-                    now,
-                );
-                webhook::send(url, &doc).await;
-            }
-        }
-        end.ran
-    }
-}
-
-impl WatchRunner<'_> {
-    /// Following Git: the commit the branch points at (as the poller last fetched it) and its
-    /// files, exported (the mirror's lock held until it is dropped); the stack directory is
-    /// then DIR inside them. `None` when watching a folder.
-    async fn checkout(&mut self) -> Result<Option<(String, Export)>, String> {
-        let Some(source) = &self.source else {
-            return Ok(None);
-        };
-        // The poller keeps the mirror current; a mirror never fetched is fetched here.
-        let commit = match source.head().await {
-            Ok(c) => c,
-            Err(_) => source.fetch().await?,
-        };
-        let export = source.tree(&commit).await?;
-        if !export.left_out.is_empty() {
-            self.out.warn(&format!(
-                "commit {}: links that lead outside the commit's files are left out: {}",
-                crate::watch::git::short(&commit),
-                export.left_out.join(", ")
-            ));
-        }
-        self.dir = export.dir.join(&self.args.dir);
-        Ok(Some((commit, export)))
+    fn roots(&self, dir: &Path) -> Vec<PathBuf> {
+        session::validate(dir).0.roots
     }
 
-    /// One run: how it ended, and the commit it planned (following Git).
-    async fn once(&mut self, n: usize) -> (RunEnd, Option<String>) {
-        let out = self.out;
-        let checkout = match self.checkout().await {
-            Ok(c) => c,
-            Err(e) => {
-                out.error(&format!("reading the Git remote failed: {e}"));
-                let end = RunEnd::new(
-                    "could not read the Git remote: nothing changed",
-                    Ran::Failed,
-                    metrics::Outcome::Failed,
-                );
-                return (end, None);
-            }
-        };
-        // Everything the plan needs is read here (scripts included); the export is let go
-        // (and its lock with it) right after.
-        let (loaded, commit) = match checkout {
-            Some((c, export)) => (
-                session::load_from_commit(&self.dir, &export.dir, &c, out),
-                Some(c),
-            ),
-            None => (session::load(&self.dir, out), None),
-        };
-        let Ok(desired) = loaded else {
-            let end = RunEnd::new(
-                "found invalid manifests: nothing changed, still watching",
-                Ran::Settled,
-                metrics::Outcome::Invalid,
-            );
-            return (end, commit);
-        };
-        if let Ok(mut m) = self.metrics.lock() {
-            m.stack.clone_from(&desired.stack);
-        }
-        let cloud = match &self.cloud {
-            Some((region, c)) if *region == desired.region => c.clone(),
-            _ => {
-                let c = session::connect(self.aws, &desired).await;
-                self.cloud = Some((desired.region.clone(), c.clone()));
-                c
-            }
-        };
-        let args = self.args;
-        let stop = self.stop.clone();
-        let desired = &desired;
-        let cloud_ref = &cloud;
-        let locked = session::locked(
-            cloud_ref,
-            &desired.stack,
-            &self.dir,
-            Operation::Watch,
-            // A run that finds the lock held reports it; the next run tries again.
-            std::time::Duration::ZERO,
-            out,
-            |lost| async move {
-                let halt = || stop.load(Ordering::SeqCst) || lost.load(Ordering::SeqCst);
-                let announce = |plan: &crate::plan::Plan| {
-                    println!(
-                        "[watch] run {n} applying {} changes",
-                        plan.changes().count()
-                    );
-                };
-                let request = Request {
-                    desired,
-                    set: None,
-                    destroy: false,
-                    allow_empty: args.allow_empty,
-                    show: Show::WhenChanged,
-                    apply: Some(Apply {
-                        auto_approve: true,
-                        parallelism: usize::from(args.parallelism),
-                        max_deletes: Some(args.max_deletes),
-                        dry_run: args.dry_run,
-                        stop: &halt,
-                        announce: Some(&announce),
-                    }),
-                    targets: &[],
-                    replace: &[],
-                    refresh_only: false,
-                };
-                let ui = Terminal {
-                    out,
-                    format: crate::cli::PlanFormat::Text,
-                };
-                Ok(reconcile_once(cloud_ref.as_ref(), &request, &ui).await?)
-            },
-        )
-        .await;
-        let reconciled = match locked {
-            Ok(r) => r,
-            Err(super::exit::Failure::LockHeld) => {
-                let end = RunEnd::new(
-                    "found the lock held (see above): nothing changed, the next run tries again",
-                    Ran::Failed,
-                    metrics::Outcome::Locked,
-                );
-                return (end, commit);
-            }
-            // The lock could not be taken, or the plan could not be printed.
-            Err(_) => {
-                let end = RunEnd::new(
-                    "stopped early (see the error above): nothing changed",
-                    Ran::Failed,
-                    metrics::Outcome::Failed,
-                );
-                return (end, commit);
-            }
-        };
-        let ran = if reconciled.should_retry() {
-            Ran::Failed
-        } else {
-            Ran::Settled
-        };
-        let mut end = self.describe(&cloud, reconciled);
-        end.ran = ran;
-        (end, commit)
+    async fn connect(&self, region: &str) -> Arc<AwsCloud> {
+        Arc::new(AwsCloud::connect(&self.aws.settings(), region).await)
     }
 
-    /// How a run that reached AWS ended.
-    fn describe(&self, cloud: &AwsCloud, reconciled: Reconciled) -> RunEnd {
-        use metrics::Outcome as O;
-        let end = |text: String, outcome| RunEnd::new(text, Ran::Settled, outcome);
-        match reconciled {
-            Reconciled::Refused(
-                Refusal::ReadFailed | Refusal::NotConfirmed | Refusal::BadAddress | Refusal::Stale,
-            ) => end(
-                "stopped early (see the error above): nothing changed".into(),
-                O::Failed,
-            ),
-            Reconciled::Refused(Refusal::Empty) => end(
-                "refused to delete every function: nothing changed".into(),
-                O::Refused,
-            ),
-            Reconciled::Refused(Refusal::TooManyDeletes(deletes)) => {
-                self.out.error(&format!(
-                    "the plan deletes {deletes} resources, more than --max-deletes {}: watch mode does not apply it. Review it and run `scar apply {}` by hand, or raise --max-deletes",
-                    self.args.max_deletes,
-                    self.args.dir.display()
-                ));
-                end(
-                    format!("refused {deletes} deletes: nothing changed"),
-                    O::Refused,
-                )
-            }
-            Reconciled::PlanErrors(_) => {
-                end("found plan errors: nothing changed".into(), O::Refused)
-            }
-            Reconciled::NoChanges(_) => end("found no changes".into(), O::NoChanges),
-            Reconciled::Planned(_) => end("planned (dry run): nothing changed".into(), O::Planned),
-            Reconciled::Applied { plan, report } => {
-                let (added, changed, destroyed) = report.counts();
-                if !report.ok() {
-                    for (a, e) in &report.failed {
-                        eprintln!("  failed:  {a}: {e}");
-                    }
-                    return end(
-                        format!(
-                            "failed after {added} added, {changed} changed, {destroyed} destroyed; the next run retries"
-                        ),
-                        O::Failed,
-                    );
-                }
-                if !report.skipped.is_empty() {
-                    return end(
-                        format!(
-                            "stopped after {added} added, {changed} changed, {destroyed} destroyed; {} steps not started, the next run converges",
-                            report.skipped.len()
-                        ),
-                        O::Failed,
-                    );
-                }
-                print_outputs(cloud, &plan);
-                let mut e = end(
-                    format!("applied: {added} added, {changed} changed, {destroyed} destroyed"),
-                    O::Applied,
-                );
-                e.drift = plan
-                    .changes()
-                    .filter(|s| s.cause == crate::plan::Cause::Drift)
-                    .filter(|s| report.done.iter().any(|(a, _)| a == &s.address))
-                    .map(|s| s.address.to_string())
-                    .collect();
-                e
-            }
-        }
+    fn ui(&self) -> &Terminal<'a> {
+        &self.ui
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    fn outputs(&self, cloud: &AwsCloud, plan: &Plan) {
+        super::cmd_apply::print_outputs(cloud, plan);
+    }
 
-    #[test]
-    fn editor_droppings_and_hidden_files_start_no_run() {
-        let root = &[PathBuf::from("/s")][..];
-        assert!(relevant(Path::new("/s/split.yaml"), root));
-        assert!(relevant(Path::new("/s/scripts/run.sh"), root));
-        for p in [
-            "/s/.split.yaml.swp",
-            "/s/split.yaml~",
-            "/s/4913",
-            "/s/.git/index",
-            "/s/x.swx",
-        ] {
-            assert!(!relevant(Path::new(p), root), "{p}");
-        }
+    fn lease(&self) -> Duration {
+        session::lease()
     }
 }

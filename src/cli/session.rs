@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::AwsArgs;
 use super::exit::Failure;
 use super::output::{Output, count};
-use crate::aws::{AwsCloud, LockError};
+use crate::aws::AwsCloud;
 use crate::cloud::CloudError;
 use crate::lock::Operation;
 use crate::manifest::TrustRoot;
@@ -243,13 +243,8 @@ fn parse_addresses(flag: &str, given: &[String]) -> Result<Vec<crate::model::Add
         .collect()
 }
 
-/// How often a waiting run tries the lock again.
-const LOCK_RETRY: Duration = Duration::from_secs(2);
-
-/// Runs `body` holding the stack's lock for `operation`; `body` gets the flag a lost lease
-/// sets (stop starting steps). When someone else holds the lock: waits up to `wait` for it
-/// (saying whom it waits for), then says who, what, since when and how to break it, and exits
-/// 1 having written nothing.
+/// Runs `body` holding the stack's lock for `operation` ([`crate::reconcile::lock::locked`]):
+/// when someone else holds it past `wait`, says who and exits 1 having written nothing.
 pub(super) async fn locked<T, F, Fut>(
     cloud: &Arc<AwsCloud>,
     stack: &str,
@@ -263,56 +258,18 @@ where
     F: FnOnce(Arc<AtomicBool>) -> Fut,
     Fut: Future<Output = Result<T, Failure>>,
 {
-    let deadline = std::time::Instant::now() + wait;
-    let mut said = false;
-    let held = loop {
-        match cloud.lock(stack, operation.clone(), lease()).await {
-            Ok(h) => break h,
-            Err(LockError::Held(r)) if std::time::Instant::now() < deadline => {
-                if !said {
-                    eprintln!(
-                        "waiting up to {} for the lock of stack `{stack}`: {} is running `scar {}`",
-                        humanize(wait),
-                        r.holder,
-                        r.operation
-                    );
-                    said = true;
-                }
-                tracing::info!(
-                    lock = r.id,
-                    holder = r.holder,
-                    "waiting for the stack's lock"
-                );
-                tokio::time::sleep(
-                    LOCK_RETRY.min(deadline.saturating_duration_since(std::time::Instant::now())),
-                )
-                .await;
-            }
-            Err(LockError::Held(r)) => {
-                out.error(&r.conflict_message(&dir.display().to_string(), crate::lock::now()));
-                return Err(Failure::LockHeld);
-            }
-            Err(LockError::Cloud(e)) => {
-                out.error(&format!(
-                "taking the stack's lock failed: {e}; nothing was written. The lock lives in an S3 bucket of this account (scar-locks-<account>-<region>); if that name is taken or not yours, set SCAR_LOCK_BUCKET to a bucket you own"
-            ));
-                return Err(Failure::Reported);
-            }
-        }
+    let ui = super::output::Terminal {
+        out,
+        format: super::PlanFormat::Text,
     };
-    tracing::info!(lock = held.record.id, %operation, "took the stack's lock");
-    let result = body(held.lost.clone()).await;
-    cloud.release(held).await;
-    result
-}
-
-/// `1m30s`-style text of a duration, to the second.
-fn humanize(d: Duration) -> String {
-    let s = d.as_secs();
-    match (s / 60, s % 60) {
-        (0, s) => format!("{s}s"),
-        (m, 0) => format!("{m}m"),
-        (m, s) => format!("{m}m{s}s"),
+    let shown = dir.display().to_string();
+    let ran =
+        crate::reconcile::lock::locked(cloud, stack, &shown, operation, lease(), wait, &ui, body)
+            .await;
+    match ran {
+        Ok(result) => result,
+        Err(crate::reconcile::lock::NotLocked::Held) => Err(Failure::LockHeld),
+        Err(crate::reconcile::lock::NotLocked::Failed) => Err(Failure::Reported),
     }
 }
 

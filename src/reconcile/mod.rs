@@ -9,6 +9,7 @@
 //! an [`Executor`] that carries out steps; the AWS adapter is one) and a [`Ui`] (shows the plan,
 //! asks for confirmation, reports; the command line is one).
 
+pub mod lock;
 #[cfg(test)]
 mod tests;
 

@@ -3,6 +3,7 @@
 //! a single next run, only one run is ever in flight, and a periodic tick re-runs to heal
 //! drift. The runner decides what a run does; tests drive this loop with tokio's paused clock.
 
+pub mod controller;
 pub mod git;
 pub mod metrics;
 pub mod serve;
