@@ -34,7 +34,7 @@ use crate::cloud::{CloudError, ErrorKind, Settings};
 
 pub use classify::classify;
 pub use lock::{HeldLock, LockError};
-pub use ops::{FunctionStatus, Invoked, LocalCredentials, LogEvent};
+pub use ops::{FunctionStatus, Invoked, LocalCredentials, LogEvent, files_to_put, upload_files};
 
 /// Clients for every service a stack touches, and the run's limits.
 pub struct AwsCloud {

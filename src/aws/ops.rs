@@ -1,7 +1,7 @@
 //! What the operating commands (`ls`, `put`, `get`, `logs`) ask of AWS: a function's live
 //! status, S3 transfers, and log events. Retried and classified like every other call.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use scar_transfer::Settings;
 
@@ -444,4 +444,64 @@ fn transfer_failed(op: &str, e: scar_transfer::TransferError) -> CloudError {
         ErrorKind::Other
     };
     CloudError::new(kind, if e.local { "file" } else { op }, e.message)
+}
+/// Every file under `path` (or `path` itself), with the key suffix it gets: the path
+/// relative to the folder given, or the file's name.
+///
+/// # Errors
+/// When a folder cannot be read.
+pub fn files_to_put(path: &Path) -> std::io::Result<Vec<(PathBuf, String)>> {
+    if path.is_file() {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return Ok(vec![(path.to_path_buf(), name)]);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            let p = e.path();
+            if e.file_type()?.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(path)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.push((p, rel));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Uploads `files` (a path, and its name relative to what was given) to the input `target`,
+/// under its prefix, one after the other; `done` hears each (its index, path and
+/// `s3://` URI). Returns the keys written; the first failure stops it.
+///
+/// # Errors
+/// The first file that could not be uploaded, and why.
+pub async fn upload_files(
+    cloud: &AwsCloud,
+    target: &crate::manifest::types::InputSpec,
+    files: &[(PathBuf, String)],
+    done: impl Fn(usize, &Path, &str),
+) -> Result<Vec<String>, (PathBuf, crate::cloud::CloudError)> {
+    let prefix = target.prefix.as_deref().unwrap_or_default();
+    let mut keys = Vec::new();
+    for (i, (path, rel)) in files.iter().enumerate() {
+        let key = format!("{prefix}{rel}");
+        cloud
+            .upload_file(&target.bucket, &key, path)
+            .await
+            .map_err(|e| (path.clone(), e))?;
+        done(i, path, &format!("s3://{}/{key}", target.bucket));
+        keys.push(key);
+    }
+    Ok(keys)
 }

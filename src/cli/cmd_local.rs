@@ -3,7 +3,6 @@
 //! services with the stack's credentials.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -12,14 +11,13 @@ use super::cmd_invoke::{CallTime, Invoke, InvokeArgs, Payload, RunArgs, print_an
 use super::exit::{Failure, Outcome, success_if};
 use super::output::Output;
 use super::{AwsArgs, session};
-use crate::aws::{AwsCloud, LocalCredentials};
-use crate::image::registry::Registry;
+use crate::aws::LocalCredentials;
 use crate::local::run::Ended;
-use crate::local::runner::{self, Host, Ready, RunResult};
-use crate::local::sandbox::Tool;
+use crate::local::runner::RunResult;
+use crate::local::session::Session;
 use crate::local::stack::Function;
 use crate::local::workflow::{self, Start, Step};
-use crate::manifest::check::{feeds, fires};
+use crate::manifest::check::fires;
 use crate::manifest::load::ManifestSet;
 use crate::model::DesiredGraph;
 
@@ -27,151 +25,36 @@ use crate::model::DesiredGraph;
 /// guards against what it cannot see).
 const MAX_INVOCATIONS: usize = 10_000;
 
-/// What runs here: the stack's functions, their images made ready once each, on first use.
-struct Local {
-    host: Host,
-    cloud: Arc<AwsCloud>,
-    registry: Arc<Registry>,
-    functions: Vec<Function>,
-    ready: Vec<tokio::sync::OnceCell<Result<Ready, String>>>,
+/// The session of a local run: connected to the stack's region, its lines on stderr.
+async fn open(
+    set: &ManifestSet,
+    desired: &DesiredGraph,
+    aws: &AwsArgs,
+    job_timeout: Duration,
+    credentials: LocalCredentials,
+) -> Result<Session, String> {
+    let cloud = session::connect(aws, desired).await;
+    let say = |line: &str| eprintln!("{line}");
+    Session::new(set, desired, cloud, job_timeout, credentials, &say).await
 }
 
-impl Local {
-    /// Finds the sandbox tool and checks it works, connects, and reads every function.
-    async fn new(
-        set: &ManifestSet,
-        desired: &DesiredGraph,
-        aws: &AwsArgs,
-        job_timeout: Duration,
-        credentials: LocalCredentials,
-    ) -> Result<Local, String> {
-        let tool = Tool::find()?;
-        tool.probe().await?;
-        let functions = set
-            .functions
-            .iter()
-            .map(|f| Function::of(set, desired, &f.value.metadata.name))
-            .collect::<Result<Vec<_>, _>>()?;
-        let cloud = session::connect(aws, desired).await;
-        // One environment serves every function: a role is assumed only when they share one.
-        let role = match functions.split_first() {
-            Some((first, rest)) if rest.iter().all(|f| f.role == first.role) => {
-                let account = match &first.role {
-                    crate::local::stack::Role::Managed(_) => {
-                        cloud.account_id().await.map_err(|e| e.to_string())?
-                    }
-                    crate::local::stack::Role::Arn(_) => String::new(),
-                };
-                Some(first.role.arn(&account)).filter(|a| !a.is_empty())
-            }
-            _ => None,
-        };
-        let (env, said) = cloud
-            .function_environment(
-                credentials,
-                role.as_deref(),
-                &format!("scar-local-{}", desired.stack),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        eprintln!("{said}");
-        let registry = cloud.registry()?;
-        let cache = crate::cache::dir()
-            .ok_or("no cache folder: set SCAR_CACHE_DIR, XDG_CACHE_HOME or HOME")?;
-        let host = Host {
-            tool,
-            region: cloud.region().to_owned(),
-            account: desired
-                .account_id
-                .clone()
-                .unwrap_or_else(|| "000000000000".to_owned()),
-            env,
-            job_timeout,
-            cache,
-        };
-        let ready = functions
-            .iter()
-            .map(|_| tokio::sync::OnceCell::new())
-            .collect();
-        Ok(Local {
-            host,
-            cloud,
-            registry,
-            functions,
-            ready,
+/// Every invocation S3 would make in `local` for an object created at `bucket`/`key`, with
+/// the call-time script and arguments.
+fn starts_for(local: &Session, bucket: &str, key: &str, call: &CallTime) -> Vec<Start> {
+    local
+        .functions
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.inputs.iter().any(|i| fires(i, bucket, key)))
+        .map(|(g, _)| Start {
+            function: g,
+            input: format!("s3://{bucket}/{key}"),
+            event: call
+                .add_to(workflow::s3_event(&local.host.region, bucket, key))
+                .to_string()
+                .into_bytes(),
         })
-    }
-
-    fn index(&self, name: &str) -> Option<usize> {
-        self.functions.iter().position(|f| f.name == name)
-    }
-
-    /// Function `i`'s image, made ready on first use.
-    async fn ready(&self, i: usize) -> Result<&Ready, String> {
-        let f = &self.functions[i];
-        self.ready[i]
-            .get_or_init(|| async {
-                let name = f.name.clone();
-                let says = move |line: &str| eprintln!("  {name}: {line}");
-                runner::ready(&self.host, &self.registry, f.clone(), &says).await
-            })
-            .await
-            .as_ref()
-            .map_err(Clone::clone)
-    }
-
-    /// Runs function `i` on `event`.
-    async fn run(&self, i: usize, event: Vec<u8>) -> Result<RunResult, String> {
-        let ready = self.ready(i).await?;
-        runner::run(&self.host, ready, &event).await
-    }
-
-    /// The S3 objects an `--input` names: `s3://BUCKET/KEY` as it is, or local files (a
-    /// folder's, relative paths kept) uploaded to function `into`'s first input.
-    async fn objects(&self, input: &str, into: usize) -> Result<Vec<(String, String)>, String> {
-        if let Some(rest) = input.strip_prefix("s3://") {
-            return match rest.split_once('/') {
-                Some((b, k)) if !b.is_empty() && !k.is_empty() => {
-                    Ok(vec![(b.to_owned(), k.to_owned())])
-                }
-                _ => Err(format!("{input}: give s3://BUCKET/KEY")),
-            };
-        }
-        let f = &self.functions[into];
-        let target = f
-            .inputs
-            .first()
-            .ok_or_else(|| format!("function `{}` has no S3 input to put {input} into", f.name))?;
-        let files =
-            super::cmd_ops::files_to_put(Path::new(input)).map_err(|e| format!("{input}: {e}"))?;
-        let keys = super::cmd_ops::upload_files(&self.cloud, target, &files, |_, path, uri| {
-            eprintln!("uploaded {} to {uri}", path.display());
-        })
-        .await
-        .map_err(|(path, e)| format!("uploading {}: {e}", path.display()))?;
-        Ok(keys
-            .into_iter()
-            .map(|k| (target.bucket.clone(), k))
-            .collect())
-    }
-
-    /// Every invocation S3 would make for an object created at `bucket`/`key`, with the
-    /// call-time script and arguments.
-    fn starts_for(&self, bucket: &str, key: &str, call: &CallTime) -> Vec<Start> {
-        self.functions
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| f.inputs.iter().any(|i| fires(i, bucket, key)))
-            .map(|(g, _)| Start {
-                function: g,
-                input: format!("s3://{bucket}/{key}"),
-                event: call
-                    .add_to(workflow::s3_event(&self.host.region, bucket, key))
-                    .to_string()
-                    .into_bytes(),
-            })
-            .collect()
-    }
+        .collect()
 }
 
 /// The event of a local `scar invoke`: an S3 record for `--input`, an API Gateway request for
@@ -228,7 +111,7 @@ pub(super) fn invoke(args: &InvokeArgs, how: &Invoke, aws: &AwsArgs, out: &Outpu
             out.error(&e);
             Failure::Reported
         };
-        let local = Local::new(
+        let local = open(
             &set,
             &desired,
             aws,
@@ -297,41 +180,6 @@ fn answer(r: &RunResult, output: Option<&Path>, out: &Output) -> Outcome {
     }
 }
 
-/// The function a local run's files go to: the one named, else the only function with an S3
-/// input that no function's output feeds.
-fn entry(local: &Local, set: &ManifestSet, named: Option<&str>) -> Result<usize, String> {
-    if let Some(n) = named {
-        return local
-            .index(n)
-            .ok_or_else(|| format!("the stack has no function `{n}`"));
-    }
-    let firsts: Vec<usize> = local
-        .functions
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| {
-            !f.inputs.is_empty()
-                && !f.inputs.iter().any(|i| {
-                    set.functions
-                        .iter()
-                        .any(|g| g.value.spec.output.iter().any(|o| feeds(o, i)))
-                })
-        })
-        .map(|(i, _)| i)
-        .collect();
-    match firsts.as_slice() {
-        [one] => Ok(*one),
-        [] => Err("no function has an S3 input that no other function feeds: name the function to start with".into()),
-        many => Err(format!(
-            "several functions start workflows ({}): name the one to start with",
-            many.iter()
-                .map(|i| local.functions[*i].name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-    }
-}
-
 /// `scar run DIR [FN] --local --input PATH...`.
 pub(super) fn run(args: &RunArgs, call: &CallTime, aws: &AwsArgs, out: &Output) -> Outcome {
     let (set, desired) = session::load_set(&args.dir, out)?;
@@ -346,7 +194,7 @@ pub(super) fn run(args: &RunArgs, call: &CallTime, aws: &AwsArgs, out: &Output) 
             out.error(&e);
             Failure::Reported
         };
-        let local = Local::new(
+        let local = open(
             &set,
             &desired,
             aws,
@@ -355,11 +203,11 @@ pub(super) fn run(args: &RunArgs, call: &CallTime, aws: &AwsArgs, out: &Output) 
         )
         .await
         .map_err(fail)?;
-        let into = entry(&local, &set, args.function.as_deref()).map_err(fail)?;
+        let into = local.entry(&set, args.function.as_deref()).map_err(fail)?;
         let mut starts = Vec::new();
         for input in &args.input {
             for (b, k) in local.objects(input, into).await.map_err(fail)? {
-                let s = local.starts_for(&b, &k, call);
+                let s = starts_for(&local, &b, &k, call);
                 if s.is_empty() {
                     return Err(fail(format!(
                         "s3://{b}/{k} starts no function of the stack"

@@ -247,61 +247,6 @@ pub(super) fn ls(args: &LsArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     })
 }
 
-/// Every file under `path` (or `path` itself), with the key suffix it gets: the path
-/// relative to the folder given, or the file's name.
-pub(super) fn files_to_put(path: &Path) -> std::io::Result<Vec<(PathBuf, String)>> {
-    if path.is_file() {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        return Ok(vec![(path.to_path_buf(), name)]);
-    }
-    let mut out = Vec::new();
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)? {
-            let e = e?;
-            let p = e.path();
-            if e.file_type()?.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p
-                    .strip_prefix(path)
-                    .unwrap_or(&p)
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                out.push((p, rel));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Uploads `files` (a path, and its name relative to what was given) to the input `target`,
-/// under its prefix, one after the other; `done` hears each (its index, path and
-/// `s3://` URI). Returns the keys written; the first failure stops it.
-pub(super) async fn upload_files(
-    cloud: &crate::aws::AwsCloud,
-    target: &crate::manifest::types::InputSpec,
-    files: &[(PathBuf, String)],
-    done: impl Fn(usize, &Path, &str),
-) -> Result<Vec<String>, (PathBuf, crate::cloud::CloudError)> {
-    let prefix = target.prefix.as_deref().unwrap_or_default();
-    let mut keys = Vec::new();
-    for (i, (path, rel)) in files.iter().enumerate() {
-        let key = format!("{prefix}{rel}");
-        cloud
-            .upload_file(&target.bucket, &key, path)
-            .await
-            .map_err(|e| (path.clone(), e))?;
-        done(i, path, &format!("s3://{}/{key}", target.bucket));
-        keys.push(key);
-    }
-    Ok(keys)
-}
-
 /// Progress on stderr: one line per file.
 pub(super) fn progress(i: usize, n: usize, what: &str) {
     eprintln!("[{i}/{n}] {what}");
@@ -326,7 +271,7 @@ pub(super) fn put(args: &PutArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     };
     let mut files = Vec::new();
     for p in paths {
-        match files_to_put(p) {
+        match crate::aws::files_to_put(p) {
             Ok(f) => files.extend(f),
             Err(e) => {
                 out.error(&format!("{}: {e}", p.display()));
@@ -338,7 +283,7 @@ pub(super) fn put(args: &PutArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     let rt = session::runtime()?;
     rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
-        let uploaded = upload_files(&cloud, target, &files, |i, _, uri| {
+        let uploaded = crate::aws::upload_files(&cloud, target, &files, |i, _, uri| {
             progress(i + 1, files.len(), uri);
         })
         .await;

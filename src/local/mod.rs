@@ -7,5 +7,6 @@ pub mod run;
 pub mod runner;
 pub mod runtime_api;
 pub mod sandbox;
+pub mod session;
 pub mod stack;
 pub mod workflow;

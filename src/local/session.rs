@@ -1,0 +1,199 @@
+//! One local run's session: the stack's functions as they run here, their images made ready
+//! once each (on first use), the sandbox found and checked, and the functions' credentials
+//! and endpoints; `scar invoke --local` runs one function with it, `scar run --local` a
+//! workflow ([`super::workflow::run_all`]).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::runner::{self, Host, Ready, RunResult};
+use super::sandbox::Tool;
+use super::stack::Function;
+use crate::aws::{AwsCloud, LocalCredentials};
+use crate::image::registry::Registry;
+use crate::manifest::check::feeds;
+use crate::manifest::load::ManifestSet;
+use crate::model::DesiredGraph;
+
+/// What runs here: the stack's functions, their images made ready once each, on first use.
+pub struct Session {
+    /// The machine the functions run on: the sandbox, the region, the environment.
+    pub host: Host,
+    cloud: Arc<AwsCloud>,
+    registry: Arc<Registry>,
+    /// The stack's functions, as they run here.
+    pub functions: Vec<Function>,
+    ready: Vec<tokio::sync::OnceCell<Result<Ready, String>>>,
+}
+
+impl Session {
+    /// Finds the sandbox tool and checks it works, reads every function, and gets the
+    /// functions' credentials from `cloud` (the stack's region's), saying whose through `say`.
+    ///
+    /// # Errors
+    /// What keeps functions from running here, as a sentence.
+    pub async fn new(
+        set: &ManifestSet,
+        desired: &DesiredGraph,
+        cloud: Arc<AwsCloud>,
+        job_timeout: Duration,
+        credentials: LocalCredentials,
+        say: &(dyn Fn(&str) + Sync),
+    ) -> Result<Session, String> {
+        let tool = Tool::find()?;
+        tool.probe().await?;
+        let functions = set
+            .functions
+            .iter()
+            .map(|f| Function::of(set, desired, &f.value.metadata.name))
+            .collect::<Result<Vec<_>, _>>()?;
+        // One environment serves every function: a role is assumed only when they share one.
+        let role = match functions.split_first() {
+            Some((first, rest)) if rest.iter().all(|f| f.role == first.role) => {
+                let account = match &first.role {
+                    crate::local::stack::Role::Managed(_) => {
+                        cloud.account_id().await.map_err(|e| e.to_string())?
+                    }
+                    crate::local::stack::Role::Arn(_) => String::new(),
+                };
+                Some(first.role.arn(&account)).filter(|a| !a.is_empty())
+            }
+            _ => None,
+        };
+        let (env, said) = cloud
+            .function_environment(
+                credentials,
+                role.as_deref(),
+                &format!("scar-local-{}", desired.stack),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        say(&said);
+        let registry = cloud.registry()?;
+        let cache = crate::cache::dir()
+            .ok_or("no cache folder: set SCAR_CACHE_DIR, XDG_CACHE_HOME or HOME")?;
+        let host = Host {
+            tool,
+            region: cloud.region().to_owned(),
+            account: desired
+                .account_id
+                .clone()
+                .unwrap_or_else(|| "000000000000".to_owned()),
+            env,
+            job_timeout,
+            cache,
+        };
+        let ready = functions
+            .iter()
+            .map(|_| tokio::sync::OnceCell::new())
+            .collect();
+        Ok(Session {
+            host,
+            cloud,
+            registry,
+            functions,
+            ready,
+        })
+    }
+
+    /// The index of the function named `name`.
+    #[must_use]
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.functions.iter().position(|f| f.name == name)
+    }
+
+    /// Function `i`'s image, made ready on first use.
+    async fn ready(&self, i: usize) -> Result<&Ready, String> {
+        let f = &self.functions[i];
+        self.ready[i]
+            .get_or_init(|| async {
+                let name = f.name.clone();
+                let says = move |line: &str| eprintln!("  {name}: {line}");
+                runner::ready(&self.host, &self.registry, f.clone(), &says).await
+            })
+            .await
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Runs function `i` on `event`.
+    ///
+    /// # Errors
+    /// When its image cannot be made ready or the sandbox cannot start.
+    pub async fn run(&self, i: usize, event: Vec<u8>) -> Result<RunResult, String> {
+        let ready = self.ready(i).await?;
+        runner::run(&self.host, ready, &event).await
+    }
+
+    /// The S3 objects an `--input` names: `s3://BUCKET/KEY` as it is, or local files (a
+    /// folder's, relative paths kept) uploaded to function `into`'s first input.
+    ///
+    /// # Errors
+    /// A malformed `s3://` address, or a file that cannot be read or uploaded.
+    pub async fn objects(&self, input: &str, into: usize) -> Result<Vec<(String, String)>, String> {
+        if let Some(rest) = input.strip_prefix("s3://") {
+            return match rest.split_once('/') {
+                Some((b, k)) if !b.is_empty() && !k.is_empty() => {
+                    Ok(vec![(b.to_owned(), k.to_owned())])
+                }
+                _ => Err(format!("{input}: give s3://BUCKET/KEY")),
+            };
+        }
+        let f = &self.functions[into];
+        let target = f
+            .inputs
+            .first()
+            .ok_or_else(|| format!("function `{}` has no S3 input to put {input} into", f.name))?;
+        let files =
+            crate::aws::files_to_put(Path::new(input)).map_err(|e| format!("{input}: {e}"))?;
+        let keys = crate::aws::upload_files(&self.cloud, target, &files, |_, path, uri| {
+            eprintln!("uploaded {} to {uri}", path.display());
+        })
+        .await
+        .map_err(|(path, e)| format!("uploading {}: {e}", path.display()))?;
+        Ok(keys
+            .into_iter()
+            .map(|k| (target.bucket.clone(), k))
+            .collect())
+    }
+
+    /// The function a local run's files go to: the one named, else the only function with an S3
+    /// input that no function's output feeds.
+    ///
+    /// # Errors
+    /// When there is no such function, or none or several start a workflow.
+    pub fn entry(&self, set: &ManifestSet, named: Option<&str>) -> Result<usize, String> {
+        let local = self;
+        if let Some(n) = named {
+            return local
+                .index(n)
+                .ok_or_else(|| format!("the stack has no function `{n}`"));
+        }
+        let firsts: Vec<usize> = local
+            .functions
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                !f.inputs.is_empty()
+                    && !f.inputs.iter().any(|i| {
+                        set.functions
+                            .iter()
+                            .any(|g| g.value.spec.output.iter().any(|o| feeds(o, i)))
+                    })
+            })
+            .map(|(i, _)| i)
+            .collect();
+        match firsts.as_slice() {
+            [one] => Ok(*one),
+            [] => Err("no function has an S3 input that no other function feeds: name the function to start with".into()),
+            many => Err(format!(
+                "several functions start workflows ({}): name the one to start with",
+                many.iter()
+                    .map(|i| local.functions[*i].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+}
