@@ -35,8 +35,7 @@ pub fn private_dir(path: &Path) -> io::Result<()> {
         .mode(0o700)
         .create(path)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    check_owned(path)?;
-    let meta = std::fs::symlink_metadata(path)?;
+    let meta = check_owned(path)?;
     if meta.mode() & 0o077 != 0 {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
@@ -44,11 +43,12 @@ pub fn private_dir(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Checks that `path` (a file or folder, not followed if a link) belongs to this user.
+/// Checks that `path` (a file or folder, not followed if a link) belongs to this user; its
+/// metadata.
 ///
 /// # Errors
 /// When it cannot be read, is a link, or belongs to another user.
-pub fn check_owned(path: &Path) -> io::Result<()> {
+pub fn check_owned(path: &Path) -> io::Result<std::fs::Metadata> {
     let meta = std::fs::symlink_metadata(path)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     let refuse = |why: String| {
@@ -70,7 +70,7 @@ pub fn check_owned(path: &Path) -> io::Result<()> {
             meta.uid()
         ));
     }
-    Ok(())
+    Ok(meta)
 }
 
 #[cfg(test)]

@@ -29,6 +29,19 @@ pub fn url_parts(url: &str) -> Option<(&str, Option<&str>, &str, &str)> {
     })
 }
 
+/// True when `host` (a URL's host, IPv6 in brackets or not) is a loopback IP address, parsed
+/// as one: plain HTTP is allowed only there. A name never counts (`localhost` may resolve
+/// anywhere; `127.example.com` is a name).
+#[must_use]
+pub fn is_loopback_ip(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// True for a character an environment variable's value may not hold: NUL (it ends the value
 /// where a process's environment is a list of C strings, and one sandbox argument where they
 /// are NUL-separated) and the other control characters, but tab, line feed and carriage

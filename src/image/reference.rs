@@ -180,7 +180,7 @@ impl Endpoints {
             .rsplit_once(':')
             .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
             .map_or(registry, |(h, _)| h);
-        if is_loopback_ip(host) {
+        if crate::text::is_loopback_ip(host) {
             format!("http://{registry}")
         } else {
             format!("https://{registry}")
@@ -237,19 +237,6 @@ fn is_region(s: &str) -> bool {
         && last.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// True when `host` (a URL's host, IPv6 in brackets or not) is a loopback IP address, parsed
-/// as one: plain HTTP is allowed only there. A name never counts (`localhost` may resolve
-/// anywhere; `127.example.com` is a name).
-#[must_use]
-pub fn is_loopback_ip(host: &str) -> bool {
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    bare.parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// A URL's origin: scheme, host and port (the scheme's default when none is written),
 /// lowercased. Credentials go only to the origin they were given for.
 #[must_use]
@@ -271,7 +258,7 @@ pub fn origin(url: &str) -> Option<(String, String, u16)> {
 pub fn insecure_url_problem(url: &str) -> Option<String> {
     match origin(url) {
         Some((scheme, _, _)) if scheme == "https" => None,
-        Some((scheme, host, _)) if scheme == "http" && is_loopback_ip(&host) => None,
+        Some((scheme, host, _)) if scheme == "http" && crate::text::is_loopback_ip(&host) => None,
         Some((scheme, host, _)) if scheme == "http" => Some(format!(
             "`{url}` is plain HTTP to {host}, which is not a loopback IP address; use https://"
         )),

@@ -127,7 +127,12 @@ fn outside(probe: bool) -> Result<u8, String> {
 /// The exit status of a process that ended, as a shell reports it (128 + a signal's number).
 fn code_of(status: std::process::ExitStatus) -> u8 {
     use std::os::unix::process::ExitStatusExt as _;
-    match (status.code(), status.signal()) {
+    shell_code(status.code(), status.signal())
+}
+
+/// A process's exit `code`, or 128 + the `signal` that ended it.
+fn shell_code(code: Option<i32>, signal: Option<i32>) -> u8 {
+    match (code, signal) {
         (Some(c), _) => u8::try_from(c).unwrap_or(FAILED),
         (None, Some(s)) => u8::try_from(128 + s).unwrap_or(FAILED),
         (None, None) => FAILED,
@@ -330,11 +335,10 @@ fn reap(program: u32) -> Result<u8, String> {
     loop {
         match rustix::process::wait(rustix::process::WaitOptions::empty()) {
             Ok(Some((pid, status))) if pid.as_raw_nonzero().get().unsigned_abs() == program => {
-                return Ok(match (status.exit_status(), status.terminating_signal()) {
-                    (Some(c), _) => u8::try_from(c).unwrap_or(FAILED),
-                    (None, Some(s)) => u8::try_from(128 + s).unwrap_or(FAILED),
-                    (None, None) => FAILED,
-                });
+                return Ok(shell_code(
+                    status.exit_status(),
+                    status.terminating_signal(),
+                ));
             }
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(format!("waiting for the program: {e}")),

@@ -235,20 +235,9 @@ pub(super) fn manifest_files(
 /// The path shown to the user: `dir` joined with the file's path below it, without a leading
 /// `./`.
 fn shown(path: &Path) -> PathBuf {
-    use std::path::Component;
     // `envs/prod/../../split.yaml` reads as `split.yaml` (an overlay's base is named relative
     // to it); a `..` that climbs above where the path starts is kept.
-    let mut out: Vec<Component<'_>> = Vec::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out.iter().collect()
+    super::trust::lexical(path)
 }
 
 /// The documents of the manifest files below `dir` (not an overlay directory: the walker

@@ -79,17 +79,6 @@ impl TrustRoot {
         TrustRoot::at(dir, Source::StackDir)
     }
 
-    /// The trust root for `dir`: `explicit` when given, else [`TrustRoot::for_dir`].
-    ///
-    /// # Errors
-    /// As [`TrustRoot::at`] and [`TrustRoot::for_dir`].
-    pub fn choose(dir: &Path, explicit: Option<&Path>) -> Result<TrustRoot, String> {
-        match explicit {
-            Some(root) => TrustRoot::at(root, Source::Explicit),
-            None => TrustRoot::for_dir(dir),
-        }
-    }
-
     /// The canonical folder.
     #[must_use]
     pub fn path(&self) -> &Path {

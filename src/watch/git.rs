@@ -283,14 +283,7 @@ impl GitSource {
         let record = self.trees.join(format!(".{commit}.left-out"));
         if dir.is_dir() {
             crate::cache::check_owned(&dir).map_err(|e| e.to_string())?;
-            let known: Vec<String> = std::fs::read(&record)
-                .map(|b| {
-                    b.split(|c| *c == 0)
-                        .filter(|p| !p.is_empty())
-                        .map(|p| String::from_utf8_lossy(p).into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let known = std::fs::read(&record).map_or_else(|_| Vec::new(), |b| nul_list(&b));
             match complete(&dir, &listed, &known) {
                 Ok(found) if found.is_empty() => {
                     return Ok(Export {
@@ -358,11 +351,7 @@ impl GitSource {
         let out = self
             .raw(&["ls-tree", "-r", "-z", "--full-tree", "--name-only", commit])
             .await?;
-        Ok(out
-            .split(|b| *b == 0)
-            .filter(|p| !p.is_empty())
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect())
+        Ok(nul_list(&out))
     }
 
     /// Removes exports that a run which stopped midway left (the lock is held: none is
@@ -398,6 +387,15 @@ impl GitSource {
             }
         }
     }
+}
+
+/// The paths of a NUL-separated list (`git ls-tree -z`, an export's record of links left out).
+fn nul_list(bytes: &[u8]) -> Vec<String> {
+    bytes
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect()
 }
 
 /// Counts what passes through, and stops past the cap.

@@ -30,12 +30,11 @@ pub fn parse_url(url: &str) -> Result<String, String> {
 
 /// True for `127.x.x.x[:port]` and `[::1][:port]`, as IP addresses (a name is not enough).
 fn is_loopback(host: &str) -> bool {
-    let ip = match host.strip_prefix('[') {
+    let without_port = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or_default(),
         None => host.rsplit_once(':').map_or(host, |(h, _)| h),
     };
-    ip.parse::<std::net::IpAddr>()
-        .is_ok_and(|a| a.is_loopback())
+    crate::text::is_loopback_ip(without_port)
 }
 
 /// What a notification is about.

@@ -130,11 +130,7 @@ fn check_providers(
         let field = format!("spec.storageProviders.webdav.{id}.hostname");
         match url.parse::<hyper::Uri>() {
             Ok(u) if u.host().is_some() => {
-                let loopback = u
-                    .host()
-                    .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
-                    .and_then(|h| h.parse::<std::net::IpAddr>().ok())
-                    .is_some_and(|ip| ip.is_loopback());
+                let loopback = u.host().is_some_and(crate::text::is_loopback_ip);
                 if u.scheme_str() == Some("http") && !loopback {
                     out.push(
                         Diagnostic::error(format!("`{}` sends the WebDAV password unencrypted", p.hostname))
