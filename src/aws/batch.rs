@@ -12,7 +12,7 @@ use aws_sdk_batch::types as bt;
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
-use super::execute::{stale_tag_keys, view, view_read};
+use super::kind::{Adapter, Adopt, Read, Write, stale_tag_keys, view, view_read};
 use super::lambda::{split_script, with_script};
 use super::page::{pages, wait_until};
 use crate::apply::ready::Readiness;
@@ -395,78 +395,6 @@ impl AwsCloud {
             ));
         }
         Ok(())
-    }
-
-    /// Executes a step on a Batch resource.
-    pub(super) async fn execute_batch(
-        &self,
-        step: &Step,
-        account: &str,
-        after: &Map<String, Value>,
-        before: &Map<String, Value>,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<(), CloudError> {
-        match (step.address.kind, step.action) {
-            (ResourceKind::BatchComputeEnvironment, Action::Delete) => {
-                let c: id::Named = view(&step.address, before)?;
-                self.delete_compute_environment(&c.name).await
-            }
-            (ResourceKind::BatchComputeEnvironment, Action::Create) => {
-                let c: ComputeEnvAttrs = view(&step.address, after)?;
-                self.create_compute_environment(&c, tags).await
-            }
-            (ResourceKind::BatchComputeEnvironment, _) => {
-                let c: ComputeEnvAttrs = view(&step.address, after)?;
-                self.update_compute_environment(step, account, &c, before, tags)
-                    .await
-            }
-            (ResourceKind::BatchJobQueue, Action::Delete) => {
-                let q: id::Named = view(&step.address, before)?;
-                self.delete_job_queue(&q.name).await
-            }
-            (ResourceKind::BatchJobQueue, action) => {
-                let q: JobQueueAttrs = view(&step.address, after)?;
-                self.put_job_queue(step, account, &q, before, tags, action == Action::Create)
-                    .await
-            }
-            (ResourceKind::BatchJobDefinition, Action::Delete) => {
-                let d: id::Revisions = view(&step.address, before)?;
-                self.deregister_revisions(&d.name, &d.revisions).await
-            }
-            (ResourceKind::BatchJobDefinition, Action::Update) => {
-                let d: id::Revisions = view(&step.address, before)?;
-                let name = &d.name;
-                let latest = d.revisions.iter().copied().max().unwrap_or(1);
-                if step.changes.iter().any(|c| c.field == "active_revisions") {
-                    let older: Vec<i64> = d
-                        .revisions
-                        .iter()
-                        .copied()
-                        .filter(|r| *r != latest)
-                        .collect();
-                    self.deregister_revisions(name, &older).await?;
-                }
-                if step.changes.iter().any(|c| c.field == "tags") {
-                    let arn = format!(
-                        "arn:aws:batch:{}:{account}:job-definition/{name}:{latest}",
-                        self.region
-                    );
-                    self.retag(&step.address, &arn, before, tags).await?;
-                }
-                Ok(())
-            }
-            (ResourceKind::BatchJobDefinition, _) => {
-                let d: JobDefinitionAttrs = view(&step.address, after)?;
-                self.register_job_definition(&d, tags).await?;
-                // Create before destroy: the old revisions go once the new one exists.
-                let old = view_read::<id::Revisions>(&step.address, before)?
-                    .map(|r| r.revisions)
-                    .unwrap_or_default();
-                self.deregister_revisions(&d.name, &old).await?;
-                Ok(())
-            }
-            _ => Ok(()),
-        }
     }
 
     async fn create_compute_environment(
@@ -878,25 +806,75 @@ impl AwsCloud {
         Ok(())
     }
 
+    /// The compute environment `name`, described now; `None` once it is gone.
+    async fn describe_compute_environment(
+        &self,
+        name: &str,
+    ) -> Result<Option<bt::ComputeEnvironmentDetail>, CloudError> {
+        let out = self
+            .call_limited(
+                Some(&self.limits.batch),
+                name,
+                "batch:DescribeComputeEnvironments",
+                || {
+                    self.batch
+                        .describe_compute_environments()
+                        .compute_environments(name)
+                        .send()
+                },
+            )
+            .await?;
+        Ok(out.compute_environments().first().cloned())
+    }
+
+    /// The job queue `name`, described now; `None` once it is gone.
+    async fn describe_job_queue(
+        &self,
+        name: &str,
+    ) -> Result<Option<bt::JobQueueDetail>, CloudError> {
+        let out = self
+            .call_limited(
+                Some(&self.limits.batch),
+                name,
+                "batch:DescribeJobQueues",
+                || self.batch.describe_job_queues().job_queues(name).send(),
+            )
+            .await?;
+        Ok(out.job_queues().first().cloned())
+    }
+
+    /// The newest active revision of job definition `name`.
+    async fn latest_job_definition(
+        &self,
+        name: &str,
+    ) -> Result<Option<bt::JobDefinition>, CloudError> {
+        let out = self
+            .call_limited(
+                Some(&self.limits.batch),
+                name,
+                "batch:DescribeJobDefinitions",
+                || {
+                    self.batch
+                        .describe_job_definitions()
+                        .job_definition_name(name)
+                        .status("ACTIVE")
+                        .send()
+                },
+            )
+            .await?;
+        Ok(out
+            .job_definitions()
+            .iter()
+            .max_by_key(|d| d.revision().unwrap_or_default())
+            .cloned())
+    }
+
     /// `(state, status, statusReason)` of a compute environment (`ce`) or job queue, or
     /// `None` once it is gone.
     async fn batch_state(&self, name: &str, ce: bool) -> Result<Option<Observed>, CloudError> {
         let text = |s: Option<&str>| s.unwrap_or_default().to_owned();
         let (state, status, reason) = if ce {
-            let out = self
-                .call_limited(
-                    Some(&self.limits.batch),
-                    name,
-                    "batch:DescribeComputeEnvironments",
-                    || {
-                        self.batch
-                            .describe_compute_environments()
-                            .compute_environments(name)
-                            .send()
-                    },
-                )
-                .await?;
-            let Some(c) = out.compute_environments().first() else {
+            let Some(c) = self.describe_compute_environment(name).await? else {
                 return Ok(None);
             };
             (
@@ -905,15 +883,7 @@ impl AwsCloud {
                 text(c.status_reason()),
             )
         } else {
-            let out = self
-                .call_limited(
-                    Some(&self.limits.batch),
-                    name,
-                    "batch:DescribeJobQueues",
-                    || self.batch.describe_job_queues().job_queues(name).send(),
-                )
-                .await?;
-            let Some(q) = out.job_queues().first() else {
+            let Some(q) = self.describe_job_queue(name).await? else {
                 return Ok(None);
             };
             (
@@ -964,6 +934,156 @@ impl AwsCloud {
 }
 
 /// Whether a look at a Batch resource (`None`: it does not exist) ends a wait for `until`.
+/// The owner that tags `t` (a Batch resource's, if it was found) name.
+fn owner_of(stack: &str, t: Option<&HashMap<String, String>>) -> Owner {
+    Owner::from_tags(stack, &t.cloned().unwrap_or_default().into_iter().collect())
+}
+
+/// The `batch_compute_environment` kind.
+pub(super) struct ComputeEnvironment;
+
+impl Adapter for ComputeEnvironment {
+    const READ: Read = Read::Batch;
+
+    async fn write(cloud: &AwsCloud, w: &Write<'_>) -> Result<(), CloudError> {
+        match w.step.action {
+            Action::Delete => {
+                let c: id::Named = view(&w.step.address, w.before)?;
+                cloud.delete_compute_environment(&c.name).await
+            }
+            Action::Create => {
+                let c: ComputeEnvAttrs = view(&w.step.address, w.after)?;
+                cloud.create_compute_environment(&c, w.tags).await
+            }
+            Action::Update | Action::Replace => {
+                let c: ComputeEnvAttrs = view(&w.step.address, w.after)?;
+                cloud
+                    .update_compute_environment(w.step, w.account, &c, w.before, w.tags)
+                    .await
+            }
+            Action::NoOp => Ok(()),
+        }
+    }
+
+    async fn owner(
+        cloud: &AwsCloud,
+        stack: &str,
+        step: &Step,
+        before: &Map<String, Value>,
+    ) -> Result<Owner, CloudError> {
+        let c: id::Named = view(&step.address, before)?;
+        let found = cloud.describe_compute_environment(&c.name).await?;
+        Ok(owner_of(stack, found.as_ref().and_then(|c| c.tags())))
+    }
+
+    async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
+        Err(a.never())
+    }
+}
+
+/// The `batch_job_queue` kind.
+pub(super) struct JobQueue;
+
+impl Adapter for JobQueue {
+    const READ: Read = Read::Batch;
+
+    async fn write(cloud: &AwsCloud, w: &Write<'_>) -> Result<(), CloudError> {
+        if w.step.action == Action::Delete {
+            let q: id::Named = view(&w.step.address, w.before)?;
+            return cloud.delete_job_queue(&q.name).await;
+        }
+        let q: JobQueueAttrs = view(&w.step.address, w.after)?;
+        cloud
+            .put_job_queue(
+                w.step,
+                w.account,
+                &q,
+                w.before,
+                w.tags,
+                w.step.action == Action::Create,
+            )
+            .await
+    }
+
+    async fn owner(
+        cloud: &AwsCloud,
+        stack: &str,
+        step: &Step,
+        before: &Map<String, Value>,
+    ) -> Result<Owner, CloudError> {
+        let q: id::Named = view(&step.address, before)?;
+        let found = cloud.describe_job_queue(&q.name).await?;
+        Ok(owner_of(stack, found.as_ref().and_then(|q| q.tags())))
+    }
+
+    async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
+        Err(a.never())
+    }
+}
+
+/// The `batch_job_definition` kind: its active revisions, the newest one the live definition.
+pub(super) struct JobDefinition;
+
+impl Adapter for JobDefinition {
+    const READ: Read = Read::Batch;
+
+    async fn write(cloud: &AwsCloud, w: &Write<'_>) -> Result<(), CloudError> {
+        match w.step.action {
+            Action::Delete => {
+                let d: id::Revisions = view(&w.step.address, w.before)?;
+                cloud.deregister_revisions(&d.name, &d.revisions).await
+            }
+            Action::Update => {
+                let d: id::Revisions = view(&w.step.address, w.before)?;
+                let name = &d.name;
+                let latest = d.revisions.iter().copied().max().unwrap_or(1);
+                if w.step.changes.iter().any(|c| c.field == "active_revisions") {
+                    let older: Vec<i64> = d
+                        .revisions
+                        .iter()
+                        .copied()
+                        .filter(|r| *r != latest)
+                        .collect();
+                    cloud.deregister_revisions(name, &older).await?;
+                }
+                if w.step.changes.iter().any(|c| c.field == "tags") {
+                    let arn = format!(
+                        "arn:aws:batch:{}:{}:job-definition/{name}:{latest}",
+                        cloud.region, w.account
+                    );
+                    cloud.retag(&w.step.address, &arn, w.before, w.tags).await?;
+                }
+                Ok(())
+            }
+            Action::Create | Action::Replace => {
+                let d: JobDefinitionAttrs = view(&w.step.address, w.after)?;
+                cloud.register_job_definition(&d, w.tags).await?;
+                // Create before destroy: the old revisions go once the new one exists.
+                let old = view_read::<id::Revisions>(&w.step.address, w.before)?
+                    .map(|r| r.revisions)
+                    .unwrap_or_default();
+                cloud.deregister_revisions(&d.name, &old).await
+            }
+            Action::NoOp => Ok(()),
+        }
+    }
+
+    async fn owner(
+        cloud: &AwsCloud,
+        stack: &str,
+        step: &Step,
+        before: &Map<String, Value>,
+    ) -> Result<Owner, CloudError> {
+        let d: id::Named = view(&step.address, before)?;
+        let found = cloud.latest_job_definition(&d.name).await?;
+        Ok(owner_of(stack, found.as_ref().and_then(|d| d.tags())))
+    }
+
+    async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
+        Err(a.never())
+    }
+}
+
 fn batch_readiness(seen: Option<&Observed>, until: Settled) -> Readiness {
     match (seen, until) {
         (None, Settled::Gone) => Readiness::Ready,

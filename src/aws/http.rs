@@ -8,7 +8,7 @@ use aws_sdk_apigateway::types as gt;
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
-use super::execute::{gone_is_fine, stale_tag_keys, view, view_read};
+use super::kind::{Adapter, Adopt, Read, Write, gone_is_fine, stale_tag_keys, view, view_read};
 use super::page::pages;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::model::attrs::{ApiAttrs, Throttle, id, to_attrs};
@@ -644,6 +644,45 @@ impl AwsCloud {
 }
 
 /// API Gateway's authorization type and API-key flag for an `auth` attribute.
+/// The `http_api` kind: a REST API with its stage, routes and usage plan.
+pub(super) struct Api;
+
+impl Adapter for Api {
+    const READ: Read = Read::Apis;
+
+    async fn write(cloud: &AwsCloud, w: &Write<'_>) -> Result<(), CloudError> {
+        cloud
+            .execute_api(w.step, w.account, w.after, w.before, w.tags)
+            .await
+    }
+
+    async fn owner(
+        cloud: &AwsCloud,
+        stack: &str,
+        step: &Step,
+        before: &Map<String, Value>,
+    ) -> Result<Owner, CloudError> {
+        let a: id::Api = view(&step.address, before)?;
+        let out = cloud
+            .call_limited(
+                Some(&cloud.limits.apigateway),
+                &a.id,
+                "apigateway:GetRestApi",
+                || cloud.apigateway.get_rest_api().rest_api_id(&a.id).send(),
+            )
+            .await?;
+        let t: BTreeMap<String, String> = out
+            .tags()
+            .map(|m| m.clone().into_iter().collect())
+            .unwrap_or_default();
+        Ok(Owner::from_tags(stack, &t))
+    }
+
+    async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
+        Err(a.never())
+    }
+}
+
 fn method_auth(auth: &str) -> (&'static str, bool) {
     match auth {
         "iam" => ("AWS_IAM", false),

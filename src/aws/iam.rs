@@ -2,14 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use aws_sdk_iam::types as iam;
+use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
-use super::execute::gone_is_fine;
+use super::kind::{Adapter, Adopt, Read, Write, gone_is_fine, view};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::model::attrs::{RoleAttrs, to_attrs};
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, ResourceKind};
+use crate::plan::{Action, Step};
 
 /// The name of the inline policy scar writes on its managed role.
 pub(super) const ROLE_POLICY: &str = "scar";
@@ -40,11 +42,7 @@ impl AwsCloud {
         let Some(r) = role.role() else {
             return Ok(None);
         };
-        let t: BTreeMap<String, String> = r
-            .tags()
-            .iter()
-            .map(|t| (t.key().to_owned(), t.value().to_owned()))
-            .collect();
+        let t = tag_map(r.tags());
         let policy = self
             .call(&name, "iam:GetRolePolicy", || {
                 self.iam
@@ -95,16 +93,7 @@ impl AwsCloud {
         // A plan made without reading the account leaves its mark; never sent as is.
         let policy = a.policy.to_string().replace(crate::model::ACCOUNT, account);
         let boundary = a.permissions_boundary.clone();
-        let iam_tags: Vec<aws_sdk_iam::types::Tag> = tags
-            .iter()
-            .filter_map(|(k, v)| {
-                aws_sdk_iam::types::Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .ok()
-            })
-            .collect();
+        let iam_tags = iam_tags(tags);
         if create {
             self.call(name, "iam:CreateRole", || {
                 self.iam
@@ -125,14 +114,7 @@ impl AwsCloud {
                     .send()
             })
             .await?;
-            self.call(name, "iam:TagRole", || {
-                self.iam
-                    .tag_role()
-                    .role_name(name)
-                    .set_tags(Some(iam_tags.clone()))
-                    .send()
-            })
-            .await?;
+            self.tag_role(name, &iam_tags).await?;
             if boundary.is_empty() {
                 let r = self
                     .call(name, "iam:DeleteRolePermissionsBoundary", || {
@@ -166,6 +148,28 @@ impl AwsCloud {
         Ok(())
     }
 
+    async fn tag_role(&self, name: &str, tags: &[iam::Tag]) -> Result<(), CloudError> {
+        self.call(name, "iam:TagRole", || {
+            self.iam
+                .tag_role()
+                .role_name(name)
+                .set_tags(Some(tags.to_vec()))
+                .send()
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The role's tags, read now.
+    async fn role_tags(&self, name: &str) -> Result<BTreeMap<String, String>, CloudError> {
+        let out = self
+            .call(name, "iam:GetRole", || {
+                self.iam.get_role().role_name(name).send()
+            })
+            .await?;
+        Ok(out.role().map(|r| tag_map(r.tags())).unwrap_or_default())
+    }
+
     pub(super) async fn delete_role(&self, name: &str) -> Result<(), CloudError> {
         let r = self
             .call(name, "iam:DeleteRolePolicy", || {
@@ -183,6 +187,55 @@ impl AwsCloud {
             })
             .await;
         gone_is_fine(r)
+    }
+}
+
+fn iam_tags(tags: &BTreeMap<String, String>) -> Vec<iam::Tag> {
+    tags.iter()
+        .filter_map(|(k, v)| iam::Tag::builder().key(k).value(v).build().ok())
+        .collect()
+}
+
+fn tag_map(tags: &[iam::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect()
+}
+
+/// The `iam_role` kind: the stack's managed role, one for every region the stack is in.
+pub(super) struct Role;
+
+impl Adapter for Role {
+    const READ: Read = Read::Role;
+
+    async fn write(cloud: &AwsCloud, w: &Write<'_>) -> Result<(), CloudError> {
+        if w.step.action == Action::Delete {
+            return cloud.delete_role(w.name()).await;
+        }
+        let r: RoleAttrs = view(&w.step.address, w.after)?;
+        cloud
+            .put_role(
+                w.name(),
+                w.account,
+                &r,
+                w.tags,
+                w.step.action == Action::Create,
+            )
+            .await
+    }
+
+    async fn owner(
+        cloud: &AwsCloud,
+        stack: &str,
+        step: &Step,
+        _: &Map<String, Value>,
+    ) -> Result<Owner, CloudError> {
+        let t = cloud.role_tags(&step.address.name).await?;
+        Ok(Owner::from_global_tags(stack, &cloud.region, &t))
+    }
+
+    async fn adopt(cloud: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
+        cloud.tag_role(a.name(), &iam_tags(a.ours)).await
     }
 }
 

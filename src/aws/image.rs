@@ -9,10 +9,11 @@ use futures::{StreamExt, stream};
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
-use super::execute::view;
+use super::kind::{Adapter, Adopt, Read, Write, view};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::image::build;
 use crate::image::reference::ImageRef;
+use crate::manifest::names;
 use crate::model::attrs::{Attrs, ImageAttrs, RepositoryAttrs, id, to_attrs};
 use crate::model::live::{LiveResource, LiveState, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, tags};
@@ -207,27 +208,6 @@ impl AwsCloud {
                     tracing::debug!(%address, error = %e, "the image's old script cannot be read; the plan shows its digest");
                 }
             }
-        }
-    }
-
-    /// Carries out an `image_repository` or `function_image` step.
-    pub(super) async fn execute_image(
-        &self,
-        step: &Step,
-        stack_tags: &BTreeMap<String, String>,
-        after: &Map<String, Value>,
-        before: &Map<String, Value>,
-    ) -> Result<(), CloudError> {
-        let name = step.address.name.as_str();
-        match (step.address.kind, step.action) {
-            (ResourceKind::ImageRepository, Action::Delete) => self.delete_repository(name).await,
-            (ResourceKind::ImageRepository, _) => self.put_repository(name, stack_tags).await,
-            (ResourceKind::FunctionImage, Action::Delete) => {
-                let i: id::Recorded = view(&step.address, before)?;
-                self.delete_image(&i.repository, &i.image).await
-            }
-            (ResourceKind::FunctionImage, _) => self.build_image(name, after).await,
-            _ => Ok(()),
         }
     }
 
@@ -430,5 +410,75 @@ impl AwsCloud {
             o,
         );
         Ok(())
+    }
+}
+
+/// The `image_repository` kind: the stack's one ECR repository.
+pub(super) struct Repository;
+
+impl Adapter for Repository {
+    const READ: Read = Read::Repository;
+
+    async fn write(cloud: &AwsCloud, w: &Write<'_>) -> Result<(), CloudError> {
+        match w.step.action {
+            Action::Delete => cloud.delete_repository(w.name()).await,
+            Action::NoOp => Ok(()),
+            Action::Create | Action::Update | Action::Replace => {
+                cloud.put_repository(w.name(), w.tags).await
+            }
+        }
+    }
+
+    async fn owner(
+        cloud: &AwsCloud,
+        stack: &str,
+        _: &Step,
+        _: &Map<String, Value>,
+    ) -> Result<Owner, CloudError> {
+        let name = names::derive(stack, "x").ecr_repository;
+        let Some((arn, _)) = cloud.describe_repository(&name).await? else {
+            return Ok(Owner::Unowned);
+        };
+        Ok(Owner::from_tags(stack, &cloud.repository_tags(&arn).await?))
+    }
+
+    async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
+        Err(a.never())
+    }
+}
+
+/// The `function_image` kind: a function's assembled image, recorded on the function (read
+/// with it) and kept in the stack's repository.
+pub(super) struct FunctionImage;
+
+impl Adapter for FunctionImage {
+    const READ: Read = Read::Functions;
+
+    async fn write(cloud: &AwsCloud, w: &Write<'_>) -> Result<(), CloudError> {
+        match w.step.action {
+            Action::Delete => {
+                let i: id::Recorded = view(&w.step.address, w.before)?;
+                cloud.delete_image(&i.repository, &i.image).await
+            }
+            Action::NoOp => Ok(()),
+            Action::Create | Action::Update | Action::Replace => {
+                cloud.build_image(w.name(), w.after).await
+            }
+        }
+    }
+
+    /// Not a resource of its own: the image lives in the stack's repository and is recorded
+    /// on its function, whose own step is checked. Nothing to read.
+    async fn owner(
+        _: &AwsCloud,
+        _: &str,
+        _: &Step,
+        _: &Map<String, Value>,
+    ) -> Result<Owner, CloudError> {
+        Ok(Owner::ThisStack)
+    }
+
+    async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
+        Err(a.never())
     }
 }

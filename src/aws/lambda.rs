@@ -9,17 +9,17 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::execute::{gone_is_fine, stale_tag_keys, view};
+use super::kind::{Adapter, Adopt, Read, Write, gone_is_fine, stale_tag_keys, view};
 use super::page::wait_until;
 use super::{AwsCloud, classify};
 use crate::apply::ready::{Readiness, function_readiness};
 use crate::cloud::retry::{Backoff, PROPAGATION, until_ready, with_retry};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::manifest::types::Architecture;
-use crate::model::attrs::{FileSystem, FunctionAttrs, PermissionAttrs, Vpc, to_attrs};
+use crate::model::attrs::{FileSystem, FunctionAttrs, PermissionAttrs, Vpc, id, to_attrs};
 use crate::model::live::{LiveResource, Owner};
-use crate::model::{Address, ResourceKind, short_hash};
-use crate::plan::Step;
+use crate::model::{Address, ResourceKind, http, short_hash};
+use crate::plan::{Action, Step};
 
 /// A function, if it exists, and the permission statements scar wrote on it.
 pub(super) type FunctionRead = (String, Option<LiveResource>, Vec<(Address, LiveResource)>);
@@ -299,6 +299,29 @@ impl AwsCloud {
             fingerprint: Some(fingerprint),
             outputs,
         }))
+    }
+
+    /// The owner of function `name`; a function that is gone is nobody's.
+    pub(super) async fn function_owner(
+        &self,
+        stack: &str,
+        name: &str,
+    ) -> Result<Owner, CloudError> {
+        let Some(out) = self.get_function(name).await? else {
+            return Ok(Owner::Unowned);
+        };
+        if let Some(e) = out.tags_error() {
+            return Ok(Owner::Unknown(format!(
+                "{}: {}",
+                e.error_code(),
+                e.message()
+            )));
+        }
+        let t: BTreeMap<String, String> = out
+            .tags()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        Ok(Owner::from_tags(stack, &t))
     }
 
     /// `GetFunction` (configuration, image and tags in one call) within its quota; `None` when
@@ -680,6 +703,113 @@ impl AwsCloud {
             })
             .await;
         gone_is_fine(r)
+    }
+}
+
+/// The `function` kind.
+pub(super) struct Function;
+
+impl Adapter for Function {
+    const READ: Read = Read::Functions;
+
+    async fn write(cloud: &AwsCloud, w: &Write<'_>) -> Result<(), CloudError> {
+        let name = w.name();
+        let mut tags = w.tags.clone();
+        if let Some(Value::Object(record)) =
+            cloud.created_output(&Address::new(ResourceKind::FunctionImage, name), "record")
+        {
+            // The image built in this run: the function records what it was built from.
+            tags.extend(
+                record
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())),
+            );
+        }
+        match w.step.action {
+            Action::Create => cloud.create_function(name, w.after, &tags).await,
+            // Lambda cannot recreate a function in place (nor change its package type): it
+            // goes, and comes again under its name; its permissions are separate steps after.
+            Action::Replace => cloud.replace_function(name, w.after, &tags).await,
+            Action::Update => {
+                cloud
+                    .update_function(w.step, name, w.account, w.after, w.before, &tags)
+                    .await
+            }
+            Action::Delete => cloud.delete_function(name).await,
+            Action::NoOp => Ok(()),
+        }
+    }
+
+    async fn owner(
+        cloud: &AwsCloud,
+        stack: &str,
+        step: &Step,
+        _: &Map<String, Value>,
+    ) -> Result<Owner, CloudError> {
+        cloud.function_owner(stack, &step.address.name).await
+    }
+
+    async fn adopt(cloud: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
+        let name = a.name();
+        let arn = format!(
+            "arn:aws:lambda:{}:{}:function:{name}",
+            cloud.region, a.account
+        );
+        cloud
+            .lambda_call(name, || async {
+                cloud
+                    .lambda
+                    .tag_resource()
+                    .resource(&arn)
+                    .set_tags(Some(a.ours.clone().into_iter().collect()))
+                    .send()
+                    .await
+                    .map_err(|e| classify("lambda:TagResource", &e))
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// The `lambda_permission` kind: a statement of a function's resource policy, the stack's by
+/// its Sid.
+pub(super) struct Permission;
+
+impl Adapter for Permission {
+    const READ: Read = Read::Policies;
+
+    async fn write(cloud: &AwsCloud, w: &Write<'_>) -> Result<(), CloudError> {
+        if matches!(w.step.action, Action::Delete | Action::Replace) {
+            let p: id::Statement = view(&w.step.address, w.before)?;
+            cloud
+                .remove_permission(&p.function, &p.statement_id)
+                .await?;
+        }
+        match w.step.action {
+            Action::Delete | Action::NoOp => Ok(()),
+            Action::Create | Action::Update | Action::Replace => {
+                cloud.add_permission(&w.step.address, w.after).await
+            }
+        }
+    }
+
+    async fn owner(
+        cloud: &AwsCloud,
+        stack: &str,
+        step: &Step,
+        before: &Map<String, Value>,
+    ) -> Result<Owner, CloudError> {
+        let p: id::Statement = view(&step.address, before)?;
+        let sid = &p.statement_id;
+        if *sid == http::statement_id(stack) || sid.starts_with(&format!("scar-{stack}-s3-")) {
+            cloud.function_owner(stack, &p.function).await
+        } else {
+            Ok(Owner::Unowned)
+        }
+    }
+
+    async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
+        Err(a.untagged())
     }
 }
 

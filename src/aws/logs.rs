@@ -2,15 +2,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::execute::gone_is_fine;
+use serde_json::{Map, Value};
+
+use super::kind::{Adapter, Adopt, Read, Write, gone_is_fine, view};
 use super::page::pages;
 use super::{AwsCloud, classify};
 use crate::cloud::retry::with_retry;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::manifest::names;
-use crate::model::attrs::{LogGroupAttrs, to_attrs};
-use crate::model::live::{LiveResource, LiveState, Owner};
+use crate::model::attrs::{LogGroupAttrs, id, to_attrs};
+use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, ResourceKind, short_hash};
+use crate::plan::{Action, Step};
 
 impl AwsCloud {
     /// `/aws/lambda/<function>` log groups, listed in bulk. A log group of a function the stack
@@ -21,15 +24,15 @@ impl AwsCloud {
         stack: &str,
         functions: &BTreeSet<String>,
         function_owner: &BTreeMap<String, Owner>,
-        live: &mut LiveState,
-    ) -> Result<(), CloudError> {
+    ) -> Result<Vec<(Address, LiveResource)>, CloudError> {
         let wanted: BTreeMap<String, String> = functions
             .iter()
             .map(|f| (names::derive(stack, f).log_group, f.clone()))
             .collect();
         if wanted.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let mut found = Vec::new();
         let pages = pages(
             "logs:DescribeLogGroups",
             |token| async move {
@@ -67,7 +70,7 @@ impl AwsCloud {
                     retention_days: g.retention_in_days(),
                     tags: BTreeMap::new(),
                 });
-                live.resources.insert(
+                found.push((
                     Address::new(ResourceKind::LogGroup, function.clone()),
                     LiveResource {
                         fingerprint: Some(short_hash(&format!(
@@ -78,32 +81,53 @@ impl AwsCloud {
                         owner,
                         outputs: BTreeMap::new(),
                     },
-                );
+                ));
             }
         }
-        Ok(())
+        Ok(found)
     }
 
+    /// The owner of a log group read in bulk, by its ARN as `DescribeLogGroups` gives it.
     pub(super) async fn log_group_owner(&self, stack: &str, arn: Option<&str>) -> Owner {
         let Some(arn) = arn else {
             return Owner::Unknown("the log group has no ARN".into());
         };
-        let arn = arn.trim_end_matches(":*");
+        match self.log_group_tags(arn.trim_end_matches(":*")).await {
+            Ok(t) => Owner::from_tags(stack, &t),
+            Err(e) => Owner::Unknown(e.to_string()),
+        }
+    }
+
+    async fn log_group_tags(&self, arn: &str) -> Result<BTreeMap<String, String>, CloudError> {
         let out = self
             .call(arn, "logs:ListTagsForResource", || {
                 self.logs.list_tags_for_resource().resource_arn(arn).send()
             })
-            .await;
-        match out {
-            Ok(o) => {
-                let t: BTreeMap<String, String> = o
-                    .tags()
-                    .map(|m| m.clone().into_iter().collect())
-                    .unwrap_or_default();
-                Owner::from_tags(stack, &t)
-            }
-            Err(e) => Owner::Unknown(e.to_string()),
-        }
+            .await?;
+        Ok(out
+            .tags()
+            .map(|m| m.clone().into_iter().collect())
+            .unwrap_or_default())
+    }
+
+    fn log_group_arn(&self, account: &str, name: &str) -> String {
+        format!("arn:aws:logs:{}:{account}:log-group:{name}", self.region)
+    }
+
+    async fn tag_log_group(
+        &self,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        self.call(arn, "logs:TagResource", || {
+            self.logs
+                .tag_resource()
+                .resource_arn(arn)
+                .set_tags(Some(tags.clone().into_iter().collect()))
+                .send()
+        })
+        .await?;
+        Ok(())
     }
 
     pub(super) async fn put_log_group(
@@ -147,15 +171,8 @@ impl AwsCloud {
             }
         }
         if tag_after {
-            let arn = format!("arn:aws:logs:{}:{account}:log-group:{name}", self.region);
-            self.call(&name, "logs:TagResource", || {
-                self.logs
-                    .tag_resource()
-                    .resource_arn(&arn)
-                    .set_tags(Some(tags.clone().into_iter().collect()))
-                    .send()
-            })
-            .await?;
+            self.tag_log_group(&self.log_group_arn(account, &name), tags)
+                .await?;
         }
         match a.retention_days {
             Some(days) => {
@@ -189,5 +206,59 @@ impl AwsCloud {
             })
             .await;
         gone_is_fine(r)
+    }
+}
+
+/// The `log_group` kind: `/aws/lambda/<function>`, which Lambda also makes on a first
+/// invocation.
+pub(super) struct LogGroup;
+
+impl Adapter for LogGroup {
+    const READ: Read = Read::LogGroups;
+
+    async fn write(cloud: &AwsCloud, w: &Write<'_>) -> Result<(), CloudError> {
+        if w.step.action == Action::Delete {
+            let g: id::Named = view(&w.step.address, w.before)?;
+            return cloud.delete_log_group(&g.name).await;
+        }
+        let g: LogGroupAttrs = view(&w.step.address, w.after)?;
+        cloud
+            .put_log_group(
+                w.stack,
+                w.account,
+                &g,
+                w.tags,
+                w.step.action == Action::Create,
+            )
+            .await
+    }
+
+    async fn owner(
+        cloud: &AwsCloud,
+        stack: &str,
+        step: &Step,
+        before: &Map<String, Value>,
+    ) -> Result<Owner, CloudError> {
+        let function = cloud.function_owner(stack, &step.address.name).await?;
+        if function == Owner::ThisStack {
+            Ok(Owner::ThisStack)
+        } else if step.adopts {
+            // Taken over only for a function of the stack: that is what made it.
+            Ok(function)
+        } else {
+            let g: id::Named = view(&step.address, before)?;
+            let account = cloud.account_id().await?;
+            let t = cloud
+                .log_group_tags(&cloud.log_group_arn(&account, &g.name))
+                .await?;
+            Ok(Owner::from_tags(stack, &t))
+        }
+    }
+
+    async fn adopt(cloud: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
+        let g: id::Named = view(a.address, a.wanted)?;
+        cloud
+            .tag_log_group(&cloud.log_group_arn(a.account, &g.name), a.ours)
+            .await
     }
 }

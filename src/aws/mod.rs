@@ -10,6 +10,7 @@ mod execute;
 mod http;
 mod iam;
 mod image;
+mod kind;
 mod lambda;
 mod lock;
 mod logs;

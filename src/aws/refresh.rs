@@ -11,14 +11,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::stream::{self, StreamExt};
 
-use super::execute::view;
+use super::kind::{Read, read_of, view};
 use super::lambda::FunctionRead;
 use super::page::pages;
 use super::{AwsCloud, classify};
 use crate::cloud::retry::with_retry;
 use crate::cloud::{CloudError, ErrorKind};
-use crate::model::attrs::{Attrs, PermissionAttrs, id};
-use crate::model::live::{LiveResource, LiveState, Owner};
+use crate::model::attrs::{Attrs, ComputeEnvAttrs, PermissionAttrs, id};
+use crate::model::live::{DefaultNetwork, LiveResource, LiveState, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, tags};
 
 /// Reads in flight at once.
@@ -33,17 +33,25 @@ pub(super) fn may_hold_statements(f: &LiveResource) -> bool {
     !(f.owner == Owner::ThisStack && recorded.as_deref() == Some("false"))
 }
 
+/// Whether the manifests want anything `read` finds.
+fn wants(desired: &DesiredGraph, read: Read) -> bool {
+    desired
+        .resources
+        .iter()
+        .any(|r| read_of(r.address.kind) == read)
+}
+
 /// A service the manifests may not use at all: when they do not, and the credentials may not
 /// list it, the plan goes on without it (a warning says what it cannot see: resources a
 /// former version of the stack made there are then neither seen nor pruned, never harmed).
 pub(super) fn optional_read<T: Default>(
-    service: &str,
-    permissions: &str,
+    read: Read,
     wanted: bool,
-    read: Result<T, CloudError>,
+    found: Result<T, CloudError>,
 ) -> Result<T, CloudError> {
-    match read {
+    match found {
         Err(e) if !wanted && e.kind == ErrorKind::AccessDenied => {
+            let (service, permissions) = read.service();
             tracing::warn!(
                 service,
                 error = %e,
@@ -82,6 +90,43 @@ impl AwsCloud {
         }
         let stack = desired.stack.as_str();
         let account = account.as_str();
+        // The services are independent of each other: read at once. Lambda's reads lead to
+        // the buckets (a permission names its bucket) and the log groups.
+        let (lambda, role, batch, apis, repository, network) = futures::join!(
+            self.read_functions_and_buckets(desired, account),
+            self.read_role(stack),
+            self.read_batch(stack, desired),
+            self.read_apis(stack, account, desired),
+            self.read_image_repository(stack),
+            self.default_network_if_needed(desired),
+        );
+        let mut live = lambda?;
+        live.account = Some(account.to_owned());
+        if let Some(role) = role? {
+            live.resources.insert(role.0, role.1);
+        }
+        live.default_network = network?;
+        for (read, found) in [
+            (Read::Batch, batch),
+            (Read::Apis, apis),
+            (Read::Repository, repository),
+        ] {
+            live.resources
+                .extend(optional_read(read, wants(desired, read), found)?);
+        }
+        self.resolve_bases(desired, &mut live).await?;
+        self.read_image_contents(desired, &mut live).await;
+        Ok(live)
+    }
+
+    /// The stack's functions, their permission statements and log groups, and the buckets
+    /// they or the manifests name, with those buckets' triggers.
+    async fn read_functions_and_buckets(
+        &self,
+        desired: &DesiredGraph,
+        account: &str,
+    ) -> Result<LiveState, CloudError> {
+        let stack = desired.stack.as_str();
         let (owned_functions, owned_buckets) = self.discover(stack).await?;
         let mut functions: BTreeSet<String> = owned_functions;
         let mut buckets: BTreeSet<String> = owned_buckets;
@@ -103,10 +148,7 @@ impl AwsCloud {
             .map(|r| Ok(view::<id::Statement>(&r.address, &r.attrs)?.function))
             .collect::<Result<_, CloudError>>()?;
         let with_triggers = &with_triggers;
-        let mut live = LiveState {
-            account: Some(account.to_owned()),
-            ..LiveState::default()
-        };
+        let mut live = LiveState::default();
         let reads: Vec<Result<FunctionRead, CloudError>> = stream::iter(functions.iter().cloned())
             .map(|name| async move {
                 let f = self.read_function(stack, account, &name).await?;
@@ -138,68 +180,39 @@ impl AwsCloud {
             }
         }
         live.split_image_records();
-        self.read_log_groups(stack, &functions, &function_owner, &mut live)
-            .await?;
-        let bucket_reads: Vec<Result<Vec<(Address, LiveResource)>, CloudError>> =
+        let buckets = &buckets;
+        let (groups, bucket_reads) = futures::join!(
+            self.read_log_groups(stack, &functions, &function_owner),
             stream::iter(buckets.iter().cloned())
                 .map(|b| async move { self.read_bucket(stack, &b, desired).await })
                 .buffer_unordered(READ_CONCURRENCY)
-                .collect()
-                .await;
+                .collect::<Vec<_>>(),
+        );
+        live.resources.extend(groups?);
         for r in bucket_reads {
             live.resources.extend(r?);
         }
-        if let Some(role) = self.read_role(stack).await? {
-            live.resources.insert(role.0, role.1);
-        }
-        let wants = |kinds: &[ResourceKind]| {
-            desired
-                .resources
-                .iter()
-                .any(|r| kinds.contains(&r.address.kind))
-        };
-        // A compute environment that names no network gets the default VPC's, as the Batch
-        // console offers it: read here, filled in by the plan, shown there.
-        let needs_network = desired.resources.iter().any(|r| {
-            r.address.kind == ResourceKind::BatchComputeEnvironment
-                && ["subnets", "security_groups"].iter().any(|k| {
-                    r.attrs
-                        .get(*k)
-                        .and_then(serde_json::Value::as_array)
-                        .is_some_and(Vec::is_empty)
-                })
-        });
-        if needs_network {
-            live.default_network = self.default_network().await?;
-        }
-        let batch = self.read_batch(stack, desired).await;
-        live.resources.extend(optional_read(
-            "Batch",
-            "batch:DescribeComputeEnvironments, batch:DescribeJobQueues and batch:DescribeJobDefinitions",
-            wants(&[
-                ResourceKind::BatchComputeEnvironment,
-                ResourceKind::BatchJobQueue,
-                ResourceKind::BatchJobDefinition,
-            ]),
-            batch,
-        )?);
-        let apis = self.read_apis(stack, account, desired).await;
-        live.resources.extend(optional_read(
-            "API Gateway",
-            "apigateway:GET on /restapis",
-            wants(&[ResourceKind::HttpApi]),
-            apis,
-        )?);
-        let repository = self.read_image_repository(stack).await;
-        live.resources.extend(optional_read(
-            "ECR",
-            "ecr:DescribeRepositories and ecr:ListTagsForResource",
-            wants(&[ResourceKind::ImageRepository]),
-            repository,
-        )?);
-        self.resolve_bases(desired, &mut live).await?;
-        self.read_image_contents(desired, &mut live).await;
         Ok(live)
+    }
+
+    /// A compute environment that names no network gets the default VPC's, as the Batch
+    /// console offers it: read here, filled in by the plan, shown there.
+    async fn default_network_if_needed(
+        &self,
+        desired: &DesiredGraph,
+    ) -> Result<Option<DefaultNetwork>, CloudError> {
+        let mut needs_network = false;
+        for r in &desired.resources {
+            if r.address.kind == ResourceKind::BatchComputeEnvironment {
+                let c: ComputeEnvAttrs = view(&r.address, &r.attrs)?;
+                needs_network |= c.subnets.is_empty() || c.security_groups.is_empty();
+            }
+        }
+        if needs_network {
+            self.default_network().await
+        } else {
+            Ok(None)
+        }
     }
 
     /// Functions and buckets tagged `scar:stack=<stack>`, through the Resource Groups Tagging
@@ -270,13 +283,13 @@ mod tests {
                 "no",
             ))
         };
-        assert_eq!(optional_read("Batch", "x", false, denied()), Ok(Vec::new()));
-        assert!(optional_read("Batch", "x", true, denied()).is_err());
+        assert_eq!(optional_read(Read::Batch, false, denied()), Ok(Vec::new()));
+        assert!(optional_read(Read::Batch, true, denied()).is_err());
         let broken = Err(CloudError::new(
             ErrorKind::Transient,
             "batch:Describe",
             "503",
         ));
-        assert!(optional_read::<Vec<u8>>("Batch", "x", false, broken).is_err());
+        assert!(optional_read::<Vec<u8>>(Read::Batch, false, broken).is_err());
     }
 }

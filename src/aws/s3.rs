@@ -4,16 +4,17 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::types as st;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::execute::gone_is_fine;
+use super::kind::{Adapter, Adopt, Read, Write, gone_is_fine, view};
 use super::{AwsCloud, classify};
 use crate::cloud::retry::with_retry;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::manifest::names;
-use crate::model::attrs::{BucketAttrs, TriggerAttrs, to_attrs};
+use crate::model::attrs::{BucketAttrs, TriggerAttrs, id, to_attrs};
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, short_hash};
+use crate::plan::{Action, Step};
 
 impl AwsCloud {
     /// A bucket (exists? where? whose?) and the stack's own entries in its notification
@@ -37,22 +38,11 @@ impl AwsCloud {
             Err(e) if e.kind == ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        let tagging = self
-            .call(bucket, "s3:GetBucketTagging", || {
-                self.s3.get_bucket_tagging().bucket(bucket).send()
-            })
-            .await;
-        let (t, owner) = match tagging {
-            Ok(o) => {
-                let t: BTreeMap<String, String> = o
-                    .tag_set()
-                    .iter()
-                    .map(|t| (t.key().to_owned(), t.value().to_owned()))
-                    .collect();
+        let (t, owner) = match self.bucket_tags(bucket).await {
+            Ok(t) => {
                 let owner = Owner::from_tags(stack, &t);
                 (t, owner)
             }
-            Err(e) if e.kind == ErrorKind::NotFound => (BTreeMap::new(), Owner::Unowned),
             Err(e) => (BTreeMap::new(), Owner::Unknown(e.to_string())),
         };
         let mut out = Vec::new();
@@ -79,6 +69,24 @@ impl AwsCloud {
         ));
         out.extend(self.read_triggers(stack, bucket).await?);
         Ok(out)
+    }
+
+    /// The bucket's tags; none when it has none (S3 answers "no such tag set").
+    async fn bucket_tags(&self, bucket: &str) -> Result<BTreeMap<String, String>, CloudError> {
+        let tagging = self
+            .call(bucket, "s3:GetBucketTagging", || {
+                self.s3.get_bucket_tagging().bucket(bucket).send()
+            })
+            .await;
+        match tagging {
+            Ok(o) => Ok(o
+                .tag_set()
+                .iter()
+                .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                .collect()),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(e),
+        }
     }
 
     pub(super) async fn is_empty(&self, bucket: &str) -> Result<bool, CloudError> {
@@ -303,7 +311,7 @@ impl AwsCloud {
             .filter(|d| d.address.kind == ResourceKind::S3Trigger)
         {
             let resolved = self.resolve(account, &d.attrs);
-            let t: TriggerAttrs = super::execute::view(&d.address, &resolved)?;
+            let t: TriggerAttrs = super::kind::view(&d.address, &resolved)?;
             if t.function_arn != arn {
                 continue;
             }
@@ -424,6 +432,80 @@ impl AwsCloud {
 }
 
 /// The value of `c`'s filter rule `name`, when it has one.
+/// The `bucket` kind.
+pub(super) struct Bucket;
+
+impl Adapter for Bucket {
+    const READ: Read = Read::Buckets;
+
+    async fn write(cloud: &AwsCloud, w: &Write<'_>) -> Result<(), CloudError> {
+        match w.step.action {
+            Action::Delete => cloud.delete_bucket(w.name()).await,
+            Action::Create => {
+                let b: BucketAttrs = view(&w.step.address, w.after)?;
+                cloud.create_bucket(&b.name, &b.region, w.tags).await
+            }
+            Action::Update | Action::Replace => cloud.tag_bucket(w.name(), w.tags).await,
+            Action::NoOp => Ok(()),
+        }
+    }
+
+    async fn owner(
+        cloud: &AwsCloud,
+        stack: &str,
+        step: &Step,
+        _: &Map<String, Value>,
+    ) -> Result<Owner, CloudError> {
+        Ok(Owner::from_tags(
+            stack,
+            &cloud.bucket_tags(&step.address.name).await?,
+        ))
+    }
+
+    async fn adopt(cloud: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
+        let mut all = cloud.bucket_tags(a.name()).await?;
+        all.extend(a.ours.clone());
+        cloud.tag_bucket(a.name(), &all).await
+    }
+}
+
+/// The `s3_trigger` kind: one entry of a bucket's notification configuration, the stack's by
+/// its Id.
+pub(super) struct Trigger;
+
+impl Adapter for Trigger {
+    const READ: Read = Read::Buckets;
+
+    async fn write(cloud: &AwsCloud, w: &Write<'_>) -> Result<(), CloudError> {
+        if w.step.action == Action::Delete {
+            let t: id::Trigger = view(&w.step.address, w.before)?;
+            return cloud.write_trigger(&t.bucket, &t.id, None).await;
+        }
+        let t: TriggerAttrs = view(&w.step.address, w.after)?;
+        cloud.write_trigger(&t.bucket, &t.id, Some(&t)).await
+    }
+
+    async fn owner(
+        _: &AwsCloud,
+        stack: &str,
+        step: &Step,
+        before: &Map<String, Value>,
+    ) -> Result<Owner, CloudError> {
+        let t: id::Trigger = view(&step.address, before)?;
+        Ok(
+            if names::trigger_id_is_stacks(stack, &t.id, &t.function_arn) {
+                Owner::ThisStack
+            } else {
+                Owner::Unowned
+            },
+        )
+    }
+
+    async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
+        Err(a.untagged())
+    }
+}
+
 fn rule<'a>(c: &'a st::LambdaFunctionConfiguration, name: &st::FilterRuleName) -> Option<&'a str> {
     c.filter()
         .and_then(|f| f.key())
