@@ -92,7 +92,8 @@ pub(super) fn run(args: &WatchArgs, aws: &AwsArgs, out: &Output) -> Outcome {
             let cache = crate::cache::dir()
                 .ok_or("no cache folder for the Git mirror: set SCAR_CACHE_DIR, XDG_CACHE_HOME or HOME")
                 .map_err(|e| Failure::Message(e.into()))?;
-            let s = GitSource::new(url, &args.branch, &cache).map_err(Failure::Message)?;
+            let s = GitSource::new(url, &args.branch, &cache)
+                .map_err(|e| Failure::Message(e.to_string()))?;
             if args.dir.is_absolute() {
                 return Err(Failure::Message(format!(
                     "with --git, DIR is a path inside the repository, such as manifests/wordcount; `{}` is absolute",

@@ -84,7 +84,7 @@ impl Spec {
         Ok(Spec {
             base,
             target,
-            supervisor: super::supervisor::find(arch)?,
+            supervisor: super::supervisor::find(arch).map_err(|e| e.to_string())?,
             architecture: architecture.to_owned(),
             config_json: config.to_string().into_bytes(),
             script: script.to_owned(),

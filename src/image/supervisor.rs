@@ -16,7 +16,7 @@
 //!    it is dynamically linked, and the error says how to get a static one).
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Names the supervisor for x86_64 images.
 pub const ENV_X86_64: &str = "SCAR_SUPERVISOR";
@@ -89,32 +89,126 @@ fn data_home() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
 }
 
+/// Why there is no supervisor to put into an image.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SupervisorError {
+    /// Where scar's own program is could not be found (the supervisors are beside it).
+    #[error("finding scar's own folder: {0}")]
+    OwnFolder(Arc<std::io::Error>),
+    /// No supervisor in any of the places looked at.
+    #[error(
+        "no supervisor for {oci} images: looked for {looked} (build them with scripts/build-supervisor.sh, install one as docs/runtime.md says, or set {var} to a static scar-supervisor built for linux/{oci})"
+    )]
+    Missing {
+        /// The architecture, as OCI names it.
+        oci: &'static str,
+        /// The variable that names one.
+        var: &'static str,
+        /// The places looked at.
+        looked: String,
+    },
+    /// The one found could not be read.
+    #[error(
+        "no supervisor for {oci} images at {}: {source} (set {var} to a static scar-supervisor built for linux/{oci})",
+        path.display()
+    )]
+    Unreadable {
+        /// The architecture, as OCI names it.
+        oci: &'static str,
+        /// The variable that names one.
+        var: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The one found is not one scar can use.
+    #[error("{}: {why}", path.display())]
+    Unfit {
+        /// Where.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        why: Unfit,
+    },
+}
+
+/// What is wrong with a program offered as the supervisor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unfit {
+    /// Not a Linux program for the architecture.
+    #[error(
+        "not a supervisor for linux/{oci} images: {why}; set {var} to a static scar-supervisor built for linux/{oci}"
+    )]
+    NotFor {
+        /// The architecture, as OCI names it.
+        oci: &'static str,
+        /// The variable that names one.
+        var: &'static str,
+        /// Why.
+        why: Elf,
+    },
+    /// Linked against a C library an image may not have.
+    #[error(
+        "scar-supervisor is dynamically linked (it needs {interp}), so it would not start in images without that C library (alpine, busybox, older Debian and Ubuntu); build the static one with scripts/build-supervisor.sh (target {rust}-unknown-linux-musl)"
+    )]
+    Dynamic {
+        /// The program interpreter it asks for.
+        interp: String,
+        /// The architecture, as Rust names it.
+        rust: &'static str,
+    },
+    /// Another version's.
+    #[error(
+        "scar-supervisor {0}, but this scar assembles {version}: rebuild it (scripts/build-supervisor.sh) or install the matching release",
+        version = scar_contract::VERSION
+    )]
+    Version(String),
+    /// Not scar's.
+    #[error("not a scar-supervisor (it carries no version mark)")]
+    Unmarked,
+}
+
+/// Why bytes are not a 64-bit Linux program for a machine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Elf {
+    /// Not an ELF of that class and byte order.
+    #[error("not a 64-bit Linux program (ELF)")]
+    NotElf,
+    /// Its headers point outside it.
+    #[error("a damaged ELF header")]
+    Damaged,
+    /// Built for another machine.
+    #[error("built for {0}")]
+    Machine(&'static str),
+}
+
 /// The supervisor for `architecture`, checked.
 ///
 /// # Errors
 /// When there is none, or the one found is not a static Linux program of that architecture
 /// carrying this scar's version; the message says where it looked and how to get one.
-pub fn find(architecture: super::Arch) -> Result<PathBuf, String> {
+pub fn find(architecture: super::Arch) -> Result<PathBuf, SupervisorError> {
     let a = arch(architecture);
     let path = match std::env::var_os(a.var) {
         Some(p) => PathBuf::from(p),
         None => {
             let exe =
-                std::env::current_exe().map_err(|e| format!("finding scar's own folder: {e}"))?;
+                std::env::current_exe().map_err(|e| SupervisorError::OwnFolder(Arc::new(e)))?;
             let all = candidates(&a, &exe, data_home());
             match all.iter().find(|p| p.is_file()) {
                 Some(p) => p.clone(),
                 None => {
-                    return Err(format!(
-                        "no supervisor for {} images: looked for {} (build them with scripts/build-supervisor.sh, install one as docs/runtime.md says, or set {} to a static scar-supervisor built for linux/{})",
-                        a.oci,
-                        all.iter()
+                    return Err(SupervisorError::Missing {
+                        oci: a.oci,
+                        var: a.var,
+                        looked: all
+                            .iter()
                             .map(|p| p.display().to_string())
                             .collect::<Vec<_>>()
                             .join(", "),
-                        a.var,
-                        a.oci
-                    ));
+                    });
                 }
             }
         }
@@ -124,8 +218,12 @@ pub fn find(architecture: super::Arch) -> Result<PathBuf, String> {
 }
 
 /// [`check`], remembered per file and modification time (a plan asks once per function).
-fn check_cached(path: &Path, a: &Arch) -> Result<(), String> {
-    type Seen = Vec<(PathBuf, Option<std::time::SystemTime>, Result<(), String>)>;
+fn check_cached(path: &Path, a: &Arch) -> Result<(), SupervisorError> {
+    type Seen = Vec<(
+        PathBuf,
+        Option<std::time::SystemTime>,
+        Result<(), SupervisorError>,
+    )>;
     static SEEN: Mutex<Seen> = Mutex::new(Vec::new());
     let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let mut seen = SEEN
@@ -138,16 +236,18 @@ fn check_cached(path: &Path, a: &Arch) -> Result<(), String> {
         return r.clone();
     }
     let r = std::fs::read(path)
-        .map_err(|e| {
-            format!(
-                "no supervisor for {} images at {}: {e} (set {} to a static scar-supervisor built for linux/{})",
-                a.oci,
-                path.display(),
-                a.var,
-                a.oci
-            )
+        .map_err(|e| SupervisorError::Unreadable {
+            oci: a.oci,
+            var: a.var,
+            path: path.to_owned(),
+            source: Arc::new(e),
         })
-        .and_then(|bytes| check(&bytes, a.image).map_err(|e| format!("{}: {e}", path.display())));
+        .and_then(|bytes| {
+            check(&bytes, a.image).map_err(|why| SupervisorError::Unfit {
+                path: path.to_owned(),
+                why,
+            })
+        });
     seen.push((path.to_owned(), modified, r.clone()));
     r
 }
@@ -176,14 +276,14 @@ fn u64_at(b: &[u8], at: usize) -> Option<usize> {
 ///
 /// # Errors
 /// When the bytes are not such an ELF, or its program headers are damaged.
-pub fn program_interpreter(bin: &[u8]) -> Result<(u16, Option<String>), String> {
+pub fn program_interpreter(bin: &[u8]) -> Result<(u16, Option<String>), Elf> {
     if bin.get(..4) != Some(b"\x7fELF".as_slice())
         || bin.get(4) != Some(&2)
         || bin.get(5) != Some(&1)
     {
-        return Err("not a 64-bit Linux program (ELF)".into());
+        return Err(Elf::NotElf);
     }
-    let bad = || "a damaged ELF header".to_owned();
+    let bad = || Elf::Damaged;
     let machine = u16_at(bin, 18).ok_or_else(bad)?;
     let phoff = u64_at(bin, 0x20).ok_or_else(bad)?;
     let phentsize = usize::from(u16_at(bin, 0x36).ok_or_else(bad)?);
@@ -210,7 +310,7 @@ pub fn program_interpreter(bin: &[u8]) -> Result<(u16, Option<String>), String> 
 }
 
 /// The program interpreter of an ELF for machine `machine`: `Err` when it is not one.
-fn interpreter(bin: &[u8], machine: u16) -> Result<Option<String>, String> {
+fn interpreter(bin: &[u8], machine: u16) -> Result<Option<String>, Elf> {
     let (found, interp) = program_interpreter(bin)?;
     if found != machine {
         let name = match found {
@@ -218,7 +318,7 @@ fn interpreter(bin: &[u8], machine: u16) -> Result<Option<String>, String> {
             0xb7 => "aarch64",
             _ => "another architecture",
         };
-        return Err(format!("built for {name}"));
+        return Err(Elf::Machine(name));
     }
     Ok(interp)
 }
@@ -228,30 +328,28 @@ fn interpreter(bin: &[u8], machine: u16) -> Result<Option<String>, String> {
 ///
 /// # Errors
 /// What is wrong, with how to get a right one.
-pub fn check(bin: &[u8], architecture: super::Arch) -> Result<(), String> {
+pub fn check(bin: &[u8], architecture: super::Arch) -> Result<(), Unfit> {
     let a = arch(architecture);
     match interpreter(bin, a.machine) {
-        Err(e) => {
-            return Err(format!(
-                "not a supervisor for linux/{} images: {e}; set {} to a static scar-supervisor built for linux/{}",
-                a.oci, a.var, a.oci
-            ));
+        Err(why) => {
+            return Err(Unfit::NotFor {
+                oci: a.oci,
+                var: a.var,
+                why,
+            });
         }
         Ok(Some(interp)) => {
-            return Err(format!(
-                "scar-supervisor is dynamically linked (it needs {interp}), so it would not start in images without that C library (alpine, busybox, older Debian and Ubuntu); build the static one with scripts/build-supervisor.sh (target {}-unknown-linux-musl)",
-                a.rust
-            ));
+            return Err(Unfit::Dynamic {
+                interp,
+                rust: a.rust,
+            });
         }
         Ok(None) => {}
     }
     match scar_contract::marked_version(bin) {
         Some(v) if v == scar_contract::VERSION => Ok(()),
-        Some(v) => Err(format!(
-            "scar-supervisor {v}, but this scar assembles {}: rebuild it (scripts/build-supervisor.sh) or install the matching release",
-            scar_contract::VERSION
-        )),
-        None => Err("not a scar-supervisor (it carries no version mark)".into()),
+        Some(v) => Err(Unfit::Version(v.to_owned())),
+        None => Err(Unfit::Unmarked),
     }
 }
 
@@ -291,27 +389,32 @@ mod tests {
             check(&elf(0xb7, 1, true), super::super::Arch::Arm64),
             Ok(())
         );
-        let dynamic =
-            check(&elf(0x3e, PT_INTERP, true), super::super::Arch::Amd64).expect_err("dynamic");
+        let dynamic = check(&elf(0x3e, PT_INTERP, true), super::super::Arch::Amd64)
+            .expect_err("dynamic")
+            .to_string();
         assert!(
             dynamic.contains("dynamically linked")
                 && dynamic.contains("/lib/ld-musl-x86_64.so.1")
                 && dynamic.contains("build-supervisor.sh"),
             "{dynamic}"
         );
-        let other =
-            check(&elf(0xb7, 1, true), super::super::Arch::Amd64).expect_err("wrong machine");
+        let other = check(&elf(0xb7, 1, true), super::super::Arch::Amd64)
+            .expect_err("wrong machine")
+            .to_string();
         assert!(
             other.contains("aarch64") && other.contains(ENV_X86_64),
             "{other}"
         );
-        let unmarked = check(&elf(0x3e, 1, false), super::super::Arch::Amd64).expect_err("no mark");
+        let unmarked = check(&elf(0x3e, 1, false), super::super::Arch::Amd64)
+            .expect_err("no mark")
+            .to_string();
         assert!(unmarked.contains("version mark"), "{unmarked}");
         let mut old = elf(0x3e, 1, false);
         old.extend_from_slice(b"\0scar-supervisor 0.0.1\0");
         assert!(
             check(&old, super::super::Arch::Amd64)
                 .expect_err("old")
+                .to_string()
                 .contains("0.0.1")
         );
         assert!(check(b"#!/bin/sh\n", super::super::Arch::Amd64).is_err());

@@ -167,7 +167,7 @@ impl Reconciled {
 pub fn has_supervisor(architecture: &str) -> Result<(), String> {
     crate::image::Arch::from_oci(architecture)
         .ok_or_else(|| format!("scar builds no images for the architecture `{architecture}`"))
-        .and_then(crate::image::supervisor::find)
+        .and_then(|a| crate::image::supervisor::find(a).map_err(|e| e.to_string()))
         .map(|_| ())
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use notify::Watcher as _;
 use tokio::sync::mpsc;
 
-use super::git::{Export, GitSource};
+use super::git::{Export, GitError, GitSource};
 use super::metrics::{self, Metrics};
 use super::{Event, Ran, Reason, Runner, Timing, serve, watch, webhook};
 use crate::lock::Operation;
@@ -418,7 +418,7 @@ where
     /// Following Git: the commit the branch points at (as the poller last fetched it) and its
     /// files, exported (the mirror's lock held until it is dropped); the stack directory is
     /// then DIR inside them. `None` when watching a folder.
-    async fn checkout(&mut self) -> Result<Option<(String, Export)>, String> {
+    async fn checkout(&mut self) -> Result<Option<(String, Export)>, GitError> {
         let Some(source) = &self.config.source else {
             return Ok(None);
         };

@@ -37,6 +37,89 @@ const CAPS: Caps = Caps {
 /// with the mirror.
 const LOCK_WAIT: Duration = Duration::from_secs(600);
 
+/// Why following the remote failed; each says what scar was doing and what it met.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// The URL could be read as an option, or holds control characters.
+    #[error("--git `{0}` is not a repository URL")]
+    Url(String),
+    /// A branch name Git refuses, or one that could be read as an option.
+    #[error("--branch `{0}` is not a branch name")]
+    Branch(String),
+    /// Not a commit id.
+    #[error("`{0}` is not a commit id")]
+    Commit(String),
+    /// `git` could not be started.
+    #[error("running git: {0} (is git installed?)")]
+    Spawn(#[source] std::io::Error),
+    /// A git command failed; what it said, without the URL's token.
+    #[error("git {command}: {said}")]
+    Failed {
+        /// The git subcommand.
+        command: String,
+        /// Its standard error, trimmed.
+        said: String,
+    },
+    /// A file or folder of the cache could not be made, read or written.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// Which.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The cache is not safe to use (not private, not the user's).
+    #[error(transparent)]
+    Cache(#[from] std::io::Error),
+    /// Another scar holds the mirror.
+    #[error("another scar has held {} for {} s; is a git command hanging?", path.display(), LOCK_WAIT.as_secs())]
+    Busy {
+        /// The mirror's lock file.
+        path: PathBuf,
+    },
+    /// The commit could not be exported.
+    #[error("exporting {commit}: {why}")]
+    Export {
+        /// The commit, as scar shows it.
+        commit: String,
+        /// Why.
+        #[source]
+        why: ExportError,
+    },
+}
+
+/// Why a commit's files could not be exported, or an export differs from its commit.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Reading the archive, or writing or walking the files, failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The commit is larger than [`MAX_EXPORT_ENTRIES`].
+    #[error("the commit holds more than {0} files and folders")]
+    TooManyEntries(u64),
+    /// The commit is larger than [`MAX_EXPORT_BYTES`].
+    #[error("the commit's files hold more than {0} bytes")]
+    TooManyBytes(u64),
+    /// A file of the commit is not in the export.
+    #[error("`{0}` of the commit is missing")]
+    Missing(String),
+    /// A file in the export is not the commit's.
+    #[error("`{0}` is not in the commit")]
+    Extra(String),
+    /// `git archive` failed, or the export's task did.
+    #[error("{0}")]
+    Git(Box<GitError>),
+}
+
+/// The [`GitError::File`] of `path`.
+fn at(path: &Path) -> impl FnOnce(std::io::Error) -> GitError + '_ {
+    move |source| GitError::File {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 /// One branch of one remote, mirrored under a cache directory.
 ///
 /// The mirror (`git/mirrors/KEY.git`, which holds the URL and its token) is kept apart from
@@ -69,10 +152,10 @@ impl GitSource {
     ///
     /// # Errors
     /// A URL or branch that could be read as an option, or a branch name Git refuses.
-    pub fn new(url: &str, branch: &str, cache: &Path) -> Result<GitSource, String> {
+    pub fn new(url: &str, branch: &str, cache: &Path) -> Result<GitSource, GitError> {
         // Control characters could write more than the URL into the mirror's config.
         if url.starts_with('-') || url.trim().is_empty() || url.chars().any(char::is_control) {
-            return Err(format!("--git `{url}` is not a repository URL"));
+            return Err(GitError::Url(url.to_owned()));
         }
         let refused = branch.starts_with('-')
             || branch.is_empty()
@@ -81,7 +164,7 @@ impl GitSource {
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c));
         if refused {
-            return Err(format!("--branch `{branch}` is not a branch name"));
+            return Err(GitError::Branch(branch.to_owned()));
         }
         let key = crate::model::short_hash(&format!("{url}#{branch}"));
         let git = cache.join("git");
@@ -120,14 +203,14 @@ impl GitSource {
     }
 
     /// Runs git on the mirror; its output.
-    async fn raw(&self, args: &[&str]) -> Result<Vec<u8>, String> {
+    async fn raw(&self, args: &[&str]) -> Result<Vec<u8>, GitError> {
         let out = Command::from(self.command(args))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .output()
             .await
-            .map_err(|e| format!("running git: {e} (is git installed?)"))?;
+            .map_err(GitError::Spawn)?;
         if out.status.success() {
             Ok(out.stdout)
         } else {
@@ -136,24 +219,23 @@ impl GitSource {
     }
 
     /// What a failed git command said, without the URL's token.
-    fn failed(&self, args: &[&str], stderr: &[u8]) -> String {
-        format!(
-            "git {}: {}",
-            args.first().copied().unwrap_or_default(),
-            String::from_utf8_lossy(stderr)
+    fn failed(&self, args: &[&str], stderr: &[u8]) -> GitError {
+        GitError::Failed {
+            command: args.first().copied().unwrap_or_default().to_owned(),
+            said: String::from_utf8_lossy(stderr)
                 .trim()
-                .replace(&self.url, &redact(&self.url))
-        )
+                .replace(&self.url, &redact(&self.url)),
+        }
     }
 
     /// Runs git on the mirror; its output as trimmed text.
-    async fn git(&self, args: &[&str]) -> Result<String, String> {
+    async fn git(&self, args: &[&str]) -> Result<String, GitError> {
         let out = self.raw(args).await?;
         Ok(String::from_utf8_lossy(&out).trim().to_owned())
     }
 
     /// Takes the mirror's lock (waiting up to [`LOCK_WAIT`] for another scar to finish).
-    async fn locked(&self) -> Result<std::fs::File, String> {
+    async fn locked(&self) -> Result<std::fs::File, GitError> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let folder = self.lock.parent().unwrap_or(Path::new("."));
         // The cache and its git folder too: ones an earlier scar made 0755 are tightened.
@@ -165,16 +247,16 @@ impl GitSource {
             .iter()
             .rev()
         {
-            crate::cache::private_dir(private).map_err(|e| e.to_string())?;
+            crate::cache::private_dir(private)?;
         }
-        crate::cache::private_dir(folder).map_err(|e| e.to_string())?;
+        crate::cache::private_dir(folder)?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .mode(0o600)
             .open(&self.lock)
-            .map_err(|e| format!("{}: {e}", self.lock.display()))?;
+            .map_err(at(&self.lock))?;
         let started = tokio::time::Instant::now();
         loop {
             match file.try_lock() {
@@ -183,14 +265,12 @@ impl GitSource {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(format!(
-                        "another scar has held {} for {} s; is a git command hanging?",
-                        self.lock.display(),
-                        LOCK_WAIT.as_secs()
-                    ));
+                    return Err(GitError::Busy {
+                        path: self.lock.clone(),
+                    });
                 }
                 Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(format!("{}: {e}", self.lock.display()));
+                    return Err(at(&self.lock)(e));
                 }
             }
         }
@@ -200,12 +280,12 @@ impl GitSource {
     ///
     /// # Errors
     /// Git's message when the mirror cannot be made or the fetch fails.
-    pub async fn fetch(&self) -> Result<String, String> {
+    pub async fn fetch(&self) -> Result<String, GitError> {
         let _lock = self.locked().await?;
         if !self.mirror.join("HEAD").is_file() {
             self.init().await?;
         }
-        crate::cache::check_owned(&self.mirror).map_err(|e| e.to_string())?;
+        crate::cache::check_owned(&self.mirror)?;
         let refspec = format!("+refs/heads/{0}:refs/heads/{0}", self.branch);
         // The URL (which may carry a token) is in the mirror's config, not on a command line
         // every user of the machine can read.
@@ -216,12 +296,12 @@ impl GitSource {
 
     /// Makes the bare mirror with its remote, under a temporary name renamed when whole (a
     /// mirror whose remote was never written is never left behind).
-    async fn init(&self) -> Result<(), String> {
+    async fn init(&self) -> Result<(), GitError> {
         let partial = self
             .mirror
             .with_extension(format!("partial-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&partial);
-        crate::cache::private_dir(&partial).map_err(|e| e.to_string())?;
+        crate::cache::private_dir(&partial)?;
         let made = GitSource {
             mirror: partial.clone(),
             ..self.clone()
@@ -229,25 +309,23 @@ impl GitSource {
         made.git(&["init", "--quiet", "--bare"]).await?;
         made.write_remote()?;
         let _ = std::fs::remove_dir_all(&self.mirror);
-        std::fs::rename(&partial, &self.mirror)
-            .map_err(|e| format!("{}: {e}", self.mirror.display()))
+        std::fs::rename(&partial, &self.mirror).map_err(at(&self.mirror))
     }
 
     /// Records the remote in the mirror's config, readable by its owner only (before the URL
     /// is written into it).
-    fn write_remote(&self) -> Result<(), String> {
+    fn write_remote(&self) -> Result<(), GitError> {
         use std::io::Write as _;
         use std::os::unix::fs::PermissionsExt as _;
         let config = self.mirror.join("config");
         let quoted = self.url.replace('\\', "\\\\").replace('"', "\\\"");
         std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("{}: {e}", config.display()))?;
+            .map_err(at(&config))?;
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&config)
-            .map_err(|e| format!("{}: {e}", config.display()))?;
-        writeln!(f, "[remote \"origin\"]\n\turl = \"{quoted}\"")
-            .map_err(|e| format!("{}: {e}", config.display()))?;
+            .map_err(at(&config))?;
+        writeln!(f, "[remote \"origin\"]\n\turl = \"{quoted}\"").map_err(at(&config))?;
         Ok(())
     }
 
@@ -255,7 +333,7 @@ impl GitSource {
     ///
     /// # Errors
     /// When the branch was never fetched.
-    pub async fn head(&self) -> Result<String, String> {
+    pub async fn head(&self) -> Result<String, GitError> {
         self.git(&[
             "rev-parse",
             "--verify",
@@ -272,17 +350,17 @@ impl GitSource {
     /// # Errors
     /// When Git cannot export the commit, it holds more than [`MAX_EXPORT_BYTES`] or
     /// [`MAX_EXPORT_ENTRIES`], or the files cannot be written.
-    pub async fn tree(&self, commit: &str) -> Result<Export, String> {
+    pub async fn tree(&self, commit: &str) -> Result<Export, GitError> {
         if !commit.chars().all(|c| c.is_ascii_hexdigit()) || commit.len() < 7 {
-            return Err(format!("`{commit}` is not a commit id"));
+            return Err(GitError::Commit(commit.to_owned()));
         }
         let lock = self.locked().await?;
-        crate::cache::private_dir(&self.trees).map_err(|e| e.to_string())?;
+        crate::cache::private_dir(&self.trees)?;
         let listed = self.listing(commit).await?;
         let dir = self.trees.join(commit);
         let record = self.trees.join(format!(".{commit}.left-out"));
         if dir.is_dir() {
-            crate::cache::check_owned(&dir).map_err(|e| e.to_string())?;
+            crate::cache::check_owned(&dir)?;
             let known = std::fs::read(&record).map_or_else(|_| Vec::new(), |b| nul_list(&b));
             match complete(&dir, &listed, &known) {
                 Ok(found) if found.is_empty() => {
@@ -302,7 +380,7 @@ impl GitSource {
                 Err(e) => {
                     tracing::warn!(
                         commit,
-                        problem = e,
+                        problem = %e,
                         "an export differs from its commit; exporting it again"
                     );
                     let _ = std::fs::remove_dir_all(&dir);
@@ -313,18 +391,24 @@ impl GitSource {
         let partial = self
             .trees
             .join(format!(".{commit}.partial-{}", std::process::id()));
-        crate::cache::private_dir(&partial).map_err(|e| e.to_string())?;
+        crate::cache::private_dir(&partial)?;
         let archive = self.command(&["archive", "--format=tar", commit]);
         let (to, shown) = (partial.clone(), self.clone());
         let exported = tokio::task::spawn_blocking(move || export(archive, &to, &shown, CAPS))
             .await
-            .map_err(|e| format!("exporting {commit}: {e}"))?
+            .map_err(|e| GitError::Export {
+                commit: commit.to_owned(),
+                why: ExportError::Io(std::io::Error::other(e)),
+            })?
             .and_then(|()| complete(&partial, &listed, &[]));
         let left_out = match exported {
             Ok(l) => l,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&partial);
-                return Err(format!("exporting {}: {e}", short(commit)));
+                return Err(GitError::Export {
+                    commit: short(commit).to_owned(),
+                    why: e,
+                });
             }
         };
         for link in &left_out {
@@ -335,8 +419,8 @@ impl GitSource {
             );
         }
         let written: Vec<u8> = left_out.iter().flat_map(|l| l.bytes().chain([0])).collect();
-        std::fs::write(&record, written).map_err(|e| format!("{}: {e}", record.display()))?;
-        std::fs::rename(&partial, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::write(&record, written).map_err(at(&record))?;
+        std::fs::rename(&partial, &dir).map_err(at(&dir))?;
         self.prune(commit);
         Ok(Export {
             dir,
@@ -347,7 +431,7 @@ impl GitSource {
 
     /// Every file and link of `commit` (paths relative to its root): what an export of it
     /// holds.
-    async fn listing(&self, commit: &str) -> Result<Vec<String>, String> {
+    async fn listing(&self, commit: &str) -> Result<Vec<String>, GitError> {
         let out = self
             .raw(&["ls-tree", "-r", "-z", "--full-tree", "--name-only", commit])
             .await?;
@@ -427,18 +511,18 @@ fn export(
     to: &Path,
     source: &GitSource,
     caps: Caps,
-) -> Result<(), String> {
+) -> Result<(), ExportError> {
     let mut child = archive
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("running git: {e} (is git installed?)"))?;
+        .map_err(|e| ExportError::Git(Box::new(GitError::Spawn(e))))?;
     // The tar stream's headers and padding count too: a little more than the files.
     let cap = caps.bytes + caps.entries * 1536 + 1024 * 1024;
     let unpacked = child
         .stdout
         .take()
-        .ok_or_else(|| "git archive has no output".to_owned())
+        .ok_or_else(|| ExportError::Io(std::io::Error::other("git archive has no output")))
         .and_then(|out| {
             let stream = Capped {
                 inner: out,
@@ -450,43 +534,38 @@ fn export(
     if unpacked.is_err() {
         let _ = child.kill();
     }
-    let done = child.wait_with_output().map_err(|e| e.to_string())?;
+    let done = child.wait_with_output()?;
     unpacked?;
     if done.status.success() {
         Ok(())
     } else {
-        Err(source.failed(&["archive"], &done.stderr))
+        Err(ExportError::Git(Box::new(
+            source.failed(&["archive"], &done.stderr),
+        )))
     }
 }
 
 /// Unpacks a tar stream into `to`; see [`export`].
-fn unpack(stream: impl std::io::Read, to: &Path, caps: Caps) -> Result<(), String> {
+fn unpack(stream: impl std::io::Read, to: &Path, caps: Caps) -> Result<(), ExportError> {
     let mut archive = tar::Archive::new(stream);
     let mut links = Vec::new();
     let mut entries = 0u64;
     let mut bytes = 0u64;
-    for entry in archive.entries().map_err(|e| e.to_string())? {
-        let mut entry = entry.map_err(|e| e.to_string())?;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
         entries += 1;
         bytes = bytes.saturating_add(entry.header().size().unwrap_or(0));
         if entries > caps.entries {
-            return Err(format!(
-                "the commit holds more than {} files and folders",
-                caps.entries
-            ));
+            return Err(ExportError::TooManyEntries(caps.entries));
         }
         if bytes > caps.bytes {
-            return Err(format!(
-                "the commit's files hold more than {} bytes",
-                caps.bytes
-            ));
+            return Err(ExportError::TooManyBytes(caps.bytes));
         }
         match entry.header().entry_type() {
             tar::EntryType::Symlink => {
-                let path = entry.path().map_err(|e| e.to_string())?.into_owned();
+                let path = entry.path()?.into_owned();
                 let target = entry
-                    .link_name()
-                    .map_err(|e| e.to_string())?
+                    .link_name()?
                     .map(std::borrow::Cow::into_owned)
                     .unwrap_or_default();
                 links.push((path, target));
@@ -494,7 +573,7 @@ fn unpack(stream: impl std::io::Read, to: &Path, caps: Caps) -> Result<(), Strin
             tar::EntryType::Regular | tar::EntryType::Directory => {
                 // The tar crate refuses `..` and absolute paths, and (no link exists yet)
                 // writes nothing through one.
-                entry.unpack_in(to).map_err(|e| e.to_string())?;
+                entry.unpack_in(to)?;
             }
             // Git writes a pax global header (the commit id); nothing else is a file.
             _ => {}
@@ -506,9 +585,9 @@ fn unpack(stream: impl std::io::Read, to: &Path, caps: Caps) -> Result<(), Strin
             continue;
         }
         if let Some(parent) = at.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(parent)?;
         }
-        std::os::unix::fs::symlink(&target, &at).map_err(|e| e.to_string())?;
+        std::os::unix::fs::symlink(&target, &at)?;
     }
     Ok(())
 }
@@ -518,19 +597,19 @@ fn unpack(stream: impl std::io::Read, to: &Path, caps: Caps) -> Result<(), Strin
 /// the same folder, must not leave an export missing a file, which would still validate and
 /// delete that file's function. Links that resolve outside `dir` are removed first; they are
 /// returned.
-fn complete(dir: &Path, listed: &[String], known: &[String]) -> Result<Vec<String>, String> {
-    let root = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+fn complete(dir: &Path, listed: &[String], known: &[String]) -> Result<Vec<String>, ExportError> {
+    let root = std::fs::canonicalize(dir).map_err(|e| shown(dir, e))?;
     let mut found = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     let mut todo = vec![root.clone()];
     while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))? {
-            let e = e.map_err(|e| e.to_string())?;
+        for e in std::fs::read_dir(&d).map_err(|e| shown(&d, e))? {
+            let e = e?;
             let path = e.path();
-            let kind = e.file_type().map_err(|e| e.to_string())?;
+            let kind = e.file_type()?;
             let rel = path
                 .strip_prefix(&root)
-                .map_err(|e| e.to_string())?
+                .map_err(std::io::Error::other)?
                 .to_string_lossy()
                 .into_owned();
             if kind.is_dir() {
@@ -550,7 +629,7 @@ fn complete(dir: &Path, listed: &[String], known: &[String]) -> Result<Vec<Strin
     }
     let mut left_out = Vec::new();
     for (rel, path) in out {
-        std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::remove_file(&path).map_err(|e| shown(&path, e))?;
         left_out.push(rel);
     }
     let want: std::collections::BTreeSet<String> = listed
@@ -559,13 +638,21 @@ fn complete(dir: &Path, listed: &[String], known: &[String]) -> Result<Vec<Strin
         .cloned()
         .collect();
     if let Some(missing) = want.difference(&found).next() {
-        return Err(format!("`{missing}` of the commit is missing"));
+        return Err(ExportError::Missing(missing.clone()));
     }
     if let Some(extra) = found.difference(&want).next() {
-        return Err(format!("`{extra}` is not in the commit"));
+        return Err(ExportError::Extra(extra.clone()));
     }
     left_out.sort();
     Ok(left_out)
+}
+
+/// `e`, saying which `path` it met.
+fn shown(path: &Path, e: std::io::Error) -> ExportError {
+    ExportError::Io(std::io::Error::new(
+        e.kind(),
+        format!("{}: {e}", path.display()),
+    ))
 }
 
 /// A commit id as scar shows it: its first 12 hex digits (what `git show` takes).
@@ -708,7 +795,7 @@ mod tests {
                 entries: 4,
             },
         );
-        assert!(entries.is_err_and(|e| e.contains("more than 4 files")));
+        assert!(entries.is_err_and(|e| e.to_string().contains("more than 4 files")));
         let bytes = unpack(
             &tar[..],
             to.path(),
@@ -717,7 +804,7 @@ mod tests {
                 entries: 100,
             },
         );
-        assert!(bytes.is_err_and(|e| e.contains("more than 12 bytes")));
+        assert!(bytes.is_err_and(|e| e.to_string().contains("more than 12 bytes")));
         let fine = unpack(
             &tar[..],
             to.path(),
@@ -726,6 +813,6 @@ mod tests {
                 entries: 5,
             },
         );
-        assert_eq!(fine, Ok(()));
+        assert!(fine.is_ok(), "{fine:?}");
     }
 }
