@@ -488,7 +488,7 @@ pub fn files_to_put(path: &Path) -> std::io::Result<Vec<(PathBuf, String)>> {
 /// The first file that could not be uploaded, and why.
 pub async fn upload_files(
     cloud: &AwsCloud,
-    target: &crate::manifest::types::InputSpec,
+    target: &crate::manifest::types::S3Input,
     files: &[(PathBuf, String)],
     done: impl Fn(usize, &Path, &str),
 ) -> Result<Vec<String>, (PathBuf, crate::cloud::CloudError)> {

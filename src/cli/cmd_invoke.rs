@@ -13,6 +13,7 @@ use super::exit::{Done, Failure, Outcome, success_if};
 use super::output::Output;
 use super::{AwsArgs, session};
 use crate::aws::{AwsCloud, LocalCredentials};
+use crate::manifest::types::InputSpec;
 use crate::model::{Address, ResourceKind};
 
 /// The arguments of `scar invoke`.
@@ -451,7 +452,7 @@ pub(super) fn run(args: &RunArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     let dir = args.dir.as_path();
     let (concurrency, as_json, call) = (args.concurrency, args.as_json, &call);
     let (_, desired, f) = super::cmd_ops::load_function(dir, name, out)?;
-    let Some(source) = f.spec.input.get(input).cloned() else {
+    let Some(source) = f.spec.input.get(input).and_then(InputSpec::s3).cloned() else {
         out.error(&format!("function `{name}` has no S3 input {input}"));
         return Err(Failure::Reported);
     };

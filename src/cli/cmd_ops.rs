@@ -269,6 +269,12 @@ pub(super) fn put(args: &PutArgs, aws: &AwsArgs, out: &Output) -> Outcome {
         ));
         return Err(Failure::Reported);
     };
+    let Some(target) = target.s3() else {
+        out.error(&format!(
+            "input {input} of function `{name}` is not an S3 input; files go only to S3 inputs"
+        ));
+        return Err(Failure::Reported);
+    };
     let mut files = Vec::new();
     for p in paths {
         match crate::aws::files_to_put(p) {

@@ -1030,12 +1030,12 @@ fn storage(r: &mut Reader, l: &mut Map<String, Value>, lp: &str, spec: &mut Func
             );
         } else {
             let (bucket, prefix) = split_path(&path);
-            spec.input.push(InputSpec {
+            spec.input.push(InputSpec::S3(S3Input {
                 bucket,
                 prefix,
                 suffix: None,
                 events: None,
-            });
+            }));
         }
         for key in ["suffix", "prefix"] {
             r.drop_key(&mut m, &p, key, "SCAR's input filters are not S3 notification rules: set `suffix` on the scar input by hand");

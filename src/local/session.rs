@@ -14,6 +14,7 @@ use crate::aws::{AwsCloud, LocalCredentials};
 use crate::image::registry::Registry;
 use crate::manifest::check::feeds;
 use crate::manifest::load::ManifestSet;
+use crate::manifest::types::InputSpec;
 use crate::model::DesiredGraph;
 
 /// What runs here: the stack's functions, their images made ready once each, on first use.
@@ -141,10 +142,10 @@ impl Session {
             };
         }
         let f = &self.functions[into];
-        let target = f
-            .inputs
-            .first()
-            .ok_or_else(|| format!("function `{}` has no S3 input to put {input} into", f.name))?;
+        let target =
+            f.inputs.iter().find_map(InputSpec::s3).ok_or_else(|| {
+                format!("function `{}` has no S3 input to put {input} into", f.name)
+            })?;
         let files =
             crate::aws::files_to_put(Path::new(input)).map_err(|e| format!("{input}: {e}"))?;
         let keys = crate::aws::upload_files(&self.cloud, target, &files, |_, path, uri| {

@@ -74,7 +74,7 @@ pub struct Function {
     pub environment: IndexMap<String, String>,
     /// Its Batch job, when it delegates.
     pub job: Option<Job>,
-    /// Its S3 inputs.
+    /// Its inputs.
     pub inputs: Vec<InputSpec>,
     /// Its outputs.
     pub outputs: Vec<OutputSpec>,

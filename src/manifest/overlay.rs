@@ -515,7 +515,10 @@ spec:
         let f = &set.functions[0];
         assert_eq!(f.value.metadata.name, "split-prod");
         assert_eq!(f.value.spec.memory, Some(1024));
-        assert_eq!(f.value.spec.input[0].bucket, "wc-data-prod");
+        assert_eq!(
+            f.value.spec.input[0].s3().map(|i| i.bucket.as_str()),
+            Some("wc-data-prod")
+        );
         assert_eq!(f.value.spec.output[0].bucket, "wc-data-prod");
         assert_eq!(
             f.value.spec.output[1].bucket, "elsewhere",

@@ -452,10 +452,55 @@ impl IgnorableField {
     }
 }
 
+/// One input of a function: a source whose events run it. A family of sources, of one member
+/// today (S3 notifications); queued S3 and schedules join it as variants. The manifest's form
+/// stays the same: a variant is told by its fields, and the schema of a family of one is its
+/// member's. Code that needs an S3 location asks [`InputSpec::s3`], so a source without one
+/// passes it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputSpec {
+    /// An object created in a bucket runs the function.
+    S3(S3Input),
+}
+
+impl InputSpec {
+    /// The S3 notification this input is, if it is one.
+    #[must_use]
+    pub fn s3(&self) -> Option<&S3Input> {
+        match self {
+            InputSpec::S3(s) => Some(s),
+        }
+    }
+}
+
+impl Serialize for InputSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            InputSpec::S3(i) => i.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for InputSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        S3Input::deserialize(d).map(InputSpec::S3)
+    }
+}
+
+impl JsonSchema for InputSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "InputSpec".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        S3Input::json_schema(generator)
+    }
+}
+
 /// One S3 trigger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct InputSpec {
+pub struct S3Input {
     /// Bucket name. Created (and then owned) if it does not exist.
     pub bucket: String,
     /// Key prefix, such as `input/`.

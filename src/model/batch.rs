@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use super::attrs::{ComputeEnvAttrs, JobDefinitionAttrs, JobQueueAttrs, MultiNode, to_attrs};
+use super::grants::{ACCOUNT, Grants, Need};
 use super::{Address, DesiredResource, ResourceKind, int, ownership_tags};
 use crate::manifest::names;
 use crate::manifest::resolve::{
@@ -39,6 +40,52 @@ pub(super) struct Delegation {
 #[must_use]
 pub fn is_fargate(kind: ComputeType) -> bool {
     matches!(kind, ComputeType::Fargate | ComputeType::FargateSpot)
+}
+
+/// What a delegating function needs of the managed role: submitting to its queue and
+/// definition, Batch's own log group, and on Fargate, pulling the stack's images with the
+/// job's execution role.
+pub(super) fn grant(
+    stack: &str,
+    function: &str,
+    spec: &crate::manifest::types::StackSpec,
+    eff: &Effective,
+    g: &mut Grants,
+) {
+    if !eff.execution.delegates() {
+        return;
+    }
+    let base = names::derive(stack, function).batch;
+    let region = &spec.region;
+    g.allow(
+        Need::SubmitBatchJobs,
+        format!("arn:aws:batch:{region}:{ACCOUNT}:job-queue/{base}"),
+    );
+    g.allow(
+        Need::SubmitBatchJobs,
+        format!("arn:aws:batch:{region}:{ACCOUNT}:job-definition/{base}:*"),
+    );
+    // Batch jobs run with the same role and log to Batch's own group.
+    g.allow(
+        Need::Logs,
+        format!("arn:aws:logs:{region}:{ACCOUNT}:log-group:/aws/batch/job:*"),
+    );
+    let fargate = eff
+        .batch
+        .as_ref()
+        .and_then(|b| b.compute.as_ref())
+        .and_then(|c| c.kind)
+        .is_some_and(is_fargate);
+    if fargate {
+        g.allow(Need::EcrToken, "*".into());
+        g.allow(
+            Need::PullImages,
+            format!(
+                "arn:aws:ecr:{region}:{ACCOUNT}:repository/{}",
+                names::derive(stack, "x").ecr_repository
+            ),
+        );
+    }
 }
 
 fn sorted(v: Option<&Vec<String>>) -> Vec<String> {

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use crate::manifest::check::feeds;
 use crate::manifest::load::ManifestSet;
 use crate::manifest::resolve;
-use crate::manifest::types::{ComputeType, Execution};
+use crate::manifest::types::{ComputeType, Execution, InputSpec};
 
 /// What a node stands for.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -71,7 +71,7 @@ pub fn build(set: &ManifestSet) -> Graph {
                 label: format!("{name}<br/>{mode}"),
             },
         );
-        for i in &spec.input {
+        for i in spec.input.iter().filter_map(InputSpec::s3) {
             let (loc, label) = location(&i.bucket, i.prefix.as_deref());
             g.nodes.insert(
                 loc.clone(),
@@ -156,10 +156,13 @@ pub fn build(set: &ManifestSet) -> Graph {
     for up in &set.functions {
         for o in &up.value.spec.output {
             for down in &set.functions {
-                for i in &down.value.spec.input {
+                for input in &down.value.spec.input {
+                    let Some(i) = input.s3() else {
+                        continue;
+                    };
                     let (from, _) = location(&o.bucket, o.prefix.as_deref());
                     let (to, _) = location(&i.bucket, i.prefix.as_deref());
-                    if from != to && feeds(o, i) {
+                    if from != to && feeds(o, input) {
                         g.edges.push(Edge {
                             from,
                             to,

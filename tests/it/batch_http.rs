@@ -1158,3 +1158,37 @@ async fn public_http_endpoints_with_no_choice() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(stderr(&bad).contains("`throttle` applies to callers with API keys"));
 }
+
+/// Every kind a stack holds is read back by refresh: after an apply, the next plan lists a
+/// no-op for each resource, and among them every kind scar knows. A kind whose live
+/// resources refresh forgot would be planned as a create forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_kind_an_applied_stack_holds_is_read_back() {
+    let moto = Moto::start();
+    let compute = batch_prerequisites(&moto).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    pipeline(dir.path(), &compute, 2, 4);
+    std::fs::write(dir.path().join("cowsay.yaml"), http_function(256)).expect("write");
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    let out = moto.scar(dir.path(), &["plan", ".", "--format", "json"]);
+    ok(&out);
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("plan JSON");
+    let mut kinds = std::collections::BTreeSet::new();
+    for c in plan["resource_changes"]
+        .as_array()
+        .expect("resource_changes")
+    {
+        assert_eq!(
+            c["change"]["actions"],
+            serde_json::json!(["no-op"]),
+            "{}",
+            c["address"]
+        );
+        kinds.insert(c["type"].as_str().expect("type").to_owned());
+    }
+    let all: std::collections::BTreeSet<String> = scar::model::ResourceKind::ALL
+        .iter()
+        .map(|k| k.as_str().to_owned())
+        .collect();
+    assert_eq!(kinds, all, "kinds the applied stack holds");
+}

@@ -141,6 +141,9 @@ fn check_one(set: &ManifestSet, f: &Doc<FunctionManifest>, eff: &Effective, out:
     }
     check_network(f, eff, out);
     for (i, input) in spec.input.iter().enumerate() {
+        let Some(input) = input.s3() else {
+            continue;
+        };
         bucket(f, &input.bucket, &format!("/spec/input/{i}/bucket"), out);
         if input.prefix.as_deref().is_some_and(|p| p.starts_with('/')) {
             out.push(

@@ -8,7 +8,7 @@ use crate::diag::{Diagnostic, Diagnostics};
 use crate::manifest::Doc;
 use crate::manifest::load::{ManifestSet, suggest};
 use crate::manifest::resolve::DEFAULT_EVENTS;
-use crate::manifest::types::{InputSpec, OutputSpec, WorkflowManifest};
+use crate::manifest::types::{InputSpec, OutputSpec, S3Input, WorkflowManifest};
 
 /// S3 event types a bucket notification accepts.
 const EVENTS: &[&str] = &[
@@ -47,7 +47,7 @@ pub fn is_known_event(e: &str) -> bool {
     EVENTS.contains(&e)
 }
 
-fn events(i: &InputSpec) -> Vec<&str> {
+fn events(i: &S3Input) -> Vec<&str> {
     match &i.events {
         Some(e) => e.iter().map(String::as_str).collect(),
         None => DEFAULT_EVENTS.to_vec(),
@@ -74,6 +74,9 @@ fn suffixes_overlap(a: Option<&str>, b: Option<&str>) -> bool {
 /// spaces that meet, and an input that listens to object creation.
 #[must_use]
 pub fn feeds(o: &OutputSpec, i: &InputSpec) -> bool {
+    let Some(i) = i.s3() else {
+        return false;
+    };
     if o.provider.is_some() || o.bucket != i.bucket {
         return false;
     }
@@ -113,6 +116,9 @@ pub fn feeds(o: &OutputSpec, i: &InputSpec) -> bool {
 /// notification rule (the bucket, the key's prefix and suffix, an object-creation event).
 #[must_use]
 pub fn fires(i: &InputSpec, bucket: &str, key: &str) -> bool {
+    let Some(i) = i.s3() else {
+        return false;
+    };
     i.bucket == bucket
         && key.starts_with(i.prefix.as_deref().unwrap_or(""))
         && key.ends_with(i.suffix.as_deref().unwrap_or(""))
@@ -161,7 +167,9 @@ pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
     for e in edges.iter().filter(|e| e.from == e.to) {
         let f = &set.functions[e.from];
         let o = &f.value.spec.output[e.output];
-        let i = &f.value.spec.input[e.input];
+        let Some(i) = f.value.spec.input[e.input].s3() else {
+            continue;
+        };
         out.push(
             Diagnostic::error(format!(
                 "function `{}` triggers itself: its output {} lands in its own input {}",
@@ -199,7 +207,7 @@ pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
 }
 
 fn overlapping_triggers(set: &ManifestSet, out: &mut Diagnostics) {
-    let triggers: Vec<(usize, usize, &InputSpec)> = set
+    let triggers: Vec<(usize, usize, &S3Input)> = set
         .functions
         .iter()
         .enumerate()
@@ -209,7 +217,7 @@ fn overlapping_triggers(set: &ManifestSet, out: &mut Diagnostics) {
                 .input
                 .iter()
                 .enumerate()
-                .map(move |(ii, i)| (fi, ii, i))
+                .filter_map(move |(ii, i)| Some((fi, ii, i.s3()?)))
         })
         .collect();
     for (n, &(fa, ia, a)) in triggers.iter().enumerate() {
@@ -406,9 +414,11 @@ fn workflow(set: &ManifestSet, w: &Doc<WorkflowManifest>, edges: &[Edge], out: &
         let backed = edges.iter().any(|e| {
             e.from == a
                 && e.to == b
-                && bucket
-                    .as_ref()
-                    .is_none_or(|bk| set.functions[b].value.spec.input[e.input].bucket == *bk)
+                && bucket.as_ref().is_none_or(|bk| {
+                    set.functions[b].value.spec.input[e.input]
+                        .s3()
+                        .is_some_and(|i| i.bucket == *bk)
+                })
         });
         if !backed {
             let outs: Vec<String> = set.functions[a]
@@ -423,6 +433,7 @@ fn workflow(set: &ManifestSet, w: &Doc<WorkflowManifest>, edges: &[Edge], out: &
                 .spec
                 .input
                 .iter()
+                .filter_map(InputSpec::s3)
                 .map(|i| key_space(&i.bucket, i.prefix.as_deref()))
                 .collect();
             out.push(
@@ -473,12 +484,12 @@ mod tests {
     use super::*;
 
     fn input(bucket: &str, prefix: Option<&str>, suffix: Option<&str>) -> InputSpec {
-        InputSpec {
+        InputSpec::S3(S3Input {
             bucket: bucket.into(),
             prefix: prefix.map(Into::into),
             suffix: suffix.map(Into::into),
             events: None,
-        }
+        })
     }
 
     fn output(bucket: &str, prefix: Option<&str>) -> OutputSpec {
