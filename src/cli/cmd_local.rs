@@ -12,6 +12,7 @@ use super::exit::{Failure, Outcome, success_if};
 use super::output::Output;
 use super::{AwsArgs, session};
 use crate::aws::LocalCredentials;
+use crate::local::LocalError;
 use crate::local::run::Ended;
 use crate::local::runner::RunResult;
 use crate::local::session::Session;
@@ -32,7 +33,7 @@ async fn open(
     aws: &AwsArgs,
     job_timeout: Duration,
     credentials: LocalCredentials,
-) -> Result<Session, String> {
+) -> Result<Session, LocalError> {
     let cloud = session::connect(aws, desired).await;
     let say = |line: &str| eprintln!("{line}");
     Session::new(set, desired, cloud, job_timeout, credentials, &say).await
@@ -119,13 +120,13 @@ pub(super) fn invoke(args: &InvokeArgs, how: &Invoke, aws: &AwsArgs, out: &Outpu
             args.credentials,
         )
             .await
-            .map_err(fail)?;
+            .map_err(|e| fail(e.to_string()))?;
         let i = local
             .index(&args.function)
             .ok_or_else(|| fail(format!("no function `{}`", args.function)))?;
         let object = match &args.input {
             Some(input) => {
-                let mut objects = local.objects(input, i).await.map_err(fail)?;
+                let mut objects = local.objects(input, i).await.map_err(|e| fail(e.to_string()))?;
                 if objects.len() != 1 {
                     return Err(fail(format!(
                         "--input {input} holds {} files; `scar invoke` runs one (`scar run --local` runs many)",
@@ -143,7 +144,7 @@ pub(super) fn invoke(args: &InvokeArgs, how: &Invoke, aws: &AwsArgs, out: &Outpu
             object.as_ref().map(|(b, k)| (b.as_str(), k.as_str())),
             &local.host.region,
         );
-        let r = local.run(i, event).await.map_err(fail)?;
+        let r = local.run(i, event).await.map_err(|e| fail(e.to_string()))?;
         print_log(&r, f.memory);
         answer(&r, how.output.as_deref(), out)
     })
@@ -202,11 +203,17 @@ pub(super) fn run(args: &RunArgs, call: &CallTime, aws: &AwsArgs, out: &Output) 
             args.credentials,
         )
         .await
-        .map_err(fail)?;
-        let into = local.entry(&set, args.function.as_deref()).map_err(fail)?;
+        .map_err(|e| fail(e.to_string()))?;
+        let into = local
+            .entry(&set, args.function.as_deref())
+            .map_err(|e| fail(e.to_string()))?;
         let mut starts = Vec::new();
         for input in &args.input {
-            for (b, k) in local.objects(input, into).await.map_err(fail)? {
+            for (b, k) in local
+                .objects(input, into)
+                .await
+                .map_err(|e| fail(e.to_string()))?
+            {
                 let s = starts_for(&local, &b, &k, call);
                 if s.is_empty() {
                     return Err(fail(format!(
@@ -249,7 +256,7 @@ pub(super) fn run(args: &RunArgs, call: &CallTime, aws: &AwsArgs, out: &Output) 
 fn why(s: &Step) -> (String, Vec<String>) {
     match &s.result {
         Ok(r) => (r.failure.clone().unwrap_or_default(), r.stderr_tail(10)),
-        Err(e) => (e.clone(), Vec::new()),
+        Err(e) => (e.to_string(), Vec::new()),
     }
 }
 

@@ -88,13 +88,35 @@ pub fn run(step: Step) -> ExitCode {
     }
 }
 
+/// A step of the sandbox that failed: what it was doing, and what the kernel said.
+#[derive(Debug, thiserror::Error)]
+enum LaunchError {
+    /// A call failed.
+    #[error("{what}: {source}")]
+    Failed {
+        /// What the step was doing.
+        what: String,
+        /// What it met.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The spec names no program.
+    #[error("nothing to run")]
+    NothingToRun,
+}
+
 /// `what: error`, for the `?`s below.
-fn ctx<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
-    move |e| format!("{what}: {e}")
+fn ctx<E: std::error::Error + Send + Sync + 'static>(
+    what: impl Into<String>,
+) -> impl FnOnce(E) -> LaunchError {
+    move |e| LaunchError::Failed {
+        what: what.into(),
+        source: Box::new(e),
+    }
 }
 
 /// Step 1.
-fn outside(probe: bool) -> Result<u8, String> {
+fn outside(probe: bool) -> Result<u8, LaunchError> {
     // Ends with the scar that started it.
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .map_err(ctx("the parent-death signal"))?;
@@ -158,9 +180,9 @@ fn map_ids(
     outside_uid: u32,
     inside_gid: u32,
     outside_gid: u32,
-) -> Result<(), String> {
+) -> Result<(), LaunchError> {
     let write = |file: &str, text: String| {
-        std::fs::write(file, text).map_err(|e| format!("writing {file}: {e}"))
+        std::fs::write(file, text).map_err(ctx(format!("writing {file}")))
     };
     write("/proc/self/setgroups", "deny".into())?;
     write(
@@ -174,7 +196,7 @@ fn map_ids(
 }
 
 /// Step 2: PID 1.
-fn init() -> Result<u8, String> {
+fn init() -> Result<u8, LaunchError> {
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .map_err(ctx("the parent-death signal"))?;
     let mut text = Vec::new();
@@ -186,10 +208,7 @@ fn init() -> Result<u8, String> {
     drop(text);
     enter_root(&spec)?;
     become_user(&spec)?;
-    let program = spec
-        .argv
-        .first()
-        .ok_or_else(|| "nothing to run".to_owned())?;
+    let program = spec.argv.first().ok_or(LaunchError::NothingToRun)?;
     let child = std::process::Command::new(program)
         .args(&spec.argv[1..])
         .env_clear()
@@ -199,18 +218,16 @@ fn init() -> Result<u8, String> {
         // process read there stays here).
         .stdin(std::process::Stdio::null())
         .spawn()
-        .map_err(|e| format!("starting {program}: {e}"))?;
+        .map_err(ctx(format!("starting {program}")))?;
     reap(child.id())
 }
 
 /// Mounts what the sandbox holds into the root, pivots into it, drops the host's file system
 /// and makes the root read-only.
-fn enter_root(spec: &Spec) -> Result<(), String> {
+fn enter_root(spec: &Spec) -> Result<(), LaunchError> {
     let root = &spec.root;
     let at = |p: &str| root.join(p);
-    let mount_err = |what: &str, path: &Path, e: rustix::io::Errno| {
-        format!("mounting {what} on {}: {e}", path.display())
-    };
+    let mount_err = |what: &str, path: &Path| ctx(format!("mounting {what} on {}", path.display()));
     // Nothing mounted here reaches the host's mount table, nor the other way.
     rustix::mount::mount_change(
         "/",
@@ -218,7 +235,7 @@ fn enter_root(spec: &Spec) -> Result<(), String> {
     )
     .map_err(ctx("making the mounts private"))?;
     // The root must be a mount point to pivot into.
-    rustix::mount::mount_bind(root, root).map_err(|e| mount_err("the root", root, e))?;
+    rustix::mount::mount_bind(root, root).map_err(mount_err("the root", root))?;
     let proc = at("proc");
     rustix::mount::mount(
         "proc",
@@ -227,7 +244,7 @@ fn enter_root(spec: &Spec) -> Result<(), String> {
         MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
         None,
     )
-    .map_err(|e| mount_err("proc", &proc, e))?;
+    .map_err(mount_err("proc", &proc))?;
     make_dev(&at("dev"))?;
     let tmp = at("tmp");
     let options = std::ffi::CString::new(format!("mode=1777,size={}m", spec.tmp_mb))
@@ -239,11 +256,11 @@ fn enter_root(spec: &Spec) -> Result<(), String> {
         MountFlags::NOSUID | MountFlags::NODEV,
         Some(options.as_c_str()),
     )
-    .map_err(|e| mount_err("/tmp", &tmp, e))?;
+    .map_err(mount_err("/tmp", &tmp))?;
     let resolv = at("etc/resolv.conf");
     if Path::new("/etc/resolv.conf").is_file() && resolv.is_file() {
         rustix::mount::mount_bind("/etc/resolv.conf", &resolv)
-            .map_err(|e| mount_err("the DNS settings", &resolv, e))?;
+            .map_err(mount_err("the DNS settings", &resolv))?;
         read_only(&resolv, MountFlags::BIND)?;
     }
     // Into the root; the old one is stacked on it by pivot_root(".", ".") and unmounted, so no
@@ -259,7 +276,7 @@ fn enter_root(spec: &Spec) -> Result<(), String> {
 
 /// A `/dev` of its own: a small tmpfs holding the host's null, zero, random and urandom (bound)
 /// and the fd links, then made read-only.
-fn make_dev(dev: &Path) -> Result<(), String> {
+fn make_dev(dev: &Path) -> Result<(), LaunchError> {
     let options = c"mode=0755,size=64k";
     rustix::mount::mount(
         "tmpfs",
@@ -268,12 +285,12 @@ fn make_dev(dev: &Path) -> Result<(), String> {
         MountFlags::NOSUID | MountFlags::NOEXEC,
         Some(options),
     )
-    .map_err(|e| format!("mounting /dev on {}: {e}", dev.display()))?;
+    .map_err(ctx(format!("mounting /dev on {}", dev.display())))?;
     for d in ["null", "zero", "random", "urandom"] {
         let node = dev.join(d);
-        std::fs::write(&node, b"").map_err(|e| format!("{}: {e}", node.display()))?;
+        std::fs::write(&node, b"").map_err(ctx(node.display().to_string()))?;
         rustix::mount::mount_bind(Path::new("/dev").join(d), &node)
-            .map_err(|e| format!("binding /dev/{d}: {e}"))?;
+            .map_err(ctx(format!("binding /dev/{d}")))?;
     }
     for (link, to) in [
         ("fd", "/proc/self/fd"),
@@ -281,17 +298,17 @@ fn make_dev(dev: &Path) -> Result<(), String> {
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        std::os::unix::fs::symlink(to, dev.join(link)).map_err(|e| format!("/dev/{link}: {e}"))?;
+        std::os::unix::fs::symlink(to, dev.join(link)).map_err(ctx(format!("/dev/{link}")))?;
     }
     read_only(dev, MountFlags::empty())
 }
 
 /// Remounts the mount at `path` read-only, keeping the flags it has (a mount inside a user
 /// namespace may not drop `nosuid`, `nodev`, `noexec` or its access-time rule).
-fn read_only(path: &Path, bind: MountFlags) -> Result<(), String> {
+fn read_only(path: &Path, bind: MountFlags) -> Result<(), LaunchError> {
     use rustix::fs::StatVfsMountFlags as S;
     let have = rustix::fs::statvfs(path)
-        .map_err(|e| format!("reading the mount at {}: {e}", path.display()))?
+        .map_err(ctx(format!("reading the mount at {}", path.display())))?
         .f_flag;
     let mut flags = bind | MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV;
     for (has, keep) in [
@@ -305,13 +322,13 @@ fn read_only(path: &Path, bind: MountFlags) -> Result<(), String> {
         }
     }
     rustix::mount::mount_remount(path, flags, "")
-        .map_err(|e| format!("making {} read-only: {e}", path.display()))
+        .map_err(ctx(format!("making {} read-only", path.display())))
 }
 
 /// Moves into a user namespace of its own in which this process is `spec.uid` (Lambda's
 /// user), not root; drops every capability, forbids gaining any (no_new_privs) and core
 /// dumps (nothing may read this process's memory).
-fn become_user(spec: &Spec) -> Result<(), String> {
+fn become_user(spec: &Spec) -> Result<(), LaunchError> {
     unshare(UnshareFlags::NEWUSER).map_err(ctx("the function's user namespace"))?;
     map_ids(spec.uid, 0, spec.gid, 0)?;
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
@@ -331,7 +348,7 @@ fn become_user(spec: &Spec) -> Result<(), String> {
 
 /// As PID 1: reaps every process that ends (orphans come to PID 1) until `program` does; its
 /// exit status.
-fn reap(program: u32) -> Result<u8, String> {
+fn reap(program: u32) -> Result<u8, LaunchError> {
     loop {
         match rustix::process::wait(rustix::process::WaitOptions::empty()) {
             Ok(Some((pid, status))) if pid.as_raw_nonzero().get().unsigned_abs() == program => {
@@ -341,7 +358,7 @@ fn reap(program: u32) -> Result<u8, String> {
                 ));
             }
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(format!("waiting for the program: {e}")),
+            Err(e) => return Err(ctx("waiting for the program")(e)),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! job command run as AWS Batch would (`execution: batch`, or `lambda-batch` work the function
 //! delegates).
 
+use super::LocalError;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -74,14 +75,14 @@ pub async fn ready(
     reg: &Registry,
     f: Function,
     progress: &(dyn Fn(&str) + Sync),
-) -> Result<Ready, String> {
+) -> Result<Ready, LocalError> {
     let arch = f.architecture().to_owned();
     if !runs_here(&arch) {
-        return Err(format!(
-            "function `{}` is built for {arch}; this machine is {} and has no emulator registered for {arch} (Debian: apt install qemu-user-static binfmt-support)",
-            f.name,
-            host_architecture()
-        ));
+        return Err(LocalError::Architecture {
+            function: f.name.clone(),
+            arch,
+            host: host_architecture().to_owned(),
+        });
     }
     let image = match &f.image {
         Image::Assembled(spec) => {
@@ -91,7 +92,10 @@ pub async fn ready(
             crate::image::local::prebuilt(reg, reference, arch, &host.cache, progress).await
         }
     }
-    .map_err(|e| format!("the image of `{}`: {e}", f.name))?;
+    .map_err(|e| LocalError::Image {
+        function: f.name.clone(),
+        why: e.to_string(),
+    })?;
     prepare_root(&image.root)?;
     Ok(Ready { function: f, image })
 }
@@ -288,7 +292,7 @@ fn environment(
 ///
 /// # Errors
 /// When the sandbox cannot start.
-pub async fn run(host: &Host, r: &Ready, event: &[u8]) -> Result<RunResult, String> {
+pub async fn run(host: &Host, r: &Ready, event: &[u8]) -> Result<RunResult, LocalError> {
     let f = &r.function;
     let id = super::runtime_api::new_request_id();
     let mut result = RunResult::default();
@@ -323,9 +327,7 @@ pub async fn run(host: &Host, r: &Ready, event: &[u8]) -> Result<RunResult, Stri
             env: environment(&r.image, over),
             event: event.to_vec(),
         };
-        let ran = run::invoke(inv)
-            .await
-            .map_err(|e| format!("starting the sandbox ({}): {e}", host.tool.name()))?;
+        let ran = run::invoke(inv).await.map_err(|e| started(host, e))?;
         result.take(&ran, f.timeout);
         let delegated = result.report.as_ref().is_some_and(|rep| {
             rep.get("results")
@@ -343,6 +345,14 @@ pub async fn run(host: &Host, r: &Ready, event: &[u8]) -> Result<RunResult, Stri
     Ok(result)
 }
 
+/// The sandbox of `host` did not start.
+fn started(host: &Host, e: std::io::Error) -> LocalError {
+    LocalError::Start {
+        tool: host.tool.name(),
+        source: std::sync::Arc::new(e),
+    }
+}
+
 /// Runs the function's Batch job on `event` here, into `result`.
 async fn job(
     host: &Host,
@@ -350,13 +360,10 @@ async fn job(
     event: &[u8],
     id: &str,
     result: &mut RunResult,
-) -> Result<(), String> {
+) -> Result<(), LocalError> {
     let f = &r.function;
     let Some(job) = &f.job else {
-        return Err(format!(
-            "function `{}` delegates to Batch but has no job definition",
-            f.name
-        ));
+        return Err(LocalError::NoJob(f.name.clone()));
     };
     let over = job
         .environment
@@ -382,7 +389,7 @@ async fn job(
     };
     let ran = run::to_end(&host.tool, &sandbox, host.job_timeout, id.to_owned())
         .await
-        .map_err(|e| format!("starting the sandbox ({}): {e}", host.tool.name()))?;
+        .map_err(|e| started(host, e))?;
     result.take(&ran, host.job_timeout);
     result.job = Some(ran);
     Ok(())

@@ -10,6 +10,7 @@
 //! host's file system is unmounted from it. Killing the sandbox's first process ends every
 //! process in it (the PID namespace goes with it).
 
+use super::LocalError;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -36,7 +37,7 @@ impl Tool {
     ///
     /// # Errors
     /// When bubblewrap is asked for and not installed, or the variable says something else.
-    pub fn find() -> Result<Tool, String> {
+    pub fn find() -> Result<Tool, LocalError> {
         Tool::find_with(Path::new("/proc/self/exe"))
     }
 
@@ -44,16 +45,14 @@ impl Tool {
     ///
     /// # Errors
     /// As [`Tool::find`].
-    pub fn find_with(scar: &Path) -> Result<Tool, String> {
+    pub fn find_with(scar: &Path) -> Result<Tool, LocalError> {
         let builtin = Tool::Builtin(scar.to_path_buf());
         match std::env::var("SCAR_SANDBOX").ok().as_deref() {
-            Some("bwrap") => which("bwrap").map(Tool::Bwrap).ok_or_else(|| {
-                "SCAR_SANDBOX=bwrap, but bubblewrap (`bwrap`, Debian and Ubuntu package `bubblewrap`) is not on PATH".to_owned()
-            }),
+            Some("bwrap") => which("bwrap")
+                .map(Tool::Bwrap)
+                .ok_or(LocalError::NoBubblewrap),
             Some("builtin" | "unshare") => Ok(builtin),
-            Some(other) => Err(format!(
-                "SCAR_SANDBOX is `{other}`; it takes `bwrap` or `builtin`"
-            )),
+            Some(other) => Err(LocalError::SandboxVariable(other.to_owned())),
             None => Ok(which("bwrap").map_or(builtin, Tool::Bwrap)),
         }
     }
@@ -62,7 +61,7 @@ impl Tool {
     ///
     /// # Errors
     /// What is missing, and how to allow it, when it cannot.
-    pub async fn probe(&self) -> Result<(), String> {
+    pub async fn probe(&self) -> Result<(), LocalError> {
         let (program, args): (&Path, &[&str]) = match self {
             Tool::Bwrap(p) => (
                 p,
@@ -84,16 +83,16 @@ impl Tool {
             .stdin(std::process::Stdio::null())
             .output()
             .await
-            .map_err(|e| format!("{}: {e}", program.display()))?;
+            .map_err(LocalError::file(program))?;
         if out.status.success() {
             return Ok(());
         }
         let said = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-        Err(format!(
-            "this machine cannot make the sandbox a function runs in here ({} said: {said}): {}",
-            self.name(),
-            namespaces_missing()
-        ))
+        Err(LocalError::NoNamespaces {
+            tool: self.name(),
+            said,
+            how: namespaces_missing(),
+        })
     }
 
     /// The program's name, for messages.
@@ -151,20 +150,21 @@ pub struct Sandbox {
 ///
 /// # Errors
 /// When one cannot be made (a file where a folder must be).
-pub fn prepare_root(root: &Path) -> Result<(), String> {
+pub fn prepare_root(root: &Path) -> Result<(), LocalError> {
     for dir in ["proc", "dev", "tmp", "etc"] {
-        let path = crate::image::rootfs::resolve_in(root, dir)?;
+        let path = crate::image::rootfs::resolve_in(root, dir).map_err(LocalError::Root)?;
         if !path.exists() {
-            std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::create_dir_all(&path).map_err(LocalError::file(&path))?;
         }
     }
-    let resolv = crate::image::rootfs::resolve_in(root, "etc/resolv.conf")?;
+    let resolv =
+        crate::image::rootfs::resolve_in(root, "etc/resolv.conf").map_err(LocalError::Root)?;
     if std::fs::symlink_metadata(&resolv).is_err() {
         let made = resolv
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
             .and_then(|()| std::fs::write(&resolv, ""));
-        made.map_err(|e| format!("{}: {e}", resolv.display()))?;
+        made.map_err(LocalError::file(&resolv))?;
     }
     Ok(())
 }

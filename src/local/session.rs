@@ -3,6 +3,7 @@
 //! and endpoints; `scar invoke --local` runs one function with it, `scar run --local` a
 //! workflow ([`super::workflow::run_all`]).
 
+use super::LocalError;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,7 @@ pub struct Session {
     registry: Arc<Registry>,
     /// The stack's functions, as they run here.
     pub functions: Vec<Function>,
-    ready: Vec<tokio::sync::OnceCell<Result<Ready, String>>>,
+    ready: Vec<tokio::sync::OnceCell<Result<Ready, LocalError>>>,
 }
 
 impl Session {
@@ -41,7 +42,7 @@ impl Session {
         job_timeout: Duration,
         credentials: LocalCredentials,
         say: &(dyn Fn(&str) + Sync),
-    ) -> Result<Session, String> {
+    ) -> Result<Session, LocalError> {
         let tool = Tool::find()?;
         tool.probe().await?;
         let functions = set
@@ -53,9 +54,7 @@ impl Session {
         let role = match functions.split_first() {
             Some((first, rest)) if rest.iter().all(|f| f.role == first.role) => {
                 let account = match &first.role {
-                    crate::local::stack::Role::Managed(_) => {
-                        cloud.account_id().await.map_err(|e| e.to_string())?
-                    }
+                    crate::local::stack::Role::Managed(_) => cloud.account_id().await?,
                     crate::local::stack::Role::Arn(_) => String::new(),
                 };
                 Some(first.role.arn(&account)).filter(|a| !a.is_empty())
@@ -68,12 +67,10 @@ impl Session {
                 role.as_deref(),
                 &format!("scar-local-{}", desired.stack),
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         say(&said);
-        let registry = cloud.registry()?;
-        let cache = crate::cache::dir()
-            .ok_or("no cache folder: set SCAR_CACHE_DIR, XDG_CACHE_HOME or HOME")?;
+        let registry = cloud.registry().map_err(LocalError::Registry)?;
+        let cache = crate::cache::dir().ok_or(LocalError::NoCache)?;
         let host = Host {
             tool,
             region: cloud.region().to_owned(),
@@ -105,7 +102,7 @@ impl Session {
     }
 
     /// Function `i`'s image, made ready on first use.
-    async fn ready(&self, i: usize) -> Result<&Ready, String> {
+    async fn ready(&self, i: usize) -> Result<&Ready, LocalError> {
         let f = &self.functions[i];
         self.ready[i]
             .get_or_init(|| async {
@@ -122,7 +119,7 @@ impl Session {
     ///
     /// # Errors
     /// When its image cannot be made ready or the sandbox cannot start.
-    pub async fn run(&self, i: usize, event: Vec<u8>) -> Result<RunResult, String> {
+    pub async fn run(&self, i: usize, event: Vec<u8>) -> Result<RunResult, LocalError> {
         let ready = self.ready(i).await?;
         runner::run(&self.host, ready, &event).await
     }
@@ -132,27 +129,38 @@ impl Session {
     ///
     /// # Errors
     /// A malformed `s3://` address, or a file that cannot be read or uploaded.
-    pub async fn objects(&self, input: &str, into: usize) -> Result<Vec<(String, String)>, String> {
+    pub async fn objects(
+        &self,
+        input: &str,
+        into: usize,
+    ) -> Result<Vec<(String, String)>, LocalError> {
         if let Some(rest) = input.strip_prefix("s3://") {
             return match rest.split_once('/') {
                 Some((b, k)) if !b.is_empty() && !k.is_empty() => {
                     Ok(vec![(b.to_owned(), k.to_owned())])
                 }
-                _ => Err(format!("{input}: give s3://BUCKET/KEY")),
+                _ => Err(LocalError::NotAnObject(input.to_owned())),
             };
         }
         let f = &self.functions[into];
         let target =
-            f.inputs.iter().find_map(InputSpec::s3).ok_or_else(|| {
-                format!("function `{}` has no S3 input to put {input} into", f.name)
-            })?;
+            f.inputs
+                .iter()
+                .find_map(InputSpec::s3)
+                .ok_or_else(|| LocalError::NoS3Input {
+                    function: f.name.clone(),
+                    input: input.to_owned(),
+                })?;
         let files =
-            crate::aws::files_to_put(Path::new(input)).map_err(|e| format!("{input}: {e}"))?;
+            crate::aws::files_to_put(Path::new(input)).map_err(|e| LocalError::Unreadable {
+                input: input.to_owned(),
+                why: e.to_string(),
+            })?;
         let keys = crate::aws::upload_files(&self.cloud, target, &files, |_, path, uri| {
             eprintln!("uploaded {} to {uri}", path.display());
         })
         .await
-        .map_err(|(path, e)| format!("uploading {}: {e}", path.display()))?;
+        .map_err(|(path, source)| LocalError::Upload { path, source })?;
         Ok(keys
             .into_iter()
             .map(|k| (target.bucket.clone(), k))
@@ -164,12 +172,12 @@ impl Session {
     ///
     /// # Errors
     /// When there is no such function, or none or several start a workflow.
-    pub fn entry(&self, set: &ManifestSet, named: Option<&str>) -> Result<usize, String> {
+    pub fn entry(&self, set: &ManifestSet, named: Option<&str>) -> Result<usize, LocalError> {
         let local = self;
         if let Some(n) = named {
             return local
                 .index(n)
-                .ok_or_else(|| format!("the stack has no function `{n}`"));
+                .ok_or_else(|| LocalError::NoFunction(n.to_owned()));
         }
         let firsts: Vec<usize> = local
             .functions
@@ -187,13 +195,11 @@ impl Session {
             .collect();
         match firsts.as_slice() {
             [one] => Ok(*one),
-            [] => Err("no function has an S3 input that no other function feeds: name the function to start with".into()),
-            many => Err(format!(
-                "several functions start workflows ({}): name the one to start with",
+            [] => Err(LocalError::NoEntry),
+            many => Err(LocalError::Entries(
                 many.iter()
-                    .map(|i| local.functions[*i].name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                    .map(|i| local.functions[*i].name.clone())
+                    .collect(),
             )),
         }
     }

@@ -2,6 +2,7 @@
 //! settings, environment, Batch job) read from the desired graph, so a local run uses the
 //! same values `scar apply` sends to AWS.
 
+use super::LocalError;
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -95,12 +96,16 @@ impl Function {
     /// # Errors
     /// When the stack has no such function, its planned attributes cannot be read, or it is a
     /// multi-node Batch job (which does not run here).
-    pub fn of(set: &ManifestSet, desired: &DesiredGraph, name: &str) -> Result<Function, String> {
+    pub fn of(
+        set: &ManifestSet,
+        desired: &DesiredGraph,
+        name: &str,
+    ) -> Result<Function, LocalError> {
         let doc = set
             .functions
             .iter()
             .find(|f| f.value.metadata.name == name)
-            .ok_or_else(|| format!("the stack has no function `{name}`"))?;
+            .ok_or_else(|| LocalError::NoFunction(name.to_owned()))?;
         let spec = &doc.value.spec;
         let eff = resolve::effective(set.stack().map(|s| &s.value.spec), spec);
         let planned = |kind: ResourceKind| {
@@ -108,31 +113,37 @@ impl Function {
             desired.get(&address).map(|r| (address, &r.attrs))
         };
         let (address, attrs) = planned(ResourceKind::Function)
-            .ok_or_else(|| format!("the plan has no function `{name}`"))?;
-        let f = FunctionAttrs::<Value>::from_attrs(&address, attrs).map_err(|e| e.to_string())?;
+            .ok_or_else(|| LocalError::NotPlanned(name.to_owned()))?;
+        let planned_wrong = |e: String| LocalError::Planned(e);
+        let f = FunctionAttrs::<Value>::from_attrs(&address, attrs)
+            .map_err(|e| planned_wrong(e.to_string()))?;
         let architecture = f.architecture.image_arch().oci();
         let image = match planned(ResourceKind::FunctionImage) {
             Some((address, attrs)) => {
-                let image = ImageAttrs::from_attrs(&address, attrs).map_err(|e| e.to_string())?;
+                let image = ImageAttrs::from_attrs(&address, attrs)
+                    .map_err(|e| planned_wrong(e.to_string()))?;
                 // Nothing is pushed: the target only names the image in messages.
-                let target = ImageRef::parse(&format!("local/{name}:local"))?;
-                Image::Assembled(Box::new(image.spec(target)?))
+                let target =
+                    ImageRef::parse(&format!("local/{name}:local")).map_err(planned_wrong)?;
+                Image::Assembled(Box::new(image.spec(target).map_err(planned_wrong)?))
             }
             None => {
-                let reference = f.image.as_str().ok_or_else(|| {
-                    format!("function `{name}`: its image is not known before apply")
-                })?;
-                Image::Prebuilt(ImageRef::parse(reference)?, architecture.to_owned())
+                let reference = f
+                    .image
+                    .as_str()
+                    .ok_or_else(|| LocalError::ImageUnknown(name.to_owned()))?;
+                Image::Prebuilt(
+                    ImageRef::parse(reference).map_err(planned_wrong)?,
+                    architecture.to_owned(),
+                )
             }
         };
         let job = match planned(ResourceKind::BatchJobDefinition) {
             Some((address, attrs)) => {
                 let j = JobDefinitionAttrs::<Value>::from_attrs(&address, attrs)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| planned_wrong(e.to_string()))?;
                 if j.multi_node.is_some() {
-                    return Err(format!(
-                        "function `{name}` runs as a multi-node Batch job, which does not run here: run it in AWS Batch"
-                    ));
+                    return Err(LocalError::MultiNode(name.to_owned()));
                 }
                 Some(Job {
                     command: j.command,

@@ -3,6 +3,7 @@
 //! `scar validate` proves workflow edges with), and the functions they start run in turn,
 //! until nothing is left. Invocations run `concurrency` at once.
 
+use super::LocalError;
 use std::collections::VecDeque;
 use std::future::Future;
 
@@ -36,7 +37,7 @@ pub struct Step {
     /// What it ran on.
     pub input: String,
     /// How it went; `Err` when it could not run at all.
-    pub result: Result<RunResult, String>,
+    pub result: Result<RunResult, LocalError>,
     /// The invocations it started.
     pub started: Vec<Start>,
 }
@@ -125,7 +126,7 @@ pub async fn run_all<F, Fut>(
 ) -> Vec<Step>
 where
     F: Fn(usize, Vec<u8>) -> Fut,
-    Fut: Future<Output = Result<RunResult, String>>,
+    Fut: Future<Output = Result<RunResult, LocalError>>,
 {
     let mut pending: VecDeque<(Option<usize>, Start)> =
         starts.into_iter().map(|s| (None, s)).collect();
@@ -140,9 +141,7 @@ where
             let id = next_id;
             next_id += 1;
             let result = if id > limit {
-                Err(format!(
-                    "not run: the run reached its limit of {limit} invocations"
-                ))
+                Err(LocalError::Limit(limit))
             } else {
                 Ok(())
             };
