@@ -12,7 +12,7 @@ use aws_sdk_batch::types as bt;
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
-use super::kind::{Adapter, Adopt, Read, Write, stale_tag_keys, view, view_read};
+use super::kind::{self, Adapter, Adopt, Read, Write, stale_tag_keys, view, view_read};
 use super::lambda::{split_script, with_script};
 use super::page::{pages, wait_until};
 use crate::apply::ready::Readiness;
@@ -979,6 +979,10 @@ impl Adapter for ComputeEnvironment {
     async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
         Err(a.never())
     }
+
+    fn resolve(_: &AwsCloud, _: &str, _: &str, _: &str) -> Option<Value> {
+        kind::unknown()
+    }
 }
 
 /// The `batch_job_queue` kind.
@@ -1018,6 +1022,10 @@ impl Adapter for JobQueue {
 
     async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
         Err(a.never())
+    }
+
+    fn resolve(_: &AwsCloud, _: &str, _: &str, _: &str) -> Option<Value> {
+        kind::unknown()
     }
 }
 
@@ -1081,6 +1089,10 @@ impl Adapter for JobDefinition {
 
     async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
         Err(a.never())
+    }
+
+    fn resolve(_: &AwsCloud, _: &str, _: &str, _: &str) -> Option<Value> {
+        kind::unknown()
     }
 }
 

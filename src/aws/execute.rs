@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 use super::AwsCloud;
 use super::kind::{Adapter, Adopt, Write, adapter, view};
 use crate::cloud::CloudError;
+use crate::model::Reference;
 use crate::model::attrs::id;
-use crate::model::{Reference, ResourceKind};
 use crate::plan::{APPLIED_TAG, Action, Step};
 
 impl AwsCloud {
@@ -21,27 +21,11 @@ impl AwsCloud {
             .iter()
             .map(|(k, v)| {
                 let v = match Reference::from_value(v) {
-                    Some(r) => match (r.address.kind, r.attribute.as_str()) {
-                        (_, "account_id") => Value::String(account.to_owned()),
-                        (ResourceKind::IamRole, _) => {
-                            Value::String(format!("arn:aws:iam::{account}:role/{}", r.address.name))
-                        }
-                        (ResourceKind::Function, _) => Value::String(format!(
-                            "arn:aws:lambda:{}:{account}:function:{}",
-                            self.region, r.address.name
-                        )),
-                        // An API's id is AWS's choice, an image's digest its content's:
-                        // known once their step ran.
-                        (
-                            ResourceKind::HttpApi
-                            | ResourceKind::FunctionImage
-                            | ResourceKind::ImageRepository,
-                            attribute,
-                        ) => self
-                            .created_output(&r.address, attribute)
-                            .unwrap_or_else(|| v.clone()),
-                        _ => v.clone(),
-                    },
+                    Some(r) if r.attribute == "account_id" => Value::String(account.to_owned()),
+                    Some(r) => adapter!(r.address.kind, A => {
+                        A::resolve(self, &r.address.name, &r.attribute, account)
+                    })
+                    .unwrap_or_else(|| v.clone()),
                     None => v.clone(),
                 };
                 (k.clone(), v)

@@ -681,6 +681,11 @@ impl Adapter for Api {
     async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
         Err(a.never())
     }
+
+    /// The API's id is AWS's choice: known once its step ran.
+    fn resolve(cloud: &AwsCloud, name: &str, attribute: &str, _: &str) -> Option<Value> {
+        cloud.created_output(&Address::new(ResourceKind::HttpApi, name), attribute)
+    }
 }
 
 fn method_auth(auth: &str) -> (&'static str, bool) {

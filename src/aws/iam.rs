@@ -237,6 +237,10 @@ impl Adapter for Role {
     async fn adopt(cloud: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
         cloud.tag_role(a.name(), &iam_tags(a.ours)).await
     }
+
+    fn resolve(_: &AwsCloud, name: &str, _: &str, account: &str) -> Option<Value> {
+        Some(Value::String(format!("arn:aws:iam::{account}:role/{name}")))
+    }
 }
 
 #[cfg(test)]

@@ -445,6 +445,14 @@ impl Adapter for Repository {
     async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
         Err(a.never())
     }
+
+    /// Its URI: known once its step ran.
+    fn resolve(cloud: &AwsCloud, name: &str, attribute: &str, _: &str) -> Option<Value> {
+        cloud.created_output(
+            &Address::new(ResourceKind::ImageRepository, name),
+            attribute,
+        )
+    }
 }
 
 /// The `function_image` kind: a function's assembled image, recorded on the function (read
@@ -480,5 +488,10 @@ impl Adapter for FunctionImage {
 
     async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
         Err(a.never())
+    }
+
+    /// Its digest is its content's: known once its step ran.
+    fn resolve(cloud: &AwsCloud, name: &str, attribute: &str, _: &str) -> Option<Value> {
+        cloud.created_output(&Address::new(ResourceKind::FunctionImage, name), attribute)
     }
 }

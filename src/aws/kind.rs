@@ -159,6 +159,16 @@ pub(super) trait Adapter {
     /// Writes the stack's tags on an existing resource, or refuses with why it cannot be
     /// adopted.
     async fn adopt(cloud: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError>;
+
+    /// `attribute` of the resource of this kind named `name`, when it is known before
+    /// anything reads it: an ARN scar can write down once the account is known, or what a
+    /// step of this run recorded. `None` leaves the reference as it is.
+    fn resolve(cloud: &AwsCloud, name: &str, attribute: &str, account: &str) -> Option<Value>;
+}
+
+/// [`Adapter::resolve`] of a kind whose values are none of scar's to know before reading.
+pub(super) fn unknown() -> Option<Value> {
+    None
 }
 
 /// `$body` with `$A` the adapter of `$kind`. The one table of kinds to adapters.

@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::kind::{Adapter, Adopt, Read, Write, gone_is_fine, stale_tag_keys, view};
+use super::kind::{self, Adapter, Adopt, Read, Write, gone_is_fine, stale_tag_keys, view};
 use super::page::wait_until;
 use super::{AwsCloud, classify};
 use crate::apply::ready::{Readiness, function_readiness};
@@ -769,6 +769,13 @@ impl Adapter for Function {
             .await?;
         Ok(())
     }
+
+    fn resolve(cloud: &AwsCloud, name: &str, _: &str, account: &str) -> Option<Value> {
+        Some(Value::String(format!(
+            "arn:aws:lambda:{}:{account}:function:{name}",
+            cloud.region
+        )))
+    }
 }
 
 /// The `lambda_permission` kind: a statement of a function's resource policy, the stack's by
@@ -810,6 +817,10 @@ impl Adapter for Permission {
 
     async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
         Err(a.untagged())
+    }
+
+    fn resolve(_: &AwsCloud, _: &str, _: &str, _: &str) -> Option<Value> {
+        kind::unknown()
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
-use super::kind::{Adapter, Adopt, Read, Write, gone_is_fine, view};
+use super::kind::{self, Adapter, Adopt, Read, Write, gone_is_fine, view};
 use super::page::pages;
 use super::{AwsCloud, classify};
 use crate::cloud::retry::with_retry;
@@ -260,5 +260,9 @@ impl Adapter for LogGroup {
         cloud
             .tag_log_group(&cloud.log_group_arn(a.account, &g.name), a.ours)
             .await
+    }
+
+    fn resolve(_: &AwsCloud, _: &str, _: &str, _: &str) -> Option<Value> {
+        kind::unknown()
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use aws_sdk_s3::types as st;
 use serde_json::{Map, Value};
 
-use super::kind::{Adapter, Adopt, Read, Write, gone_is_fine, view};
+use super::kind::{self, Adapter, Adopt, Read, Write, gone_is_fine, view};
 use super::{AwsCloud, classify};
 use crate::cloud::retry::with_retry;
 use crate::cloud::{CloudError, ErrorKind};
@@ -467,6 +467,10 @@ impl Adapter for Bucket {
         all.extend(a.ours.clone());
         cloud.tag_bucket(a.name(), &all).await
     }
+
+    fn resolve(_: &AwsCloud, _: &str, _: &str, _: &str) -> Option<Value> {
+        kind::unknown()
+    }
 }
 
 /// The `s3_trigger` kind: one entry of a bucket's notification configuration, the stack's by
@@ -503,6 +507,10 @@ impl Adapter for Trigger {
 
     async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
         Err(a.untagged())
+    }
+
+    fn resolve(_: &AwsCloud, _: &str, _: &str, _: &str) -> Option<Value> {
+        kind::unknown()
     }
 }
 

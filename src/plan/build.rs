@@ -462,7 +462,7 @@ pub(super) fn diff(
     let unread = crate::model::unread_fields(kind);
     // A zip function (SCAR 4.x's) becomes an image function: only a replacement does that.
     let zip = (kind == ResourceKind::Function
-        && !after.contains_key("package_type")
+        && id::Packaged::read(after).is_ok_and(|p| p.package_type.is_none())
         && id::Packaged::read(before).is_ok_and(|p| p.is_zip()))
     .then(|| FieldChange {
         field: "package_type".into(),
