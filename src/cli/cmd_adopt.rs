@@ -155,12 +155,14 @@ pub(super) fn run(args: &AdoptArgs, aws: &AwsArgs, out: &Output) -> Outcome {
 /// What shows that a live function was deployed by SCAR 4.x: its `createdby: scar` tag and
 /// its `FDL` environment variable (the function definition SCAR stores there).
 fn scar4_marks(attrs: &serde_json::Map<String, serde_json::Value>) -> Vec<&'static str> {
+    use crate::model::attrs::{Attrs as _, id};
     let mut marks = Vec::new();
-    let get = |field: &str, key: &str| attrs.get(field).and_then(|m| m.get(key));
-    if get("tags", "createdby").and_then(serde_json::Value::as_str) == Some("scar") {
+    let tags = id::Tagged::read(attrs).unwrap_or_default().tags;
+    if tags.get("createdby").map(String::as_str) == Some("scar") {
         marks.push("tag createdby=scar");
     }
-    if get("environment", "FDL").is_some() {
+    let env = id::Configured::read(attrs).unwrap_or_default().environment;
+    if env.contains_key("FDL") {
         marks.push("FDL variable");
     }
     marks

@@ -554,6 +554,14 @@ pub mod id {
         pub tags: BTreeMap<String, String>,
     }
 
+    /// A function's environment variables as read (none when it has none).
+    #[derive(Debug, Clone, Default, Deserialize)]
+    pub struct Configured {
+        /// Its variables.
+        #[serde(default)]
+        pub environment: BTreeMap<String, String>,
+    }
+
     /// A resource-policy statement on a function.
     #[derive(Debug, Clone, Deserialize)]
     pub struct Statement {
@@ -654,6 +662,7 @@ pub mod id {
     impl Attrs for Located {}
     impl Attrs for Packaged {}
     impl Attrs for Tagged {}
+    impl Attrs for Configured {}
     impl Attrs for Statement {}
     impl Attrs for Trigger {}
     impl Attrs for Api {}
