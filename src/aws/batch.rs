@@ -19,7 +19,7 @@ use crate::apply::ready::Readiness;
 use crate::cloud::CloudError;
 use crate::cloud::retry::Backoff;
 use crate::model::attrs::{
-    ComputeEnvAttrs, JobDefinitionAttrs, JobQueueAttrs, MultiNode, id, to_attrs,
+    ComputeEnvAttrs, JobDefinitionAttrs, JobQueueAttrs, MultiNode, Retry, RetryRule, id, to_attrs,
 };
 use crate::model::batch::instance_profile_name;
 use crate::model::live::{LiveResource, Owner};
@@ -749,7 +749,14 @@ impl AwsCloud {
                 if fargate {
                     req = req.platform_capabilities(bt::PlatformCapability::Fargate);
                 }
-                req.send()
+                if let Some(t) = a.timeout {
+                    req = req.timeout(
+                        bt::JobTimeout::builder()
+                            .attempt_duration_seconds(t)
+                            .build(),
+                    );
+                }
+                req.retry_strategy(retry_strategy(&a.retry)).send()
             },
         )
         .await?;
@@ -1178,9 +1185,54 @@ fn job_definition_attrs(d: &bt::JobDefinition) -> JobDefinitionAttrs {
         job_role: text(container.and_then(|c| c.job_role_arn())),
         execution_role: text(container.and_then(|c| c.execution_role_arn())),
         multi_node,
+        retry: d.retry_strategy().map(read_retry).unwrap_or_default(),
+        timeout: d
+            .timeout()
+            .and_then(bt::JobTimeout::attempt_duration_seconds),
         active_revisions: 1,
         tags: BTreeMap::new(),
         revisions: Vec::new(),
+    }
+}
+
+/// The retry strategy Batch takes for `r`.
+fn retry_strategy(r: &Retry) -> bt::RetryStrategy {
+    bt::RetryStrategy::builder()
+        .attempts(r.attempts)
+        .set_evaluate_on_exit(Some(
+            r.evaluate_on_exit
+                .iter()
+                .map(|e| {
+                    bt::EvaluateOnExit::builder()
+                        .set_on_status_reason(e.on_status_reason.clone())
+                        .set_on_reason(e.on_reason.clone())
+                        .set_on_exit_code(e.on_exit_code.clone())
+                        .action(bt::RetryAction::from(e.action.as_str()))
+                        .build()
+                })
+                .collect(),
+        ))
+        .build()
+}
+
+/// A retry strategy as read. The action is compared in Batch's spelling (`RETRY`): moto
+/// stores it lower-cased.
+fn read_retry(r: &bt::RetryStrategy) -> Retry {
+    Retry {
+        attempts: r.attempts().unwrap_or(0),
+        evaluate_on_exit: r
+            .evaluate_on_exit()
+            .iter()
+            .map(|e| RetryRule {
+                on_status_reason: e.on_status_reason().map(str::to_owned),
+                on_reason: e.on_reason().map(str::to_owned),
+                on_exit_code: e.on_exit_code().map(str::to_owned),
+                action: e
+                    .action()
+                    .map(|a| a.as_str().to_ascii_uppercase())
+                    .unwrap_or_default(),
+            })
+            .collect(),
     }
 }
 

@@ -128,6 +128,8 @@ fn merge_batch(base: Option<&BatchSpec>, own: Option<&BatchSpec>) -> Option<Batc
         gpu: own.gpu.or(base.gpu),
         environment,
         multi_node: own.multi_node.clone().or_else(|| base.multi_node.clone()),
+        retry: own.retry.clone().or_else(|| base.retry.clone()),
+        timeout: own.timeout.or(base.timeout),
         compute: match (&base.compute, &own.compute) {
             (Some(b), Some(o)) => {
                 // Fields that only make sense for one compute type are inherited only when the

@@ -558,6 +558,66 @@ pub struct BatchSpec {
     pub multi_node: Option<MultiNodeSpec>,
     /// The compute environment scar creates for this function.
     pub compute: Option<ComputeSpec>,
+    /// Which failed jobs Batch runs again. Default: up to 3 attempts when the job's host went
+    /// away (a Spot reclaim, a lost agent), none when the script failed.
+    pub retry: Option<BatchRetrySpec>,
+    /// Seconds an attempt may run before Batch stops it (at least 60). Unset, a hung job runs,
+    /// and bills, until someone stops it: `scar validate` warns.
+    #[schemars(range(min = 60))]
+    pub timeout: Option<u32>,
+}
+
+/// A Batch job's retry strategy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BatchRetrySpec {
+    /// Attempts in all, the first one included (1-10).
+    #[schemars(range(min = 1, max = 10))]
+    pub attempts: u32,
+    /// Rules for a failed attempt, the first that matches deciding (at most 5). An attempt
+    /// that matches none is retried, as Batch does; with no rules every failure is.
+    #[serde(default)]
+    #[schemars(length(max = 5))]
+    pub evaluate_on_exit: Vec<ExitRule>,
+}
+
+/// One rule of a retry strategy: what to do when an attempt ends as it says. Each pattern
+/// matches the whole text, or its start when it ends with `*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExitRule {
+    /// The job's status reason, such as `Host EC2*` (the instance went away).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9.: \t]{0,511}\*?$"))]
+    pub on_status_reason: Option<String>,
+    /// The container's reason, such as `AGENT`.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9.: \t]{0,511}\*?$"))]
+    pub on_reason: Option<String>,
+    /// The container's exit code, such as `137` or `1*`.
+    #[schemars(regex(pattern = r"^[0-9]{0,511}\*?$"))]
+    pub on_exit_code: Option<String>,
+    /// `retry` or `exit`.
+    pub action: ExitAction,
+}
+
+/// What a matching rule of a retry strategy does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExitAction {
+    /// Run the job again, while attempts are left.
+    Retry,
+    /// Fail the job now.
+    Exit,
+}
+
+impl ExitAction {
+    /// The name Batch uses.
+    #[must_use]
+    pub fn batch(self) -> &'static str {
+        match self {
+            ExitAction::Retry => "RETRY",
+            ExitAction::Exit => "EXIT",
+        }
+    }
 }
 
 /// Multi-node parallel jobs.

@@ -118,6 +118,8 @@ impl<R> Fields for JobDefinitionAttrs<R> {
         "job_role",
         "execution_role",
         "multi_node",
+        "retry",
+        "timeout",
     ];
 }
 
@@ -245,6 +247,12 @@ pub struct JobDefinitionAttrs<R = String> {
     pub execution_role: R,
     /// Nodes of a multi-node job, or none.
     pub multi_node: Option<MultiNode>,
+    /// The retry strategy (none read from a definition without one).
+    #[serde(default)]
+    pub retry: Retry,
+    /// Seconds an attempt may run, or none.
+    #[serde(default)]
+    pub timeout: Option<i32>,
     /// Active revisions wanted (1).
     pub active_revisions: i32,
     /// Tags, ownership tags included.
@@ -253,6 +261,34 @@ pub struct JobDefinitionAttrs<R = String> {
     /// definition is replaced or deleted).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revisions: Vec<i64>,
+}
+
+/// A job definition's retry strategy as Batch holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// Attempts in all (0: the definition has no strategy, which Batch runs once).
+    pub attempts: i32,
+    /// The rules, in order.
+    #[serde(default)]
+    pub evaluate_on_exit: Vec<RetryRule>,
+}
+
+/// One rule of a [`Retry`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRule {
+    /// Pattern of the job's status reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_status_reason: Option<String>,
+    /// Pattern of the container's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_reason: Option<String>,
+    /// Pattern of the container's exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_exit_code: Option<String>,
+    /// `RETRY` or `EXIT`.
+    pub action: String,
 }
 
 /// A multi-node job's nodes.

@@ -4,14 +4,18 @@
 
 use serde_json::{Value, json};
 
-use super::attrs::{ComputeEnvAttrs, JobDefinitionAttrs, JobQueueAttrs, MultiNode, to_attrs};
+use super::attrs::{
+    ComputeEnvAttrs, JobDefinitionAttrs, JobQueueAttrs, MultiNode, Retry, RetryRule, to_attrs,
+};
 use super::grants::{ACCOUNT, Grants, Need};
 use super::{Address, DesiredResource, ResourceKind, int, ownership_tags};
 use crate::manifest::names;
 use crate::manifest::resolve::{
     DEFAULT_BATCH_MEMORY, DEFAULT_BATCH_VCPUS, DEFAULT_INSTANCE_ROLE, DEFAULT_MAX_VCPUS, Effective,
 };
-use crate::manifest::types::{ComputeSpec, ComputeType, EnvValue, Execution};
+use crate::manifest::types::{
+    BatchRetrySpec, ComputeSpec, ComputeType, EnvValue, Execution, ExitAction,
+};
 
 /// The command of every job definition: the supervisor in Batch mode. It reads the event from
 /// `SCAR_EVENT`, which the delegating function sets when it submits the job.
@@ -87,6 +91,46 @@ pub(super) fn grant(
         );
     }
 }
+
+/// The retry strategy of a job definition: the manifest's, or scar's default. The default
+/// runs a job again, up to 3 attempts in all, when its host went away (an EC2 instance
+/// reclaimed or stopped: Batch's status reason starts `Host EC2`; the container agent lost:
+/// reason `AGENT`), and never when the script failed, so a bug is not paid for three times.
+#[must_use]
+pub fn retry(spec: Option<&BatchRetrySpec>) -> Retry {
+    let rule = |status: Option<&str>, reason: Option<&str>, action: ExitAction| RetryRule {
+        on_status_reason: status.map(str::to_owned),
+        on_reason: reason.map(str::to_owned),
+        on_exit_code: None,
+        action: action.batch().to_owned(),
+    };
+    match spec {
+        Some(s) => Retry {
+            attempts: int(s.attempts),
+            evaluate_on_exit: s
+                .evaluate_on_exit
+                .iter()
+                .map(|r| RetryRule {
+                    on_status_reason: r.on_status_reason.clone(),
+                    on_reason: r.on_reason.clone(),
+                    on_exit_code: r.on_exit_code.clone(),
+                    action: r.action.batch().to_owned(),
+                })
+                .collect(),
+        },
+        None => Retry {
+            attempts: DEFAULT_BATCH_ATTEMPTS,
+            evaluate_on_exit: vec![
+                rule(Some("Host EC2*"), None, ExitAction::Retry),
+                rule(None, Some("AGENT"), ExitAction::Retry),
+                rule(None, Some("*"), ExitAction::Exit),
+            ],
+        },
+    }
+}
+
+/// Attempts in all of scar's default retry strategy.
+pub const DEFAULT_BATCH_ATTEMPTS: i32 = 3;
 
 fn sorted(v: Option<&Vec<String>>) -> Vec<String> {
     let mut v = v.cloned().unwrap_or_default();
@@ -195,6 +239,8 @@ pub(super) fn delegation(i: &BatchInput<'_>) -> Option<Delegation> {
                 nodes: int(m.nodes),
                 main_node: int(m.main_node.unwrap_or(0)),
             }),
+            retry: retry(batch.retry.as_ref()),
+            timeout: batch.timeout.map(int),
             // Older revisions left active (by a run stopped between registering and
             // deregistering) are deregistered in place.
             active_revisions: 1,
@@ -293,6 +339,56 @@ pub fn instance_profile_name(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manifests_retry_rules_go_to_batch_in_order_and_the_default_spares_failed_scripts() {
+        use crate::manifest::types::ExitRule;
+        let spec = BatchRetrySpec {
+            attempts: 2,
+            evaluate_on_exit: vec![
+                ExitRule {
+                    on_status_reason: None,
+                    on_reason: None,
+                    on_exit_code: Some("137".into()),
+                    action: ExitAction::Retry,
+                },
+                ExitRule {
+                    on_status_reason: None,
+                    on_reason: Some("*".into()),
+                    on_exit_code: None,
+                    action: ExitAction::Exit,
+                },
+            ],
+        };
+        let r = retry(Some(&spec));
+        assert_eq!(r.attempts, 2);
+        let rules: Vec<(Option<&str>, &str)> = r
+            .evaluate_on_exit
+            .iter()
+            .map(|e| {
+                (
+                    e.on_exit_code.as_deref().or(e.on_reason.as_deref()),
+                    e.action.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(rules, [(Some("137"), "RETRY"), (Some("*"), "EXIT")]);
+        // The default's last rule exits for any reason: a script that failed is not run again.
+        let d = retry(None);
+        assert_eq!(d.attempts, DEFAULT_BATCH_ATTEMPTS);
+        let last = d.evaluate_on_exit.last().expect("rules");
+        assert_eq!(
+            (last.on_reason.as_deref(), last.action.as_str()),
+            (Some("*"), "EXIT")
+        );
+        assert!(
+            d.evaluate_on_exit
+                .iter()
+                .filter(|e| e.action == "RETRY")
+                .all(|e| e.on_status_reason.as_deref() == Some("Host EC2*")
+                    || e.on_reason.as_deref() == Some("AGENT"))
+        );
+    }
 
     #[test]
     fn instance_profiles_compare_by_name() {

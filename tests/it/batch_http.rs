@@ -85,6 +85,7 @@ spec:
     vcpus: {split_vcpus}
     memory: 4096
     gpu: 1
+    timeout: 3600
     compute:
       type: EC2
       maxVcpus: {split_max}
@@ -338,6 +339,48 @@ async fn a_mixed_pipeline_is_created_revised_updated_and_destroyed() {
     assert_eq!(
         container.command(),
         ["/opt/scar/bin/scar-supervisor", "batch"]
+    );
+    // A job is run again only when its host went away, and stopped after its timeout.
+    let split = &def.job_definitions()[0];
+    assert_eq!(
+        split
+            .timeout()
+            .and_then(aws_sdk_batch::types::JobTimeout::attempt_duration_seconds),
+        Some(3600)
+    );
+    let retry = split.retry_strategy().expect("a retry strategy");
+    assert_eq!(retry.attempts(), Some(3));
+    let rules: Vec<(Option<&str>, Option<&str>, String)> = retry
+        .evaluate_on_exit()
+        .iter()
+        .map(|e| {
+            (
+                e.on_status_reason(),
+                e.on_reason(),
+                e.action()
+                    .map(|a| a.as_str().to_ascii_uppercase())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            (Some("Host EC2*"), None, "RETRY".to_owned()),
+            (None, Some("AGENT"), "RETRY".to_owned()),
+            (None, Some("*"), "EXIT".to_owned()),
+        ]
+    );
+    let detect = batch
+        .describe_job_definitions()
+        .job_definition_name("scar-wf-detect")
+        .send()
+        .await
+        .expect("definition");
+    assert_eq!(
+        detect.job_definitions()[0].timeout(),
+        None,
+        "no timeout unless asked"
     );
     let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
     let env = lambda

@@ -432,6 +432,19 @@ fn check_batch(f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics
         );
         return;
     };
+    if batch.timeout.is_none() {
+        let (pointer, field) = if f.value.spec.batch.is_some() {
+            ("/spec/batch", "spec.batch.timeout")
+        } else {
+            ("/spec/execution", "spec.batch.timeout")
+        };
+        out.push(
+            Diagnostic::warning("a Batch job with no `timeout` runs, and bills, until someone stops it if it hangs")
+                .at(f.key_at(pointer))
+                .field(field)
+                .hint("set `batch.timeout` to the seconds an attempt may take (at least 60), here or in the Stack's defaults"),
+        );
+    }
     // Left out, the compute environment is the built-in one: EC2, up to 2 vCPUs.
     let compute = &batch.compute.clone().unwrap_or_default();
     let kind = compute.kind.unwrap_or(ComputeType::Ec2);
