@@ -83,6 +83,8 @@ pub(super) enum Read {
     Functions,
     /// `GetPolicy` per function: the stack's permission statements.
     Policies,
+    /// `GetFunctionEventInvokeConfig` per function that has (or had) a failure policy.
+    InvokeConfigs,
     /// `/aws/lambda/` log groups in bulk.
     LogGroups,
     /// Per bucket: location, tags and notification configuration.
@@ -100,9 +102,10 @@ pub(super) enum Read {
 impl Read {
     /// Every read [`AwsCloud::refresh`](super::AwsCloud::refresh) makes.
     #[cfg(test)]
-    pub const ALL: [Read; 8] = [
+    pub const ALL: [Read; 9] = [
         Read::Functions,
         Read::Policies,
+        Read::InvokeConfigs,
         Read::LogGroups,
         Read::Buckets,
         Read::Role,
@@ -120,6 +123,7 @@ impl Read {
                 "Lambda",
                 "lambda:GetFunction and lambda:GetPolicy, and tag:GetResources",
             ),
+            Read::InvokeConfigs => ("Lambda", "lambda:GetFunctionEventInvokeConfig"),
             Read::LogGroups => ("CloudWatch Logs", "logs:DescribeLogGroups"),
             Read::Buckets => (
                 "S3",
@@ -222,6 +226,10 @@ macro_rules! adapter {
             }
             K::S3Trigger => {
                 type $A = super::s3::Trigger;
+                $body
+            }
+            K::InvokeConfig => {
+                type $A = super::lambda::InvokeConfig;
                 $body
             }
         }

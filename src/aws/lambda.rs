@@ -16,7 +16,9 @@ use crate::apply::ready::{Readiness, function_readiness};
 use crate::cloud::retry::{Backoff, PROPAGATION, until_ready, with_retry};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::manifest::types::Architecture;
-use crate::model::attrs::{FileSystem, FunctionAttrs, PermissionAttrs, Vpc, id, to_attrs};
+use crate::model::attrs::{
+    FileSystem, FunctionAttrs, InvokeConfigAttrs, PermissionAttrs, Vpc, id, to_attrs,
+};
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, ResourceKind, http, short_hash};
 use crate::plan::{Action, Step};
@@ -821,6 +823,117 @@ impl Adapter for Permission {
 
     fn resolve(_: &AwsCloud, _: &str, _: &str, _: &str) -> Option<Value> {
         kind::unknown()
+    }
+}
+
+/// The `invoke_config` kind: what Lambda does with the function's failed asynchronous
+/// invocations. It has no tags: it is the stack's when its function is.
+pub(super) struct InvokeConfig;
+
+impl Adapter for InvokeConfig {
+    const READ: Read = Read::InvokeConfigs;
+
+    async fn write(cloud: &AwsCloud, w: &Write<'_>) -> Result<(), CloudError> {
+        match w.step.action {
+            Action::Delete => {
+                let c: InvokeConfigAttrs = view(&w.step.address, w.before)?;
+                let function = c.function.as_str();
+                let r = cloud
+                    .lambda_call(function, || async {
+                        cloud
+                            .lambda
+                            .delete_function_event_invoke_config()
+                            .function_name(function)
+                            .send()
+                            .await
+                            .map_err(|e| classify("lambda:DeleteFunctionEventInvokeConfig", &e))
+                    })
+                    .await;
+                gone_is_fine(r)
+            }
+            Action::Create | Action::Update | Action::Replace => {
+                let c: InvokeConfigAttrs = view(&w.step.address, w.after)?;
+                let function = c.function.as_str();
+                // A put replaces the whole configuration: what the manifest does not say
+                // is Lambda's default again.
+                cloud
+                    .lambda_call(function, || async {
+                        cloud
+                            .lambda
+                            .put_function_event_invoke_config()
+                            .function_name(function)
+                            .maximum_retry_attempts(c.maximum_retry_attempts)
+                            .maximum_event_age_in_seconds(c.maximum_event_age)
+                            .send()
+                            .await
+                            .map_err(|e| classify("lambda:PutFunctionEventInvokeConfig", &e))
+                    })
+                    .await?;
+                Ok(())
+            }
+            Action::NoOp => Ok(()),
+        }
+    }
+
+    async fn owner(
+        cloud: &AwsCloud,
+        stack: &str,
+        step: &Step,
+        before: &Map<String, Value>,
+    ) -> Result<Owner, CloudError> {
+        let c: InvokeConfigAttrs = view(&step.address, before)?;
+        cloud.function_owner(stack, &c.function).await
+    }
+
+    async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
+        Err(a.untagged())
+    }
+
+    fn resolve(_: &AwsCloud, _: &str, _: &str, _: &str) -> Option<Value> {
+        kind::unknown()
+    }
+}
+
+impl AwsCloud {
+    /// The failure policy of `function`, whose owner is `owner`; `None` when it has none.
+    pub(super) async fn read_invoke_config(
+        &self,
+        function: &str,
+        owner: &Owner,
+    ) -> Result<Option<(Address, LiveResource)>, CloudError> {
+        let out = self
+            .lambda_call(function, || async {
+                self.lambda
+                    .get_function_event_invoke_config()
+                    .function_name(function)
+                    .send()
+                    .await
+                    .map_err(|e| classify("lambda:GetFunctionEventInvokeConfig", &e))
+            })
+            .await;
+        let out = match out {
+            Ok(o) => o,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let attrs = to_attrs(&InvokeConfigAttrs {
+            function: function.to_owned(),
+            // What Lambda does when the configuration leaves them out.
+            maximum_retry_attempts: out.maximum_retry_attempts().unwrap_or(2),
+            maximum_event_age: out.maximum_event_age_in_seconds().unwrap_or(21_600),
+        });
+        Ok(Some((
+            Address::new(ResourceKind::InvokeConfig, function),
+            LiveResource {
+                fingerprint: Some(format!(
+                    "sha:{}",
+                    short_hash(&Value::Object(attrs.clone()).to_string())
+                )),
+                attrs,
+                owner: owner.clone(),
+                outputs: BTreeMap::new(),
+            },
+        )))
     }
 }
 

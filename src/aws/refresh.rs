@@ -24,6 +24,14 @@ use crate::model::{Address, DesiredGraph, ResourceKind, tags};
 /// Reads in flight at once.
 pub(super) const READ_CONCURRENCY: usize = 32;
 
+/// True for a function whose last apply recorded a failure policy (one scar may have to
+/// remove).
+fn records_invoke_config(f: &LiveResource) -> bool {
+    id::Tagged::read(&f.attrs)
+        .ok()
+        .is_some_and(|t| t.tags.get(tags::INVOKE_CONFIG).map(String::as_str) == Some("true"))
+}
+
 /// False only for a function the stack owns whose last apply recorded no S3 triggers: its
 /// resource policy holds no scar statement, so `GetPolicy` is skipped.
 pub(super) fn may_hold_statements(f: &LiveResource) -> bool {
@@ -148,16 +156,28 @@ impl AwsCloud {
             .map(|r| Ok(view::<id::Statement>(&r.address, &r.attrs)?.function))
             .collect::<Result<_, CloudError>>()?;
         let with_triggers = &with_triggers;
+        let with_policy: BTreeSet<&str> = desired
+            .resources
+            .iter()
+            .filter(|r| r.address.kind == ResourceKind::InvokeConfig)
+            .map(|r| r.address.name.as_str())
+            .collect();
+        let with_policy = &with_policy;
         let mut live = LiveState::default();
         let reads: Vec<Result<FunctionRead, CloudError>> = stream::iter(functions.iter().cloned())
             .map(|name| async move {
                 let f = self.read_function(stack, account, &name).await?;
-                let perms = match &f {
+                let mut perms = match &f {
                     Some(f) if with_triggers.contains(&name) || may_hold_statements(f) => {
                         self.read_permissions(stack, &name).await?
                     }
                     _ => Vec::new(),
                 };
+                if let Some(f) = &f
+                    && (with_policy.contains(name.as_str()) || records_invoke_config(f))
+                {
+                    perms.extend(self.read_invoke_config(&name, &f.owner).await?);
+                }
                 Ok((name, f, perms))
             })
             .buffer_unordered(READ_CONCURRENCY)
@@ -172,9 +192,11 @@ impl AwsCloud {
                     .insert(Address::new(ResourceKind::Function, name), f);
             }
             for (address, p) in perms {
-                let read: PermissionAttrs = view(&address, &p.attrs)?;
-                if let Some(bucket) = read.source_arn.strip_prefix("arn:aws:s3:::") {
-                    buckets.insert(bucket.to_owned());
+                if address.kind == ResourceKind::LambdaPermission {
+                    let read: PermissionAttrs = view(&address, &p.attrs)?;
+                    if let Some(bucket) = read.source_arn.strip_prefix("arn:aws:s3:::") {
+                        buckets.insert(bucket.to_owned());
+                    }
                 }
                 live.resources.insert(address, p);
             }

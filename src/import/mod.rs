@@ -514,6 +514,7 @@ impl<'a> StackBuilder<'a> {
             file_systems: Vec::new(),
             tags: BTreeMap::new(),
             reserved_concurrency: None,
+            on_failure: None,
             deletion_protection: None,
             ignore_changes: Vec::new(),
         };

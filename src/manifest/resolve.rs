@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::types::{
     Architecture, BatchSpec, ComputeSpec, ComputeType, EnvValue, Execution, FunctionSpec, LogLevel,
-    StackSpec, VpcSpec,
+    OnFailureSpec, StackSpec, VpcSpec,
 };
 
 /// Built-in memory in MB (SCAR's default).
@@ -56,7 +56,24 @@ pub struct Effective {
     pub batch: Option<BatchSpec>,
     /// Deletion protection.
     pub deletion_protection: bool,
+    /// The failure policy, when the function or the stack's defaults set one: retries and
+    /// event age, Lambda's defaults filling what neither names.
+    pub on_failure: Option<OnFailure>,
 }
+
+/// A resolved [`OnFailureSpec`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnFailure {
+    /// Times a failed invocation runs again.
+    pub retry_attempts: u32,
+    /// Seconds an event may wait.
+    pub max_event_age: u32,
+}
+
+/// Lambda's own retries of a failed asynchronous invocation.
+pub const DEFAULT_RETRY_ATTEMPTS: u32 = 2;
+/// Lambda's own longest wait of an event, in seconds (six hours).
+pub const DEFAULT_MAX_EVENT_AGE: u32 = 21_600;
 
 /// Resolves a function's effective settings.
 #[must_use]
@@ -110,6 +127,18 @@ pub fn effective(stack: Option<&StackSpec>, f: &FunctionSpec) -> Effective {
             .deletion_protection
             .or(d.and_then(|d| d.deletion_protection))
             .unwrap_or(false),
+        on_failure: match (f.on_failure, d.and_then(|d| d.on_failure)) {
+            (None, None) => None,
+            (own, def) => {
+                let field = |pick: fn(&OnFailureSpec) -> Option<u32>| {
+                    own.as_ref().and_then(pick).or(def.as_ref().and_then(pick))
+                };
+                Some(OnFailure {
+                    retry_attempts: field(|s| s.retry_attempts).unwrap_or(DEFAULT_RETRY_ATTEMPTS),
+                    max_event_age: field(|s| s.max_event_age).unwrap_or(DEFAULT_MAX_EVENT_AGE),
+                })
+            }
+        },
     }
 }
 
@@ -192,6 +221,55 @@ mod tests {
         let e = effective(Some(&stack), &f);
         assert_eq!((e.memory, e.timeout, e.ephemeral_storage), (2048, 60, 512));
         assert_eq!(e.execution, Execution::Lambda);
+    }
+
+    #[test]
+    fn a_failure_policy_merges_field_by_field_over_lambdas_defaults() {
+        let stack = StackSpec {
+            defaults: crate::manifest::types::FunctionDefaults {
+                on_failure: Some(OnFailureSpec {
+                    retry_attempts: None,
+                    max_event_age: Some(600),
+                }),
+                ..Default::default()
+            },
+            ..serde_json::from_value(
+                serde_json::json!({"region": "us-east-1", "role": {"managed": true}}),
+            )
+            .expect("a stack spec")
+        };
+        let mut f: FunctionSpec =
+            serde_json::from_value(serde_json::json!({"image": "alpine"})).expect("a function");
+        let eff = effective(Some(&stack), &f);
+        assert_eq!(
+            eff.on_failure,
+            Some(OnFailure {
+                retry_attempts: DEFAULT_RETRY_ATTEMPTS,
+                max_event_age: 600
+            })
+        );
+        f.on_failure = Some(OnFailureSpec {
+            retry_attempts: Some(0),
+            max_event_age: None,
+        });
+        assert_eq!(
+            effective(Some(&stack), &f).on_failure,
+            Some(OnFailure {
+                retry_attempts: 0,
+                max_event_age: 600
+            })
+        );
+        assert_eq!(
+            effective(
+                None,
+                &FunctionSpec {
+                    on_failure: None,
+                    ..f
+                }
+            )
+            .on_failure,
+            None
+        );
     }
 
     #[test]

@@ -152,6 +152,22 @@ pub struct FunctionDefaults {
     pub batch: Option<BatchSpec>,
     /// Deletion protection for every function that does not say otherwise.
     pub deletion_protection: Option<bool>,
+    /// The failure policy of every function that does not set its own, merged field by field.
+    pub on_failure: Option<OnFailureSpec>,
+}
+
+/// What Lambda does with an event whose asynchronous invocation (an S3 input's) fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OnFailureSpec {
+    /// Times a failed invocation runs again (0-2; Lambda's default 2). Each attempt runs the
+    /// whole script, and uploads what it wrote.
+    #[schemars(range(max = 2))]
+    pub retry_attempts: Option<u32>,
+    /// Seconds an event may wait to run, throttled or between attempts, before Lambda drops
+    /// it (60-21600; Lambda's default 21600, six hours).
+    #[schemars(range(min = 60, max = 21600))]
+    pub max_event_age: Option<u32>,
 }
 
 /// Storage providers besides the stack's own S3, referenced by outputs as `<type>.<id>`.
@@ -404,6 +420,10 @@ pub struct FunctionSpec {
     /// scar leaves whatever is set live alone.
     #[schemars(range(min = 0, max = 100000))]
     pub reserved_concurrency: Option<u32>,
+    /// What Lambda does with an S3 event whose invocation fails: how many times it runs it
+    /// again and how long it keeps it. Unset: Lambda's own (2 retries, 6 hours), left as they
+    /// are live.
+    pub on_failure: Option<OnFailureSpec>,
     /// When true, a plan that would delete or replace the function is an error, even once its
     /// manifest is gone (the protection is recorded on the function). Turn it off and apply
     /// before deleting.

@@ -34,11 +34,13 @@ pub enum ResourceKind {
     ImageRepository,
     /// A function's assembled image (its base, the supervisor, its script and configuration).
     FunctionImage,
+    /// What Lambda does with a function's failed asynchronous invocations (retries, event age).
+    InvokeConfig,
 }
 
 impl ResourceKind {
     /// Every kind, in the order creates happen when nothing else decides.
-    pub const ALL: [ResourceKind; 12] = [
+    pub const ALL: [ResourceKind; 13] = [
         ResourceKind::IamRole,
         ResourceKind::Bucket,
         ResourceKind::LogGroup,
@@ -48,6 +50,7 @@ impl ResourceKind {
         ResourceKind::BatchJobQueue,
         ResourceKind::BatchJobDefinition,
         ResourceKind::Function,
+        ResourceKind::InvokeConfig,
         ResourceKind::HttpApi,
         ResourceKind::LambdaPermission,
         ResourceKind::S3Trigger,
@@ -69,6 +72,7 @@ impl ResourceKind {
             ResourceKind::HttpApi => "http_api",
             ResourceKind::ImageRepository => "image_repository",
             ResourceKind::FunctionImage => "function_image",
+            ResourceKind::InvokeConfig => "invoke_config",
         }
     }
 }

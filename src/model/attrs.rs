@@ -142,6 +142,7 @@ pub fn fields(kind: ResourceKind) -> (&'static [&'static str], &'static [&'stati
         ResourceKind::BatchJobDefinition => of::<JobDefinitionAttrs>(),
         ResourceKind::ImageRepository => of::<RepositoryAttrs>(),
         ResourceKind::FunctionImage => of::<ImageAttrs>(),
+        ResourceKind::InvokeConfig => of::<InvokeConfigAttrs>(),
     }
 }
 
@@ -262,6 +263,21 @@ pub struct JobDefinitionAttrs<R = String> {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revisions: Vec<i64>,
 }
+
+/// What Lambda does with a function's failed asynchronous invocations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvokeConfigAttrs {
+    /// The function.
+    pub function: String,
+    /// Times a failed invocation runs again.
+    pub maximum_retry_attempts: i32,
+    /// Seconds an event may wait.
+    pub maximum_event_age: i32,
+}
+
+impl Fields for InvokeConfigAttrs {}
+impl Attrs for InvokeConfigAttrs {}
 
 /// A job definition's retry strategy as Batch holds it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -756,6 +772,7 @@ mod tests {
                 ResourceKind::BatchJobDefinition => names::<JobDefinitionAttrs>(),
                 ResourceKind::ImageRepository => names::<RepositoryAttrs>(),
                 ResourceKind::FunctionImage => names::<ImageAttrs>(),
+                ResourceKind::InvokeConfig => names::<InvokeConfigAttrs>(),
             };
             assert!(!known.is_empty(), "{kind:?}: no fields heard");
             let (replace, unread) = fields(kind);
@@ -832,6 +849,10 @@ mod tests {
                     ResourceKind::ImageRepository => {
                         RepositoryAttrs::from_attrs(&r.address, &attrs).map(|_| ())
                     }
+                    ResourceKind::InvokeConfig => InvokeConfigAttrs::from_attrs(&r.address, &attrs)
+                        .map(|c| {
+                            assert!((0..=2).contains(&c.maximum_retry_attempts), "{}", r.address)
+                        }),
                 };
                 read.unwrap_or_else(|e| panic!("{e}"));
                 seen.insert(r.address.kind);
@@ -850,7 +871,7 @@ mod tests {
         }
         assert_eq!(
             seen.len(),
-            12,
+            ResourceKind::ALL.len(),
             "the examples hold every typed kind: {seen:?}"
         );
     }

@@ -223,6 +223,13 @@ fn function_resources(
     if eff.deletion_protection {
         function_tags.insert(tags::DELETION_PROTECTION.into(), "true".into());
     }
+    // Only asynchronous invocations (an S3 input's) are retried and kept by Lambda.
+    let on_failure = eff
+        .on_failure
+        .filter(|_| spec.input.iter().any(|i| i.s3().is_some()));
+    if on_failure.is_some() {
+        function_tags.insert(tags::INVOKE_CONFIG.into(), "true".into());
+    }
     let attrs = attrs::to_attrs(&FunctionAttrs::<Value> {
         image,
         // A prebuilt image gets its script through the environment; an assembled one has it
@@ -284,6 +291,18 @@ fn function_resources(
         sensitive,
         depends_on,
     });
+    if let Some(f) = on_failure {
+        out.push(DesiredResource {
+            address: Address::new(ResourceKind::InvokeConfig, fname.clone()),
+            attrs: attrs::to_attrs(&attrs::InvokeConfigAttrs {
+                function: fname.clone(),
+                maximum_retry_attempts: int(f.retry_attempts),
+                maximum_event_age: int(f.max_event_age),
+            }),
+            sensitive: Vec::new(),
+            depends_on: vec![function.clone()],
+        });
+    }
     if let Some(h) = &spec.http {
         out.extend(http::resources(
             stack_name,

@@ -134,11 +134,13 @@ fn read_statements(sc: &Scope) -> Vec<Value> {
                 "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
             "Resource": "*"}),
         json!({"Sid": "ReadFunctions", "Effect": "Allow",
-            "Action": ["lambda:GetFunction", "lambda:GetPolicy", "lambda:ListTags"],
+            "Action": ["lambda:GetFunction", "lambda:GetPolicy", "lambda:ListTags",
+                "lambda:GetFunctionEventInvokeConfig"],
             "Resource": sc.function_arns}),
         // Functions the stack owns that no manifest names any more (to prune them).
         json!({"Sid": "ReadOwnedFunctions", "Effect": "Allow",
-            "Action": ["lambda:GetFunction", "lambda:GetPolicy", "lambda:ListTags"],
+            "Action": ["lambda:GetFunction", "lambda:GetPolicy", "lambda:ListTags",
+                "lambda:GetFunctionEventInvokeConfig"],
             "Resource": sc.arn(format!("arn:aws:lambda:{region}:{ACCOUNT}:function:*")),
             "Condition": sc.owned_functions}),
         json!({"Sid": "ReadLogGroups", "Effect": "Allow",
@@ -175,10 +177,12 @@ fn write_statements(sc: &Scope, statements: &mut Vec<Value>) {
                 "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction",
                 "lambda:TagResource", "lambda:UntagResource", "lambda:AddPermission",
                 "lambda:RemovePermission", "lambda:InvokeFunction",
-                "lambda:PutFunctionConcurrency"],
+                "lambda:PutFunctionConcurrency", "lambda:PutFunctionEventInvokeConfig",
+                "lambda:DeleteFunctionEventInvokeConfig"],
             "Resource": sc.function_arns}),
         json!({"Sid": "PruneOwnedFunctions", "Effect": "Allow",
-            "Action": ["lambda:DeleteFunction", "lambda:RemovePermission"],
+            "Action": ["lambda:DeleteFunction", "lambda:RemovePermission",
+                "lambda:DeleteFunctionEventInvokeConfig"],
             "Resource": sc.arn(format!("arn:aws:lambda:{region}:{ACCOUNT}:function:*")),
             "Condition": sc.owned_functions}),
         json!({"Sid": "WriteLogGroups", "Effect": "Allow",
@@ -381,6 +385,11 @@ mod tests {
         assert!(!read.contains("lambda:CreateFunction"));
         assert!(!read.contains("iam:PassRole"));
         assert!(read.contains("lambda:GetFunction"));
+        // A failure policy is read on every plan, written and removed on apply.
+        assert!(read.contains("lambda:GetFunctionEventInvokeConfig"));
+        assert!(!read.contains("lambda:PutFunctionEventInvokeConfig"));
+        assert!(text.contains("lambda:PutFunctionEventInvokeConfig"));
+        assert!(text.contains("lambda:DeleteFunctionEventInvokeConfig"));
     }
 }
 

@@ -17,6 +17,10 @@ pub const REGION: &str = "scar:region";
 /// policy holds scar statements). A plan reads the policy (`GetPolicy`, 15 req/s) only of
 /// functions that have such statements now or had them at the last apply.
 pub const S3_INVOKE: &str = "scar:s3-invoke";
+/// On a function with a failure policy (`onFailure`): `true`. A plan reads the policy
+/// (`GetFunctionEventInvokeConfig`) only of functions that have one now or had one at the
+/// last apply, so that one the manifest no longer sets is removed.
+pub const INVOKE_CONFIG: &str = "scar:invoke-config";
 /// On a function with `deletionProtection: true`: a plan that would delete or replace it
 /// is an error, whatever the manifests say now (the manifest may be gone).
 pub const DELETION_PROTECTION: &str = "scar:deletion-protection";

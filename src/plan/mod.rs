@@ -334,7 +334,8 @@ impl Plan {
             | K::LogGroup
             | K::LambdaPermission
             | K::ImageRepository
-            | K::FunctionImage => false,
+            | K::FunctionImage
+            | K::InvokeConfig => false,
         })
     }
 }

@@ -134,6 +134,8 @@ spec:
   input:
     - bucket: wf-media
       prefix: detections/
+  onFailure:
+    retryAttempts: 1
 "
             .to_owned(),
         ),

@@ -11,6 +11,7 @@ mod adopt_scar;
 mod architecture;
 mod batch_http;
 mod environments;
+mod failures;
 mod faults;
 mod gitops_doc;
 mod graph;

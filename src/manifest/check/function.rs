@@ -110,6 +110,17 @@ fn check_one(set: &ManifestSet, f: &Doc<FunctionManifest>, eff: &Effective, out:
             .hint("set `reservedConcurrency` (used when the function is created), or remove the entry"),
         );
     }
+    // Only asynchronous invocations (an S3 input's) are retried and kept by Lambda: a
+    // function's own `onFailure` on one that has none does nothing (the Stack's defaults
+    // may, for its other functions).
+    if spec.on_failure.is_some() && !spec.input.iter().any(|i| i.s3().is_some()) {
+        out.push(
+            Diagnostic::warning("`onFailure` does nothing here: the function has no S3 input, and only those invoke it asynchronously")
+                .at(f.key_at("/spec/onFailure"))
+                .field("spec.onFailure")
+                .hint("remove it, or add the input it is meant for"),
+        );
+    }
     if eff.timeout_threshold >= eff.timeout {
         out.push(
             Diagnostic::error(format!(
