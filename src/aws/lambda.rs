@@ -864,6 +864,13 @@ impl Adapter for InvokeConfig {
                             .function_name(function)
                             .maximum_retry_attempts(c.maximum_retry_attempts)
                             .maximum_event_age_in_seconds(c.maximum_event_age)
+                            .set_destination_config((!c.on_failure.is_empty()).then(|| {
+                                lt::DestinationConfig::builder()
+                                    .on_failure(
+                                        lt::OnFailure::builder().destination(&c.on_failure).build(),
+                                    )
+                                    .build()
+                            }))
                             .send()
                             .await
                             .map_err(|e| classify("lambda:PutFunctionEventInvokeConfig", &e))
@@ -921,6 +928,12 @@ impl AwsCloud {
             // What Lambda does when the configuration leaves them out.
             maximum_retry_attempts: out.maximum_retry_attempts().unwrap_or(2),
             maximum_event_age: out.maximum_event_age_in_seconds().unwrap_or(21_600),
+            on_failure: out
+                .destination_config()
+                .and_then(|d| d.on_failure())
+                .and_then(|f| f.destination())
+                .unwrap_or_default()
+                .to_owned(),
         });
         Ok(Some((
             Address::new(ResourceKind::InvokeConfig, function),

@@ -976,6 +976,7 @@ impl<'a> StackBuilder<'a> {
                 tags: BTreeMap::new(),
                 buckets: BucketPolicy::default(),
                 storage_providers: self.providers,
+                failures: None,
             },
         };
         let mut files = vec![(

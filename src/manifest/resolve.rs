@@ -62,12 +62,42 @@ pub struct Effective {
 }
 
 /// A resolved [`OnFailureSpec`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OnFailure {
     /// Times a failed invocation runs again.
     pub retry_attempts: u32,
     /// Seconds an event may wait.
     pub max_event_age: u32,
+    /// Where the record of an event Lambda gave up on goes.
+    pub destination: Destination,
+}
+
+/// Where Lambda writes the record of an event it gave up on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// The stack's failures bucket.
+    Stack,
+    /// Nowhere: the event is dropped.
+    Nowhere,
+    /// A bucket named in the manifest.
+    Bucket(String),
+    /// An SQS queue, by ARN.
+    Queue(String),
+}
+
+impl Destination {
+    /// `default`, `none`, `s3://BUCKET` or a queue ARN (the schema allows nothing else).
+    #[must_use]
+    pub fn parse(s: &str) -> Destination {
+        match s {
+            "none" => Destination::Nowhere,
+            _ => match s.strip_prefix("s3://") {
+                Some(b) => Destination::Bucket(b.to_owned()),
+                None if s.starts_with("arn:") => Destination::Queue(s.to_owned()),
+                None => Destination::Stack,
+            },
+        }
+    }
 }
 
 /// Lambda's own retries of a failed asynchronous invocation.
@@ -127,15 +157,20 @@ pub fn effective(stack: Option<&StackSpec>, f: &FunctionSpec) -> Effective {
             .deletion_protection
             .or(d.and_then(|d| d.deletion_protection))
             .unwrap_or(false),
-        on_failure: match (f.on_failure, d.and_then(|d| d.on_failure)) {
+        on_failure: match (f.on_failure.as_ref(), d.and_then(|d| d.on_failure.as_ref())) {
             (None, None) => None,
             (own, def) => {
                 let field = |pick: fn(&OnFailureSpec) -> Option<u32>| {
-                    own.as_ref().and_then(pick).or(def.as_ref().and_then(pick))
+                    own.and_then(pick).or(def.and_then(pick))
                 };
+                let destination = own
+                    .and_then(|s| s.destination.as_deref())
+                    .or(def.and_then(|s| s.destination.as_deref()))
+                    .map_or(Destination::Stack, Destination::parse);
                 Some(OnFailure {
                     retry_attempts: field(|s| s.retry_attempts).unwrap_or(DEFAULT_RETRY_ATTEMPTS),
                     max_event_age: field(|s| s.max_event_age).unwrap_or(DEFAULT_MAX_EVENT_AGE),
+                    destination,
                 })
             }
         },
@@ -216,6 +251,7 @@ mod tests {
             tags: BTreeMap::new(),
             buckets: Default::default(),
             storage_providers: Default::default(),
+            failures: None,
         };
         let f = function(serde_json::json!({"image": "x", "memory": 2048}));
         let e = effective(Some(&stack), &f);
@@ -230,6 +266,7 @@ mod tests {
                 on_failure: Some(OnFailureSpec {
                     retry_attempts: None,
                     max_event_age: Some(600),
+                    destination: None,
                 }),
                 ..Default::default()
             },
@@ -245,18 +282,21 @@ mod tests {
             eff.on_failure,
             Some(OnFailure {
                 retry_attempts: DEFAULT_RETRY_ATTEMPTS,
-                max_event_age: 600
+                max_event_age: 600,
+                destination: Destination::Stack,
             })
         );
         f.on_failure = Some(OnFailureSpec {
             retry_attempts: Some(0),
             max_event_age: None,
+            destination: None,
         });
         assert_eq!(
             effective(Some(&stack), &f).on_failure,
             Some(OnFailure {
                 retry_attempts: 0,
-                max_event_age: 600
+                max_event_age: 600,
+                destination: Destination::Stack,
             })
         );
         assert_eq!(

@@ -85,6 +85,9 @@ pub struct StackSpec {
     /// Storage providers other than the stack's own S3 account, for function outputs.
     #[serde(default)]
     pub storage_providers: StorageProviders,
+    /// Where failed inputs are recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<FailuresSpec>,
 }
 
 /// The execution role of the stack's functions. Set exactly one of `arn` and `managed`.
@@ -157,7 +160,7 @@ pub struct FunctionDefaults {
 }
 
 /// What Lambda does with an event whose asynchronous invocation (an S3 input's) fails.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OnFailureSpec {
     /// Times a failed invocation runs again (0-2; Lambda's default 2). Each attempt runs the
@@ -168,6 +171,22 @@ pub struct OnFailureSpec {
     /// it (60-21600; Lambda's default 21600, six hours).
     #[schemars(range(min = 60, max = 21600))]
     pub max_event_age: Option<u32>,
+    /// Where Lambda writes the record of an event it gave up on: `default` (the stack's
+    /// failures bucket, `spec.failures.bucket`), `none`, `s3://BUCKET`, or an SQS queue's ARN.
+    #[schemars(regex(
+        pattern = r"^(default|none|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]|arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80})$"
+    ))]
+    pub destination: Option<String>,
+}
+
+/// Where failed inputs are recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FailuresSpec {
+    /// The bucket the stack keeps its failure records in (created and owned by the stack).
+    /// Default: `scar-<stack>-failures-<8 hex digits of the stack, region and account>`.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"))]
+    pub bucket: Option<String>,
 }
 
 /// Storage providers besides the stack's own S3, referenced by outputs as `<type>.<id>`.

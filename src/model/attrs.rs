@@ -274,6 +274,9 @@ pub struct InvokeConfigAttrs {
     pub maximum_retry_attempts: i32,
     /// Seconds an event may wait.
     pub maximum_event_age: i32,
+    /// Where the record of an event Lambda gave up on goes (an ARN), or `""`.
+    #[serde(default)]
+    pub on_failure: String,
 }
 
 impl Fields for InvokeConfigAttrs {}

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use super::attrs::{self, FunctionAttrs};
 use super::tags::{self, ownership_tags};
 use super::{
-    Address, DesiredGraph, DesiredResource, Reference, ResourceKind, batch, http, role, triggers,
+    Address, DesiredGraph, DesiredResource, Reference, ResourceKind, batch, failures, http, role,
+    triggers,
 };
 use crate::manifest::contract;
 use crate::manifest::load::ManifestSet;
@@ -40,10 +41,18 @@ pub fn build(set: &ManifestSet) -> Option<DesiredGraph> {
         None
     };
     let mut buckets: BTreeMap<String, ()> = BTreeMap::new();
+    let mut failures_bucket = None;
     for f in &set.functions {
         let fm = &f.value;
         for i in fm.spec.input.iter().filter_map(InputSpec::s3) {
             buckets.insert(i.bucket.clone(), ());
+        }
+        let eff = resolve::effective(Some(spec), &fm.spec);
+        if let Some(b) = failures::policy(&name, spec, &fm.spec, &eff).and_then(|p| p.bucket) {
+            if b == failures::stack_bucket(&name, spec) {
+                failures_bucket = Some(b.clone());
+            }
+            buckets.insert(b, ());
         }
         for o in fm.spec.output.iter().filter(|o| o.provider.is_none()) {
             buckets.insert(o.bucket.clone(), ());
@@ -84,6 +93,7 @@ pub fn build(set: &ManifestSet) -> Option<DesiredGraph> {
         stack: name,
         region: spec.region.clone(),
         account_id: spec.account_id.clone(),
+        failures_bucket,
         delete_empty_buckets: spec.buckets.deletion_policy
             == crate::manifest::types::DeletionPolicy::DeleteIfEmpty,
         resources: out,
@@ -224,9 +234,7 @@ fn function_resources(
         function_tags.insert(tags::DELETION_PROTECTION.into(), "true".into());
     }
     // Only asynchronous invocations (an S3 input's) are retried and kept by Lambda.
-    let on_failure = eff
-        .on_failure
-        .filter(|_| spec.input.iter().any(|i| i.s3().is_some()));
+    let on_failure = failures::policy(stack_name, stack, spec, &eff);
     if on_failure.is_some() {
         function_tags.insert(tags::INVOKE_CONFIG.into(), "true".into());
     }
@@ -291,17 +299,13 @@ fn function_resources(
         sensitive,
         depends_on,
     });
-    if let Some(f) = on_failure {
-        out.push(DesiredResource {
-            address: Address::new(ResourceKind::InvokeConfig, fname.clone()),
-            attrs: attrs::to_attrs(&attrs::InvokeConfigAttrs {
-                function: fname.clone(),
-                maximum_retry_attempts: int(f.retry_attempts),
-                maximum_event_age: int(f.max_event_age),
-            }),
-            sensitive: Vec::new(),
-            depends_on: vec![function.clone()],
-        });
+    if let Some(p) = &on_failure {
+        out.push(failures::invoke_config(
+            fname,
+            p,
+            &function,
+            role_ref.filter(|_| spec.role.is_none()),
+        ));
     }
     if let Some(h) = &spec.http {
         out.extend(http::resources(

@@ -30,6 +30,12 @@ pub enum Need {
     PullImages,
     /// Lambda's network interfaces in a VPC.
     VpcNetworking,
+    /// Lambda writing a failed input's record into the failures bucket.
+    WriteFailures,
+    /// Lambda checking the failures bucket (it lists it before writing).
+    ListFailures,
+    /// Lambda sending a failed input's record to a queue.
+    SendFailures,
 }
 
 impl Need {
@@ -44,6 +50,9 @@ impl Need {
             Need::EcrToken => "EcrToken",
             Need::PullImages => "PullImages",
             Need::VpcNetworking => "VpcNetworking",
+            Need::WriteFailures => "WriteFailureRecords",
+            Need::ListFailures => "ListFailureRecords",
+            Need::SendFailures => "SendFailureRecords",
         }
     }
 
@@ -68,6 +77,9 @@ impl Need {
                 "ec2:AssignPrivateIpAddresses",
                 "ec2:UnassignPrivateIpAddresses",
             ],
+            Need::WriteFailures => &["s3:PutObject"],
+            Need::ListFailures => &["s3:ListBucket"],
+            Need::SendFailures => &["sqs:SendMessage"],
         }
     }
 

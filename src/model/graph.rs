@@ -79,6 +79,10 @@ pub struct DesiredGraph {
     pub region: String,
     /// The account guard, if set.
     pub account_id: Option<String>,
+    /// The stack's own failures bucket, when a function records its failures there: it must
+    /// be the stack's (a bucket of that name that is not would receive the records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures_bucket: Option<String>,
     /// True when owned buckets that no manifest uses may be deleted once empty.
     pub delete_empty_buckets: bool,
     /// Resources, sorted by address.

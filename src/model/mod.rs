@@ -9,6 +9,7 @@ mod address;
 pub mod attrs;
 pub mod batch;
 mod expand;
+pub mod failures;
 mod grants;
 mod graph;
 pub mod http;

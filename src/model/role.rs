@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::grants::{ACCOUNT, Grants, Need};
 use super::tags::{self, ownership_tags};
-use super::{Address, DesiredResource, attrs, batch, triggers};
+use super::{Address, DesiredResource, attrs, batch, failures, triggers};
 use crate::manifest::contract;
 use crate::manifest::load::ManifestSet;
 use crate::manifest::names;
@@ -67,6 +67,9 @@ fn grants(stack: &str, set: &ManifestSet, spec: &StackSpec) -> Grants {
             ),
         );
         triggers::grant(fs, &mut g);
+        if let Some(p) = failures::policy(stack, spec, fs, &eff) {
+            failures::grant(&p, &mut g);
+        }
         batch::grant(stack, name, spec, &eff, &mut g);
         for r in contract::secret_refs(&eff, fs, spec) {
             match r {

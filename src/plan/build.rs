@@ -183,6 +183,16 @@ fn desired_step(
             });
             return None;
         }
+        (Owner::Unowned, ResourceKind::Bucket)
+            if graph.failures_bucket.as_deref() == Some(address.name.as_str()) =>
+        {
+            errors.push(PlanError {
+                address: address.clone(),
+                message: "the stack's failures bucket exists and is not the stack's: Lambda would write the stack's failure records into someone else's bucket".into(),
+                hint: Some("name a bucket of the stack's own in `spec.failures.bucket`".into()),
+            });
+            return None;
+        }
         (Owner::Unowned, ResourceKind::Bucket) => {
             notes.push(format!(
                 "{address} exists and is used as is (scar adds only its own notification entries)"
@@ -518,6 +528,7 @@ mod tests {
             stack: "demo".into(),
             region: "us-east-1".into(),
             account_id: None,
+            failures_bucket: None,
             delete_empty_buckets: false,
             resources,
             ignore_changes: BTreeMap::new(),

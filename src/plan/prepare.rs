@@ -144,6 +144,7 @@ mod tests {
             stack: "s".into(),
             region: "us-east-1".into(),
             account_id: None,
+            failures_bucket: None,
             delete_empty_buckets: false,
             resources: Vec::new(),
             ignore_changes: std::collections::BTreeMap::new(),

@@ -128,6 +128,7 @@ fn desired(names: &[&str]) -> DesiredGraph {
         stack: "s".into(),
         region: "us-east-1".into(),
         account_id: None,
+        failures_bucket: None,
         delete_empty_buckets: false,
         resources: names
             .iter()

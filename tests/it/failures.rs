@@ -1,6 +1,7 @@
 //! What happens to an input whose invocation fails: the function's failure policy
-//! (`onFailure`: retries and event age) planned as its own resource, applied, read back, healed
-//! and removed, against moto.
+//! (`onFailure`: retries, event age and where Lambda records an event it gave up on) planned as
+//! its own resource, applied, read back, healed and removed, against moto; the stack's
+//! failures bucket, and the managed role's permission to write there.
 //!
 //! moto's gap: a second `PutFunctionEventInvokeConfig` on a function is appended to the first,
 //! and `GetFunctionEventInvokeConfig` answers with the first, so an edited policy cannot be read
@@ -46,8 +47,9 @@ fn write(dir: &std::path::Path, on_failure: &str) {
     std::fs::write(dir.join("ocr.yaml"), function(on_failure)).expect("write");
 }
 
-/// `(retries, event age)` of the function's failure policy, or `None` without one.
-async fn policy(moto: &Moto) -> Option<(i32, i32)> {
+/// `(retries, event age, on-failure destination)` of the function's failure policy, or
+/// `None` without one.
+async fn policy(moto: &Moto) -> Option<(i32, i32, String)> {
     let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
     let out = lambda
         .get_function_event_invoke_config()
@@ -58,7 +60,17 @@ async fn policy(moto: &Moto) -> Option<(i32, i32)> {
     Some((
         out.maximum_retry_attempts()?,
         out.maximum_event_age_in_seconds()?,
+        out.destination_config()
+            .and_then(|d| d.on_failure())
+            .and_then(|f| f.destination())
+            .unwrap_or_default()
+            .to_owned(),
     ))
+}
+
+/// The failures bucket scar derives for stack `books` in us-east-1.
+fn failures_bucket() -> String {
+    scar::model::failures::default_bucket("books", "us-east-1", None)
 }
 
 fn plan(moto: &Moto, dir: &std::path::Path) -> (Option<i32>, String) {
@@ -77,9 +89,40 @@ async fn a_failure_policy_is_applied_read_back_healed_and_removed() {
     assert!(text.contains("+ invoke_config \"ocr\""), "{text}");
     assert!(text.contains("maximum_retry_attempts = 0"), "{text}");
     ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
-    assert_eq!(policy(&moto).await, Some((0, 120)));
+    assert_eq!(
+        policy(&moto).await,
+        Some((0, 120, format!("arn:aws:s3:::{}", failures_bucket())))
+    );
     let (code, text) = plan(&moto, dir.path());
     assert_eq!(code, Some(0), "read back, nothing to do:\n{text}");
+    // The records go to a bucket the stack made and owns, and the managed role may write
+    // there (Lambda writes them with the function's role).
+    let s3 = crate::support::moto::s3(&moto.sdk().await);
+    let tags = s3
+        .get_bucket_tagging()
+        .bucket(failures_bucket())
+        .send()
+        .await
+        .expect("the failures bucket, tagged");
+    assert!(
+        tags.tag_set()
+            .iter()
+            .any(|t| t.key() == "scar:stack" && t.value() == "books")
+    );
+    let iam = aws_sdk_iam::Client::new(&moto.sdk().await);
+    let role_policy = iam
+        .get_role_policy()
+        .role_name("scar-books-exec")
+        .policy_name("scar")
+        .send()
+        .await
+        .expect("the role's policy");
+    let doc = urlencoding_free(role_policy.policy_document());
+    assert!(
+        doc.contains("WriteFailureRecords")
+            && doc.contains(&format!("arn:aws:s3:::{}/*", failures_bucket())),
+        "{doc}"
+    );
 
     // Removed out of band: the plan sees it gone and apply puts it back.
     let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
@@ -93,7 +136,10 @@ async fn a_failure_policy_is_applied_read_back_healed_and_removed() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("+ invoke_config \"ocr\""), "{text}");
     ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
-    assert_eq!(policy(&moto).await, Some((0, 120)));
+    assert_eq!(
+        policy(&moto).await,
+        Some((0, 120, format!("arn:aws:s3:::{}", failures_bucket())))
+    );
 
     // Taken out of the manifest: the policy scar set goes (Lambda's defaults again), and the
     // next plan, which no longer reads it, is empty.
@@ -109,7 +155,10 @@ async fn a_failure_policy_is_applied_read_back_healed_and_removed() {
     // Back, then destroyed with its function.
     write(dir.path(), POLICY);
     ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
-    assert_eq!(policy(&moto).await, Some((0, 120)));
+    assert_eq!(
+        policy(&moto).await,
+        Some((0, 120, format!("arn:aws:s3:::{}", failures_bucket())))
+    );
     let out = moto.scar(dir.path(), &["destroy", ".", "--auto-approve"]);
     ok(&out);
     assert!(
@@ -144,7 +193,10 @@ spec:
     .expect("write");
     ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
     // The function's own retries are Lambda's default; the age is the stack's.
-    assert_eq!(policy(&moto).await, Some((2, 600)));
+    assert_eq!(
+        policy(&moto).await,
+        Some((2, 600, format!("arn:aws:s3:::{}", failures_bucket())))
+    );
     let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
     assert!(
         lambda
@@ -156,4 +208,61 @@ spec:
         "an HTTP function is invoked synchronously: no policy"
     );
     assert_eq!(plan(&moto, dir.path()).0, Some(0));
+}
+
+/// IAM's policy documents come URL-encoded from AWS (moto sends them plain).
+fn urlencoding_free(doc: &str) -> String {
+    doc.replace("%22", "\"")
+        .replace("%3A", ":")
+        .replace("%2F", "/")
+        .replace("%2A", "*")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_go_where_the_manifest_says_and_a_squatted_failures_bucket_stops_the_plan() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "  onFailure:\n    destination: none\n");
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    assert_eq!(policy(&moto).await, Some((2, 21600, String::new())));
+    write(
+        dir.path(),
+        "  onFailure:\n    destination: arn:aws:sqs:us-east-1:123456789012:book-failures\n",
+    );
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    // moto answers with the first configuration put (see the module's note); the plan made
+    // from the manifest says what was asked.
+    let (_, text) = plan(&moto, dir.path());
+    assert!(
+        text.contains("arn:aws:sqs:us-east-1:123456789012:book-failures") || text.is_empty(),
+        "{text}"
+    );
+
+    // Someone else made a bucket of the default name: the plan refuses to send records there.
+    let other = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        other.path().join("stack.yaml"),
+        STACK.replace("name: books", "name: books2"),
+    )
+    .expect("write");
+    let s3 = crate::support::moto::s3(&moto.sdk().await);
+    let squatted = scar::model::failures::default_bucket("books2", "us-east-1", None);
+    s3.create_bucket()
+        .bucket(&squatted)
+        .send()
+        .await
+        .expect("a bucket of the default name");
+    std::fs::write(
+        other.path().join("ocr.yaml"),
+        function(POLICY).replace("name: ocr", "name: ocr2"),
+    )
+    .expect("write");
+    let out = moto.scar(other.path(), &["plan", "."]);
+    assert!(!out.status.success());
+    let said = format!("{}{}", stdout(&out), crate::support::stderr(&out));
+    assert!(
+        said.contains("failures bucket exists and is not the stack's")
+            && said.contains("spec.failures.bucket"),
+        "{said}"
+    );
 }
