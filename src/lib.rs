@@ -22,6 +22,7 @@ pub mod cache;
 pub mod cli;
 pub mod cloud;
 pub mod diag;
+pub mod failures;
 pub mod image;
 pub mod import;
 pub mod local;

@@ -256,6 +256,49 @@ impl AwsCloud {
         .await
     }
 
+    /// The bytes of `s3://bucket/key`, refused when larger than `max` (read no further).
+    ///
+    /// # Errors
+    /// When S3 fails, or the object is larger than `max`.
+    pub async fn read_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        max: usize,
+    ) -> Result<Vec<u8>, CloudError> {
+        let out = self
+            .call(key, "s3:GetObject", || {
+                self.s3.get_object().bucket(bucket).key(key).send()
+            })
+            .await?;
+        let too_big = || {
+            CloudError::new(
+                ErrorKind::Invalid,
+                "s3:GetObject",
+                format!("s3://{bucket}/{key} is larger than {max} bytes"),
+            )
+        };
+        if out
+            .content_length()
+            .and_then(|n| usize::try_from(n).ok())
+            .is_some_and(|n| n > max)
+        {
+            return Err(too_big());
+        }
+        let mut body = out.body;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                CloudError::new(ErrorKind::Transient, "s3:GetObject", e.to_string())
+            })?;
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > max {
+                return Err(too_big());
+            }
+        }
+        Ok(bytes)
+    }
+
     /// The keys (and sizes) under `s3://bucket/prefix`, every page.
     ///
     /// # Errors

@@ -5,6 +5,7 @@
 mod cmd_adopt;
 mod cmd_apply;
 mod cmd_completions;
+mod cmd_failures;
 mod cmd_graph;
 mod cmd_image;
 mod cmd_import;
@@ -210,6 +211,9 @@ pub enum Command {
     Get(cmd_ops::GetArgs),
     /// Print a function's logs (CloudWatch Logs), optionally only one request's, or follow them.
     Logs(cmd_ops::LogsArgs),
+    /// List the inputs whose invocations Lambda gave up on (after its retries, or too old),
+    /// with why, from where the functions' failure policies record them. Writes nothing.
+    Failures(cmd_failures::FailuresArgs),
     /// Draw the stack's workflow: functions, the S3 locations that trigger them and that they
     /// write to, HTTP entry points and Batch delegation. No AWS call.
     Graph(cmd_graph::GraphArgs),
@@ -314,6 +318,7 @@ pub fn main() -> ExitCode {
         Command::Put(a) => cmd_ops::put(a, aws, &out),
         Command::Get(a) => cmd_ops::get(a, aws, &out),
         Command::Logs(a) => cmd_ops::logs(a, aws, &out),
+        Command::Failures(a) => cmd_failures::run(a, aws, &out),
         Command::Graph(a) => cmd_graph::run(a, &out),
         Command::Image {
             command: ImageCommand::Build(a),

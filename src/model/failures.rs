@@ -9,7 +9,7 @@ use crate::manifest::resolve::{Destination, Effective, OnFailure};
 use crate::manifest::types::{FunctionSpec, StackSpec};
 
 /// A function's failure policy with its destination resolved.
-pub(super) struct Policy {
+pub struct Policy {
     /// Retries, event age and where the records go.
     pub on_failure: OnFailure,
     /// The destination's ARN, or `""` for none.
@@ -40,7 +40,7 @@ pub fn stack_bucket(stack_name: &str, stack: &StackSpec) -> String {
 
 /// The failure policy of a function, when it has one and Lambda invokes it asynchronously
 /// (an S3 input): nothing else is retried or recorded by Lambda.
-pub(super) fn policy(
+pub fn policy(
     stack_name: &str,
     stack: &StackSpec,
     fs: &FunctionSpec,

@@ -266,3 +266,121 @@ async fn records_go_where_the_manifest_says_and_a_squatted_failures_bucket_stops
         "{said}"
     );
 }
+
+/// A record as Lambda writes it to an S3 destination (the test plays Lambda's part: moto
+/// invokes no function asynchronously), failed `attempts` times, with `response`.
+fn lambda_record(
+    key: &str,
+    timestamp: &str,
+    attempts: u32,
+    response: &serde_json::Value,
+) -> String {
+    serde_json::json!({
+        "version": "1.0",
+        "timestamp": timestamp,
+        "requestContext": {
+            "requestId": format!("req-{attempts}-{key}"),
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:ocr:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": attempts
+        },
+        "requestPayload": {"Records": [{"eventSource": "aws:s3", "s3": {
+            "bucket": {"name": "books-scans"}, "object": {"key": key}}}]},
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": response
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_inputs_are_listed_with_the_supervisors_reason() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), POLICY);
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    let out = moto.scar(dir.path(), &["failures", "."]);
+    ok(&out);
+    assert!(
+        stdout(&out).contains("no failed inputs"),
+        "{}",
+        stdout(&out)
+    );
+
+    // The supervisor's answer to a failed invocation, as the runtime sends it to Lambda.
+    let report = serde_json::json!({"ok": false, "results": [{"input": "/tmp/in/7.tif",
+        "exit_status": 3, "timed_out": false, "ok": false, "uploaded": [],
+        "upload_errors": [], "delegated_job_id": null,
+        "stderr_tail": ["reading page 7", "tesseract: cannot read page"]}]});
+    let failed = serde_json::json!({"errorType": "ScarInvocationFailed",
+        "errorMessage": format!("the invocation failed: {report}")});
+    let s3 = crate::support::moto::s3(&moto.sdk().await);
+    let bucket = failures_bucket();
+    for (key, body) in [
+        (
+            "aws/lambda/async/ocr/2026/12/07/2026-12-07T10.00.00-1a2b",
+            lambda_record("pages/7.tif", "2026-12-07T10:00:00.000Z", 3, &failed),
+        ),
+        (
+            "aws/lambda/async/ocr/2019/01/02/2019-01-02T10.00.00-3c4d",
+            lambda_record("pages/1.tif", "2019-01-02T10:00:00.000Z", 3, &failed),
+        ),
+        (
+            "aws/lambda/async/ocr/2026/12/07/2026-12-07T11.00.00-5e6f",
+            "not a record".to_owned(),
+        ),
+    ] {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(body.into_bytes().into())
+            .send()
+            .await
+            .expect("a record");
+    }
+
+    let out = moto.scar(dir.path(), &["failures", ".", "--json"]);
+    ok(&out);
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let failures = listed["failures"].as_array().expect("failures");
+    assert_eq!(failures.len(), 2, "{listed}");
+    let newest = &failures[1];
+    assert_eq!(newest["function"], "ocr");
+    assert_eq!(newest["input"], "s3://books-scans/pages/7.tif");
+    assert_eq!(newest["attempts"], 3);
+    assert_eq!(newest["condition"], "RetriesExhausted");
+    assert_eq!(
+        newest["reason"],
+        "exit status 3: tesseract: cannot read page"
+    );
+    assert!(
+        crate::support::stderr(&out).contains("not a Lambda invocation record"),
+        "a record that is not one is named: {}",
+        crate::support::stderr(&out)
+    );
+
+    // Only what Lambda gave up on lately: the 2019 record is not listed, nor even read.
+    let out = moto.scar(
+        dir.path(),
+        &["failures", ".", "ocr", "--since", "365d", "--json"],
+    );
+    ok(&out);
+    let recent: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert!(
+        recent["failures"]
+            .as_array()
+            .expect("failures")
+            .iter()
+            .all(|f| f["input"] != "s3://books-scans/pages/1.tif"),
+        "{recent}"
+    );
+
+    let text = moto.scar(dir.path(), &["failures", "."]);
+    ok(&text);
+    assert!(
+        stdout(&text).contains("RetriesExhausted: exit status 3: tesseract: cannot read page"),
+        "{}",
+        stdout(&text)
+    );
+    let unknown = moto.scar(dir.path(), &["failures", ".", "nope"]);
+    assert!(!unknown.status.success());
+}
