@@ -158,3 +158,42 @@ fn symlinked_directories_are_followed_into_loops() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Where an input may be dropped with no record, `validate` says so; where a failure policy
+/// would do nothing, too.
+#[test]
+fn inputs_that_could_be_dropped_unrecorded_are_warned_about() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stack = "apiVersion: scar/v1alpha1\nkind: Stack\nmetadata:\n  name: books\nspec:\n  region: us-east-1\n  role:\n    managed: true\n";
+    let function = |extra: &str| {
+        format!(
+            "apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: ocr\nspec:\n  image: alpine\n  reservedConcurrency: 5\n  input:\n    - bucket: books-scans\n{extra}"
+        )
+    };
+    std::fs::write(dir.path().join("stack.yaml"), stack).expect("write");
+    let check = |extra: &str| {
+        std::fs::write(dir.path().join("ocr.yaml"), function(extra)).expect("write");
+        let out = scar(&["validate", &dir.path().to_string_lossy()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let said = check("");
+    assert!(
+        said.contains("drops those that wait too long with no record")
+            && said.contains("spec.reservedConcurrency"),
+        "{said}"
+    );
+    assert!(!check("  onFailure:\n    maxEventAge: 600\n").contains("no record"));
+    assert!(check("  onFailure:\n    destination: none\n").contains("no record"));
+    std::fs::write(
+        dir.path().join("ocr.yaml"),
+        "apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: ocr\nspec:\n  image: alpine\n  http: {}\n  onFailure:\n    retryAttempts: 0\n",
+    )
+    .expect("write");
+    let out = scar(&["validate", &dir.path().to_string_lossy()]);
+    assert!(
+        stderr(&out).contains("`onFailure` does nothing here"),
+        "{}",
+        stderr(&out)
+    );
+}

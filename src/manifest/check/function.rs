@@ -121,6 +121,23 @@ fn check_one(set: &ManifestSet, f: &Doc<FunctionManifest>, eff: &Effective, out:
                 .hint("remove it, or add the input it is meant for"),
         );
     }
+    // Throttled events wait (up to six hours by default) and are then dropped: with a
+    // reserved concurrency a burst of uploads is throttled for sure.
+    let recorded = eff
+        .on_failure
+        .as_ref()
+        .is_some_and(|o| o.destination != crate::manifest::resolve::Destination::Nowhere);
+    if spec.reserved_concurrency.is_some()
+        && spec.input.iter().any(|i| i.s3().is_some())
+        && !recorded
+    {
+        out.push(
+            Diagnostic::warning("inputs beyond `reservedConcurrency` wait, and Lambda drops those that wait too long with no record of them")
+                .at(f.key_at("/spec/reservedConcurrency"))
+                .field("spec.reservedConcurrency")
+                .hint("set `onFailure` (its default destination records every input Lambda gives up on; `scar failures` lists them)"),
+        );
+    }
     if eff.timeout_threshold >= eff.timeout {
         out.push(
             Diagnostic::error(format!(
