@@ -6,7 +6,7 @@ use aws_sdk_iam::types as iam;
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
-use super::kind::{Adapter, Adopt, Read, Write, gone_is_fine, view};
+use super::kind::{Adapter, Adopt, Read, Write, found, gone_is_fine, view};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::model::attrs::{RoleAttrs, to_attrs};
 use crate::model::live::{LiveResource, Owner};
@@ -34,10 +34,8 @@ impl AwsCloud {
                 self.iam.get_role().role_name(&name).send()
             })
             .await;
-        let role = match role {
-            Ok(o) => o,
-            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(role) = found(role)? else {
+            return Ok(None);
         };
         let Some(r) = role.role() else {
             return Ok(None);

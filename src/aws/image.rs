@@ -9,7 +9,7 @@ use futures::{StreamExt, stream};
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
-use super::kind::{Adapter, Adopt, Read, Write, view};
+use super::kind::{Adapter, Adopt, Read, Write, found, view};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::image::build;
 use crate::image::reference::ImageRef;
@@ -72,16 +72,14 @@ impl AwsCloud {
                     .send()
             })
             .await;
-        match r {
-            Ok(out) => Ok(out.repositories().first().map(|r| {
+        Ok(found(r)?.and_then(|out| {
+            out.repositories().first().map(|r| {
                 (
                     r.repository_arn().unwrap_or_default().to_owned(),
                     r.repository_uri().unwrap_or_default().to_owned(),
                 )
-            })),
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+            })
+        }))
     }
 
     pub(super) async fn repository_tags(

@@ -242,6 +242,15 @@ pub(super) fn read_of(kind: crate::model::ResourceKind) -> Read {
     adapter!(kind, A => <A as Adapter>::READ)
 }
 
+/// A read's answer, `None` when what it asked for does not exist.
+pub(super) fn found<T>(r: Result<T, CloudError>) -> Result<Option<T>, CloudError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 pub(super) fn gone_is_fine<T>(r: Result<T, CloudError>) -> Result<(), CloudError> {
     match r {
         Ok(_) => Ok(()),

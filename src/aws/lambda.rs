@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::kind::{self, Adapter, Adopt, Read, Write, gone_is_fine, stale_tag_keys, view};
+use super::kind::{self, Adapter, Adopt, Read, Write, found, gone_is_fine, stale_tag_keys, view};
 use super::page::wait_until;
 use super::{AwsCloud, classify};
 use crate::apply::ready::{Readiness, function_readiness};
@@ -341,11 +341,7 @@ impl AwsCloud {
                 || self.lambda.get_function().function_name(name).send(),
             )
             .await;
-        match out {
-            Ok(o) => Ok(Some(o)),
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        found(out)
     }
 
     /// The function's resource-policy statements that scar wrote (Sid `scar-<stack>-s3-...`).
@@ -918,10 +914,8 @@ impl AwsCloud {
                     .map_err(|e| classify("lambda:GetFunctionEventInvokeConfig", &e))
             })
             .await;
-        let out = match out {
-            Ok(o) => o,
-            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(out) = found(out)? else {
+            return Ok(None);
         };
         let attrs = to_attrs(&InvokeConfigAttrs {
             function: function.to_owned(),
