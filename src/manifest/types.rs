@@ -502,6 +502,15 @@ pub enum InputSpec {
     S3(S3Input),
 }
 
+impl FunctionSpec {
+    /// True when an input of the function is an S3 notification: the only way Lambda invokes
+    /// it asynchronously (and so retries it, and records what it gives up on).
+    #[must_use]
+    pub fn has_s3_input(&self) -> bool {
+        self.input.iter().any(|i| i.s3().is_some())
+    }
+}
+
 impl InputSpec {
     /// The S3 notification this input is, if it is one.
     #[must_use]

@@ -41,6 +41,7 @@ pub fn build(set: &ManifestSet) -> Option<DesiredGraph> {
         None
     };
     let mut buckets: BTreeMap<String, ()> = BTreeMap::new();
+    let stack_failures = failures::stack_bucket(&name, spec);
     let mut failures_bucket = None;
     for f in &set.functions {
         let fm = &f.value;
@@ -48,8 +49,9 @@ pub fn build(set: &ManifestSet) -> Option<DesiredGraph> {
             buckets.insert(i.bucket.clone(), ());
         }
         let eff = resolve::effective(Some(spec), &fm.spec);
-        if let Some(b) = failures::policy(&name, spec, &fm.spec, &eff).and_then(|p| p.bucket) {
-            if b == failures::stack_bucket(&name, spec) {
+        let failure = failures::policy(&name, spec, &fm.spec, &eff);
+        if let Some(b) = failure.as_ref().and_then(|p| p.bucket.clone()) {
+            if b == stack_failures {
                 failures_bucket = Some(b.clone());
             }
             buckets.insert(b, ());
@@ -62,6 +64,8 @@ pub fn build(set: &ManifestSet) -> Option<DesiredGraph> {
             &name,
             spec,
             fm,
+            &eff,
+            failure.as_ref(),
             &script,
             role_ref.as_ref(),
         ));
@@ -178,22 +182,25 @@ fn image_repository(
     }
 }
 
+/// The resources of function `fm`, whose effective settings are `eff` and failure policy
+/// `on_failure`.
 fn function_resources(
     stack_name: &str,
     stack: &crate::manifest::types::StackSpec,
     fm: &FunctionManifest,
+    eff: &resolve::Effective,
+    on_failure: Option<&failures::Policy>,
     script: &str,
     role_ref: Option<&Address>,
 ) -> Vec<DesiredResource> {
     let fname = &fm.metadata.name;
     let spec = &fm.spec;
-    let eff = resolve::effective(Some(stack), spec);
     let user_tags = tags::merged(stack, &spec.tags);
     let function = Address::new(ResourceKind::Function, fname.clone());
     let log_group = Address::new(ResourceKind::LogGroup, fname.clone());
     let mut out = Vec::new();
 
-    let (mut env, sensitive) = function_environment(stack_name, stack, fm, &eff);
+    let (mut env, sensitive) = function_environment(stack_name, stack, fm, eff);
     let role = match (&spec.role, &stack.role.arn, role_ref) {
         (Some(arn), _, _) | (None, Some(arn), _) => json!(arn),
         (None, None, Some(r)) => Reference::value(r, "arn"),
@@ -209,7 +216,7 @@ fn function_resources(
     let delegation = batch::delegation(&batch::BatchInput {
         stack: stack_name,
         function: fname,
-        eff: &eff,
+        eff,
         image: &image,
         script,
         role: &role,
@@ -228,13 +235,12 @@ fn function_resources(
     let mut function_tags = ownership_tags(stack_name, &function, &user_tags);
     function_tags.insert(
         tags::S3_INVOKE.into(),
-        (spec.input.iter().any(|i| i.s3().is_some()) || spec.http.is_some()).to_string(),
+        (spec.has_s3_input() || spec.http.is_some()).to_string(),
     );
     if eff.deletion_protection {
         function_tags.insert(tags::DELETION_PROTECTION.into(), "true".into());
     }
     // Only asynchronous invocations (an S3 input's) are retried and kept by Lambda.
-    let on_failure = failures::policy(stack_name, stack, spec, &eff);
     if on_failure.is_some() {
         function_tags.insert(tags::INVOKE_CONFIG.into(), "true".into());
     }
@@ -299,7 +305,7 @@ fn function_resources(
         sensitive,
         depends_on,
     });
-    if let Some(p) = &on_failure {
+    if let Some(p) = on_failure {
         out.push(failures::invoke_config(
             fname,
             p,

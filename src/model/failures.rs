@@ -46,7 +46,7 @@ pub fn policy(
     fs: &FunctionSpec,
     eff: &Effective,
 ) -> Option<Policy> {
-    if !fs.input.iter().any(|i| i.s3().is_some()) {
+    if !fs.has_s3_input() {
         return None;
     }
     let on_failure = eff.on_failure.clone()?;

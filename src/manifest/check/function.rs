@@ -113,7 +113,7 @@ fn check_one(set: &ManifestSet, f: &Doc<FunctionManifest>, eff: &Effective, out:
     // Only asynchronous invocations (an S3 input's) are retried and kept by Lambda: a
     // function's own `onFailure` on one that has none does nothing (the Stack's defaults
     // may, for its other functions).
-    if spec.on_failure.is_some() && !spec.input.iter().any(|i| i.s3().is_some()) {
+    if spec.on_failure.is_some() && !spec.has_s3_input() {
         out.push(
             Diagnostic::warning("`onFailure` does nothing here: the function has no S3 input, and only those invoke it asynchronously")
                 .at(f.key_at("/spec/onFailure"))
@@ -127,10 +127,7 @@ fn check_one(set: &ManifestSet, f: &Doc<FunctionManifest>, eff: &Effective, out:
         .on_failure
         .as_ref()
         .is_some_and(|o| o.destination != crate::manifest::resolve::Destination::Nowhere);
-    if spec.reserved_concurrency.is_some()
-        && spec.input.iter().any(|i| i.s3().is_some())
-        && !recorded
-    {
+    if spec.reserved_concurrency.is_some() && spec.has_s3_input() && !recorded {
         out.push(
             Diagnostic::warning("inputs beyond `reservedConcurrency` wait, and Lambda drops those that wait too long with no record of them")
                 .at(f.key_at("/spec/reservedConcurrency"))
