@@ -12,7 +12,7 @@ use aws_sdk_batch::types as bt;
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
-use super::kind::{self, Adapter, Adopt, Read, Write, stale_tag_keys, view, view_read};
+use super::kind::{Adapter, Adopt, Check, Read, Write, stale_tag_keys, view, view_read};
 use super::lambda::{split_script, with_script};
 use super::page::{pages, wait_until};
 use crate::apply::ready::Readiness;
@@ -972,23 +972,14 @@ impl Adapter for ComputeEnvironment {
         }
     }
 
-    async fn owner(
-        cloud: &AwsCloud,
-        stack: &str,
-        step: &Step,
-        before: &Map<String, Value>,
-    ) -> Result<Owner, CloudError> {
-        let c: id::Named = view(&step.address, before)?;
-        let found = cloud.describe_compute_environment(&c.name).await?;
-        Ok(owner_of(stack, found.as_ref().and_then(|c| c.tags())))
+    async fn owner(cloud: &AwsCloud, c: &Check<'_>) -> Result<Owner, CloudError> {
+        let e: id::Named = view(&c.step.address, c.before)?;
+        let found = cloud.describe_compute_environment(&e.name).await?;
+        Ok(owner_of(c.stack, found.as_ref().and_then(|e| e.tags())))
     }
 
     async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
         Err(a.never())
-    }
-
-    fn resolve(_: &AwsCloud, _: &str, _: &str, _: &str) -> Option<Value> {
-        kind::unknown()
     }
 }
 
@@ -1016,23 +1007,14 @@ impl Adapter for JobQueue {
             .await
     }
 
-    async fn owner(
-        cloud: &AwsCloud,
-        stack: &str,
-        step: &Step,
-        before: &Map<String, Value>,
-    ) -> Result<Owner, CloudError> {
-        let q: id::Named = view(&step.address, before)?;
+    async fn owner(cloud: &AwsCloud, c: &Check<'_>) -> Result<Owner, CloudError> {
+        let q: id::Named = view(&c.step.address, c.before)?;
         let found = cloud.describe_job_queue(&q.name).await?;
-        Ok(owner_of(stack, found.as_ref().and_then(|q| q.tags())))
+        Ok(owner_of(c.stack, found.as_ref().and_then(|q| q.tags())))
     }
 
     async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
         Err(a.never())
-    }
-
-    fn resolve(_: &AwsCloud, _: &str, _: &str, _: &str) -> Option<Value> {
-        kind::unknown()
     }
 }
 
@@ -1083,23 +1065,14 @@ impl Adapter for JobDefinition {
         }
     }
 
-    async fn owner(
-        cloud: &AwsCloud,
-        stack: &str,
-        step: &Step,
-        before: &Map<String, Value>,
-    ) -> Result<Owner, CloudError> {
-        let d: id::Named = view(&step.address, before)?;
+    async fn owner(cloud: &AwsCloud, c: &Check<'_>) -> Result<Owner, CloudError> {
+        let d: id::Named = view(&c.step.address, c.before)?;
         let found = cloud.latest_job_definition(&d.name).await?;
-        Ok(owner_of(stack, found.as_ref().and_then(|d| d.tags())))
+        Ok(owner_of(c.stack, found.as_ref().and_then(|d| d.tags())))
     }
 
     async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
         Err(a.never())
-    }
-
-    fn resolve(_: &AwsCloud, _: &str, _: &str, _: &str) -> Option<Value> {
-        kind::unknown()
     }
 }
 

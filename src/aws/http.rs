@@ -8,7 +8,9 @@ use aws_sdk_apigateway::types as gt;
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
-use super::kind::{Adapter, Adopt, Read, Write, gone_is_fine, stale_tag_keys, view, view_read};
+use super::kind::{
+    Adapter, Adopt, Check, Read, Write, gone_is_fine, stale_tag_keys, view, view_read,
+};
 use super::page::pages;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::model::attrs::{ApiAttrs, Throttle, id, to_attrs};
@@ -656,13 +658,8 @@ impl Adapter for Api {
             .await
     }
 
-    async fn owner(
-        cloud: &AwsCloud,
-        stack: &str,
-        step: &Step,
-        before: &Map<String, Value>,
-    ) -> Result<Owner, CloudError> {
-        let a: id::Api = view(&step.address, before)?;
+    async fn owner(cloud: &AwsCloud, c: &Check<'_>) -> Result<Owner, CloudError> {
+        let a: id::Api = view(&c.step.address, c.before)?;
         let out = cloud
             .call_limited(
                 Some(&cloud.limits.apigateway),
@@ -675,7 +672,7 @@ impl Adapter for Api {
             .tags()
             .map(|m| m.clone().into_iter().collect())
             .unwrap_or_default();
-        Ok(Owner::from_tags(stack, &t))
+        Ok(Owner::from_tags(c.stack, &t))
     }
 
     async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {

@@ -3,15 +3,15 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_iam::types as iam;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::AwsCloud;
-use super::kind::{Adapter, Adopt, Read, Write, found, gone_is_fine, view};
+use super::kind::{Adapter, Adopt, Check, Read, Write, found, gone_is_fine, view};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::model::attrs::{RoleAttrs, to_attrs};
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, ResourceKind};
-use crate::plan::{Action, Step};
+use crate::plan::Action;
 
 /// The name of the inline policy scar writes on its managed role.
 pub(super) const ROLE_POLICY: &str = "scar";
@@ -222,14 +222,9 @@ impl Adapter for Role {
             .await
     }
 
-    async fn owner(
-        cloud: &AwsCloud,
-        stack: &str,
-        step: &Step,
-        _: &Map<String, Value>,
-    ) -> Result<Owner, CloudError> {
-        let t = cloud.role_tags(&step.address.name).await?;
-        Ok(Owner::from_global_tags(stack, &cloud.region, &t))
+    async fn owner(cloud: &AwsCloud, c: &Check<'_>) -> Result<Owner, CloudError> {
+        let t = cloud.role_tags(&c.step.address.name).await?;
+        Ok(Owner::from_global_tags(c.stack, &cloud.region, &t))
     }
 
     async fn adopt(cloud: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {

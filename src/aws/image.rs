@@ -9,7 +9,7 @@ use futures::{StreamExt, stream};
 use serde_json::{Map, Value, json};
 
 use super::AwsCloud;
-use super::kind::{Adapter, Adopt, Read, Write, found, view};
+use super::kind::{Adapter, Adopt, Check, Read, Write, found, view};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::image::build;
 use crate::image::reference::ImageRef;
@@ -17,7 +17,7 @@ use crate::manifest::names;
 use crate::model::attrs::{Attrs, ImageAttrs, RepositoryAttrs, id, to_attrs};
 use crate::model::live::{LiveResource, LiveState, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, tags};
-use crate::plan::{Action, Step};
+use crate::plan::Action;
 
 /// The stack repository's lifecycle: images no tag names (those replaced by a rebuild) expire
 /// after a week, time enough for any apply that was cut short to be run again.
@@ -427,17 +427,15 @@ impl Adapter for Repository {
         }
     }
 
-    async fn owner(
-        cloud: &AwsCloud,
-        stack: &str,
-        _: &Step,
-        _: &Map<String, Value>,
-    ) -> Result<Owner, CloudError> {
-        let name = names::derive(stack, "x").ecr_repository;
+    async fn owner(cloud: &AwsCloud, c: &Check<'_>) -> Result<Owner, CloudError> {
+        let name = names::derive(c.stack, "x").ecr_repository;
         let Some((arn, _)) = cloud.describe_repository(&name).await? else {
             return Ok(Owner::Unowned);
         };
-        Ok(Owner::from_tags(stack, &cloud.repository_tags(&arn).await?))
+        Ok(Owner::from_tags(
+            c.stack,
+            &cloud.repository_tags(&arn).await?,
+        ))
     }
 
     async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
@@ -475,12 +473,7 @@ impl Adapter for FunctionImage {
 
     /// Not a resource of its own: the image lives in the stack's repository and is recorded
     /// on its function, whose own step is checked. Nothing to read.
-    async fn owner(
-        _: &AwsCloud,
-        _: &str,
-        _: &Step,
-        _: &Map<String, Value>,
-    ) -> Result<Owner, CloudError> {
+    async fn owner(_: &AwsCloud, _: &Check<'_>) -> Result<Owner, CloudError> {
         Ok(Owner::ThisStack)
     }
 

@@ -36,6 +36,15 @@ impl Write<'_> {
     }
 }
 
+/// A step about to update or delete a resource, as the ownership check sees it.
+pub(super) struct Check<'a> {
+    /// The stack that must own the resource.
+    pub stack: &'a str,
+    pub step: &'a Step,
+    /// What refresh read.
+    pub before: &'a Map<String, Value>,
+}
+
 /// An existing resource the stack takes over.
 pub(super) struct Adopt<'a> {
     pub address: &'a Address,
@@ -151,14 +160,8 @@ pub(super) trait Adapter {
     /// Carries out a create, update, replace or delete.
     async fn write(cloud: &AwsCloud, w: &Write<'_>) -> Result<(), CloudError>;
 
-    /// Who owns the resource a step is about to update or delete, read now. `before` is what
-    /// refresh read.
-    async fn owner(
-        cloud: &AwsCloud,
-        stack: &str,
-        step: &Step,
-        before: &Map<String, Value>,
-    ) -> Result<Owner, CloudError>;
+    /// Who owns the resource a step is about to update or delete, read now.
+    async fn owner(cloud: &AwsCloud, c: &Check<'_>) -> Result<Owner, CloudError>;
 
     /// Writes the stack's tags on an existing resource, or refuses with why it cannot be
     /// adopted.
@@ -166,13 +169,11 @@ pub(super) trait Adapter {
 
     /// `attribute` of the resource of this kind named `name`, when it is known before
     /// anything reads it: an ARN scar can write down once the account is known, or what a
-    /// step of this run recorded. `None` leaves the reference as it is.
-    fn resolve(cloud: &AwsCloud, name: &str, attribute: &str, account: &str) -> Option<Value>;
-}
-
-/// [`Adapter::resolve`] of a kind whose values are none of scar's to know before reading.
-pub(super) fn unknown() -> Option<Value> {
-    None
+    /// step of this run recorded. `None` (a kind nothing refers to) leaves the reference as it
+    /// is, which a step that needs it refuses to send.
+    fn resolve(_cloud: &AwsCloud, _name: &str, _attribute: &str, _account: &str) -> Option<Value> {
+        None
+    }
 }
 
 /// `$body` with `$A` the adapter of `$kind`. The one table of kinds to adapters.

@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::kind::{self, Adapter, Adopt, Read, Write, found, gone_is_fine, stale_tag_keys, view};
+use super::kind::{Adapter, Adopt, Check, Read, Write, found, gone_is_fine, stale_tag_keys, view};
 use super::page::wait_until;
 use super::{AwsCloud, classify};
 use crate::apply::ready::{Readiness, function_readiness};
@@ -738,13 +738,8 @@ impl Adapter for Function {
         }
     }
 
-    async fn owner(
-        cloud: &AwsCloud,
-        stack: &str,
-        step: &Step,
-        _: &Map<String, Value>,
-    ) -> Result<Owner, CloudError> {
-        cloud.function_owner(stack, &step.address.name).await
+    async fn owner(cloud: &AwsCloud, c: &Check<'_>) -> Result<Owner, CloudError> {
+        cloud.function_owner(c.stack, &c.step.address.name).await
     }
 
     async fn adopt(cloud: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
@@ -798,16 +793,12 @@ impl Adapter for Permission {
         }
     }
 
-    async fn owner(
-        cloud: &AwsCloud,
-        stack: &str,
-        step: &Step,
-        before: &Map<String, Value>,
-    ) -> Result<Owner, CloudError> {
-        let p: id::Statement = view(&step.address, before)?;
+    async fn owner(cloud: &AwsCloud, c: &Check<'_>) -> Result<Owner, CloudError> {
+        let p: id::Statement = view(&c.step.address, c.before)?;
         let sid = &p.statement_id;
-        if *sid == http::statement_id(stack) || sid.starts_with(&format!("scar-{stack}-s3-")) {
-            cloud.function_owner(stack, &p.function).await
+        if *sid == http::statement_id(c.stack) || sid.starts_with(&format!("scar-{}-s3-", c.stack))
+        {
+            cloud.function_owner(c.stack, &p.function).await
         } else {
             Ok(Owner::Unowned)
         }
@@ -815,10 +806,6 @@ impl Adapter for Permission {
 
     async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
         Err(a.untagged())
-    }
-
-    fn resolve(_: &AwsCloud, _: &str, _: &str, _: &str) -> Option<Value> {
-        kind::unknown()
     }
 }
 
@@ -878,22 +865,13 @@ impl Adapter for InvokeConfig {
         }
     }
 
-    async fn owner(
-        cloud: &AwsCloud,
-        stack: &str,
-        step: &Step,
-        before: &Map<String, Value>,
-    ) -> Result<Owner, CloudError> {
-        let c: InvokeConfigAttrs = view(&step.address, before)?;
-        cloud.function_owner(stack, &c.function).await
+    async fn owner(cloud: &AwsCloud, c: &Check<'_>) -> Result<Owner, CloudError> {
+        let config: InvokeConfigAttrs = view(&c.step.address, c.before)?;
+        cloud.function_owner(c.stack, &config.function).await
     }
 
     async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
         Err(a.untagged())
-    }
-
-    fn resolve(_: &AwsCloud, _: &str, _: &str, _: &str) -> Option<Value> {
-        kind::unknown()
     }
 }
 

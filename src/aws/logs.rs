@@ -2,9 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Map, Value};
-
-use super::kind::{self, Adapter, Adopt, Read, Write, gone_is_fine, view};
+use super::kind::{Adapter, Adopt, Check, Read, Write, gone_is_fine, view};
 use super::page::pages;
 use super::{AwsCloud, classify};
 use crate::cloud::retry::with_retry;
@@ -13,7 +11,7 @@ use crate::manifest::names;
 use crate::model::attrs::{LogGroupAttrs, id, to_attrs};
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, ResourceKind, short_hash};
-use crate::plan::{Action, Step};
+use crate::plan::Action;
 
 impl AwsCloud {
     /// `/aws/lambda/<function>` log groups, listed in bulk. A log group of a function the stack
@@ -233,25 +231,20 @@ impl Adapter for LogGroup {
             .await
     }
 
-    async fn owner(
-        cloud: &AwsCloud,
-        stack: &str,
-        step: &Step,
-        before: &Map<String, Value>,
-    ) -> Result<Owner, CloudError> {
-        let function = cloud.function_owner(stack, &step.address.name).await?;
+    async fn owner(cloud: &AwsCloud, c: &Check<'_>) -> Result<Owner, CloudError> {
+        let function = cloud.function_owner(c.stack, &c.step.address.name).await?;
         if function == Owner::ThisStack {
             Ok(Owner::ThisStack)
-        } else if step.adopts {
+        } else if c.step.adopts {
             // Taken over only for a function of the stack: that is what made it.
             Ok(function)
         } else {
-            let g: id::Named = view(&step.address, before)?;
+            let g: id::Named = view(&c.step.address, c.before)?;
             let account = cloud.account_id().await?;
             let t = cloud
                 .log_group_tags(&cloud.log_group_arn(&account, &g.name))
                 .await?;
-            Ok(Owner::from_tags(stack, &t))
+            Ok(Owner::from_tags(c.stack, &t))
         }
     }
 
@@ -260,9 +253,5 @@ impl Adapter for LogGroup {
         cloud
             .tag_log_group(&cloud.log_group_arn(a.account, &g.name), a.ours)
             .await
-    }
-
-    fn resolve(_: &AwsCloud, _: &str, _: &str, _: &str) -> Option<Value> {
-        kind::unknown()
     }
 }

@@ -5,7 +5,7 @@
 use serde_json::Map;
 
 use super::AwsCloud;
-use super::kind::{Adapter, adapter};
+use super::kind::{Adapter, Check, adapter};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::model::live::Owner;
 use crate::plan::{Action, Step};
@@ -46,7 +46,12 @@ impl AwsCloud {
         }
         let empty = Map::new();
         let before = step.before.as_ref().unwrap_or(&empty);
-        let owner = adapter!(step.address.kind, A => A::owner(self, stack, step, before).await?);
+        let c = Check {
+            stack,
+            step,
+            before,
+        };
+        let owner = adapter!(step.address.kind, A => A::owner(self, &c).await?);
         if owner == Owner::ThisStack {
             Ok(())
         } else {

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::types as st;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::kind::{self, Adapter, Adopt, Read, Write, gone_is_fine, view};
+use super::kind::{Adapter, Adopt, Check, Read, Write, gone_is_fine, view};
 use super::{AwsCloud, classify};
 use crate::cloud::retry::with_retry;
 use crate::cloud::{CloudError, ErrorKind};
@@ -14,7 +14,7 @@ use crate::manifest::names;
 use crate::model::attrs::{BucketAttrs, TriggerAttrs, id, to_attrs};
 use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, short_hash};
-use crate::plan::{Action, Step};
+use crate::plan::Action;
 
 impl AwsCloud {
     /// A bucket (exists? where? whose?) and the stack's own entries in its notification
@@ -450,15 +450,10 @@ impl Adapter for Bucket {
         }
     }
 
-    async fn owner(
-        cloud: &AwsCloud,
-        stack: &str,
-        step: &Step,
-        _: &Map<String, Value>,
-    ) -> Result<Owner, CloudError> {
+    async fn owner(cloud: &AwsCloud, c: &Check<'_>) -> Result<Owner, CloudError> {
         Ok(Owner::from_tags(
-            stack,
-            &cloud.bucket_tags(&step.address.name).await?,
+            c.stack,
+            &cloud.bucket_tags(&c.step.address.name).await?,
         ))
     }
 
@@ -466,10 +461,6 @@ impl Adapter for Bucket {
         let mut all = cloud.bucket_tags(a.name()).await?;
         all.extend(a.ours.clone());
         cloud.tag_bucket(a.name(), &all).await
-    }
-
-    fn resolve(_: &AwsCloud, _: &str, _: &str, _: &str) -> Option<Value> {
-        kind::unknown()
     }
 }
 
@@ -489,15 +480,10 @@ impl Adapter for Trigger {
         cloud.write_trigger(&t.bucket, &t.id, Some(&t)).await
     }
 
-    async fn owner(
-        _: &AwsCloud,
-        stack: &str,
-        step: &Step,
-        before: &Map<String, Value>,
-    ) -> Result<Owner, CloudError> {
-        let t: id::Trigger = view(&step.address, before)?;
+    async fn owner(_: &AwsCloud, c: &Check<'_>) -> Result<Owner, CloudError> {
+        let t: id::Trigger = view(&c.step.address, c.before)?;
         Ok(
-            if names::trigger_id_is_stacks(stack, &t.id, &t.function_arn) {
+            if names::trigger_id_is_stacks(c.stack, &t.id, &t.function_arn) {
                 Owner::ThisStack
             } else {
                 Owner::Unowned
@@ -507,10 +493,6 @@ impl Adapter for Trigger {
 
     async fn adopt(_: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {
         Err(a.untagged())
-    }
-
-    fn resolve(_: &AwsCloud, _: &str, _: &str, _: &str) -> Option<Value> {
-        kind::unknown()
     }
 }
 
