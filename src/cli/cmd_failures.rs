@@ -163,10 +163,10 @@ pub(super) fn run(args: &FailuresArgs, aws: &AwsArgs, out: &Output) -> Outcome {
         return Ok(Done::Success);
     }
     let header = ["FUNCTION", "TIME", "ATTEMPTS", "INPUT", "REASON"];
-    let rows: Vec<[String; 5]> = found
+    let rows: Vec<Vec<String>> = found
         .iter()
         .map(|f| {
-            [
+            vec![
                 f.function.clone(),
                 f.time.clone(),
                 f.attempts.to_string(),
@@ -175,29 +175,7 @@ pub(super) fn run(args: &FailuresArgs, aws: &AwsArgs, out: &Output) -> Outcome {
             ]
         })
         .collect();
-    let widths: Vec<usize> = (0..4)
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].chars().count())
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: [&str; 5]| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            match widths.get(i) {
-                Some(w) => s.push_str(&format!("{c:<w$}  ")),
-                None => s.push_str(c),
-            }
-        }
-        s.trim_end().to_owned()
-    };
-    println!("{}", line(header));
-    for r in &rows {
-        println!("{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
-    }
+    super::output::print_table(&header, &rows);
     println!(
         "\n{} failed input(s); each record's request id finds its log lines (`scar logs`)",
         found.len()

@@ -219,30 +219,7 @@ pub(super) fn ls(args: &LsArgs, aws: &AwsArgs, out: &Output) -> Outcome {
                     .collect()
             })
             .collect();
-        let widths: Vec<usize> = (0..header.len())
-            .map(|i| {
-                table
-                    .iter()
-                    .map(|r| r[i].len())
-                    .chain([header[i].len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let line = |cells: Vec<&str>| {
-            cells
-                .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect::<Vec<_>>()
-                .join("  ")
-                .trim_end()
-                .to_owned()
-        };
-        println!("{}", line(header.to_vec()));
-        for r in &table {
-            println!("{}", line(r.iter().map(String::as_str).collect()));
-        }
+        super::output::print_table(&header, &table);
         Ok(Done::Success)
     })
 }

@@ -132,6 +132,35 @@ pub(super) fn print_plan(plan: &Plan, format: PlanFormat, out: &Output) -> std::
 }
 
 /// An error and its causes on one line.
+/// Prints `rows` under `header` in columns two spaces apart, each as wide as its widest
+/// cell (in characters), no line ending in spaces.
+pub(super) fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .chain([header[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    println!("{}", line(header.to_vec()));
+    for r in rows {
+        println!("{}", line(r.iter().map(String::as_str).collect()));
+    }
+}
+
 pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
