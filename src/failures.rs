@@ -259,6 +259,10 @@ mod tests {
         );
         assert!(!f.input.unwrap_or_default().chars().any(char::is_control));
         assert!(parse("s3://b/k", b"{\"not\": \"a record\"}").is_err());
+        // A record larger than any Lambda writes is refused before it is parsed.
+        let mut huge = record(json!({"errorMessage": "x"}), "k");
+        huge.resize(MAX_RECORD_BYTES + 1, b' ');
+        assert!(parse("s3://b/k", &huge).is_err_and(|e| e.to_string().contains("larger than")));
     }
 
     #[test]
