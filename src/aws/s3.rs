@@ -176,6 +176,31 @@ impl AwsCloud {
         }
     }
 
+    /// Whether the bucket `name` is in this account, as S3 answers a `CreateBucket` of it: a
+    /// bucket of this account's already exists (or, in us-east-1, the call succeeds: S3 answers
+    /// so for the owner), another account's is refused. [`Owner::ThisStack`] or
+    /// [`Owner::Unowned`].
+    async fn bucket_is_this_accounts(&self, name: &str, region: &str) -> Result<Owner, CloudError> {
+        let mut req = self.s3.create_bucket().bucket(name);
+        if region != "us-east-1" {
+            req = req.create_bucket_configuration(
+                st::CreateBucketConfiguration::builder()
+                    .location_constraint(st::BucketLocationConstraint::from(region))
+                    .build(),
+            );
+        }
+        match req
+            .send()
+            .await
+            .map_err(|e| classify("s3:CreateBucket", &e))
+        {
+            Ok(_) => Ok(Owner::ThisStack),
+            Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(Owner::ThisStack),
+            Err(e) if e.message.contains("BucketAlreadyExists") => Ok(Owner::Unowned),
+            Err(e) => Err(e),
+        }
+    }
+
     pub(super) async fn tag_bucket(
         &self,
         name: &str,
@@ -451,10 +476,12 @@ impl Adapter for Bucket {
     }
 
     async fn owner(cloud: &AwsCloud, c: &Check<'_>) -> Result<Owner, CloudError> {
-        Ok(Owner::from_tags(
-            c.stack,
-            &cloud.bucket_tags(&c.step.address.name).await?,
-        ))
+        let owner = Owner::from_tags(c.stack, &cloud.bucket_tags(&c.step.address.name).await?);
+        if owner == Owner::Unowned && c.step.adopts {
+            let b: BucketAttrs = view(&c.step.address, c.step.after.as_ref().unwrap_or(c.before))?;
+            return cloud.bucket_is_this_accounts(&b.name, &b.region).await;
+        }
+        Ok(owner)
     }
 
     async fn adopt(cloud: &AwsCloud, a: &Adopt<'_>) -> Result<(), CloudError> {

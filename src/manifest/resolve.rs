@@ -56,9 +56,10 @@ pub struct Effective {
     pub batch: Option<BatchSpec>,
     /// Deletion protection.
     pub deletion_protection: bool,
-    /// The failure policy, when the function or the stack's defaults set one: retries and
-    /// event age, Lambda's defaults filling what neither names.
-    pub on_failure: Option<OnFailure>,
+    /// The failure policy: the function's, merged field by field over the stack's defaults,
+    /// Lambda's retries and event age and the stack's failures bucket filling what neither
+    /// names. On for every function, so that no input Lambda gives up on goes unrecorded.
+    pub on_failure: OnFailure,
 }
 
 /// A resolved [`OnFailureSpec`].
@@ -157,21 +158,18 @@ pub fn effective(stack: Option<&StackSpec>, f: &FunctionSpec) -> Effective {
             .deletion_protection
             .or(d.and_then(|d| d.deletion_protection))
             .unwrap_or(false),
-        on_failure: match (f.on_failure.as_ref(), d.and_then(|d| d.on_failure.as_ref())) {
-            (None, None) => None,
-            (own, def) => {
-                let field = |pick: fn(&OnFailureSpec) -> Option<u32>| {
-                    own.and_then(pick).or(def.and_then(pick))
-                };
-                let destination = own
-                    .and_then(|s| s.destination.as_deref())
-                    .or(def.and_then(|s| s.destination.as_deref()))
-                    .map_or(Destination::Stack, Destination::parse);
-                Some(OnFailure {
-                    retry_attempts: field(|s| s.retry_attempts).unwrap_or(DEFAULT_RETRY_ATTEMPTS),
-                    max_event_age: field(|s| s.max_event_age).unwrap_or(DEFAULT_MAX_EVENT_AGE),
-                    destination,
-                })
+        on_failure: {
+            let (own, def) = (f.on_failure.as_ref(), d.and_then(|d| d.on_failure.as_ref()));
+            let field =
+                |pick: fn(&OnFailureSpec) -> Option<u32>| own.and_then(pick).or(def.and_then(pick));
+            let destination = own
+                .and_then(|s| s.destination.as_deref())
+                .or(def.and_then(|s| s.destination.as_deref()))
+                .map_or(Destination::Stack, Destination::parse);
+            OnFailure {
+                retry_attempts: field(|s| s.retry_attempts).unwrap_or(DEFAULT_RETRY_ATTEMPTS),
+                max_event_age: field(|s| s.max_event_age).unwrap_or(DEFAULT_MAX_EVENT_AGE),
+                destination,
             }
         },
     }
@@ -280,11 +278,11 @@ mod tests {
         let eff = effective(Some(&stack), &f);
         assert_eq!(
             eff.on_failure,
-            Some(OnFailure {
+            OnFailure {
                 retry_attempts: DEFAULT_RETRY_ATTEMPTS,
                 max_event_age: 600,
                 destination: Destination::Stack,
-            })
+            }
         );
         f.on_failure = Some(OnFailureSpec {
             retry_attempts: Some(0),
@@ -293,11 +291,11 @@ mod tests {
         });
         assert_eq!(
             effective(Some(&stack), &f).on_failure,
-            Some(OnFailure {
+            OnFailure {
                 retry_attempts: 0,
                 max_event_age: 600,
                 destination: Destination::Stack,
-            })
+            }
         );
         assert_eq!(
             effective(
@@ -308,7 +306,12 @@ mod tests {
                 }
             )
             .on_failure,
-            None
+            OnFailure {
+                retry_attempts: DEFAULT_RETRY_ATTEMPTS,
+                max_event_age: DEFAULT_MAX_EVENT_AGE,
+                destination: Destination::Stack,
+            },
+            "on by default, with Lambda's retries and age and the stack's bucket"
         );
     }
 

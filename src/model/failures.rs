@@ -38,8 +38,8 @@ pub fn stack_bucket(stack_name: &str, stack: &StackSpec) -> String {
         .unwrap_or_else(|| default_bucket(stack_name, &stack.region, stack.account_id.as_deref()))
 }
 
-/// The failure policy of a function, when it has one and Lambda invokes it asynchronously
-/// (an S3 input): nothing else is retried or recorded by Lambda.
+/// The failure policy of a function Lambda invokes asynchronously (an S3 input's): nothing
+/// else is retried or recorded by Lambda. On by default (`Effective::on_failure`).
 pub fn policy(
     stack_name: &str,
     stack: &StackSpec,
@@ -49,7 +49,7 @@ pub fn policy(
     if !fs.has_s3_input() {
         return None;
     }
-    let on_failure = eff.on_failure.clone()?;
+    let on_failure = eff.on_failure.clone();
     let bucket = match &on_failure.destination {
         Destination::Stack => Some(stack_bucket(stack_name, stack)),
         Destination::Bucket(b) => Some(b.clone()),

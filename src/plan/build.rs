@@ -157,7 +157,10 @@ fn desired_step(
         expected_fingerprint: before.and_then(|l| l.fingerprint.clone()),
         applied: d.attrs.contains_key("tags").then(|| applied_hash(d)),
         covered_by: None,
-        adopts: matches!(reason, Some(Reason::AdoptCreatedByAws)),
+        adopts: matches!(
+            reason,
+            Some(Reason::AdoptCreatedByAws | Reason::AdoptUnfinishedCreate)
+        ),
         reason,
     };
     let Some(l) = live.get(address) else {
@@ -183,15 +186,13 @@ fn desired_step(
             });
             return None;
         }
+        // Its name is the stack's own; untagged, it is most likely what an apply that stopped
+        // between creating and tagging it left. Apply takes it over only when S3 says it is
+        // in this account: Lambda would write the stack's records into anyone else's.
         (Owner::Unowned, ResourceKind::Bucket)
             if graph.failures_bucket.as_deref() == Some(address.name.as_str()) =>
         {
-            errors.push(PlanError {
-                address: address.clone(),
-                message: "the stack's failures bucket exists and is not the stack's: Lambda would write the stack's failure records into someone else's bucket".into(),
-                hint: Some("name a bucket of the stack's own in `spec.failures.bucket`".into()),
-            });
-            return None;
+            reason = Some(Reason::AdoptUnfinishedCreate);
         }
         (Owner::Unowned, ResourceKind::Bucket) => {
             notes.push(format!(

@@ -71,8 +71,8 @@ pub enum Reason {
     ReplaceBecauseCannotUpdate,
     /// Replaced because `--replace` asked for it (Terraform's `replace_by_request`).
     ReplaceByRequest,
-    /// A function's permission statement, replaced because its function is: Lambda deletes
-    /// a function's statements with it, so they are added again to the new one.
+    /// A function's permission statement or invoke configuration, replaced because its
+    /// function is: Lambda deletes them with it, so they are put again on the new one.
     ReplaceWithFunction,
     /// A Batch job definition changed: a new revision is registered, then the old one is
     /// deregistered (job definitions are immutable).
@@ -87,6 +87,10 @@ pub enum Reason {
     /// An untagged resource that AWS made for one of the stack's own (a log group Lambda
     /// created on first invocation) is taken over.
     AdoptCreatedByAws,
+    /// The stack's failures bucket found untagged: what an apply stopped between
+    /// `CreateBucket` and `PutBucketTagging` leaves. Tagged, once S3 confirms at apply that
+    /// the bucket is in this account (another account's is refused).
+    AdoptUnfinishedCreate,
 }
 
 /// Whether a change comes from the manifests or from outside scar.

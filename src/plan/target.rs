@@ -145,9 +145,9 @@ fn no_such(flag: &str, address: &Address, plan: &Plan) -> String {
     )
 }
 
-/// Replaces the permission statements of every function the plan replaces, where the plan
-/// keeps or updates them: Lambda deletes a function's statements with it, so they are added
-/// again to the new one, after it.
+/// Replaces the permission statements and the invoke configuration of every function the
+/// plan replaces, where the plan keeps or updates them: Lambda deletes them with their
+/// function, so they are put again on the new one, after it.
 pub(super) fn replace_permissions_with_functions(steps: &mut [super::Step]) {
     let functions: Vec<Address> = steps
         .iter()
@@ -155,8 +155,10 @@ pub(super) fn replace_permissions_with_functions(steps: &mut [super::Step]) {
         .map(|s| s.address.clone())
         .collect();
     for s in steps {
-        if s.address.kind == ResourceKind::LambdaPermission
-            && matches!(s.action, Action::NoOp | Action::Update)
+        if matches!(
+            s.address.kind,
+            ResourceKind::LambdaPermission | ResourceKind::InvokeConfig
+        ) && matches!(s.action, Action::NoOp | Action::Update)
             && s.depends_on.iter().any(|d| functions.contains(d))
         {
             s.action = Action::Replace;

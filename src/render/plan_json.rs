@@ -45,6 +45,7 @@ fn resource_change(s: &Step) -> Value {
         Reason::DeleteBecauseDestroy => "delete_because_destroy",
         Reason::DeleteBecauseReplaced => "delete_because_replaced",
         Reason::AdoptCreatedByAws => "adopt_because_created_by_aws",
+        Reason::AdoptUnfinishedCreate => "adopt_because_create_did_not_finish",
     });
     let (after, after_unknown) = match &s.after {
         Some(a) => {

@@ -178,10 +178,13 @@ fn header(s: &Step) -> String {
         }
         (Some(crate::plan::Reason::ReplaceByRequest), _) => " (as requested with --replace)",
         (Some(crate::plan::Reason::ReplaceWithFunction), _) => {
-            " (with its function: Lambda deletes a function's permissions with it)"
+            " (with its function: Lambda deletes a function's permissions and invoke configuration with it)"
         }
         (Some(crate::plan::Reason::AdoptCreatedByAws), _) => {
             " (created by AWS for a function of this stack; taken over)"
+        }
+        (Some(crate::plan::Reason::AdoptUnfinishedCreate), _) => {
+            " (the stack's failures bucket, left untagged by an apply that stopped; taken over if S3 confirms it is in this account)"
         }
         (_, Cause::Drift) => " (restores a change made outside scar)",
         _ => "",

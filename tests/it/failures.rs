@@ -141,9 +141,25 @@ async fn a_failure_policy_is_applied_read_back_healed_and_removed() {
         Some((0, 120, format!("arn:aws:s3:::{}", failures_bucket())))
     );
 
-    // Taken out of the manifest: the policy scar set goes (Lambda's defaults again), and the
-    // next plan, which no longer reads it, is empty.
+    // Taken out of the manifest: the policy is Lambda's defaults with the stack's bucket (on
+    // for every S3-triggered function), so the plan puts those. (moto cannot read an edited
+    // policy back: not applied here.)
     write(dir.path(), "");
+    let (code, text) = plan(&moto, dir.path());
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("~ maximum_retry_attempts = 0 -> 2")
+            && text.contains("~ maximum_event_age = 120 -> 21600"),
+        "{text}"
+    );
+
+    // The function's S3 input taken out: nothing invokes it asynchronously, the policy goes,
+    // and the next plan, which no longer reads it, is empty.
+    std::fs::write(
+        dir.path().join("ocr.yaml"),
+        "apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: ocr\nspec:\n  image: grycap/imagemagick\n",
+    )
+    .expect("write");
     let (code, text) = plan(&moto, dir.path());
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("- invoke_config \"ocr\""), "{text}");
@@ -219,7 +235,7 @@ fn urlencoding_free(doc: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn records_go_where_the_manifest_says_and_a_squatted_failures_bucket_stops_the_plan() {
+async fn records_go_where_the_manifest_says_and_another_accounts_failures_bucket_is_refused() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "  onFailure:\n    destination: none\n");
@@ -255,33 +271,100 @@ async fn records_go_where_the_manifest_says_and_a_squatted_failures_bucket_stops
         "{doc}"
     );
 
-    // Someone else made a bucket of the default name: the plan refuses to send records there.
-    let other = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        other.path().join("stack.yaml"),
-        STACK.replace("name: books", "name: books2"),
-    )
-    .expect("write");
+    // A bucket of the default name, untagged, in this account: what an apply stopped between
+    // creating and tagging it leaves. The plan takes it over, and apply tags it.
     let s3 = crate::support::moto::s3(&moto.sdk().await);
-    let squatted = scar::model::failures::default_bucket("books2", "us-east-1", None);
+    let other = tempfile::tempdir().expect("tempdir");
+    let stack_of = |name: &str, function: &str| {
+        std::fs::write(
+            other.path().join("stack.yaml"),
+            STACK.replace("name: books", &format!("name: {name}")),
+        )
+        .expect("write");
+        std::fs::write(
+            other.path().join("ocr.yaml"),
+            function_named(function).replace("books-scans", &format!("{name}-scans")),
+        )
+        .expect("write");
+    };
+    let left = scar::model::failures::default_bucket("books3", "us-east-1", None);
     s3.create_bucket()
+        .bucket(&left)
+        .send()
+        .await
+        .expect("a bucket");
+    stack_of("books3", "ocr3");
+    let out = moto.scar(other.path(), &["plan", "."]);
+    assert!(
+        stdout(&out).contains("left untagged by an apply that stopped"),
+        "{}",
+        stdout(&out)
+    );
+    ok(&moto.scar(other.path(), &["apply", ".", "--auto-approve"]));
+    let tags = s3
+        .get_bucket_tagging()
+        .bucket(&left)
+        .send()
+        .await
+        .expect("tagged");
+    assert!(
+        tags.tag_set()
+            .iter()
+            .any(|t| t.key() == "scar:stack" && t.value() == "books3"),
+        "{tags:?}"
+    );
+    ok(&moto.scar(other.path(), &["destroy", ".", "--auto-approve"]));
+
+    // Another account made a bucket of the default name: S3 says so at apply, which refuses
+    // it before Lambda is told to write there.
+    let sts = aws_sdk_sts::Client::new(&moto.sdk().await);
+    let theirs = sts
+        .assume_role()
+        .role_arn("arn:aws:iam::111111111111:role/squatter")
+        .role_session_name("squatter")
+        .send()
+        .await
+        .expect("credentials of another account")
+        .credentials
+        .expect("credentials");
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .credentials_provider(aws_sdk_sts::config::Credentials::new(
+            theirs.access_key_id(),
+            theirs.secret_access_key(),
+            Some(theirs.session_token().to_owned()),
+            None,
+            "squatter",
+        ))
+        .load()
+        .await;
+    let squatted = scar::model::failures::default_bucket("books2", "us-east-1", None);
+    crate::support::moto::s3(&config)
+        .create_bucket()
         .bucket(&squatted)
         .send()
         .await
-        .expect("a bucket of the default name");
-    std::fs::write(
-        other.path().join("ocr.yaml"),
-        function(POLICY).replace("name: ocr", "name: ocr2"),
-    )
-    .expect("write");
-    let out = moto.scar(other.path(), &["plan", "."]);
+        .expect("a bucket of the default name, in another account");
+    stack_of("books2", "ocr2");
+    let out = moto.scar(other.path(), &["apply", ".", "--auto-approve"]);
     assert!(!out.status.success());
     let said = format!("{}{}", stdout(&out), crate::support::stderr(&out));
+    assert!(said.contains(&format!("bucket/{squatted}")), "{said}");
+    let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
     assert!(
-        said.contains("failures bucket exists and is not the stack's")
-            && said.contains("spec.failures.bucket"),
-        "{said}"
+        lambda
+            .get_function_event_invoke_config()
+            .function_name("ocr2")
+            .send()
+            .await
+            .is_err(),
+        "no record is sent to another account's bucket"
     );
+}
+
+fn function_named(name: &str) -> String {
+    function(POLICY).replace("name: ocr", &format!("name: {name}"))
 }
 
 /// A record as Lambda writes it to an S3 destination (the test plays Lambda's part: moto

@@ -773,19 +773,25 @@ async fn replace_recreates_a_function_then_its_permission_and_the_trigger_still_
             )
         })
         .collect();
-    assert_eq!(changes.len(), 2, "{changes:?}");
+    // Lambda deletes a function's permissions and invoke configuration with it.
+    assert_eq!(changes.len(), 3, "{changes:?}");
     assert_eq!(changes[0].0, "function/thumbs", "the function first");
     assert_eq!(changes[0].1, serde_json::json!(["delete", "create"]));
     assert_eq!(changes[0].2, "replace_by_request");
+    let mut with: Vec<&str> = changes[1..].iter().map(|c| c.0.as_str()).collect();
+    with.sort_unstable();
     assert!(
-        changes[1].0.starts_with("lambda_permission/thumbs/"),
+        with[0] == "invoke_config/thumbs" && with[1].starts_with("lambda_permission/thumbs/"),
         "{changes:?}"
     );
-    assert_eq!(changes[1].2, "replace_with_function");
+    assert!(
+        changes[1..].iter().all(|c| c.2 == "replace_with_function"),
+        "{changes:?}"
+    );
     let text = stdout(&moto.scar(d, &["plan", ".", "--replace", "function/thumbs"]));
     assert!(
         text.contains("function/thumbs must be replaced (as requested with --replace)")
-            && text.contains("Plan: 2 to add, 0 to change, 2 to destroy."),
+            && text.contains("Plan: 3 to add, 0 to change, 3 to destroy."),
         "{text}"
     );
 

@@ -93,7 +93,7 @@ async fn apply_an_example_then_the_plan_is_empty() {
     let out = moto.scar(dir.path(), &["apply", ".", "--auto-approve"]);
     ok(&out);
     assert!(
-        stdout(&out).contains("Apply complete! Resources: 8 added, 0 changed, 0 destroyed."),
+        stdout(&out).contains("Apply complete! Resources: 10 added, 0 changed, 0 destroyed."),
         "{}",
         stdout(&out)
     );
@@ -648,7 +648,7 @@ async fn without_a_terminal_apply_asks_for_auto_approve_and_changes_nothing() {
         stderr(&out)
     );
     assert!(
-        stdout(&out).contains("Plan: 8 to add"),
+        stdout(&out).contains("Plan: 10 to add"),
         "the plan is shown first"
     );
     let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);

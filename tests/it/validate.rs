@@ -177,14 +177,15 @@ fn inputs_that_could_be_dropped_unrecorded_are_warned_about() {
         assert!(out.status.success(), "{}", stderr(&out));
         stderr(&out)
     };
-    let said = check("");
+    // The default failure policy records them in the stack's failures bucket.
+    assert!(!check("").contains("no record"));
+    assert!(!check("  onFailure:\n    maxEventAge: 600\n").contains("no record"));
+    let said = check("  onFailure:\n    destination: none\n");
     assert!(
         said.contains("drops those that wait too long with no record")
             && said.contains("spec.reservedConcurrency"),
         "{said}"
     );
-    assert!(!check("  onFailure:\n    maxEventAge: 600\n").contains("no record"));
-    assert!(check("  onFailure:\n    destination: none\n").contains("no record"));
     std::fs::write(
         dir.path().join("ocr.yaml"),
         "apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: ocr\nspec:\n  image: alpine\n  http: {}\n  onFailure:\n    retryAttempts: 0\n",

@@ -221,9 +221,10 @@ async fn broken_yaml_deletes_nothing_fixing_it_applies_and_mass_deletes_wait_for
     w.wait_for("run 3 applied: 0 added, 1 changed", 10);
     assert_eq!(memory_of(&moto, "beta").await, Some(768));
 
-    // Removing a function deletes its trigger, permission, log group and function: 4 > 2.
+    // Removing a function deletes its trigger, permission, invoke configuration, log group
+    // and function, and its image repository: 6 > 2.
     std::fs::remove_file(dir.path().join("beta.yaml")).expect("remove");
-    w.wait_for("run 4 refused 5 deletes: nothing changed", 10);
+    w.wait_for("run 4 refused 6 deletes: nothing changed", 10);
     assert!(memory_of(&moto, "beta").await.is_some(), "beta survives");
 }
 

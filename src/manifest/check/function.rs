@@ -123,16 +123,13 @@ fn check_one(set: &ManifestSet, f: &Doc<FunctionManifest>, eff: &Effective, out:
     }
     // Throttled events wait (up to six hours by default) and are then dropped: with a
     // reserved concurrency a burst of uploads is throttled for sure.
-    let recorded = eff
-        .on_failure
-        .as_ref()
-        .is_some_and(|o| o.destination != crate::manifest::resolve::Destination::Nowhere);
+    let recorded = eff.on_failure.destination != crate::manifest::resolve::Destination::Nowhere;
     if spec.reserved_concurrency.is_some() && spec.has_s3_input() && !recorded {
         out.push(
             Diagnostic::warning("inputs beyond `reservedConcurrency` wait, and Lambda drops those that wait too long with no record of them")
                 .at(f.key_at("/spec/reservedConcurrency"))
                 .field("spec.reservedConcurrency")
-                .hint("set `onFailure` (its default destination records every input Lambda gives up on; `scar failures` lists them)"),
+                .hint("leave `onFailure.destination` at its default (the stack's failures bucket, which `scar failures` lists), or name a bucket or queue"),
         );
     }
     if eff.timeout_threshold >= eff.timeout {
