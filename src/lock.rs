@@ -220,9 +220,46 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
+/// `2026-11-27T14:05:00Z` (and what follows the seconds: a fraction, a `Z`) as seconds since
+/// the epoch; the inverse of [`rfc3339`]. `None` for anything else.
+#[must_use]
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    if s.get(4..5)? != "-" || s.get(7..8)? != "-" || s.get(10..11)? != "T" {
+        return None;
+    }
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_times_read_back() {
+        for secs in [0, 951_782_400, 1_796_647_200, 4_102_444_799] {
+            assert_eq!(parse_rfc3339(&rfc3339(secs)), Some(secs));
+        }
+        assert_eq!(
+            parse_rfc3339("2026-12-07T12:40:00.000Z"),
+            Some(1_796_647_200)
+        );
+        assert_eq!(parse_rfc3339("2026-13-07T12:40:00Z"), None);
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
 
     #[test]
     fn times_print_in_utc() {

@@ -299,6 +299,45 @@ impl AwsCloud {
         Ok(bytes)
     }
 
+    /// Writes `bytes` to `s3://bucket/key` as JSON, tried again after a transient failure.
+    ///
+    /// # Errors
+    /// When S3 refuses.
+    pub async fn put_json(
+        &self,
+        bucket: &str,
+        key: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), CloudError> {
+        self.call(key, "s3:PutObject", || {
+            self.s3
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .content_type("application/json")
+                .body(aws_sdk_s3::primitives::ByteStream::from(bytes.clone()))
+                .send()
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes `s3://bucket/key`; one already gone is fine.
+    ///
+    /// # Errors
+    /// When S3 refuses.
+    pub async fn delete_key(&self, bucket: &str, key: &str) -> Result<(), CloudError> {
+        let r = self
+            .call(key, "s3:DeleteObject", || {
+                self.s3.delete_object().bucket(bucket).key(key).send()
+            })
+            .await;
+        match r {
+            Err(e) if e.kind != ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// The keys (and sizes) under `s3://bucket/prefix`, every page.
     ///
     /// # Errors
@@ -419,6 +458,8 @@ pub struct Invoked {
     pub function_error: Option<String>,
     /// The response payload.
     pub payload: Vec<u8>,
+    /// Lambda's request id of the invocation, when it answered one.
+    pub request_id: Option<String>,
 }
 
 impl AwsCloud {
@@ -464,7 +505,9 @@ impl AwsCloud {
                 other => break other?,
             }
         };
+        use aws_sdk_lambda::operation::RequestId as _;
         Ok(Invoked {
+            request_id: out.request_id().map(str::to_owned),
             status: out.status_code(),
             function_error: out.function_error().map(str::to_owned),
             payload: out

@@ -10,7 +10,8 @@ use super::AwsArgs;
 use super::exit::{Done, Failure, Outcome};
 use super::output::Output;
 use super::session;
-use crate::failures::{self as records, MAX_RECORD_BYTES};
+use crate::failures::store::{self, Source};
+use crate::manifest::load::ManifestSet;
 use crate::manifest::resolve::{self, Destination};
 use crate::model::failures::policy;
 
@@ -29,14 +30,8 @@ pub struct FailuresArgs {
     pub json: bool,
 }
 
-/// Where one function's records are.
-struct Source {
-    function: String,
-    bucket: String,
-}
-
 /// `7d`, or what [`crate::watch::parse_duration`] takes; in seconds.
-fn since_seconds(s: &str) -> Result<u64, String> {
+pub(super) fn since_seconds(s: &str) -> Result<u64, String> {
     match s.strip_suffix('d').map(str::parse::<u64>) {
         Some(Ok(days)) => days
             .checked_mul(86_400)
@@ -47,35 +42,29 @@ fn since_seconds(s: &str) -> Result<u64, String> {
     }
 }
 
-/// `scar failures`.
-pub(super) fn run(args: &FailuresArgs, aws: &AwsArgs, out: &Output) -> Outcome {
-    let (set, desired) = session::load_set(&args.dir, out)?;
+/// Where the records of the stack's functions (of `function` only, when named) are; a
+/// function whose records go nowhere scar can read is said on `out`.
+///
+/// # Errors
+/// When the manifests hold no Stack, or no function `function`.
+pub(super) fn sources(
+    set: &ManifestSet,
+    function: Option<&str>,
+    out: &Output,
+) -> Result<Vec<Source>, Failure> {
     let Some(stack) = set.stack().map(|s| &s.value) else {
         return Err(Failure::Reported);
     };
-    if let Some(name) = &args.function
-        && !set.functions.iter().any(|f| f.value.metadata.name == *name)
+    if let Some(name) = function
+        && !set.functions.iter().any(|f| f.value.metadata.name == name)
     {
         out.error(&format!("the stack has no function `{name}`"));
         return Err(Failure::Reported);
     }
-    let cutoff = match &args.since {
-        Some(s) => {
-            let secs = since_seconds(s).map_err(|e| {
-                out.error(&e);
-                Failure::Reported
-            })?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            Some(crate::lock::rfc3339(now.saturating_sub(secs)))
-        }
-        None => None,
-    };
     let mut sources = Vec::new();
     for f in &set.functions {
         let name = &f.value.metadata.name;
-        if args.function.as_ref().is_some_and(|n| n != name) {
+        if function.is_some_and(|n| n != name) {
             continue;
         }
         let eff = resolve::effective(Some(&stack.spec), &f.value.spec);
@@ -92,64 +81,42 @@ pub(super) fn run(args: &FailuresArgs, aws: &AwsArgs, out: &Output) -> Outcome {
                     "function `{name}` keeps no record of failed inputs (`onFailure.destination: none`)"
                 )),
             },
-            None if args.function.is_some() => out.warn(&format!(
-                "function `{name}` has no failure policy (`onFailure`) with an S3 input: Lambda keeps no record of its failed inputs"
+            None if function.is_some() => out.warn(&format!(
+                "function `{name}` has no S3 input: only those are invoked asynchronously, so Lambda keeps no record of its failures (its callers get them)"
             )),
             None => {}
         }
     }
+    Ok(sources)
+}
+
+/// `--since` as the RFC 3339 time it names.
+pub(super) fn cutoff(since: Option<&str>, out: &Output) -> Result<Option<String>, Failure> {
+    let Some(s) = since else {
+        return Ok(None);
+    };
+    let secs = since_seconds(s).map_err(|e| {
+        out.error(&e);
+        Failure::Reported
+    })?;
+    Ok(Some(crate::lock::rfc3339(
+        store::now().saturating_sub(secs),
+    )))
+}
+
+/// `scar failures`.
+pub(super) fn run(args: &FailuresArgs, aws: &AwsArgs, out: &Output) -> Outcome {
+    let (set, desired) = session::load_set(&args.dir, out)?;
+    let sources = sources(&set, args.function.as_deref(), out)?;
+    let cutoff = cutoff(args.since.as_deref(), out)?;
     let rt = session::runtime()?;
     let found = rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
-        let mut found = Vec::new();
-        for s in &sources {
-            let keys = match cloud
-                .list_keys(&s.bucket, &records::prefix(&s.function))
-                .await
-            {
-                Ok(k) => k,
-                Err(e) if e.kind == crate::cloud::ErrorKind::NotFound => Vec::new(),
-                Err(e) => {
-                    return Err(session::cloud_failed(
-                        out,
-                        "listing the failure records failed",
-                        &e,
-                    ));
-                }
-            };
-            for (key, _) in keys {
-                // The key names the day: older days are not read at all.
-                if let (Some(c), Some((y, m, d))) =
-                    (&cutoff, records::day_of_key(&key, &s.function))
-                    && *format!("{y:04}-{m:02}-{d:02}") < *c.get(..10).unwrap_or(c)
-                {
-                    continue;
-                }
-                let at = format!("s3://{}/{key}", s.bucket);
-                let bytes = match cloud.read_object(&s.bucket, &key, MAX_RECORD_BYTES).await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        out.warn(&format!("{at}: {e}"));
-                        continue;
-                    }
-                };
-                match records::parse(&at, &bytes) {
-                    Ok(f)
-                        if cutoff
-                            .as_ref()
-                            .is_none_or(|c| f.time.get(..19) >= c.get(..19)) =>
-                    {
-                        found.push(f);
-                    }
-                    Ok(_) => {}
-                    Err(e) => out.warn(&e.to_string()),
-                }
-            }
-        }
-        Ok(found)
+        let warn = |w: &str| out.warn(w);
+        store::list(&cloud, &sources, cutoff.as_deref(), &warn)
+            .await
+            .map_err(|e| session::cloud_failed(out, "listing the failure records failed", &e))
     })?;
-    let mut found = found;
-    found.sort_by(|a, b| (&a.time, &a.function).cmp(&(&b.time, &b.function)));
     if args.json {
         println!(
             "{}",
@@ -171,13 +138,19 @@ pub(super) fn run(args: &FailuresArgs, aws: &AwsArgs, out: &Output) -> Outcome {
                 f.time.clone(),
                 f.attempts.to_string(),
                 f.input.clone().unwrap_or_else(|| "-".into()),
-                format!("{}: {}", f.condition, f.reason),
+                match &f.retrying {
+                    Some(since) => format!(
+                        "{}: {} [retry under way since {since}]",
+                        f.condition, f.reason
+                    ),
+                    None => format!("{}: {}", f.condition, f.reason),
+                },
             ]
         })
         .collect();
     super::output::print_table(&header, &rows);
     println!(
-        "\n{} failed input(s); each record's request id finds its log lines (`scar logs`)",
+        "\n{} failed input(s); each record's request id finds its log lines (`scar logs`); `scar retry` runs them again",
         found.len()
     );
     Ok(Done::Success)

@@ -232,8 +232,12 @@ pub(super) fn run(args: &RunArgs, call: &CallTime, aws: &AwsArgs, out: &Output) 
                 .parent
                 .map(|p| format!("  (from #{p})"))
                 .unwrap_or_default();
+            let tries = match s.result.as_ref().map_or(1, |r| r.attempts) {
+                n if n > 1 => format!("  ({n} attempts)"),
+                _ => String::new(),
+            };
             eprintln!(
-                "#{} {verdict} {} <- {}  {took:.2} s{from}",
+                "#{} {verdict} {} <- {}  {took:.2} s{tries}{from}",
                 s.id, names[s.function], s.input
             );
         };
@@ -243,13 +247,111 @@ pub(super) fn run(args: &RunArgs, call: &CallTime, aws: &AwsArgs, out: &Output) 
             args.concurrency,
             MAX_INVOCATIONS,
             &local.host.region,
-            |i, event| local.run(i, event),
+            |i, event| local.run_event(i, event),
             &seen,
         )
         .await;
         report(&steps, &names, began.elapsed(), args.as_json);
         success_if(steps.iter().all(Step::ok))
     })
+}
+
+/// `scar retry --local`: `chosen`'s events run here as `scar run --local` runs an upload's,
+/// with what their outputs start; then each record is settled by how its input went.
+pub(super) async fn retry(
+    args: &super::cmd_retry::RetryArgs,
+    set: &ManifestSet,
+    desired: &DesiredGraph,
+    aws: &AwsArgs,
+    chosen: Vec<crate::failures::Failure>,
+    out: &Output,
+) -> Outcome {
+    use crate::failures::replay::Settled;
+    use crate::failures::store;
+    let fail = |e: String| {
+        out.error(&e);
+        Failure::Reported
+    };
+    let local = open(
+        set,
+        desired,
+        aws,
+        Duration::from_secs(args.job_timeout),
+        args.credentials,
+    )
+    .await
+    .map_err(|e| fail(e.to_string()))?;
+    let cloud = session::connect(aws, desired).await;
+    // Root steps get the ids 1..=n in the order of their starts (`workflow::run_all`).
+    let mut starts = Vec::new();
+    let mut marked = Vec::new();
+    for f in chosen {
+        let Some(i) = local.index(&f.function) else {
+            out.warn(&format!(
+                "{}: the stack has no function `{}` now",
+                f.record, f.function
+            ));
+            continue;
+        };
+        store::mark(&cloud, &f)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        starts.push(Start {
+            function: i,
+            input: f.input.clone().unwrap_or_else(|| f.record.clone()),
+            event: f.event.to_string().into_bytes(),
+        });
+        marked.push(f);
+    }
+    let began = Instant::now();
+    let names: Vec<&str> = local.functions.iter().map(|f| f.name.as_str()).collect();
+    let seen = |_: &Step| {};
+    let steps = workflow::run_all(
+        &local.functions,
+        starts,
+        args.concurrency,
+        MAX_INVOCATIONS,
+        &local.host.region,
+        |i, event| local.run_event(i, event),
+        &seen,
+    )
+    .await;
+    let mut settled = Vec::new();
+    for (n, f) in marked.iter().enumerate() {
+        let step = steps.iter().find(|s| s.id == n + 1);
+        let s = match step.map(|s| &s.result) {
+            Some(Ok(r)) if r.failure.is_none() => Settled::Succeeded {
+                attempts: r.attempts,
+            },
+            Some(Ok(r)) => match &r.recorded {
+                Some(Ok(record)) => Settled::FailedAgain {
+                    attempts: r.attempts,
+                    record: record.clone(),
+                },
+                Some(Err(why)) => Settled::NotRun(format!("it failed again, and {why}")),
+                None => Settled::NotRun(format!(
+                    "it failed again ({}), and its function records failures nowhere now: its record stands",
+                    r.failure.clone().unwrap_or_default()
+                )),
+            },
+            Some(Err(e)) => Settled::NotRun(e.to_string()),
+            None => Settled::NotRun("not run".into()),
+        };
+        let done = match &s {
+            Settled::Succeeded { .. } | Settled::FailedAgain { .. } => {
+                store::settle(&cloud, f).await
+            }
+            Settled::NotRun(_) => store::unmark(&cloud, f).await,
+        };
+        let s = match done {
+            Ok(()) => s,
+            Err(e) => Settled::NotRun(format!("settling its record: {e}")),
+        };
+        super::cmd_retry::say(f, &s);
+        settled.push(s);
+    }
+    report(&steps, &names, began.elapsed(), false);
+    success_if(super::cmd_retry::summary(settled.iter()))
 }
 
 /// Why a step failed, and the last lines of its standard error.
@@ -278,6 +380,8 @@ fn report(steps: &[Step], names: &[&str], took: Duration, as_json: bool) {
                     "ok": s.ok(),
                     "seconds": s.result.as_ref().map_or(0.0, |r| r.took().as_secs_f64()),
                     "uploaded": s.result.as_ref().map(|r| r.uploaded.as_slice()).unwrap_or_default(),
+                    "attempts": s.result.as_ref().map_or(0, |r| r.attempts),
+                    "record": s.result.as_ref().ok().and_then(|r| r.recorded.clone()?.ok()),
                     "error": (!s.ok()).then_some(error),
                     "stderr_tail": (!s.ok()).then_some(stderr),
                 })
@@ -320,8 +424,13 @@ fn report(steps: &[Step], names: &[&str], took: Duration, as_json: bool) {
     );
     for s in failed {
         let (error, stderr) = why(s);
+        let record = match s.result.as_ref().ok().and_then(|r| r.recorded.as_ref()) {
+            Some(Ok(r)) => format!(" (recorded: {r})"),
+            Some(Err(why)) => format!(" ({why})"),
+            None => String::new(),
+        };
         println!(
-            "failed: #{} {} on {}: {error}",
+            "failed: #{} {} on {}: {error}{record}",
             s.id, names[s.function], s.input
         );
         for l in stderr {

@@ -15,6 +15,7 @@ mod cmd_ops;
 mod cmd_output;
 mod cmd_plan;
 mod cmd_policy;
+mod cmd_retry;
 mod cmd_schema;
 mod cmd_show;
 mod cmd_unlock;
@@ -214,6 +215,10 @@ pub enum Command {
     /// List the inputs whose invocations Lambda gave up on (after its retries, or too old),
     /// with why, from where the functions' failure policies record them. Writes nothing.
     Failures(cmd_failures::FailuresArgs),
+    /// Run the failed inputs `scar failures` lists again, with their original events: each
+    /// record is deleted when its input succeeds and replaced when it fails again. Safe to
+    /// run twice.
+    Retry(cmd_retry::RetryArgs),
     /// Draw the stack's workflow: functions, the S3 locations that trigger them and that they
     /// write to, HTTP entry points and Batch delegation. No AWS call.
     Graph(cmd_graph::GraphArgs),
@@ -319,6 +324,7 @@ pub fn main() -> ExitCode {
         Command::Get(a) => cmd_ops::get(a, aws, &out),
         Command::Logs(a) => cmd_ops::logs(a, aws, &out),
         Command::Failures(a) => cmd_failures::run(a, aws, &out),
+        Command::Retry(a) => cmd_retry::run(a, aws, &out),
         Command::Graph(a) => cmd_graph::run(a, &out),
         Command::Image {
             command: ImageCommand::Build(a),

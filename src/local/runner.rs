@@ -114,6 +114,11 @@ pub struct RunResult {
     pub failure: Option<String>,
     /// Every file the function uploaded (`s3://bucket/key`...), from every part that ran.
     pub uploaded: Vec<String>,
+    /// Invocations made: more than one when an S3 event failed and was run again.
+    pub attempts: u32,
+    /// When every attempt failed and the function records failures: the record written
+    /// (`s3://...`), or why it could not be.
+    pub recorded: Option<Result<String, String>>,
 }
 
 impl RunResult {
@@ -154,6 +159,44 @@ impl RunResult {
             from_report
         };
         all[all.len().saturating_sub(lines)..].to_vec()
+    }
+
+    /// What the function answered, as Lambda keeps it in a failure record: the runtime's
+    /// error (the supervisor's `ScarInvocationFailed` and its report), or, for a Batch job
+    /// run here, its report in the same words.
+    #[must_use]
+    pub fn answer(&self) -> Value {
+        let answered = [&self.job, &self.lambda]
+            .into_iter()
+            .flatten()
+            .next()
+            .and_then(|r| match &r.ended {
+                Ended::Answered(Outcome::Error { body, .. } | Outcome::InitError { body, .. }) => {
+                    serde_json::from_slice::<Value>(body).ok()
+                }
+                _ => None,
+            });
+        answered.unwrap_or_else(|| match &self.report {
+            Some(report) => serde_json::json!({
+                "errorType": "ScarInvocationFailed",
+                "errorMessage": format!("the invocation failed: {report}"),
+            }),
+            None => serde_json::json!({
+                "errorType": "Runtime.ExitError",
+                "errorMessage": self.failure.clone().unwrap_or_default(),
+            }),
+        })
+    }
+
+    /// The request id of the part that ran last.
+    #[must_use]
+    pub fn request_id(&self) -> String {
+        [&self.job, &self.lambda]
+            .into_iter()
+            .flatten()
+            .next()
+            .map(|r| r.request_id.clone())
+            .unwrap_or_default()
     }
 
     /// How long it took, every part together.

@@ -121,7 +121,60 @@ impl Session {
     /// When its image cannot be made ready or the sandbox cannot start.
     pub async fn run(&self, i: usize, event: Vec<u8>) -> Result<RunResult, LocalError> {
         let ready = self.ready(i).await?;
-        runner::run(&self.host, ready, &event).await
+        let mut r = runner::run(&self.host, ready, &event).await?;
+        r.attempts = 1;
+        Ok(r)
+    }
+
+    /// Runs function `i` on `event` as Lambda runs an S3 event: a failed run is run again,
+    /// up to the function's `retryAttempts` times (at once: Lambda waits a minute, then
+    /// two), and when every attempt failed, its record is written where Lambda would write
+    /// it. Every attempt's uploads count, as S3 notifies each.
+    ///
+    /// # Errors
+    /// When its image cannot be made ready, or the sandbox cannot start.
+    pub async fn run_event(&self, i: usize, event: Vec<u8>) -> Result<RunResult, LocalError> {
+        let f = &self.functions[i];
+        let mut uploaded = Vec::new();
+        let mut attempts = 0;
+        let mut r = loop {
+            attempts += 1;
+            let r = self.run(i, event.clone()).await?;
+            uploaded.extend(r.uploaded.iter().cloned());
+            if r.failure.is_none() || attempts > f.retry_attempts {
+                break r;
+            }
+        };
+        r.uploaded = uploaded;
+        r.attempts = attempts;
+        if r.failure.is_some()
+            && let Some(bucket) = &f.failures_bucket
+        {
+            let last = crate::failures::LastAttempt {
+                request_id: r.request_id(),
+                response: r.answer(),
+            };
+            let event: serde_json::Value =
+                serde_json::from_slice(&event).unwrap_or(serde_json::Value::Null);
+            let arn = format!(
+                "arn:aws:lambda:{}:{}:function:{}",
+                self.host.region, self.host.account, f.name
+            );
+            let written = crate::failures::store::write(
+                &self.cloud,
+                bucket,
+                &f.name,
+                &arn,
+                attempts,
+                &event,
+                &last,
+            )
+            .await;
+            r.recorded = Some(written.map_err(|e| {
+                format!("its failure record was not written to s3://{bucket} ({e}); `scar apply` makes the stack's failures bucket")
+            }));
+        }
+        Ok(r)
     }
 
     /// The S3 objects an `--input` names: `s3://BUCKET/KEY` as it is, or local files (a

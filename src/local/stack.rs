@@ -13,7 +13,9 @@ use crate::image::reference::ImageRef;
 use crate::manifest::load::ManifestSet;
 use crate::manifest::resolve;
 use crate::manifest::types::{Execution, InputSpec, OutputSpec};
-use crate::model::attrs::{Attrs, FunctionAttrs, ImageAttrs, JobDefinitionAttrs};
+use crate::model::attrs::{
+    Attrs, FunctionAttrs, ImageAttrs, InvokeConfigAttrs, JobDefinitionAttrs,
+};
 use crate::model::{Address, DesiredGraph, ResourceKind};
 
 /// Where a function's image comes from.
@@ -84,6 +86,11 @@ pub struct Function {
     pub role: Role,
     /// True when it serves HTTP.
     pub http: bool,
+    /// Times an S3 event that failed runs again (the function's `onFailure.retryAttempts`);
+    /// 0 for a function with no S3 input.
+    pub retry_attempts: u32,
+    /// The bucket its failure records go to, when they go to one.
+    pub failures_bucket: Option<String>,
 }
 
 fn positive(v: i32) -> u32 {
@@ -153,7 +160,23 @@ impl Function {
             }
             None => None,
         };
+        // What apply puts as the function's invoke config: its retries and destination.
+        let (retry_attempts, failures_bucket) = match planned(ResourceKind::InvokeConfig) {
+            Some((address, attrs)) => {
+                let c = InvokeConfigAttrs::from_attrs(&address, attrs)
+                    .map_err(|e| planned_wrong(e.to_string()))?;
+                (
+                    positive(c.maximum_retry_attempts),
+                    c.on_failure
+                        .strip_prefix("arn:aws:s3:::")
+                        .map(str::to_owned),
+                )
+            }
+            None => (0, None),
+        };
         Ok(Function {
+            retry_attempts,
+            failures_bucket,
             name: name.to_owned(),
             execution: eff.execution,
             image,

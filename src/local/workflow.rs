@@ -114,7 +114,8 @@ pub fn started_by(
 
 /// Runs `starts` and every invocation their uploads start, `concurrency` at once, at most
 /// `limit` in all (a guard: `scar validate` rejects cycles, but a run must end). `run` makes
-/// one invocation; `seen` hears each as it ends. Returns them in the order they ended.
+/// one invocation; `seen` hears each as it ends. Returns them in the order they ended. The
+/// `starts` get the ids 1 to n, in their order (`scar retry --local` finds its inputs so).
 pub async fn run_all<F, Fut>(
     functions: &[Function],
     starts: Vec<Start>,

@@ -513,3 +513,222 @@ async fn a_function_run_here_gets_short_lived_credentials_unless_asked_otherwise
     ok(&long);
     assert_eq!(key(&long), "test session=", "{}", stderr(&long));
 }
+
+/// Counts the requests for each path, answering each with its count so far: how a script run
+/// here learns that it runs an input again (the transient fault below), and how the test
+/// learns how often each input was processed.
+fn counter() -> (
+    u16,
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>,
+) {
+    use std::io::{BufRead as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("port").port();
+    let counts = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let seen = counts.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = std::io::BufReader::new(&stream);
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
+            let n = {
+                let mut c = seen.lock().expect("counts");
+                let n = c.entry(path).or_insert(0);
+                *n += 1;
+                *n
+            };
+            let body = n.to_string();
+            let _ = write!(
+                &stream,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, counts)
+}
+
+/// The loop the failure policy promises, here: 1,000 inputs through two stages, where the
+/// first has a bug that fails 37 inputs every time, cannot handle 3 (corrupt), and fails 20
+/// once (a transient fault). With `retryAttempts: 2` the 20 succeed on a retry; the 40 others
+/// are recorded, each after 3 attempts, and `scar failures` lists exactly them. The script is
+/// fixed; `scar retry --local` runs the 40 again: the 37 go through both stages, the 3 fail
+/// again and are recorded again. Nothing that succeeded runs twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_inputs_failed_ones_recorded_and_retried_here_nothing_twice() {
+    let moto = Moto::start();
+    let base = push_busybox_base();
+    let failures = scar::model::failures::default_bucket("localwf", "us-east-1", None);
+    let client = buckets(&moto, &["htc", &failures]).await;
+    let (port, counts) = counter();
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    std::fs::write(d.join("stack.yaml"), STACK).expect("stack");
+    let stage_one = |fixed: bool| {
+        format!(
+            "name=$(basename \"$INPUT_FILE_PATH\")\n\
+             n=$(busybox wget -q -O- http://127.0.0.1:{port}/one/$name)\n\
+             case \"$(cat \"$INPUT_FILE_PATH\")\" in\n\
+               bug*) {bug} ;;\n\
+               corrupt*) echo \"cannot decode $name\" >&2; exit 5 ;;\n\
+               flaky*) [ \"$n\" -gt 1 ] || {{ echo \"transient fault on $name\" >&2; exit 6; }} ;;\n\
+             esac\n\
+             cp \"$INPUT_FILE_PATH\" \"$TMP_OUTPUT_DIR/$name\"\n",
+            bug = if fixed {
+                ":"
+            } else {
+                "echo \"bug on $name\" >&2; exit 4"
+            }
+        )
+    };
+    function(
+        d,
+        &base,
+        "one",
+        ("htc", "in/"),
+        ("htc", "mid/"),
+        &stage_one(false),
+        30,
+    );
+    function(
+        d,
+        &base,
+        "two",
+        ("htc", "mid/"),
+        ("htc", "out/"),
+        &format!(
+            "name=$(basename \"$INPUT_FILE_PATH\")\nbusybox wget -q -O- http://127.0.0.1:{port}/two/$name >/dev/null\ncp \"$INPUT_FILE_PATH\" \"$TMP_OUTPUT_DIR/$name\"\n"
+        ),
+        30,
+    );
+    let one = std::fs::read_to_string(d.join("one.yaml")).expect("one");
+    std::fs::write(
+        d.join("one.yaml"),
+        format!("{one}  onFailure:\n    retryAttempts: 2\n"),
+    )
+    .expect("one");
+    let inputs = d.join("inputs");
+    std::fs::create_dir(&inputs).expect("inputs");
+    let kind = |i: usize| match i {
+        0..37 => "bug",
+        37..40 => "corrupt",
+        40..60 => "flaky",
+        _ => "fine",
+    };
+    for i in 0..1000 {
+        std::fs::write(
+            inputs.join(format!("f{i:04}.txt")),
+            format!("{}\n", kind(i)),
+        )
+        .expect("input");
+    }
+
+    let run = moto.scar(
+        d,
+        &["run", ".", "one", "--local", "--input", "inputs", "--json"],
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    let report: Value = serde_json::from_str(&stdout(&run)).expect("json");
+    assert_eq!(report["failed"], 40, "{}", report["failed"]);
+    assert_eq!(report["succeeded"], 960 + 960);
+
+    let listed = moto.scar(d, &["failures", ".", "one", "--json"]);
+    ok(&listed);
+    let listed: Value = serde_json::from_str(&stdout(&listed)).expect("json");
+    let mut failed: Vec<(String, u64, String)> = listed["failures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .map(|f| {
+            (
+                f["input"].as_str().unwrap_or_default().to_owned(),
+                f["attempts"].as_u64().unwrap_or_default(),
+                f["reason"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    failed.sort();
+    assert_eq!(failed.len(), 40, "{failed:?}");
+    for (i, (input, attempts, reason)) in failed.iter().enumerate() {
+        let name = format!("f{i:04}.txt");
+        assert_eq!(input, &format!("s3://htc/in/{name}"));
+        assert_eq!(*attempts, 3, "{input}");
+        let said = if i < 37 {
+            "exit status 4: bug on"
+        } else {
+            "exit status 5: cannot decode"
+        };
+        assert_eq!(reason, &format!("{said} {name}"));
+    }
+
+    // Fixed, and retried here: the 37 go through, the 3 are recorded again.
+    std::fs::write(d.join("one.sh"), stage_one(true)).expect("fixed");
+    let dry = moto.scar(d, &["retry", ".", "one", "--dry-run"]);
+    ok(&dry);
+    assert!(
+        stdout(&dry).contains("40 input(s) would be retried"),
+        "{}",
+        stdout(&dry)
+    );
+    let retried = moto.scar(d, &["retry", ".", "one", "--local"]);
+    assert_eq!(retried.status.code(), Some(1), "{}", stderr(&retried));
+    assert!(
+        stdout(&retried).contains("40 input(s) retried: 37 succeeded, 3 failed again"),
+        "{}",
+        stdout(&retried)
+    );
+    let listed = moto.scar(d, &["failures", ".", "--json"]);
+    let listed: Value = serde_json::from_str(&stdout(&listed)).expect("json");
+    let mut left: Vec<&str> = listed["failures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .filter_map(|f| f["input"].as_str())
+        .collect();
+    left.sort_unstable();
+    assert_eq!(
+        left,
+        [
+            "s3://htc/in/f0037.txt",
+            "s3://htc/in/f0038.txt",
+            "s3://htc/in/f0039.txt"
+        ]
+    );
+    let outputs = client
+        .list_objects_v2()
+        .bucket("htc")
+        .prefix("out/")
+        .max_keys(1000)
+        .send()
+        .await
+        .expect("outputs")
+        .key_count()
+        .unwrap_or_default();
+    assert_eq!(outputs, 997);
+
+    // Every stage-one run of each input, and every stage-two run: nothing processed twice.
+    let counts = counts.lock().expect("counts").clone();
+    for i in 0..1000 {
+        let name = format!("f{i:04}.txt");
+        let one = counts.get(&format!("/one/{name}")).copied().unwrap_or(0);
+        let two = counts.get(&format!("/two/{name}")).copied().unwrap_or(0);
+        let (want_one, want_two) = match kind(i) {
+            "bug" => (3 + 1, 1),
+            "corrupt" => (3 + 3, 0),
+            "flaky" => (2, 1),
+            _ => (1, 1),
+        };
+        assert_eq!((one, two), (want_one, want_two), "{name}");
+    }
+
+    // Run twice, `retry` finds only the 3, and leaves the rest alone.
+    let again = moto.scar(d, &["retry", ".", "one", "--local"]);
+    assert!(
+        stdout(&again).contains("3 input(s) retried: 0 succeeded, 3 failed again"),
+        "{}",
+        stdout(&again)
+    );
+}

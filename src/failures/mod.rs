@@ -6,8 +6,11 @@
 //! chose, and the reason holds a script's stderr. Nothing here trusts it: every text is
 //! cut to a length and stripped of control characters before it is shown.
 
+pub mod replay;
+pub mod store;
+
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Where Lambda writes a function's records in an S3 destination.
 #[must_use]
@@ -40,9 +43,50 @@ pub struct Failure {
     pub request_id: String,
     /// The record, `s3://BUCKET/KEY`.
     pub record: String,
+    /// When a `scar retry` took the record up, if one did and has not settled it (it died, or
+    /// runs now): RFC 3339.
+    pub retrying: Option<String>,
     /// The event as the function got it, to invoke it again.
     #[serde(skip)]
     pub event: Value,
+    /// The function's ARN as Lambda recorded it.
+    #[serde(skip)]
+    pub function_arn: String,
+}
+
+impl Failure {
+    /// The record's bucket and key.
+    #[must_use]
+    pub fn location(&self) -> Option<(&str, &str)> {
+        self.record.strip_prefix("s3://")?.split_once('/')
+    }
+
+    /// The input's bucket and key as S3 sent them in the event (URL-encoded).
+    fn event_object(&self) -> Option<(&str, &str)> {
+        let s3 = self.event.get("Records")?.get(0)?.get("s3")?;
+        Some((
+            s3.get("bucket")?.get("name")?.as_str()?,
+            s3.get("object")?.get("key")?.as_str()?,
+        ))
+    }
+
+    /// True when `wanted` names this record's input: its key as uploaded (`in/a b.txt`), as
+    /// the event encodes it (`in/a+b.txt`), or either as `s3://BUCKET/KEY`.
+    #[must_use]
+    pub fn is_input(&self, wanted: &str) -> bool {
+        let Some((bucket, key)) = self.event_object() else {
+            return false;
+        };
+        let decoded = crate::text::percent_decode(&key.replace('+', " "));
+        let (want_bucket, want_key) = match wanted.strip_prefix("s3://") {
+            Some(rest) => match rest.split_once('/') {
+                Some((b, k)) => (Some(b), k),
+                None => return false,
+            },
+            None => (None, wanted),
+        };
+        want_bucket.is_none_or(|b| b == bucket) && (want_key == key || decoded == want_key)
+    }
 }
 
 /// Lambda's invocation record (the fields scar reads).
@@ -105,9 +149,74 @@ pub fn parse(record: &str, bytes: &[u8]) -> Result<Failure, BadRecord> {
         reason: reason(&r.response_payload),
         request_id: shown(&r.request_context.request_id, 64),
         record: record.to_owned(),
+        retrying: None,
         event: r.request_payload,
+        function_arn: r.request_context.function_arn,
     })
 }
+
+/// The key of a record written at `secs` (since the epoch) for `function`, as Lambda names
+/// them: `aws/lambda/async/<function>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<id>`.
+#[must_use]
+pub fn record_key(function: &str, secs: u64, id: &str) -> String {
+    let at = crate::lock::rfc3339(secs);
+    let day = at.get(..10).unwrap_or_default().replace('-', "/");
+    let stamp = at.trim_end_matches('Z').replace(':', ".");
+    format!("{}{day}/{stamp}-{id}", prefix(function))
+}
+
+/// What a record says of the invocation that failed last: its request id and what the
+/// function answered (the supervisor's `ScarInvocationFailed`, or an error of the runtime).
+#[derive(Debug, Clone)]
+pub struct LastAttempt {
+    /// The request id.
+    pub request_id: String,
+    /// The answer, Lambda's `{errorType, errorMessage}`.
+    pub response: Value,
+}
+
+/// The invocation record of an event given up on after `attempts` invocations, in the format
+/// Lambda writes to an S3 destination, for one Lambda did not make: an event run here
+/// (`scar run --local`) or retried by `scar retry`. `secs` is when, since the epoch.
+#[must_use]
+pub fn record(
+    function_arn: &str,
+    attempts: u32,
+    event: &Value,
+    last: &LastAttempt,
+    secs: u64,
+) -> Vec<u8> {
+    let at = crate::lock::rfc3339(secs);
+    json!({
+        "version": "1.0",
+        "timestamp": format!("{}.000Z", at.trim_end_matches('Z')),
+        "requestContext": {
+            "requestId": last.request_id,
+            "functionArn": function_arn,
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": event,
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "responsePayload": last.response,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Where `scar retry` marks a record it has taken up: a small object beside the records,
+/// under `scar/retrying/`, named after the record's key.
+#[must_use]
+pub fn mark_key(record_key: &str) -> String {
+    format!("{MARKS}{record_key}")
+}
+
+/// The prefix of the marks.
+pub const MARKS: &str = "scar/retrying/";
 
 /// `s3://BUCKET/KEY` of an S3 event's first record. The key arrives URL-encoded (`+` for a
 /// space), as S3 sends it; it is shown so.
@@ -263,6 +372,38 @@ mod tests {
         let mut huge = record(json!({"errorMessage": "x"}), "k");
         huge.resize(MAX_RECORD_BYTES + 1, b' ');
         assert!(parse("s3://b/k", &huge).is_err_and(|e| e.to_string().contains("larger than")));
+    }
+
+    #[test]
+    fn a_record_scar_writes_reads_back_as_lambdas_do() {
+        let event = json!({"Records": [{"s3": {"bucket": {"name": "scans"}, "object": {"key": "in/a+b%2Bc.txt"}}}]});
+        let last = LastAttempt {
+            request_id: "r-9".into(),
+            response: json!({"errorType": "ScarInvocationFailed", "errorMessage": "the invocation failed: {\"ok\":false,\"results\":[{\"ok\":false,\"exit_status\":4,\"stderr_tail\":[\"no\"]}]}"}),
+        };
+        let secs = 1_796_647_200; // 2026-12-07T12:40:00Z
+        let key = record_key("ocr", secs, "r-9");
+        assert_eq!(
+            key,
+            "aws/lambda/async/ocr/2026/12/07/2026-12-07T12.40.00-r-9"
+        );
+        assert_eq!(day_of_key(&key, "ocr"), Some((2026, 12, 7)));
+        let arn = "arn:aws:lambda:us-east-1:123456789012:function:ocr";
+        let f = parse("s3://b/k", &super::record(arn, 3, &event, &last, secs)).expect("a record");
+        assert_eq!(
+            (
+                f.function.as_str(),
+                f.attempts,
+                f.reason.as_str(),
+                f.time.as_str()
+            ),
+            ("ocr", 3, "exit status 4: no", "2026-12-07T12:40:00.000Z")
+        );
+        assert_eq!(f.event, event);
+        // An input is named as uploaded, as the event encodes it, or with its bucket.
+        assert!(f.is_input("in/a b+c.txt") && f.is_input("in/a+b%2Bc.txt"));
+        assert!(f.is_input("s3://scans/in/a b+c.txt") && !f.is_input("s3://other/in/a b+c.txt"));
+        assert!(!f.is_input("in/a") && !f.is_input("s3://scans"));
     }
 
     #[test]

@@ -1,0 +1,201 @@
+//! `scar retry DIR [FUNCTION] [--input KEY]... [--all] [--dry-run] [--local]`: the inputs
+//! `scar failures` lists, run again with their original events; each record is marked while
+//! its retry runs, deleted when the input succeeds and replaced when it fails again
+//! (docs/commands/retry.md).
+
+use std::path::PathBuf;
+
+use super::cmd_failures::{cutoff, sources};
+use super::exit::{Failure, Outcome, success_if};
+use super::output::Output;
+use super::{AwsArgs, session};
+use crate::aws::LocalCredentials;
+use crate::failures::replay::{self, Retry, Settled};
+use crate::failures::store;
+use crate::failures::{self as records, LastAttempt};
+use crate::manifest::load::ManifestSet;
+use crate::manifest::resolve;
+
+/// A mark younger than this is a retry under way (the longest a Lambda invocation runs is 15
+/// minutes): its input is left alone. An older one is a retry that died, and is retried.
+const UNDER_WAY_SECS: u64 = 15 * 60;
+
+/// `scar retry`.
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    /// The stack directory
+    pub dir: PathBuf,
+    /// Only this function's failed inputs (or give --all)
+    pub function: Option<String>,
+    /// Only this input: its key as uploaded (`in/a b.txt`), or `s3://BUCKET/KEY`; repeatable
+    #[arg(long, value_name = "KEY")]
+    pub input: Vec<String>,
+    /// Every function's failed inputs
+    #[arg(long, conflicts_with = "function")]
+    pub all: bool,
+    /// Only inputs Lambda gave up on within this long: 30m, 12h, 7d
+    #[arg(long)]
+    pub since: Option<String>,
+    /// List what would be retried, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run them here, inside each function's image (as `scar run --local`), with what their
+    /// outputs start; failures of those are recorded as a local run records them
+    #[arg(long)]
+    pub local: bool,
+    /// Inputs retried at once
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// With `--local`: how long a Batch job may run here, in seconds
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 3600,
+        requires = "local"
+    )]
+    pub job_timeout: u64,
+    /// With `--local`: the credentials the function gets (as `scar run --local`)
+    #[arg(long, value_enum, default_value_t = LocalCredentials::Auto, requires = "local")]
+    pub credentials: LocalCredentials,
+}
+
+/// Invocations an input may take: the first, and the function's `retryAttempts`.
+fn tries(set: &ManifestSet, function: &str) -> u32 {
+    let stack = set.stack().map(|s| &s.value.spec);
+    set.functions
+        .iter()
+        .find(|f| f.value.metadata.name == function)
+        .map_or(1, |f| {
+            1 + resolve::effective(stack, &f.value.spec)
+                .on_failure
+                .retry_attempts
+        })
+}
+
+/// The records to retry: those `args` select, less those a retry is running now.
+fn select(args: &RetryArgs, found: Vec<records::Failure>, out: &Output) -> Vec<records::Failure> {
+    for wanted in &args.input {
+        if !found.iter().any(|f| f.is_input(wanted)) {
+            out.warn(&format!("no failed input is {wanted}"));
+        }
+    }
+    let now = store::now();
+    let mut chosen = Vec::new();
+    for f in found {
+        if !args.input.is_empty() && !args.input.iter().any(|w| f.is_input(w)) {
+            continue;
+        }
+        if let Some(since) = &f.retrying {
+            let age = crate::lock::parse_rfc3339(since).map(|t| now.saturating_sub(t));
+            if age.is_none_or(|a| a < UNDER_WAY_SECS) {
+                out.warn(&format!(
+                    "{}: a retry of it is under way (since {since}); left alone",
+                    f.input.as_deref().unwrap_or(&f.record)
+                ));
+                continue;
+            }
+        }
+        chosen.push(f);
+    }
+    chosen
+}
+
+/// `scar retry`.
+pub(super) fn run(args: &RetryArgs, aws: &AwsArgs, out: &Output) -> Outcome {
+    if args.function.is_none() && !args.all {
+        return Err(Failure::Message(
+            "name the function whose failed inputs to retry, or give --all for every function's"
+                .into(),
+        ));
+    }
+    let (set, desired) = session::load_set(&args.dir, out)?;
+    let sources = sources(&set, args.function.as_deref(), out)?;
+    let cutoff = cutoff(args.since.as_deref(), out)?;
+    let rt = session::runtime()?;
+    rt.block_on(async {
+        let cloud = session::connect(aws, &desired).await;
+        let warn = |w: &str| out.warn(w);
+        let found = store::list(&cloud, &sources, cutoff.as_deref(), &warn)
+            .await
+            .map_err(|e| session::cloud_failed(out, "listing the failure records failed", &e))?;
+        let chosen = select(args, found, out);
+        if chosen.is_empty() {
+            println!("no failed inputs to retry");
+            return success_if(true);
+        }
+        if args.dry_run {
+            for f in &chosen {
+                println!(
+                    "would retry {} <- {}  ({})",
+                    f.function,
+                    f.input.as_deref().unwrap_or("-"),
+                    f.record
+                );
+            }
+            println!("{} input(s) would be retried; nothing changed", chosen.len());
+            return success_if(true);
+        }
+        if args.local {
+            return super::cmd_local::retry(args, &set, &desired, aws, chosen, out).await;
+        }
+        let items = chosen
+            .into_iter()
+            .map(|f| Retry {
+                tries: tries(&set, &f.function),
+                failure: f,
+            })
+            .collect();
+        let cloud = &cloud;
+        let invoke = |function: String, event: serde_json::Value| async move {
+            let payload = event.to_string().into_bytes();
+            let answered = cloud
+                .invoke(&function, &payload, false)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(match answered.function_error {
+                None => Ok(()),
+                Some(_) => Err(LastAttempt {
+                    request_id: answered.request_id.unwrap_or_default(),
+                    response: serde_json::from_slice(&answered.payload).unwrap_or_else(
+                        |_| serde_json::json!({"errorMessage": String::from_utf8_lossy(&answered.payload)}),
+                    ),
+                }),
+            })
+        };
+        let seen = |f: &records::Failure, s: &Settled| say(f, s);
+        let settled = replay::run(cloud, items, args.concurrency, invoke, &seen).await;
+        success_if(summary(settled.iter().map(|(_, s)| s)))
+    })
+}
+
+/// One input's end, on stderr.
+pub(super) fn say(f: &records::Failure, s: &Settled) {
+    let input = f.input.as_deref().unwrap_or("-");
+    match s {
+        Settled::Succeeded { attempts } => {
+            eprintln!("ok      {} <- {input}  ({attempts} attempt(s))", f.function);
+        }
+        Settled::FailedAgain { attempts, record } => eprintln!(
+            "failed  {} <- {input}  ({attempts} attempt(s)); recorded again: {record}",
+            f.function
+        ),
+        Settled::NotRun(why) => eprintln!("not run {} <- {input}: {why}", f.function),
+    }
+}
+
+/// The count of each end, on stdout; true when every input succeeded.
+pub(super) fn summary<'a>(settled: impl Iterator<Item = &'a Settled>) -> bool {
+    let (mut ok, mut again, mut not_run) = (0, 0, 0);
+    for s in settled {
+        match s {
+            Settled::Succeeded { .. } => ok += 1,
+            Settled::FailedAgain { .. } => again += 1,
+            Settled::NotRun(_) => not_run += 1,
+        }
+    }
+    println!(
+        "{} input(s) retried: {ok} succeeded, {again} failed again (listed by `scar failures`), {not_run} not run",
+        ok + again + not_run
+    );
+    again == 0 && not_run == 0
+}
