@@ -256,10 +256,20 @@ pub(super) fn run(args: &RunArgs, call: &CallTime, aws: &AwsArgs, out: &Output) 
     })
 }
 
+/// How `scar retry --local` runs inputs here.
+pub(super) struct Here {
+    /// How long a Batch job may run, in seconds.
+    pub job_timeout: u64,
+    /// The credentials functions get.
+    pub credentials: LocalCredentials,
+    /// Inputs at once.
+    pub concurrency: usize,
+}
+
 /// `scar retry --local`: `chosen`'s events run here as `scar run --local` runs an upload's,
 /// with what their outputs start; then each record is settled by how its input went.
 pub(super) async fn retry(
-    args: &super::cmd_retry::RetryArgs,
+    args: Here,
     set: &ManifestSet,
     desired: &DesiredGraph,
     aws: &AwsArgs,
@@ -347,11 +357,11 @@ pub(super) async fn retry(
             Ok(()) => s,
             Err(e) => Settled::NotRun(format!("settling its record: {e}")),
         };
-        super::cmd_retry::say(f, &s);
+        say(f, &s);
         settled.push(s);
     }
     report(&steps, &names, began.elapsed(), false);
-    success_if(super::cmd_retry::summary(settled.iter()))
+    success_if(summary(settled.iter()))
 }
 
 /// Why a step failed, and the last lines of its standard error.
@@ -437,4 +447,40 @@ fn report(steps: &[Step], names: &[&str], took: Duration, as_json: bool) {
             println!("  | {l}");
         }
     }
+}
+
+/// One input's end, on stderr.
+pub(super) fn say(f: &crate::failures::Failure, s: &crate::failures::replay::Settled) {
+    let input = f.input.as_deref().unwrap_or("-");
+    match s {
+        crate::failures::replay::Settled::Succeeded { attempts } => {
+            eprintln!("ok      {} <- {input}  ({attempts} attempt(s))", f.function);
+        }
+        crate::failures::replay::Settled::FailedAgain { attempts, record } => eprintln!(
+            "failed  {} <- {input}  ({attempts} attempt(s)); recorded again: {record}",
+            f.function
+        ),
+        crate::failures::replay::Settled::NotRun(why) => {
+            eprintln!("not run {} <- {input}: {why}", f.function)
+        }
+    }
+}
+
+/// The count of each end, on stdout; true when every input succeeded.
+pub(super) fn summary<'a>(
+    settled: impl Iterator<Item = &'a crate::failures::replay::Settled>,
+) -> bool {
+    let (mut ok, mut again, mut not_run) = (0, 0, 0);
+    for s in settled {
+        match s {
+            crate::failures::replay::Settled::Succeeded { .. } => ok += 1,
+            crate::failures::replay::Settled::FailedAgain { .. } => again += 1,
+            crate::failures::replay::Settled::NotRun(_) => not_run += 1,
+        }
+    }
+    println!(
+        "{} input(s) retried: {ok} succeeded, {again} failed again (listed by `scar failures`), {not_run} not run",
+        ok + again + not_run
+    );
+    again == 0 && not_run == 0
 }

@@ -136,7 +136,19 @@ pub(super) fn run(args: &RetryArgs, aws: &AwsArgs, out: &Output) -> Outcome {
             return success_if(true);
         }
         if args.local {
-            return super::cmd_local::retry(args, &set, &desired, aws, chosen, out).await;
+            return super::cmd_local::retry(
+                super::cmd_local::Here {
+                    job_timeout: args.job_timeout,
+                    credentials: args.credentials,
+                    concurrency: args.concurrency,
+                },
+                &set,
+                &desired,
+                aws,
+                chosen,
+                out,
+            )
+            .await;
         }
         let items = chosen
             .into_iter()
@@ -162,40 +174,8 @@ pub(super) fn run(args: &RetryArgs, aws: &AwsArgs, out: &Output) -> Outcome {
                 }),
             })
         };
-        let seen = |f: &records::Failure, s: &Settled| say(f, s);
+        let seen = |f: &records::Failure, s: &Settled| super::cmd_local::say(f, s);
         let settled = replay::run(cloud, items, args.concurrency, invoke, &seen).await;
-        success_if(summary(settled.iter().map(|(_, s)| s)))
+        success_if(super::cmd_local::summary(settled.iter().map(|(_, s)| s)))
     })
-}
-
-/// One input's end, on stderr.
-pub(super) fn say(f: &records::Failure, s: &Settled) {
-    let input = f.input.as_deref().unwrap_or("-");
-    match s {
-        Settled::Succeeded { attempts } => {
-            eprintln!("ok      {} <- {input}  ({attempts} attempt(s))", f.function);
-        }
-        Settled::FailedAgain { attempts, record } => eprintln!(
-            "failed  {} <- {input}  ({attempts} attempt(s)); recorded again: {record}",
-            f.function
-        ),
-        Settled::NotRun(why) => eprintln!("not run {} <- {input}: {why}", f.function),
-    }
-}
-
-/// The count of each end, on stdout; true when every input succeeded.
-pub(super) fn summary<'a>(settled: impl Iterator<Item = &'a Settled>) -> bool {
-    let (mut ok, mut again, mut not_run) = (0, 0, 0);
-    for s in settled {
-        match s {
-            Settled::Succeeded { .. } => ok += 1,
-            Settled::FailedAgain { .. } => again += 1,
-            Settled::NotRun(_) => not_run += 1,
-        }
-    }
-    println!(
-        "{} input(s) retried: {ok} succeeded, {again} failed again (listed by `scar failures`), {not_run} not run",
-        ok + again + not_run
-    );
-    again == 0 && not_run == 0
 }
