@@ -140,28 +140,31 @@ impl AwsCloud {
         Ok(out)
     }
 
+    /// One `CreateBucket` of `name` in `region`.
+    async fn send_create_bucket(&self, name: &str, region: &str) -> Result<(), CloudError> {
+        let mut req = self.s3.create_bucket().bucket(name);
+        // us-east-1 takes no location constraint; every other region needs one (SCAR
+        // omitted it and failed outside us-east-1).
+        if region != "us-east-1" {
+            req = req.create_bucket_configuration(
+                st::CreateBucketConfiguration::builder()
+                    .location_constraint(st::BucketLocationConstraint::from(region))
+                    .build(),
+            );
+        }
+        req.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("s3:CreateBucket", &e))
+    }
+
     pub(super) async fn create_bucket(
         &self,
         name: &str,
         region: &str,
         tags: &BTreeMap<String, String>,
     ) -> Result<(), CloudError> {
-        let r = with_retry(self.backoff, name, || async {
-            let mut req = self.s3.create_bucket().bucket(name);
-            // us-east-1 takes no location constraint; every other region needs one (SCAR
-            // omitted it and failed outside us-east-1).
-            if region != "us-east-1" {
-                req = req.create_bucket_configuration(
-                    st::CreateBucketConfiguration::builder()
-                        .location_constraint(st::BucketLocationConstraint::from(region))
-                        .build(),
-                );
-            }
-            req.send()
-                .await
-                .map_err(|e| classify("s3:CreateBucket", &e))
-        })
-        .await;
+        let r = with_retry(self.backoff, name, || self.send_create_bucket(name, region)).await;
         match r {
             Ok(_) => self.tag_bucket(name, tags).await,
             Err(e) if e.kind == ErrorKind::AlreadyExists => {
@@ -181,19 +184,7 @@ impl AwsCloud {
     /// so for the owner), another account's is refused. [`Owner::ThisStack`] or
     /// [`Owner::Unowned`].
     async fn bucket_is_this_accounts(&self, name: &str, region: &str) -> Result<Owner, CloudError> {
-        let mut req = self.s3.create_bucket().bucket(name);
-        if region != "us-east-1" {
-            req = req.create_bucket_configuration(
-                st::CreateBucketConfiguration::builder()
-                    .location_constraint(st::BucketLocationConstraint::from(region))
-                    .build(),
-            );
-        }
-        match req
-            .send()
-            .await
-            .map_err(|e| classify("s3:CreateBucket", &e))
-        {
+        match self.send_create_bucket(name, region).await {
             Ok(_) => Ok(Owner::ThisStack),
             Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(Owner::ThisStack),
             Err(e) if e.message.contains("BucketAlreadyExists") => Ok(Owner::Unowned),

@@ -31,7 +31,7 @@ pub struct FailuresArgs {
 }
 
 /// `7d`, or what [`crate::watch::parse_duration`] takes; in seconds.
-pub(super) fn since_seconds(s: &str) -> Result<u64, String> {
+fn since_seconds(s: &str) -> Result<u64, String> {
     match s.strip_suffix('d').map(str::parse::<u64>) {
         Some(Ok(days)) => days
             .checked_mul(86_400)

@@ -22,19 +22,14 @@ use crate::manifest::check::fires;
 use crate::manifest::load::ManifestSet;
 use crate::model::DesiredGraph;
 
-/// At most this many invocations in one local run (`scar validate` rejects cycles; this
-/// guards against what it cannot see).
-const MAX_INVOCATIONS: usize = 10_000;
-
-/// The session of a local run: connected to the stack's region, its lines on stderr.
+/// The session of a local run on `cloud` (the stack's region's), its lines on stderr.
 async fn open(
     set: &ManifestSet,
     desired: &DesiredGraph,
-    aws: &AwsArgs,
+    cloud: std::sync::Arc<crate::aws::AwsCloud>,
     job_timeout: Duration,
     credentials: LocalCredentials,
 ) -> Result<Session, LocalError> {
-    let cloud = session::connect(aws, desired).await;
     let say = |line: &str| eprintln!("{line}");
     Session::new(set, desired, cloud, job_timeout, credentials, &say).await
 }
@@ -115,7 +110,7 @@ pub(super) fn invoke(args: &InvokeArgs, how: &Invoke, aws: &AwsArgs, out: &Outpu
         let local = open(
             &set,
             &desired,
-            aws,
+            session::connect(aws, &desired).await,
             Duration::from_secs(3600),
             args.credentials,
         )
@@ -198,7 +193,7 @@ pub(super) fn run(args: &RunArgs, call: &CallTime, aws: &AwsArgs, out: &Output) 
         let local = open(
             &set,
             &desired,
-            aws,
+            session::connect(aws, &desired).await,
             Duration::from_secs(args.job_timeout),
             args.credentials,
         )
@@ -241,16 +236,7 @@ pub(super) fn run(args: &RunArgs, call: &CallTime, aws: &AwsArgs, out: &Output) 
                 s.id, names[s.function], s.input
             );
         };
-        let steps = workflow::run_all(
-            &local.functions,
-            starts,
-            args.concurrency,
-            MAX_INVOCATIONS,
-            &local.host.region,
-            |i, event| local.run_event(i, event),
-            &seen,
-        )
-        .await;
+        let steps = local.run_workflow(starts, args.concurrency, &seen).await;
         report(&steps, &names, began.elapsed(), args.as_json);
         success_if(steps.iter().all(Step::ok))
     })
@@ -272,7 +258,7 @@ pub(super) async fn retry(
     args: Here,
     set: &ManifestSet,
     desired: &DesiredGraph,
-    aws: &AwsArgs,
+    cloud: std::sync::Arc<crate::aws::AwsCloud>,
     chosen: Vec<crate::failures::Failure>,
     out: &Output,
 ) -> Outcome {
@@ -285,13 +271,12 @@ pub(super) async fn retry(
     let local = open(
         set,
         desired,
-        aws,
+        cloud.clone(),
         Duration::from_secs(args.job_timeout),
         args.credentials,
     )
     .await
     .map_err(|e| fail(e.to_string()))?;
-    let cloud = session::connect(aws, desired).await;
     // Root steps get the ids 1..=n in the order of their starts (`workflow::run_all`).
     let mut starts = Vec::new();
     let mut marked = Vec::new();
@@ -316,16 +301,7 @@ pub(super) async fn retry(
     let began = Instant::now();
     let names: Vec<&str> = local.functions.iter().map(|f| f.name.as_str()).collect();
     let seen = |_: &Step| {};
-    let steps = workflow::run_all(
-        &local.functions,
-        starts,
-        args.concurrency,
-        MAX_INVOCATIONS,
-        &local.host.region,
-        |i, event| local.run_event(i, event),
-        &seen,
-    )
-    .await;
+    let steps = local.run_workflow(starts, args.concurrency, &seen).await;
     let mut settled = Vec::new();
     for (n, f) in marked.iter().enumerate() {
         let step = steps.iter().find(|s| s.id == n + 1);

@@ -144,7 +144,7 @@ pub(super) fn run(args: &RetryArgs, aws: &AwsArgs, out: &Output) -> Outcome {
                 },
                 &set,
                 &desired,
-                aws,
+                cloud.clone(),
                 chosen,
                 out,
             )

@@ -61,20 +61,11 @@ impl Failure {
         self.record.strip_prefix("s3://")?.split_once('/')
     }
 
-    /// The input's bucket and key as S3 sent them in the event (URL-encoded).
-    fn event_object(&self) -> Option<(&str, &str)> {
-        let s3 = self.event.get("Records")?.get(0)?.get("s3")?;
-        Some((
-            s3.get("bucket")?.get("name")?.as_str()?,
-            s3.get("object")?.get("key")?.as_str()?,
-        ))
-    }
-
     /// True when `wanted` names this record's input: its key as uploaded (`in/a b.txt`), as
     /// the event encodes it (`in/a+b.txt`), or either as `s3://BUCKET/KEY`.
     #[must_use]
     pub fn is_input(&self, wanted: &str) -> bool {
-        let Some((bucket, key)) = self.event_object() else {
+        let Some((bucket, key)) = event_object(&self.event) else {
             return false;
         };
         let decoded = crate::text::percent_decode(&key.replace('+', " "));
@@ -218,12 +209,19 @@ pub fn mark_key(record_key: &str) -> String {
 /// The prefix of the marks.
 pub const MARKS: &str = "scar/retrying/";
 
-/// `s3://BUCKET/KEY` of an S3 event's first record. The key arrives URL-encoded (`+` for a
-/// space), as S3 sends it; it is shown so.
-fn s3_input(event: &Value) -> Option<String> {
+/// The bucket and key of an S3 event's first record, as S3 sent them (the key URL-encoded,
+/// `+` for a space).
+fn event_object(event: &Value) -> Option<(&str, &str)> {
     let s3 = event.get("Records")?.get(0)?.get("s3")?;
-    let bucket = s3.get("bucket")?.get("name")?.as_str()?;
-    let key = s3.get("object")?.get("key")?.as_str()?;
+    Some((
+        s3.get("bucket")?.get("name")?.as_str()?,
+        s3.get("object")?.get("key")?.as_str()?,
+    ))
+}
+
+/// `s3://BUCKET/KEY` of an S3 event's first record, the key shown as S3 sent it.
+fn s3_input(event: &Value) -> Option<String> {
+    let (bucket, key) = event_object(event)?;
     Some(shown(&format!("s3://{bucket}/{key}"), 1100))
 }
 

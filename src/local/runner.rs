@@ -36,6 +36,17 @@ pub struct Host {
     pub cache: PathBuf,
 }
 
+impl Host {
+    /// The ARN function `name` has here, as Lambda would give it.
+    #[must_use]
+    pub fn function_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:lambda:{}:{}:function:{name}",
+            self.region, self.account
+        )
+    }
+}
+
 /// A function whose image is ready to run.
 #[derive(Debug, Clone)]
 pub struct Ready {
@@ -356,10 +367,7 @@ pub async fn run(host: &Host, r: &Ready, event: &[u8]) -> Result<RunResult, Loca
         let inv = Invocation {
             tool: host.tool.clone(),
             function: f.name.clone(),
-            function_arn: format!(
-                "arn:aws:lambda:{}:{}:function:{}",
-                host.region, host.account, f.name
-            ),
+            function_arn: host.function_arn(&f.name),
             memory: f.memory,
             region: host.region.clone(),
             timeout: f.timeout,

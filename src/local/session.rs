@@ -18,6 +18,10 @@ use crate::manifest::load::ManifestSet;
 use crate::manifest::types::InputSpec;
 use crate::model::DesiredGraph;
 
+/// At most this many invocations in one local run (`scar validate` rejects cycles; this
+/// guards against what it cannot see).
+const MAX_INVOCATIONS: usize = 10_000;
+
 /// What runs here: the stack's functions, their images made ready once each, on first use.
 pub struct Session {
     /// The machine the functions run on: the sandbox, the region, the environment.
@@ -156,10 +160,7 @@ impl Session {
             };
             let event: serde_json::Value =
                 serde_json::from_slice(&event).unwrap_or(serde_json::Value::Null);
-            let arn = format!(
-                "arn:aws:lambda:{}:{}:function:{}",
-                self.host.region, self.host.account, f.name
-            );
+            let arn = self.host.function_arn(&f.name);
             let written = crate::failures::store::write(
                 &self.cloud,
                 bucket,
@@ -175,6 +176,26 @@ impl Session {
             }));
         }
         Ok(r)
+    }
+
+    /// Runs `starts` and every invocation their uploads start (S3 events, as
+    /// [`Session::run_event`] runs them), `concurrency` at once; `seen` hears each as it ends.
+    pub async fn run_workflow(
+        &self,
+        starts: Vec<super::workflow::Start>,
+        concurrency: usize,
+        seen: &(dyn Fn(&super::workflow::Step) + Sync),
+    ) -> Vec<super::workflow::Step> {
+        super::workflow::run_all(
+            &self.functions,
+            starts,
+            concurrency,
+            MAX_INVOCATIONS,
+            &self.host.region,
+            |i, event| self.run_event(i, event),
+            seen,
+        )
+        .await
     }
 
     /// The S3 objects an `--input` names: `s3://BUCKET/KEY` as it is, or local files (a

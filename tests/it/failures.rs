@@ -109,15 +109,7 @@ async fn a_failure_policy_is_applied_read_back_healed_and_removed() {
             .iter()
             .any(|t| t.key() == "scar:stack" && t.value() == "books")
     );
-    let iam = aws_sdk_iam::Client::new(&moto.sdk().await);
-    let role_policy = iam
-        .get_role_policy()
-        .role_name("scar-books-exec")
-        .policy_name("scar")
-        .send()
-        .await
-        .expect("the role's policy");
-    let doc = urlencoding_free(role_policy.policy_document());
+    let doc = role_policy(&moto).await;
     assert!(
         doc.contains("WriteFailureRecords")
             && doc.contains(&format!("arn:aws:s3:::{}/*", failures_bucket())),
@@ -226,6 +218,19 @@ spec:
     assert_eq!(plan(&moto, dir.path()).0, Some(0));
 }
 
+/// The managed role's policy document.
+async fn role_policy(moto: &Moto) -> String {
+    let iam = aws_sdk_iam::Client::new(&moto.sdk().await);
+    let out = iam
+        .get_role_policy()
+        .role_name("scar-books-exec")
+        .policy_name("scar")
+        .send()
+        .await
+        .expect("the role's policy");
+    urlencoding_free(out.policy_document())
+}
+
 /// IAM's policy documents come URL-encoded from AWS (moto sends them plain).
 fn urlencoding_free(doc: &str) -> String {
     doc.replace("%22", "\"")
@@ -256,15 +261,7 @@ async fn records_go_where_the_manifest_says_and_another_accounts_failures_bucket
         "{}",
         stdout(&applied)
     );
-    let iam = aws_sdk_iam::Client::new(&moto.sdk().await);
-    let role_policy = iam
-        .get_role_policy()
-        .role_name("scar-books-exec")
-        .policy_name("scar")
-        .send()
-        .await
-        .expect("the role's policy");
-    let doc = urlencoding_free(role_policy.policy_document());
+    let doc = role_policy(&moto).await;
     assert!(
         doc.contains("SendFailureRecords")
             && doc.contains("arn:aws:sqs:us-east-1:123456789012:book-failures"),
