@@ -61,6 +61,13 @@ pub async fn list(
                 }
             };
             match parse(&at, &bytes) {
+                // Lambda writes a function's records under its own prefix. One that names
+                // another function was written by someone else: `scar retry` would invoke
+                // that function with whatever event the record holds.
+                Ok(f) if f.function != s.function => warn(&format!(
+                    "{at}: skipped: it lies under the records of `{}` but names the function `{}`",
+                    s.function, f.function
+                )),
                 Ok(mut f) if cutoff.is_none_or(|c| f.time.get(..19) >= c.get(..19)) => {
                     let mark = mark_key(&key);
                     if marks.contains(&mark) {

@@ -425,6 +425,13 @@ async fn failed_inputs_are_listed_with_the_supervisors_reason() {
             "aws/lambda/async/ocr/2026/12/07/2026-12-07T11.00.00-5e6f",
             "not a record".to_owned(),
         ),
+        // Whoever may write into the bucket (a function's role may) forges a record under
+        // ocr's prefix that names another function: `scar retry` would invoke that one.
+        (
+            "aws/lambda/async/ocr/2026/12/07/2026-12-07T12.00.00-7a8b",
+            lambda_record("pages/8.tif", "2026-12-07T12:00:00.000Z", 3, &failed)
+                .replace("function:ocr:", "function:victim:"),
+        ),
     ] {
         s3.put_object()
             .bucket(&bucket)
@@ -453,6 +460,18 @@ async fn failed_inputs_are_listed_with_the_supervisors_reason() {
         crate::support::stderr(&out).contains("not a Lambda invocation record"),
         "a record that is not one is named: {}",
         crate::support::stderr(&out)
+    );
+    assert!(
+        crate::support::stderr(&out).contains("names the function `victim`"),
+        "a record that names another function is named, and skipped: {}",
+        crate::support::stderr(&out)
+    );
+    let dry = moto.scar(dir.path(), &["retry", ".", "ocr", "--dry-run"]);
+    ok(&dry);
+    assert!(
+        stdout(&dry).contains("2 input(s) would be retried") && !stdout(&dry).contains("victim"),
+        "{}",
+        stdout(&dry)
     );
 
     // Only what Lambda gave up on lately: the 2019 record is not listed, nor even read.
