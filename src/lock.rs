@@ -25,6 +25,10 @@ pub enum Operation {
     Adopt,
     /// `scar watch`.
     Watch,
+    /// `scar pause`.
+    Pause,
+    /// `scar resume`.
+    Resume,
     /// A bucket's notification configuration being merged (the per-bucket lease).
     Notification,
     /// Anything else, as written.
@@ -40,6 +44,8 @@ impl Operation {
             Operation::Destroy => "destroy",
             Operation::Adopt => "adopt",
             Operation::Watch => "watch",
+            Operation::Pause => "pause",
+            Operation::Resume => "resume",
             Operation::Notification => "notification",
             Operation::Other(s) => s,
         }
@@ -51,6 +57,8 @@ impl Operation {
             "destroy" => Operation::Destroy,
             "adopt" => Operation::Adopt,
             "watch" => Operation::Watch,
+            "pause" => Operation::Pause,
+            "resume" => Operation::Resume,
             "notification" => Operation::Notification,
             _ => Operation::Other(s),
         }
@@ -309,7 +317,13 @@ mod tests {
 
     #[test]
     fn operations_read_back_as_written_even_unknown_ones() {
-        for op in [Operation::Apply, Operation::Destroy, Operation::Watch] {
+        for op in [
+            Operation::Apply,
+            Operation::Destroy,
+            Operation::Watch,
+            Operation::Pause,
+            Operation::Resume,
+        ] {
             let json = serde_json::to_string(&op).expect("serialise");
             assert_eq!(json, format!("\"{op}\""));
             assert_eq!(serde_json::from_str::<Operation>(&json).ok(), Some(op));

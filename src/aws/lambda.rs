@@ -319,11 +319,7 @@ impl AwsCloud {
                 e.message()
             )));
         }
-        let t: BTreeMap<String, String> = out
-            .tags()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
-        Ok(Owner::from_tags(stack, &t))
+        Ok(Owner::from_tags(stack, &super::pause::function_tags(&out)))
     }
 
     /// `GetFunction` (configuration, image and tags in one call) within its quota; `None` when
@@ -494,7 +490,7 @@ impl AwsCloud {
     }
 
     /// Sets the function's reserved concurrency.
-    async fn put_concurrency(&self, name: &str, n: i32) -> Result<(), CloudError> {
+    pub(super) async fn put_concurrency(&self, name: &str, n: i32) -> Result<(), CloudError> {
         self.lambda_call(name, || async {
             self.lambda
                 .put_function_concurrency()

@@ -18,6 +18,7 @@ mod network;
 mod ops;
 mod owner;
 mod page;
+mod pause;
 mod refresh;
 mod s3;
 
@@ -36,6 +37,7 @@ use crate::cloud::{CloudError, ErrorKind, Settings};
 pub use classify::classify;
 pub use lock::{HeldLock, LockError};
 pub use ops::{FunctionStatus, Invoked, LocalCredentials, LogEvent, files_to_put, upload_files};
+pub use pause::Deployed;
 
 /// Clients for every service a stack touches, and the run's limits.
 pub struct AwsCloud {

@@ -28,6 +28,8 @@ pub struct FunctionStatus {
     pub supervisor: Option<String>,
     /// When it last changed (ISO 8601, as Lambda says).
     pub last_modified: String,
+    /// Since when `scar pause` holds it (RFC 3339); `None` when it is not paused.
+    pub paused: Option<String>,
 }
 
 /// One log event.
@@ -233,6 +235,8 @@ impl AwsCloud {
                 .and_then(|v| v.get("SCAR_SUPERVISOR_VERSION").cloned())
                 .or_else(|| out.tags().and_then(|t| t.get("scar:supervisor").cloned())),
             last_modified: c.last_modified().unwrap_or_default().to_owned(),
+            paused: crate::model::pause::Hold::read(&super::pause::function_tags(&out))
+                .map(|h| h.since),
         }))
     }
 

@@ -69,6 +69,25 @@ pub struct InvokeArgs {
     pub args: Vec<String>,
 }
 
+/// What a run here needs besides what to run (`scar run --local`, `scar retry --local`).
+#[derive(Debug, clap::Args)]
+pub struct HereArgs {
+    /// With `--local`: how long a Batch job may run here, in seconds.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 3600,
+        requires = "local"
+    )]
+    pub job_timeout: u64,
+    /// With `--local`: the credentials the function gets. `auto`: its role's, when you may
+    /// assume it (an hour, as Lambda gives them), else short-lived ones of yours (your
+    /// session's, or an hour of `sts:GetSessionToken`); `session`: short-lived ones of yours;
+    /// `long-term`: yours as they are, long-term keys included.
+    #[arg(long, value_enum, default_value_t = LocalCredentials::Auto, requires = "local")]
+    pub credentials: LocalCredentials,
+}
+
 /// The arguments of `scar run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -86,20 +105,8 @@ pub struct RunArgs {
     /// left. S3 is the stack's.
     #[arg(long)]
     pub local: bool,
-    /// With `--local`: how long a Batch job may run here, in seconds.
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        default_value_t = 3600,
-        requires = "local"
-    )]
-    pub job_timeout: u64,
-    /// With `--local`: the credentials the function gets. `auto`: its role's, when you may
-    /// assume it (an hour, as Lambda gives them), else short-lived ones of yours (your
-    /// session's, or an hour of `sts:GetSessionToken`); `session`: short-lived ones of yours;
-    /// `long-term`: yours as they are, long-term keys included.
-    #[arg(long, value_enum, default_value_t = LocalCredentials::Auto, requires = "local")]
-    pub credentials: LocalCredentials,
+    #[command(flatten)]
+    pub here: HereArgs,
 
     /// Invocations at once.
     #[arg(long, default_value_t = 8)]

@@ -194,8 +194,8 @@ pub(super) fn run(args: &RunArgs, call: &CallTime, aws: &AwsArgs, out: &Output) 
             &set,
             &desired,
             session::connect(aws, &desired).await,
-            Duration::from_secs(args.job_timeout),
-            args.credentials,
+            Duration::from_secs(args.here.job_timeout),
+            args.here.credentials,
         )
         .await
         .map_err(|e| fail(e.to_string()))?;

@@ -164,6 +164,7 @@ pub(super) fn ls(args: &LsArgs, aws: &AwsArgs, out: &Output) -> Outcome {
                 "digest": status.as_ref().and_then(|s| s.digest.clone()),
                 "supervisor": status.as_ref().and_then(|s| s.supervisor.clone()),
                 "last_modified": status.as_ref().map(|s| s.last_modified.clone()),
+                "paused": status.as_ref().and_then(|s| s.paused.clone()),
                 "url": url,
             }));
         }
@@ -210,6 +211,8 @@ pub(super) fn ls(args: &LsArgs, aws: &AwsArgs, out: &Output) -> Outcome {
                         let c = cell(&r[*k]);
                         if *k == "state" && r["deployed"] == false {
                             "not deployed".to_owned()
+                        } else if *k == "state" && r["paused"].is_string() {
+                            format!("{c} (paused)")
                         } else if *k == "digest" && c.len() > 19 {
                             c[..19].to_owned()
                         } else {

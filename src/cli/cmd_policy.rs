@@ -1,4 +1,4 @@
-//! `scar policy DIR [--for plan|apply] [--account ID]`: the IAM policy whoever runs scar on
+//! `scar policy DIR [--for plan|apply|operate] [--account ID]`: the IAM policy whoever runs scar on
 //! this stack needs, scoped to the stack's names (docs/commands/policy.md).
 
 use std::path::PathBuf;
@@ -27,6 +27,7 @@ pub(super) fn run(args: &PolicyArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     let operation = match args.operation {
         PolicyFor::Plan => Operation::Plan,
         PolicyFor::Apply => Operation::Apply,
+        PolicyFor::Operate => Operation::Operate,
     };
     let desired = session::load(dir, out)?;
     let account = match account

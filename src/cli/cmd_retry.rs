@@ -9,7 +9,7 @@ use super::cmd_failures::{cutoff, sources};
 use super::exit::{Failure, Outcome, success_if};
 use super::output::Output;
 use super::{AwsArgs, session};
-use crate::aws::LocalCredentials;
+use crate::aws::AwsCloud;
 use crate::failures::replay::{self, Retry, Settled};
 use crate::failures::store;
 use crate::failures::{self as records, LastAttempt};
@@ -46,17 +46,8 @@ pub struct RetryArgs {
     /// Inputs retried at once
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
-    /// With `--local`: how long a Batch job may run here, in seconds
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        default_value_t = 3600,
-        requires = "local"
-    )]
-    pub job_timeout: u64,
-    /// With `--local`: the credentials the function gets (as `scar run --local`)
-    #[arg(long, value_enum, default_value_t = LocalCredentials::Auto, requires = "local")]
-    pub credentials: LocalCredentials,
+    #[command(flatten)]
+    pub here: super::cmd_invoke::HereArgs,
 }
 
 /// Invocations an input may take: the first, and the function's `retryAttempts`.
@@ -72,9 +63,14 @@ fn tries(set: &ManifestSet, function: &str) -> u32 {
         })
 }
 
-/// The records to retry: those `args` select, less those a retry is running now.
-fn select(args: &RetryArgs, found: Vec<records::Failure>, out: &Output) -> Vec<records::Failure> {
-    for wanted in &args.input {
+/// The records to retry: those of `inputs` (every one when empty), less those a retry is
+/// running now.
+pub(super) fn select(
+    inputs: &[String],
+    found: Vec<records::Failure>,
+    out: &Output,
+) -> Vec<records::Failure> {
+    for wanted in inputs {
         if !found.iter().any(|f| f.is_input(wanted)) {
             out.warn(&format!("no failed input is {wanted}"));
         }
@@ -82,7 +78,7 @@ fn select(args: &RetryArgs, found: Vec<records::Failure>, out: &Output) -> Vec<r
     let now = store::now();
     let mut chosen = Vec::new();
     for f in found {
-        if !args.input.is_empty() && !args.input.iter().any(|w| f.is_input(w)) {
+        if !inputs.is_empty() && !inputs.iter().any(|w| f.is_input(w)) {
             continue;
         }
         if let Some(since) = &f.retrying {
@@ -118,7 +114,7 @@ pub(super) fn run(args: &RetryArgs, aws: &AwsArgs, out: &Output) -> Outcome {
         let found = store::list(&cloud, &sources, cutoff.as_deref(), &warn)
             .await
             .map_err(|e| session::cloud_failed(out, "listing the failure records failed", &e))?;
-        let chosen = select(args, found, out);
+        let chosen = select(&args.input, found, out);
         if chosen.is_empty() {
             println!("no failed inputs to retry");
             return success_if(true);
@@ -132,14 +128,17 @@ pub(super) fn run(args: &RetryArgs, aws: &AwsArgs, out: &Output) -> Outcome {
                     f.record
                 );
             }
-            println!("{} input(s) would be retried; nothing changed", chosen.len());
+            println!(
+                "{} input(s) would be retried; nothing changed",
+                chosen.len()
+            );
             return success_if(true);
         }
         if args.local {
             return super::cmd_local::retry(
                 super::cmd_local::Here {
-                    job_timeout: args.job_timeout,
-                    credentials: args.credentials,
+                    job_timeout: args.here.job_timeout,
+                    credentials: args.here.credentials,
                     concurrency: args.concurrency,
                 },
                 &set,
@@ -150,32 +149,41 @@ pub(super) fn run(args: &RetryArgs, aws: &AwsArgs, out: &Output) -> Outcome {
             )
             .await;
         }
-        let items = chosen
-            .into_iter()
-            .map(|f| Retry {
-                tries: tries(&set, &f.function),
-                failure: f,
-            })
-            .collect();
-        let cloud = &cloud;
-        let invoke = |function: String, event: serde_json::Value| async move {
-            let payload = event.to_string().into_bytes();
-            let answered = cloud
-                .invoke(&function, &payload, false)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(match answered.function_error {
-                None => Ok(()),
-                Some(_) => Err(LastAttempt {
-                    request_id: answered.request_id.unwrap_or_default(),
-                    response: serde_json::from_slice(&answered.payload).unwrap_or_else(
-                        |_| serde_json::json!({"errorMessage": String::from_utf8_lossy(&answered.payload)}),
-                    ),
-                }),
-            })
-        };
-        let seen = |f: &records::Failure, s: &Settled| super::cmd_local::say(f, s);
-        let settled = replay::run(cloud, items, args.concurrency, invoke, &seen).await;
-        success_if(super::cmd_local::summary(settled.iter().map(|(_, s)| s)))
+        in_aws(&cloud, &set, chosen, args.concurrency).await
     })
+}
+
+/// Retries `chosen` in Lambda, `concurrency` at once, saying how each went.
+pub(super) async fn in_aws(
+    cloud: &AwsCloud,
+    set: &ManifestSet,
+    chosen: Vec<records::Failure>,
+    concurrency: usize,
+) -> Outcome {
+    let items = chosen
+        .into_iter()
+        .map(|f| Retry {
+            tries: tries(set, &f.function),
+            failure: f,
+        })
+        .collect();
+    let invoke = |function: String, event: serde_json::Value| async move {
+        let payload = event.to_string().into_bytes();
+        let answered = cloud
+            .invoke(&function, &payload, false)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(match answered.function_error {
+            None => Ok(()),
+            Some(_) => Err(LastAttempt {
+                request_id: answered.request_id.unwrap_or_default(),
+                response: serde_json::from_slice(&answered.payload).unwrap_or_else(
+                    |_| serde_json::json!({"errorMessage": String::from_utf8_lossy(&answered.payload)}),
+                ),
+            }),
+        })
+    };
+    let seen = |f: &records::Failure, s: &Settled| super::cmd_local::say(f, s);
+    let settled = replay::run(cloud, items, concurrency, invoke, &seen).await;
+    success_if(super::cmd_local::summary(settled.iter().map(|(_, s)| s)))
 }

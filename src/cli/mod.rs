@@ -13,6 +13,7 @@ mod cmd_invoke;
 mod cmd_local;
 mod cmd_ops;
 mod cmd_output;
+mod cmd_pause;
 mod cmd_plan;
 mod cmd_policy;
 mod cmd_retry;
@@ -105,6 +106,9 @@ pub enum PolicyFor {
     Plan,
     /// `apply`, `destroy`, `watch` (reads and writes).
     Apply,
+    /// `failures`, `retry`, `pause`, `resume` (reads, the failure records, invoking and
+    /// holding the functions).
+    Operate,
 }
 
 /// Output format of a plan.
@@ -219,6 +223,13 @@ pub enum Command {
     /// record is deleted when its input succeeds and replaced when it fails again. Safe to
     /// run twice.
     Retry(cmd_retry::RetryArgs),
+    /// Hold a function without losing its inputs: Lambda runs none of its events (reserved
+    /// concurrency 0); those S3 sends wait, or go to its failure records. Plans keep it
+    /// paused.
+    Pause(cmd_pause::PauseArgs),
+    /// Run a paused function again: its concurrency back, then the inputs held meanwhile
+    /// retried from its failure records.
+    Resume(cmd_pause::ResumeArgs),
     /// Draw the stack's workflow: functions, the S3 locations that trigger them and that they
     /// write to, HTTP entry points and Batch delegation. No AWS call.
     Graph(cmd_graph::GraphArgs),
@@ -325,6 +336,8 @@ pub fn main() -> ExitCode {
         Command::Logs(a) => cmd_ops::logs(a, aws, &out),
         Command::Failures(a) => cmd_failures::run(a, aws, &out),
         Command::Retry(a) => cmd_retry::run(a, aws, &out),
+        Command::Pause(a) => cmd_pause::pause(a, aws, &out),
+        Command::Resume(a) => cmd_pause::resume(a, aws, &out),
         Command::Graph(a) => cmd_graph::run(a, &out),
         Command::Image {
             command: ImageCommand::Build(a),

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 /// Where Lambda writes a function's records in an S3 destination.
 #[must_use]
 pub fn prefix(function: &str) -> String {
-    format!("aws/lambda/async/{function}/")
+    format!("{}{function}/", crate::model::failures::RECORDS)
 }
 
 /// The most of a record scar reads (Lambda's payloads are at most 256 KiB each way).
@@ -206,8 +206,7 @@ pub fn mark_key(record_key: &str) -> String {
     format!("{MARKS}{record_key}")
 }
 
-/// The prefix of the marks.
-pub const MARKS: &str = "scar/retrying/";
+pub use crate::model::failures::MARKS;
 
 /// The bucket and key of an S3 event's first record, as S3 sent them (the key URL-encoded,
 /// `+` for a space).

@@ -18,6 +18,12 @@ pub struct Policy {
     pub bucket: Option<String>,
 }
 
+/// Where Lambda writes the records of asynchronous invocations in an S3 destination (then
+/// `<function>/YYYY/MM/DD/...`).
+pub const RECORDS: &str = "aws/lambda/async/";
+/// Where `scar retry` marks the records it is retrying (then the record's key).
+pub const MARKS: &str = "scar/retrying/";
+
 /// The stack's default failures bucket: `scar-<stack>-failures-` and 8 hex digits of the
 /// stack, its region and its account (when the manifests name it), so that stacks of one
 /// name in two regions or accounts do not meet. At most 55 characters (a stack name has at

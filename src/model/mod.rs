@@ -14,6 +14,7 @@ mod grants;
 mod graph;
 pub mod http;
 pub mod live;
+pub mod pause;
 pub mod policy;
 mod role;
 pub mod tags;

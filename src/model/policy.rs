@@ -20,6 +20,9 @@ pub enum Operation {
     Plan,
     /// `scar apply`, `scar destroy`, `scar watch`: reads and writes.
     Apply,
+    /// `scar failures`, `scar retry`, `scar pause`, `scar resume`: reads, the failure
+    /// records, invoking the functions and holding them.
+    Operate,
 }
 
 /// The policy document for `operation` on `desired`'s stack in `account`.
@@ -31,6 +34,9 @@ pub fn policy(desired: &DesiredGraph, account: &str, operation: Operation) -> Va
         write_statements(&sc, &mut statements);
         role_statements(desired, &sc, &mut statements);
         pass_role_and_batch_statements(desired, &sc, &mut statements);
+    }
+    if operation == Operation::Operate {
+        operate_statements(desired, &sc, &mut statements);
     }
     json!({"Version": "2012-10-17", "Statement": statements})
 }
@@ -166,6 +172,37 @@ fn read_statements(sc: &Scope) -> Vec<Value> {
             "Resource": sc.bucket_arns}));
     }
     statements
+}
+
+/// What `failures`, `retry`, `pause` and `resume` add: the failure records (read, written
+/// again, marked, deleted), invoking and holding the functions, and the stack's lock.
+fn operate_statements(desired: &DesiredGraph, sc: &Scope, statements: &mut Vec<Value>) {
+    let record_buckets: BTreeSet<String> = desired
+        .resources
+        .iter()
+        .filter(|r| r.address.kind == ResourceKind::InvokeConfig)
+        .filter_map(|r| r.attrs.get("on_failure").and_then(Value::as_str))
+        .filter_map(|arn| arn.strip_prefix("arn:aws:s3:::"))
+        .map(str::to_owned)
+        .collect();
+    statements.push(json!({"Sid": "HoldAndInvokeFunctions", "Effect": "Allow",
+        "Action": ["lambda:InvokeFunction", "lambda:TagResource", "lambda:UntagResource",
+            "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency"],
+        "Resource": sc.function_arns}));
+    if !record_buckets.is_empty() {
+        statements.push(json!({"Sid": "ListFailureRecords", "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": record_buckets.iter().map(|b| format!("arn:aws:s3:::{b}")).collect::<Vec<_>>()}));
+        statements.push(json!({"Sid": "SettleFailureRecords", "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            "Resource": record_buckets.iter().flat_map(|b| [
+                format!("arn:aws:s3:::{b}/{}*", super::failures::RECORDS),
+                format!("arn:aws:s3:::{b}/{}*", super::failures::MARKS),
+            ]).collect::<Vec<_>>()}));
+    }
+    statements.push(json!({"Sid": "Lock", "Effect": "Allow",
+        "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+        "Resource": [format!("arn:aws:s3:::{}/locks/{}.json", sc.lock_bucket, desired.stack)]}));
 }
 
 /// What `apply` adds: writes to what the stack names, and the lock.
@@ -390,6 +427,30 @@ mod tests {
         assert!(!read.contains("lambda:PutFunctionEventInvokeConfig"));
         assert!(text.contains("lambda:PutFunctionEventInvokeConfig"));
         assert!(text.contains("lambda:DeleteFunctionEventInvokeConfig"));
+        // Failures, retry, pause and resume: the records and holding the functions, no more.
+        let ops = policy(&g, "123456789012", Operation::Operate);
+        let ops_text = ops.to_string();
+        assert!(!ops_text.contains("lambda:CreateFunction"));
+        assert!(!ops_text.contains("iam:PassRole"));
+        let bucket = crate::model::failures::default_bucket("demo", "us-east-1", None);
+        let sid = |sid: &str| {
+            ops["Statement"]
+                .as_array()
+                .and_then(|a| a.iter().find(|s| s["Sid"] == sid))
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            sid("SettleFailureRecords")["Resource"],
+            serde_json::json!([
+                format!("arn:aws:s3:::{bucket}/aws/lambda/async/*"),
+                format!("arn:aws:s3:::{bucket}/scar/retrying/*")
+            ])
+        );
+        assert_eq!(
+            sid("HoldAndInvokeFunctions")["Resource"],
+            serde_json::json!(["arn:aws:lambda:us-east-1:123456789012:function:thumbs"])
+        );
     }
 }
 

@@ -24,6 +24,12 @@ pub const INVOKE_CONFIG: &str = "scar:invoke-config";
 /// On a function with `deletionProtection: true`: a plan that would delete or replace it
 /// is an error, whatever the manifests say now (the manifest may be gone).
 pub const DELETION_PROTECTION: &str = "scar:deletion-protection";
+/// On a function `scar pause` holds: when it was paused (RFC 3339). A plan keeps the hold
+/// (a reserved concurrency of 0) instead of healing it; `scar resume` lifts it.
+pub const PAUSED: &str = "scar:paused";
+/// On such a function: its reserved concurrency before the pause (`none` when it had none),
+/// which `scar resume` puts back unless the manifest sets one.
+pub const PAUSED_CONCURRENCY: &str = "scar:paused-concurrency";
 /// On a function with an assembled image: the supervisor version inside it.
 pub const SUPERVISOR: &str = "scar:supervisor";
 /// On such a function: the base image as the manifest names it.

@@ -139,6 +139,9 @@ fn desired_step(
             };
         }
     }
+    if let Some(l) = live.get(address) {
+        keep_hold(address, &mut after, l, notes);
+    }
     if address.kind == ResourceKind::BatchComputeEnvironment
         && !default_network(address, &mut after, live, errors, notes)
     {
@@ -268,6 +271,33 @@ fn desired_step(
         (Action::Update, reason)
     };
     Some(step(action, reason, cause, changes, Some(l)))
+}
+
+/// `scar pause`: a function it holds keeps its reserved concurrency of 0 and the tags that
+/// record the hold, whatever the manifest says, until `scar resume`; the plan says so.
+fn keep_hold(
+    address: &Address,
+    after: &mut Map<String, Value>,
+    l: &LiveResource,
+    notes: &mut Vec<String>,
+) {
+    if address.kind != ResourceKind::Function {
+        return;
+    }
+    let live_tags = id::Tagged::read(&l.attrs).unwrap_or_default().tags;
+    let Some(hold) = crate::model::pause::Hold::read(&live_tags) else {
+        return;
+    };
+    match l.attrs.get("reserved_concurrency") {
+        Some(v) => after.insert("reserved_concurrency".into(), v.clone()),
+        None => after.remove("reserved_concurrency"),
+    };
+    if let Some(Value::Object(t)) = after.get_mut("tags") {
+        for (k, v) in hold.tags() {
+            t.insert(k, Value::String(v));
+        }
+    }
+    notes.push(hold.note(&address.name));
 }
 
 /// Fills a compute environment's empty `subnets` and `security_groups` with the region's
@@ -630,6 +660,51 @@ mod tests {
             step.after.as_ref().and_then(|a| a.get("memory")),
             Some(&json!(3008))
         );
+    }
+
+    #[test]
+    fn a_paused_function_is_kept_paused_and_said_while_other_fields_still_change() {
+        let mut d = function(512);
+        d.attrs.insert("reserved_concurrency".into(), json!(5));
+        let mut live = live_of(&d, Owner::ThisStack, true);
+        let hold = crate::model::pause::Hold {
+            since: "2026-12-07T10:00:00Z".into(),
+            before: Some(5),
+        };
+        if let Some(l) = live.resources.values_mut().next() {
+            l.attrs.insert("reserved_concurrency".into(), json!(0));
+            if let Some(Value::Object(t)) = l.attrs.get_mut("tags") {
+                for (k, v) in hold.tags() {
+                    t.insert(k, json!(v));
+                }
+            }
+        }
+        let g = graph(vec![d.clone()]);
+        let plan = build(&g, &live, false);
+        assert_eq!(plan.changes().count(), 0, "{plan:?}");
+        assert_eq!(plan.notes, [hold.note("f")]);
+        // Another change still applies, and what it writes keeps the hold.
+        let mut bigger = d;
+        bigger.attrs.insert("memory".into(), json!(1024));
+        let plan = build(&graph(vec![bigger]), &live, false);
+        let step = plan.changes().next().expect("the memory");
+        let fields: Vec<&str> = step.changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["memory"]);
+        let after = step.after.as_ref().expect("after");
+        assert_eq!(after.get("reserved_concurrency"), Some(&json!(0)));
+        assert_eq!(
+            after.get("tags").and_then(|t| t.get(tags::PAUSED)),
+            Some(&json!("2026-12-07T10:00:00Z"))
+        );
+        // Without the hold, the same live function is healed.
+        if let Some(l) = live.resources.values_mut().next()
+            && let Some(Value::Object(t)) = l.attrs.get_mut("tags")
+        {
+            t.retain(|k, _| !crate::model::pause::TAGS.contains(&k.as_str()));
+        }
+        let plan = build(&g, &live, false);
+        let step = plan.changes().next().expect("the concurrency healed");
+        assert_eq!(step.changes[0].field, "reserved_concurrency");
     }
 
     #[test]

@@ -500,3 +500,147 @@ async fn failed_inputs_are_listed_with_the_supervisors_reason() {
     let unknown = moto.scar(dir.path(), &["failures", ".", "nope"]);
     assert!(!unknown.status.success());
 }
+
+/// The function's reserved concurrency and whether it carries the pause's tag. (moto's
+/// `GetFunction` leaves out a reserved concurrency of 0, which AWS gives; its
+/// `GetFunctionConcurrency` gives it.)
+async fn hold(moto: &Moto) -> (Option<i32>, bool) {
+    let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
+    let out = lambda
+        .get_function()
+        .function_name("ocr")
+        .send()
+        .await
+        .expect("the function");
+    let reserved = lambda
+        .get_function_concurrency()
+        .function_name("ocr")
+        .send()
+        .await
+        .expect("the function's concurrency");
+    (
+        reserved.reserved_concurrent_executions(),
+        out.tags().is_some_and(|t| t.contains_key("scar:paused")),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_function_stays_paused_through_plans_and_resumes_with_what_was_held() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reserved = format!("{POLICY}  reservedConcurrency: 5\n");
+    write(dir.path(), &reserved);
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    assert_eq!(hold(&moto).await, (Some(5), false));
+
+    let out = moto.scar(dir.path(), &["pause", ".", "ocr"]);
+    ok(&out);
+    assert!(stdout(&out).contains("paused `ocr`"), "{}", stdout(&out));
+    assert_eq!(hold(&moto).await, (Some(0), true));
+    let again = moto.scar(dir.path(), &["pause", ".", "ocr"]);
+    ok(&again);
+    assert!(
+        stdout(&again).contains("already paused"),
+        "{}",
+        stdout(&again)
+    );
+
+    let ls = moto.scar(dir.path(), &["ls", "."]);
+    ok(&ls);
+    assert!(stdout(&ls).contains("(paused)"), "{}", stdout(&ls));
+
+    // Plans keep the hold and say so; another change applies and the hold stays.
+    let (code, text) = plan(&moto, dir.path());
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("function/ocr is paused since"), "{text}");
+    write(dir.path(), &format!("{reserved}  memory: 1024\n"));
+    let (code, text) = plan(&moto, dir.path());
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("memory") && !text.contains("reserved_concurrency"),
+        "{text}"
+    );
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    assert_eq!(hold(&moto).await, (Some(0), true));
+
+    // Held meanwhile: an input Lambda gave up on since the pause (the test plays Lambda), and
+    // one from before it, a real failure that resume leaves to `scar retry`.
+    let s3 = crate::support::moto::s3(&moto.sdk().await);
+    let bucket = failures_bucket();
+    let now = scar::lock::rfc3339(scar::lock::now() + 1);
+    let held = scar::failures::record_key("ocr", scar::lock::now() + 1, "held");
+    let throttled = serde_json::json!(null);
+    let old_key = "aws/lambda/async/ocr/2019/01/02/2019-01-02T10.00.00-3c4d";
+    for (key, body) in [
+        (
+            held.clone(),
+            lambda_record("pages/12.tif", &now, 0, &throttled)
+                .replace("RetriesExhausted", "EventAgeExceeded"),
+        ),
+        (
+            old_key.to_owned(),
+            lambda_record("pages/1.tif", "2019-01-02T10:00:00.000Z", 1, &throttled),
+        ),
+    ] {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(body.into_bytes().into())
+            .send()
+            .await
+            .expect("a record");
+    }
+
+    let out = moto.scar(dir.path(), &["resume", ".", "ocr"]);
+    let said = stdout(&out);
+    assert!(
+        said.contains("resumed `ocr`") && said.contains("reserved concurrency: 5"),
+        "{said}"
+    );
+    assert_eq!(hold(&moto).await, (Some(5), false));
+    // Only the held input was retried. moto cannot run an image function: its Invoke
+    // answers 500, so the input was not run, and its record stands, unmarked, for `scar
+    // retry`; the record from before the pause was not touched.
+    assert!(
+        said.contains("retrying the 1 input(s)") && said.contains("1 not run"),
+        "{said}{}",
+        crate::support::stderr(&out)
+    );
+    assert!(
+        crate::support::stderr(&out).contains("lambda:Invoke failed"),
+        "{}",
+        crate::support::stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(1), "not every input was run");
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("list");
+    let mut keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, [old_key, held.as_str()], "no mark left behind");
+
+    let (code, text) = plan(&moto, dir.path());
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("paused"), "{text}");
+    let again = moto.scar(dir.path(), &["resume", ".", "ocr"]);
+    ok(&again);
+    assert!(
+        stdout(&again).contains("is not paused"),
+        "{}",
+        stdout(&again)
+    );
+
+    // A function that keeps no records cannot be paused: what arrived would be lost.
+    write(dir.path(), "  onFailure:\n    destination: none\n");
+    let refused = moto.scar(dir.path(), &["pause", ".", "ocr"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        crate::support::stderr(&refused).contains("would be lost"),
+        "{}",
+        crate::support::stderr(&refused)
+    );
+    assert_eq!(hold(&moto).await, (Some(5), false), "nothing changed");
+}
