@@ -206,27 +206,7 @@ pub fn human(secs: u64) -> String {
     }
 }
 
-/// Seconds since the epoch as `2026-11-27T14:05:00Z` (UTC; Howard Hinnant's civil calendar).
-#[must_use]
-pub fn rfc3339(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
+pub use scar_contract::records::rfc3339;
 
 /// `2026-11-27T14:05:00Z` (and what follows the seconds: a fraction, a `Z`) as seconds since
 /// the epoch; the inverse of [`rfc3339`]. `None` for anything else.

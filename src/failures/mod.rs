@@ -10,13 +10,9 @@ pub mod replay;
 pub mod store;
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-/// Where Lambda writes a function's records in an S3 destination.
-#[must_use]
-pub fn prefix(function: &str) -> String {
-    format!("{}{function}/", crate::model::failures::RECORDS)
-}
+pub use scar_contract::records::prefix;
 
 /// The most of a record scar reads (Lambda's payloads are at most 256 KiB each way).
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
@@ -146,58 +142,7 @@ pub fn parse(record: &str, bytes: &[u8]) -> Result<Failure, BadRecord> {
     })
 }
 
-/// The key of a record written at `secs` (since the epoch) for `function`, as Lambda names
-/// them: `aws/lambda/async/<function>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<id>`.
-#[must_use]
-pub fn record_key(function: &str, secs: u64, id: &str) -> String {
-    let at = crate::lock::rfc3339(secs);
-    let day = at.get(..10).unwrap_or_default().replace('-', "/");
-    let stamp = at.trim_end_matches('Z').replace(':', ".");
-    format!("{}{day}/{stamp}-{id}", prefix(function))
-}
-
-/// What a record says of the invocation that failed last: its request id and what the
-/// function answered (the supervisor's `ScarInvocationFailed`, or an error of the runtime).
-#[derive(Debug, Clone)]
-pub struct LastAttempt {
-    /// The request id.
-    pub request_id: String,
-    /// The answer, Lambda's `{errorType, errorMessage}`.
-    pub response: Value,
-}
-
-/// The invocation record of an event given up on after `attempts` invocations, in the format
-/// Lambda writes to an S3 destination, for one Lambda did not make: an event run here
-/// (`scar run --local`) or retried by `scar retry`. `secs` is when, since the epoch.
-#[must_use]
-pub fn record(
-    function_arn: &str,
-    attempts: u32,
-    event: &Value,
-    last: &LastAttempt,
-    secs: u64,
-) -> Vec<u8> {
-    let at = crate::lock::rfc3339(secs);
-    json!({
-        "version": "1.0",
-        "timestamp": format!("{}.000Z", at.trim_end_matches('Z')),
-        "requestContext": {
-            "requestId": last.request_id,
-            "functionArn": function_arn,
-            "condition": "RetriesExhausted",
-            "approximateInvokeCount": attempts,
-        },
-        "requestPayload": event,
-        "responseContext": {
-            "statusCode": 200,
-            "executedVersion": "$LATEST",
-            "functionError": "Unhandled",
-        },
-        "responsePayload": last.response,
-    })
-    .to_string()
-    .into_bytes()
-}
+pub use scar_contract::records::{LastAttempt, record, record_key};
 
 /// Where `scar retry` marks a record it has taken up: a small object beside the records,
 /// under `scar/retrying/`, named after the record's key.

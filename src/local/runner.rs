@@ -416,32 +416,72 @@ async fn job(
     let Some(job) = &f.job else {
         return Err(LocalError::NoJob(f.name.clone()));
     };
-    let over = job
-        .environment
-        .clone()
-        .into_iter()
-        .chain(host.env.iter().cloned())
-        .chain([
-            ("AWS_REGION".to_owned(), host.region.clone()),
-            ("AWS_DEFAULT_REGION".to_owned(), host.region.clone()),
-            ("AWS_BATCH_JOB_ID".to_owned(), format!("local-{id}")),
-            (
-                scar_contract::env::EVENT.to_owned(),
-                String::from_utf8_lossy(event).into_owned(),
-            ),
-            (scar_contract::env::REQUEST_ID.to_owned(), id.to_owned()),
-        ]);
-    let sandbox = Sandbox {
-        root: r.image.root.clone(),
-        tmp_mb: f.tmp_mb.max(job.memory / 2),
-        env: environment(&r.image, over),
-        cwd: r.image.working_dir.clone(),
-        argv: job.command.clone(),
+    // What the submitting function tells a job: where its failure record goes (one key for
+    // every attempt), and its own ARN.
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let record = scar_contract::records::record_key(&f.name, secs, id);
+    // Batch's attempts: another while the retry strategy says so of how the last one ended.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let over = job
+            .environment
+            .clone()
+            .into_iter()
+            .chain(host.env.iter().cloned())
+            .chain([
+                ("AWS_REGION".to_owned(), host.region.clone()),
+                ("AWS_DEFAULT_REGION".to_owned(), host.region.clone()),
+                ("AWS_BATCH_JOB_ID".to_owned(), format!("local-{id}")),
+                ("AWS_BATCH_JOB_ATTEMPT".to_owned(), attempt.to_string()),
+                (
+                    scar_contract::env::EVENT.to_owned(),
+                    String::from_utf8_lossy(event).into_owned(),
+                ),
+                (scar_contract::env::REQUEST_ID.to_owned(), id.to_owned()),
+                (
+                    scar_contract::env::FAILURE_RECORD.to_owned(),
+                    record.clone(),
+                ),
+                (
+                    scar_contract::env::FUNCTION_ARN.to_owned(),
+                    host.function_arn(&f.name),
+                ),
+            ]);
+        let sandbox = Sandbox {
+            root: r.image.root.clone(),
+            tmp_mb: f.tmp_mb.max(job.memory / 2),
+            env: environment(&r.image, over),
+            cwd: r.image.working_dir.clone(),
+            argv: job.command.clone(),
+        };
+        let ran = run::to_end(&host.tool, &sandbox, host.job_timeout, id.to_owned())
+            .await
+            .map_err(|e| started(host, e))?;
+        result.take(&ran, host.job_timeout);
+        result.attempts = attempt;
+        let again = match ran.ended {
+            Ended::Exited(Some(code)) if code != 0 => job.retry.runs_again(attempt, code),
+            _ => false,
+        };
+        result.job = Some(ran);
+        if !again {
+            break;
+        }
+    }
+    // The job keeps its own books: the supervisor in it wrote its record, or says why not.
+    let said = |field: &str| {
+        result
+            .report
+            .as_ref()
+            .and_then(|r| r.get(field))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     };
-    let ran = run::to_end(&host.tool, &sandbox, host.job_timeout, id.to_owned())
-        .await
-        .map_err(|e| started(host, e))?;
-    result.take(&ran, host.job_timeout);
-    result.job = Some(ran);
+    result.recorded = said("failure_record")
+        .map(Ok)
+        .or_else(|| said("failure_record_error").map(Err));
     Ok(())
 }

@@ -145,11 +145,16 @@ impl Session {
             attempts += 1;
             let r = self.run(i, event.clone()).await?;
             uploaded.extend(r.uploaded.iter().cloned());
-            if r.failure.is_none() || attempts > f.retry_attempts {
+            // A job that ran was submitted: Lambda's part worked, and Batch's attempts (made
+            // by the run) and the job's record are the job's.
+            if r.failure.is_none() || r.job.is_some() || attempts > f.retry_attempts {
                 break r;
             }
         };
         r.uploaded = uploaded;
+        if r.job.is_some() {
+            return Ok(r);
+        }
         r.attempts = attempts;
         if r.failure.is_some()
             && let Some(bucket) = &f.failures_bucket

@@ -56,6 +56,8 @@ pub struct Job {
     pub environment: IndexMap<String, String>,
     /// Its memory in MiB (told to the job; limited where cgroups allow).
     pub memory: u32,
+    /// Its definition's retry strategy: attempts are run here as Batch runs them.
+    pub retry: scar_contract::records::JobRetry,
 }
 
 /// One function of the stack, ready to run here.
@@ -156,6 +158,20 @@ impl Function {
                     command: j.command,
                     environment: j.environment,
                     memory: positive(j.memory),
+                    retry: scar_contract::records::JobRetry {
+                        attempts: positive(j.retry.attempts).max(1),
+                        rules: j
+                            .retry
+                            .evaluate_on_exit
+                            .into_iter()
+                            .map(|r| scar_contract::records::ExitRule {
+                                retry: r.action == "RETRY",
+                                on_status_reason: r.on_status_reason,
+                                on_reason: r.on_reason,
+                                on_exit_code: r.on_exit_code,
+                            })
+                            .collect(),
+                    },
                 })
             }
             None => None,

@@ -4,11 +4,14 @@
 
 use std::collections::BTreeMap;
 
+use scar_contract::records::{ExitRule, JobFailures, JobRetry};
 use scar_contract::{Config, Execution, LogLevel, Output, OutputFilter, Provider, SecretRef};
 
 use crate::manifest::names;
 use crate::manifest::resolve;
-use crate::manifest::types::{self, EnvValue, FunctionManifest, StackSpec};
+use crate::manifest::types::{
+    self, BatchRetrySpec, EnvValue, ExitAction, FunctionManifest, StackSpec,
+};
 
 /// The URL a WebDAV provider's `hostname` stands for: as written when it has a scheme, else
 /// `https://` in front (SCAR's rule).
@@ -114,14 +117,58 @@ pub fn execution(e: types::Execution) -> Execution {
     }
 }
 
+/// Attempts in all of scar's default retry strategy.
+pub const DEFAULT_BATCH_ATTEMPTS: u32 = 3;
+
+/// The retry strategy of a function's Batch jobs (attempts in all, and the rules): the
+/// manifest's `batch.retry`, or scar's default. The default runs a job again, up to 3
+/// attempts in all, when its host went away (an EC2 instance reclaimed or stopped: Batch's
+/// status reason starts `Host EC2`; the container agent lost: reason `AGENT`), and never when
+/// the script failed, so a bug is not paid for three times. The job definition carries it,
+/// and the supervisor in a job tells its last attempt by it.
+#[must_use]
+pub fn job_retry(spec: Option<&BatchRetrySpec>) -> JobRetry {
+    let rule = |status: Option<&str>, reason: Option<&str>, retry: bool| ExitRule {
+        on_status_reason: status.map(str::to_owned),
+        on_reason: reason.map(str::to_owned),
+        on_exit_code: None,
+        retry,
+    };
+    match spec {
+        Some(s) => JobRetry {
+            attempts: s.attempts,
+            rules: s
+                .evaluate_on_exit
+                .iter()
+                .map(|r| ExitRule {
+                    on_status_reason: r.on_status_reason.clone(),
+                    on_reason: r.on_reason.clone(),
+                    on_exit_code: r.on_exit_code.clone(),
+                    retry: r.action == ExitAction::Retry,
+                })
+                .collect(),
+        },
+        None => JobRetry {
+            attempts: DEFAULT_BATCH_ATTEMPTS,
+            rules: vec![
+                rule(Some("Host EC2*"), None, true),
+                rule(None, Some("AGENT"), true),
+                rule(None, Some("*"), false),
+            ],
+        },
+    }
+}
+
 /// The configuration of function `f` of stack `stack` (whose spec gives defaults and storage
-/// providers), with its script's text.
+/// providers), with its script's text. `failures` is the bucket its failure records go to,
+/// when it keeps them: a function that delegates to Batch tells its jobs to record there.
 #[must_use]
 pub fn config(
     stack: &str,
     spec: Option<&StackSpec>,
     f: &FunctionManifest,
     script: String,
+    failures: Option<&str>,
 ) -> Config {
     let eff = resolve::effective(spec, &f.spec);
     let batch_name = names::derive(stack, &f.metadata.name).batch;
@@ -163,6 +210,12 @@ pub fn config(
         batch_job_queue: batch_name.clone(),
         batch_job_definition: batch_name,
         batch_multi_node: batch.is_some_and(|b| b.multi_node.is_some()),
+        batch_failures: failures
+            .filter(|_| eff.execution != types::Execution::Lambda)
+            .map(|bucket| JobFailures {
+                bucket: bucket.to_owned(),
+                retry: job_retry(batch.and_then(|b| b.retry.as_ref())),
+            }),
         log_level: match eff.log_level {
             types::LogLevel::Critical => LogLevel::Critical,
             types::LogLevel::Error => LogLevel::Error,

@@ -13,9 +13,7 @@ use crate::manifest::names;
 use crate::manifest::resolve::{
     DEFAULT_BATCH_MEMORY, DEFAULT_BATCH_VCPUS, DEFAULT_INSTANCE_ROLE, DEFAULT_MAX_VCPUS, Effective,
 };
-use crate::manifest::types::{
-    BatchRetrySpec, ComputeSpec, ComputeType, EnvValue, Execution, ExitAction,
-};
+use crate::manifest::types::{BatchRetrySpec, ComputeSpec, ComputeType, EnvValue, Execution};
 
 /// The command of every job definition: the supervisor in Batch mode. It reads the event from
 /// `SCAR_EVENT`, which the delegating function sets when it submits the job.
@@ -98,39 +96,24 @@ pub(super) fn grant(
 /// reason `AGENT`), and never when the script failed, so a bug is not paid for three times.
 #[must_use]
 pub fn retry(spec: Option<&BatchRetrySpec>) -> Retry {
-    let rule = |status: Option<&str>, reason: Option<&str>, action: ExitAction| RetryRule {
-        on_status_reason: status.map(str::to_owned),
-        on_reason: reason.map(str::to_owned),
-        on_exit_code: None,
-        action: action.batch().to_owned(),
-    };
-    match spec {
-        Some(s) => Retry {
-            attempts: int(s.attempts),
-            evaluate_on_exit: s
-                .evaluate_on_exit
-                .iter()
-                .map(|r| RetryRule {
-                    on_status_reason: r.on_status_reason.clone(),
-                    on_reason: r.on_reason.clone(),
-                    on_exit_code: r.on_exit_code.clone(),
-                    action: r.action.batch().to_owned(),
-                })
-                .collect(),
-        },
-        None => Retry {
-            attempts: DEFAULT_BATCH_ATTEMPTS,
-            evaluate_on_exit: vec![
-                rule(Some("Host EC2*"), None, ExitAction::Retry),
-                rule(None, Some("AGENT"), ExitAction::Retry),
-                rule(None, Some("*"), ExitAction::Exit),
-            ],
-        },
+    let r = crate::manifest::contract::job_retry(spec);
+    Retry {
+        attempts: int(r.attempts),
+        evaluate_on_exit: r
+            .rules
+            .into_iter()
+            .map(|r| RetryRule {
+                on_status_reason: r.on_status_reason,
+                on_reason: r.on_reason,
+                on_exit_code: r.on_exit_code,
+                action: if r.retry { "RETRY" } else { "EXIT" }.to_owned(),
+            })
+            .collect(),
     }
 }
 
 /// Attempts in all of scar's default retry strategy.
-pub const DEFAULT_BATCH_ATTEMPTS: i32 = 3;
+pub const DEFAULT_BATCH_ATTEMPTS: i32 = crate::manifest::contract::DEFAULT_BATCH_ATTEMPTS as i32;
 
 fn sorted(v: Option<&Vec<String>>) -> Vec<String> {
     let mut v = v.cloned().unwrap_or_default();
@@ -342,7 +325,7 @@ mod tests {
 
     #[test]
     fn a_manifests_retry_rules_go_to_batch_in_order_and_the_default_spares_failed_scripts() {
-        use crate::manifest::types::ExitRule;
+        use crate::manifest::types::{ExitAction, ExitRule};
         let spec = BatchRetrySpec {
             attempts: 2,
             evaluate_on_exit: vec![

@@ -135,7 +135,14 @@ pub fn function_image(
     script: &str,
     address: &Address,
 ) -> DesiredResource {
-    let config = contract::config(stack_name, Some(stack), fm, script.to_owned());
+    let records = super::failures::records_bucket(stack_name, stack, &fm.spec);
+    let config = contract::config(
+        stack_name,
+        Some(stack),
+        fm,
+        script.to_owned(),
+        records.as_deref(),
+    );
     let config = serde_json::to_value(&config).unwrap_or(Value::Null);
     let eff = resolve::effective(Some(stack), &fm.spec);
     let arch = eff.architecture.image_arch();
@@ -376,7 +383,14 @@ fn function_environment(
     }
     if spec.prebuilt == Some(true) {
         // No image of scar's holds the configuration: the environment does.
-        let config = contract::config(stack_name, Some(stack), fm, String::new());
+        let records = super::failures::records_bucket(stack_name, stack, spec);
+        let config = contract::config(
+            stack_name,
+            Some(stack),
+            fm,
+            String::new(),
+            records.as_deref(),
+        );
         for (k, v) in config.env() {
             env.insert(k.to_owned(), v.to_string());
         }

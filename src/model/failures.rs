@@ -18,9 +18,7 @@ pub struct Policy {
     pub bucket: Option<String>,
 }
 
-/// Where Lambda writes the records of asynchronous invocations in an S3 destination (then
-/// `<function>/YYYY/MM/DD/...`).
-pub const RECORDS: &str = "aws/lambda/async/";
+pub use scar_contract::records::RECORDS;
 /// Where `scar retry` marks the records it is retrying (then the record's key).
 pub const MARKS: &str = "scar/retrying/";
 
@@ -73,6 +71,13 @@ pub fn policy(
     })
 }
 
+/// The bucket function `fs`'s failure records go to, when it keeps any there.
+#[must_use]
+pub fn records_bucket(stack_name: &str, stack: &StackSpec, fs: &FunctionSpec) -> Option<String> {
+    let eff = crate::manifest::resolve::effective(Some(stack), fs);
+    policy(stack_name, stack, fs, &eff).and_then(|p| p.bucket)
+}
+
 /// The function's `invoke_config`, after the function, its bucket and the role that lets
 /// Lambda write there (Lambda checks that permission when the configuration is put).
 pub(super) fn invoke_config(
@@ -102,12 +107,20 @@ pub(super) fn invoke_config(
 }
 
 /// What the managed role needs so that Lambda may write a function's failure records: put
-/// and list in the bucket, or send to the queue.
-pub(super) fn grant(p: &Policy, g: &mut Grants) {
+/// and list in the bucket, or send to the queue. A function that `delegates` (its name, when
+/// it hands work to Batch) has jobs that delete the record an earlier attempt wrote, once a
+/// later one succeeds: its own records only.
+pub(super) fn grant(p: &Policy, delegates: Option<&str>, g: &mut Grants) {
     match &p.bucket {
         Some(b) => {
             g.allow(Need::WriteFailures, format!("arn:aws:s3:::{b}/*"));
             g.allow(Need::ListFailures, format!("arn:aws:s3:::{b}"));
+            if let Some(name) = delegates {
+                g.allow(
+                    Need::SettleJobFailures,
+                    format!("arn:aws:s3:::{b}/{}*", scar_contract::records::prefix(name)),
+                );
+            }
         }
         None if !p.arn.is_empty() => g.allow(Need::SendFailures, p.arn.clone()),
         None => {}

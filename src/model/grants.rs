@@ -36,6 +36,8 @@ pub enum Need {
     ListFailures,
     /// Lambda sending a failed input's record to a queue.
     SendFailures,
+    /// A Batch job deleting the record an earlier attempt of it wrote, once one succeeds.
+    SettleJobFailures,
 }
 
 impl Need {
@@ -53,6 +55,7 @@ impl Need {
             Need::WriteFailures => "WriteFailureRecords",
             Need::ListFailures => "ListFailureRecords",
             Need::SendFailures => "SendFailureRecords",
+            Need::SettleJobFailures => "SettleJobFailureRecords",
         }
     }
 
@@ -80,6 +83,7 @@ impl Need {
             Need::WriteFailures => &["s3:PutObject"],
             Need::ListFailures => &["s3:ListBucket"],
             Need::SendFailures => &["sqs:SendMessage"],
+            Need::SettleJobFailures => &["s3:DeleteObject"],
         }
     }
 

@@ -68,7 +68,8 @@ fn grants(stack: &str, set: &ManifestSet, spec: &StackSpec) -> Grants {
         );
         triggers::grant(fs, &mut g);
         if let Some(p) = failures::policy(stack, spec, fs, &eff) {
-            failures::grant(&p, &mut g);
+            let delegates = eff.execution != crate::manifest::types::Execution::Lambda;
+            failures::grant(&p, delegates.then_some(name.as_str()), &mut g);
         }
         batch::grant(stack, name, spec, &eff, &mut g);
         for r in contract::secret_refs(&eff, fs, spec) {

@@ -320,7 +320,8 @@ async fn a_failing_stage_a_timeout_and_an_escape_attempt_are_reported_and_contai
 async fn batch_jobs_run_here_as_their_job_command_and_delegated_work_follows() {
     let moto = Moto::start();
     let base = push_busybox_base();
-    let client = buckets(&moto, &["wf3"]).await;
+    let failures = scar::model::failures::default_bucket("localwf", "us-east-1", None);
+    let client = buckets(&moto, &["wf3", &failures]).await;
     let dir = tempfile::tempdir().expect("dir");
     let d = dir.path();
     std::fs::write(
@@ -383,6 +384,71 @@ async fn batch_jobs_run_here_as_their_job_command_and_delegated_work_follows() {
         steps[2]["seconds"].as_f64().unwrap_or(0.0) >= 4.0,
         "{report:#}"
     );
+
+    // Batch keeps the books too. `heavy`'s jobs run twice when the script exits 4 (its
+    // retry strategy, run here as Batch runs it); a job that fails its last attempt writes
+    // its failure record (the supervisor in the job does), a job whose second attempt works
+    // leaves none, and `scar retry` submits the failed one again.
+    let heavy = d.join("heavy.yaml");
+    let text = std::fs::read_to_string(&heavy).expect("manifest");
+    std::fs::write(
+        &heavy,
+        format!("{text}  batch:\n    retry:\n      attempts: 2\n      evaluateOnExit:\n        - onExitCode: \"4\"\n          action: retry\n"),
+    )
+    .expect("manifest");
+    let picky = "case \"$(basename \"$INPUT_FILE_PATH\")\" in\n  bad*) echo \"heavy: cannot take it\" >&2; exit 4;;\n  flaky*) [ \"$AWS_BATCH_JOB_ATTEMPT\" = 2 ] || { echo \"heavy: not yet\" >&2; exit 4; };;\nesac\n";
+    std::fs::write(d.join("heavy.sh"), format!("{picky}{APPEND}")).expect("script");
+    std::fs::write(d.join("bad.txt"), "bad\n").expect("input");
+    std::fs::write(d.join("flaky.txt"), "flaky\n").expect("input");
+    let run = moto.scar(
+        d,
+        &[
+            "run",
+            ".",
+            "--local",
+            "--input",
+            "bad.txt",
+            "flaky.txt",
+            "--json",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    assert_eq!(
+        object(&client, "wf3", "done/flaky.txt").await.as_deref(),
+        Some("flaky\nprep\nheavy\nmaybe\n"),
+        "the second attempt worked"
+    );
+    let listed = moto.scar(d, &["failures", ".", "--json"]);
+    ok(&listed);
+    let listed: Value = serde_json::from_str(&stdout(&listed)).expect("JSON");
+    let found = listed["failures"].as_array().expect("failures");
+    assert_eq!(
+        found.len(),
+        1,
+        "only the job that failed for good: {listed:#}"
+    );
+    assert_eq!(found[0]["function"], "heavy");
+    assert_eq!(found[0]["input"], "s3://wf3/prepped/bad.txt");
+    assert_eq!(found[0]["attempts"], 2, "both of Batch's attempts");
+    assert_eq!(found[0]["reason"], "exit status 4: heavy: cannot take it");
+    assert!(
+        found[0]["request_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("local-")),
+        "the job's id: {listed:#}"
+    );
+    // Fixed, the failed input is submitted again, and its record goes.
+    std::fs::write(d.join("heavy.sh"), APPEND).expect("script");
+    let retried = moto.scar(d, &["retry", ".", "heavy", "--local"]);
+    ok(&retried);
+    assert_eq!(
+        object(&client, "wf3", "done/bad.txt").await.as_deref(),
+        Some("bad\nprep\nheavy\nmaybe\n")
+    );
+    let left = moto.scar(d, &["failures", ".", "--json"]);
+    ok(&left);
+    let left: Value = serde_json::from_str(&stdout(&left)).expect("JSON");
+    assert_eq!(left["failures"], serde_json::json!([]), "{left:#}");
 
     // A function built for another architecture than this machine's, with no emulator: said.
     let arm = std::fs::read_to_string(d.join("prep.yaml")).expect("manifest");

@@ -274,6 +274,17 @@ async fn batch_target(moto: &Moto) -> aws_sdk_batch::Client {
 }
 
 async fn job_event(batch: &aws_sdk_batch::Client, id: &str) -> String {
+    job_env(batch, id)
+        .await
+        .remove("SCAR_EVENT")
+        .unwrap_or_default()
+}
+
+/// The environment job `id` was submitted with.
+async fn job_env(
+    batch: &aws_sdk_batch::Client,
+    id: &str,
+) -> std::collections::BTreeMap<String, String> {
     let jobs = batch
         .describe_jobs()
         .jobs(id)
@@ -289,10 +300,8 @@ async fn job_event(batch: &aws_sdk_batch::Client, id: &str) -> String {
         .map(|c| c.environment())
         .unwrap_or_default()
         .iter()
-        .find(|kv| kv.name() == Some("SCAR_EVENT"))
-        .and_then(|kv| kv.value())
-        .unwrap_or_default()
-        .to_owned()
+        .filter_map(|kv| Some((kv.name()?.to_owned(), kv.value()?.to_owned())))
+        .collect()
 }
 
 const BATCH: &str = "  batch:
@@ -309,15 +318,29 @@ async fn batch_mode_submits_every_event_to_the_functions_queue() {
     let stack = Stack::new("");
     stack.function(
         "thumbs",
-        &format!("  execution: batch\n{BATCH}"),
+        &format!("  execution: batch\n  input:\n    - bucket: sup-in\n{BATCH}"),
         "echo never runs here\n",
     );
+    let config = stack.config("thumbs");
+    // Its failures are recorded (an S3 input): its jobs are told where, and how Batch retries.
+    assert_eq!(
+        config["batch_failures"]["retry"]["attempts"], 3,
+        "{config:#}"
+    );
     let event = s3_event(&[("sup-in", "in/video.mp4")]);
-    let (out, response) = local(&moto.endpoint, &stack.config("thumbs"), &event, &[]);
+    let (out, response) = local(&moto.endpoint, &config, &event, &[]);
     assert!(out.status.success(), "{response:#}\n{}", log(&out));
     let id = response["delegated"]["job_id"].as_str().expect("a job id");
-    let handed: Value = serde_json::from_str(&job_event(&batch, id).await).expect("event JSON");
+    let mut env = job_env(&batch, id).await;
+    let handed: Value =
+        serde_json::from_str(&env.remove("SCAR_EVENT").unwrap_or_default()).expect("event JSON");
     assert_eq!(handed, event, "the job gets the event as it came");
+    // The key its failure record would take, chosen once for every attempt.
+    let record = env.remove("SCAR_FAILURE_RECORD").unwrap_or_default();
+    assert!(
+        record.starts_with("aws/lambda/async/thumbs/") && record.ends_with("-req-1"),
+        "{record}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod records;
+
 /// The version of scar and of the supervisor it assembles into images: the workspace's.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -110,6 +112,13 @@ pub mod env {
     pub const EVENT: &str = "SCAR_EVENT";
     /// The request id, in a Batch job and in the script's environment.
     pub const REQUEST_ID: &str = "SCAR_REQUEST_ID";
+    /// A prebuilt image's Batch failure records (JSON [`crate::records::JobFailures`]).
+    pub const BATCH_FAILURES: &str = "SCAR_BATCH_FAILURES";
+    /// In a Batch job: the key its failure record goes to, chosen when it was submitted, so
+    /// that every attempt writes (or, succeeding, deletes) the same one.
+    pub const FAILURE_RECORD: &str = "SCAR_FAILURE_RECORD";
+    /// In a Batch job: the ARN of the function that submitted it, which its record names.
+    pub const FUNCTION_ARN: &str = "SCAR_FUNCTION_ARN";
     /// A log filter for the supervisor (`debug`, `scar_supervisor=trace`...), over the level.
     pub const LOG: &str = "SCAR_LOG";
     /// Set by `scar invoke --local` and `scar run --local`: work that would be delegated to
@@ -149,6 +158,9 @@ pub mod env {
         BATCH_MULTI_NODE,
         EVENT,
         REQUEST_ID,
+        BATCH_FAILURES,
+        FAILURE_RECORD,
+        FUNCTION_ARN,
         DELEGATE_HERE,
         INPUT_FILE_PATH,
         TMP_OUTPUT_DIR,
@@ -497,6 +509,10 @@ pub struct Config {
     /// The job definition is multi-node: jobs are submitted with `nodeOverrides`.
     #[serde(default)]
     pub batch_multi_node: bool,
+    /// Where a job that fails for good records it, and when Batch runs one again. Left out
+    /// when the function records no failures (or delegates nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_failures: Option<records::JobFailures>,
     /// The supervisor's log level.
     #[serde(default)]
     pub log_level: LogLevel,
@@ -540,6 +556,9 @@ impl Config {
         }
         if self.http_expose_errors {
             out.push((env::HTTP_EXPOSE_ERRORS, "true".to_owned()));
+        }
+        if let Some(f) = &self.batch_failures {
+            out.push((env::BATCH_FAILURES, json(serde_json::to_string(f))));
         }
         out
     }
@@ -596,6 +615,7 @@ impl Config {
             batch_job_queue: var(env::BATCH_JOB_QUEUE).unwrap_or_default(),
             batch_job_definition: var(env::BATCH_JOB_DEFINITION).unwrap_or_default(),
             batch_multi_node: var(env::BATCH_MULTI_NODE).is_some_and(|v| v == "true"),
+            batch_failures: parsed(&var, env::BATCH_FAILURES)?,
             log_level,
             http_expose_errors: var(env::HTTP_EXPOSE_ERRORS).is_some_and(|v| v == "true"),
         })
@@ -649,6 +669,18 @@ mod tests {
             batch_job_queue: "q".into(),
             batch_job_definition: "d".into(),
             batch_multi_node: true,
+            batch_failures: Some(records::JobFailures {
+                bucket: "scar-s-failures-1a2b3c4d".into(),
+                retry: records::JobRetry {
+                    attempts: 2,
+                    rules: vec![records::ExitRule {
+                        on_status_reason: None,
+                        on_reason: None,
+                        on_exit_code: Some("75".into()),
+                        retry: true,
+                    }],
+                },
+            }),
             log_level: LogLevel::Debug,
             http_expose_errors: true,
         }

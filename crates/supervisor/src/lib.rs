@@ -27,7 +27,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 pub use scar_contract::Config;
-use scar_contract::{Execution, Output, Provider, env};
+use scar_contract::{Execution, Output, Provider, env, records};
 
 use event::{Invocation, Object, Work};
 use script::{Program, ScriptResult};
@@ -113,6 +113,9 @@ pub struct Supervisor {
     stores: std::sync::OnceLock<Stores>,
     in_batch: bool,
     prepared: tokio::sync::Mutex<Option<Arc<Prepared>>>,
+    /// The function's ARN, as Lambda's first invocation named it: what a Batch job's
+    /// failure record names.
+    function_arn: std::sync::OnceLock<String>,
 }
 
 fn s3_client(
@@ -140,6 +143,14 @@ impl Supervisor {
             shared,
             in_batch: std::env::var_os(IN_BATCH_ENV).is_some(),
             prepared: tokio::sync::Mutex::new(None),
+            function_arn: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Takes note of the function's ARN (Lambda's invocation context names it).
+    pub fn invoked_as(&self, function_arn: &str) {
+        if !function_arn.is_empty() {
+            let _ = self.function_arn.set(function_arn.to_owned());
         }
     }
 
@@ -524,20 +535,20 @@ impl Supervisor {
         use aws_sdk_batch::types::{
             ContainerOverrides, KeyValuePair, NodeOverrides, NodePropertyOverride,
         };
-        let overrides = ContainerOverrides::builder()
-            .environment(
-                KeyValuePair::builder()
-                    .name(env::EVENT)
-                    .value(event.to_string())
-                    .build(),
-            )
-            .environment(
-                KeyValuePair::builder()
-                    .name(env::REQUEST_ID)
-                    .value(request_id)
-                    .build(),
-            )
-            .build();
+        let pair =
+            |name: &str, value: String| KeyValuePair::builder().name(name).value(value).build();
+        let mut overrides = ContainerOverrides::builder()
+            .environment(pair(env::EVENT, event.to_string()))
+            .environment(pair(env::REQUEST_ID, request_id.to_owned()));
+        if self.config.batch_failures.is_some() {
+            // Chosen now, so that every attempt of the job writes (or deletes) the same one.
+            let key = records::record_key(&self.config.function, now_secs(), request_id);
+            overrides = overrides.environment(pair(env::FAILURE_RECORD, key));
+            if let Some(arn) = self.function_arn.get() {
+                overrides = overrides.environment(pair(env::FUNCTION_ARN, arn.clone()));
+            }
+        }
+        let overrides = overrides.build();
         let name: String = format!("{}-{request_id}", self.config.function)
             .chars()
             .map(|c| {
@@ -584,6 +595,120 @@ impl Supervisor {
             "submitted to Batch"
         );
         Ok(id)
+    }
+}
+
+/// Seconds since the epoch.
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Where a Batch job is: its id, which attempt this is (1 for the first) and what its
+/// submitter chose (the record's key, the function's ARN), from the job's environment.
+#[derive(Debug, Clone)]
+pub struct JobAttempt {
+    /// `AWS_BATCH_JOB_ID`.
+    pub job_id: String,
+    /// `AWS_BATCH_JOB_ATTEMPT` (1 when unset).
+    pub attempt: u32,
+    /// [`env::FAILURE_RECORD`], when the submitter chose one.
+    pub record_key: Option<String>,
+    /// [`env::FUNCTION_ARN`], when the submitter gave it.
+    pub function_arn: Option<String>,
+}
+
+impl JobAttempt {
+    /// From the environment `var` reads.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> JobAttempt {
+        JobAttempt {
+            job_id: var("AWS_BATCH_JOB_ID").unwrap_or_else(|| "batch".into()),
+            attempt: var("AWS_BATCH_JOB_ATTEMPT")
+                .and_then(|a| a.trim().parse().ok())
+                .filter(|a| *a >= 1)
+                .unwrap_or(1),
+            record_key: var(env::FAILURE_RECORD).filter(|k| k.starts_with(records::RECORDS)),
+            function_arn: var(env::FUNCTION_ARN),
+        }
+    }
+}
+
+impl Supervisor {
+    /// Keeps the books of a Batch job attempt that ended with `result` (the job command then
+    /// exits with `code`): one that failed and that Batch will not run again writes its
+    /// failure record, in Lambda's format, where the function's records go; one that
+    /// succeeded after an earlier attempt deletes the record that attempt may have written.
+    /// What happened is added to `result` (`failure_record`, or `failure_record_error`).
+    pub async fn settle_job(&self, event: &Value, result: &mut Value, job: &JobAttempt, code: i32) {
+        let Some(books) = &self.config.batch_failures else {
+            return;
+        };
+        let ok = code == 0;
+        if ok && job.attempt == 1 {
+            return;
+        }
+        if !ok && books.retry.runs_again(job.attempt, code) {
+            tracing::info!(
+                attempt = job.attempt,
+                "Batch runs the job again: no failure record yet"
+            );
+            return;
+        }
+        let key = job
+            .record_key
+            .clone()
+            .unwrap_or_else(|| records::record_key(&self.config.function, now_secs(), &job.job_id));
+        let address = format!("s3://{}/{key}", books.bucket);
+        let done = if ok {
+            self.s3
+                .delete_object()
+                .bucket(&books.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| aws_sdk_s3::error::DisplayErrorContext(e).to_string())
+        } else {
+            let arn = job
+                .function_arn
+                .clone()
+                .unwrap_or_else(|| format!("arn:aws:lambda:::function:{}", self.config.function));
+            let last = records::LastAttempt {
+                request_id: job.job_id.clone(),
+                response: json!({"errorType": "ScarInvocationFailed",
+                    "errorMessage": format!("the invocation failed: {result}")}),
+            };
+            let body = records::record(&arn, job.attempt, event, &last, now_secs());
+            self.s3
+                .put_object()
+                .bucket(&books.bucket)
+                .key(&key)
+                .content_type("application/json")
+                .body(body.into())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| aws_sdk_s3::error::DisplayErrorContext(e).to_string())
+        };
+        match done {
+            Ok(()) if ok => tracing::info!(
+                record = address,
+                "an earlier attempt's failure record deleted"
+            ),
+            Ok(()) => {
+                tracing::warn!(
+                    record = address,
+                    attempt = job.attempt,
+                    "the job failed for good: failure record written"
+                );
+                result["failure_record"] = json!(address);
+            }
+            Err(e) => {
+                tracing::error!(record = address, "the failure record: {e}");
+                result["failure_record_error"] = json!(format!("{address}: {e}"));
+            }
+        }
     }
 }
 

@@ -192,13 +192,7 @@ fn main() -> ExitCode {
             let id = std::env::var(env::REQUEST_ID)
                 .or_else(|_| std::env::var("AWS_BATCH_JOB_ID"))
                 .unwrap_or_else(|_| "batch".into());
-            // A Batch job has no Lambda deadline: the job definition's own limits apply.
-            runtime.block_on(once(
-                config,
-                &event,
-                &id,
-                Duration::from_secs(365 * 24 * 3600),
-            ))
+            runtime.block_on(job(config, &event, &id))
         }
         Mode::Local {
             event, request_id, ..
@@ -226,6 +220,59 @@ fn main() -> ExitCode {
             runtime.block_on(once(config, &event, &request_id, timeout))
         }
     }
+}
+
+/// Runs a Batch job's attempt on its event, keeps its books (its failure record when Batch
+/// will not run it again) and prints the response. A Batch job has no Lambda deadline: the
+/// job definition's own limits apply.
+async fn job(config: Config, event: &Value, request_id: &str) -> ExitCode {
+    let supervisor = Supervisor::connect(config).await;
+    let attempt = scar_supervisor::JobAttempt::from_env(|k| std::env::var(k).ok());
+    let handled = supervisor
+        .handle(event, request_id, Duration::from_secs(365 * 24 * 3600))
+        .await;
+    // A supervisor error (no report) is said on stderr, as before; the record carries it.
+    let (mut result, report) = match handled {
+        Ok(r) => (r, true),
+        Err(e) => {
+            eprintln!("error: {e}");
+            (
+                serde_json::json!({"ok": false, "error": e.to_string()}),
+                false,
+            )
+        }
+    };
+    let code = job_exit_status(&result);
+    supervisor
+        .settle_job(event, &mut result, &attempt, code)
+        .await;
+    if report {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&result).unwrap_or_else(|_| result.to_string())
+        );
+    }
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// What a Batch job exits with: 0 when it worked, else the failing script's own exit status
+/// (so a retry strategy's `onExitCode` rules see the script's), else 1 (an upload failed, the
+/// script was killed, the supervisor could not run it).
+fn job_exit_status(result: &Value) -> i32 {
+    if succeeded(result) {
+        return 0;
+    }
+    result
+        .get("results")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|r| r.get("ok").and_then(Value::as_bool) == Some(false))
+        .and_then(|r| r.get("exit_status"))
+        .and_then(Value::as_i64)
+        .and_then(|s| i32::try_from(s).ok())
+        .filter(|s| (1..=255).contains(s))
+        .unwrap_or(1)
 }
 
 /// Handles one event and prints the response.
@@ -294,6 +341,7 @@ async fn lambda_loop(config: Config) -> ExitCode {
         let supervisor = supervisor.clone();
         async move {
             let remaining = remaining(event.context.deadline, timeout);
+            supervisor.invoked_as(&event.context.invoked_function_arn);
             let failed = |error_type: &str, error_message: String| lambda_runtime::Diagnostic {
                 error_type: error_type.to_owned(),
                 error_message,

@@ -372,11 +372,19 @@ fn check_env(
             let len = set.script_of(f).len();
             size = size.saturating_add(scar_contract::env::SCRIPT.len() + len.div_ceil(3) * 4);
         }
-        size += crate::manifest::contract::config(stack, spec, &f.value, String::new())
-            .env()
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>();
+        // The failures bucket's name is the model's to derive: counted at its longest.
+        let bucket = f.value.spec.has_s3_input().then(|| "b".repeat(63));
+        size += crate::manifest::contract::config(
+            stack,
+            spec,
+            &f.value,
+            String::new(),
+            bucket.as_deref(),
+        )
+        .env()
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum::<usize>();
     }
     if size > ENV_LIMIT_BYTES {
         out.push(
