@@ -11,6 +11,11 @@
 //! - the first unpack of a 100 MB image (busybox and 100 MB of incompressible files in four
 //!   layers): download, check and unpack into an empty cache; then the same invoke cached.
 //! - a 20-input run of a two-stage workflow (40 invocations) with `--concurrency` 1, 4 and 8.
+//! - the 1,000-input run of the same workflow (2,000 invocations, each input's file uploaded
+//!   first), one at a time and two at a time: wall time, invocations per second, and the share
+//!   of the time that is scar's own work rather than the scripts'. The scripts' share is what
+//!   the same two scripts take run directly on this machine's busybox over the same 1,000
+//!   files, one process each, nothing else around them.
 //!
 //! Run: `./scripts/bench.sh local` (or `cargo bench --bench local` with moto, docker-registry,
 //! skopeo and bubblewrap installed, and the static supervisor built).
@@ -151,13 +156,8 @@ fn main() {
     function(d, "big", &big, ":\n", ("big/", "big-out/"));
     let stage = "name=$(basename \"$INPUT_FILE_PATH\")\ntr a-z A-Z < \"$INPUT_FILE_PATH\" > \"$TMP_OUTPUT_DIR/$name\"\n";
     function(d, "upper", &small, stage, ("in/", "mid/"));
-    function(
-        d,
-        "count",
-        &small,
-        "name=$(basename \"$INPUT_FILE_PATH\")\nwc -c < \"$INPUT_FILE_PATH\" > \"$TMP_OUTPUT_DIR/$name\"\n",
-        ("mid/", "out/"),
-    );
+    let count = "name=$(basename \"$INPUT_FILE_PATH\")\nwc -c < \"$INPUT_FILE_PATH\" > \"$TMP_OUTPUT_DIR/$name\"\n";
+    function(d, "count", &small, count, ("mid/", "out/"));
 
     // 1. A cached image: one invoke to fill the cache, then INVOKES timed.
     let cache = tempfile::tempdir().expect("cache");
@@ -225,6 +225,35 @@ fn main() {
         })
         .collect();
 
+    // 4. 1,000 inputs through the same two stages, and the scripts alone over them.
+    let many = tempfile::tempdir().expect("inputs");
+    for i in 0..THOUSAND {
+        std::fs::write(
+            many.path().join(format!("doc{i:04}.txt")),
+            "some words to shout\n".repeat(50),
+        )
+        .expect("input");
+    }
+    let many_input = many.path().to_string_lossy().into_owned();
+    let thousand: Vec<(usize, Duration)> = [1usize, 2]
+        .iter()
+        .map(|c| {
+            let c_text = c.to_string();
+            let args = [
+                "run",
+                ".",
+                "upper",
+                "--local",
+                "--input",
+                &many_input,
+                "--concurrency",
+                &c_text,
+            ];
+            (*c, scar(&moto, d, cache.path(), &args))
+        })
+        .collect();
+    let alone = scripts_alone(many.path(), &[stage, count]);
+
     println!(
         "scar local-run benchmark (moto on loopback, docker-registry; {} cores)",
         std::thread::available_parallelism().map_or(0, usize::from)
@@ -259,4 +288,43 @@ fn main() {
             t.as_secs_f64()
         );
     }
+    let invocations = 2 * THOUSAND;
+    for (c, t) in thousand {
+        let wall = t.as_secs_f64();
+        // The scripts' own time, spread over the invocations that ran at once.
+        let scripts = alone.as_secs_f64() / c as f64;
+        println!(
+            "  {THOUSAND} inputs x 2 stages ({invocations} invocations), --concurrency {c}: {wall:.1} s, {:.0} invocations/s; the scripts alone {scripts:.1} s ({:.0}%), scar's own work {:.0}%",
+            invocations as f64 / wall,
+            100.0 * scripts / wall,
+            100.0 * (1.0 - scripts / wall)
+        );
+    }
+}
+
+const THOUSAND: usize = 1000;
+
+/// What `scripts` (one stage after the other) take run directly by this machine's busybox
+/// over every file in `inputs`: one `sh` process per file and stage, as an invocation runs
+/// its script, with the same variables; the outputs go to a scratch folder.
+fn scripts_alone(inputs: &Path, scripts: &[&str]) -> Duration {
+    let out = tempfile::tempdir().expect("outputs");
+    let mut files: Vec<_> = std::fs::read_dir(inputs)
+        .expect("inputs")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    let started = Instant::now();
+    for script in scripts {
+        for f in &files {
+            let status = std::process::Command::new("/bin/busybox")
+                .args(["sh", "-c", script])
+                .env("INPUT_FILE_PATH", f)
+                .env("TMP_OUTPUT_DIR", out.path())
+                .status()
+                .expect("busybox sh");
+            assert!(status.success(), "{script} on {}", f.display());
+        }
+    }
+    started.elapsed()
 }
