@@ -234,6 +234,16 @@ async fn a_function_on_a_base_with_no_c_library_handles_an_s3_event_in_its_unpac
     let (status, answer) = api.invoke(event.to_string().as_bytes());
     let answer: Value = serde_json::from_slice(&answer)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer).into_owned()));
+    // A queued input's SQS messages: the invocation succeeds, and names the one message
+    // whose object could not be processed, for the event source mapping to put back.
+    let message = |id: &str, key: &str| {
+        json!({"messageId": id, "eventSource": "aws:sqs", "receiptHandle": "r",
+            "body": json!({"Records": [{"eventSource": "aws:s3",
+                "s3": {"bucket": {"name": "rt-in"}, "object": {"key": key}}}]}).to_string()})
+    };
+    let sqs =
+        json!({"Records": [message("m-ok", "in/note+one.txt"), message("m-gone", "in/gone.txt")]});
+    let (sqs_status, sqs_answer) = api.invoke(sqs.to_string().as_bytes());
     // A failing call-time script fails the invocation, as Lambda sees it.
     let (failed_status, failed) = api.invoke(br#"{"script": "echo boom >&2; exit 3"}"#);
     let _ = child.kill();
@@ -253,6 +263,13 @@ async fn a_function_on_a_base_with_no_c_library_handles_an_s3_event_in_its_unpac
     assert!(
         log.contains("hello from upper"),
         "the script ran in the image:\n{log}"
+    );
+    assert_eq!(sqs_status, 200, "{}", String::from_utf8_lossy(&sqs_answer));
+    let sqs_answer: Value = serde_json::from_slice(&sqs_answer).expect("an answer");
+    assert_eq!(
+        sqs_answer["batchItemFailures"],
+        json!([{"itemIdentifier": "m-gone"}]),
+        "{sqs_answer:#}"
     );
     assert!(failed_status >= 400, "{failed_status}");
     let failed: Value = serde_json::from_slice(&failed).expect("an error document");

@@ -155,6 +155,43 @@ async fn a_failing_script_reports_its_status_and_stderr_tail_and_keeps_its_outpu
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_queued_inputs_failed_messages_are_named_in_batch_item_failures_and_no_other() {
+    let moto = Moto::start();
+    let client = buckets(&moto, &["sup-in", "sup-out"]).await;
+    for key in ["in/a.txt", "in/bad.txt", "in/c.txt"] {
+        put(&client, key, b"x".to_vec()).await;
+    }
+    let stack = Stack::new("");
+    stack.function(
+        "thumbs",
+        OUTPUTS,
+        "case \"$INPUT_FILE_PATH\" in *bad*) echo \"cannot\" >&2; exit 5;; esac\ncp \"$INPUT_FILE_PATH\" \"$TMP_OUTPUT_DIR/\"\n",
+    );
+    // SQS messages as an event source mapping hands them over: each body an S3 event (two
+    // records in one), S3's test event, and a body that is no S3 event at all.
+    let message = |id: &str, body: String| {
+        json!({"messageId": id, "receiptHandle": "r", "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "body": body})
+    };
+    let event = json!({"Records": [
+        message("m-a", s3_event(&[("sup-in", "in/a.txt")]).to_string()),
+        message("m-bad", s3_event(&[("sup-in", "in/bad.txt"), ("sup-in", "in/c.txt")]).to_string()),
+        message("m-test", json!({"Service": "Amazon S3", "Event": "s3:TestEvent"}).to_string()),
+        message("m-junk", "hello".to_owned()),
+    ]});
+    let (out, response) = local(&moto.endpoint, &stack.config("thumbs"), &event, &[]);
+    assert_eq!(
+        response["batchItemFailures"],
+        json!([{"itemIdentifier": "m-bad"}, {"itemIdentifier": "m-junk"}]),
+        "{response:#}\n{}",
+        log(&out)
+    );
+    assert_eq!(response["ok"], false);
+    // Every object of every message ran: c.txt, beside the failing bad.txt, too.
+    assert_eq!(keys(&client, "sup-out").await, ["all/a.txt", "all/c.txt"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn http_requests_carry_every_byte_value_both_ways() {
     let moto = Moto::start();
     let stack = Stack::new("");

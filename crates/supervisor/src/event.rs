@@ -1,5 +1,6 @@
 //! What an invocation asks for, from the event's shape: S3 event notifications (every record),
-//! HTTP requests (API Gateway REST proxy requests, and the 2.0 payload of HTTP APIs and
+//! SQS messages whose bodies are S3 event notifications (a queued input's event source
+//! mapping), HTTP requests (API Gateway REST proxy requests, and the 2.0 payload of HTTP APIs and
 //! function URLs), direct invocations (as `scar run` and `scar invoke` send them) and Batch
 //! jobs (the event the delegating function handed over, in `SCAR_EVENT`).
 
@@ -19,6 +20,9 @@ pub struct Object {
 pub enum Work {
     /// S3 objects, each processed on its own.
     Objects(Vec<Object>),
+    /// SQS messages, each carrying S3 event notifications: a message whose objects all
+    /// succeed is done, one that fails goes back to its queue (`batchItemFailures`).
+    Queued(Vec<Message>),
     /// An HTTP request: its body is the input file; the script's output is the response.
     Http {
         /// The request body, decoded.
@@ -32,6 +36,56 @@ pub enum Work {
     Data(Vec<u8>),
     /// Nothing to stage: the script runs with no input file.
     Nothing,
+}
+
+/// One SQS message of a queued input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Its `messageId`, what `batchItemFailures` names.
+    pub id: String,
+    /// The objects its body's S3 event names (none for S3's test event), or why the body is
+    /// not an S3 event.
+    pub objects: Result<Vec<Object>, String>,
+}
+
+/// The objects of an S3 event notification's records.
+fn s3_objects(records: &[Value]) -> Vec<Object> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let s3 = r.get("s3")?;
+            Some(Object {
+                bucket: s3.pointer("/bucket/name")?.as_str()?.to_owned(),
+                key: decode_key(s3.pointer("/object/key")?.as_str()?),
+            })
+        })
+        .collect()
+}
+
+/// An SQS record as a queued input's message: its body is an S3 event notification, or the
+/// test event S3 sends when a notification is put (nothing to do).
+fn message(record: &Value) -> Message {
+    let id = record
+        .get("messageId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let body = record
+        .get("body")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let objects = match serde_json::from_str::<Value>(body) {
+        Err(e) => Err(format!("its body is not JSON: {e}")),
+        Ok(b) if b.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") => Ok(Vec::new()),
+        Ok(b) => match b.get("Records").and_then(Value::as_array) {
+            Some(records) => match s3_objects(records) {
+                o if o.is_empty() => Err("its body's Records name no S3 object".to_owned()),
+                o => Ok(o),
+            },
+            None => Err("its body is not an S3 event notification".to_owned()),
+        },
+    };
+    Message { id, objects }
 }
 
 /// An invocation, parsed.
@@ -103,17 +157,15 @@ pub fn parse(event: &Value) -> Result<Invocation, UnknownEvent> {
                 .collect()
         })
         .unwrap_or_default();
-    let work = if let Some(records) = event.get("Records").and_then(Value::as_array) {
-        let objects = records
-            .iter()
-            .filter_map(|r| {
-                let s3 = r.get("s3")?;
-                Some(Object {
-                    bucket: s3.pointer("/bucket/name")?.as_str()?.to_owned(),
-                    key: decode_key(s3.pointer("/object/key")?.as_str()?),
-                })
-            })
-            .collect::<Vec<_>>();
+    let sqs = |r: &Value| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs");
+    let work = if let Some(records) = event
+        .get("Records")
+        .and_then(Value::as_array)
+        .filter(|r| !r.is_empty() && r.iter().all(sqs))
+    {
+        Work::Queued(records.iter().map(message).collect())
+    } else if let Some(records) = event.get("Records").and_then(Value::as_array) {
+        let objects = s3_objects(records);
         if objects.is_empty() {
             return Err(UnknownEvent("Records with no S3 object".into()));
         }
@@ -182,6 +234,34 @@ mod tests {
                 },
             ])
         );
+    }
+
+    #[test]
+    fn sqs_messages_carry_s3_events_or_s3s_test_event() {
+        let s3 = json!({"Records": [{"s3": {"bucket": {"name": "b"}, "object": {"key": "in/a+b.txt"}}}]});
+        let test = json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b"});
+        let e = json!({"Records": [
+            {"messageId": "m1", "eventSource": "aws:sqs", "body": s3.to_string()},
+            {"messageId": "m2", "eventSource": "aws:sqs", "body": test.to_string()},
+            {"messageId": "m3", "eventSource": "aws:sqs", "body": "not json"},
+            {"messageId": "m4", "eventSource": "aws:sqs", "body": "{\"Records\": []}"}
+        ]});
+        let Work::Queued(m) = parse(&e).expect("parses").work else {
+            panic!("not queued");
+        };
+        assert_eq!(
+            m[0],
+            Message {
+                id: "m1".into(),
+                objects: Ok(vec![Object {
+                    bucket: "b".into(),
+                    key: "in/a b.txt".into()
+                }])
+            }
+        );
+        assert_eq!(m[1].objects, Ok(Vec::new()), "nothing to do");
+        assert!(m[2].objects.as_ref().is_err_and(|e| e.contains("not JSON")));
+        assert!(m[3].objects.is_err());
     }
 
     #[test]

@@ -322,10 +322,60 @@ impl Supervisor {
                     self.config.http_expose_errors,
                 ));
             }
+            Work::Queued(messages) => return self.queued(&ctx, messages).await,
             Work::Data(bytes) => results.push(self.one(&ctx, Staged::Data(bytes)).await?),
             Work::Nothing => results.push(self.one(&ctx, Staged::Nothing).await?),
         }
         Ok(report(&results))
+    }
+
+    /// A queued input's SQS messages, each processed as its S3 event's objects: the answer
+    /// is the report with `batchItemFailures`, the ids of the messages that failed (one whose
+    /// body is no S3 event among them), which the event source mapping puts back in the queue
+    /// and, after `maxReceives`, into its dead-letter queue. The invocation itself succeeds.
+    async fn queued(
+        &self,
+        ctx: &Context<'_>,
+        messages: &[event::Message],
+    ) -> Result<Value, SupervisorError> {
+        let mut results = Vec::new();
+        let mut failed = Vec::new();
+        for m in messages {
+            let ok = match &m.objects {
+                Ok(objects) => {
+                    let mut ok = true;
+                    for o in objects {
+                        // A message's own trouble (its object gone, say) is its failure
+                        // alone: the batch's other messages stand.
+                        match self.one(ctx, Staged::Object(o)).await {
+                            Ok(r) => {
+                                ok &= r.ok();
+                                results.push(r);
+                            }
+                            Err(e) => {
+                                tracing::error!(message = m.id, "s3://{}/{}: {e}", o.bucket, o.key);
+                                ok = false;
+                            }
+                        }
+                    }
+                    ok
+                }
+                Err(why) => {
+                    tracing::error!(message = m.id, "not an S3 event: {why}");
+                    false
+                }
+            };
+            if !ok {
+                failed.push(m.id.clone());
+            }
+        }
+        let mut answer = report(&results);
+        answer["ok"] = json!(failed.is_empty());
+        answer["batchItemFailures"] = failed
+            .iter()
+            .map(|id| json!({"itemIdentifier": id}))
+            .collect();
+        Ok(answer)
     }
 
     /// What runs: the invocation's script, else the function's, else the image's command.

@@ -350,7 +350,12 @@ async fn lambda_loop(config: Config) -> ExitCode {
                 .handle(&event.payload, &event.context.request_id, remaining)
                 .await
                 .map_err(|e| failed("ScarSupervisorError", e.to_string()))?;
-            if result.get("statusCode").is_none() && !succeeded(&result) {
+            // An HTTP request's failure is in its response, and a queued input's in its
+            // `batchItemFailures` (the messages that go back to the queue): both succeed.
+            if result.get("statusCode").is_none()
+                && result.get("batchItemFailures").is_none()
+                && !succeeded(&result)
+            {
                 return Err(failed(
                     "ScarInvocationFailed",
                     format!("the invocation failed: {result}"),
