@@ -389,6 +389,17 @@ fn lambda_record(
     .to_string()
 }
 
+/// Writes `body` at `key` in `bucket`, as Lambda writes a record.
+async fn put_record(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: String) {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.into_bytes().into())
+        .send()
+        .await
+        .expect("a record");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_inputs_are_listed_with_the_supervisors_reason() {
     let moto = Moto::start();
@@ -433,13 +444,7 @@ async fn failed_inputs_are_listed_with_the_supervisors_reason() {
                 .replace("function:ocr:", "function:victim:"),
         ),
     ] {
-        s3.put_object()
-            .bucket(&bucket)
-            .key(key)
-            .body(body.into_bytes().into())
-            .send()
-            .await
-            .expect("a record");
+        put_record(&s3, &bucket, key, body).await;
     }
 
     let out = moto.scar(dir.path(), &["failures", ".", "--json"]);
@@ -582,13 +587,7 @@ async fn a_paused_function_stays_paused_through_plans_and_resumes_with_what_was_
             lambda_record("pages/1.tif", "2019-01-02T10:00:00.000Z", 1, &throttled),
         ),
     ] {
-        s3.put_object()
-            .bucket(&bucket)
-            .key(key)
-            .body(body.into_bytes().into())
-            .send()
-            .await
-            .expect("a record");
+        put_record(&s3, &bucket, &key, body).await;
     }
 
     let out = moto.scar(dir.path(), &["resume", ".", "ocr"]);
