@@ -309,17 +309,10 @@ impl AwsCloud {
         stack: &str,
         name: &str,
     ) -> Result<Owner, CloudError> {
-        let Some(out) = self.get_function(name).await? else {
-            return Ok(Owner::Unowned);
-        };
-        if let Some(e) = out.tags_error() {
-            return Ok(Owner::Unknown(format!(
-                "{}: {}",
-                e.error_code(),
-                e.message()
-            )));
-        }
-        Ok(Owner::from_tags(stack, &super::pause::function_tags(&out)))
+        Ok(self
+            .deployed_function(stack, name)
+            .await?
+            .map_or(Owner::Unowned, |d| d.owner))
     }
 
     /// `GetFunction` (configuration, image and tags in one call) within its quota; `None` when
@@ -585,25 +578,46 @@ impl AwsCloud {
         let arn = format!("arn:aws:lambda:{}:{account}:function:{name}", self.region);
         let stale = stale_tag_keys(&step.address, before, tags)?;
         if !stale.is_empty() {
-            self.lambda_call(name, || async {
-                self.lambda
-                    .untag_resource()
-                    .resource(&arn)
-                    .set_tag_keys(Some(stale.clone()))
-                    .send()
-                    .await
-                    .map_err(|e| classify("lambda:UntagResource", &e))
-            })
-            .await?;
+            self.untag_function(name, &arn, &stale).await?;
         }
+        self.tag_function(name, &arn, tags).await
+    }
+
+    /// Puts `tags` on function `name` (whose ARN is `arn`).
+    pub(super) async fn tag_function(
+        &self,
+        name: &str,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
         self.lambda_call(name, || async {
             self.lambda
                 .tag_resource()
-                .resource(&arn)
+                .resource(arn)
                 .set_tags(Some(tags.clone().into_iter().collect()))
                 .send()
                 .await
                 .map_err(|e| classify("lambda:TagResource", &e))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Takes the tags `keys` off function `name` (whose ARN is `arn`).
+    pub(super) async fn untag_function(
+        &self,
+        name: &str,
+        arn: &str,
+        keys: &[String],
+    ) -> Result<(), CloudError> {
+        self.lambda_call(name, || async {
+            self.lambda
+                .untag_resource()
+                .resource(arn)
+                .set_tag_keys(Some(keys.to_vec()))
+                .send()
+                .await
+                .map_err(|e| classify("lambda:UntagResource", &e))
         })
         .await?;
         Ok(())
@@ -744,19 +758,7 @@ impl Adapter for Function {
             "arn:aws:lambda:{}:{}:function:{name}",
             cloud.region, a.account
         );
-        cloud
-            .lambda_call(name, || async {
-                cloud
-                    .lambda
-                    .tag_resource()
-                    .resource(&arn)
-                    .set_tags(Some(a.ours.clone().into_iter().collect()))
-                    .send()
-                    .await
-                    .map_err(|e| classify("lambda:TagResource", &e))
-            })
-            .await?;
-        Ok(())
+        cloud.tag_function(name, &arn, a.ours).await
     }
 
     fn resolve(cloud: &AwsCloud, name: &str, _: &str, account: &str) -> Option<Value> {

@@ -74,17 +74,7 @@ impl AwsCloud {
         arn: &str,
         hold: &Hold,
     ) -> Result<(), CloudError> {
-        let tags = hold.tags();
-        self.lambda_call(name, || async {
-            self.lambda
-                .tag_resource()
-                .resource(arn)
-                .set_tags(Some(tags.clone().into_iter().collect()))
-                .send()
-                .await
-                .map_err(|e| classify("lambda:TagResource", &e))
-        })
-        .await?;
+        self.tag_function(name, arn, &hold.tags()).await?;
         self.put_concurrency(name, 0).await
     }
 
@@ -114,16 +104,6 @@ impl AwsCloud {
             }
         }
         let keys: Vec<String> = TAGS.iter().map(|k| (*k).to_owned()).collect();
-        self.lambda_call(name, || async {
-            self.lambda
-                .untag_resource()
-                .resource(arn)
-                .set_tag_keys(Some(keys.clone()))
-                .send()
-                .await
-                .map_err(|e| classify("lambda:UntagResource", &e))
-        })
-        .await?;
-        Ok(())
+        self.untag_function(name, arn, &keys).await
     }
 }

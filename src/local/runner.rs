@@ -418,10 +418,7 @@ async fn job(
     };
     // What the submitting function tells a job: where its failure record goes (one key for
     // every attempt), and its own ARN.
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let record = scar_contract::records::record_key(&f.name, secs, id);
+    let record = scar_contract::records::record_key(&f.name, crate::lock::now(), id);
     // Batch's attempts: another while the retry strategy says so of how the last one ended.
     let mut attempt = 0;
     loop {
