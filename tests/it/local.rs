@@ -452,7 +452,14 @@ async fn the_environment_is_on_no_command_line_at_any_moment_of_a_start() {
                 .expect("the program started");
             stop.store(true, std::sync::atomic::Ordering::SeqCst);
             let (seen, scans) = poller.join().expect("poller");
-            let running = command_lines_with("sleep 30");
+            // The program printed before its `exec sleep 30`: it is seen running once the exec
+            // is done (a read at once can come before it).
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            let mut running = command_lines_with("sleep 30");
+            while running.is_empty() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                running = command_lines_with("sleep 30");
+            }
             let _ = child.kill().await;
             assert_eq!(&first, b"not-on-a", "{}", tool.name());
             assert!(seen.is_empty(), "{}: {seen:?}", tool.name());
