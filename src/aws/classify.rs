@@ -51,11 +51,19 @@ fn kind_of<E>(
         | "NoSuchTagSetError"
         | "NotFoundException"
         | "RepositoryNotFoundException"
-        | "ResourceNotFound" => return ErrorKind::NotFound,
+        | "ResourceNotFound"
+        | "QueueDoesNotExist"
+        | "AWS.SimpleQueueService.NonExistentQueue" => return ErrorKind::NotFound,
+        // SQS keeps a deleted queue's name for 60 seconds.
+        "QueueDeletedRecently" | "AWS.SimpleQueueService.QueueDeletedRecently" => {
+            return ErrorKind::NotReady;
+        }
         "ResourceAlreadyExistsException"
         | "EntityAlreadyExists"
         | "BucketAlreadyOwnedByYou"
-        | "RepositoryAlreadyExistsException" => {
+        | "RepositoryAlreadyExistsException"
+        | "QueueNameExists"
+        | "QueueAlreadyExists" => {
             return ErrorKind::AlreadyExists;
         }
         "ResourceConflictException" if message.contains("already exists") => {
@@ -65,7 +73,8 @@ fn kind_of<E>(
         | "OperationAbortedException"
         | "ConflictException"
         | "ConditionalRequestConflict"
-        | "ConcurrentModificationException" => {
+        | "ConcurrentModificationException"
+        | "ResourceInUseException" => {
             return ErrorKind::Conflict;
         }
         "PreconditionFailedException" | "PreconditionFailed" => return ErrorKind::Precondition,

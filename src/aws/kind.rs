@@ -106,12 +106,15 @@ pub(super) enum Read {
     Apis,
     /// The stack's ECR repository.
     Repository,
+    /// SQS queues (the manifests' and those under the stack's prefix), and the mapping
+    /// reading each.
+    Queues,
 }
 
 impl Read {
     /// Every read [`AwsCloud::refresh`](super::AwsCloud::refresh) makes.
     #[cfg(test)]
-    pub const ALL: [Read; 9] = [
+    pub const ALL: [Read; 10] = [
         Read::Functions,
         Read::Policies,
         Read::InvokeConfigs,
@@ -121,6 +124,7 @@ impl Read {
         Read::Batch,
         Read::Apis,
         Read::Repository,
+        Read::Queues,
     ];
 }
 
@@ -147,6 +151,10 @@ impl Read {
             Read::Repository => (
                 "ECR",
                 "ecr:DescribeRepositories and ecr:ListTagsForResource",
+            ),
+            Read::Queues => (
+                "SQS",
+                "sqs:ListQueues, sqs:GetQueueUrl, sqs:GetQueueAttributes, sqs:ListQueueTags and lambda:ListEventSourceMappings",
             ),
         }
     }
@@ -231,6 +239,14 @@ macro_rules! adapter {
             }
             K::InvokeConfig => {
                 type $A = super::lambda::InvokeConfig;
+                $body
+            }
+            K::Queue => {
+                type $A = super::sqs::Queue;
+                $body
+            }
+            K::EventSourceMapping => {
+                type $A = super::sqs::Mapping;
                 $body
             }
         }

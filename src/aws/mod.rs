@@ -21,6 +21,7 @@ mod page;
 mod pause;
 mod refresh;
 mod s3;
+mod sqs;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,7 @@ pub use classify::classify;
 pub use lock::{HeldLock, LockError};
 pub use ops::{FunctionStatus, Invoked, LocalCredentials, LogEvent, files_to_put, upload_files};
 pub use pause::Deployed;
+pub use sqs::Message;
 
 /// Clients for every service a stack touches, and the run's limits.
 pub struct AwsCloud {
@@ -46,6 +48,7 @@ pub struct AwsCloud {
     apigateway: aws_sdk_apigateway::Client,
     ecr: aws_sdk_ecr::Client,
     s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
     iam: aws_sdk_iam::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
     sts: aws_sdk_sts::Client,
@@ -114,6 +117,7 @@ impl AwsCloud {
             apigateway: aws_sdk_apigateway::Client::new(&shared),
             ecr: aws_sdk_ecr::Client::new(&shared),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
+            sqs: aws_sdk_sqs::Client::new(&shared),
             iam: aws_sdk_iam::Client::new(&shared),
             logs: aws_sdk_cloudwatchlogs::Client::new(&shared),
             sts: aws_sdk_sts::Client::new(&shared),

@@ -64,7 +64,8 @@ impl AwsCloud {
         }))
     }
 
-    /// Holds the function: the hold's tags, then a reserved concurrency of 0.
+    /// Holds the function: the hold's tags, its queues' mappings turned off (their events
+    /// wait in the queues, counting no receive), then a reserved concurrency of 0.
     ///
     /// # Errors
     /// When Lambda refuses.
@@ -75,11 +76,12 @@ impl AwsCloud {
         hold: &Hold,
     ) -> Result<(), CloudError> {
         self.tag_function(name, arn, &hold.tags()).await?;
+        self.enable_mappings(name, false).await?;
         self.put_concurrency(name, 0).await
     }
 
-    /// Lifts the hold: `concurrency` given back (`None`: the reservation removed), then the
-    /// hold's tags removed.
+    /// Lifts the hold: `concurrency` given back (`None`: the reservation removed), its queues'
+    /// mappings turned on, then the hold's tags removed.
     ///
     /// # Errors
     /// When Lambda refuses.
@@ -103,6 +105,7 @@ impl AwsCloud {
                 .await?;
             }
         }
+        self.enable_mappings(name, true).await?;
         let keys: Vec<String> = TAGS.iter().map(|k| (*k).to_owned()).collect();
         self.untag_function(name, arn, &keys).await
     }

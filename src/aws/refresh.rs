@@ -100,13 +100,14 @@ impl AwsCloud {
         let account = account.as_str();
         // The services are independent of each other: read at once. Lambda's reads lead to
         // the buckets (a permission names its bucket) and the log groups.
-        let (lambda, role, batch, apis, repository, network) = futures::join!(
+        let (lambda, role, batch, apis, repository, network, queues) = futures::join!(
             self.read_functions_and_buckets(desired, account),
             self.read_role(stack),
             self.read_batch(stack, desired),
             self.read_apis(stack, account, desired),
             self.read_image_repository(stack),
             self.default_network_if_needed(desired),
+            self.read_queues(stack, desired),
         );
         let mut live = lambda?;
         live.account = Some(account.to_owned());
@@ -118,6 +119,7 @@ impl AwsCloud {
             (Read::Batch, batch),
             (Read::Apis, apis),
             (Read::Repository, repository),
+            (Read::Queues, queues),
         ] {
             live.resources
                 .extend(optional_read(read, wants(desired, read), found)?);

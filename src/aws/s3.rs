@@ -107,21 +107,31 @@ impl AwsCloud {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
-        for c in config.lambda_function_configurations() {
-            let Some(id) = c
-                .id()
-                .filter(|id| names::trigger_id_is_stacks(stack, id, c.lambda_function_arn()))
-            else {
+        let lambdas = config.lambda_function_configurations().iter().map(|c| {
+            let target = (Some(c.lambda_function_arn().to_owned()), None);
+            (c.id(), target, c.events(), c.filter())
+        });
+        // A queued input's entry sends to its queue; its Id names the stack as a function's
+        // does (`scar.<stack>.<function>.<hash>`).
+        let queues = config.queue_configurations().iter().map(|c| {
+            let target = (None, Some(c.queue_arn().to_owned()));
+            (c.id(), target, c.events(), c.filter())
+        });
+        for (id, (function_arn, queue_arn), events, filter) in lambdas.chain(queues) {
+            let Some(id) = id.filter(|id| {
+                names::trigger_id_is_stacks(stack, id, function_arn.as_deref().unwrap_or(""))
+            }) else {
                 continue;
             };
-            let mut events: Vec<String> =
-                c.events().iter().map(|e| e.as_str().to_owned()).collect();
+            let mut events: Vec<String> = events.iter().map(|e| e.as_str().to_owned()).collect();
             events.sort();
-            let rule = |name: st::FilterRuleName| rule(c, &name).unwrap_or_default().to_owned();
+            let rule =
+                |name: st::FilterRuleName| rule(filter, &name).unwrap_or_default().to_owned();
             let attrs = to_attrs(&TriggerAttrs {
                 bucket: bucket.to_owned(),
                 id: id.to_owned(),
-                function_arn: c.lambda_function_arn().to_owned(),
+                function_arn,
+                queue_arn,
                 events,
                 prefix: rule(st::FilterRuleName::Prefix),
                 suffix: rule(st::FilterRuleName::Suffix),
@@ -255,7 +265,7 @@ impl AwsCloud {
         let _guard = lock.lock().await;
         self.with_bucket_lease(bucket, || async {
             for _ in 0..3 {
-                self.merge_entries(bucket, drop, entry).await?;
+                self.merge_entries(bucket, id, drop, entry).await?;
                 if self.trigger_is_written(bucket, id, entry).await? {
                     return Ok(());
                 }
@@ -289,16 +299,23 @@ impl AwsCloud {
             Err(e) if e.kind == ErrorKind::NotFound && entry.is_none() => return Ok(true),
             Err(e) => return Err(e),
         };
-        let found = current
+        let lambda = current
             .as_ref()
             .map(|c| c.lambda_function_configurations())
             .unwrap_or_default()
             .iter()
             .find(|c| c.id() == Some(id))
             .map(|c| c.lambda_function_arn().to_owned());
+        let queue = current
+            .as_ref()
+            .map(|c| c.queue_configurations())
+            .unwrap_or_default()
+            .iter()
+            .find(|c| c.id() == Some(id))
+            .map(|c| c.queue_arn().to_owned());
         Ok(match entry {
-            None => found.is_none(),
-            Some(t) => found.is_some_and(|arn| arn == t.function_arn),
+            None => lambda.is_none() && queue.is_none(),
+            Some(t) => lambda == t.function_arn && queue == t.queue_arn,
         })
     }
 
@@ -328,7 +345,7 @@ impl AwsCloud {
         {
             let resolved = self.resolve(account, &d.attrs);
             let t: TriggerAttrs = super::kind::view(&d.address, &resolved)?;
-            if t.function_arn != arn {
+            if t.function_arn.as_deref() != Some(arn.as_str()) {
                 continue;
             }
             let stack = desired.stack.as_str();
@@ -346,7 +363,7 @@ impl AwsCloud {
                         "{}: entry {} (prefix {})",
                         t.bucket,
                         c.id().unwrap_or("without an id"),
-                        rule(c, &st::FilterRuleName::Prefix).unwrap_or("none")
+                        rule(c.filter(), &st::FilterRuleName::Prefix).unwrap_or("none")
                     );
                     if !r.contains(&line) {
                         r.push(line);
@@ -361,11 +378,12 @@ impl AwsCloud {
     }
 
     /// One read-merge-write of `bucket`'s notification configuration: the Lambda entries
-    /// `drop` picks go, `entry` (if any) comes; the rest (other tools' entries, queues,
-    /// topics, EventBridge) stays as it was.
+    /// `drop` picks and the queue entry of Id `dropped` go, `entry` (if any) comes; the rest
+    /// (other tools' entries, queues, topics, EventBridge) stays as it was.
     async fn merge_entries(
         &self,
         bucket: &str,
+        dropped: &str,
         drop: &(dyn Fn(&st::LambdaFunctionConfiguration) -> bool + Sync),
         entry: Option<&TriggerAttrs>,
     ) -> Result<(), CloudError> {
@@ -383,7 +401,16 @@ impl AwsCloud {
             .unwrap_or_default();
         let mut lambdas: Vec<st::LambdaFunctionConfiguration> =
             existing.iter().filter(|c| !drop(c)).cloned().collect();
-        let had = lambdas.len() != existing.len();
+        let existing_queues = current
+            .as_ref()
+            .map(|c| c.queue_configurations())
+            .unwrap_or_default();
+        let mut queues: Vec<st::QueueConfiguration> = existing_queues
+            .iter()
+            .filter(|c| c.id() != Some(dropped))
+            .cloned()
+            .collect();
+        let had = lambdas.len() != existing.len() || queues.len() != existing_queues.len();
         if entry.is_none() && !had {
             return Ok(());
         }
@@ -397,37 +424,58 @@ impl AwsCloud {
                     rules.push(st::FilterRule::builder().name(name).value(v).build());
                 }
             }
-            let mut b = st::LambdaFunctionConfiguration::builder()
-                .id(id)
-                .lambda_function_arn(&a.function_arn)
-                .set_events(Some(
-                    a.events
-                        .iter()
-                        .map(|e| st::Event::from(e.as_str()))
-                        .collect(),
-                ));
-            if !rules.is_empty() {
-                b = b.filter(
-                    st::NotificationConfigurationFilter::builder()
-                        .key(
-                            st::S3KeyFilter::builder()
-                                .set_filter_rules(Some(rules))
-                                .build(),
-                        )
-                        .build(),
-                );
-            }
-            lambdas.push(b.build().map_err(|e| {
+            let filter = (!rules.is_empty()).then(|| {
+                st::NotificationConfigurationFilter::builder()
+                    .key(
+                        st::S3KeyFilter::builder()
+                            .set_filter_rules(Some(rules))
+                            .build(),
+                    )
+                    .build()
+            });
+            let events: Vec<st::Event> = a
+                .events
+                .iter()
+                .map(|e| st::Event::from(e.as_str()))
+                .collect();
+            let invalid = |e: aws_sdk_s3::error::BuildError| {
                 CloudError::new(
                     ErrorKind::Invalid,
                     "s3:PutBucketNotificationConfiguration",
                     e.to_string(),
                 )
-            })?);
+            };
+            match (&a.function_arn, &a.queue_arn) {
+                (_, Some(queue)) => queues.push(
+                    st::QueueConfiguration::builder()
+                        .id(id)
+                        .queue_arn(queue)
+                        .set_events(Some(events))
+                        .set_filter(filter)
+                        .build()
+                        .map_err(invalid)?,
+                ),
+                (Some(function), None) => lambdas.push(
+                    st::LambdaFunctionConfiguration::builder()
+                        .id(id)
+                        .lambda_function_arn(function)
+                        .set_events(Some(events))
+                        .set_filter(filter)
+                        .build()
+                        .map_err(invalid)?,
+                ),
+                (None, None) => {
+                    return Err(CloudError::new(
+                        ErrorKind::Invalid,
+                        "s3:PutBucketNotificationConfiguration",
+                        format!("the notification entry {id} names neither a function nor a queue"),
+                    ));
+                }
+            }
         }
         let config = st::NotificationConfiguration::builder()
             .set_lambda_function_configurations(Some(lambdas))
-            .set_queue_configurations(current.as_ref().map(|c| c.queue_configurations().to_vec()))
+            .set_queue_configurations(Some(queues))
             .set_topic_configurations(current.as_ref().map(|c| c.topic_configurations().to_vec()))
             .set_event_bridge_configuration(
                 current
@@ -514,8 +562,11 @@ impl Adapter for Trigger {
     }
 }
 
-fn rule<'a>(c: &'a st::LambdaFunctionConfiguration, name: &st::FilterRuleName) -> Option<&'a str> {
-    c.filter()
+fn rule<'a>(
+    filter: Option<&'a st::NotificationConfigurationFilter>,
+    name: &st::FilterRuleName,
+) -> Option<&'a str> {
+    filter
         .and_then(|f| f.key())
         .into_iter()
         .flat_map(|k| k.filter_rules())
@@ -536,9 +587,9 @@ fn written_by_scar4(c: &st::LambdaFunctionConfiguration) -> bool {
         .filter()
         .and_then(|f| f.key())
         .map_or(0, |k| k.filter_rules().len());
-    let prefix = rule(c, &st::FilterRuleName::Prefix);
+    let prefix = rule(c.filter(), &st::FilterRuleName::Prefix);
     events == ["s3:ObjectCreated:*"]
-        && rule(c, &st::FilterRuleName::Suffix).is_none()
+        && rule(c.filter(), &st::FilterRuleName::Suffix).is_none()
         && rules <= 1
         && prefix.is_none_or(|p| p.ends_with('/'))
 }

@@ -10,10 +10,13 @@ use super::AwsArgs;
 use super::exit::{Done, Failure, Outcome};
 use super::output::Output;
 use super::session;
+use crate::aws::AwsCloud;
+use crate::failures::queue;
 use crate::failures::store::{self, Source};
 use crate::manifest::load::ManifestSet;
 use crate::manifest::resolve::{self, Destination};
 use crate::model::failures::policy;
+use crate::model::queues;
 
 /// `scar failures`.
 #[derive(Debug, clap::Args)]
@@ -42,7 +45,15 @@ fn since_seconds(s: &str) -> Result<u64, String> {
     }
 }
 
-/// Where the records of the stack's functions (of `function` only, when named) are; a
+/// Where the stack's failed inputs are: the failure records of its functions invoked
+/// asynchronously, and the dead-letter queues of its queued inputs.
+#[derive(Debug, Default)]
+pub(super) struct Sources {
+    pub records: Vec<Source>,
+    pub dead_letters: Vec<queue::Source>,
+}
+
+/// Where the failed inputs of the stack's functions (of `function` only, when named) are; a
 /// function whose records go nowhere scar can read is said on `out`.
 ///
 /// # Errors
@@ -51,7 +62,7 @@ pub(super) fn sources(
     set: &ManifestSet,
     function: Option<&str>,
     out: &Output,
-) -> Result<Vec<Source>, Failure> {
+) -> Result<Sources, Failure> {
     let Some(stack) = set.stack().map(|s| &s.value) else {
         return Err(Failure::Reported);
     };
@@ -61,16 +72,23 @@ pub(super) fn sources(
         out.error(&format!("the stack has no function `{name}`"));
         return Err(Failure::Reported);
     }
-    let mut sources = Vec::new();
+    let mut sources = Sources::default();
     for f in &set.functions {
         let name = &f.value.metadata.name;
         if function.is_some_and(|n| n != name) {
             continue;
         }
         let eff = resolve::effective(Some(&stack.spec), &f.value.spec);
+        for (_, q, queue) in queues::queued(&stack.metadata.name, name, &f.value.spec.input) {
+            sources.dead_letters.push(queue::Source {
+                function: name.clone(),
+                dead_letter: queues::dead_letter_name(&queue),
+                max_receives: queues::settings(q, eff.timeout).max_receives,
+            });
+        }
         match policy(&stack.metadata.name, &stack.spec, &f.value.spec, &eff) {
             Some(p) => match (&p.bucket, &p.on_failure.destination) {
-                (Some(bucket), _) => sources.push(Source {
+                (Some(bucket), _) => sources.records.push(Source {
                     function: name.clone(),
                     bucket: bucket.clone(),
                 }),
@@ -81,7 +99,7 @@ pub(super) fn sources(
                     "function `{name}` keeps no record of failed inputs (`onFailure.destination: none`)"
                 )),
             },
-            None if function.is_some() => out.warn(&format!(
+            None if function.is_some() && !f.value.spec.has_queued_input() => out.warn(&format!(
                 "function `{name}` has no S3 input: only those are invoked asynchronously, so Lambda keeps no record of its failures (its callers get them)"
             )),
             None => {}
@@ -104,6 +122,31 @@ pub(super) fn cutoff(since: Option<&str>, out: &Output) -> Result<Option<String>
     )))
 }
 
+/// The failed inputs `sources` hold, oldest first: the dead-lettered ones hidden from other
+/// receivers for `hide` seconds (give them back, or move them).
+///
+/// # Errors
+/// When S3 or SQS fails (said on `out`).
+pub(super) async fn list(
+    cloud: &AwsCloud,
+    sources: &Sources,
+    cutoff: Option<&str>,
+    hide: i32,
+    out: &Output,
+) -> Result<Vec<crate::failures::Failure>, Failure> {
+    let warn = |w: &str| out.warn(w);
+    let mut found = store::list(cloud, &sources.records, cutoff, &warn)
+        .await
+        .map_err(|e| session::cloud_failed(out, "listing the failure records failed", &e))?;
+    found.extend(
+        queue::list(cloud, &sources.dead_letters, cutoff, hide)
+            .await
+            .map_err(|e| session::cloud_failed(out, "reading the dead-letter queues failed", &e))?,
+    );
+    found.sort_by(|a, b| a.time.cmp(&b.time));
+    Ok(found)
+}
+
 /// `scar failures`.
 pub(super) fn run(args: &FailuresArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     let (set, desired) = session::load_set(&args.dir, out)?;
@@ -112,10 +155,16 @@ pub(super) fn run(args: &FailuresArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     let rt = session::runtime()?;
     let found = rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
-        let warn = |w: &str| out.warn(w);
-        store::list(&cloud, &sources, cutoff.as_deref(), &warn)
-            .await
-            .map_err(|e| session::cloud_failed(out, "listing the failure records failed", &e))
+        // Each dead-lettered input is hidden for as long as the listing takes, then shown.
+        let found = list(&cloud, &sources, cutoff.as_deref(), 60, out).await?;
+        queue::give_back(&cloud, &found).await.map_err(|e| {
+            session::cloud_failed(
+                out,
+                "giving back the dead-letter queues' messages failed",
+                &e,
+            )
+        })?;
+        Ok::<_, Failure>(found)
     })?;
     if args.json {
         println!(

@@ -1,7 +1,8 @@
 //! `scar pause DIR FUNCTION` and `scar resume DIR FUNCTION`: hold a stage without losing its
 //! inputs. Paused, the function has a reserved concurrency of 0: Lambda runs none of its
 //! events; those S3 sends wait in Lambda's queue, and go to its failure records once older
-//! than `maxEventAge`. A plan keeps the hold. Resumed, it
+//! than `maxEventAge`; the mappings of its queued inputs are off, their events wait in the
+//! queues. A plan keeps the hold. Resumed, it
 //! gets its concurrency back and the records written since the pause are retried
 //! (docs/commands/pause.md).
 
@@ -60,7 +61,10 @@ fn held_inputs_go(
         return Err("the manifests hold no Stack".into());
     };
     let eff = resolve::effective(Some(&stack.spec), &f.spec);
-    match policy(&stack.metadata.name, &stack.spec, &f.spec, &eff) {
+    let queued =
+        "its queued inputs wait in their queues (Lambda no longer reads them) until it resumes";
+    let direct = match policy(&stack.metadata.name, &stack.spec, &f.spec, &eff) {
+        None if f.spec.has_queued_input() => return Ok(queued.into()),
         None => Ok("it has no S3 input: its callers are refused (HTTP 429, or Lambda's TooManyRequestsException) until it resumes".into()),
         Some(p) => match (&p.bucket, &p.on_failure.destination) {
             (Some(bucket), _) => Ok(format!(
@@ -74,7 +78,12 @@ fn held_inputs_go(
                 "function `{name}` keeps no record of failed inputs (`onFailure.destination: none`): while paused, every S3 input sent to it would be lost; give it a destination and apply first"
             )),
         },
-    }
+    }?;
+    Ok(if f.spec.has_queued_input() {
+        format!("{direct}; {queued}")
+    } else {
+        direct
+    })
 }
 
 /// The function deployed as `name`, when this stack owns it; otherwise why not, said.
@@ -174,7 +183,7 @@ pub(super) fn resume(args: &ResumeArgs, aws: &AwsArgs, out: &Output) -> Outcome 
         let Some(hold) = lifted else {
             return Ok(Done::Success);
         };
-        let sources = sources(&set, Some(name), out)?;
+        let sources = sources(&set, Some(name), out)?.records;
         if sources.is_empty() {
             return Ok(Done::Success);
         }
@@ -190,7 +199,7 @@ pub(super) fn resume(args: &ResumeArgs, aws: &AwsArgs, out: &Output) -> Outcome 
         let found = store::list(&cloud, &sources, Some(&hold.since), &warn)
             .await
             .map_err(|e| session::cloud_failed(out, "listing the failure records failed", &e))?;
-        let chosen = cmd_retry::select(&[], found, out);
+        let (chosen, _) = cmd_retry::select(&[], found, out);
         if chosen.is_empty() {
             println!("no inputs were held while it was paused");
             return Ok(Done::Success);

@@ -5,14 +5,14 @@
 
 use std::path::PathBuf;
 
-use super::cmd_failures::{cutoff, sources};
-use super::exit::{Failure, Outcome, success_if};
+use super::cmd_failures::{cutoff, list, sources};
+use super::exit::{Done, Failure, Outcome, success_if};
 use super::output::Output;
 use super::{AwsArgs, session};
 use crate::aws::AwsCloud;
 use crate::failures::replay::{self, Retry, Settled};
-use crate::failures::store;
 use crate::failures::{self as records, LastAttempt};
+use crate::failures::{queue, store};
 use crate::manifest::load::ManifestSet;
 use crate::manifest::resolve;
 
@@ -64,21 +64,22 @@ fn tries(set: &ManifestSet, function: &str) -> u32 {
 }
 
 /// The records to retry: those of `inputs` (every one when empty), less those a retry is
-/// running now.
+/// running now; and the rest.
 pub(super) fn select(
     inputs: &[String],
     found: Vec<records::Failure>,
     out: &Output,
-) -> Vec<records::Failure> {
+) -> (Vec<records::Failure>, Vec<records::Failure>) {
     for wanted in inputs {
         if !found.iter().any(|f| f.is_input(wanted)) {
             out.warn(&format!("no failed input is {wanted}"));
         }
     }
     let now = store::now();
-    let mut chosen = Vec::new();
+    let (mut chosen, mut rest) = (Vec::new(), Vec::new());
     for f in found {
         if !inputs.is_empty() && !inputs.iter().any(|w| f.is_input(w)) {
+            rest.push(f);
             continue;
         }
         if let Some(since) = &f.retrying {
@@ -88,12 +89,13 @@ pub(super) fn select(
                     "{}: a retry of it is under way (since {since}); left alone",
                     f.input.as_deref().unwrap_or(&f.record)
                 ));
+                rest.push(f);
                 continue;
             }
         }
         chosen.push(f);
     }
-    chosen
+    (chosen, rest)
 }
 
 /// `scar retry`.
@@ -110,16 +112,29 @@ pub(super) fn run(args: &RetryArgs, aws: &AwsArgs, out: &Output) -> Outcome {
     let rt = session::runtime()?;
     rt.block_on(async {
         let cloud = session::connect(aws, &desired).await;
-        let warn = |w: &str| out.warn(w);
-        let found = store::list(&cloud, &sources, cutoff.as_deref(), &warn)
-            .await
-            .map_err(|e| session::cloud_failed(out, "listing the failure records failed", &e))?;
-        let chosen = select(&args.input, found, out);
+        // Dead-lettered inputs stay hidden from another retry while this one moves them.
+        let hide = i32::try_from(UNDER_WAY_SECS).unwrap_or(i32::MAX);
+        let found = list(&cloud, &sources, cutoff.as_deref(), hide, out).await?;
+        let (chosen, rest) = select(&args.input, found, out);
+        let give_back = |failures: Vec<records::Failure>| {
+            let cloud = &cloud;
+            async move {
+                queue::give_back(cloud, &failures).await.map_err(|e| {
+                    session::cloud_failed(
+                        out,
+                        "giving back the dead-letter queues' messages failed",
+                        &e,
+                    )
+                })
+            }
+        };
+        give_back(rest).await?;
         if chosen.is_empty() {
             println!("no failed inputs to retry");
             return success_if(true);
         }
         if args.dry_run {
+            give_back(chosen.clone()).await?;
             for f in &chosen {
                 println!(
                     "would retry {} <- {}  ({})",
@@ -135,6 +150,8 @@ pub(super) fn run(args: &RetryArgs, aws: &AwsArgs, out: &Output) -> Outcome {
             return success_if(true);
         }
         if args.local {
+            // A dead-lettered input too runs here, and leaves its dead-letter queue once it
+            // succeeded (or was put there again).
             return super::cmd_local::retry(
                 super::cmd_local::Here {
                     job_timeout: args.here.job_timeout,
@@ -149,8 +166,42 @@ pub(super) fn run(args: &RetryArgs, aws: &AwsArgs, out: &Output) -> Outcome {
             )
             .await;
         }
-        in_aws(&cloud, &set, chosen, args.concurrency).await
+        let (dead, chosen): (Vec<_>, Vec<_>) =
+            chosen.into_iter().partition(|f| f.receipt.is_some());
+        let moved = redrive(&cloud, dead, out).await;
+        let ran = if chosen.is_empty() {
+            Ok(Done::Success)
+        } else {
+            in_aws(&cloud, &set, chosen, args.concurrency).await
+        };
+        if moved { ran } else { success_if(false) }
     })
+}
+
+/// Moves each dead-lettered input of `dead` back to its queue, saying so; true when every one
+/// moved.
+async fn redrive(cloud: &AwsCloud, dead: Vec<records::Failure>, out: &Output) -> bool {
+    let mut ok = true;
+    let total = dead.len();
+    for f in dead {
+        let input = f.input.as_deref().unwrap_or(&f.record);
+        match queue::redrive(cloud, &f).await {
+            Ok(()) => eprintln!("queued  {} <- {input}  (back in its queue)", f.function),
+            Err(e) => {
+                ok = false;
+                out.error(&format!("{input}: moving it back to its queue failed: {e}"));
+                if let Err(e) = queue::give_back(cloud, std::slice::from_ref(&f)).await {
+                    out.warn(&format!("{input}: {e}"));
+                }
+            }
+        }
+    }
+    if total > 0 {
+        println!(
+            "{total} queued input(s) moved back from their dead-letter queues; the function runs them as it takes them up (`scar failures` lists those that fail again)"
+        );
+    }
+    ok
 }
 
 /// Retries `chosen` in Lambda, `concurrency` at once, saying how each went.

@@ -6,6 +6,7 @@
 //! chose, and the reason holds a script's stderr. Nothing here trusts it: every text is
 //! cut to a length and stripped of control characters before it is shown.
 
+pub mod queue;
 pub mod replay;
 pub mod store;
 
@@ -48,6 +49,10 @@ pub struct Failure {
     /// The function's ARN as Lambda recorded it.
     #[serde(skip)]
     pub function_arn: String,
+    /// For an input in a dead-letter queue (its `record` is `sqs://QUEUE/MESSAGE-ID`): the
+    /// receipt of the receive that listed it, with which `scar retry` moves it back.
+    #[serde(skip)]
+    pub receipt: Option<String>,
 }
 
 impl Failure {
@@ -139,6 +144,7 @@ pub fn parse(record: &str, bytes: &[u8]) -> Result<Failure, BadRecord> {
         retrying: None,
         event: r.request_payload,
         function_arn: r.request_context.function_arn,
+        receipt: None,
     })
 }
 

@@ -131,11 +131,15 @@ pub async fn write(
     Ok(format!("s3://{bucket}/{key}"))
 }
 
-/// Marks `f` as taken up by a retry now.
+/// Marks `f` as taken up by a retry now. A dead-lettered input is marked already: the
+/// receive that listed it hides it from other retries.
 ///
 /// # Errors
 /// When S3 refuses, or the record's address is not one.
 pub async fn mark(cloud: &AwsCloud, f: &Failure) -> Result<(), CloudError> {
+    if f.receipt.is_some() {
+        return Ok(());
+    }
     let (bucket, key) = location(f)?;
     let since = crate::lock::rfc3339(now());
     let body = serde_json::json!({"since": since, "request_id": f.request_id});
@@ -149,17 +153,24 @@ pub async fn mark(cloud: &AwsCloud, f: &Failure) -> Result<(), CloudError> {
 /// # Errors
 /// When S3 refuses.
 pub async fn unmark(cloud: &AwsCloud, f: &Failure) -> Result<(), CloudError> {
+    if f.receipt.is_some() {
+        return super::queue::give_back(cloud, std::slice::from_ref(f)).await;
+    }
     let (bucket, key) = location(f)?;
     cloud.delete_key(bucket, &mark_key(key)).await
 }
 
 /// Settles `f` after its retry ran: the input succeeded, or failed again and has a newer
 /// record. The record goes first, then its mark: a run stopped between the two leaves a
-/// mark without a record, which nothing lists.
+/// mark without a record, which nothing lists. A dead-lettered input is taken off its
+/// dead-letter queue.
 ///
 /// # Errors
-/// When S3 refuses.
+/// When S3 or SQS refuses.
 pub async fn settle(cloud: &AwsCloud, f: &Failure) -> Result<(), CloudError> {
+    if f.receipt.is_some() {
+        return super::queue::remove(cloud, f).await;
+    }
     let (bucket, key) = location(f)?;
     cloud.delete_key(bucket, key).await?;
     cloud.delete_key(bucket, &mark_key(key)).await

@@ -1037,6 +1037,7 @@ fn storage(r: &mut Reader, l: &mut Map<String, Value>, lp: &str, spec: &mut Func
                 prefix,
                 suffix: None,
                 events: None,
+                queue: None,
             }));
         }
         for key in ["suffix", "prefix"] {

@@ -18,6 +18,22 @@ use crate::manifest::load::ManifestSet;
 use crate::manifest::types::InputSpec;
 use crate::model::DesiredGraph;
 
+/// The queued input of `f` an S3 `event` is for, if it is for one.
+fn queued_input<'a>(
+    f: &'a super::stack::Function,
+    event: &[u8],
+) -> Option<&'a super::stack::Queued> {
+    let v: serde_json::Value = serde_json::from_slice(event).ok()?;
+    let s3 = v.get("Records")?.get(0)?.get("s3")?;
+    let bucket = s3.get("bucket")?.get("name")?.as_str()?;
+    let key = s3.get("object")?.get("key")?.as_str()?;
+    let decoded = crate::text::percent_decode(&key.replace('+', " "));
+    f.queued.iter().find(|q| {
+        crate::manifest::check::fires(&q.input, bucket, key)
+            || crate::manifest::check::fires(&q.input, bucket, &decoded)
+    })
+}
+
 /// At most this many invocations in one local run (`scar validate` rejects cycles; this
 /// guards against what it cannot see).
 const MAX_INVOCATIONS: usize = 10_000;
@@ -139,6 +155,9 @@ impl Session {
     /// When its image cannot be made ready, or the sandbox cannot start.
     pub async fn run_event(&self, i: usize, event: Vec<u8>) -> Result<RunResult, LocalError> {
         let f = &self.functions[i];
+        if let Some(q) = queued_input(f, &event) {
+            return self.run_queued(i, q, event).await;
+        }
         let mut uploaded = Vec::new();
         let mut attempts = 0;
         let mut r = loop {
@@ -179,6 +198,54 @@ impl Session {
             r.recorded = Some(written.map_err(|e| {
                 format!("its failure record was not written to s3://{bucket} ({e}); `scar apply` makes the stack's failures bucket")
             }));
+        }
+        Ok(r)
+    }
+
+    /// Runs function `i` on an S3 `event` of its queued input `q` as the queue's mapping runs
+    /// it: wrapped in an SQS message, received up to `maxReceives` times while the function
+    /// names it in `batchItemFailures`, then put in the dead-letter queue (the one `scar
+    /// apply` made), where `scar failures` lists it.
+    async fn run_queued(
+        &self,
+        i: usize,
+        q: &super::stack::Queued,
+        event: Vec<u8>,
+    ) -> Result<RunResult, LocalError> {
+        let body = String::from_utf8_lossy(&event).into_owned();
+        let mut uploaded = Vec::new();
+        let mut receives = 0;
+        let mut r = loop {
+            receives += 1;
+            let message = serde_json::json!({"Records": [{
+                "messageId": format!("local-{receives}"),
+                "receiptHandle": "local",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": receives.to_string()},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": format!("arn:aws:sqs:{}:{}:{}", self.host.region, self.host.account, q.queue),
+                "awsRegion": self.host.region,
+            }]});
+            let r = self.run(i, message.to_string().into_bytes()).await?;
+            uploaded.extend(r.uploaded.iter().cloned());
+            if r.failure.is_none() || r.job.is_some() || receives >= q.max_receives {
+                break r;
+            }
+        };
+        r.uploaded = uploaded;
+        if r.job.is_some() {
+            return Ok(r);
+        }
+        r.attempts = receives;
+        if r.failure.is_some() {
+            let dlq = &q.dead_letter;
+            r.recorded = Some(match self.cloud.send_message(dlq, &body).await {
+                Ok(()) => Ok(format!("sqs://{dlq}")),
+                Err(e) => Err(format!(
+                    "it was not put in its dead-letter queue {dlq} ({e}); `scar apply` makes it"
+                )),
+            });
         }
         Ok(r)
     }

@@ -93,6 +93,23 @@ pub struct Function {
     pub retry_attempts: u32,
     /// The bucket its failure records go to, when they go to one.
     pub failures_bucket: Option<String>,
+    /// Its queued inputs (`input[].queue`): an event of one is run as its queue's mapping
+    /// runs it.
+    pub queued: Vec<Queued>,
+}
+
+/// A queued input, as a local run keeps its books: an event is received (run) up to
+/// `max_receives` times, then put in the dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    /// The input.
+    pub input: InputSpec,
+    /// Its queue's name.
+    pub queue: String,
+    /// Its dead-letter queue's name.
+    pub dead_letter: String,
+    /// Receives before the dead-letter queue.
+    pub max_receives: u32,
 }
 
 fn positive(v: i32) -> u32 {
@@ -190,9 +207,22 @@ impl Function {
             }
             None => (0, None),
         };
+        let stack = set
+            .stack()
+            .map(|s| s.value.metadata.name.as_str())
+            .unwrap_or_default();
+        let queued = crate::model::queues::queued(stack, name, &spec.input)
+            .map(|(i, q, queue)| Queued {
+                input: InputSpec::S3(i.clone()),
+                dead_letter: crate::model::queues::dead_letter_name(&queue),
+                queue,
+                max_receives: crate::model::queues::settings(q, eff.timeout).max_receives,
+            })
+            .collect();
         Ok(Function {
             retry_attempts,
             failures_bucket,
+            queued,
             name: name.to_owned(),
             execution: eff.execution,
             image,

@@ -29,6 +29,27 @@ pub const DEFAULT_INSTANCE_ROLE: &str = "ecsInstanceRole";
 /// Built-in S3 trigger events.
 pub const DEFAULT_EVENTS: &[&str] = &["s3:ObjectCreated:*"];
 
+/// The S3 events an input fires on, defaults filled in.
+#[must_use]
+pub fn input_events(input: &super::types::S3Input) -> Vec<String> {
+    input
+        .events
+        .clone()
+        .unwrap_or_else(|| DEFAULT_EVENTS.iter().map(|s| (*s).to_owned()).collect())
+}
+
+/// What decides which objects an input fires on: bucket, prefix, suffix and events.
+#[must_use]
+pub fn input_rule(input: &super::types::S3Input) -> String {
+    format!(
+        "{}|{}|{}|{}",
+        input.bucket,
+        input.prefix.as_deref().unwrap_or(""),
+        input.suffix.as_deref().unwrap_or(""),
+        input_events(input).join(",")
+    )
+}
+
 /// A function's settings after defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Effective {

@@ -503,11 +503,22 @@ pub enum InputSpec {
 }
 
 impl FunctionSpec {
-    /// True when an input of the function is an S3 notification: the only way Lambda invokes
-    /// it asynchronously (and so retries it, and records what it gives up on).
+    /// True when an input of the function is an S3 notification that invokes it directly (not
+    /// through a queue): the only way Lambda invokes it asynchronously (and so retries it, and
+    /// records what it gives up on).
     #[must_use]
     pub fn has_s3_input(&self) -> bool {
-        self.input.iter().any(|i| i.s3().is_some())
+        self.input
+            .iter()
+            .any(|i| i.s3().is_some_and(|s| s.queue.is_none()))
+    }
+
+    /// True when an input of the function is queued (`input[].queue`).
+    #[must_use]
+    pub fn has_queued_input(&self) -> bool {
+        self.input
+            .iter()
+            .any(|i| i.s3().is_some_and(|s| s.queue.is_some()))
     }
 }
 
@@ -557,6 +568,34 @@ pub struct S3Input {
     pub suffix: Option<String>,
     /// S3 event types. Default `[s3:ObjectCreated:*]`.
     pub events: Option<Vec<String>>,
+    /// Put an SQS queue between the bucket and the function: S3 sends its events to the
+    /// queue, Lambda reads them from it at most `maxConcurrency` at a time, and an event that
+    /// fails `maxReceives` times moves to a dead-letter queue. For bursts bigger than the
+    /// function's concurrency: nothing waits in Lambda's own queue, nothing ages out of it.
+    pub queue: Option<QueueSpec>,
+}
+
+/// The queue of a queued input (`input[].queue`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct QueueSpec {
+    /// Invocations of the function the queue runs at once (2-1000). Unset: as many as Lambda
+    /// scales to, within the function's concurrency.
+    #[schemars(range(min = 2, max = 1000))]
+    pub max_concurrency: Option<u32>,
+    /// Times an event is received (each a run of the script) before it moves to the
+    /// dead-letter queue (1-1000, default 3).
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_receives: Option<u32>,
+    /// Seconds the queue and its dead-letter queue keep an event (60-1209600, default
+    /// 1209600: 14 days).
+    #[schemars(range(min = 60, max = 1_209_600))]
+    pub retention: Option<u32>,
+    /// Seconds an event received by a run is hidden from other runs (at least the function's
+    /// timeout, at most 43200). Default: six times the function's timeout, as AWS advises, at
+    /// most 43200.
+    #[schemars(range(max = 43_200))]
+    pub visibility_timeout: Option<u32>,
 }
 
 /// One output destination.

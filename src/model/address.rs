@@ -36,13 +36,18 @@ pub enum ResourceKind {
     FunctionImage,
     /// What Lambda does with a function's failed asynchronous invocations (retries, event age).
     InvokeConfig,
+    /// An SQS queue of a queued input, or its dead-letter queue.
+    Queue,
+    /// The mapping by which Lambda reads a queued input's queue and runs the function.
+    EventSourceMapping,
 }
 
 impl ResourceKind {
     /// Every kind, in the order creates happen when nothing else decides.
-    pub const ALL: [ResourceKind; 13] = [
+    pub const ALL: [ResourceKind; 15] = [
         ResourceKind::IamRole,
         ResourceKind::Bucket,
+        ResourceKind::Queue,
         ResourceKind::LogGroup,
         ResourceKind::ImageRepository,
         ResourceKind::FunctionImage,
@@ -51,6 +56,7 @@ impl ResourceKind {
         ResourceKind::BatchJobDefinition,
         ResourceKind::Function,
         ResourceKind::InvokeConfig,
+        ResourceKind::EventSourceMapping,
         ResourceKind::HttpApi,
         ResourceKind::LambdaPermission,
         ResourceKind::S3Trigger,
@@ -73,6 +79,8 @@ impl ResourceKind {
             ResourceKind::ImageRepository => "image_repository",
             ResourceKind::FunctionImage => "function_image",
             ResourceKind::InvokeConfig => "invoke_config",
+            ResourceKind::Queue => "queue",
+            ResourceKind::EventSourceMapping => "event_source_mapping",
         }
     }
 }

@@ -143,6 +143,8 @@ pub fn fields(kind: ResourceKind) -> (&'static [&'static str], &'static [&'stati
         ResourceKind::ImageRepository => of::<RepositoryAttrs>(),
         ResourceKind::FunctionImage => of::<ImageAttrs>(),
         ResourceKind::InvokeConfig => of::<InvokeConfigAttrs>(),
+        ResourceKind::Queue => of::<QueueAttrs>(),
+        ResourceKind::EventSourceMapping => of::<MappingAttrs>(),
     }
 }
 
@@ -490,8 +492,13 @@ pub struct TriggerAttrs<R = String> {
     pub bucket: String,
     /// The entry's id.
     pub id: String,
-    /// The function's ARN (a reference in the model's).
-    pub function_arn: R,
+    /// The function's ARN (a reference in the model's), for an entry that invokes it.
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub function_arn: Option<R>,
+    /// The queue's ARN (a reference in the model's), for an entry that sends to a queued
+    /// input's queue.
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub queue_arn: Option<R>,
     /// The S3 events.
     pub events: Vec<String>,
     /// Keys start with this (`""`: any).
@@ -499,6 +506,64 @@ pub struct TriggerAttrs<R = String> {
     /// Keys end with this (`""`: any).
     pub suffix: String,
 }
+
+fn none<R>() -> Option<R> {
+    None
+}
+
+/// An SQS queue: a queued input's, or its dead-letter queue. References are top-level
+/// fields (as apply resolves them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueAttrs<R = String> {
+    /// The queue's name.
+    pub name: String,
+    /// Seconds a received message stays hidden.
+    pub visibility_timeout: i32,
+    /// Seconds a message is kept.
+    pub retention: i32,
+    /// The dead-letter queue's ARN (a reference in the model's); none for a dead-letter
+    /// queue.
+    pub dead_letter_arn: Option<R>,
+    /// Receives before a message moves to the dead-letter queue.
+    pub max_receives: Option<i32>,
+    /// The one statement of the queue's policy scar writes: S3 may send the events of this
+    /// bucket (none: the queue has no policy; `""`: a policy of another shape).
+    pub sender_bucket: Option<String>,
+    /// The sending bucket's account (a reference in the model's when the stack names none).
+    pub sender_account: Option<R>,
+    /// Tags, ownership tags included.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A Lambda event source mapping: the function reads a queued input's queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingAttrs<R = String> {
+    /// The function.
+    pub function: String,
+    /// The queue's ARN (a reference in the model's).
+    pub queue_arn: R,
+    /// Messages per invocation.
+    pub batch_size: i32,
+    /// Invocations at once (none: as Lambda scales).
+    pub maximum_concurrency: Option<i32>,
+    /// The function answers which messages failed (`batchItemFailures`).
+    pub report_batch_item_failures: bool,
+    /// Lambda reads the queue (false while the function is paused).
+    pub enabled: bool,
+    /// Read only: the mapping's id, which updates and deletes name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uuid: String,
+}
+
+impl<R> Fields for QueueAttrs<R> {}
+impl<R> Fields for MappingAttrs<R> {
+    // A mapping cannot move to another queue or function.
+    const REPLACE: &'static [&'static str] = &["function", "queue_arn"];
+}
+impl<R: DeserializeOwned> Attrs for QueueAttrs<R> {}
+impl<R: DeserializeOwned> Attrs for MappingAttrs<R> {}
 
 /// A function's VPC.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -633,7 +698,7 @@ pub mod id {
         pub bucket: String,
         /// The entry's id.
         pub id: String,
-        /// The function it invokes.
+        /// The function it invokes (`""`: it sends to a queue).
         #[serde(default)]
         pub function_arn: String,
     }
@@ -776,6 +841,8 @@ mod tests {
                 ResourceKind::ImageRepository => names::<RepositoryAttrs>(),
                 ResourceKind::FunctionImage => names::<ImageAttrs>(),
                 ResourceKind::InvokeConfig => names::<InvokeConfigAttrs>(),
+                ResourceKind::Queue => names::<QueueAttrs>(),
+                ResourceKind::EventSourceMapping => names::<MappingAttrs>(),
             };
             assert!(!known.is_empty(), "{kind:?}: no fields heard");
             let (replace, unread) = fields(kind);
@@ -828,8 +895,16 @@ mod tests {
                     ResourceKind::LambdaPermission => {
                         <PermissionAttrs>::from_attrs(&r.address, &attrs).map(|_| ())
                     }
-                    ResourceKind::S3Trigger => <TriggerAttrs>::from_attrs(&r.address, &attrs)
-                        .map(|t| assert!(!t.events.is_empty(), "{}", r.address)),
+                    ResourceKind::S3Trigger => {
+                        <TriggerAttrs>::from_attrs(&r.address, &attrs).map(|t| {
+                            assert!(!t.events.is_empty(), "{}", r.address);
+                            assert!(
+                                t.function_arn.is_some() != t.queue_arn.is_some(),
+                                "{}",
+                                r.address
+                            );
+                        })
+                    }
                     ResourceKind::LogGroup => LogGroupAttrs::from_attrs(&r.address, &attrs)
                         .map(|g| assert!(g.retention_days.is_some_and(|d| d > 0), "{}", r.address)),
                     ResourceKind::Bucket => BucketAttrs::from_attrs(&r.address, &attrs).map(|_| ()),
@@ -856,6 +931,12 @@ mod tests {
                         .map(|c| {
                             assert!((0..=2).contains(&c.maximum_retry_attempts), "{}", r.address)
                         }),
+                    ResourceKind::Queue => <QueueAttrs>::from_attrs(&r.address, &attrs)
+                        .map(|q| assert!(q.retention >= 60, "{}", r.address)),
+                    ResourceKind::EventSourceMapping => {
+                        <MappingAttrs>::from_attrs(&r.address, &attrs)
+                            .map(|m| assert!(m.batch_size == 1, "{}", r.address))
+                    }
                 };
                 read.unwrap_or_else(|e| panic!("{e}"));
                 seen.insert(r.address.kind);

@@ -339,11 +339,16 @@ fn function_resources(
     ));
 
     out.extend(triggers::trigger_resources(
-        stack_name,
-        fname,
         &spec.input,
-        &function,
-        &source_account,
+        &super::queues::QueueInput {
+            stack: stack_name,
+            function_name: fname,
+            function: &function,
+            timeout: eff.timeout,
+            source_account: &source_account,
+            tags: &user_tags,
+            role: role_ref.filter(|_| spec.role.is_none()),
+        },
     ));
     out
 }

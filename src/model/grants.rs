@@ -38,6 +38,8 @@ pub enum Need {
     SendFailures,
     /// A Batch job deleting the record an earlier attempt of it wrote, once one succeeds.
     SettleJobFailures,
+    /// Lambda reading a queued input's queue for the function (its event source mapping).
+    ReadQueues,
 }
 
 impl Need {
@@ -56,6 +58,7 @@ impl Need {
             Need::ListFailures => "ListFailureRecords",
             Need::SendFailures => "SendFailureRecords",
             Need::SettleJobFailures => "SettleJobFailureRecords",
+            Need::ReadQueues => "ReadQueuedInputs",
         }
     }
 
@@ -84,6 +87,12 @@ impl Need {
             Need::ListFailures => &["s3:ListBucket"],
             Need::SendFailures => &["sqs:SendMessage"],
             Need::SettleJobFailures => &["s3:DeleteObject"],
+            Need::ReadQueues => &[
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ChangeMessageVisibility",
+            ],
         }
     }
 

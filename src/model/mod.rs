@@ -16,6 +16,7 @@ pub mod http;
 pub mod live;
 pub mod pause;
 pub mod policy;
+pub mod queues;
 mod role;
 pub mod tags;
 mod triggers;

@@ -54,6 +54,11 @@ struct Scope {
     role_arn: String,
     repository_arn: String,
     owned_functions: Value,
+    /// The stack's queues: those of its queued inputs, and those an earlier version made
+    /// (`scar-<stack>-*`, to prune them).
+    queues: String,
+    /// Event source mappings of the stack's functions only.
+    mapped_functions: Value,
 }
 
 impl Scope {
@@ -95,6 +100,7 @@ impl Scope {
         );
         let role = names::managed_role(stack);
         let repository = names::derive(stack, "x").ecr_repository;
+        let mapped_functions = json!({"ArnLike": {"lambda:FunctionArn": function_arns.clone()}});
         Scope {
             region: region.to_owned(),
             account: account.to_owned(),
@@ -109,6 +115,8 @@ impl Scope {
                 "arn:aws:ecr:{region}:{ACCOUNT}:repository/{repository}"
             )),
             owned_functions: json!({"StringEquals": {"aws:ResourceTag/scar:stack": stack}}),
+            queues: arn(format!("arn:aws:sqs:{region}:{ACCOUNT}:scar-{stack}-*")),
+            mapped_functions,
         }
     }
 
@@ -134,6 +142,8 @@ fn read_statements(sc: &Scope) -> Vec<Value> {
     let mut statements = vec![
         json!({"Sid": "WhoAmIAndWhatIsTagged", "Effect": "Allow",
             "Action": ["sts:GetCallerIdentity", "tag:GetResources", "logs:DescribeLogGroups",
+                // Queued inputs: the stack's queues by their prefix, the mapping reading each.
+                "sqs:ListQueues", "lambda:ListEventSourceMappings",
                 "ecr:GetAuthorizationToken", "batch:DescribeComputeEnvironments",
                 "batch:DescribeJobQueues", "batch:DescribeJobDefinitions",
                 // The default VPC, for a compute environment that names no network.
@@ -149,6 +159,9 @@ fn read_statements(sc: &Scope) -> Vec<Value> {
                 "lambda:GetFunctionEventInvokeConfig"],
             "Resource": sc.arn(format!("arn:aws:lambda:{region}:{ACCOUNT}:function:*")),
             "Condition": sc.owned_functions}),
+        json!({"Sid": "ReadQueues", "Effect": "Allow",
+            "Action": ["sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:ListQueueTags"],
+            "Resource": sc.queues}),
         json!({"Sid": "ReadLogGroups", "Effect": "Allow",
             "Action": ["logs:ListTagsForResource"], "Resource": sc.log_groups}),
         json!({"Sid": "ReadRole", "Effect": "Allow",
@@ -189,6 +202,15 @@ fn operate_statements(desired: &DesiredGraph, sc: &Scope, statements: &mut Vec<V
         "Action": ["lambda:InvokeFunction", "lambda:TagResource", "lambda:UntagResource",
             "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency"],
         "Resource": sc.function_arns}));
+    // `pause` turns a queued input's mapping off; `failures` reads the dead-letter queues
+    // (a receive that hides nothing) and `retry` moves their events back.
+    statements.push(json!({"Sid": "HoldQueuedInputs", "Effect": "Allow",
+        "Action": ["lambda:UpdateEventSourceMapping"], "Resource": "*",
+        "Condition": sc.mapped_functions}));
+    statements.push(json!({"Sid": "RedriveQueuedInputs", "Effect": "Allow",
+        "Action": ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
+            "sqs:SendMessage"],
+        "Resource": sc.queues}));
     if !record_buckets.is_empty() {
         statements.push(json!({"Sid": "ListFailureRecords", "Effect": "Allow",
             "Action": ["s3:ListBucket"],
@@ -222,6 +244,14 @@ fn write_statements(sc: &Scope, statements: &mut Vec<Value>) {
                 "lambda:DeleteFunctionEventInvokeConfig"],
             "Resource": sc.arn(format!("arn:aws:lambda:{region}:{ACCOUNT}:function:*")),
             "Condition": sc.owned_functions}),
+        json!({"Sid": "WriteQueues", "Effect": "Allow",
+            "Action": ["sqs:CreateQueue", "sqs:SetQueueAttributes", "sqs:TagQueue",
+                "sqs:UntagQueue", "sqs:DeleteQueue"],
+            "Resource": sc.queues}),
+        json!({"Sid": "WriteQueueMappings", "Effect": "Allow",
+            "Action": ["lambda:CreateEventSourceMapping", "lambda:UpdateEventSourceMapping",
+                "lambda:DeleteEventSourceMapping"],
+            "Resource": "*", "Condition": sc.mapped_functions}),
         json!({"Sid": "WriteLogGroups", "Effect": "Allow",
             "Action": ["logs:CreateLogGroup", "logs:DeleteLogGroup",
                 "logs:PutRetentionPolicy", "logs:TagResource", "logs:UntagResource"],

@@ -67,6 +67,7 @@ fn grants(stack: &str, set: &ManifestSet, spec: &StackSpec) -> Grants {
             ),
         );
         triggers::grant(fs, &mut g);
+        super::queues::grant(stack, &spec.region, name, fs, &mut g);
         if let Some(p) = failures::policy(stack, spec, fs, &eff) {
             let delegates = eff.execution != crate::manifest::types::Execution::Lambda;
             failures::grant(&p, delegates.then_some(name.as_str()), &mut g);

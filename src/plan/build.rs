@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 use super::{Action, Cause, FieldChange, Plan, PlanError, Reason, Step};
-use crate::model::attrs::{Attrs as _, id};
+use crate::model::attrs::{Attrs as _, MappingAttrs, id};
 use crate::model::live::{LiveResource, LiveState, Owner};
 use crate::model::{
     Address, DesiredGraph, DesiredResource, Reference, ResourceKind, replace_fields, short_hash,
@@ -140,7 +140,7 @@ fn desired_step(
         }
     }
     if let Some(l) = live.get(address) {
-        keep_hold(address, &mut after, l, notes);
+        keep_hold(address, &mut after, l, live, notes);
     }
     if address.kind == ResourceKind::BatchComputeEnvironment
         && !default_network(address, &mut after, live, errors, notes)
@@ -279,8 +279,22 @@ fn keep_hold(
     address: &Address,
     after: &mut Map<String, Value>,
     l: &LiveResource,
+    live: &LiveState,
     notes: &mut Vec<String>,
 ) {
+    if address.kind == ResourceKind::EventSourceMapping {
+        // A held function's queues are not read: their mappings stay off.
+        let held = <MappingAttrs<Value>>::read(after).ok().and_then(|m| {
+            let f = live.get(&Address::new(ResourceKind::Function, m.function))?;
+            crate::model::pause::Hold::read(&id::Tagged::read(&f.attrs).ok()?.tags)
+        });
+        if held.is_some()
+            && let Some(v) = l.attrs.get("enabled")
+        {
+            after.insert("enabled".into(), v.clone());
+        }
+        return;
+    }
     if address.kind != ResourceKind::Function {
         return;
     }

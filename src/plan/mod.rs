@@ -328,6 +328,7 @@ impl Plan {
         use crate::model::ResourceKind as K;
         self.changes().any(|s| match s.address.kind {
             K::S3Trigger => true,
+            K::EventSourceMapping => matches!(s.action, Action::Create | Action::Delete),
             K::Function
             | K::HttpApi
             | K::BatchComputeEnvironment
@@ -339,7 +340,8 @@ impl Plan {
             | K::LambdaPermission
             | K::ImageRepository
             | K::FunctionImage
-            | K::InvokeConfig => false,
+            | K::InvokeConfig
+            | K::Queue => false,
         })
     }
 }

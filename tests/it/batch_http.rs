@@ -1214,6 +1214,12 @@ async fn every_kind_an_applied_stack_holds_is_read_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     pipeline(dir.path(), &compute, 2, 4);
     std::fs::write(dir.path().join("cowsay.yaml"), http_function(256)).expect("write");
+    // A queued input: its queue, dead-letter queue and mapping.
+    std::fs::write(
+        dir.path().join("archive.yaml"),
+        "apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: archive\nspec:\n  image: grycap/ffmpeg\n  script: run.sh\n  input:\n    - bucket: wf-media\n      prefix: queued/\n      queue:\n        maxConcurrency: 4\n",
+    )
+    .expect("write");
     ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
     let out = moto.scar(dir.path(), &["plan", ".", "--format", "json"]);
     ok(&out);

@@ -219,7 +219,7 @@ spec:
 }
 
 /// The managed role's policy document.
-async fn role_policy(moto: &Moto) -> String {
+pub(crate) async fn role_policy(moto: &Moto) -> String {
     let iam = aws_sdk_iam::Client::new(&moto.sdk().await);
     let out = iam
         .get_role_policy()

@@ -798,3 +798,145 @@ async fn a_thousand_inputs_failed_ones_recorded_and_retried_here_nothing_twice()
         stdout(&again)
     );
 }
+
+/// A queued input's books, here: each event runs as its queue's mapping runs it (an SQS
+/// message, received up to `maxReceives` times), one that fails every time goes to the
+/// dead-letter queue, where `scar failures` lists it; once the script is fixed, `scar retry
+/// --local` runs it and takes it off. (The queues are made here as `scar apply` names them:
+/// the test applies nothing.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_input_fails_into_its_dead_letter_queue_and_is_retried_here() {
+    let moto = Moto::start();
+    let base = push_busybox_base();
+    let client = buckets(&moto, &["qin"]).await;
+    let (port, counts) = counter();
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    std::fs::write(d.join("stack.yaml"), STACK).expect("stack");
+    let script = |fixed: bool| {
+        format!(
+            "name=$(basename \"$INPUT_FILE_PATH\")\n\
+             n=$(busybox wget -q -O- http://127.0.0.1:{port}/one/$name)\n\
+             case \"$(cat \"$INPUT_FILE_PATH\")\" in\n\
+               bad*) {bad} ;;\n\
+               flaky*) [ \"$n\" -gt 1 ] || {{ echo \"transient fault on $name\" >&2; exit 6; }} ;;\n\
+             esac\n\
+             cp \"$INPUT_FILE_PATH\" \"$TMP_OUTPUT_DIR/$name\"\n",
+            bad = if fixed {
+                ":"
+            } else {
+                "echo \"bad $name\" >&2; exit 4"
+            }
+        )
+    };
+    function(
+        d,
+        &base,
+        "one",
+        ("qin", "in/"),
+        ("qin", "out/"),
+        &script(false),
+        30,
+    );
+    let one = std::fs::read_to_string(d.join("one.yaml")).expect("one");
+    std::fs::write(
+        d.join("one.yaml"),
+        one.replace(
+            "      prefix: in/\n",
+            "      prefix: in/\n      queue:\n        maxReceives: 2\n",
+        ),
+    )
+    .expect("one");
+    let input = scar::manifest::types::S3Input {
+        bucket: "qin".into(),
+        prefix: Some("in/".into()),
+        suffix: None,
+        events: None,
+        queue: Some(Default::default()),
+    };
+    let dlq = format!(
+        "{}-dlq",
+        scar::model::queues::queue_name("localwf", "one", &input)
+    );
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk().await);
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(&dlq)
+        .send()
+        .await
+        .expect("the dead-letter queue")
+        .queue_url()
+        .expect("url")
+        .to_owned();
+    let inputs = d.join("inputs");
+    std::fs::create_dir(&inputs).expect("inputs");
+    for (name, body) in [("a.txt", "fine"), ("b.txt", "bad"), ("c.txt", "flaky")] {
+        std::fs::write(inputs.join(name), format!("{body}\n")).expect("input");
+    }
+
+    let run = moto.scar(
+        d,
+        &["run", ".", "one", "--local", "--input", "inputs", "--json"],
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    let report: Value = serde_json::from_str(&stdout(&run)).expect("json");
+    assert_eq!(
+        (report["failed"].as_u64(), report["succeeded"].as_u64()),
+        (Some(1), Some(2)),
+        "{report}"
+    );
+    let dead = sqs
+        .receive_message()
+        .queue_url(&dlq_url)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .expect("receive");
+    let bodies: Vec<Value> = dead
+        .messages()
+        .iter()
+        .filter_map(|m| serde_json::from_str(m.body()?).ok())
+        .collect();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert_eq!(bodies[0]["Records"][0]["s3"]["object"]["key"], "in/b.txt");
+
+    let listed = moto.scar(d, &["failures", ".", "one", "--json"]);
+    ok(&listed);
+    let listed: Value = serde_json::from_str(&stdout(&listed)).expect("json");
+    let failures = listed["failures"].as_array().expect("failures");
+    assert_eq!(failures.len(), 1, "{listed}");
+    assert_eq!(failures[0]["input"], "s3://qin/in/b.txt");
+    assert_eq!(failures[0]["attempts"], 2);
+    assert_eq!(failures[0]["condition"], "DeadLettered");
+
+    std::fs::write(d.join("one.sh"), script(true)).expect("fixed");
+    let retried = moto.scar(d, &["retry", ".", "one", "--local"]);
+    ok(&retried);
+    assert!(
+        stdout(&retried).contains("1 input(s) retried: 1 succeeded"),
+        "{}{}",
+        stdout(&retried),
+        stderr(&retried)
+    );
+    let listed = moto.scar(d, &["failures", ".", "one"]);
+    ok(&listed);
+    assert!(
+        stdout(&listed).contains("no failed inputs"),
+        "{}",
+        stdout(&listed)
+    );
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        assert!(
+            object(&client, "qin", &format!("out/{name}"))
+                .await
+                .is_some(),
+            "{name}"
+        );
+    }
+    // Received as often as the queue allows, and no more: a once, c twice (a transient
+    // fault), b twice and once more in the retry.
+    let counts = counts.lock().expect("counts").clone();
+    let n = |name: &str| counts.get(&format!("/one/{name}")).copied().unwrap_or(0);
+    assert_eq!((n("a.txt"), n("b.txt"), n("c.txt")), (1, 3, 2));
+}

@@ -23,6 +23,7 @@ mod lock;
 mod never_panics;
 mod ops;
 mod plan_snapshots;
+mod queued;
 mod reconcile;
 mod runtime;
 mod schemas;

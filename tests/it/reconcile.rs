@@ -1217,6 +1217,7 @@ async fn what_the_cli_user_needs_is_undocumented() {
             "RESOURCE_GROUPS_TAGGING_API",
             "BATCH",
             "API_GATEWAY",
+            "SQS",
         ] {
             c.env(format!("AWS_ENDPOINT_URL_{service}"), &open.endpoint);
         }

@@ -92,6 +92,41 @@ pub(super) fn check(set: &ManifestSet, out: &mut Diagnostics) {
     }
 }
 
+/// A queued input's queue against the function: Lambda refuses a mapping whose queue hides a
+/// received event for less than the function may run; events beyond the function's reserved
+/// concurrency are received, throttled and received again, each receive counting.
+fn check_queue(
+    f: &Doc<FunctionManifest>,
+    eff: &Effective,
+    q: &crate::manifest::types::QueueSpec,
+    i: usize,
+    out: &mut Diagnostics,
+) {
+    if let Some(v) = q.visibility_timeout.filter(|v| *v < eff.timeout) {
+        out.push(
+            Diagnostic::error(format!(
+                "the queue hides a received event for {v} s, less than the function's timeout of {} s: Lambda refuses such a queue",
+                eff.timeout
+            ))
+            .at(f.at(&format!("/spec/input/{i}/queue/visibilityTimeout")))
+            .field(format!("spec.input[{i}].queue.visibilityTimeout"))
+            .hint("leave it out (six times the timeout), or make it at least the timeout"),
+        );
+    }
+    if let (Some(n), Some(r)) = (q.max_concurrency, f.value.spec.reserved_concurrency)
+        && n > r
+    {
+        out.push(
+            Diagnostic::warning(format!(
+                "the queue runs up to {n} at once, but the function may run only {r}: throttled events are received again, and each receive counts toward maxReceives"
+            ))
+            .at(f.at(&format!("/spec/input/{i}/queue/maxConcurrency")))
+            .field(format!("spec.input[{i}].queue.maxConcurrency"))
+            .hint("keep maxConcurrency at or below reservedConcurrency"),
+        );
+    }
+}
+
 fn check_one(set: &ManifestSet, f: &Doc<FunctionManifest>, eff: &Effective, out: &mut Diagnostics) {
     let spec = &f.value.spec;
     check_image(set, f, out);
@@ -184,6 +219,9 @@ fn check_one(set: &ManifestSet, f: &Doc<FunctionManifest>, eff: &Effective, out:
                         .hint("for example `s3:ObjectCreated:*` or `s3:ObjectRemoved:Delete`"),
                 );
             }
+        }
+        if let Some(q) = &input.queue {
+            check_queue(f, eff, q, i, out);
         }
     }
     let providers = set.stack().map(|s| &s.value.spec.storage_providers);

@@ -489,6 +489,7 @@ mod tests {
             prefix: prefix.map(Into::into),
             suffix: suffix.map(Into::into),
             events: None,
+            queue: None,
         })
     }
 
