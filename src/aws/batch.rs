@@ -26,6 +26,63 @@ use crate::model::live::{LiveResource, Owner};
 use crate::model::{Address, DesiredGraph, ResourceKind, short_hash};
 use crate::plan::{Action, Step};
 
+/// A job Batch ended as FAILED, as `scar failures` reads it.
+#[derive(Debug, Clone)]
+pub struct FailedJob {
+    /// Its id.
+    pub id: String,
+    /// When it stopped (seconds since the epoch; 0 when Batch does not say).
+    pub stopped: u64,
+    /// Attempts made.
+    pub attempts: u64,
+    /// Why it failed: Batch's reason, and its last attempt's.
+    pub reason: String,
+    /// Its container's environment (the definition's with the submission's overrides).
+    pub environment: BTreeMap<String, String>,
+}
+
+fn failed_job(j: &bt::JobDetail) -> FailedJob {
+    let last = j.attempts().last();
+    let exit = last.and_then(|a| a.container()).map(|c| {
+        let code = c.exit_code().map_or_else(
+            || "no exit status".to_owned(),
+            |n| format!("exit status {n}"),
+        );
+        match c.reason() {
+            Some(r) => format!("{code}, {r}"),
+            None => code,
+        }
+    });
+    let reason = [
+        j.status_reason().map(str::to_owned),
+        last.and_then(|a| a.status_reason()).map(str::to_owned),
+        exit,
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|s| !s.is_empty())
+    .collect::<Vec<_>>()
+    .join("; ");
+    FailedJob {
+        id: j.job_id().unwrap_or_default().to_owned(),
+        stopped: j
+            .stopped_at()
+            .and_then(|ms| u64::try_from(ms / 1000).ok())
+            .unwrap_or_default(),
+        attempts: u64::try_from(j.attempts().len()).unwrap_or_default(),
+        reason,
+        environment: j
+            .container()
+            .map(|c| {
+                c.environment()
+                    .iter()
+                    .filter_map(|kv| Some((kv.name()?.to_owned(), kv.value()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
 /// The service-linked role Batch uses when a compute environment names none.
 const SERVICE_LINKED_ROLE: &str = "AWSServiceRoleForBatch";
 
@@ -848,6 +905,53 @@ impl AwsCloud {
             )
             .await?;
         Ok(out.job_queues().first().cloned())
+    }
+
+    /// The jobs of queue `name` that Batch ended as FAILED (Batch keeps a finished job for
+    /// at least seven days); none when the queue does not exist.
+    ///
+    /// # Errors
+    /// When Batch fails.
+    pub async fn failed_jobs(&self, name: &str) -> Result<Vec<FailedJob>, CloudError> {
+        if self.describe_job_queue(name).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut ids = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .call_limited(Some(&self.limits.batch), name, "batch:ListJobs", || {
+                    self.batch
+                        .list_jobs()
+                        .job_queue(name)
+                        .job_status(bt::JobStatus::Failed)
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await?;
+            ids.extend(
+                out.job_summary_list()
+                    .iter()
+                    .filter_map(|j| j.job_id().map(str::to_owned)),
+            );
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+        let mut jobs = Vec::new();
+        for chunk in ids.chunks(100) {
+            let out = self
+                .call_limited(Some(&self.limits.batch), name, "batch:DescribeJobs", || {
+                    self.batch
+                        .describe_jobs()
+                        .set_jobs(Some(chunk.to_vec()))
+                        .send()
+                })
+                .await?;
+            jobs.extend(out.jobs().iter().map(failed_job));
+        }
+        Ok(jobs)
     }
 
     /// The newest active revision of job definition `name`.

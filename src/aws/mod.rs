@@ -35,6 +35,7 @@ use crate::cloud::limit::Limits;
 use crate::cloud::retry::Backoff;
 use crate::cloud::{CloudError, ErrorKind, Settings};
 
+pub use batch::FailedJob;
 pub use classify::classify;
 pub use lock::{HeldLock, LockError};
 pub use ops::{FunctionStatus, Invoked, LocalCredentials, LogEvent, files_to_put, upload_files};

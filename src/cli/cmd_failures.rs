@@ -11,8 +11,8 @@ use super::exit::{Done, Failure, Outcome};
 use super::output::Output;
 use super::session;
 use crate::aws::AwsCloud;
-use crate::failures::queue;
 use crate::failures::store::{self, Source};
+use crate::failures::{jobs, queue};
 use crate::manifest::load::ManifestSet;
 use crate::manifest::resolve::{self, Destination};
 use crate::model::failures::policy;
@@ -51,6 +51,7 @@ fn since_seconds(s: &str) -> Result<u64, String> {
 pub(super) struct Sources {
     pub records: Vec<Source>,
     pub dead_letters: Vec<queue::Source>,
+    pub jobs: Vec<jobs::Source>,
 }
 
 /// Where the failed inputs of the stack's functions (of `function` only, when named) are; a
@@ -88,10 +89,20 @@ pub(super) fn sources(
         }
         match policy(&stack.metadata.name, &stack.spec, &f.value.spec, &eff) {
             Some(p) => match (&p.bucket, &p.on_failure.destination) {
-                (Some(bucket), _) => sources.records.push(Source {
-                    function: name.clone(),
-                    bucket: bucket.clone(),
-                }),
+                (Some(bucket), _) => {
+                    if eff.execution != crate::manifest::types::Execution::Lambda {
+                        sources.jobs.push(jobs::Source {
+                            function: name.clone(),
+                            job_queue: crate::manifest::names::derive(&stack.metadata.name, name)
+                                .batch,
+                            bucket: bucket.clone(),
+                        });
+                    }
+                    sources.records.push(Source {
+                        function: name.clone(),
+                        bucket: bucket.clone(),
+                    });
+                }
                 (None, Destination::Queue(q)) => out.warn(&format!(
                     "function `{name}` sends its failed inputs to the queue {q}: read them there (scar does not take messages off a queue it does not own)"
                 )),
@@ -138,6 +149,13 @@ pub(super) async fn list(
     let mut found = store::list(cloud, &sources.records, cutoff, &warn)
         .await
         .map_err(|e| session::cloud_failed(out, "listing the failure records failed", &e))?;
+    let recorded: std::collections::BTreeSet<String> =
+        found.iter().map(|f| f.record.clone()).collect();
+    found.extend(
+        jobs::list(cloud, &sources.jobs, cutoff, &recorded)
+            .await
+            .map_err(|e| session::cloud_failed(out, "reading Batch's failed jobs failed", &e))?,
+    );
     found.extend(
         queue::list(cloud, &sources.dead_letters, cutoff, hide)
             .await

@@ -6,6 +6,7 @@
 //! chose, and the reason holds a script's stderr. Nothing here trusts it: every text is
 //! cut to a length and stripped of control characters before it is shown.
 
+pub mod jobs;
 pub mod queue;
 pub mod replay;
 pub mod store;
@@ -53,6 +54,10 @@ pub struct Failure {
     /// receipt of the receive that listed it, with which `scar retry` moves it back.
     #[serde(skip)]
     pub receipt: Option<String>,
+    /// For a Batch job that failed without writing its record (its `record` is where it would
+    /// have): the job's id.
+    #[serde(skip)]
+    pub job: Option<String>,
 }
 
 impl Failure {
@@ -145,6 +150,7 @@ pub fn parse(record: &str, bytes: &[u8]) -> Result<Failure, BadRecord> {
         event: r.request_payload,
         function_arn: r.request_context.function_arn,
         receipt: None,
+        job: None,
     })
 }
 

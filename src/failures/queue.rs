@@ -46,6 +46,7 @@ pub fn failure(s: &Source, m: &Message) -> Failure {
         event,
         function_arn: String::new(),
         receipt: Some(m.receipt.clone()),
+        job: None,
     }
 }
 

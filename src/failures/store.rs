@@ -172,6 +172,17 @@ pub async fn settle(cloud: &AwsCloud, f: &Failure) -> Result<(), CloudError> {
         return super::queue::remove(cloud, f).await;
     }
     let (bucket, key) = location(f)?;
+    if let Some(job) = &f.job {
+        // Batch still lists the job: a marker says it is settled.
+        let body = serde_json::json!({"job": job, "settled": crate::lock::rfc3339(now())});
+        cloud
+            .put_json(
+                bucket,
+                &format!("{}{key}", super::jobs::SETTLED),
+                body.to_string().into_bytes(),
+            )
+            .await?;
+    }
     cloud.delete_key(bucket, key).await?;
     cloud.delete_key(bucket, &mark_key(key)).await
 }

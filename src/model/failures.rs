@@ -21,6 +21,9 @@ pub struct Policy {
 pub use scar_contract::records::RECORDS;
 /// Where `scar retry` marks the records it is retrying (then the record's key).
 pub const MARKS: &str = "scar/retrying/";
+/// Where `scar retry` marks a Batch job it settled that had failed without writing its record
+/// (then the key the record would have had).
+pub const SETTLED_JOBS: &str = "scar/settled/";
 
 /// The stack's default failures bucket: `scar-<stack>-failures-` and 8 hex digits of the
 /// stack, its region and its account (when the manifests name it), so that stacks of one

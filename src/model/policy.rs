@@ -198,6 +198,10 @@ fn operate_statements(desired: &DesiredGraph, sc: &Scope, statements: &mut Vec<V
         .filter_map(|arn| arn.strip_prefix("arn:aws:s3:::"))
         .map(str::to_owned)
         .collect();
+    let batch = desired
+        .resources
+        .iter()
+        .any(|r| r.address.kind == ResourceKind::BatchJobQueue);
     statements.push(json!({"Sid": "HoldAndInvokeFunctions", "Effect": "Allow",
         "Action": ["lambda:InvokeFunction", "lambda:TagResource", "lambda:UntagResource",
             "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency"],
@@ -217,10 +221,22 @@ fn operate_statements(desired: &DesiredGraph, sc: &Scope, statements: &mut Vec<V
             "Resource": record_buckets.iter().map(|b| format!("arn:aws:s3:::{b}")).collect::<Vec<_>>()}));
         statements.push(json!({"Sid": "SettleFailureRecords", "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-            "Resource": record_buckets.iter().flat_map(|b| [
-                format!("arn:aws:s3:::{b}/{}*", super::failures::RECORDS),
-                format!("arn:aws:s3:::{b}/{}*", super::failures::MARKS),
-            ]).collect::<Vec<_>>()}));
+            "Resource": record_buckets.iter().flat_map(|b| {
+                let mut keys = vec![
+                    format!("arn:aws:s3:::{b}/{}*", super::failures::RECORDS),
+                    format!("arn:aws:s3:::{b}/{}*", super::failures::MARKS),
+                ];
+                if batch {
+                    keys.push(format!("arn:aws:s3:::{b}/{}*", super::failures::SETTLED_JOBS));
+                }
+                keys
+            }).collect::<Vec<_>>()}));
+    }
+    // Jobs that failed before their supervisor could write a record are read from Batch's
+    // list (IAM takes no resource for either call).
+    if batch {
+        statements.push(json!({"Sid": "ReadFailedJobs", "Effect": "Allow",
+            "Action": ["batch:ListJobs", "batch:DescribeJobs"], "Resource": "*"}));
     }
     statements.push(json!({"Sid": "Lock", "Effect": "Allow",
         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],

@@ -1243,3 +1243,144 @@ async fn every_kind_an_applied_stack_holds_is_read_back() {
         .collect();
     assert_eq!(kinds, all, "kinds the applied stack holds");
 }
+
+/// Submits a job to `split`'s queue as its supervisor does: the event, the request id, the
+/// key of the record a failed last attempt writes, the function's ARN.
+async fn submit_as_supervisor(moto: &Moto, stack: &str, key: &str, record_key: &str) -> String {
+    use aws_sdk_batch::types::{ContainerOverrides, KeyValuePair};
+    let batch = aws_sdk_batch::Client::new(&moto.sdk().await);
+    let name = scar::manifest::names::derive(stack, "split").batch;
+    let event = serde_json::json!({"Records": [{"eventSource": "aws:s3", "s3": {
+        "bucket": {"name": "jobs-media"}, "object": {"key": key}}}]});
+    let pair = |n: &str, v: String| KeyValuePair::builder().name(n).value(v).build();
+    batch
+        .submit_job()
+        .job_name(format!("split-{}", key.replace(['/', '.'], "-")))
+        .job_queue(&name)
+        .job_definition(&name)
+        .container_overrides(
+            ContainerOverrides::builder()
+                .environment(pair(scar_contract::env::EVENT, event.to_string()))
+                .environment(pair(scar_contract::env::REQUEST_ID, "req".into()))
+                .environment(pair(scar_contract::env::FAILURE_RECORD, record_key.into()))
+                .environment(pair(
+                    scar_contract::env::FUNCTION_ARN,
+                    "arn:aws:lambda:us-east-1:123456789012:function:split".into(),
+                ))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("submit")
+        .job_id()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A Batch job that failed before its supervisor could write a record (moto has no Docker
+/// here, so every job it runs fails so: as a job whose host went away every time) is listed
+/// by `scar failures` from Batch's list of failed jobs, as the record it would have written;
+/// one whose supervisor wrote its record is listed once, from the record; one a retry
+/// settled is not listed again.
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_jobs_that_failed_without_a_record_are_listed_from_batch() {
+    let moto = Moto::start();
+    let compute = batch_prerequisites(&moto).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("stack.yaml"), stack("jobs", &compute)).expect("stack");
+    std::fs::write(
+        dir.path().join("split.yaml"),
+        "apiVersion: scar/v1alpha1\nkind: Function\nmetadata:\n  name: split\nspec:\n  image: grycap/ffmpeg\n  script: run.sh\n  execution: batch\n  batch:\n    timeout: 600\n  input:\n    - bucket: jobs-media\n      prefix: videos/\n",
+    )
+    .expect("function");
+    std::fs::write(dir.path().join("run.sh"), "echo hi\n").expect("script");
+    ok(&moto.scar(dir.path(), &["apply", ".", "--auto-approve"]));
+    let bucket = scar::model::failures::default_bucket("jobs", "us-east-1", None);
+    let now = scar::lock::now();
+    let lost = scar::failures::record_key("split", now, "lost");
+    let written = scar::failures::record_key("split", now, "written");
+    let lost_job = submit_as_supervisor(&moto, "jobs", "videos/a.mp4", &lost).await;
+    let written_job = submit_as_supervisor(&moto, "jobs", "videos/b.mp4", &written).await;
+    // The second job's supervisor wrote its record (the test does).
+    let s3 = crate::support::moto::s3(&moto.sdk().await);
+    let record = crate::failures::lambda_record(
+        "videos/b.mp4",
+        &scar::lock::rfc3339(now),
+        2,
+        &serde_json::json!(null),
+    )
+    .replace("function:ocr", "function:split")
+    .replace("books-scans", "jobs-media");
+    crate::failures::put_record(&s3, &bucket, &written, record).await;
+    let batch = aws_sdk_batch::Client::new(&moto.sdk().await);
+    let mut failed = 0;
+    for _ in 0..120 {
+        let out = batch
+            .describe_jobs()
+            .jobs(&lost_job)
+            .jobs(&written_job)
+            .send()
+            .await
+            .expect("describe");
+        failed = out
+            .jobs()
+            .iter()
+            .filter(|j| j.status() == Some(&aws_sdk_batch::types::JobStatus::Failed))
+            .count();
+        if failed == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(failed, 2, "moto ends both jobs as FAILED");
+
+    let out = moto.scar(dir.path(), &["failures", ".", "--json"]);
+    ok(&out);
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let failures = listed["failures"].as_array().expect("failures");
+    assert_eq!(
+        failures.len(),
+        2,
+        "{listed}{}",
+        crate::support::stderr(&out)
+    );
+    let of = |input: &str| {
+        failures
+            .iter()
+            .find(|f| f["input"] == format!("s3://jobs-media/{input}"))
+            .unwrap_or_else(|| panic!("{input}: {listed}"))
+    };
+    let a = of("videos/a.mp4");
+    assert_eq!(a["condition"], "BatchJobFailed");
+    assert_eq!(a["request_id"], lost_job.as_str());
+    assert_eq!(a["record"], format!("s3://{bucket}/{lost}"));
+    assert!(
+        a["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("the job ended without its supervisor")),
+        "{a}"
+    );
+    assert_eq!(
+        of("videos/b.mp4")["condition"],
+        "RetriesExhausted",
+        "{listed}{}",
+        crate::support::stderr(&out)
+    );
+
+    // Settled by a retry (the marker it leaves): Batch still lists the job, scar no longer.
+    s3.put_object()
+        .bucket(&bucket)
+        .key(format!("scar/settled/{lost}"))
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .expect("marker");
+    let listed = moto.scar(dir.path(), &["failures", ".", "--json"]);
+    ok(&listed);
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&listed)).expect("json");
+    assert_eq!(
+        listed["failures"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+}

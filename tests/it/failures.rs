@@ -366,7 +366,7 @@ fn function_named(name: &str) -> String {
 
 /// A record as Lambda writes it to an S3 destination (the test plays Lambda's part: moto
 /// invokes no function asynchronously), failed `attempts` times, with `response`.
-fn lambda_record(
+pub(crate) fn lambda_record(
     key: &str,
     timestamp: &str,
     attempts: u32,
@@ -390,7 +390,7 @@ fn lambda_record(
 }
 
 /// Writes `body` at `key` in `bucket`, as Lambda writes a record.
-async fn put_record(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: String) {
+pub(crate) async fn put_record(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: String) {
     s3.put_object()
         .bucket(bucket)
         .key(key)
