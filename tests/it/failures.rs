@@ -42,7 +42,7 @@ const POLICY: &str = "  onFailure:
     maxEventAge: 120
 ";
 
-fn write(dir: &std::path::Path, on_failure: &str) {
+pub(crate) fn write(dir: &std::path::Path, on_failure: &str) {
     std::fs::write(dir.join("stack.yaml"), STACK).expect("write");
     std::fs::write(dir.join("ocr.yaml"), function(on_failure)).expect("write");
 }
@@ -73,7 +73,7 @@ fn failures_bucket() -> String {
     scar::model::failures::default_bucket("books", "us-east-1", None)
 }
 
-fn plan(moto: &Moto, dir: &std::path::Path) -> (Option<i32>, String) {
+pub(crate) fn plan(moto: &Moto, dir: &std::path::Path) -> (Option<i32>, String) {
     let out = moto.scar(dir, &["plan", ".", "--detailed-exitcode"]);
     (out.status.code(), stdout(&out))
 }

@@ -8,52 +8,14 @@
 //! (absent here), so no event is ever dead-lettered by a run; the test puts an S3 event in the
 //! dead-letter queue itself, as SQS moves one there after `maxReceives` receives.
 
+use crate::failures::{plan, write};
 use crate::support::moto::Moto;
 use crate::support::{ok, stderr, stdout};
-
-const STACK: &str = "apiVersion: scar/v1alpha1
-kind: Stack
-metadata:
-  name: books
-spec:
-  region: us-east-1
-  role:
-    managed: true
-";
-
-fn function(queue: &str) -> String {
-    format!(
-        "apiVersion: scar/v1alpha1
-kind: Function
-metadata:
-  name: ocr
-spec:
-  image: grycap/imagemagick
-  timeout: 120
-  input:
-    - bucket: books-scans
-      prefix: pages/
-{queue}"
-    )
-}
 
 const QUEUED: &str = "      queue:
         maxConcurrency: 5
         maxReceives: 4
 ";
-
-fn write(dir: &std::path::Path, queue: &str) {
-    std::fs::write(dir.join("stack.yaml"), STACK).expect("write");
-    std::fs::write(dir.join("ocr.yaml"), function(queue)).expect("write");
-}
-
-fn plan(moto: &Moto, dir: &std::path::Path) -> (Option<i32>, String) {
-    let out = moto.scar(dir, &["plan", ".", "--detailed-exitcode"]);
-    (
-        out.status.code(),
-        format!("{}{}", stdout(&out), stderr(&out)),
-    )
-}
 
 fn queue_name() -> String {
     let input = scar::manifest::types::S3Input {
@@ -199,8 +161,8 @@ async fn a_queued_input_is_applied_read_back_healed_paused_redriven_and_removed(
     let sqs = sqs(&moto).await;
     let arn = |n: &str| format!("arn:aws:sqs:us-east-1:123456789012:{n}");
     let a = attributes(&sqs, &name).await;
-    // Six times the function's timeout; SQS's longest retention.
-    assert_eq!(a["visibility"], "720", "{a}");
+    // Six times the function's timeout (300 s); SQS's longest retention.
+    assert_eq!(a["visibility"], "1800", "{a}");
     assert_eq!(a["retention"], "1209600", "{a}");
     assert_eq!(a["redrive"]["deadLetterTargetArn"], arn(&dlq), "{a}");
     assert_eq!(
@@ -285,7 +247,7 @@ async fn a_queued_input_is_applied_read_back_healed_paused_redriven_and_removed(
         .expect("drift the bucket");
     let (code, text) = plan(&moto, dir.path());
     assert_eq!(code, Some(2), "{text}");
-    assert!(text.contains("~ visibility_timeout = 10 -> 720"), "{text}");
+    assert!(text.contains("~ visibility_timeout = 10 -> 1800"), "{text}");
     assert!(
         text.contains("~ sender_bucket = \"*\" -> \"books-scans\""),
         "{text}"
