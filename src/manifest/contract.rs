@@ -229,5 +229,7 @@ pub fn config(
             .as_ref()
             .and_then(|h| h.expose_errors)
             .unwrap_or(false),
+        // Not swept until the control plane schedules a sweep (`schedule.sweep`).
+        sweep: None,
     }
 }

@@ -18,9 +18,9 @@ pub struct Policy {
     pub bucket: Option<String>,
 }
 
-pub use scar_contract::records::RECORDS;
 /// Where `scar retry` marks the records it is retrying (then the record's key).
-pub const MARKS: &str = "scar/retrying/";
+pub use scar_contract::records::MARKS;
+pub use scar_contract::records::RECORDS;
 /// Where `scar retry` marks a Batch job it settled that had failed without writing its record
 /// (then the key the record would have had).
 pub const SETTLED_JOBS: &str = "scar/settled/";

@@ -191,6 +191,108 @@ async fn a_queued_inputs_failed_messages_are_named_in_batch_item_failures_and_no
     assert_eq!(keys(&client, "sup-out").await, ["all/a.txt", "all/c.txt"]);
 }
 
+/// A failure record in Lambda's format for `key` of `sup-in`, failed `attempts` times.
+fn record(key: &str, attempts: u32) -> String {
+    json!({"version": "1.0", "timestamp": "2026-12-07T10:00:00.000Z",
+        "requestContext": {"requestId": format!("req-{key}"),
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:thumbs:$LATEST",
+            "condition": "RetriesExhausted", "approximateInvokeCount": attempts},
+        "requestPayload": s3_event(&[("sup-in", key)]),
+        "responsePayload": {"errorType": "ScarInvocationFailed"}})
+    .to_string()
+}
+
+/// A sweep (the event the function's schedule sends) runs the function's failure records
+/// again, oldest first: the record of an input that now succeeds is deleted, one that fails
+/// again is replaced by a record of this run, one `scar retry` has marked is left alone, and
+/// the invocation succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_runs_the_failure_records_again_and_settles_each() {
+    let moto = Moto::start();
+    let client = buckets(&moto, &["sup-in", "sup-out", "sup-failures"]).await;
+    for key in ["in/a.txt", "in/bad.txt", "in/marked.txt"] {
+        put(&client, key, b"x".to_vec()).await;
+    }
+    let stack = Stack::new("");
+    stack.function(
+        "thumbs",
+        OUTPUTS,
+        "case \"$INPUT_FILE_PATH\" in *bad*) echo \"still cannot\" >&2; exit 5;; esac\ncp \"$INPUT_FILE_PATH\" \"$TMP_OUTPUT_DIR/\"\n",
+    );
+    let prefix = "aws/lambda/async/thumbs/2026/12/07/";
+    let records = [
+        format!("{prefix}2026-12-07T10.00.00-a"),
+        format!("{prefix}2026-12-07T10.00.01-bad"),
+        format!("{prefix}2026-12-07T10.00.02-marked"),
+    ];
+    for (key, input) in records
+        .iter()
+        .zip(["in/a.txt", "in/bad.txt", "in/marked.txt"])
+    {
+        client
+            .put_object()
+            .bucket("sup-failures")
+            .key(key)
+            .body(record(input, 3).into_bytes().into())
+            .send()
+            .await
+            .expect("record");
+    }
+    let mark = format!("scar/retrying/{}", records[2]);
+    client
+        .put_object()
+        .bucket("sup-failures")
+        .key(&mark)
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .expect("mark");
+    let mut config = stack.config("thumbs");
+    config["sweep"] = json!("sup-failures");
+    let (out, response) = local(&moto.endpoint, &config, &json!({"scar-sweep": {}}), &[]);
+    assert_eq!(response["ok"], true, "{response:#}\n{}", log(&out));
+    assert_eq!(
+        response["swept"],
+        json!({"bucket": "sup-failures", "succeeded": 1, "failed_again": 1, "skipped": 1,
+            "left_for_next_time": 0}),
+        "{response:#}"
+    );
+    assert_eq!(keys(&client, "sup-out").await, ["all/a.txt"]);
+    let left = keys(&client, "sup-failures").await;
+    assert!(!left.contains(&records[0]), "settled: {left:?}");
+    assert!(!left.contains(&records[1]), "replaced: {left:?}");
+    assert!(
+        left.contains(&records[2]) && left.contains(&mark),
+        "left to its retry: {left:?}"
+    );
+    let new: Vec<&String> = left
+        .iter()
+        .filter(|k| k.starts_with("aws/lambda/async/thumbs/") && **k != records[2])
+        .collect();
+    assert_eq!(new.len(), 1, "{left:?}");
+    let again: Value =
+        serde_json::from_str(&text(&client, "sup-failures", new[0]).await).expect("a record");
+    assert_eq!(
+        again["requestPayload"]["Records"][0]["s3"]["object"]["key"],
+        "in/bad.txt"
+    );
+    assert!(
+        again["responsePayload"]["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("still cannot")),
+        "{again:#}"
+    );
+
+    // A function whose configuration names no records refuses a sweep.
+    let (_, refused) = local(
+        &moto.endpoint,
+        &stack.config("thumbs"),
+        &json!({"scar-sweep": {}}),
+        &[],
+    );
+    assert_ne!(refused["ok"], true, "{refused:#}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn http_requests_carry_every_byte_value_both_ways() {
     let moto = Moto::start();

@@ -140,6 +140,8 @@ pub mod env {
     pub const HTTP_PATH: &str = "SCAR_HTTP_PATH";
     /// `true`: an HTTP caller whose request fails gets the script's last stderr lines.
     pub const HTTP_EXPOSE_ERRORS: &str = "SCAR_HTTP_EXPOSE_ERRORS";
+    /// The bucket of the function's failure records a sweep runs again.
+    pub const SWEEP: &str = "SCAR_SWEEP";
 
     /// Every name above that a function's manifest may not set itself.
     pub const RESERVED: &[&str] = &[
@@ -169,6 +171,7 @@ pub mod env {
         HTTP_METHOD,
         HTTP_EXPOSE_ERRORS,
         HTTP_PATH,
+        SWEEP,
     ];
 }
 
@@ -522,6 +525,10 @@ pub struct Config {
     /// they were.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub http_expose_errors: bool,
+    /// The bucket of the function's failure records, which a sweep event
+    /// ([`records::SWEEP`]) runs again. Left out when the function is not swept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<String>,
 }
 
 /// A configuration that cannot be read.
@@ -559,6 +566,9 @@ impl Config {
         }
         if let Some(f) = &self.batch_failures {
             out.push((env::BATCH_FAILURES, json(serde_json::to_string(f))));
+        }
+        if let Some(b) = &self.sweep {
+            out.push((env::SWEEP, b.clone()));
         }
         out
     }
@@ -618,6 +628,7 @@ impl Config {
             batch_failures: parsed(&var, env::BATCH_FAILURES)?,
             log_level,
             http_expose_errors: var(env::HTTP_EXPOSE_ERRORS).is_some_and(|v| v == "true"),
+            sweep: var(env::SWEEP).filter(|b| !b.is_empty()),
         })
     }
 
@@ -683,6 +694,7 @@ mod tests {
             }),
             log_level: LogLevel::Debug,
             http_expose_errors: true,
+            sweep: Some("scar-s-failures-1a2b3c4d".into()),
         }
     }
 

@@ -11,6 +11,14 @@ use serde_json::{Value, json};
 /// `<function>/YYYY/MM/DD/...`).
 pub const RECORDS: &str = "aws/lambda/async/";
 
+/// Where `scar retry` marks a record it is retrying: then the record's key. A sweep leaves
+/// a marked record to that retry.
+pub const MARKS: &str = "scar/retrying/";
+
+/// The key of a sweep event: `{"scar-sweep": {}}` runs the function's failure records again
+/// (the function's configuration names their bucket, [`crate::Config::sweep`]).
+pub const SWEEP: &str = "scar-sweep";
+
 /// Where a function's records are.
 #[must_use]
 pub fn prefix(function: &str) -> String {

@@ -36,6 +36,9 @@ pub enum Work {
     Data(Vec<u8>),
     /// Nothing to stage: the script runs with no input file.
     Nothing,
+    /// A sweep (`{"scar-sweep": {}}`, from the function's schedule): its failure records run
+    /// again, each with the event it failed on.
+    Sweep,
 }
 
 /// One SQS message of a queued input.
@@ -158,7 +161,12 @@ pub fn parse(event: &Value) -> Result<Invocation, UnknownEvent> {
         })
         .unwrap_or_default();
     let sqs = |r: &Value| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs");
-    let work = if let Some(records) = event
+    let work = if event
+        .get(scar_contract::records::SWEEP)
+        .is_some_and(Value::is_object)
+    {
+        Work::Sweep
+    } else if let Some(records) = event
         .get("Records")
         .and_then(Value::as_array)
         .filter(|r| !r.is_empty() && r.iter().all(sqs))
@@ -213,6 +221,21 @@ pub fn parse(event: &Value) -> Result<Invocation, UnknownEvent> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_sweep_is_told_by_its_key_and_nothing_else_is_one() {
+        assert_eq!(
+            parse(&json!({"scar-sweep": {}})).expect("parses").work,
+            Work::Sweep
+        );
+        // Not an object: data for the script, as any other unknown key would be refused.
+        assert_ne!(
+            parse(&json!({"scar-sweep": true, "data": "AA=="}))
+                .expect("parses")
+                .work,
+            Work::Sweep
+        );
+    }
 
     #[test]
     fn s3_records_all_count_and_keys_decode() {

@@ -287,6 +287,9 @@ impl Supervisor {
         request_id: &str,
         remaining: Duration,
     ) -> Result<Value, SupervisorError> {
+        if event.get(records::SWEEP).is_some_and(Value::is_object) {
+            return self.sweep(request_id, remaining).await;
+        }
         if self.config.execution == Execution::Batch && !self.in_batch {
             let job = self.submit(event, request_id).await?;
             return Ok(
@@ -325,6 +328,46 @@ impl Supervisor {
             Work::Queued(messages) => return self.queued(&ctx, messages).await,
             Work::Data(bytes) => results.push(self.one(&ctx, Staged::Data(bytes)).await?),
             Work::Nothing => results.push(self.one(&ctx, Staged::Nothing).await?),
+            // Taken above, before any delegation.
+            Work::Sweep => return self.sweep(request_id, remaining).await,
+        }
+        Ok(report(&results))
+    }
+
+    /// Runs one failure record's event `payload` again, as an S3 event is run (submitted to
+    /// Batch, for a function that delegates everything): the report, whose `ok` says how it
+    /// went.
+    async fn run_again(
+        &self,
+        payload: &Value,
+        request_id: &str,
+        remaining: Duration,
+    ) -> Result<Value, SupervisorError> {
+        let inv = event::parse(payload)?;
+        let Work::Objects(objects) = &inv.work else {
+            return Err(SupervisorError::Event(event::UnknownEvent(
+                "a failure record whose event is not an S3 event".into(),
+            )));
+        };
+        if self.config.execution == Execution::Batch && !self.in_batch {
+            let job = self.submit(payload, request_id).await?;
+            return Ok(json!({"ok": true, "delegated": {"job_id": job}}));
+        }
+        let prepared = self.prepared().await?;
+        let ctx = Context {
+            inv: &inv,
+            prepared: &prepared,
+            request_id,
+            limit: remaining
+                .saturating_sub(Duration::from_secs(u64::from(
+                    self.config.timeout_threshold,
+                )))
+                .max(Duration::from_secs(1)),
+            event: payload,
+        };
+        let mut results = Vec::new();
+        for o in objects {
+            results.push(self.one(&ctx, Staged::Object(o)).await?);
         }
         Ok(report(&results))
     }
@@ -683,6 +726,8 @@ impl JobAttempt {
         }
     }
 }
+
+mod sweep;
 
 impl Supervisor {
     /// Keeps the books of a Batch job attempt that ended with `result` (the job command then
