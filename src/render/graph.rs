@@ -80,14 +80,19 @@ pub fn build(set: &ManifestSet) -> Graph {
                     label,
                 },
             );
+            // A queued input's events pass through its queue: said on the edge.
+            let label = [
+                i.suffix.as_ref().map(|s| format!("*{s}")),
+                i.queue.as_ref().map(|_| "queued".to_owned()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ");
             g.edges.push(Edge {
                 from: loc,
                 to: id.clone(),
-                label: i
-                    .suffix
-                    .clone()
-                    .map(|s| format!("*{s}"))
-                    .unwrap_or_default(),
+                label,
                 dashed: false,
             });
         }
