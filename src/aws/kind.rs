@@ -260,7 +260,7 @@ pub(super) fn read_of(kind: crate::model::ResourceKind) -> Read {
 }
 
 /// A read's answer, `None` when what it asked for does not exist.
-pub(super) fn found<T>(r: Result<T, CloudError>) -> Result<Option<T>, CloudError> {
+pub fn found<T>(r: Result<T, CloudError>) -> Result<Option<T>, CloudError> {
     match r {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.kind == ErrorKind::NotFound => Ok(None),

@@ -37,6 +37,7 @@ use crate::cloud::{CloudError, ErrorKind, Settings};
 
 pub use batch::FailedJob;
 pub use classify::classify;
+pub use kind::found;
 pub use lock::{HeldLock, LockError};
 pub use ops::{FunctionStatus, Invoked, LocalCredentials, LogEvent, files_to_put, upload_files};
 pub use pause::Deployed;

@@ -283,8 +283,8 @@ impl AwsCloud {
                 let Some(arn) = m.resource_arn() else {
                     continue;
                 };
-                if let Some(name) = arn.split(":function:").nth(1) {
-                    functions.insert(name.split(':').next().unwrap_or(name).to_owned());
+                if let Some(name) = crate::manifest::names::function_of_arn(arn) {
+                    functions.insert(name.to_owned());
                 } else if let Some(b) = arn.strip_prefix("arn:aws:s3:::") {
                     buckets.insert(b.to_owned());
                 }

@@ -235,24 +235,15 @@ impl AwsCloud {
         let Some(arn) = q.outputs.get("arn").and_then(Value::as_str) else {
             return Ok(None);
         };
-        let out = self
-            .lambda_call(queue, || async {
-                self.lambda
-                    .list_event_source_mappings()
-                    .event_source_arn(arn)
-                    .send()
-                    .await
-                    .map_err(|e| classify("lambda:ListEventSourceMappings", &e))
-            })
-            .await?;
-        let Some(m) = out.event_source_mappings().first() else {
+        let mappings = self.list_mappings(queue, Some(arn), None).await?;
+        let Some(m) = mappings.first() else {
             return Ok(None);
         };
         let function = m
             .function_arn()
-            .and_then(|f| f.split(":function:").nth(1))
-            .map(|f| f.split(':').next().unwrap_or(f).to_owned())
-            .unwrap_or_default();
+            .and_then(crate::manifest::names::function_of_arn)
+            .unwrap_or_default()
+            .to_owned();
         let state = m.state().unwrap_or_default();
         let attrs = to_attrs(&MappingAttrs {
             function,
@@ -629,19 +620,39 @@ impl AwsCloud {
         }
     }
 
+    /// The event source mappings reading `queue_arn`, of `function`, or both; every page.
+    async fn list_mappings(
+        &self,
+        what: &str,
+        queue_arn: Option<&str>,
+        function: Option<&str>,
+    ) -> Result<Vec<lt::EventSourceMappingConfiguration>, CloudError> {
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .lambda_call(what, || async {
+                    self.lambda
+                        .list_event_source_mappings()
+                        .set_event_source_arn(queue_arn.map(str::to_owned))
+                        .set_function_name(function.map(str::to_owned))
+                        .set_marker(marker.clone())
+                        .send()
+                        .await
+                        .map_err(|e| classify("lambda:ListEventSourceMappings", &e))
+                })
+                .await?;
+            out.extend(page.event_source_mappings().iter().cloned());
+            match page.next_marker() {
+                Some(m) if !m.is_empty() => marker = Some(m.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     async fn mapping_uuid(&self, m: &MappingAttrs) -> Result<String, CloudError> {
-        let out = self
-            .lambda_call(&m.function, || async {
-                self.lambda
-                    .list_event_source_mappings()
-                    .event_source_arn(&m.queue_arn)
-                    .function_name(&m.function)
-                    .send()
-                    .await
-                    .map_err(|e| classify("lambda:ListEventSourceMappings", &e))
-            })
-            .await?;
-        out.event_source_mappings()
+        self.list_mappings(&m.function, Some(&m.queue_arn), Some(&m.function))
+            .await?
             .iter()
             .find_map(|m| m.uuid().map(str::to_owned))
             .ok_or_else(|| {
@@ -694,18 +705,8 @@ impl AwsCloud {
         function: &str,
         enabled: bool,
     ) -> Result<usize, CloudError> {
-        let out = self
-            .lambda_call(function, || async {
-                self.lambda
-                    .list_event_source_mappings()
-                    .function_name(function)
-                    .send()
-                    .await
-                    .map_err(|e| classify("lambda:ListEventSourceMappings", &e))
-            })
-            .await?;
         let mut n = 0;
-        for m in out.event_source_mappings() {
+        for m in self.list_mappings(function, None, Some(function)).await? {
             let Some(uuid) = m.uuid() else { continue };
             self.lambda_call(function, || async {
                 self.lambda

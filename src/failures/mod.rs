@@ -16,8 +16,7 @@ use serde_json::Value;
 
 pub use scar_contract::records::prefix;
 
-/// The most of a record scar reads (Lambda's payloads are at most 256 KiB each way).
-pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+pub use scar_contract::records::MAX_RECORD_BYTES;
 
 /// The longest reason shown.
 const MAX_REASON: usize = 300;

@@ -70,16 +70,19 @@ pub fn trigger_id_is_stacks(stack: &str, id: &str, function_arn: &str) -> bool {
         let parts: Vec<&str> = rest.split('.').collect();
         return matches!(parts.as_slice(), [s, f, h] if *s == stack && !f.is_empty() && hash(h));
     }
-    let Some(function) = function_arn
-        .split(":function:")
-        .nth(1)
-        .and_then(|f| f.split(':').next())
-        .filter(|f| !f.is_empty())
-    else {
+    let Some(function) = function_of_arn(function_arn).filter(|f| !f.is_empty()) else {
         return false;
     };
     id.strip_prefix(&format!("scar-{stack}-{function}-"))
         .is_some_and(hash)
+}
+
+/// The function a Lambda function ARN names, its qualifier (`:$LATEST`, a version) left off;
+/// `None` for an ARN of anything else.
+#[must_use]
+pub fn function_of_arn(arn: &str) -> Option<&str> {
+    let rest = arn.split(":function:").nth(1)?;
+    Some(rest.split(':').next().unwrap_or(rest))
 }
 
 /// The stage name of a function's API when the manifest gives none (SCAR's).
@@ -213,6 +216,8 @@ mod tests {
             &arn("x-f")
         ));
         assert!(!trigger_id_is_stacks("ab", "scar-ab-f-zz", &arn("f")));
+        assert_eq!(function_of_arn(&format!("{}:$LATEST", arn("f"))), Some("f"));
+        assert_eq!(function_of_arn("arn:aws:s3:::f"), None);
         assert!(!trigger_id_is_stacks("ab", "queue-uploads", &arn("f")));
         assert!(!trigger_id_is_stacks(
             "ab",

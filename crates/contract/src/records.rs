@@ -11,6 +11,10 @@ use serde_json::{Value, json};
 /// `<function>/YYYY/MM/DD/...`).
 pub const RECORDS: &str = "aws/lambda/async/";
 
+/// The most of a record scar or its supervisor reads (Lambda's payloads are at most 256 KiB
+/// each way).
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+
 /// Where `scar retry` marks a record it is retrying: then the record's key. A sweep leaves
 /// a marked record to that retry.
 pub const MARKS: &str = "scar/retrying/";

@@ -11,10 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{Supervisor, SupervisorError, now_secs};
-use scar_contract::records;
-
-/// The most of a record a sweep reads (Lambda's payloads are at most 256 KiB each way).
-const MAX_RECORD: usize = 1024 * 1024;
+use scar_contract::records::{self, MAX_RECORD_BYTES};
 
 /// How one record went.
 enum Swept {
@@ -170,8 +167,8 @@ impl Supervisor {
             .send()
             .await
             .map_err(|e| aws_sdk_s3::error::DisplayErrorContext(e).to_string())?;
-        if got.content_length().unwrap_or(0) > i64::try_from(MAX_RECORD).unwrap_or(i64::MAX) {
-            return Err(format!("larger than {MAX_RECORD} bytes"));
+        if got.content_length().unwrap_or(0) > i64::try_from(MAX_RECORD_BYTES).unwrap_or(i64::MAX) {
+            return Err(format!("larger than {MAX_RECORD_BYTES} bytes"));
         }
         let bytes = got
             .body
