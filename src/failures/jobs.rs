@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::{Failure, mark_key, s3_input, shown};
-use crate::aws::{AwsCloud, FailedJob};
-use crate::cloud::{CloudError, ErrorKind};
+use crate::aws::{AwsCloud, FailedJob, found};
+use crate::cloud::CloudError;
 use scar_contract::env;
 
 /// What `scar failures` lists as the condition of such a job.
@@ -32,10 +32,15 @@ pub struct Source {
 }
 
 /// The failed input job `j` of `s` stands for, when it is one scar submitted (it names its
-/// record's key).
+/// record's key). Whoever may submit to the queue chooses the environment: a key outside the
+/// function's own records, or one that would not be shown as it is, is none of scar's (a
+/// retry deletes the key it settles).
 #[must_use]
 pub fn failure(s: &Source, j: &FailedJob) -> Option<Failure> {
-    let key = j.environment.get(env::FAILURE_RECORD)?;
+    let key = j
+        .environment
+        .get(env::FAILURE_RECORD)
+        .filter(|k| k.starts_with(&super::prefix(&s.function)) && shown(k, 1024) == **k)?;
     let event = j
         .environment
         .get(env::EVENT)
@@ -52,7 +57,7 @@ pub fn failure(s: &Source, j: &FailedJob) -> Option<Failure> {
             300,
         ),
         request_id: shown(&j.id, 64),
-        record: format!("s3://{}/{}", s.bucket, shown(key, 1024)),
+        record: format!("s3://{}/{key}", s.bucket),
         retrying: None,
         event,
         function_arn: j
@@ -90,40 +95,22 @@ pub async fn list(
                 continue;
             };
             let (bucket, key) = (bucket.to_owned(), key.to_owned());
-            if exists(cloud, &bucket, &format!("{SETTLED}{key}")).await? {
+            let settled = format!("{SETTLED}{key}");
+            if found(cloud.read_object(&bucket, &settled, 4096).await)?.is_some() {
                 continue;
             }
-            f.retrying = read_mark(cloud, &bucket, &mark_key(&key)).await?;
+            // A retry under way: since when its mark says.
+            let mark = mark_key(&key);
+            f.retrying = found(cloud.read_object(&bucket, &mark, 4096).await)?.map(|bytes| {
+                serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("since")?.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            });
             out.push(f);
         }
     }
     Ok(out)
-}
-
-async fn exists(cloud: &AwsCloud, bucket: &str, key: &str) -> Result<bool, CloudError> {
-    match cloud.read_object(bucket, key, 4096).await {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// The time a retry's mark says it began, when there is one.
-async fn read_mark(
-    cloud: &AwsCloud,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<String>, CloudError> {
-    match cloud.read_object(bucket, key, 4096).await {
-        Ok(bytes) => Ok(Some(
-            serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("since")?.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-        )),
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]
@@ -174,5 +161,16 @@ mod tests {
         assert_eq!(f.job.as_deref(), Some("job-1"));
         // A job someone else submitted to the queue names no record: not scar's to list.
         assert!(failure(&s, &job(&[(env::EVENT, event)])).is_none());
+        // Nor one naming another function's record, a key outside the records, or one with a
+        // control character: settling it would delete that key.
+        for key in [
+            "aws/lambda/async/other/2023/11/14/x",
+            "locks/wf.json",
+            "aws/lambda/async/split/../../locks/wf.json\u{0}",
+            "aws/lambda/async/split/2023/11/14/x\ny",
+        ] {
+            let j = job(&[(env::EVENT, event), (env::FAILURE_RECORD, key)]);
+            assert!(failure(&s, &j).is_none(), "{key:?}");
+        }
     }
 }
